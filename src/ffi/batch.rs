@@ -1,0 +1,124 @@
+//! `thresher_batch_*`: read a lent batch and release it.
+
+use std::ffi::c_void;
+
+use super::error::{guard, guard_value, thresher_status};
+use crate::error::Error;
+use crate::transform::Dtype;
+use crate::Batch;
+
+/// One minibatch lent to the caller by thresher_loader_next. Opaque. Its arrays stay valid and
+/// unchanged until thresher_batch_release; the batch may be read from any thread, and released
+/// from any thread, also after its loader was freed.
+pub struct thresher_batch {
+    inner: Batch,
+}
+
+/// Element type of a batch's data.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum thresher_dtype {
+    /// uint8_t
+    THRESHER_U8 = 0,
+    /// float (IEEE 754 binary32, native byte order)
+    THRESHER_F32 = 1,
+}
+
+/// A view of a batch's data: contiguous, row-major, `ndim` dimensions in `shape`
+/// ([B, C, H, W] for layout "nchw", [B, H, W, C] for "nhwc"). `data` is 64-byte aligned and
+/// owned by the batch: valid until the batch is released. Unused `shape` entries are 0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct thresher_tensor {
+    pub data: *mut c_void,
+    pub dtype: thresher_dtype,
+    pub ndim: u32,
+    pub shape: [i64; 4],
+}
+
+pub(crate) fn into_raw(batch: Batch) -> *mut thresher_batch {
+    Box::into_raw(Box::new(thresher_batch { inner: batch }))
+}
+
+unsafe fn batch_ref<'a>(b: *const thresher_batch) -> Option<&'a Batch> {
+    // SAFETY: non-NULL batches come from thresher_loader_next and are live (documented).
+    unsafe { b.as_ref() }.map(|b| &b.inner)
+}
+
+/// Number of samples in the batch (the last batch of an epoch may be short). 0 for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn thresher_batch_len(b: *const thresher_batch) -> usize {
+    guard_value(0, || unsafe { batch_ref(b) }.map_or(0, |b| b.len()))
+}
+
+/// The batch's sample ids, thresher_batch_len(b) of them, in plan order: pass them back in
+/// thresher_feedback. Owned by the batch, valid until it is released. NULL for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn thresher_batch_ids(b: *const thresher_batch) -> *const u64 {
+    guard_value(std::ptr::null(), || {
+        unsafe { batch_ref(b) }.map_or(std::ptr::null(), |b| b.ids().as_ptr())
+    })
+}
+
+/// The batch's labels, thresher_batch_len(b) of them, from the dataset. Owned by the batch,
+/// valid until it is released. NULL for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn thresher_batch_labels(b: *const thresher_batch) -> *const i64 {
+    guard_value(std::ptr::null(), || {
+        unsafe { batch_ref(b) }.map_or(std::ptr::null(), |b| b.labels().as_ptr())
+    })
+}
+
+/// The per-sample loss weights the policy assigned, thresher_batch_len(b) of them: minimise
+/// mean(w_i * loss_i) over the batch. All 1 for the `full` policy. Owned by the batch, valid
+/// until it is released. NULL for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn thresher_batch_weights(b: *const thresher_batch) -> *const f32 {
+    guard_value(std::ptr::null(), || {
+        unsafe { batch_ref(b) }.map_or(std::ptr::null(), |b| b.weights().as_ptr())
+    })
+}
+
+/// Describes the batch's data in `*out` (pointer, dtype, shape). The memory is owned by the
+/// batch and valid until it is released; the caller may read it (and write it in place) but
+/// not free it. Returns THRESHER_OK, or THRESHER_INVALID_ARGUMENT for NULL arguments (`*out`
+/// untouched). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn thresher_batch_data(
+    b: *const thresher_batch,
+    out: *mut thresher_tensor,
+) -> thresher_status {
+    guard(|| {
+        let b = unsafe { batch_ref(b) }.ok_or_else(|| Error::invalid("batch is NULL"))?;
+        if out.is_null() {
+            return Err(Error::invalid("out is NULL"));
+        }
+        let s = b.shape();
+        let t = thresher_tensor {
+            data: b.data_ptr() as *mut c_void,
+            dtype: match b.dtype() {
+                Dtype::U8 => thresher_dtype::THRESHER_U8,
+                Dtype::F32 => thresher_dtype::THRESHER_F32,
+            },
+            ndim: 4,
+            shape: s.map(|d| d as i64),
+        };
+        // SAFETY: checked non-NULL.
+        unsafe { *out = t };
+        Ok(thresher_status::THRESHER_OK)
+    })
+}
+
+/// Returns the batch's memory to the loader's pool (or frees it when the loader is gone). Call
+/// exactly once per batch from thresher_loader_next; the batch and every pointer obtained from
+/// it are invalid afterwards. NULL is a no-op. Thread-safe for distinct batches.
+#[no_mangle]
+pub unsafe extern "C" fn thresher_batch_release(b: *mut thresher_batch) {
+    guard_value((), || {
+        if !b.is_null() {
+            // SAFETY: created by Box::into_raw in into_raw, released once (documented).
+            drop(unsafe { Box::from_raw(b) });
+        }
+    })
+}

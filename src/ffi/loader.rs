@@ -1,0 +1,222 @@
+//! `thresher_loader_*`: create, iterate, feed back, inspect, free.
+
+use std::ffi::c_char;
+
+use super::batch::thresher_batch;
+use super::error::{guard, thresher_status};
+use super::{slice_arg, str_arg};
+use crate::error::{Error, Result};
+use crate::scores::Feedback;
+use crate::{Config, Loader};
+
+/// A loader: worker threads, prefetched batches, the ScoreBook and the pruning policy.
+/// Opaque; created by thresher_loader_new, destroyed by thresher_loader_free.
+pub struct thresher_loader {
+    inner: Loader,
+}
+
+/// Per-sample feedback for one step. All arrays hold `len` elements (`embedding` holds
+/// `len * embedding_dim`) and are only read during the call; the caller keeps ownership.
+#[repr(C)]
+pub struct thresher_feedback {
+    /// Number of samples.
+    pub len: usize,
+    /// Sample ids (from thresher_batch_ids). Required unless len is 0. No id twice per call.
+    pub ids: *const u64,
+    /// Per-sample loss (finite). Required unless len is 0.
+    pub loss: *const f32,
+    /// Per-sample gradient norm (finite, >= 0), or NULL.
+    pub grad_norm: *const f32,
+    /// Per-sample EL2N score ||softmax - onehot||_2 (finite, >= 0), or NULL.
+    pub el2n: *const f32,
+    /// Per-sample correctness, 1 = right and 0 = wrong, or NULL.
+    pub correct: *const u8,
+    /// Per-sample gradient embeddings, row-major [len, embedding_dim], or NULL.
+    pub embedding: *const f32,
+    /// Length of each embedding; 0 when `embedding` is NULL.
+    pub embedding_dim: usize,
+}
+
+/// A summary of the current epoch's plan (or, right after thresher_loader_next returned
+/// THRESHER_END_OF_EPOCH, of the next epoch's plan, which that call fixes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct thresher_epoch_info {
+    /// 0-based epoch number.
+    pub epoch: u64,
+    /// Batches the epoch delivers (for LR schedules).
+    pub batches: u64,
+    /// Samples the epoch delivers.
+    pub samples: u64,
+    /// Samples in the dataset, N.
+    pub dataset_len: u64,
+    /// 1 - samples / dataset_len: the realised fraction pruned this epoch.
+    pub prune_fraction: f64,
+}
+
+unsafe fn loader_ref<'a>(loader: *const thresher_loader) -> Result<&'a Loader> {
+    // SAFETY: non-NULL loaders come from thresher_loader_new and are live (documented).
+    unsafe { loader.as_ref() }
+        .map(|l| &l.inner)
+        .ok_or_else(|| Error::invalid("loader is NULL"))
+}
+
+/// Creates a loader from a JSON configuration and starts its worker threads; the first epoch's
+/// plan is made at once and prefetching begins.
+///
+/// `config_json` is a NUL-terminated UTF-8 JSON document (see the README for the keys); it is
+/// only read during the call. On success `*out` receives a new loader that the caller owns and
+/// must pass to thresher_loader_free exactly once. On failure `*out` is left untouched.
+///
+/// Returns THRESHER_OK; THRESHER_INVALID_ARGUMENT for NULL arguments, malformed JSON, an
+/// unknown key or a bad value (the message names the key); THRESHER_IO when a dataset file
+/// cannot be read; THRESHER_FORMAT when a dataset file is malformed (the message names the
+/// path). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn thresher_loader_new(
+    config_json: *const c_char,
+    out: *mut *mut thresher_loader,
+) -> thresher_status {
+    guard(|| {
+        if out.is_null() {
+            return Err(Error::invalid("out is NULL"));
+        }
+        let text = unsafe { str_arg(config_json, "config_json") }?;
+        let config = Config::from_json(text)?;
+        let inner = Loader::new(config)?;
+        let boxed = Box::into_raw(Box::new(thresher_loader { inner }));
+        // SAFETY: checked non-NULL above.
+        unsafe { *out = boxed };
+        Ok(thresher_status::THRESHER_OK)
+    })
+}
+
+/// Stops and joins the worker threads and frees the loader. Returns promptly, also mid-epoch
+/// and while batches are still lent out: those batches stay valid and must still be released
+/// with thresher_batch_release. NULL is a no-op. Must not run concurrently with any other call
+/// on the same loader; the loader must not be used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn thresher_loader_free(loader: *mut thresher_loader) {
+    super::error::guard_value((), || {
+        if !loader.is_null() {
+            // SAFETY: created by Box::into_raw in thresher_loader_new, freed once (documented).
+            drop(unsafe { Box::from_raw(loader) });
+        }
+    })
+}
+
+/// Takes the next batch of the current epoch, in plan order, waiting for the workers when it
+/// is not ready yet.
+///
+/// On THRESHER_OK `*out` receives a batch lent to the caller: its arrays stay valid until
+/// thresher_batch_release(batch), which must be called exactly once (also after the loader is
+/// freed). On THRESHER_END_OF_EPOCH the epoch is over and `*out` is set to NULL; the next call
+/// starts the next epoch, whose plan is made then from the ScoreBook as it stands. When a
+/// sample fails to load, returns THRESHER_IO or THRESHER_FORMAT with the sample id and path in
+/// the message, sets `*out` to NULL and skips that batch: the next call continues with the
+/// following one. THRESHER_INVALID_ARGUMENT for NULL arguments.
+///
+/// Call from one thread at a time (thresher_loader_feedback and thresher_loader_epoch may run
+/// concurrently on other threads).
+#[no_mangle]
+pub unsafe extern "C" fn thresher_loader_next(
+    loader: *mut thresher_loader,
+    out: *mut *mut thresher_batch,
+) -> thresher_status {
+    guard(|| {
+        let l = unsafe { loader_ref(loader) }?;
+        if out.is_null() {
+            return Err(Error::invalid("out is NULL"));
+        }
+        // SAFETY: checked non-NULL; written on every return path below.
+        unsafe { *out = std::ptr::null_mut() };
+        match l.next()? {
+            Some(batch) => {
+                let b = super::batch::into_raw(batch);
+                unsafe { *out = b };
+                Ok(thresher_status::THRESHER_OK)
+            }
+            None => Ok(thresher_status::THRESHER_END_OF_EPOCH),
+        }
+    })
+}
+
+/// Applies one step's per-sample feedback to the ScoreBook, which the policy reads when the
+/// next epoch is planned. The call is validated whole first (ids below the dataset size, no id
+/// twice, finite values, consistent lengths, no NULL array with len > 0); when anything is
+/// wrong it returns THRESHER_INVALID_ARGUMENT naming the offending index and nothing of the call
+/// is applied. `fb` and its arrays are only read during the call.
+///
+/// Thread-safe: may be called from any thread, also while another thread is in
+/// thresher_loader_next. Feedback is booked under the epoch of the most recent plan.
+#[no_mangle]
+pub unsafe extern "C" fn thresher_loader_feedback(
+    loader: *mut thresher_loader,
+    fb: *const thresher_feedback,
+) -> thresher_status {
+    guard(|| {
+        let l = unsafe { loader_ref(loader) }?;
+        // SAFETY: NULL checked; the caller gives a readable struct.
+        let f = unsafe { fb.as_ref() }.ok_or_else(|| Error::invalid("fb is NULL"))?;
+        let n = f.len;
+        let opt = |p: *const f32, what: &str| -> Result<Option<&[f32]>> {
+            if p.is_null() {
+                Ok(None)
+            } else {
+                unsafe { slice_arg(p, n, what) }.map(Some)
+            }
+        };
+        let embedding = if f.embedding.is_null() {
+            None
+        } else {
+            let total = n.checked_mul(f.embedding_dim).ok_or_else(|| {
+                Error::invalid("feedback: len × embedding_dim overflows".to_string())
+            })?;
+            Some(unsafe { slice_arg(f.embedding, total, "fb->embedding") }?)
+        };
+        let feedback = Feedback {
+            ids: unsafe { slice_arg(f.ids, n, "fb->ids") }?,
+            loss: unsafe { slice_arg(f.loss, n, "fb->loss") }?,
+            grad_norm: opt(f.grad_norm, "fb->grad_norm")?,
+            el2n: opt(f.el2n, "fb->el2n")?,
+            correct: if f.correct.is_null() {
+                None
+            } else {
+                Some(unsafe { slice_arg(f.correct, n, "fb->correct") }?)
+            },
+            embedding,
+            embedding_dim: f.embedding_dim,
+        };
+        l.feedback(&feedback)?;
+        Ok(thresher_status::THRESHER_OK)
+    })
+}
+
+/// Describes the current epoch's plan in `*out`: its number, batches, samples, the dataset size
+/// and the realised prune fraction. Right after thresher_loader_next returned
+/// THRESHER_END_OF_EPOCH this call makes (and fixes) the next epoch's plan, so a trainer can
+/// learn an epoch's length before its first batch. Returns THRESHER_OK, or
+/// THRESHER_INVALID_ARGUMENT for NULL arguments (`*out` untouched). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn thresher_loader_epoch(
+    loader: *const thresher_loader,
+    out: *mut thresher_epoch_info,
+) -> thresher_status {
+    guard(|| {
+        let l = unsafe { loader_ref(loader) }?;
+        if out.is_null() {
+            return Err(Error::invalid("out is NULL"));
+        }
+        let i = l.epoch_info();
+        let info = thresher_epoch_info {
+            epoch: i.epoch,
+            batches: i.batches,
+            samples: i.samples,
+            dataset_len: i.dataset_len,
+            prune_fraction: i.prune_fraction,
+        };
+        // SAFETY: checked non-NULL.
+        unsafe { *out = info };
+        Ok(thresher_status::THRESHER_OK)
+    })
+}

@@ -1,0 +1,91 @@
+#![allow(non_camel_case_types)]
+//! The C ABI: a thin translation of the Rust API. Every entry point is a plain
+//! `extern "C" fn` (so cbindgen sees its signature) whose body runs inside `guard`, which
+//! catches panics and turns errors into a status plus this thread's last-error message.
+//! No logic lives here.
+
+mod batch;
+mod error;
+mod loader;
+
+pub use batch::*;
+pub use error::*;
+pub use loader::*;
+
+use std::ffi::{c_char, CStr};
+
+use crate::error::{Error, Result};
+
+/// The version of the C ABI this header describes. A breaking change bumps it.
+pub const THRESHER_ABI_VERSION: u32 = 1;
+
+/// The library version, equal to Cargo.toml's (a test checks it).
+pub const THRESHER_VERSION: &str = "0.1.0";
+pub const THRESHER_VERSION_MAJOR: u32 = 0;
+pub const THRESHER_VERSION_MINOR: u32 = 1;
+pub const THRESHER_VERSION_PATCH: u32 = 0;
+
+/// Returns THRESHER_ABI_VERSION of the library actually linked; compare it with the header's
+/// macro to detect a mismatched library at run time. Thread-safe; never fails.
+#[no_mangle]
+pub extern "C" fn thresher_abi_version() -> u32 {
+    THRESHER_ABI_VERSION
+}
+
+/// Returns the library's version as a static NUL-terminated string such as "0.1.0" (equal to
+/// THRESHER_VERSION). The string is owned by the library and valid forever; do not free it.
+/// Thread-safe; never fails.
+#[no_mangle]
+pub extern "C" fn thresher_version() -> *const c_char {
+    static V: &CStr = c"0.1.0";
+    V.as_ptr()
+}
+
+/// Turns a C string into &str, naming `what` on failure.
+pub(crate) unsafe fn str_arg<'a>(ptr: *const c_char, what: &str) -> Result<&'a str> {
+    if ptr.is_null() {
+        return Err(Error::invalid(format!("{what} is NULL")));
+    }
+    // SAFETY: the caller promises a NUL-terminated string (documented in the header).
+    unsafe { CStr::from_ptr(ptr) }
+        .to_str()
+        .map_err(|e| Error::invalid(format!("{what} is not valid UTF-8: {e}")))
+}
+
+/// A slice from a C pointer and length; NULL is allowed only for length 0.
+pub(crate) unsafe fn slice_arg<'a, T>(ptr: *const T, len: usize, what: &str) -> Result<&'a [T]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(Error::invalid(format!("{what} is NULL but len = {len}")));
+    }
+    if len > isize::MAX as usize / std::mem::size_of::<T>().max(1) {
+        return Err(Error::invalid(format!("{what}: len = {len} is too large")));
+    }
+    if (ptr as usize) % std::mem::align_of::<T>() != 0 {
+        return Err(Error::invalid(format!("{what} is not aligned")));
+    }
+    // SAFETY: non-null, aligned, and the caller promises `len` readable elements.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn versions_agree_with_cargo() {
+        let v = super::THRESHER_VERSION;
+        assert_eq!(v, crate::VERSION);
+        let c = unsafe { std::ffi::CStr::from_ptr(super::thresher_version()) };
+        assert_eq!(c.to_str().unwrap(), v);
+        let parts: Vec<u32> = v.split('.').map(|p| p.parse().unwrap()).collect();
+        assert_eq!(
+            parts,
+            [
+                super::THRESHER_VERSION_MAJOR,
+                super::THRESHER_VERSION_MINOR,
+                super::THRESHER_VERSION_PATCH
+            ]
+        );
+    }
+}

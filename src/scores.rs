@@ -1,0 +1,398 @@
+//! The ScoreBook: per-sample running statistics in flat arrays indexed by id (structure of
+//! arrays), updated by feedback, read by policies. Fields a policy does not need are never
+//! allocated. The update rules are ALGORITHMS.md's "ScoreBook" table.
+
+use crate::error::{Error, Result};
+
+/// A set of optional ScoreBook fields (a tiny bit set; policies declare what they read).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ScoreFields(u32);
+
+impl ScoreFields {
+    pub const NONE: ScoreFields = ScoreFields(0);
+    /// `loss_last`.
+    pub const LOSS_LAST: ScoreFields = ScoreFields(1);
+    /// `loss_ema` and `loss_var`.
+    pub const LOSS_EMA: ScoreFields = ScoreFields(2);
+    /// `grad_norm_ema`.
+    pub const GRAD_NORM: ScoreFields = ScoreFields(4);
+    /// `el2n_sum`, `el2n_n`.
+    pub const EL2N: ScoreFields = ScoreFields(8);
+    /// `correct_last`, `forgets`, `ever_correct`.
+    pub const CORRECT: ScoreFields = ScoreFields(16);
+
+    pub const fn union(self, other: ScoreFields) -> ScoreFields {
+        ScoreFields(self.0 | other.0)
+    }
+    pub const fn contains(self, other: ScoreFields) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+/// One feedback call: per-sample signals for `ids`, all slices of the same length. Only `loss`
+/// is required.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Feedback<'a> {
+    pub ids: &'a [u64],
+    pub loss: &'a [f32],
+    pub grad_norm: Option<&'a [f32]>,
+    pub el2n: Option<&'a [f32]>,
+    /// 1 = the model's prediction was right, 0 = wrong.
+    pub correct: Option<&'a [u8]>,
+    /// `ids.len() × embedding_dim` floats, row-major (one gradient embedding per sample).
+    pub embedding: Option<&'a [f32]>,
+    pub embedding_dim: usize,
+}
+
+const NEVER: u32 = u32::MAX;
+
+/// Per-sample running statistics.
+#[derive(Clone, Debug)]
+pub struct ScoreBook {
+    n: usize,
+    fields: ScoreFields,
+    momentum: f32,
+    /// Feedback calls that named the id.
+    pub seen: Vec<u32>,
+    /// Epoch of the last feedback (`u32::MAX` = never).
+    pub last_epoch: Vec<u32>,
+    /// Epochs whose plan kept the id.
+    pub times_kept: Vec<u32>,
+    pub loss_last: Vec<f32>,
+    pub loss_ema: Vec<f32>,
+    pub loss_var: Vec<f32>,
+    pub grad_norm_ema: Vec<f32>,
+    pub el2n_sum: Vec<f32>,
+    pub el2n_n: Vec<u32>,
+    /// 0 = wrong, 1 = right, 2 = never reported.
+    pub correct_last: Vec<u8>,
+    pub ever_correct: Vec<u8>,
+    pub forgets: Vec<u32>,
+    /// Reused by `feedback` to find duplicate ids without allocating.
+    dup_scratch: Vec<u64>,
+}
+
+fn alloc<T: Clone>(on: bool, n: usize, value: T) -> Vec<T> {
+    if on {
+        vec![value; n]
+    } else {
+        Vec::new()
+    }
+}
+
+impl ScoreBook {
+    /// A book for `n` samples holding `fields` (besides the always-present counters), with the
+    /// default EMA momentum 0.8.
+    pub fn new(n: usize, fields: ScoreFields) -> Self {
+        Self::with_momentum(n, fields, 0.8)
+    }
+
+    pub fn with_momentum(n: usize, fields: ScoreFields, momentum: f32) -> Self {
+        let f = |x| fields.contains(x);
+        ScoreBook {
+            n,
+            fields,
+            momentum,
+            seen: vec![0; n],
+            last_epoch: vec![NEVER; n],
+            times_kept: vec![0; n],
+            loss_last: alloc(f(ScoreFields::LOSS_LAST), n, f32::NAN),
+            loss_ema: alloc(f(ScoreFields::LOSS_EMA), n, 0.0),
+            loss_var: alloc(f(ScoreFields::LOSS_EMA), n, 0.0),
+            grad_norm_ema: alloc(f(ScoreFields::GRAD_NORM), n, f32::NAN),
+            el2n_sum: alloc(f(ScoreFields::EL2N), n, 0.0),
+            el2n_n: alloc(f(ScoreFields::EL2N), n, 0),
+            correct_last: alloc(f(ScoreFields::CORRECT), n, 2),
+            ever_correct: alloc(f(ScoreFields::CORRECT), n, 0),
+            forgets: alloc(f(ScoreFields::CORRECT), n, 0),
+            dup_scratch: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.n
+    }
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+    pub fn fields(&self) -> ScoreFields {
+        self.fields
+    }
+    /// Whether `id` has had any feedback.
+    pub fn is_seen(&self, id: usize) -> bool {
+        self.seen[id] > 0
+    }
+
+    /// Bytes of per-sample state (what the book costs per sample, embeddings excluded).
+    pub fn bytes_per_sample(&self) -> usize {
+        let vecs: [(usize, usize); 12] = [
+            (self.seen.len(), 4),
+            (self.last_epoch.len(), 4),
+            (self.times_kept.len(), 4),
+            (self.loss_last.len(), 4),
+            (self.loss_ema.len(), 4),
+            (self.loss_var.len(), 4),
+            (self.grad_norm_ema.len(), 4),
+            (self.el2n_sum.len(), 4),
+            (self.el2n_n.len(), 4),
+            (self.correct_last.len(), 1),
+            (self.ever_correct.len(), 1),
+            (self.forgets.len(), 4),
+        ];
+        let total: usize = vecs.iter().map(|(len, size)| len * size).sum();
+        total.checked_div(self.n).unwrap_or(0)
+    }
+
+    /// Records that the plan of an epoch kept these ids.
+    pub fn mark_kept(&mut self, ids: &[u64]) {
+        for &id in ids {
+            self.times_kept[id as usize] += 1;
+        }
+    }
+
+    /// Validates the whole call, then applies it; on any error nothing is applied. `epoch` is
+    /// the epoch the feedback belongs to.
+    pub fn feedback(&mut self, fb: &Feedback<'_>, epoch: u64) -> Result<()> {
+        self.validate(fb)?;
+        self.apply(fb, epoch);
+        Ok(())
+    }
+
+    fn validate(&mut self, fb: &Feedback<'_>) -> Result<()> {
+        let len = fb.ids.len();
+        let same_len = |name: &str, l: usize| {
+            if l != len {
+                Err(Error::invalid(format!(
+                    "feedback: `{name}` has {l} values but `ids` has {len}"
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        same_len("loss", fb.loss.len())?;
+        for (i, &id) in fb.ids.iter().enumerate() {
+            if id >= self.n as u64 {
+                return Err(Error::invalid(format!(
+                    "feedback: ids[{i}] = {id} is out of range (dataset has {} samples)",
+                    self.n
+                )));
+            }
+        }
+        let finite = |name: &str, values: &[f32], nonneg: bool| {
+            for (i, &v) in values.iter().enumerate() {
+                if !v.is_finite() || (nonneg && v < 0.0) {
+                    return Err(Error::invalid(format!(
+                        "feedback: {name}[{i}] = {v} (id {}) is not a finite{} number",
+                        fb.ids.get(i).copied().unwrap_or(0),
+                        if nonneg { ", non-negative" } else { "" }
+                    )));
+                }
+            }
+            Ok(())
+        };
+        finite("loss", fb.loss, false)?;
+        if let Some(g) = fb.grad_norm {
+            same_len("grad_norm", g.len())?;
+            finite("grad_norm", g, true)?;
+        }
+        if let Some(e) = fb.el2n {
+            same_len("el2n", e.len())?;
+            finite("el2n", e, true)?;
+        }
+        if let Some(c) = fb.correct {
+            same_len("correct", c.len())?;
+            if let Some(i) = c.iter().position(|&v| v > 1) {
+                return Err(Error::invalid(format!(
+                    "feedback: correct[{i}] = {} (id {}) is not 0 or 1",
+                    c[i], fb.ids[i]
+                )));
+            }
+        }
+        match (fb.embedding, fb.embedding_dim) {
+            (None, 0) => {}
+            (None, d) => {
+                return Err(Error::invalid(format!(
+                    "feedback: embedding_dim = {d} but `embedding` is missing"
+                )))
+            }
+            (Some(_), 0) => {
+                return Err(Error::invalid(
+                    "feedback: `embedding` is given but embedding_dim = 0",
+                ))
+            }
+            (Some(e), d) => {
+                if Some(e.len()) != len.checked_mul(d) {
+                    return Err(Error::invalid(format!(
+                        "feedback: `embedding` has {} values but ids × embedding_dim = {len} × {d}",
+                        e.len()
+                    )));
+                }
+                finite("embedding", e, false)?;
+            }
+        }
+        // Duplicates: the order of two updates of one id within a call would be ambiguous.
+        self.dup_scratch.clear();
+        self.dup_scratch.extend_from_slice(fb.ids);
+        self.dup_scratch.sort_unstable();
+        if let Some(w) = self.dup_scratch.windows(2).find(|w| w[0] == w[1]) {
+            let id = w[0];
+            let first = fb.ids.iter().position(|&x| x == id).unwrap_or(0);
+            let second = fb.ids.iter().rposition(|&x| x == id).unwrap_or(0);
+            return Err(Error::invalid(format!(
+                "feedback: id {id} appears twice in one call (ids[{first}] and ids[{second}])"
+            )));
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, fb: &Feedback<'_>, epoch: u64) {
+        let m = self.momentum;
+        let epoch = epoch.min(NEVER as u64 - 1) as u32;
+        let f = self.fields;
+        for (i, &id) in fb.ids.iter().enumerate() {
+            let id = id as usize;
+            let loss = fb.loss[i];
+            let first = self.seen[id] == 0;
+            self.seen[id] = self.seen[id].saturating_add(1);
+            self.last_epoch[id] = epoch;
+            if f.contains(ScoreFields::LOSS_LAST) {
+                self.loss_last[id] = loss;
+            }
+            if f.contains(ScoreFields::LOSS_EMA) {
+                if first {
+                    self.loss_ema[id] = loss;
+                    self.loss_var[id] = 0.0;
+                } else {
+                    let old = self.loss_ema[id];
+                    let d = loss - old;
+                    self.loss_var[id] = (1.0 - m) * self.loss_var[id] + m * d * d;
+                    self.loss_ema[id] = (1.0 - m) * old + m * loss;
+                }
+            }
+            if let (true, Some(g)) = (f.contains(ScoreFields::GRAD_NORM), fb.grad_norm) {
+                let old = self.grad_norm_ema[id];
+                self.grad_norm_ema[id] = if old.is_nan() {
+                    g[i]
+                } else {
+                    (1.0 - m) * old + m * g[i]
+                };
+            }
+            if let (true, Some(e)) = (f.contains(ScoreFields::EL2N), fb.el2n) {
+                self.el2n_sum[id] += e[i];
+                self.el2n_n[id] += 1;
+            }
+            if let (true, Some(c)) = (f.contains(ScoreFields::CORRECT), fb.correct) {
+                let now = c[i];
+                if self.correct_last[id] == 1 && now == 0 {
+                    self.forgets[id] += 1;
+                }
+                if now == 1 {
+                    self.ever_correct[id] = 1;
+                }
+                self.correct_last[id] = now;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: ScoreFields = ScoreFields::LOSS_LAST
+        .union(ScoreFields::LOSS_EMA)
+        .union(ScoreFields::GRAD_NORM)
+        .union(ScoreFields::EL2N)
+        .union(ScoreFields::CORRECT);
+
+    fn fb<'a>(ids: &'a [u64], loss: &'a [f32]) -> Feedback<'a> {
+        Feedback {
+            ids,
+            loss,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn ema_and_var_follow_the_rule() {
+        let mut b = ScoreBook::new(3, ALL);
+        b.feedback(&fb(&[1], &[2.0]), 0).unwrap();
+        assert_eq!((b.loss_ema[1], b.loss_var[1]), (2.0, 0.0));
+        b.feedback(&fb(&[1], &[4.0]), 1).unwrap();
+        // var = 0.2·0 + 0.8·(4-2)² = 3.2 ; ema = 0.2·2 + 0.8·4 = 3.6
+        assert!((b.loss_var[1] - 3.2).abs() < 1e-6);
+        assert!((b.loss_ema[1] - 3.6).abs() < 1e-6);
+        assert_eq!(b.loss_last[1], 4.0);
+        assert_eq!((b.seen[1], b.last_epoch[1]), (2, 1));
+        assert!(b.loss_last[0].is_nan() && b.seen[0] == 0);
+    }
+
+    #[test]
+    fn forgetting_events_are_right_to_wrong() {
+        let mut b = ScoreBook::new(1, ALL);
+        for c in [0u8, 1, 0, 0, 1, 0] {
+            let f = Feedback {
+                correct: Some(&[c]),
+                ..fb(&[0], &[1.0])
+            };
+            b.feedback(&f, 0).unwrap();
+        }
+        assert_eq!((b.forgets[0], b.ever_correct[0], b.correct_last[0]), (2, 1, 0));
+    }
+
+    #[test]
+    fn rejected_calls_change_nothing() {
+        let mut b = ScoreBook::new(4, ALL);
+        b.feedback(&fb(&[0, 1], &[1.0, 2.0]), 0).unwrap();
+        let before = format!("{:?}", (&b.seen, &b.loss_last, &b.loss_ema, &b.loss_var));
+        let bad: Vec<(Feedback, &str)> = vec![
+            (fb(&[0, 9], &[1.0, 1.0]), "ids[1] = 9"),
+            (fb(&[0, 1], &[1.0, f32::NAN]), "loss[1]"),
+            (fb(&[0, 1], &[f32::INFINITY, 1.0]), "loss[0]"),
+            (fb(&[0, 1], &[1.0]), "`loss` has 1 values"),
+            (fb(&[2, 2], &[1.0, 1.0]), "id 2 appears twice"),
+            (
+                Feedback {
+                    grad_norm: Some(&[1.0, -1.0]),
+                    ..fb(&[0, 1], &[1.0, 1.0])
+                },
+                "grad_norm[1]",
+            ),
+            (
+                Feedback {
+                    correct: Some(&[1, 3]),
+                    ..fb(&[0, 1], &[1.0, 1.0])
+                },
+                "correct[1]",
+            ),
+            (
+                Feedback {
+                    embedding: Some(&[1.0, 2.0, 3.0]),
+                    embedding_dim: 2,
+                    ..fb(&[0, 1], &[1.0, 1.0])
+                },
+                "embedding",
+            ),
+            (
+                Feedback {
+                    embedding_dim: 2,
+                    ..fb(&[0, 1], &[1.0, 1.0])
+                },
+                "embedding_dim",
+            ),
+        ];
+        for (f, needle) in bad {
+            let e = b.feedback(&f, 3).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
+            assert!(e.message().contains(needle), "{e} lacks {needle}");
+        }
+        let after = format!("{:?}", (&b.seen, &b.loss_last, &b.loss_ema, &b.loss_var));
+        assert_eq!(before, after);
+    }
+
+    #[test]
+    fn unneeded_fields_cost_nothing() {
+        assert_eq!(ScoreBook::new(100, ScoreFields::NONE).bytes_per_sample(), 12);
+        assert!(ScoreBook::new(100, ALL).bytes_per_sample() <= 48);
+    }
+}
