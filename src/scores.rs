@@ -5,9 +5,12 @@
 use crate::error::{Error, Result};
 
 /// A set of optional ScoreBook fields (a tiny bit set; policies declare what they read).
+///
+/// cbindgen:ignore
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct ScoreFields(u32);
 
+/// cbindgen:ignore
 impl ScoreFields {
     pub const NONE: ScoreFields = ScoreFields(0);
     /// `loss_last`.
