@@ -186,7 +186,10 @@ impl Loader {
         }
         let start = Instant::now();
         let mut waited = false;
-        while !matches!(state.job.as_ref().and_then(|j| j.window.front()), Some(Some(_))) {
+        while !matches!(
+            state.job.as_ref().and_then(|j| j.window.front()),
+            Some(Some(_))
+        ) {
             waited = true;
             s.ready.wait(&mut state);
         }
@@ -327,7 +330,10 @@ impl Shared {
                     .unwrap_or_default();
                 Err(Error::new(
                     ErrorKind::Panic,
-                    format!("worker panicked filling batch {k} of epoch {}: {what}", plan.epoch),
+                    format!(
+                        "worker panicked filling batch {k} of epoch {}: {what}",
+                        plan.epoch
+                    ),
                 ))
             });
             let result = match result {

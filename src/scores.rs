@@ -340,7 +340,10 @@ mod tests {
             };
             b.feedback(&f, 0).unwrap();
         }
-        assert_eq!((b.forgets[0], b.ever_correct[0], b.correct_last[0]), (2, 1, 0));
+        assert_eq!(
+            (b.forgets[0], b.ever_correct[0], b.correct_last[0]),
+            (2, 1, 0)
+        );
     }
 
     #[test]
@@ -395,7 +398,10 @@ mod tests {
 
     #[test]
     fn unneeded_fields_cost_nothing() {
-        assert_eq!(ScoreBook::new(100, ScoreFields::NONE).bytes_per_sample(), 12);
+        assert_eq!(
+            ScoreBook::new(100, ScoreFields::NONE).bytes_per_sample(),
+            12
+        );
         assert!(ScoreBook::new(100, ALL).bytes_per_sample() <= 48);
     }
 }

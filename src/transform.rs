@@ -272,7 +272,11 @@ mod tests {
         assert!(e.validate().unwrap_err().message().contains("std"));
         let e = cfg(Dtype::F32, Layout::Nchw, Some((vec![0.5, 0.5], vec![1.0])));
         assert!(e.validate().is_err());
-        let two = cfg(Dtype::F32, Layout::Nchw, Some((vec![0.5, 0.5], vec![1.0, 1.0])));
+        let two = cfg(
+            Dtype::F32,
+            Layout::Nchw,
+            Some((vec![0.5, 0.5], vec![1.0, 1.0])),
+        );
         assert!(Transform::new(&two, [1, 2, 3]).is_err());
         let t = Transform::new(&cfg(Dtype::U8, Layout::Nchw, None), [2, 2, 3]).unwrap();
         assert!(t.apply(&view(), Out::U8(&mut [0; 12])).is_err());

@@ -12,7 +12,9 @@ use thresher::{Config, ErrorKind, Feedback, Loader};
 /// N samples of 4×3×2 bytes whose pixels encode the id, labels id % 10.
 fn array_source(n: usize) -> Arc<dyn Source> {
     let per = 4 * 3 * 2;
-    let pixels = (0..n * per).map(|i| ((i / per) * 7 + i % per) as u8).collect();
+    let pixels = (0..n * per)
+        .map(|i| ((i / per) * 7 + i % per) as u8)
+        .collect();
     let labels = (0..n as i64).map(|i| i % 10).collect();
     Arc::new(ArraySource::new(pixels, [4, 3, 2], labels).unwrap())
 }
@@ -135,7 +137,9 @@ fn drop_last_and_no_shuffle() {
 fn feedback_from_other_threads_while_next_runs() {
     let l = Arc::new(
         Loader::with_source(
-            config(r#"{"batch_size": 32, "workers": 2, "policy": {"kind": "random", "prune": 0.5}}"#),
+            config(
+                r#"{"batch_size": 32, "workers": 2, "policy": {"kind": "random", "prune": 0.5}}"#,
+            ),
             array_source(500),
         )
         .unwrap(),
@@ -260,7 +264,11 @@ fn batch_buffers_are_reused() {
         }
     }
     // 1000 batches through at most prefetch + workers + a few buffers.
-    assert!(ptrs.len() <= 2 + 2 + 4 + 1, "{} distinct buffers", ptrs.len());
+    assert!(
+        ptrs.len() <= 2 + 2 + 4 + 1,
+        "{} distinct buffers",
+        ptrs.len()
+    );
 }
 
 #[test]
@@ -274,6 +282,7 @@ fn bad_configs_and_sources_are_refused() {
     .unwrap();
     assert_eq!(e.kind(), ErrorKind::Io);
     assert!(e.message().contains("/nonexistent/img"));
-    let two_channel = config(r#"{"transform": {"normalize": {"mean": [0.1, 0.2, 0.3], "std": [1, 1, 1]}}}"#);
+    let two_channel =
+        config(r#"{"transform": {"normalize": {"mean": [0.1, 0.2, 0.3], "std": [1, 1, 1]}}}"#);
     assert!(Loader::with_source(two_channel, array_source(10)).is_err());
 }

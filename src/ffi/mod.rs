@@ -1,4 +1,8 @@
 #![allow(non_camel_case_types)]
+// Each entry point's safety contract (what may be NULL, how long pointers live) is written
+// for C readers in its doc comment, which cbindgen copies into the header; a Rust-style
+// "# Safety" heading there would only repeat it.
+#![allow(clippy::missing_safety_doc)]
 //! The C ABI: a thin translation of the Rust API. Every entry point is a plain
 //! `extern "C" fn` (so cbindgen sees its signature) whose body runs inside `guard`, which
 //! catches panics and turns errors into a status plus this thread's last-error message.

@@ -62,7 +62,10 @@ mod tests {
     fn views_and_bad_sizes() {
         let s = ArraySource::new((0..12).collect(), [2, 3, 1], vec![5, 6]).unwrap();
         let mut scratch = Vec::new();
-        assert_eq!(s.read(1, &mut scratch).unwrap().pixels, &[6, 7, 8, 9, 10, 11]);
+        assert_eq!(
+            s.read(1, &mut scratch).unwrap().pixels,
+            &[6, 7, 8, 9, 10, 11]
+        );
         assert_eq!(s.label(1), 6);
         assert!(ArraySource::new(vec![0; 11], [2, 3, 1], vec![5, 6]).is_err());
         assert!(ArraySource::new(vec![], [0, 3, 1], vec![]).is_err());

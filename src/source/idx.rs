@@ -35,7 +35,10 @@ fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
 fn parse_idx(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, usize)> {
     let bad = |what: String| Error::format(format!("{}: not an IDX file: {what}", path.display()));
     if bytes.len() < 4 {
-        return Err(bad(format!("{} bytes is shorter than the header", bytes.len())));
+        return Err(bad(format!(
+            "{} bytes is shorter than the header",
+            bytes.len()
+        )));
     }
     if bytes[0] != 0 || bytes[1] != 0 {
         return Err(bad(format!(
@@ -208,9 +211,14 @@ mod tests {
             std::fs::write(&bad, &content).unwrap();
             let e = IdxSource::open(&bad, &l).err().unwrap();
             assert_eq!(e.kind(), ErrorKind::Format);
-            assert!(e.message().contains("bad") && e.message().contains(needle), "{e}");
+            assert!(
+                e.message().contains("bad") && e.message().contains(needle),
+                "{e}"
+            );
         }
-        let e = IdxSource::open(&dir.path().join("missing"), &l).err().unwrap();
+        let e = IdxSource::open(&dir.path().join("missing"), &l)
+            .err()
+            .unwrap();
         assert_eq!(e.kind(), ErrorKind::Io);
         assert!(e.message().contains("missing"));
         // label count mismatch
