@@ -85,6 +85,28 @@ typedef enum {
 } thresher_dtype;
 
 /**
+ * Which array of a batch to export.
+ */
+typedef enum {
+  /**
+   * The samples: [B, C, H, W] or [B, H, W, C], uint8 or float32.
+   */
+  THRESHER_FIELD_DATA = 0,
+  /**
+   * The labels: [B] int64.
+   */
+  THRESHER_FIELD_LABELS = 1,
+  /**
+   * The sample ids: [B] uint64.
+   */
+  THRESHER_FIELD_IDS = 2,
+  /**
+   * The loss weights: [B] float32.
+   */
+  THRESHER_FIELD_WEIGHTS = 3,
+} thresher_field;
+
+/**
  * One minibatch lent to the caller by thresher_loader_next. Opaque. Its arrays stay valid and
  * unchanged until thresher_batch_release; the batch may be read from any thread, and released
  * from any thread, also after its loader was freed.
@@ -175,6 +197,61 @@ typedef struct {
   double prune_fraction;
 } thresher_epoch_info;
 
+/**
+ * The epoch report: what the plan kept and what the epoch cost (ALGORITHMS.md, "What to
+ * report each epoch"). Scores are NaN when the policy has none.
+ */
+typedef struct {
+  /**
+   * 0-based epoch number.
+   */
+  uint64_t epoch;
+  /**
+   * Samples kept this epoch.
+   */
+  uint64_t samples;
+  /**
+   * Samples in the dataset, N.
+   */
+  uint64_t dataset_len;
+  /**
+   * 1 - samples / dataset_len: the realised fraction pruned this epoch.
+   */
+  double prune_fraction;
+  /**
+   * Cumulative fraction of sample-visits saved against full data over epochs 0..=epoch.
+   */
+  double saved_fraction;
+  /**
+   * Mean loss weight of the kept samples.
+   */
+  double mean_weight;
+  /**
+   * Mean of the policy's score over seen samples (NaN when the policy has no score).
+   */
+  double score_mean;
+  /**
+   * Standard deviation of the policy's score over seen samples (NaN likewise).
+   */
+  double score_std;
+  /**
+   * Batches in the epoch.
+   */
+  uint64_t batches;
+  /**
+   * Batches delivered so far.
+   */
+  uint64_t delivered;
+  /**
+   * Seconds the consumer waited in thresher_loader_next this epoch.
+   */
+  double consumer_wait_s;
+  /**
+   * Seconds the workers spent filling batches this epoch, summed over workers.
+   */
+  double worker_busy_s;
+} thresher_epoch_report;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -225,11 +302,28 @@ const float *thresher_batch_weights(const thresher_batch *b);
 thresher_status thresher_batch_data(const thresher_batch *b, thresher_tensor *out);
 
 /**
- * Returns the batch's memory to the loader's pool (or frees it when the loader is gone). Call
- * exactly once per batch from thresher_loader_next; the batch and every pointer obtained from
- * it are invalid afterwards. NULL is a no-op. Thread-safe for distinct batches.
+ * Releases the caller's handle. The batch's memory returns to the loader's pool (or is freed
+ * when the loader is gone) once the handle and every DLPack tensor exported from it are
+ * released. Call exactly once per batch from thresher_loader_next; the handle and the pointers
+ * obtained from thresher_batch_ids/labels/weights/data are invalid afterwards (DLPack tensors
+ * stay valid until their deleter runs). NULL is a no-op. Thread-safe for distinct batches.
  */
 void thresher_batch_release(thresher_batch *b);
+
+/**
+ * Exports one field (a thresher_field value) of a batch as a DLPack tensor (a `DLManagedTensor*`, DLPack ABI 0.8,
+ * written to `*out` as `void*` so this header does not depend on dlpack.h). CPU memory,
+ * compact row-major (strides NULL), no copy: the tensor points into the batch.
+ *
+ * The tensor holds its own reference to the batch: it stays valid after
+ * thresher_batch_release (and after thresher_loader_free) until the consumer calls its
+ * `deleter`, exactly once, as DLPack requires. Returns THRESHER_OK, or
+ * THRESHER_INVALID_ARGUMENT for NULL arguments or an unknown field (`*out` untouched).
+ * Thread-safe.
+ */
+thresher_status thresher_batch_dlpack(const thresher_batch *b,
+                                      int32_t field,
+                                      void **out);
 
 /**
  * Copies this thread's last error message into `buf`.
@@ -250,10 +344,14 @@ size_t thresher_last_error(char *buf, size_t len);
  * only read during the call. On success `*out` receives a new loader that the caller owns and
  * must pass to thresher_loader_free exactly once. On failure `*out` is left untouched.
  *
+ * With `"resume_from": PATH` the loader continues exactly where the loader that wrote the
+ * checkpoint PATH (thresher_loader_state_save) was; the config must match its dataset size,
+ * seed, batch size, shuffle, drop_last and policy.
+ *
  * Returns THRESHER_OK; THRESHER_INVALID_ARGUMENT for NULL arguments, malformed JSON, an
- * unknown key or a bad value (the message names the key); THRESHER_IO when a dataset file
- * cannot be read; THRESHER_FORMAT when a dataset file is malformed (the message names the
- * path). Thread-safe.
+ * unknown key or a bad value (the message names the key); THRESHER_IO when a dataset or
+ * checkpoint file cannot be read; THRESHER_FORMAT when a dataset file or checkpoint is
+ * malformed (the message names the path). Thread-safe.
  */
 thresher_status thresher_loader_new(const char *config_json, thresher_loader **out);
 
@@ -302,6 +400,37 @@ thresher_status thresher_loader_feedback(thresher_loader *loader, const thresher
  * THRESHER_INVALID_ARGUMENT for NULL arguments (`*out` untouched). Thread-safe.
  */
 thresher_status thresher_loader_epoch(const thresher_loader *loader, thresher_epoch_info *out);
+
+/**
+ * Describes in `*out` the current epoch so far, or the epoch that just ended when
+ * thresher_loader_next has returned THRESHER_END_OF_EPOCH and no new epoch has begun (this
+ * call never begins one). Returns
+ * THRESHER_OK, or THRESHER_INVALID_ARGUMENT for NULL arguments (`*out` untouched).
+ * Thread-safe: may run while another thread is in thresher_loader_next.
+ */
+thresher_status thresher_loader_report(const thresher_loader *loader, thresher_epoch_report *out);
+
+/**
+ * Writes the ScoreBook's per-sample scores to the file `path` (NUL-terminated UTF-8), in the
+ * versioned, checksummed score-file format that config key `policy.scores_from` and the
+ * `thresher scores` command read. The write is atomic: a temporary file beside `path`, fsync,
+ * rename; a crash leaves the old file or the new one. Returns THRESHER_OK,
+ * THRESHER_INVALID_ARGUMENT for NULL arguments, or THRESHER_IO (the message names the path).
+ * Thread-safe: may run while other threads call next and feedback (it sees the ScoreBook
+ * between two feedback calls).
+ */
+thresher_status thresher_loader_save_scores(const thresher_loader *loader, const char *path);
+
+/**
+ * Writes a checkpoint of the loader to the file `path` (NUL-terminated UTF-8): the ScoreBook,
+ * the epoch, the current plan and the position inside it, and the policy's state, in a
+ * versioned format with a checksum. The write is atomic (temporary file beside `path`, fsync,
+ * rename): a crash leaves the previous checkpoint intact. A loader created with the same
+ * config plus `"resume_from": PATH` yields exactly the batches this one would yield next
+ * (same ids, order, weights and bytes). Returns THRESHER_OK, THRESHER_INVALID_ARGUMENT for
+ * NULL arguments, or THRESHER_IO (the message names the path). Thread-safe.
+ */
+thresher_status thresher_loader_state_save(const thresher_loader *loader, const char *path);
 
 #ifdef __cplusplus
 }  // extern "C"

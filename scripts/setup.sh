@@ -44,6 +44,15 @@ if [ ! -f data/mnist/train-images-idx3-ubyte ]; then
   cp "$tmp"/package/data/*-ubyte data/mnist/
 fi
 
+# --- a font for the plots (plotters draws text with ab_glyph from this TTF) ------------
+if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >/dev/null && apt-get install -y -qq fonts-dejavu-core >/dev/null
+  else
+    echo "setup: fonts-dejavu-core is missing; install it (sudo apt-get install fonts-dejavu-core)" >&2
+  fi
+fi
+
 # --- cbindgen, pinned ------------------------------------------------------------------
 if ! command -v cbindgen >/dev/null || [ "$(cbindgen --version)" != "cbindgen $CBINDGEN_VERSION" ]; then
   cargo install --quiet --locked cbindgen --version "$CBINDGEN_VERSION"

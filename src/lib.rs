@@ -7,6 +7,8 @@
 //! feedback → `scores` → `policy` → `plan` → `loader`.
 
 mod batch;
+mod checkpoint;
+mod codec;
 pub mod config;
 mod error;
 pub mod ffi;
@@ -14,14 +16,16 @@ mod loader;
 pub mod plan;
 pub mod policy;
 mod rng;
+pub mod scorefile;
 pub mod scores;
+mod sketch;
 pub mod source;
 pub mod transform;
 
 pub use batch::Batch;
 pub use config::Config;
 pub use error::{Error, ErrorKind, Result};
-pub use loader::{EpochInfo, Loader};
+pub use loader::{EpochInfo, EpochReport, Loader};
 pub use rng::{Rng, Stream};
 pub use scores::{Feedback, ScoreBook, ScoreFields};
 

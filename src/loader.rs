@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::batch::{Batch, BatchBuf, Pool};
+use crate::checkpoint::{self, Fingerprint, SavedJob, Snapshot};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::{Plan, PlanOptions};
@@ -45,6 +46,32 @@ pub struct EpochInfo {
     pub consumer_wait: Duration,
 }
 
+/// The epoch report (ALGORITHMS.md "What to report each epoch"): the plan's numbers and what
+/// the epoch cost. Appended as one JSON line per epoch to the config's `report` file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct EpochReport {
+    pub epoch: u64,
+    /// Samples kept (delivered) this epoch.
+    pub samples: u64,
+    pub dataset_len: u64,
+    /// Realised fraction pruned this epoch: 1 − samples / N.
+    pub prune_fraction: f64,
+    /// Cumulative fraction of sample-visits saved against full data over epochs 0..=epoch.
+    pub saved_fraction: f64,
+    /// Mean loss weight of the kept samples.
+    pub mean_weight: f64,
+    /// Mean and standard deviation of the policy's score over seen samples (NaN/null when the
+    /// policy has none).
+    pub score_mean: f64,
+    pub score_std: f64,
+    pub batches: u64,
+    pub delivered: u64,
+    /// Seconds the consumer waited for batches this epoch.
+    pub consumer_wait_s: f64,
+    /// Seconds the workers spent filling batches this epoch (summed over workers).
+    pub worker_busy_s: f64,
+}
+
 pub struct Loader {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
@@ -66,6 +93,12 @@ struct Shared {
     planner: Mutex<Planner>,
     /// Epoch of the most recent plan: the epoch feedback is booked under.
     current_epoch: AtomicU64,
+    /// Nanoseconds workers spent in `fill` during the current epoch.
+    busy_ns: AtomicU64,
+    /// The `report` file, opened (append) at creation so a bad path fails early.
+    report_file: Option<Mutex<std::fs::File>>,
+    report_path: Option<std::path::PathBuf>,
+    fingerprint: Fingerprint,
 }
 
 struct Planner {
@@ -80,6 +113,10 @@ struct State {
     job: Option<Job>,
     /// The epoch of `job`, or of the last job once it ended.
     epoch: u64,
+    /// Samples planned over every epoch begun so far (for the saved fraction).
+    total_samples: u64,
+    /// The report of the last epoch that ended.
+    last_report: Option<EpochReport>,
 }
 
 struct Job {
@@ -91,6 +128,10 @@ struct Job {
     /// Results for batches delivered.. in order; `None` while a worker is filling it.
     window: VecDeque<Option<Result<BatchBuf>>>,
     consumer_wait: Duration,
+    /// The plan's part of the report, filled when the epoch begins.
+    report: EpochReport,
+    /// Whether the end-of-epoch report has been written.
+    reported: bool,
 }
 
 impl Loader {
@@ -119,7 +160,24 @@ impl Loader {
         })?;
         let transform = Transform::new(&config.transform, shape)?;
         let policy = config.policy.build(n);
-        let scores = ScoreBook::new(n, policy.needs());
+        let mut scores = ScoreBook::with_options(
+            n,
+            policy.needs(),
+            config.policy.momentum(),
+            config.policy.sketch_dim(),
+            config.seed,
+        );
+        seed_from_files(config.policy.scores_from(), &mut scores)?;
+        let report_file = match &config.report {
+            Some(path) => Some(Mutex::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| Error::io(path, &e).context("config key `report`"))?,
+            )),
+            None => None,
+        };
         let options = PlanOptions {
             seed: config.seed,
             shuffle: config.shuffle,
@@ -135,6 +193,8 @@ impl Loader {
             state: Mutex::new(State {
                 job: None,
                 epoch: 0,
+                total_samples: 0,
+                last_report: None,
             }),
             work: Condvar::new(),
             ready: Condvar::new(),
@@ -146,8 +206,22 @@ impl Loader {
                 selection: Selection::default(),
             }),
             current_epoch: AtomicU64::new(0),
+            busy_ns: AtomicU64::new(0),
+            report_file,
+            report_path: config.report.clone(),
+            fingerprint: Fingerprint {
+                n: n as u64,
+                seed: config.seed,
+                batch_size: config.batch_size as u64,
+                shuffle: config.shuffle,
+                drop_last: config.drop_last,
+                policy: config.policy.kind().to_string(),
+            },
         });
-        shared.begin_epoch(&mut shared.state.lock(), 0);
+        match &config.resume_from {
+            None => shared.begin_epoch(&mut shared.state.lock(), 0),
+            Some(path) => shared.resume(path)?,
+        }
         let mut threads = Vec::with_capacity(config.workers);
         for i in 0..config.workers {
             let s = Arc::clone(&shared);
@@ -179,8 +253,16 @@ impl Loader {
             let next = state.epoch + 1;
             s.begin_epoch(&mut state, next);
         }
-        let job = state.job.as_mut().expect("begin_epoch sets the job");
+        let st = &mut *state;
+        let job = st.job.as_mut().expect("begin_epoch sets the job");
         if job.delivered == job.plan.batches() {
+            let report = s.report_of(job);
+            st.last_report = Some(report);
+            if !job.reported {
+                job.reported = true;
+                // A failed report write is returned once; the next call reports the end.
+                s.write_report(&report)?;
+            }
             state.job = None;
             return Ok(None);
         }
@@ -240,6 +322,50 @@ impl Loader {
         }
     }
 
+    /// The report of the current epoch so far, or of the last one when it has just ended (this
+    /// call never begins an epoch). Thread-safe.
+    pub fn report(&self) -> EpochReport {
+        let s = &*self.shared;
+        let state = s.state.lock();
+        match state.job.as_ref() {
+            Some(job) => s.report_of(job),
+            None => state.last_report.unwrap_or_default(),
+        }
+    }
+
+    /// Writes the ScoreBook's scores to `path` (atomically) for `scores_from` or the CLI.
+    pub fn save_scores(&self, path: &std::path::Path) -> Result<()> {
+        let file = self.with_scores(crate::scorefile::ScoreFile::from_book);
+        file.write(path)
+    }
+
+    /// Writes a checkpoint to `path` (atomically): continuing from it with config key
+    /// `resume_from` yields exactly the batches this loader would yield next. Thread-safe.
+    pub fn save_state(&self, path: &std::path::Path) -> Result<()> {
+        let s = &*self.shared;
+        // Lock order as in begin_epoch: state, planner, scores.
+        let state = s.state.lock();
+        let planner = s.planner.lock();
+        let scores = s.scores.lock();
+        let job = state.job.as_ref().map(|j| SavedJob {
+            plan: (*j.plan).clone(),
+            delivered: j.delivered,
+            mean_weight: j.report.mean_weight,
+            score_mean: j.report.score_mean,
+            score_std: j.report.score_std,
+        });
+        let bytes = checkpoint::encode(&Snapshot {
+            fingerprint: s.fingerprint.clone(),
+            epoch: state.epoch,
+            total_samples: state.total_samples,
+            job,
+            scores: &scores,
+            policy_state: planner.policy.save_state(),
+        });
+        drop((scores, planner, state));
+        crate::scorefile::write_atomic(path, &bytes)
+    }
+
     /// Number of samples in the dataset.
     pub fn dataset_len(&self) -> usize {
         self.shared.source.len()
@@ -268,6 +394,7 @@ impl Drop for Loader {
 impl Shared {
     /// Makes the plan of `epoch` from the ScoreBook as it stands and publishes it to workers.
     fn begin_epoch(&self, state: &mut State, epoch: u64) {
+        let mut report;
         let mut planner = self.planner.lock();
         let planner = &mut *planner;
         planner.selection.clear();
@@ -280,19 +407,44 @@ impl Shared {
             };
             planner.policy.select(&ctx, &mut planner.selection);
             scores.mark_kept(&planner.selection.ids);
+            let sel = &planner.selection;
+            let weight_sum: f64 = sel.weights.iter().map(|&w| w as f64).sum();
+            report = EpochReport {
+                epoch,
+                samples: sel.len() as u64,
+                dataset_len: scores.len() as u64,
+                mean_weight: if sel.is_empty() {
+                    f64::NAN
+                } else {
+                    weight_sum / sel.len() as f64
+                },
+                score_mean: sel.score_mean,
+                score_std: sel.score_std,
+                ..EpochReport::default()
+            };
             // The selection's buffers move into the plan: one allocation per epoch, none per
             // batch.
             let sel = std::mem::take(&mut planner.selection);
             Plan::new(epoch, sel, &planner.options, scores.len())
         };
         self.current_epoch.store(epoch, Ordering::Release);
+        self.busy_ns.store(0, Ordering::Relaxed);
         state.epoch = epoch;
+        // Samples after drop_last; the saved fraction counts what is actually delivered.
+        state.total_samples += plan.samples() as u64;
+        let n = plan.dataset_len as f64;
+        report.samples = plan.samples() as u64;
+        report.batches = plan.batches() as u64;
+        report.prune_fraction = plan.prune_fraction();
+        report.saved_fraction = 1.0 - state.total_samples as f64 / ((epoch + 1) as f64 * n);
         state.job = Some(Job {
             plan: Arc::new(plan),
             claimed: 0,
             delivered: 0,
             window: VecDeque::with_capacity(self.prefetch),
             consumer_wait: Duration::ZERO,
+            report,
+            reported: false,
         });
         self.work.notify_all();
     }
@@ -319,6 +471,7 @@ impl Shared {
                 }
             };
             let mut buf = self.pool.take();
+            let started = Instant::now();
             let result = catch_unwind(AssertUnwindSafe(|| {
                 self.fill(&plan, k, &mut buf, &mut scratch)
             }))
@@ -336,6 +489,8 @@ impl Shared {
                     ),
                 ))
             });
+            self.busy_ns
+                .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
             let result = match result {
                 Ok(()) => Ok(buf),
                 Err(e) => {
@@ -351,6 +506,72 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// Replaces the fresh state with a checkpoint's (before any worker has work).
+    fn resume(&self, path: &std::path::Path) -> Result<()> {
+        let mut state = self.state.lock();
+        let mut planner = self.planner.lock();
+        let mut scores = self.scores.lock();
+        let r = checkpoint::restore(path, &self.fingerprint, &mut scores)?;
+        if !planner.policy.load_state(&r.policy_state) {
+            return Err(Error::format(format!(
+                "{}: not a usable checkpoint: the policy state does not fit policy `{}`",
+                path.display(),
+                self.fingerprint.policy
+            )));
+        }
+        state.epoch = r.epoch;
+        state.total_samples = r.total_samples;
+        self.current_epoch.store(r.epoch, Ordering::Release);
+        state.job = r.job.map(|j| {
+            let plan = j.plan;
+            let report = EpochReport {
+                epoch: plan.epoch,
+                samples: plan.samples() as u64,
+                dataset_len: plan.dataset_len as u64,
+                prune_fraction: plan.prune_fraction(),
+                saved_fraction: 1.0
+                    - r.total_samples as f64 / ((plan.epoch + 1) as f64 * plan.dataset_len as f64),
+                mean_weight: j.mean_weight,
+                score_mean: j.score_mean,
+                score_std: j.score_std,
+                batches: plan.batches() as u64,
+                ..EpochReport::default()
+            };
+            Job {
+                plan: Arc::new(plan),
+                claimed: j.delivered,
+                delivered: j.delivered,
+                window: VecDeque::with_capacity(self.prefetch),
+                consumer_wait: Duration::ZERO,
+                report,
+                reported: false,
+            }
+        });
+        self.work.notify_all();
+        Ok(())
+    }
+
+    fn report_of(&self, job: &Job) -> EpochReport {
+        EpochReport {
+            delivered: job.delivered as u64,
+            consumer_wait_s: job.consumer_wait.as_secs_f64(),
+            worker_busy_s: self.busy_ns.load(Ordering::Relaxed) as f64 * 1e-9,
+            ..job.report
+        }
+    }
+
+    fn write_report(&self, report: &EpochReport) -> Result<()> {
+        use std::io::Write;
+        if let (Some(file), Some(path)) = (&self.report_file, &self.report_path) {
+            let mut line = serde_json::to_string(report).expect("a report serialises");
+            line.push('\n');
+            file.lock()
+                .write_all(line.as_bytes())
+                .map_err(|e| Error::io(path, &e))?;
+        }
+        Ok(())
     }
 
     /// Reads and transforms the samples of batch `k` into `buf`.
@@ -389,4 +610,19 @@ impl Shared {
         }
         Ok(())
     }
+}
+
+/// Seeds the ScoreBook with the average of the score files (`scores_from`).
+fn seed_from_files(paths: &[std::path::PathBuf], scores: &mut ScoreBook) -> Result<()> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let files = paths
+        .iter()
+        .map(|p| crate::scorefile::ScoreFile::read(p).map(|f| (p.clone(), f)))
+        .collect::<Result<Vec<_>>>()
+        .map_err(|e| e.context("config key `policy.scores_from`"))?;
+    let merged = crate::scorefile::ScoreFile::merge(&files)
+        .map_err(|e| e.context("config key `policy.scores_from`"))?;
+    merged.seed_book(&paths[0], scores)
 }

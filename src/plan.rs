@@ -92,6 +92,7 @@ mod tests {
         Selection {
             ids: (0..n).collect(),
             weights: (0..n).map(|i| i as f32 * 0.5).collect(),
+            ..Default::default()
         }
     }
 

@@ -2,7 +2,9 @@
 //! arrays), updated by feedback, read by policies. Fields a policy does not need are never
 //! allocated. The update rules are ALGORITHMS.md's "ScoreBook" table.
 
+use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
+use crate::sketch::Sketch;
 
 /// A set of optional ScoreBook fields (a tiny bit set; policies declare what they read).
 ///
@@ -23,6 +25,10 @@ impl ScoreFields {
     pub const EL2N: ScoreFields = ScoreFields(8);
     /// `correct_last`, `forgets`, `ever_correct`.
     pub const CORRECT: ScoreFields = ScoreFields(16);
+    /// Per-sample gradient embeddings (sketched to `sketch_dim`).
+    pub const EMBEDDING: ScoreFields = ScoreFields(32);
+    /// Every field.
+    pub const ALL: ScoreFields = ScoreFields(63);
 
     pub const fn union(self, other: ScoreFields) -> ScoreFields {
         ScoreFields(self.0 | other.0)
@@ -70,7 +76,13 @@ pub struct ScoreBook {
     /// 0 = wrong, 1 = right, 2 = never reported.
     pub correct_last: Vec<u8>,
     pub ever_correct: Vec<u8>,
-    pub forgets: Vec<u32>,
+    /// Forgetting events (f32: averaged score files make it fractional).
+    pub forgets: Vec<f32>,
+    /// Gradient embeddings, `n × embedding_dim()` row-major (EMBEDDING only).
+    pub embeddings: Vec<f32>,
+    /// 1 when the id has an embedding.
+    pub has_embedding: Vec<u8>,
+    sketch: Sketch,
     /// Reused by `feedback` to find duplicate ids without allocating.
     dup_scratch: Vec<u64>,
 }
@@ -85,12 +97,20 @@ fn alloc<T: Clone>(on: bool, n: usize, value: T) -> Vec<T> {
 
 impl ScoreBook {
     /// A book for `n` samples holding `fields` (besides the always-present counters), with the
-    /// default EMA momentum 0.8.
+    /// default EMA momentum 0.8 and sketch dimension 512.
     pub fn new(n: usize, fields: ScoreFields) -> Self {
-        Self::with_momentum(n, fields, 0.8)
+        Self::with_options(n, fields, 0.8, 512, 0)
     }
 
-    pub fn with_momentum(n: usize, fields: ScoreFields, momentum: f32) -> Self {
+    /// `momentum` weighs the newest value in the EMAs; embeddings longer than `sketch_dim` are
+    /// projected to it with a projection seeded by `seed`.
+    pub fn with_options(
+        n: usize,
+        fields: ScoreFields,
+        momentum: f32,
+        sketch_dim: usize,
+        seed: u64,
+    ) -> Self {
         let f = |x| fields.contains(x);
         ScoreBook {
             n,
@@ -107,7 +127,10 @@ impl ScoreBook {
             el2n_n: alloc(f(ScoreFields::EL2N), n, 0),
             correct_last: alloc(f(ScoreFields::CORRECT), n, 2),
             ever_correct: alloc(f(ScoreFields::CORRECT), n, 0),
-            forgets: alloc(f(ScoreFields::CORRECT), n, 0),
+            forgets: alloc(f(ScoreFields::CORRECT), n, 0.0),
+            embeddings: Vec::new(),
+            has_embedding: alloc(f(ScoreFields::EMBEDDING), n, 0),
+            sketch: Sketch::new(sketch_dim, seed),
             dup_scratch: Vec::new(),
         }
     }
@@ -128,7 +151,7 @@ impl ScoreBook {
 
     /// Bytes of per-sample state (what the book costs per sample, embeddings excluded).
     pub fn bytes_per_sample(&self) -> usize {
-        let vecs: [(usize, usize); 12] = [
+        let vecs: [(usize, usize); 13] = [
             (self.seen.len(), 4),
             (self.last_epoch.len(), 4),
             (self.times_kept.len(), 4),
@@ -141,6 +164,7 @@ impl ScoreBook {
             (self.correct_last.len(), 1),
             (self.ever_correct.len(), 1),
             (self.forgets.len(), 4),
+            (self.has_embedding.len(), 1),
         ];
         let total: usize = vecs.iter().map(|(len, size)| len * size).sum();
         total.checked_div(self.n).unwrap_or(0)
@@ -231,6 +255,9 @@ impl ScoreBook {
                     )));
                 }
                 finite("embedding", e, false)?;
+                if self.fields.contains(ScoreFields::EMBEDDING) {
+                    self.sketch.check_dim(d)?;
+                }
             }
         }
         // Duplicates: the order of two updates of one id within a call would be ambiguous.
@@ -248,7 +275,103 @@ impl ScoreBook {
         Ok(())
     }
 
+    /// Stored embedding length (0 until the first embedding arrives).
+    pub fn embedding_dim(&self) -> usize {
+        self.sketch.out_dim()
+    }
+
+    /// The stored (sketched) embedding of `id`, if it has one.
+    pub fn embedding(&self, id: usize) -> Option<&[f32]> {
+        let d = self.embedding_dim();
+        (self.has_embedding.get(id) == Some(&1)).then(|| &self.embeddings[id * d..(id + 1) * d])
+    }
+
+    /// Appends every per-sample array (for checkpoints).
+    pub(crate) fn encode(&self, w: &mut Writer) {
+        w.u32(self.fields.0);
+        w.u64(self.n as u64);
+        w.u32s(&self.seen);
+        w.u32s(&self.last_epoch);
+        w.u32s(&self.times_kept);
+        for v in [
+            &self.loss_last,
+            &self.loss_ema,
+            &self.loss_var,
+            &self.grad_norm_ema,
+            &self.el2n_sum,
+        ] {
+            w.f32s(v);
+        }
+        w.u32s(&self.el2n_n);
+        w.u8s(&self.correct_last);
+        w.u8s(&self.ever_correct);
+        w.f32s(&self.forgets);
+        w.u64(self.sketch.in_dim() as u64);
+        w.f32s(&self.embeddings);
+        w.u8s(&self.has_embedding);
+    }
+
+    /// Restores what `encode` wrote into this book, which must have the same N and fields;
+    /// `None` when the bytes do not fit (the caller names the file). Nothing is changed then.
+    pub(crate) fn decode(&mut self, r: &mut Reader<'_>) -> Option<()> {
+        if r.u32()? != self.fields.0 || r.u64()? != self.n as u64 {
+            return None;
+        }
+        let mut b = self.clone();
+        let same = |a: usize, b: usize| (a == b).then_some(());
+        macro_rules! load {
+            ($field:ident, $read:ident) => {{
+                let v = r.$read()?;
+                same(v.len(), b.$field.len())?;
+                b.$field = v;
+            }};
+        }
+        load!(seen, u32s);
+        load!(last_epoch, u32s);
+        load!(times_kept, u32s);
+        load!(loss_last, f32s);
+        load!(loss_ema, f32s);
+        load!(loss_var, f32s);
+        load!(grad_norm_ema, f32s);
+        load!(el2n_sum, f32s);
+        load!(el2n_n, u32s);
+        load!(correct_last, u8s);
+        load!(ever_correct, u8s);
+        load!(forgets, f32s);
+        let in_dim = usize::try_from(r.u64()?).ok()?;
+        let embeddings = r.f32s()?;
+        if in_dim > 0 {
+            b.sketch.fix_dim(in_dim);
+        }
+        let want = if in_dim > 0 && b.fields.contains(ScoreFields::EMBEDDING) {
+            self.n.checked_mul(b.sketch.out_dim())?
+        } else {
+            0
+        };
+        if embeddings.len() != want && !(embeddings.is_empty()) {
+            return None;
+        }
+        b.embeddings = embeddings;
+        load!(has_embedding, u8s);
+        *self = b;
+        Some(())
+    }
+
     fn apply(&mut self, fb: &Feedback<'_>, epoch: u64) {
+        if let (true, Some(e)) = (self.fields.contains(ScoreFields::EMBEDDING), fb.embedding) {
+            let d_in = fb.embedding_dim;
+            self.sketch.fix_dim(d_in);
+            let d = self.sketch.out_dim();
+            if self.embeddings.is_empty() {
+                self.embeddings = vec![0.0; self.n * d];
+            }
+            for (row, &id) in e.chunks_exact(d_in).zip(fb.ids) {
+                let id = id as usize;
+                self.sketch
+                    .project(row, &mut self.embeddings[id * d..(id + 1) * d]);
+                self.has_embedding[id] = 1;
+            }
+        }
         let m = self.momentum;
         let epoch = epoch.min(NEVER as u64 - 1) as u32;
         let f = self.fields;
@@ -287,7 +410,7 @@ impl ScoreBook {
             if let (true, Some(c)) = (f.contains(ScoreFields::CORRECT), fb.correct) {
                 let now = c[i];
                 if self.correct_last[id] == 1 && now == 0 {
-                    self.forgets[id] += 1;
+                    self.forgets[id] += 1.0;
                 }
                 if now == 1 {
                     self.ever_correct[id] = 1;
@@ -307,6 +430,43 @@ mod tests {
         .union(ScoreFields::GRAD_NORM)
         .union(ScoreFields::EL2N)
         .union(ScoreFields::CORRECT);
+
+    #[test]
+    fn embeddings_are_stored_or_sketched() {
+        let mut b = ScoreBook::with_options(3, ScoreFields::EMBEDDING, 0.8, 4, 7);
+        let f = Feedback {
+            embedding: Some(&[1.0, 2.0, 3.0, 4.0]),
+            embedding_dim: 4,
+            ..fb(&[2], &[1.0])
+        };
+        b.feedback(&f, 0).unwrap();
+        assert_eq!(b.embedding(2), Some(&[1.0, 2.0, 3.0, 4.0][..]));
+        assert_eq!(b.embedding(1), None);
+        // A different length than the first call's is refused.
+        let g = Feedback {
+            embedding: Some(&[1.0, 2.0]),
+            embedding_dim: 2,
+            ..fb(&[1], &[1.0])
+        };
+        assert!(b
+            .feedback(&g, 0)
+            .unwrap_err()
+            .message()
+            .contains("embedding_dim"));
+        // Longer than sketch_dim: projected to 4, the same way for the same seed.
+        let long: Vec<f32> = (0..10).map(|x| x as f32).collect();
+        let mut a = ScoreBook::with_options(1, ScoreFields::EMBEDDING, 0.8, 4, 7);
+        let mut c = ScoreBook::with_options(1, ScoreFields::EMBEDDING, 0.8, 4, 7);
+        let h = Feedback {
+            embedding: Some(&long),
+            embedding_dim: 10,
+            ..fb(&[0], &[1.0])
+        };
+        a.feedback(&h, 0).unwrap();
+        c.feedback(&h, 0).unwrap();
+        assert_eq!(a.embedding_dim(), 4);
+        assert_eq!(a.embedding(0), c.embedding(0));
+    }
 
     fn fb<'a>(ids: &'a [u64], loss: &'a [f32]) -> Feedback<'a> {
         Feedback {
@@ -342,7 +502,7 @@ mod tests {
         }
         assert_eq!(
             (b.forgets[0], b.ever_correct[0], b.correct_last[0]),
-            (2, 1, 0)
+            (2.0, 1, 0)
         );
     }
 
@@ -397,11 +557,37 @@ mod tests {
     }
 
     #[test]
+    fn encode_decode_round_trip() {
+        let mut b = ScoreBook::with_options(3, ScoreFields::ALL, 0.8, 2, 5);
+        let f = Feedback {
+            grad_norm: Some(&[1.0, 2.0]),
+            el2n: Some(&[0.5, 0.25]),
+            correct: Some(&[1, 0]),
+            embedding: Some(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
+            embedding_dim: 3,
+            ..fb(&[0, 2], &[1.0, 2.0])
+        };
+        b.feedback(&f, 4).unwrap();
+        let mut w = Writer::default();
+        b.encode(&mut w);
+        let mut c = ScoreBook::with_options(3, ScoreFields::ALL, 0.8, 2, 5);
+        c.decode(&mut Reader::new(&w.buf, 0)).unwrap();
+        b.dup_scratch.clear(); // scratch, not state
+        assert_eq!(format!("{b:?}"), format!("{c:?}"));
+        let mut wrong = ScoreBook::with_options(4, ScoreFields::ALL, 0.8, 2, 5);
+        assert!(wrong.decode(&mut Reader::new(&w.buf, 0)).is_none());
+        assert!(c
+            .decode(&mut Reader::new(&w.buf[..w.buf.len() - 1], 0))
+            .is_none());
+    }
+
+    #[test]
     fn unneeded_fields_cost_nothing() {
         assert_eq!(
             ScoreBook::new(100, ScoreFields::NONE).bytes_per_sample(),
             12
         );
         assert!(ScoreBook::new(100, ALL).bytes_per_sample() <= 48);
+        assert!(ScoreBook::new(100, ScoreFields::ALL).bytes_per_sample() <= 48);
     }
 }

@@ -1,6 +1,7 @@
 //! `thresher_batch_*`: read a lent batch and release it.
 
 use std::ffi::c_void;
+use std::sync::Arc;
 
 use super::error::{guard, guard_value, thresher_status};
 use crate::error::Error;
@@ -11,7 +12,9 @@ use crate::Batch;
 /// unchanged until thresher_batch_release; the batch may be read from any thread, and released
 /// from any thread, also after its loader was freed.
 pub struct thresher_batch {
-    inner: Batch,
+    /// Shared with the DLPack tensors exported from it: the memory lives until the handle is
+    /// released and every such tensor's deleter has run.
+    pub(crate) inner: Arc<Batch>,
 }
 
 /// Element type of a batch's data.
@@ -38,12 +41,14 @@ pub struct thresher_tensor {
 }
 
 pub(crate) fn into_raw(batch: Batch) -> *mut thresher_batch {
-    Box::into_raw(Box::new(thresher_batch { inner: batch }))
+    Box::into_raw(Box::new(thresher_batch {
+        inner: Arc::new(batch),
+    }))
 }
 
 unsafe fn batch_ref<'a>(b: *const thresher_batch) -> Option<&'a Batch> {
     // SAFETY: non-NULL batches come from thresher_loader_next and are live (documented).
-    unsafe { b.as_ref() }.map(|b| &b.inner)
+    unsafe { b.as_ref() }.map(|b| &*b.inner)
 }
 
 /// Number of samples in the batch (the last batch of an epoch may be short). 0 for NULL.
@@ -110,9 +115,11 @@ pub unsafe extern "C" fn thresher_batch_data(
     })
 }
 
-/// Returns the batch's memory to the loader's pool (or frees it when the loader is gone). Call
-/// exactly once per batch from thresher_loader_next; the batch and every pointer obtained from
-/// it are invalid afterwards. NULL is a no-op. Thread-safe for distinct batches.
+/// Releases the caller's handle. The batch's memory returns to the loader's pool (or is freed
+/// when the loader is gone) once the handle and every DLPack tensor exported from it are
+/// released. Call exactly once per batch from thresher_loader_next; the handle and the pointers
+/// obtained from thresher_batch_ids/labels/weights/data are invalid afterwards (DLPack tensors
+/// stay valid until their deleter runs). NULL is a no-op. Thread-safe for distinct batches.
 #[no_mangle]
 pub unsafe extern "C" fn thresher_batch_release(b: *mut thresher_batch) {
     guard_value((), || {

@@ -54,6 +54,37 @@ pub struct thresher_epoch_info {
     pub prune_fraction: f64,
 }
 
+/// The epoch report: what the plan kept and what the epoch cost (ALGORITHMS.md, "What to
+/// report each epoch"). Scores are NaN when the policy has none.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct thresher_epoch_report {
+    /// 0-based epoch number.
+    pub epoch: u64,
+    /// Samples kept this epoch.
+    pub samples: u64,
+    /// Samples in the dataset, N.
+    pub dataset_len: u64,
+    /// 1 - samples / dataset_len: the realised fraction pruned this epoch.
+    pub prune_fraction: f64,
+    /// Cumulative fraction of sample-visits saved against full data over epochs 0..=epoch.
+    pub saved_fraction: f64,
+    /// Mean loss weight of the kept samples.
+    pub mean_weight: f64,
+    /// Mean of the policy's score over seen samples (NaN when the policy has no score).
+    pub score_mean: f64,
+    /// Standard deviation of the policy's score over seen samples (NaN likewise).
+    pub score_std: f64,
+    /// Batches in the epoch.
+    pub batches: u64,
+    /// Batches delivered so far.
+    pub delivered: u64,
+    /// Seconds the consumer waited in thresher_loader_next this epoch.
+    pub consumer_wait_s: f64,
+    /// Seconds the workers spent filling batches this epoch, summed over workers.
+    pub worker_busy_s: f64,
+}
+
 unsafe fn loader_ref<'a>(loader: *const thresher_loader) -> Result<&'a Loader> {
     // SAFETY: non-NULL loaders come from thresher_loader_new and are live (documented).
     unsafe { loader.as_ref() }
@@ -68,10 +99,14 @@ unsafe fn loader_ref<'a>(loader: *const thresher_loader) -> Result<&'a Loader> {
 /// only read during the call. On success `*out` receives a new loader that the caller owns and
 /// must pass to thresher_loader_free exactly once. On failure `*out` is left untouched.
 ///
+/// With `"resume_from": PATH` the loader continues exactly where the loader that wrote the
+/// checkpoint PATH (thresher_loader_state_save) was; the config must match its dataset size,
+/// seed, batch size, shuffle, drop_last and policy.
+///
 /// Returns THRESHER_OK; THRESHER_INVALID_ARGUMENT for NULL arguments, malformed JSON, an
-/// unknown key or a bad value (the message names the key); THRESHER_IO when a dataset file
-/// cannot be read; THRESHER_FORMAT when a dataset file is malformed (the message names the
-/// path). Thread-safe.
+/// unknown key or a bad value (the message names the key); THRESHER_IO when a dataset or
+/// checkpoint file cannot be read; THRESHER_FORMAT when a dataset file or checkpoint is
+/// malformed (the message names the path). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn thresher_loader_new(
     config_json: *const c_char,
@@ -217,6 +252,82 @@ pub unsafe extern "C" fn thresher_loader_epoch(
         };
         // SAFETY: checked non-NULL.
         unsafe { *out = info };
+        Ok(thresher_status::THRESHER_OK)
+    })
+}
+
+/// Describes in `*out` the current epoch so far, or the epoch that just ended when
+/// thresher_loader_next has returned THRESHER_END_OF_EPOCH and no new epoch has begun (this
+/// call never begins one). Returns
+/// THRESHER_OK, or THRESHER_INVALID_ARGUMENT for NULL arguments (`*out` untouched).
+/// Thread-safe: may run while another thread is in thresher_loader_next.
+#[no_mangle]
+pub unsafe extern "C" fn thresher_loader_report(
+    loader: *const thresher_loader,
+    out: *mut thresher_epoch_report,
+) -> thresher_status {
+    guard(|| {
+        let l = unsafe { loader_ref(loader) }?;
+        if out.is_null() {
+            return Err(Error::invalid("out is NULL"));
+        }
+        let r = l.report();
+        let report = thresher_epoch_report {
+            epoch: r.epoch,
+            samples: r.samples,
+            dataset_len: r.dataset_len,
+            prune_fraction: r.prune_fraction,
+            saved_fraction: r.saved_fraction,
+            mean_weight: r.mean_weight,
+            score_mean: r.score_mean,
+            score_std: r.score_std,
+            batches: r.batches,
+            delivered: r.delivered,
+            consumer_wait_s: r.consumer_wait_s,
+            worker_busy_s: r.worker_busy_s,
+        };
+        // SAFETY: checked non-NULL.
+        unsafe { *out = report };
+        Ok(thresher_status::THRESHER_OK)
+    })
+}
+
+/// Writes the ScoreBook's per-sample scores to the file `path` (NUL-terminated UTF-8), in the
+/// versioned, checksummed score-file format that config key `policy.scores_from` and the
+/// `thresher scores` command read. The write is atomic: a temporary file beside `path`, fsync,
+/// rename; a crash leaves the old file or the new one. Returns THRESHER_OK,
+/// THRESHER_INVALID_ARGUMENT for NULL arguments, or THRESHER_IO (the message names the path).
+/// Thread-safe: may run while other threads call next and feedback (it sees the ScoreBook
+/// between two feedback calls).
+#[no_mangle]
+pub unsafe extern "C" fn thresher_loader_save_scores(
+    loader: *const thresher_loader,
+    path: *const c_char,
+) -> thresher_status {
+    guard(|| {
+        let l = unsafe { loader_ref(loader) }?;
+        let path = unsafe { str_arg(path, "path") }?;
+        l.save_scores(std::path::Path::new(path))?;
+        Ok(thresher_status::THRESHER_OK)
+    })
+}
+
+/// Writes a checkpoint of the loader to the file `path` (NUL-terminated UTF-8): the ScoreBook,
+/// the epoch, the current plan and the position inside it, and the policy's state, in a
+/// versioned format with a checksum. The write is atomic (temporary file beside `path`, fsync,
+/// rename): a crash leaves the previous checkpoint intact. A loader created with the same
+/// config plus `"resume_from": PATH` yields exactly the batches this one would yield next
+/// (same ids, order, weights and bytes). Returns THRESHER_OK, THRESHER_INVALID_ARGUMENT for
+/// NULL arguments, or THRESHER_IO (the message names the path). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn thresher_loader_state_save(
+    loader: *const thresher_loader,
+    path: *const c_char,
+) -> thresher_status {
+    guard(|| {
+        let l = unsafe { loader_ref(loader) }?;
+        let path = unsafe { str_arg(path, "path") }?;
+        l.save_state(std::path::Path::new(path))?;
         Ok(thresher_status::THRESHER_OK)
     })
 }

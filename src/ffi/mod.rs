@@ -9,10 +9,12 @@
 //! No logic lives here.
 
 mod batch;
+mod dlpack;
 mod error;
 mod loader;
 
 pub use batch::*;
+pub use dlpack::*;
 pub use error::*;
 pub use loader::*;
 

@@ -2,11 +2,27 @@
 //! loss weights. One file per policy; the rules are those of ALGORITHMS.md. Policies do no I/O
 //! and start no threads; shuffling, batching and sharding happen afterwards in `plan`.
 
+mod el2n;
+mod epsilon_greedy;
+mod forgetting;
 mod full;
+mod grand;
+mod influence;
+mod infobatch;
 mod random;
+mod static_window;
+mod ucb;
 
+pub use el2n::El2n;
+pub use epsilon_greedy::{EpsilonGreedy, EpsilonGreedyConfig};
+pub use forgetting::Forgetting;
 pub use full::{Full, FullConfig};
+pub use grand::Grand;
+pub use influence::{Influence, InfluenceConfig};
+pub use infobatch::{InfoBatch, InfoBatchConfig};
 pub use random::{Random, RandomConfig};
+pub use static_window::{static_window, StaticConfig};
+pub use ucb::{Spread, Ucb, UcbConfig};
 
 use serde::Deserialize;
 
@@ -22,17 +38,23 @@ pub struct PlanContext<'a> {
 }
 
 /// A policy's choice for one epoch, before shuffling: kept ids (each at most once) and the
-/// weight of each. Buffers are reused from epoch to epoch.
+/// weight of each, plus a summary of the score it ranked by (for the epoch report).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Selection {
     pub ids: Vec<u64>,
     pub weights: Vec<f32>,
+    /// Mean and standard deviation of the policy's score over the seen samples; NaN when the
+    /// policy has no score (full, random) or nothing has been seen.
+    pub score_mean: f64,
+    pub score_std: f64,
 }
 
 impl Selection {
     pub fn clear(&mut self) {
         self.ids.clear();
         self.weights.clear();
+        self.score_mean = f64::NAN;
+        self.score_std = f64::NAN;
     }
     pub fn push(&mut self, id: u64, weight: f32) {
         self.ids.push(id);
@@ -54,15 +76,50 @@ pub trait Policy: Send {
     /// Must be a pure function of (config, ctx.seed, ctx.epoch, ctx.scores) and of the policy's
     /// own state as updated by earlier calls with the same inputs.
     fn select(&mut self, ctx: &PlanContext<'_>, out: &mut Selection);
+    /// The policy's own state (cached selections) for checkpoints; empty when it has none.
+    fn save_state(&self) -> Vec<u8> {
+        Vec::new()
+    }
+    /// Restores what `save_state` returned; `false` when the bytes do not fit this policy.
+    fn load_state(&mut self, bytes: &[u8]) -> bool {
+        bytes.is_empty()
+    }
 }
 
 /// The `policy` config object: `{"kind": NAME, ...}`. A key the named policy does not use is
 /// refused and named.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[derive(Clone, Debug)]
 pub enum PolicyConfig {
     Full(FullConfig),
     Random(RandomConfig),
+    EpsilonGreedy(EpsilonGreedyConfig),
+    Ucb(UcbConfig),
+    InfoBatch(InfoBatchConfig),
+    El2n(StaticConfig),
+    Grand(StaticConfig),
+    Forgetting(StaticConfig),
+    Influence(InfluenceConfig),
+}
+
+impl<'de> Deserialize<'de> for PolicyConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use crate::config::{tagged_section, variant};
+        tagged_section(
+            d,
+            "policy",
+            &[
+                ("full", &variant(PolicyConfig::Full)),
+                ("random", &variant(PolicyConfig::Random)),
+                ("epsilon_greedy", &variant(PolicyConfig::EpsilonGreedy)),
+                ("ucb", &variant(PolicyConfig::Ucb)),
+                ("infobatch", &variant(PolicyConfig::InfoBatch)),
+                ("el2n", &variant(PolicyConfig::El2n)),
+                ("grand", &variant(PolicyConfig::Grand)),
+                ("forgetting", &variant(PolicyConfig::Forgetting)),
+                ("influence", &variant(PolicyConfig::Influence)),
+            ],
+        )
+    }
 }
 
 impl Default for PolicyConfig {
@@ -76,6 +133,55 @@ impl PolicyConfig {
         match self {
             PolicyConfig::Full(_) => Ok(()),
             PolicyConfig::Random(c) => c.validate(),
+            PolicyConfig::EpsilonGreedy(c) => c.validate(),
+            PolicyConfig::Ucb(c) => c.validate(),
+            PolicyConfig::InfoBatch(c) => c.validate(),
+            PolicyConfig::El2n(c) | PolicyConfig::Grand(c) | PolicyConfig::Forgetting(c) => {
+                c.validate()
+            }
+            PolicyConfig::Influence(c) => c.validate(),
+        }
+    }
+
+    /// The policy's name as in the config (`kind`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PolicyConfig::Full(_) => "full",
+            PolicyConfig::Random(_) => "random",
+            PolicyConfig::EpsilonGreedy(_) => "epsilon_greedy",
+            PolicyConfig::Ucb(_) => "ucb",
+            PolicyConfig::InfoBatch(_) => "infobatch",
+            PolicyConfig::El2n(_) => "el2n",
+            PolicyConfig::Grand(_) => "grand",
+            PolicyConfig::Forgetting(_) => "forgetting",
+            PolicyConfig::Influence(_) => "influence",
+        }
+    }
+
+    /// The ScoreBook's EMA momentum (key `momentum` where the policy has it; 0.8 otherwise).
+    pub fn momentum(&self) -> f32 {
+        match self {
+            PolicyConfig::EpsilonGreedy(c) => c.momentum as f32,
+            PolicyConfig::Ucb(c) => c.momentum as f32,
+            _ => 0.8,
+        }
+    }
+
+    /// Longest gradient embedding stored as is (key `sketch_dim` of influence; 512 otherwise).
+    pub fn sketch_dim(&self) -> usize {
+        match self {
+            PolicyConfig::Influence(c) => c.sketch_dim,
+            _ => 512,
+        }
+    }
+
+    /// Score files whose averaged scores seed the ScoreBook (static policies' `scores_from`).
+    pub fn scores_from(&self) -> &[std::path::PathBuf] {
+        match self {
+            PolicyConfig::El2n(c) | PolicyConfig::Grand(c) | PolicyConfig::Forgetting(c) => {
+                &c.scores_from
+            }
+            _ => &[],
         }
     }
 
@@ -84,6 +190,13 @@ impl PolicyConfig {
         match self {
             PolicyConfig::Full(_) => Box::new(Full::new(n)),
             PolicyConfig::Random(c) => Box::new(Random::new(c.clone(), n)),
+            PolicyConfig::EpsilonGreedy(c) => Box::new(EpsilonGreedy::new(c.clone(), n)),
+            PolicyConfig::Ucb(c) => Box::new(Ucb::new(c.clone(), n)),
+            PolicyConfig::InfoBatch(c) => Box::new(InfoBatch::new(c.clone(), n)),
+            PolicyConfig::El2n(c) => Box::new(El2n::new(c.clone(), n)),
+            PolicyConfig::Grand(c) => Box::new(Grand::new(c.clone(), n)),
+            PolicyConfig::Forgetting(c) => Box::new(Forgetting::new(c.clone(), n)),
+            PolicyConfig::Influence(c) => Box::new(Influence::new(c.clone(), n)),
         }
     }
 }
@@ -109,4 +222,84 @@ pub(crate) fn check_period(key: &str, period: u64) -> Result<()> {
 /// K = round((1 - p) · N), the per-epoch budget.
 pub fn budget(n: usize, prune: f64) -> usize {
     (((1.0 - prune) * n as f64).round() as usize).min(n)
+}
+
+/// The budget left for seen samples once every never-seen sample is kept (the guard shared by
+/// the score-based policies): K − |unseen|, at least 0. Keeping the epoch at K samples whenever
+/// possible keeps the promised cost; when more than K samples are unseen, all of them are kept
+/// and no seen sample is.
+pub fn seen_budget(n: usize, prune: f64, unseen: usize) -> usize {
+    budget(n, prune).saturating_sub(unseen)
+}
+
+/// Splits 0..N into never-seen and seen ids (ascending), reusing the vectors.
+pub fn partition_seen(scores: &ScoreBook, unseen: &mut Vec<u64>, seen: &mut Vec<u64>) {
+    unseen.clear();
+    seen.clear();
+    for id in 0..scores.len() {
+        if scores.is_seen(id) {
+            seen.push(id as u64);
+        } else {
+            unseen.push(id as u64);
+        }
+    }
+}
+
+/// Moves the `k` ids with the highest `score` to the front of `ids` (in unspecified order), in
+/// O(len) with `select_nth_unstable_by`. Ties break by the smaller id, so the result is a pure
+/// function of the scores. NaN scores rank lowest.
+pub fn top_k_front(ids: &mut [u64], k: usize, score: impl Fn(u64) -> f32) {
+    if k == 0 || k >= ids.len() {
+        return;
+    }
+    let key = |id: u64| {
+        let s = score(id);
+        if s.is_nan() {
+            f32::NEG_INFINITY
+        } else {
+            s
+        }
+    };
+    ids.select_nth_unstable_by(k - 1, |&a, &b| key(b).total_cmp(&key(a)).then(a.cmp(&b)));
+}
+
+/// Mean and (population) standard deviation of `values`; NaN for none.
+pub fn mean_std(values: impl Iterator<Item = f32>) -> (f64, f64) {
+    let (mut n, mut sum, mut sq) = (0usize, 0f64, 0f64);
+    for v in values {
+        n += 1;
+        sum += v as f64;
+        sq += (v as f64) * (v as f64);
+    }
+    if n == 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let mean = sum / n as f64;
+    (mean, (sq / n as f64 - mean * mean).max(0.0).sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_breaks_ties_by_id_and_ranks_nan_last() {
+        let scores = [1.0, 5.0, f32::NAN, 5.0, 3.0, 5.0];
+        let mut ids: Vec<u64> = (0..6).collect();
+        top_k_front(&mut ids, 2, |i| scores[i as usize]);
+        let mut top = ids[..2].to_vec();
+        top.sort_unstable();
+        assert_eq!(top, vec![1, 3]);
+        let mut ids: Vec<u64> = (0..6).collect();
+        top_k_front(&mut ids, 5, |i| scores[i as usize]);
+        assert!(!ids[..5].contains(&2));
+    }
+
+    #[test]
+    fn budgets() {
+        assert_eq!(budget(10, 0.25), 8); // round(7.5) = 8
+        assert_eq!(budget(90, 0.9), 9);
+        assert_eq!(seen_budget(100, 0.3, 20), 50);
+        assert_eq!(seen_budget(100, 0.3, 80), 0);
+    }
 }

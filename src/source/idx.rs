@@ -128,6 +128,17 @@ impl IdxSource {
     }
 }
 
+impl IdxSource {
+    /// Keeps only the first `n` samples (no-op when there are fewer).
+    pub fn truncate(&mut self, n: usize) {
+        if n < self.labels.len() {
+            self.labels.truncate(n);
+            self.pixels
+                .truncate(n * self.shape.iter().product::<usize>());
+        }
+    }
+}
+
 impl Source for IdxSource {
     fn len(&self) -> usize {
         self.labels.len()
@@ -189,8 +200,10 @@ mod tests {
         );
         std::io::Write::write_all(&mut enc, &std::fs::read(&i).unwrap()).unwrap();
         enc.finish().unwrap();
-        let s = IdxSource::open(&gz, &l).unwrap();
+        let mut s = IdxSource::open(&gz, &l).unwrap();
         assert_eq!(s.read(1, &mut scratch).unwrap().pixels, &[4, 5, 6, 7]);
+        s.truncate(2);
+        assert_eq!(s.len(), 2);
     }
 
     #[test]

@@ -41,11 +41,17 @@ pub trait Source: Send + Sync {
 }
 
 /// The `source` config object: `{"kind": NAME, ...}`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[derive(Clone, Debug)]
 pub enum SourceConfig {
     /// MNIST-style IDX files, raw or gzip-compressed.
     Idx(IdxConfig),
+}
+
+impl<'de> Deserialize<'de> for SourceConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use crate::config::{tagged_section, variant};
+        tagged_section(d, "source", &[("idx", &variant(SourceConfig::Idx))])
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -53,13 +59,27 @@ pub enum SourceConfig {
 pub struct IdxConfig {
     pub images: PathBuf,
     pub labels: PathBuf,
+    /// Use only the first `limit` samples (quick experiments, smoke tests).
+    #[serde(default)]
+    pub limit: Option<usize>,
 }
 
 impl SourceConfig {
     /// Opens the source; errors name the file.
     pub fn open(&self) -> Result<Arc<dyn Source>> {
         match self {
-            SourceConfig::Idx(c) => Ok(Arc::new(IdxSource::open(&c.images, &c.labels)?)),
+            SourceConfig::Idx(c) => {
+                let mut s = IdxSource::open(&c.images, &c.labels)?;
+                if let Some(limit) = c.limit {
+                    if limit == 0 {
+                        return Err(crate::Error::invalid(
+                            "config key `source.limit`: must be ≥ 1",
+                        ));
+                    }
+                    s.truncate(limit);
+                }
+                Ok(Arc::new(s))
+            }
         }
     }
 }

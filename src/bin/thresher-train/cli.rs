@@ -1,0 +1,377 @@
+//! Command line: `thresher-train train` (one run) and `thresher-train compare` (policies × seeds),
+//! and the translation of the flags into thresher's JSON configuration.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::{json, Map, Value};
+
+use crate::model::ModelKind;
+use crate::Result;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "thresher-train",
+    version,
+    about = "Reference libtorch trainer driven by the thresher data loader"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Train once with one policy; writes a JSON lines log.
+    Train(TrainArgs),
+    /// Train every policy × seed on the same data; writes compare.md, compare.png and the logs.
+    Compare(CompareArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The pruning policy: NAME[:KEY=VALUE]... (e.g. `infobatch:anneal=0.8`).
+    #[arg(long, default_value = "infobatch")]
+    pub policy: PolicySpec,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// JSON lines log (default: <out>/runs/<policy>-s<seed>.jsonl).
+    #[arg(long)]
+    pub log: Option<PathBuf>,
+    /// Write the ScoreBook's scores here at the end (for `scores_from`).
+    #[arg(long)]
+    pub save_scores: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Comma-separated policies, each NAME[:KEY=VALUE]... (KEY=VALUE overrides that policy's
+    /// config key, e.g. `random:rescale=true` or `infobatch:prune=0.5`).
+    #[arg(long, default_value = "full,random,infobatch", value_delimiter = ',')]
+    pub policies: Vec<PolicySpec>,
+    /// Number of seeds (0, 1, …): each seed fixes the model's initialisation and the loader's
+    /// order, identically for every policy.
+    #[arg(long, default_value_t = 3)]
+    pub seeds: u64,
+}
+
+/// Flags shared by `train` and `compare`.
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    #[arg(long, value_enum, default_value_t = Dataset::FashionMnist)]
+    pub dataset: Dataset,
+    /// Directory holding one folder per dataset (fashion-mnist/, mnist/) of IDX files.
+    #[arg(long, default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Train on the first N training samples only.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Evaluate on the first N test samples only.
+    #[arg(long)]
+    pub test_limit: Option<usize>,
+    #[arg(long, default_value_t = 15)]
+    pub epochs: u64,
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Nominal prune fraction, passed to every policy as its `prune` key (InfoBatch's r: it
+    /// realises less; the reports give the realised fraction).
+    #[arg(long, default_value_t = 0.3)]
+    pub prune: f64,
+    /// Full-data scoring epochs of the static policies (el2n, grand, forgetting, influence);
+    /// default: a fifth of the epochs, at least 1.
+    #[arg(long)]
+    pub score_epochs: Option<u64>,
+    /// Peak learning rate (SGD with momentum).
+    #[arg(long, default_value_t = 0.05)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    #[arg(long, default_value_t = 5e-4)]
+    pub weight_decay: f64,
+    /// Learning-rate schedule over the epochs: cosine per step, or ×0.1 at 50% and 75%.
+    #[arg(long, value_enum, default_value_t = Schedule::Cosine)]
+    pub schedule: Schedule,
+    #[arg(long, value_enum, default_value_t = ModelKind::Auto)]
+    pub model: ModelKind,
+    /// Width of the small CNN (channels of its first convolution).
+    #[arg(long, default_value_t = 16)]
+    pub width: i64,
+    /// Torch intra-op threads (default: every core; see README for the measurement).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// thresher worker threads.
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// Batches thresher prepares ahead.
+    #[arg(long, default_value_t = 4)]
+    pub prefetch: usize,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+    /// Directory for logs and reports.
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dataset {
+    FashionMnist,
+    Mnist,
+}
+
+impl Dataset {
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Dataset::FashionMnist => "fashion-mnist",
+            Dataset::Mnist => "mnist",
+        }
+    }
+    /// Mean and standard deviation of the [0, 1]-scaled training pixels.
+    pub fn normalize(self) -> (f32, f32) {
+        match self {
+            Dataset::FashionMnist => (0.2860, 0.3530),
+            Dataset::Mnist => (0.1307, 0.3081),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    Cosine,
+    Step,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+/// A policy and its config overrides, parsed from NAME[:KEY=VALUE]...
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicySpec {
+    pub kind: String,
+    pub overrides: Map<String, Value>,
+}
+
+const KINDS: [&str; 9] = [
+    "full",
+    "random",
+    "epsilon_greedy",
+    "ucb",
+    "infobatch",
+    "el2n",
+    "grand",
+    "forgetting",
+    "influence",
+];
+
+impl std::str::FromStr for PolicySpec {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let mut parts = s.split(':');
+        let kind = parts.next().unwrap_or_default().trim().to_string();
+        if !KINDS.contains(&kind.as_str()) {
+            return Err(format!(
+                "unknown policy `{kind}` (one of {})",
+                KINDS.join(", ")
+            ));
+        }
+        let mut overrides = Map::new();
+        for kv in parts {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("`{kv}` in `{s}` is not KEY=VALUE"))?;
+            // Numbers, booleans and lists parse as JSON; anything else is a string.
+            let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
+            overrides.insert(k.trim().to_string(), value);
+        }
+        Ok(PolicySpec { kind, overrides })
+    }
+}
+
+impl PolicySpec {
+    /// A short name for tables and file names: `infobatch` or `infobatch:anneal=0.8`.
+    pub fn label(&self) -> String {
+        let mut s = self.kind.clone();
+        for (k, v) in &self.overrides {
+            s.push_str(&format!(":{k}={v}"));
+        }
+        s
+    }
+
+    /// The `policy` config object: the kind, the keys it takes from the common flags, then the
+    /// overrides (which win).
+    pub fn to_json(&self, c: &Common) -> Value {
+        let mut m = Map::new();
+        m.insert("kind".into(), json!(self.kind));
+        let score_epochs = c.score_epochs.unwrap_or((c.epochs / 5).max(1));
+        match self.kind.as_str() {
+            "full" => {}
+            "random" | "epsilon_greedy" | "ucb" => {
+                m.insert("prune".into(), json!(c.prune));
+            }
+            // E is required: the annealing epochs are the last (1 − δ)·E.
+            "infobatch" => {
+                m.insert("prune".into(), json!(c.prune));
+                m.insert("epochs".into(), json!(c.epochs));
+            }
+            _ => {
+                m.insert("prune".into(), json!(c.prune));
+                m.insert("score_epochs".into(), json!(score_epochs));
+            }
+        }
+        // influence in guarantee mode takes `epsilon` instead of `prune`.
+        if self.overrides.contains_key("epsilon") {
+            m.remove("prune");
+        }
+        for (k, v) in &self.overrides {
+            m.insert(k.clone(), v.clone());
+        }
+        Value::Object(m)
+    }
+}
+
+/// The IDX files of `split` ("train" or "t10k"), gzip-compressed or raw.
+fn idx_files(c: &Common, split: &str) -> Result<(PathBuf, PathBuf)> {
+    let dir = c.data_dir.join(c.dataset.dir_name());
+    let find = |kind: &str| -> Result<PathBuf> {
+        let raw = dir.join(format!("{split}-{kind}-ubyte"));
+        let gz = dir.join(format!("{split}-{kind}-ubyte.gz"));
+        [gz, raw.clone()]
+            .into_iter()
+            .find(|p| p.exists())
+            .ok_or_else(|| {
+                format!(
+                    "{} (or .gz) not found; run `make setup` or pass --data-dir",
+                    raw.display()
+                )
+                .into()
+            })
+    };
+    Ok((find("images-idx3")?, find("labels-idx1")?))
+}
+
+/// The thresher config of the training loader for one run.
+pub fn train_config(c: &Common, spec: &PolicySpec, seed: u64) -> Result<Value> {
+    let (images, labels) = idx_files(c, "train")?;
+    Ok(loader_config(
+        c,
+        &images,
+        &labels,
+        c.limit,
+        spec.to_json(c),
+        seed,
+        true,
+    ))
+}
+
+/// The evaluation loader: the test split in order, every sample once, no pruning.
+pub fn test_config(c: &Common) -> Result<Value> {
+    let (images, labels) = idx_files(c, "t10k")?;
+    let mut v = loader_config(
+        c,
+        &images,
+        &labels,
+        c.test_limit,
+        json!({"kind": "full"}),
+        0,
+        false,
+    );
+    v["batch_size"] = json!(1000);
+    Ok(v)
+}
+
+fn loader_config(
+    c: &Common,
+    images: &Path,
+    labels: &Path,
+    limit: Option<usize>,
+    policy: Value,
+    seed: u64,
+    shuffle: bool,
+) -> Value {
+    let (mean, std) = c.dataset.normalize();
+    let mut source = json!({"kind": "idx", "images": images, "labels": labels});
+    if let Some(n) = limit {
+        source["limit"] = json!(n);
+    }
+    json!({
+        "source": source,
+        "batch_size": c.batch_size,
+        "shuffle": shuffle,
+        "seed": seed,
+        "workers": c.workers,
+        "prefetch": c.prefetch,
+        "transform": {
+            "dtype": "f32",
+            "layout": "nchw",
+            "normalize": {"mean": [mean], "std": [std]}
+        },
+        "policy": policy,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn common(args: &[&str]) -> Common {
+        #[derive(Parser)]
+        struct T {
+            #[command(flatten)]
+            c: Common,
+        }
+        let mut v = vec!["t"];
+        v.extend_from_slice(args);
+        T::parse_from(v).c
+    }
+
+    #[test]
+    fn policy_specs() {
+        let s: PolicySpec = "infobatch:anneal=0.8:prune=0.5".parse().unwrap();
+        assert_eq!(s.kind, "infobatch");
+        let c = common(&["--epochs", "20", "--prune", "0.3"]);
+        let j = s.to_json(&c);
+        assert_eq!(j["prune"], json!(0.5));
+        assert_eq!(j["anneal"], json!(0.8));
+        assert_eq!(j["epochs"], json!(20));
+        assert_eq!(s.label(), "infobatch:anneal=0.8:prune=0.5");
+        assert!("nope".parse::<PolicySpec>().is_err());
+        assert!("random:rescale".parse::<PolicySpec>().is_err());
+        let r: PolicySpec = "random:rescale=true".parse().unwrap();
+        assert_eq!(
+            r.to_json(&c),
+            json!({"kind": "random", "prune": 0.3, "rescale": true})
+        );
+        let f: PolicySpec = "full".parse().unwrap();
+        assert_eq!(f.to_json(&c), json!({"kind": "full"}));
+        let i: PolicySpec = "influence:epsilon=0.1".parse().unwrap();
+        assert_eq!(
+            i.to_json(&c),
+            json!({"kind": "influence", "epsilon": 0.1, "score_epochs": 4})
+        );
+    }
+
+    #[test]
+    fn configs_parse_as_thresher_configs() {
+        let c = common(&["--data-dir", "../../data", "--limit", "100"]);
+        let v = loader_config(
+            &c,
+            Path::new("a"),
+            Path::new("b"),
+            c.limit,
+            json!({"kind": "random", "prune": 0.3}),
+            7,
+            true,
+        );
+        let cfg = thresher::Config::from_json(&v.to_string()).unwrap();
+        assert_eq!((cfg.seed, cfg.batch_size, cfg.workers), (7, 128, 1));
+    }
+}

@@ -1,0 +1,357 @@
+//! `compare`: every policy × seed on the same data and the same initialisations, then a table
+//! (results/compare.md, .json) and a plot of test accuracy against training time
+//! (results/compare.png). Seeds are the outer loop so that a slow phase of the machine does not
+//! fall on one policy only. The files are rewritten after every run, so a long comparison that
+//! is interrupted still leaves its finished runs behind.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use plotters::prelude::*;
+use serde_json::json;
+
+use crate::cli::{CompareArgs, PolicySpec};
+use crate::train::{self, RunOptions, RunResult};
+use crate::Result;
+
+/// Matplotlib's "tab10": distinct on white, unlike Palette99's yellow.
+const COLORS: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+
+/// Registers DejaVu Sans as plotters' sans-serif font (ab_glyph draws from a TTF we supply; no
+/// system font lookup). `THRESHER_FONT` overrides the path.
+pub fn register_font() -> Result<()> {
+    let path = std::env::var("THRESHER_FONT").unwrap_or_else(|_| FONT.to_string());
+    let bytes = std::fs::read(&path).map_err(|e| {
+        format!(
+            "cannot read the plot font {path}: {e} (install fonts-dejavu-core, or point \
+             THRESHER_FONT at a .ttf)"
+        )
+    })?;
+    // plotters keeps the font for the life of the process.
+    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+    for style in [FontStyle::Normal, FontStyle::Bold] {
+        plotters::style::register_font("sans-serif", style, bytes)
+            .map_err(|_| format!("{path} is not a usable TrueType font"))?;
+    }
+    Ok(())
+}
+
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let m = v.iter().sum::<f64>() / n;
+    // Sample standard deviation across seeds (0 for one seed).
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (m, var.sqrt())
+}
+
+/// One policy's runs, summarised.
+struct Row {
+    label: String,
+    runs: usize,
+    realised: f64,
+    /// Highest per-epoch realised prune fraction of any run.
+    peak: f64,
+    acc: (f64, f64),
+    time: (f64, f64),
+    cpu: f64,
+    visits: f64,
+    mean_weight: f64,
+}
+
+fn summarise(label: &str, runs: &[RunResult]) -> Row {
+    let col = |f: &dyn Fn(&RunResult) -> f64| runs.iter().map(f).collect::<Vec<_>>();
+    let weights: Vec<f64> = runs
+        .iter()
+        .flat_map(|r| r.epochs.iter().map(|e| e.mean_weight))
+        .filter(|w| w.is_finite())
+        .collect();
+    Row {
+        label: label.to_string(),
+        runs: runs.len(),
+        realised: mean_std(&col(&|r| r.realised_prune)).0,
+        peak: runs
+            .iter()
+            .flat_map(|r| r.epochs.iter().map(|e| e.prune_fraction))
+            .fold(0.0, f64::max),
+        acc: mean_std(&col(&|r| r.final_test_acc)),
+        time: mean_std(&col(&|r| r.train_s)),
+        cpu: mean_std(&col(&|r| r.train_cpu_s)).0,
+        visits: mean_std(&col(&|r| r.visits as f64)).0,
+        mean_weight: mean_std(&weights).0,
+    }
+}
+
+fn table(rows: &[Row]) -> String {
+    let full = rows.iter().find(|r| r.label == "full");
+    let mut s = String::from(
+        "| policy | runs | realised prune (overall / peak epoch) | mean weight | final test acc % \
+         (mean ± std) | Δ acc vs full | train time s (mean ± std) | time saved vs full | \
+         train CPU s (saved) | sample-visits | visits saved vs full |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let (d_acc, saved, cpu_saved, v_saved) = match full {
+            Some(f) => (
+                format!("{:+.2}", r.acc.0 - f.acc.0),
+                format!("{:.1}%", 100.0 * (1.0 - r.time.0 / f.time.0)),
+                format!("{:.1}%", 100.0 * (1.0 - r.cpu / f.cpu)),
+                format!("{:.1}%", 100.0 * (1.0 - r.visits / f.visits)),
+            ),
+            None => ("—".into(), "—".into(), "—".into(), "—".into()),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.1}% / {:.1}% | {:.3} | {:.2} ± {:.2} | {} | {:.1} ± {:.1} | {} | {:.0} ({}) \
+             | {:.0} | {} |",
+            r.label,
+            r.runs,
+            100.0 * r.realised,
+            100.0 * r.peak,
+            r.mean_weight,
+            r.acc.0,
+            r.acc.1,
+            d_acc,
+            r.time.0,
+            r.time.1,
+            saved,
+            r.cpu,
+            cpu_saved,
+            r.visits,
+            v_saved
+        );
+    }
+    s
+}
+
+/// Per policy: (mean training seconds, mean test accuracy) at the end of each epoch.
+fn curves(groups: &[(String, Vec<RunResult>)]) -> Vec<(String, Vec<(f64, f64)>)> {
+    groups
+        .iter()
+        .filter(|(_, runs)| !runs.is_empty())
+        .map(|(label, runs)| {
+            let epochs = runs.iter().map(|r| r.epochs.len()).min().unwrap_or(0);
+            let pts = (0..epochs)
+                .map(|e| {
+                    let t = mean_std(&runs.iter().map(|r| r.epochs[e].train_s).collect::<Vec<_>>());
+                    let a = mean_std(
+                        &runs
+                            .iter()
+                            .map(|r| r.epochs[e].test_acc)
+                            .collect::<Vec<_>>(),
+                    );
+                    (t.0, a.0)
+                })
+                .collect();
+            (label.clone(), pts)
+        })
+        .collect()
+}
+
+fn plot(path: &Path, title: &str, curves: &[(String, Vec<(f64, f64)>)]) -> Result<()> {
+    let pts = curves.iter().flat_map(|(_, p)| p.iter());
+    let (mut x_max, mut y_min, mut y_max) = (1.0f64, 100.0f64, 0.0f64);
+    for &(x, y) in pts {
+        x_max = x_max.max(x);
+        y_min = y_min.min(y);
+        y_max = y_max.max(y);
+    }
+    if y_min > y_max {
+        (y_min, y_max) = (0.0, 100.0);
+    }
+    let pad = ((y_max - y_min) * 0.05).max(0.2);
+    let root = BitMapBackend::new(path, (1000, 640)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..x_max * 1.03, (y_min - pad)..(y_max + pad))?;
+    chart
+        .configure_mesh()
+        .x_desc("training wall time (s, mean over seeds)")
+        .y_desc("test accuracy (%)")
+        .label_style(("sans-serif", 15))
+        .draw()?;
+    for (i, (label, p)) in curves.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        chart
+            .draw_series(LineSeries::new(p.iter().copied(), color.stroke_width(2)))?
+            .label(label.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart.draw_series(
+            p.iter()
+                .map(|&(x, y)| Circle::new((x, y), 3, color.filled())),
+        )?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 16))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+fn write_outputs(
+    args: &CompareArgs,
+    groups: &[(String, Vec<RunResult>)],
+    setup: &str,
+) -> Result<(String, std::path::PathBuf)> {
+    let out = &args.common.out;
+    let rows: Vec<Row> = groups
+        .iter()
+        .filter(|(_, r)| !r.is_empty())
+        .map(|(l, r)| summarise(l, r))
+        .collect();
+    let tab = table(&rows);
+    let md = format!(
+        "# thresher-train compare\n\n{setup}\n\n{tab}\n\
+         - *realised prune*: 1 − sample-visits / (epochs · N) over the whole run, and the highest \
+         single-epoch value; the nominal `--prune` is the policy's key (InfoBatch's r), not a \
+         promise.\n\
+         - *train time*: the training loop only (planning, loading, forward, feedback, backward, \
+         step); the per-epoch test evaluation is excluded (the same for every policy). *train \
+         CPU s*: CPU time of the process (all threads) over the same span; other jobs on the \
+         machine inflate wall time far more than CPU time.\n\
+         - *mean weight*: mean loss weight of the kept samples, averaged over epochs.\n\n\
+         - 1-minute load average when this file was written: {}.\n\n\
+         ![test accuracy against training time](compare.png)\n",
+        train::load_average().map_or("?".into(), |l| format!("{l:.2}"))
+    );
+    std::fs::write(out.join("compare.md"), &md)?;
+    let json: Vec<_> = groups
+        .iter()
+        .map(|(l, r)| json!({"policy": l, "runs": r}))
+        .collect();
+    std::fs::write(out.join("compare.json"), serde_json::to_string(&json)?)?;
+    let png = out.join("compare.png");
+    plot(&png, "test accuracy against training time", &curves(groups))?;
+    Ok((tab, png))
+}
+
+pub fn run(args: &CompareArgs, device: tch::Device, threads: usize) -> Result<()> {
+    // Before hours of training, not after.
+    register_font()?;
+    let c = &args.common;
+    let runs_dir = c.out.join("runs");
+    std::fs::create_dir_all(&runs_dir)?;
+    let mut groups: Vec<(String, Vec<RunResult>)> = Vec::new();
+    for spec in &args.policies {
+        let label = spec.label();
+        if groups.iter().any(|(l, _)| *l == label) {
+            return Err(format!("policy {label} is listed twice").into());
+        }
+        groups.push((label, Vec::new()));
+    }
+    let cmd: Vec<String> = std::env::args().collect();
+    let load = train::load_average().map_or("?".into(), |l| format!("{l:.2}"));
+    let setup = format!(
+        "`{}`\n\n{} ({} training samples{}), {} epochs, batch {}, model {:?} (width {}), SGD \
+         lr {} momentum {} wd {} ({:?} schedule), device {:?}, torch threads {}, loader workers \
+         {}, {} seeds, nominal prune {}; {} cores, 1-minute load average {} at the start.",
+        cmd.join(" "),
+        c.dataset.dir_name(),
+        c.limit.map_or("all".to_string(), |l| format!("first {l}")),
+        c.test_limit
+            .map_or(String::new(), |l| format!(", first {l} test samples")),
+        c.epochs,
+        c.batch_size,
+        c.model,
+        c.width,
+        c.lr,
+        c.momentum,
+        c.weight_decay,
+        c.schedule,
+        device,
+        threads,
+        c.workers,
+        args.seeds,
+        c.prune,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load,
+    );
+    let specs: Vec<&PolicySpec> = args.policies.iter().collect();
+    for seed in 0..args.seeds {
+        for (i, spec) in specs.iter().enumerate() {
+            let label = spec.label();
+            let file = format!("{}-s{seed}.jsonl", label.replace([':', '=', '/'], "_"));
+            let result = train::run(&RunOptions {
+                common: c,
+                spec,
+                seed,
+                log: runs_dir.join(file),
+                save_scores: None,
+                device,
+                threads,
+            })?;
+            println!(
+                "== {label} seed {seed}: test {:.2}%, {:.1}s training, realised prune {:.1}%",
+                result.final_test_acc,
+                result.train_s,
+                100.0 * result.realised_prune
+            );
+            groups[i].1.push(result);
+            write_outputs(args, &groups, &setup)?;
+        }
+    }
+    let (tab, png) = write_outputs(args, &groups, &setup)?;
+    println!("\n{tab}");
+    println!("table: {}", c.out.join("compare.md").display());
+    println!("plot:  {}", png.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plot_renders_with_the_font() {
+        if register_font().is_err() {
+            eprintln!("skipped: no DejaVu font");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("thresher-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("p.png");
+        let curves = vec![
+            ("full".to_string(), vec![(1.0, 80.0), (2.0, 85.0)]),
+            ("infobatch".to_string(), vec![(0.7, 79.0), (1.4, 84.5)]),
+        ];
+        plot(&path, "t", &curves).unwrap();
+        assert!(std::fs::metadata(&path).unwrap().len() > 1000);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn sample_std() {
+        let (m, s) = mean_std(&[1.0, 2.0, 3.0]);
+        assert!((m - 2.0).abs() < 1e-12 && (s - 1.0).abs() < 1e-12);
+        assert_eq!(mean_std(&[5.0]), (5.0, 0.0));
+    }
+}

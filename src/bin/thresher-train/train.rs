@@ -1,0 +1,421 @@
+//! One training run: thresher feeds the batches, the model trains on mean(w · ℓ), and every step
+//! sends its per-sample signals back to thresher before the optimizer step. Test accuracy is
+//! measured after every epoch through a second loader (policy full, no shuffle).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+use thresher::{Batch, Config, EpochReport, Feedback, Loader, ScoreFields};
+
+use crate::cli::{Common, PolicySpec, Schedule};
+use crate::model::{self, Net};
+use crate::{signals, Result};
+
+/// What a run needs besides the shared flags.
+pub struct RunOptions<'a> {
+    pub common: &'a Common,
+    pub spec: &'a PolicySpec,
+    pub seed: u64,
+    pub log: PathBuf,
+    pub save_scores: Option<PathBuf>,
+    pub device: Device,
+    /// Torch intra-op threads in effect (for the log).
+    pub threads: usize,
+}
+
+/// One epoch's numbers, as logged (`"type": "epoch"`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EpochRecord {
+    pub epoch: u64,
+    pub batches: u64,
+    pub samples: u64,
+    pub dataset_len: u64,
+    /// Realised: 1 − samples / N.
+    pub prune_fraction: f64,
+    pub mean_weight: f64,
+    /// Mean unweighted per-sample training loss and training accuracy over the epoch's samples.
+    pub train_loss: f64,
+    pub train_acc: f64,
+    pub test_loss: f64,
+    pub test_acc: f64,
+    /// Learning rate of the epoch's last step.
+    pub lr: f64,
+    /// Seconds of training this epoch (planning, loading, steps, feedback; not the evaluation).
+    pub epoch_s: f64,
+    /// Cumulative training seconds up to the end of this epoch.
+    pub train_s: f64,
+    /// CPU seconds of the whole process (every thread) during this epoch's training, and
+    /// cumulative: on a shared machine, other jobs inflate wall time much more than this.
+    pub epoch_cpu_s: f64,
+    pub train_cpu_s: f64,
+    pub eval_s: f64,
+    pub samples_per_s: f64,
+    /// Cumulative sample-visits (samples trained on) up to the end of this epoch.
+    pub visits: u64,
+    /// thresher's own epoch report.
+    pub report: EpochReport,
+}
+
+/// A whole run's outcome.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RunResult {
+    pub label: String,
+    pub kind: String,
+    pub seed: u64,
+    pub dataset_len: u64,
+    pub epochs: Vec<EpochRecord>,
+    /// Training seconds (sum of `epoch_s`) and the run's wall time including evaluation.
+    pub train_s: f64,
+    pub total_s: f64,
+    pub train_cpu_s: f64,
+    pub visits: u64,
+    pub final_test_acc: f64,
+    /// 1 − visits / (epochs · N).
+    pub realised_prune: f64,
+}
+
+/// The learning rate at `step` of `batches` in `epoch` of `epochs`. The position within the run
+/// is measured in epochs, from the epoch length thresher reports before the epoch begins, so a
+/// pruned epoch runs through the same part of the schedule as a full one in fewer steps.
+pub fn learning_rate(
+    schedule: Schedule,
+    base: f64,
+    epoch: u64,
+    step: u64,
+    batches: u64,
+    epochs: u64,
+) -> f64 {
+    let t = (epoch as f64 + step as f64 / batches.max(1) as f64) / epochs.max(1) as f64;
+    match schedule {
+        Schedule::Cosine => base * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos()),
+        Schedule::Step => {
+            let e = epoch as f64 / epochs.max(1) as f64;
+            base * if e >= 0.75 {
+                0.01
+            } else if e >= 0.5 {
+                0.1
+            } else {
+                1.0
+            }
+        }
+    }
+}
+
+/// CPU time of this process so far (user + system, all threads).
+pub fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return f64::NAN;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// The 1-minute load average, to show in logs how busy the machine was.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn batch_tensors(batch: &Batch, device: Device) -> Result<(Tensor, Tensor, Tensor)> {
+    let data = batch
+        .data_f32()
+        .ok_or("the loader must deliver f32 batches (transform.dtype = \"f32\")")?;
+    let shape: Vec<i64> = batch.shape().iter().map(|&v| v as i64).collect();
+    let x = Tensor::from_slice(data)
+        .view(shape.as_slice())
+        .to_device(device);
+    let y = Tensor::from_slice(batch.labels()).to_device(device);
+    let w = Tensor::from_slice(batch.weights()).to_device(device);
+    Ok((x, y, w))
+}
+
+/// Test loss and accuracy (%) over one epoch of the evaluation loader.
+fn evaluate(net: &dyn Net, test: &Loader, device: Device) -> Result<(f64, f64)> {
+    let _guard = tch::no_grad_guard();
+    let (mut loss, mut correct, mut n) = (0.0, 0i64, 0usize);
+    while let Some(batch) = test.next()? {
+        let (x, y, _) = batch_tensors(&batch, device)?;
+        let (_, logits) = net.forward(&x, false);
+        loss += logits
+            .cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Sum, -100, 0.0)
+            .double_value(&[]);
+        correct += logits
+            .argmax(-1, false)
+            .eq_tensor(&y)
+            .sum(Kind::Int64)
+            .int64_value(&[]);
+        n += batch.len();
+    }
+    if n == 0 {
+        return Err("the test set is empty".into());
+    }
+    Ok((loss / n as f64, 100.0 * correct as f64 / n as f64))
+}
+
+fn progress_bar(len: u64, prefix: String) -> ProgressBar {
+    // Draws to stdout only when it is a terminal; logs piped to a file stay clean.
+    let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stdout());
+    pb.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:25}] {pos}/{len} {msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    pb.set_prefix(prefix);
+    pb
+}
+
+/// Trains one model with one policy and seed; writes the JSON lines log as it goes.
+pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
+    let c = o.common;
+    let label = o.spec.label();
+    let started = Instant::now();
+    let train_json = crate::cli::train_config(c, o.spec, o.seed)?;
+    let train_cfg =
+        Config::from_json(&train_json.to_string()).map_err(|e| format!("policy {label}: {e}"))?;
+    let loader = Loader::new(train_cfg)?;
+    let test = Loader::new(Config::from_json(&crate::cli::test_config(c)?.to_string())?)?;
+    let n = loader.dataset_len() as u64;
+    // The signals the policy's ScoreBook holds; nothing else is computed.
+    let needs = loader.with_scores(|s| s.fields());
+
+    if let Some(dir) = o.log.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut log =
+        BufWriter::new(File::create(&o.log).map_err(|e| format!("{}: {e}", o.log.display()))?);
+    writeln!(
+        log,
+        "{}",
+        json!({
+            "type": "run",
+            "label": label,
+            "policy": o.spec.to_json(c),
+            "seed": o.seed,
+            "dataset": c.dataset,
+            "dataset_len": n,
+            "test_len": test.dataset_len(),
+            "epochs": c.epochs,
+            "batch_size": c.batch_size,
+            "lr": c.lr,
+            "momentum": c.momentum,
+            "weight_decay": c.weight_decay,
+            "schedule": c.schedule,
+            "model": c.model,
+            "width": c.width,
+            "device": format!("{:?}", o.device),
+            "torch_threads": o.threads,
+            "workers": c.workers,
+            "needs": {
+                "grad_norm": needs.contains(ScoreFields::GRAD_NORM),
+                "el2n": needs.contains(ScoreFields::EL2N),
+                "correct": needs.contains(ScoreFields::CORRECT),
+                "embedding": needs.contains(ScoreFields::EMBEDDING),
+            },
+            "loader_config": train_json,
+            "load_average": load_average(),
+        })
+    )?;
+
+    tch::manual_seed(o.seed as i64);
+    let vs = nn::VarStore::new(o.device);
+    // Built on the first batch: the sample shape comes from the data.
+    let mut model: Option<(Box<dyn Net>, nn::Optimizer)> = None;
+    let mut records = Vec::with_capacity(c.epochs as usize);
+    let (mut train_s, mut train_cpu_s, mut visits, mut global_step) = (0.0f64, 0.0f64, 0u64, 0u64);
+
+    for epoch in 0..c.epochs {
+        let t0 = Instant::now();
+        let cpu0 = cpu_seconds();
+        // Makes the epoch's plan from the ScoreBook as it stands: its length is known now.
+        let info = loader.epoch_info();
+        let pb = progress_bar(
+            info.batches,
+            format!("{label} s{} {}/{}", o.seed, epoch + 1, c.epochs),
+        );
+        let (mut loss_sum, mut correct, mut seen, mut lr) = (0.0f64, 0u64, 0u64, c.lr);
+        let mut step = 0u64;
+        while let Some(batch) = loader.next()? {
+            let (x, y, w) = batch_tensors(&batch, o.device)?;
+            if model.is_none() {
+                let [_, ch, h, wd] = batch.shape();
+                let net = model::build(c.model, &vs.root(), [ch, h, wd], 10, c.width);
+                let opt = nn::Sgd {
+                    momentum: c.momentum,
+                    dampening: 0.0,
+                    wd: c.weight_decay,
+                    nesterov: c.momentum > 0.0,
+                }
+                .build(&vs, c.lr)?;
+                model = Some((net, opt));
+            }
+            let (net, opt) = model.as_mut().expect("built above");
+            lr = learning_rate(c.schedule, c.lr, epoch, step, info.batches, c.epochs);
+            opt.set_lr(lr);
+
+            let (h, logits) = net.forward(&x, true);
+            let s = signals::compute(&h, &logits, &y, needs);
+            loader.feedback(&Feedback {
+                ids: batch.ids(),
+                loss: &s.loss,
+                grad_norm: s.grad_norm.as_deref(),
+                el2n: s.el2n.as_deref(),
+                correct: needs
+                    .contains(ScoreFields::CORRECT)
+                    .then_some(s.correct.as_slice()),
+                embedding: s.embedding.as_deref(),
+                embedding_dim: s.embedding_dim,
+            })?;
+            // InfoBatch's convention: mean(w · ℓ), not Σwℓ/Σw, so rescaled samples count more.
+            let loss = (&s.loss_t * &w).mean(Kind::Float);
+            opt.backward_step(&loss);
+
+            let b = batch.len() as u64;
+            let bl: f64 = s.loss.iter().map(|&l| l as f64).sum();
+            let wl: f64 = s
+                .loss
+                .iter()
+                .zip(batch.weights())
+                .map(|(&l, &w)| (l * w) as f64)
+                .sum();
+            let bc: u64 = s.correct.iter().map(|&v| v as u64).sum();
+            let mean_w = batch.weights().iter().map(|&v| v as f64).sum::<f64>() / b as f64;
+            drop(batch);
+            loss_sum += bl;
+            correct += bc;
+            seen += b;
+            writeln!(
+                log,
+                "{}",
+                json!({
+                    "type": "step", "epoch": epoch, "step": step, "global_step": global_step,
+                    "samples": b, "loss": bl / b as f64, "weighted_loss": wl / b as f64,
+                    "acc": 100.0 * bc as f64 / b as f64, "mean_weight": mean_w, "lr": lr,
+                })
+            )?;
+            step += 1;
+            global_step += 1;
+            pb.inc(1);
+            let elapsed = t0.elapsed().as_secs_f64();
+            pb.set_message(format!(
+                "loss {:.4} acc {:.2}% {:.0} samples/s",
+                loss_sum / seen as f64,
+                100.0 * correct as f64 / seen as f64,
+                seen as f64 / elapsed
+            ));
+        }
+        let epoch_s = t0.elapsed().as_secs_f64();
+        let epoch_cpu_s = cpu_seconds() - cpu0;
+        pb.finish_and_clear();
+        // The epoch has ended: this is its final report.
+        let report = loader.report();
+        train_s += epoch_s;
+        train_cpu_s += epoch_cpu_s;
+        visits += seen;
+
+        let t1 = Instant::now();
+        let (net, _) = model.as_ref().ok_or("the first epoch delivered no batch")?;
+        let (test_loss, test_acc) = evaluate(net.as_ref(), &test, o.device)?;
+        let eval_s = t1.elapsed().as_secs_f64();
+        let rec = EpochRecord {
+            epoch,
+            batches: info.batches,
+            samples: seen,
+            dataset_len: n,
+            prune_fraction: report.prune_fraction,
+            mean_weight: report.mean_weight,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_acc: 100.0 * correct as f64 / seen.max(1) as f64,
+            test_loss,
+            test_acc,
+            lr,
+            epoch_s,
+            train_s,
+            epoch_cpu_s,
+            train_cpu_s,
+            eval_s,
+            samples_per_s: seen as f64 / epoch_s,
+            visits,
+            report,
+        };
+        println!(
+            "{label} s{} epoch {}/{}: kept {}/{} ({:.1}% pruned, mean w {:.3}) loss {:.4} \
+             train {:.2}% test {:.2}% | {:.1}s ({:.1} CPU s), {:.0} samples/s, waited {:.2}s",
+            o.seed,
+            epoch + 1,
+            c.epochs,
+            seen,
+            n,
+            100.0 * rec.prune_fraction,
+            rec.mean_weight,
+            rec.train_loss,
+            rec.train_acc,
+            rec.test_acc,
+            epoch_s,
+            epoch_cpu_s,
+            rec.samples_per_s,
+            report.consumer_wait_s,
+        );
+        let mut line = serde_json::to_value(&rec)?;
+        line["type"] = json!("epoch");
+        writeln!(log, "{line}")?;
+        log.flush()?;
+        records.push(rec);
+    }
+
+    if let Some(path) = &o.save_scores {
+        loader.save_scores(path)?;
+    }
+    let result = RunResult {
+        label,
+        kind: o.spec.kind.clone(),
+        seed: o.seed,
+        dataset_len: n,
+        final_test_acc: records.last().map_or(f64::NAN, |r| r.test_acc),
+        epochs: records,
+        train_s,
+        train_cpu_s,
+        total_s: started.elapsed().as_secs_f64(),
+        visits,
+        realised_prune: 1.0 - visits as f64 / (c.epochs.max(1) * n) as f64,
+    };
+    writeln!(
+        log,
+        "{}",
+        json!({
+            "type": "end", "train_s": result.train_s, "total_s": result.total_s,
+            "train_cpu_s": result.train_cpu_s, "load_average": load_average(),
+            "visits": result.visits, "realised_prune": result.realised_prune,
+            "final_test_acc": result.final_test_acc,
+        })
+    )?;
+    log.flush()?;
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cosine_runs_by_epoch_position() {
+        let lr = |e, s, b| learning_rate(Schedule::Cosine, 1.0, e, s, b, 4);
+        assert!((lr(0, 0, 10) - 1.0).abs() < 1e-12);
+        // Halfway through the run, whatever the epoch's length.
+        assert!((lr(2, 0, 10) - 0.5).abs() < 1e-12);
+        assert!((lr(1, 5, 10) - lr(1, 3, 6)).abs() < 1e-12);
+        assert!(lr(3, 9, 10) < 0.01);
+        let st = |e| learning_rate(Schedule::Step, 1.0, e, 0, 10, 8);
+        assert_eq!((st(3), st(4), st(6)), (1.0, 0.1, 0.01));
+    }
+}

@@ -1,0 +1,178 @@
+//! Checkpoints: the loader's whole state — ScoreBook, epoch, the current plan and the position
+//! inside it, the policy's state — so a restored loader yields exactly the batches the
+//! uninterrupted run would have yielded next. The plan itself is stored (not re-derived), since
+//! the ScoreBook has moved on since the epoch began. RNG state needs no storing: every random
+//! draw is keyed by (seed, epoch, …).
+//!
+//! Format, version 1, little-endian: magic "THRSTATE" · u32 version · fingerprint (N, seed,
+//! batch size, shuffle, drop_last, policy kind) · u64 epoch · u64 total samples · u8 has-plan ·
+//! [plan epoch, ids, weights, delivered, mean weight, score mean, score std] · ScoreBook ·
+//! policy state · CRC-32. Written atomically like score files.
+
+use std::path::Path;
+
+use crate::codec::{check_crc, Reader, Writer};
+use crate::error::{Error, Result};
+use crate::plan::Plan;
+use crate::scores::ScoreBook;
+
+const MAGIC: &[u8; 8] = b"THRSTATE";
+const VERSION: u32 = 1;
+
+/// What must match between the saving and the restoring loader.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Fingerprint {
+    pub n: u64,
+    pub seed: u64,
+    pub batch_size: u64,
+    pub shuffle: bool,
+    pub drop_last: bool,
+    pub policy: String,
+}
+
+/// The current epoch's plan and how far the consumer got.
+pub(crate) struct SavedJob {
+    pub plan: Plan,
+    pub delivered: usize,
+    pub mean_weight: f64,
+    pub score_mean: f64,
+    pub score_std: f64,
+}
+
+pub(crate) struct Snapshot<'a> {
+    pub fingerprint: Fingerprint,
+    pub epoch: u64,
+    pub total_samples: u64,
+    pub job: Option<SavedJob>,
+    pub scores: &'a ScoreBook,
+    pub policy_state: Vec<u8>,
+}
+
+pub(crate) fn encode(s: &Snapshot<'_>) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.bytes(MAGIC);
+    w.u32(VERSION);
+    let f = &s.fingerprint;
+    w.u64(f.n);
+    w.u64(f.seed);
+    w.u64(f.batch_size);
+    w.u8(f.shuffle as u8);
+    w.u8(f.drop_last as u8);
+    w.str(&f.policy);
+    w.u64(s.epoch);
+    w.u64(s.total_samples);
+    match &s.job {
+        None => w.u8(0),
+        Some(j) => {
+            w.u8(1);
+            w.u64(j.plan.epoch);
+            w.u64s(&j.plan.ids);
+            w.f32s(&j.plan.weights);
+            w.u64(j.delivered as u64);
+            w.f64(j.mean_weight);
+            w.f64(j.score_mean);
+            w.f64(j.score_std);
+        }
+    }
+    s.scores.encode(&mut w);
+    w.u8s(&s.policy_state);
+    w.finish()
+}
+
+/// What `restore` gives back to the loader.
+pub(crate) struct Restored {
+    pub epoch: u64,
+    pub total_samples: u64,
+    pub job: Option<SavedJob>,
+    pub policy_state: Vec<u8>,
+}
+
+/// Parses a checkpoint, checks it against `expect`, and loads its ScoreBook into `scores`
+/// (which is left unchanged on any error).
+pub(crate) fn restore(
+    path: &Path,
+    expect: &Fingerprint,
+    scores: &mut ScoreBook,
+) -> Result<Restored> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, &e))?;
+    let bad = |what: &str| {
+        Error::format(format!(
+            "{}: not a usable checkpoint: {what}",
+            path.display()
+        ))
+    };
+    if bytes.len() < 12 || &bytes[..8] != MAGIC {
+        return Err(bad("bad magic (expected THRSTATE)"));
+    }
+    let body =
+        check_crc(&bytes).ok_or_else(|| bad("checksum mismatch (truncated or corrupted)"))?;
+    let mut r = Reader::new(body, 8);
+    let truncated = || bad("truncated");
+    let version = r.u32().ok_or_else(truncated)?;
+    if version != VERSION {
+        return Err(bad(&format!(
+            "version {version}; this build reads {VERSION}"
+        )));
+    }
+    let found = Fingerprint {
+        n: r.u64().ok_or_else(truncated)?,
+        seed: r.u64().ok_or_else(truncated)?,
+        batch_size: r.u64().ok_or_else(truncated)?,
+        shuffle: r.u8().ok_or_else(truncated)? != 0,
+        drop_last: r.u8().ok_or_else(truncated)? != 0,
+        policy: r.str().ok_or_else(truncated)?,
+    };
+    if &found != expect {
+        return Err(Error::invalid(format!(
+            "config key `resume_from`: {} was saved with {found:?} but this loader has {expect:?}",
+            path.display()
+        )));
+    }
+    let epoch = r.u64().ok_or_else(truncated)?;
+    let total_samples = r.u64().ok_or_else(truncated)?;
+    let job = match r.u8().ok_or_else(truncated)? {
+        0 => None,
+        1 => {
+            let plan_epoch = r.u64().ok_or_else(truncated)?;
+            let ids = r.u64s().ok_or_else(truncated)?;
+            let weights = r.f32s().ok_or_else(truncated)?;
+            let delivered = r.u64().ok_or_else(truncated)? as usize;
+            let plan = Plan {
+                epoch: plan_epoch,
+                ids,
+                weights,
+                batch_size: expect.batch_size as usize,
+                dataset_len: expect.n as usize,
+            };
+            if plan.ids.len() != plan.weights.len()
+                || plan.ids.iter().any(|&id| id >= expect.n)
+                || delivered > plan.batches()
+                || plan_epoch != epoch
+            {
+                return Err(bad("inconsistent plan"));
+            }
+            Some(SavedJob {
+                plan,
+                delivered,
+                mean_weight: r.f64().ok_or_else(truncated)?,
+                score_mean: r.f64().ok_or_else(truncated)?,
+                score_std: r.f64().ok_or_else(truncated)?,
+            })
+        }
+        _ => return Err(bad("bad plan flag")),
+    };
+    let mut book = scores.clone();
+    book.decode(&mut r)
+        .ok_or_else(|| bad("its scores do not fit this dataset and policy"))?;
+    let policy_state = r.u8s().ok_or_else(truncated)?;
+    if !r.done() {
+        return Err(bad("trailing bytes"));
+    }
+    *scores = book;
+    Ok(Restored {
+        epoch,
+        total_samples,
+        job,
+        policy_state,
+    })
+}

@@ -1,0 +1,522 @@
+//! `epsilon_greedy` (Raju et al.; ALGORITHMS.md §3): score = `loss_ema`. Of the seen samples'
+//! budget, the top ⌈(1-ε)·K⌉ by score are kept and the rest of the budget is drawn uniformly
+//! from the remaining seen samples, so that low-loss samples still get an occasional look and
+//! their stale scores can recover. Never-seen samples are always kept. Weight 1. Re-planned
+//! every `period` epochs.
+
+use serde::Deserialize;
+
+use super::{
+    check_period, check_prune, mean_std, partition_seen, seen_budget, top_k_front, PlanContext,
+    Policy, Selection,
+};
+use crate::codec::{Reader, Writer};
+use crate::error::{Error, Result};
+use crate::rng::{Rng, Stream};
+use crate::scores::{ScoreBook, ScoreFields};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EpsilonGreedyConfig {
+    /// p, the fraction pruned each epoch.
+    #[serde(default = "default_prune")]
+    pub prune: f64,
+    /// ε, the share of the budget drawn at random instead of by score.
+    #[serde(default = "default_explore")]
+    pub explore: f64,
+    /// The ScoreBook's EMA momentum.
+    #[serde(default = "default_momentum")]
+    pub momentum: f64,
+    /// Epochs between re-plans.
+    #[serde(default = "default_period")]
+    pub period: u64,
+}
+
+fn default_prune() -> f64 {
+    0.3
+}
+fn default_explore() -> f64 {
+    0.1
+}
+pub(super) fn default_momentum() -> f64 {
+    0.8
+}
+fn default_period() -> u64 {
+    1
+}
+
+/// Checks an EMA momentum: 0 < m ≤ 1 (m = 0 would freeze the EMA at its first value).
+pub(super) fn check_momentum(key: &str, m: f64) -> Result<()> {
+    if !(m > 0.0 && m <= 1.0) {
+        return Err(Error::invalid(format!(
+            "config key `{key}`: {m} is out of range (0, 1]"
+        )));
+    }
+    Ok(())
+}
+
+impl EpsilonGreedyConfig {
+    pub fn validate(&self) -> Result<()> {
+        check_prune("policy.prune", self.prune)?;
+        if !(0.0..=1.0).contains(&self.explore) {
+            return Err(Error::invalid(format!(
+                "config key `policy.explore`: {} is out of range 0..=1",
+                self.explore
+            )));
+        }
+        check_momentum("policy.momentum", self.momentum)?;
+        check_period("policy.period", self.period)
+    }
+}
+
+/// ⌈(1-ε)·k⌉, capped at k. The slack keeps float error from adding a sample: (1-0.7)·10 is
+/// 3.0000000000000004 in f64, and ⌈·⌉ of that would be 4.
+fn greedy_count(k: usize, explore: f64) -> usize {
+    let x = (1.0 - explore) * k as f64;
+    ((x - x.abs() * 1e-12 - 1e-9).ceil().max(0.0) as usize).min(k)
+}
+
+/// The selection of the current period: epochs inside a period return it unchanged, and a
+/// checkpoint carries it so that a run resumed mid-period keeps the set it would have kept
+/// (re-planning from the resumed ScoreBook would not). Shared with `ucb`.
+#[derive(Default)]
+pub(super) struct PeriodCache {
+    /// (seed, epoch / period) of the cached plan.
+    key: Option<(u64, u64)>,
+    /// Kept ids, ascending; all weigh 1.
+    pub(super) ids: Vec<u64>,
+}
+
+impl PeriodCache {
+    pub(super) fn holds(&self, seed: u64, draw: u64) -> bool {
+        self.key == Some((seed, draw))
+    }
+
+    pub(super) fn set(&mut self, seed: u64, draw: u64) {
+        self.key = Some((seed, draw));
+    }
+
+    /// Empty when nothing is cached; otherwise `tag`, seed, draw and the ids. The tag keeps one
+    /// policy from loading another's state.
+    pub(super) fn save(&self, tag: u8) -> Vec<u8> {
+        let Some((seed, draw)) = self.key else {
+            return Vec::new();
+        };
+        let mut w = Writer::default();
+        w.u8(tag);
+        w.u64(seed);
+        w.u64(draw);
+        w.u64s(&self.ids);
+        w.buf
+    }
+
+    /// Restores `save`'s bytes for a dataset of `n` samples; `false` (and nothing changed) when
+    /// they do not fit.
+    fn parse(bytes: &[u8], tag: u8, n: usize) -> Option<((u64, u64), Vec<u64>)> {
+        let mut r = Reader::new(bytes, 0);
+        if r.u8()? != tag {
+            return None;
+        }
+        let key = (r.u64()?, r.u64()?);
+        let ids = r.u64s()?;
+        let ascending = ids.windows(2).all(|w| w[0] < w[1]);
+        let in_range = ids.last().map_or(true, |&id| id < n as u64);
+        (r.done() && ascending && in_range).then_some((key, ids))
+    }
+
+    pub(super) fn load(&mut self, bytes: &[u8], tag: u8, n: usize) -> bool {
+        if bytes.is_empty() {
+            self.key = None;
+            self.ids.clear();
+            return true;
+        }
+        match Self::parse(bytes, tag, n) {
+            Some((key, ids)) => {
+                self.key = Some(key);
+                self.ids = ids;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+const STATE_TAG: u8 = 3;
+
+pub struct EpsilonGreedy {
+    config: EpsilonGreedyConfig,
+    n: usize,
+    cache: PeriodCache,
+    // Scratch reused across re-plans.
+    unseen: Vec<u64>,
+    seen: Vec<u64>,
+    rest: Vec<u64>,
+    kept: Vec<bool>,
+}
+
+impl EpsilonGreedy {
+    pub fn new(config: EpsilonGreedyConfig, n: usize) -> Self {
+        EpsilonGreedy {
+            config,
+            n,
+            cache: PeriodCache::default(),
+            unseen: Vec::with_capacity(n),
+            seen: Vec::with_capacity(n),
+            rest: Vec::with_capacity(n),
+            kept: Vec::with_capacity(n),
+        }
+    }
+
+    /// Re-plans into `self.cache.ids` (ascending, so the later shuffle does not depend on how
+    /// the standard library's selection happened to permute ids).
+    fn plan(&mut self, book: &ScoreBook, seed: u64, draw: u64) {
+        let n = book.len();
+        let ema = &book.loss_ema;
+        partition_seen(book, &mut self.unseen, &mut self.seen);
+        let k = seen_budget(n, self.config.prune, self.unseen.len());
+        let top = greedy_count(k, self.config.explore);
+        top_k_front(&mut self.seen, top, |id| ema[id as usize]);
+        self.kept.clear();
+        self.kept.resize(n, false);
+        for &id in &self.seen[..top] {
+            self.kept[id as usize] = true;
+        }
+        // The explore pool in id order, so the draw is a function of the set alone.
+        self.rest.clear();
+        self.rest.extend(
+            (0..n as u64).filter(|&id| book.is_seen(id as usize) && !self.kept[id as usize]),
+        );
+        let fill = k - top;
+        Rng::new(seed, Stream::Select, draw, 0).choose_front(&mut self.rest, fill);
+        for &id in &self.rest[..fill] {
+            self.kept[id as usize] = true;
+        }
+        self.cache.ids.clear();
+        self.cache.ids.extend(
+            (0..n as u64).filter(|&id| !book.is_seen(id as usize) || self.kept[id as usize]),
+        );
+        self.cache.set(seed, draw);
+    }
+}
+
+impl Policy for EpsilonGreedy {
+    fn needs(&self) -> ScoreFields {
+        ScoreFields::LOSS_EMA
+    }
+
+    fn select(&mut self, ctx: &PlanContext<'_>, out: &mut Selection) {
+        let book = ctx.scores;
+        debug_assert_eq!(book.len(), self.n);
+        // Keyed by the period index, not `epoch % period == 0`: a resumed run may start
+        // mid-period, and must not return a plan cached for another period.
+        let draw = ctx.epoch / self.config.period;
+        if !self.cache.holds(ctx.seed, draw) {
+            self.plan(book, ctx.seed, draw);
+        }
+        out.ids.extend_from_slice(&self.cache.ids);
+        out.weights.resize(out.ids.len(), 1.0);
+        (out.score_mean, out.score_std) = mean_std(
+            (0..book.len())
+                .filter(|&id| book.is_seen(id))
+                .map(|id| book.loss_ema[id]),
+        );
+    }
+
+    fn save_state(&self) -> Vec<u8> {
+        self.cache.save(STATE_TAG)
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> bool {
+        self.cache.load(bytes, STATE_TAG, self.n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::policy::PolicyConfig;
+    use std::collections::BTreeSet;
+
+    fn config(prune: f64, explore: f64, period: u64) -> EpsilonGreedyConfig {
+        EpsilonGreedyConfig {
+            prune,
+            explore,
+            momentum: 0.8,
+            period,
+        }
+    }
+
+    /// A book where every id is seen and id i has EMA `score(i)`.
+    fn book_with(n: usize, score: impl Fn(usize) -> f32) -> ScoreBook {
+        let mut book = ScoreBook::new(n, ScoreFields::LOSS_EMA);
+        for id in 0..n {
+            book.seen[id] = 1;
+            book.loss_ema[id] = score(id);
+        }
+        book
+    }
+
+    /// Distinct scores in a scrambled order (37 is coprime to the sizes used).
+    fn scrambled(i: usize) -> f32 {
+        ((i * 37) % 1009) as f32
+    }
+
+    fn run(policy: &mut EpsilonGreedy, book: &ScoreBook, epoch: u64, seed: u64) -> Selection {
+        let mut out = Selection::default();
+        out.clear();
+        let ctx = PlanContext {
+            epoch,
+            seed,
+            scores: book,
+        };
+        policy.select(&ctx, &mut out);
+        out
+    }
+
+    /// The `k` ids with the highest score, by a full sort (ties by the smaller id).
+    fn top_by_sort(book: &ScoreBook, k: usize) -> BTreeSet<u64> {
+        let mut ids: Vec<u64> = (0..book.len() as u64)
+            .filter(|&i| book.is_seen(i as usize))
+            .collect();
+        ids.sort_by(|&a, &b| {
+            book.loss_ema[b as usize]
+                .total_cmp(&book.loss_ema[a as usize])
+                .then(a.cmp(&b))
+        });
+        ids[..k].iter().copied().collect()
+    }
+
+    fn set(s: &Selection) -> BTreeSet<u64> {
+        s.ids.iter().copied().collect()
+    }
+
+    #[test]
+    fn greedy_count_is_a_robust_ceiling() {
+        assert_eq!(greedy_count(10, 0.7), 3); // (1-0.7)·10 = 3.0000000000000004 in f64
+        assert_eq!(greedy_count(10, 0.3), 7);
+        assert_eq!(greedy_count(50, 0.2), 40);
+        assert_eq!(greedy_count(7, 0.1), 7); // ⌈6.3⌉
+        assert_eq!(greedy_count(35, 0.1), 32); // ⌈31.5⌉
+        assert_eq!(greedy_count(10, 0.0), 10);
+        assert_eq!(greedy_count(10, 1.0), 0);
+        assert_eq!(greedy_count(0, 0.5), 0);
+    }
+
+    #[test]
+    fn top_share_present_and_rest_drawn_from_outside() {
+        let n = 200;
+        let book = book_with(n, scrambled);
+        // K = 100, greedy = ⌈0.8·100⌉ = 80, explore = 20.
+        let mut policy = EpsilonGreedy::new(config(0.5, 0.2, 1), n);
+        let top80 = top_by_sort(&book, 80);
+        let next20 = top_by_sort(&book, 100);
+        let mut explored_ever = BTreeSet::new();
+        let mut counts = vec![0u32; n];
+        let epochs = 600;
+        for e in 0..epochs {
+            let s = run(&mut policy, &book, e, 11);
+            assert_eq!(s.len(), 100);
+            assert_eq!(set(&s).len(), 100, "ids are distinct");
+            assert!(s.weights.iter().all(|&w| w == 1.0));
+            assert!(top80.is_subset(&set(&s)), "epoch {e}: a top id is missing");
+            let explored: BTreeSet<u64> = set(&s).difference(&top80).copied().collect();
+            assert_eq!(explored.len(), 20);
+            for &id in &explored {
+                counts[id as usize] += 1;
+            }
+            explored_ever.extend(explored);
+        }
+        // Not merely the next-ranked ids: the explore share ranges over all 120 others.
+        assert_ne!(explored_ever, next20.difference(&top80).copied().collect());
+        assert_eq!(explored_ever.len(), 120);
+        // Uniform over the 120: each is drawn with probability 20/120 per epoch.
+        let q = 20.0 / 120.0;
+        let expected = epochs as f64 * q;
+        let var = epochs as f64 * q * (1.0 - q);
+        let chi2: f64 = (0..n)
+            .filter(|&i| !top80.contains(&(i as u64)))
+            .map(|i| (counts[i] as f64 - expected).powi(2) / var)
+            .sum();
+        // 119 degrees of freedom: mean 119, sd ≈ 15.4.
+        assert!(chi2 < 119.0 + 5.0 * 15.4, "chi2 = {chi2}");
+    }
+
+    #[test]
+    fn greedy_share_is_a_ceiling_in_the_plan() {
+        let n = 20;
+        let book = book_with(n, scrambled);
+        // K = 7, ε = 0.1: ⌈6.3⌉ = 7 greedy, none drawn.
+        let mut policy = EpsilonGreedy::new(config(0.65, 0.1, 1), n);
+        for e in 0..20 {
+            assert_eq!(set(&run(&mut policy, &book, e, e)), top_by_sort(&book, 7));
+        }
+        // K = 10, ε = 0.7: 3 greedy (not 4, as a naive ⌈3.0000000000000004⌉ gives), so the
+        // fourth-ranked id is only sometimes drawn.
+        let mut policy = EpsilonGreedy::new(config(0.5, 0.7, 1), n);
+        let top3 = top_by_sort(&book, 3);
+        let fourth = *top_by_sort(&book, 4).difference(&top3).next().unwrap();
+        let mut fourth_kept = 0;
+        for e in 0..60 {
+            let s = set(&run(&mut policy, &book, e, 2));
+            assert!(top3.is_subset(&s));
+            fourth_kept += s.contains(&fourth) as u32;
+        }
+        assert!((5..55).contains(&fourth_kept), "{fourth_kept}");
+    }
+
+    #[test]
+    fn explore_zero_is_exactly_the_top_k() {
+        for (n, p) in [(200, 0.5), (101, 0.3), (10, 0.25), (7, 0.9)] {
+            let book = book_with(n, scrambled);
+            let mut policy = EpsilonGreedy::new(config(p, 0.0, 1), n);
+            let k = crate::policy::budget(n, p);
+            for e in 0..3 {
+                assert_eq!(set(&run(&mut policy, &book, e, e)), top_by_sort(&book, k));
+            }
+        }
+    }
+
+    #[test]
+    fn exact_count_and_ascending_ids() {
+        for (n, p, eps, k) in [
+            (1000, 0.3, 0.1, 700),
+            (10, 0.25, 0.3, 8),
+            (7, 0.5, 0.5, 4),
+            (1, 0.9, 0.1, 0),
+            (13, 0.0, 1.0, 13),
+        ] {
+            let book = book_with(n, scrambled);
+            let s = run(&mut EpsilonGreedy::new(config(p, eps, 1), n), &book, 2, 5);
+            assert_eq!(s.len(), k, "n={n} p={p} ε={eps}");
+            assert!(s.ids.windows(2).all(|w| w[0] < w[1]));
+            assert_eq!(s.weights.len(), k);
+        }
+    }
+
+    #[test]
+    fn never_seen_are_kept_and_budget_goes_to_seen() {
+        let n = 100;
+        // Epoch 0 on a fresh book is full data.
+        let fresh = ScoreBook::new(n, ScoreFields::LOSS_EMA);
+        let s = run(
+            &mut EpsilonGreedy::new(config(0.5, 0.1, 1), n),
+            &fresh,
+            0,
+            1,
+        );
+        assert_eq!(s.ids, (0..n as u64).collect::<Vec<_>>());
+        assert!(s.score_mean.is_nan() && s.score_std.is_nan());
+        // 30 unseen, K = 50: the 30 plus 20 seen ones.
+        let mut book = book_with(n, scrambled);
+        for id in (0..n)
+            .step_by(10)
+            .chain((1..n).step_by(10))
+            .chain((2..n).step_by(10))
+        {
+            book.seen[id] = 0;
+        }
+        let unseen: BTreeSet<u64> = (0..n as u64)
+            .filter(|&i| !book.is_seen(i as usize))
+            .collect();
+        assert_eq!(unseen.len(), 30);
+        let s = run(&mut EpsilonGreedy::new(config(0.5, 0.1, 1), n), &book, 3, 1);
+        assert_eq!(s.len(), 50);
+        assert!(unseen.is_subset(&set(&s)));
+        assert!(s.weights.iter().all(|&w| w == 1.0));
+        // The seen share is greedy too: ⌈0.9·20⌉ = 18 of the top seen ones.
+        assert!(top_by_sort(&book, 18).is_subset(&set(&s)));
+        // More unseen than K: all unseen, no seen.
+        let s = run(&mut EpsilonGreedy::new(config(0.8, 0.1, 1), n), &book, 3, 1);
+        assert_eq!(set(&s), unseen);
+    }
+
+    #[test]
+    fn score_summary_is_over_seen_ema() {
+        let mut book = book_with(4, |i| [1.0, 3.0, 100.0, 5.0][i]);
+        book.seen[2] = 0;
+        let s = run(&mut EpsilonGreedy::new(config(0.5, 0.1, 1), 4), &book, 1, 0);
+        assert!((s.score_mean - 3.0).abs() < 1e-12);
+        assert!((s.score_std - (8.0f64 / 3.0).sqrt()).abs() < 1e-9);
+    }
+
+    #[test]
+    fn period_caches_the_plan_and_survives_resume() {
+        let n = 100;
+        let a = book_with(n, scrambled);
+        let b = book_with(n, |i| -scrambled(i)); // the opposite ranking
+        let c = config(0.5, 0.0, 3);
+        let mut policy = EpsilonGreedy::new(c.clone(), n);
+        let first = set(&run(&mut policy, &a, 0, 7));
+        assert_eq!(first, top_by_sort(&a, 50));
+        // Scores change inside the period: the plan does not.
+        assert_eq!(set(&run(&mut policy, &b, 1, 7)), first);
+        assert_eq!(set(&run(&mut policy, &b, 2, 7)), first);
+        // The next period re-plans from the book as it then is.
+        assert_eq!(set(&run(&mut policy, &b, 3, 7)), top_by_sort(&b, 50));
+        // A fresh policy whose first call is mid-period (a resume) plans at once ...
+        let mut fresh = EpsilonGreedy::new(c.clone(), n);
+        assert_eq!(set(&run(&mut fresh, &a, 4, 7)), first);
+        assert_eq!(set(&run(&mut fresh, &b, 5, 7)), first);
+        assert_eq!(set(&run(&mut fresh, &b, 6, 7)), top_by_sort(&b, 50));
+        // ... and a saved cache carries the period's plan across a resume.
+        let mut saver = EpsilonGreedy::new(c.clone(), n);
+        run(&mut saver, &a, 3, 7);
+        let state = saver.save_state();
+        let mut restored = EpsilonGreedy::new(c.clone(), n);
+        assert!(restored.load_state(&state));
+        assert_eq!(set(&run(&mut restored, &b, 4, 7)), first);
+        assert!(
+            !EpsilonGreedy::new(c.clone(), 10).load_state(&state),
+            "ids ≥ n"
+        );
+        assert!(!restored.load_state(&state[..state.len() - 1]));
+        assert!(restored.load_state(&[]));
+        assert!(EpsilonGreedy::new(c, n).save_state().is_empty());
+    }
+
+    #[test]
+    fn deterministic_and_seed_dependent() {
+        let n = 300;
+        let book = book_with(n, scrambled);
+        let c = config(0.5, 0.5, 1);
+        let s1 = run(&mut EpsilonGreedy::new(c.clone(), n), &book, 4, 1);
+        let s2 = run(&mut EpsilonGreedy::new(c.clone(), n), &book, 4, 1);
+        let s3 = run(&mut EpsilonGreedy::new(c.clone(), n), &book, 4, 2);
+        let s4 = run(&mut EpsilonGreedy::new(c, n), &book, 5, 1);
+        assert_eq!(s1, s2);
+        assert_ne!(s1.ids, s3.ids);
+        assert_ne!(s1.ids, s4.ids);
+    }
+
+    fn config_err(policy: &str) -> String {
+        Config::from_json(&format!(r#"{{"policy": {policy}}}"#))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn config_defaults_and_errors_name_their_key() {
+        let c = Config::from_json(r#"{"policy": {"kind": "epsilon_greedy"}}"#).unwrap();
+        let PolicyConfig::EpsilonGreedy(c) = c.policy else {
+            panic!("wrong kind")
+        };
+        assert_eq!(
+            (c.prune, c.explore, c.momentum, c.period),
+            (0.3, 0.1, 0.8, 1)
+        );
+        let e = config_err(r#"{"kind": "epsilon_greedy", "c": 1.0}"#);
+        assert!(e.contains("`c`"), "{e}");
+        for (bad, key) in [
+            (r#""explore": 1.5"#, "policy.explore"),
+            (r#""explore": -0.1"#, "policy.explore"),
+            (r#""prune": 0.95"#, "policy.prune"),
+            (r#""momentum": 0.0"#, "policy.momentum"),
+            (r#""momentum": 1.5"#, "policy.momentum"),
+            (r#""period": 0"#, "policy.period"),
+        ] {
+            let e = config_err(&format!(r#"{{"kind": "epsilon_greedy", {bad}}}"#));
+            assert!(e.contains(key), "{bad}: {e}");
+        }
+    }
+}

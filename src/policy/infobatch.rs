@@ -1,0 +1,423 @@
+//! `infobatch` (Qin et al., ICLR 2024; ALGORITHMS.md §5): score = `loss_last`. Before the
+//! annealing epochs, a random r-share of the well-learned samples (seen, loss below the mean
+//! over seen samples) is dropped and the rest of them are up-weighted by 1/(1-r), so that the
+//! expected gradient matches full data; from epoch ⌊δ·E⌋ on, full data at weight 1 removes the
+//! remaining bias. Never-seen samples are always kept at weight 1.
+
+use serde::Deserialize;
+
+use super::{check_prune, mean_std, PlanContext, Policy, Selection};
+use crate::error::{Error, Result};
+use crate::rng::{Rng, Stream};
+use crate::scores::{ScoreBook, ScoreFields};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfoBatchConfig {
+    /// r, the fraction of the below-mean samples dropped each pruned epoch.
+    #[serde(default = "default_prune")]
+    pub prune: f64,
+    /// δ, the fraction of the run that is pruned before full-data annealing.
+    #[serde(default = "default_anneal")]
+    pub anneal: f64,
+    /// E, the run's total epochs. Required: the annealing point depends on it.
+    pub epochs: u64,
+}
+
+fn default_prune() -> f64 {
+    0.5
+}
+fn default_anneal() -> f64 {
+    0.875
+}
+
+impl InfoBatchConfig {
+    pub fn validate(&self) -> Result<()> {
+        check_prune("policy.prune", self.prune)?;
+        if !(0.0..=1.0).contains(&self.anneal) {
+            return Err(Error::invalid(format!(
+                "config key `policy.anneal`: {} is out of range 0..=1",
+                self.anneal
+            )));
+        }
+        if self.epochs == 0 {
+            return Err(Error::invalid("config key `policy.epochs`: must be ≥ 1"));
+        }
+        Ok(())
+    }
+
+    /// ⌊δ·E⌋, the first full-data epoch.
+    pub fn anneal_start(&self) -> u64 {
+        snap(self.anneal * self.epochs as f64).floor() as u64
+    }
+
+    /// The weight of a kept below-mean sample, 1/(1-r), rounded once from f64.
+    pub fn rescale_weight(&self) -> f32 {
+        (1.0f64 / (1.0 - self.prune)) as f32
+    }
+}
+
+/// Nudges a product of config decimals up past float error before ⌊·⌋ or round(): 0.29·100 is
+/// 28.999999999999996 in f64 and must floor to 29. The relative term covers large operands.
+fn snap(x: f64) -> f64 {
+    x + x.abs() * 1e-12 + 1e-9
+}
+
+/// round(r·|W|), the number of below-mean samples dropped.
+fn drop_count(prune: f64, below: usize) -> usize {
+    (snap(prune * below as f64).round() as usize).min(below)
+}
+
+pub struct InfoBatch {
+    config: InfoBatchConfig,
+    n: usize,
+    // Scratch reused across epochs.
+    below: Vec<u64>,
+    /// Per id: 0 = not below the mean, 1 = below and kept, 2 = dropped.
+    class: Vec<u8>,
+}
+
+const ABOVE: u8 = 0;
+const BELOW: u8 = 1;
+const DROPPED: u8 = 2;
+
+impl InfoBatch {
+    pub fn new(config: InfoBatchConfig, n: usize) -> Self {
+        InfoBatch {
+            config,
+            n,
+            below: Vec::with_capacity(n),
+            class: Vec::with_capacity(n),
+        }
+    }
+
+    /// ⌊δ·E⌋, the first epoch of full data.
+    pub fn anneal_start(&self) -> u64 {
+        self.config.anneal_start()
+    }
+}
+
+/// The ids that count as seen here: with feedback and a finite `loss_last` (a book restored
+/// from elsewhere might lack the loss; such an id is treated as never seen rather than
+/// poisoning the mean).
+fn scored(book: &ScoreBook, id: usize) -> bool {
+    book.is_seen(id) && book.loss_last[id].is_finite()
+}
+
+impl Policy for InfoBatch {
+    fn needs(&self) -> ScoreFields {
+        ScoreFields::LOSS_LAST
+    }
+
+    fn select(&mut self, ctx: &PlanContext<'_>, out: &mut Selection) {
+        let book = ctx.scores;
+        let n = book.len();
+        debug_assert_eq!(n, self.n);
+        let loss = &book.loss_last;
+        let (mean, std) = mean_std((0..n).filter(|&i| scored(book, i)).map(|i| loss[i]));
+        (out.score_mean, out.score_std) = (mean, std);
+        // ≥, not ==: a run that goes past E epochs (or resumes past ⌊δ·E⌋) stays on full data.
+        if ctx.epoch >= self.anneal_start() {
+            out.ids.extend(0..n as u64);
+            out.weights.resize(n, 1.0);
+            return;
+        }
+        // W in id order, so the draw depends on the set alone. A NaN mean (nothing seen)
+        // compares false: W is empty and the epoch is full data.
+        self.below.clear();
+        self.below.extend(
+            (0..n as u64).filter(|&i| scored(book, i as usize) && (loss[i as usize] as f64) < mean),
+        );
+        let drop = drop_count(self.config.prune, self.below.len());
+        Rng::new(ctx.seed, Stream::Select, ctx.epoch, 0).choose_front(&mut self.below, drop);
+        self.class.clear();
+        self.class.resize(n, ABOVE);
+        let (dropped, kept) = self.below.split_at(drop);
+        for &i in kept {
+            self.class[i as usize] = BELOW;
+        }
+        for &i in dropped {
+            self.class[i as usize] = DROPPED;
+        }
+        let rescaled = self.config.rescale_weight();
+        for (id, &class) in self.class.iter().enumerate() {
+            match class {
+                ABOVE => out.push(id as u64, 1.0),
+                BELOW => out.push(id as u64, rescaled),
+                _ => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::policy::PolicyConfig;
+    use crate::scores::Feedback;
+    use std::collections::BTreeSet;
+
+    fn config(prune: f64, anneal: f64, epochs: u64) -> InfoBatchConfig {
+        InfoBatchConfig {
+            prune,
+            anneal,
+            epochs,
+        }
+    }
+
+    /// A book fed one epoch of feedback: id i gets `loss[i]`, or nothing when it is NaN.
+    fn book(loss: &[f32]) -> ScoreBook {
+        let mut b = ScoreBook::new(loss.len(), ScoreFields::LOSS_LAST);
+        let ids: Vec<u64> = (0..loss.len() as u64)
+            .filter(|&i| !loss[i as usize].is_nan())
+            .collect();
+        let l: Vec<f32> = ids.iter().map(|&i| loss[i as usize]).collect();
+        let fb = Feedback {
+            ids: &ids,
+            loss: &l,
+            ..Default::default()
+        };
+        b.feedback(&fb, 0).unwrap();
+        b
+    }
+
+    fn run(policy: &mut InfoBatch, book: &ScoreBook, epoch: u64, seed: u64) -> Selection {
+        let mut out = Selection::default();
+        out.clear();
+        let ctx = PlanContext {
+            epoch,
+            seed,
+            scores: book,
+        };
+        policy.select(&ctx, &mut out);
+        out
+    }
+
+    fn weight_of(s: &Selection, id: u64) -> Option<f32> {
+        s.ids.iter().position(|&i| i == id).map(|at| s.weights[at])
+    }
+
+    #[test]
+    fn at_or_above_mean_always_kept_at_weight_one() {
+        // Mean 3: ids 2 (= mean), 3 and 4 are never dropped.
+        let b = book(&[1.0, 2.0, 3.0, 4.0, 5.0]);
+        let mut p = InfoBatch::new(config(0.9, 0.875, 1000), 5);
+        for e in 0..200 {
+            let s = run(&mut p, &b, e, 3);
+            for id in 2..5 {
+                assert_eq!(weight_of(&s, id), Some(1.0), "epoch {e} id {id}");
+            }
+            // r = 0.9 of |W| = 2 → round(1.8) = 2 dropped.
+            assert_eq!(s.ids, vec![2, 3, 4]);
+        }
+    }
+
+    #[test]
+    fn drops_exactly_round_r_w_and_rescales_the_rest() {
+        // (|W|, r, round(r·|W|)) with odd sizes and halves where rounding matters.
+        for (w, r, dropped) in [
+            (1, 0.5, 1),
+            (3, 0.5, 2),
+            (5, 0.3, 2),
+            (7, 0.5, 4),
+            (9, 0.25, 2),
+            (10, 0.45, 5),
+            (4, 0.9, 4),
+            (11, 0.1, 1),
+            (6, 0.0, 0),
+            (13, 0.7, 9),
+        ] {
+            // |W| ids with loss 0, then 4 ids with loss 1: the mean is in between.
+            let loss: Vec<f32> = (0..w + 4).map(|i| if i < w { 0.0 } else { 1.0 }).collect();
+            let b = book(&loss);
+            let mut p = InfoBatch::new(config(r, 0.875, 100), loss.len());
+            let expected = (1.0f64 / (1.0 - r)) as f32;
+            for e in 0..5 {
+                let s = run(&mut p, &b, e, 1);
+                assert_eq!(s.len(), w + 4 - dropped, "|W|={w} r={r}");
+                for (&id, &weight) in s.ids.iter().zip(&s.weights) {
+                    if id < w as u64 {
+                        assert_eq!(weight, expected, "|W|={w} r={r}");
+                    } else {
+                        assert_eq!(weight, 1.0);
+                    }
+                }
+                assert!(s.ids.windows(2).all(|x| x[0] < x[1]));
+            }
+        }
+    }
+
+    #[test]
+    fn rescale_weight_is_rounded_once_from_f64() {
+        for r in [0.3, 0.5, 0.7, 0.9, 0.1] {
+            assert_eq!(
+                config(r, 0.875, 10).rescale_weight(),
+                (1.0f64 / (1.0 - r)) as f32
+            );
+        }
+        assert_eq!(config(0.5, 0.875, 10).rescale_weight(), 2.0);
+    }
+
+    #[test]
+    fn full_data_from_floor_delta_e() {
+        let loss: Vec<f32> = (0..50).map(|i| i as f32).collect();
+        let b = book(&loss);
+        // δ·E = 78.75: epoch 77 pruned, 78 the first full epoch.
+        let mut p = InfoBatch::new(config(0.5, 0.875, 90), 50);
+        assert_eq!(p.anneal_start(), 78);
+        for e in [0, 1, 77] {
+            assert!(run(&mut p, &b, e, 0).len() < 50, "epoch {e} is pruned");
+        }
+        for e in [78, 79, 89, 90, 500] {
+            let s = run(&mut p, &b, e, 0);
+            assert_eq!(s.ids, (0..50).collect::<Vec<_>>(), "epoch {e}");
+            assert!(s.weights.iter().all(|&w| w == 1.0));
+            assert!((s.score_mean - 24.5).abs() < 1e-9, "stats still reported");
+        }
+    }
+
+    #[test]
+    fn anneal_start_survives_float_error() {
+        for (delta, e, start) in [
+            (0.29, 100, 29), // 0.29·100 = 28.999999999999996
+            (0.57, 100, 57), // 56.99999999999999
+            (0.58, 100, 58),
+            (0.875, 90, 78),
+            (0.875, 80, 70),
+            (0.7, 10, 7),
+            (0.1, 30, 3),
+            (1.0, 7, 7),
+            (0.0, 7, 0),
+            (0.5, 1, 0),
+        ] {
+            assert_eq!(
+                config(0.5, delta, e).anneal_start(),
+                start,
+                "δ={delta} E={e}"
+            );
+        }
+        let b = book(&(0..20).map(|i| i as f32).collect::<Vec<_>>());
+        let mut p = InfoBatch::new(config(0.5, 0.29, 100), 20);
+        assert!(run(&mut p, &b, 28, 0).len() < 20);
+        assert_eq!(run(&mut p, &b, 29, 0).len(), 20);
+    }
+
+    #[test]
+    fn never_seen_kept_at_weight_one() {
+        let nan = f32::NAN;
+        // Seen: ids 0..6 with mean 2.5; ids 6..9 never seen.
+        let b = book(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, nan, nan, nan]);
+        let mut p = InfoBatch::new(config(0.9, 0.875, 100), 9);
+        for e in 0..20 {
+            let s = run(&mut p, &b, e, 5);
+            for id in 3..9 {
+                assert_eq!(weight_of(&s, id), Some(1.0), "epoch {e} id {id}");
+            }
+            // W = {0, 1, 2}: round(2.7) = 3 dropped.
+            assert_eq!(s.len(), 6);
+            assert!((s.score_mean - 2.5).abs() < 1e-9);
+        }
+        // Epoch 0 on a fresh book: full data.
+        let fresh = ScoreBook::new(9, ScoreFields::LOSS_LAST);
+        let s = run(&mut p, &fresh, 0, 5);
+        assert_eq!(s.ids, (0..9).collect::<Vec<_>>());
+        assert!(s.weights.iter().all(|&w| w == 1.0));
+        assert!(s.score_mean.is_nan() && s.score_std.is_nan());
+    }
+
+    #[test]
+    fn epochs_drop_different_subsets_deterministically() {
+        let loss: Vec<f32> = (0..200).map(|i| ((i * 37) % 200) as f32).collect();
+        let b = book(&loss);
+        let mut p = InfoBatch::new(config(0.5, 0.875, 100), 200);
+        let sets: Vec<BTreeSet<u64>> = (0..10)
+            .map(|e| run(&mut p, &b, e, 2).ids.into_iter().collect())
+            .collect();
+        for e in 1..10 {
+            assert_ne!(sets[e], sets[e - 1]);
+        }
+        // A fresh policy, same inputs: same plan. Another seed: another plan.
+        let mut q = InfoBatch::new(config(0.5, 0.875, 100), 200);
+        assert_eq!(
+            run(&mut q, &b, 3, 2)
+                .ids
+                .into_iter()
+                .collect::<BTreeSet<_>>(),
+            sets[3]
+        );
+        assert_ne!(
+            run(&mut q, &b, 3, 9)
+                .ids
+                .into_iter()
+                .collect::<BTreeSet<_>>(),
+            sets[3]
+        );
+    }
+
+    /// Each member of W is dropped with probability round(r·|W|)/|W| per epoch; a chi-square
+    /// test of the drop counts against that expectation.
+    #[test]
+    fn drops_are_uniform_over_w() {
+        // |W| = 30 (loss 0), 10 above (loss 1); r = 0.3 → 9 dropped per epoch.
+        let loss: Vec<f32> = (0..40)
+            .map(|i| if i % 4 == 3 { 1.0 } else { 0.0 })
+            .collect();
+        let b = book(&loss);
+        let w: Vec<usize> = (0..40).filter(|i| i % 4 != 3).collect();
+        assert_eq!(w.len(), 30);
+        let mut p = InfoBatch::new(config(0.3, 1.0, 100_000), 40);
+        let epochs = 3000u64;
+        let mut drops = vec![0f64; 40];
+        for e in 0..epochs {
+            let s = run(&mut p, &b, e, 8);
+            assert_eq!(s.len(), 31);
+            let kept: BTreeSet<u64> = s.ids.into_iter().collect();
+            for &i in &w {
+                if !kept.contains(&(i as u64)) {
+                    drops[i] += 1.0;
+                }
+            }
+        }
+        let q = 9.0 / 30.0;
+        let expected = epochs as f64 * q;
+        let var = epochs as f64 * q * (1.0 - q);
+        let chi2: f64 = w.iter().map(|&i| (drops[i] - expected).powi(2) / var).sum();
+        // 29 degrees of freedom: mean 29, sd ≈ 7.6.
+        assert!(chi2 < 29.0 + 5.0 * 7.6, "chi2 = {chi2}");
+        assert!(chi2 > 5.0, "suspiciously even: chi2 = {chi2}");
+    }
+
+    fn config_err(policy: &str) -> String {
+        Config::from_json(&format!(r#"{{"policy": {policy}}}"#))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn config_defaults_and_errors_name_their_key() {
+        let c = Config::from_json(r#"{"policy": {"kind": "infobatch", "epochs": 10}}"#).unwrap();
+        let PolicyConfig::InfoBatch(c) = c.policy else {
+            panic!("wrong kind")
+        };
+        assert_eq!((c.prune, c.anneal, c.epochs), (0.5, 0.875, 10));
+        let e = config_err(r#"{"kind": "infobatch", "epochs": 10, "explore": 0.1}"#);
+        assert!(e.contains("explore"), "{e}");
+        let e = config_err(r#"{"kind": "infobatch", "epochs": 10, "momentum": 0.8}"#);
+        assert!(e.contains("momentum"), "{e}");
+        let e = config_err(r#"{"kind": "infobatch"}"#);
+        assert!(e.contains("epochs"), "{e}");
+        for (bad, key) in [
+            (r#""epochs": 0"#, "policy.epochs"),
+            (r#""epochs": 10, "anneal": 1.5"#, "policy.anneal"),
+            (r#""epochs": 10, "anneal": -0.1"#, "policy.anneal"),
+            (r#""epochs": 10, "prune": 0.95"#, "policy.prune"),
+        ] {
+            let e = config_err(&format!(r#"{{"kind": "infobatch", {bad}}}"#));
+            assert!(e.contains(key), "{bad}: {e}");
+        }
+        // A type error is refused too; serde's internally tagged enums report it at `policy`,
+        // not at the key.
+        assert!(Config::from_json(r#"{"policy": {"kind": "infobatch", "epochs": -1}}"#).is_err());
+    }
+}

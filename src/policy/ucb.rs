@@ -1,0 +1,409 @@
+//! `ucb` (Raju et al.; ALGORITHMS.md §4): score = `loss_ema + c·sqrt(loss_var)` (or
+//! `loss_ema + c·loss_var` with `spread: "var"`, the InfoBatch authors' UCB baseline); the seen
+//! samples' budget goes to the top scores exactly. The spread term favours samples whose loss
+//! still moves, not only those whose loss is high. Never-seen samples are always kept. Weight 1.
+//! Re-planned every `period` epochs.
+
+use serde::Deserialize;
+
+use super::epsilon_greedy::{check_momentum, default_momentum, PeriodCache};
+use super::{
+    check_period, check_prune, mean_std, partition_seen, seen_budget, top_k_front, PlanContext,
+    Policy, Selection,
+};
+use crate::error::{Error, Result};
+use crate::scores::{ScoreBook, ScoreFields};
+
+/// How the variance enters the score.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Spread {
+    /// `c·sqrt(loss_var)` (Raju et al.).
+    #[default]
+    Std,
+    /// `c·loss_var` (the InfoBatch authors' baseline).
+    Var,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UcbConfig {
+    /// p, the fraction pruned each epoch.
+    #[serde(default = "default_prune")]
+    pub prune: f64,
+    /// Weight of the spread term.
+    #[serde(default = "default_c")]
+    pub c: f64,
+    #[serde(default)]
+    pub spread: Spread,
+    /// The ScoreBook's EMA momentum.
+    #[serde(default = "default_momentum")]
+    pub momentum: f64,
+    /// Epochs between re-plans.
+    #[serde(default = "default_period")]
+    pub period: u64,
+}
+
+fn default_prune() -> f64 {
+    0.3
+}
+fn default_c() -> f64 {
+    1.0
+}
+fn default_period() -> u64 {
+    1
+}
+
+impl UcbConfig {
+    pub fn validate(&self) -> Result<()> {
+        check_prune("policy.prune", self.prune)?;
+        if !(self.c.is_finite() && self.c >= 0.0) {
+            return Err(Error::invalid(format!(
+                "config key `policy.c`: {} must be finite and ≥ 0",
+                self.c
+            )));
+        }
+        check_momentum("policy.momentum", self.momentum)?;
+        check_period("policy.period", self.period)
+    }
+
+    /// The score of one sample.
+    fn score(&self, ema: f32, var: f32) -> f32 {
+        let spread = match self.spread {
+            Spread::Std => (var as f64).sqrt(),
+            Spread::Var => var as f64,
+        };
+        (ema as f64 + self.c * spread) as f32
+    }
+}
+
+const STATE_TAG: u8 = 4;
+
+pub struct Ucb {
+    config: UcbConfig,
+    n: usize,
+    cache: PeriodCache,
+    // Scratch reused across re-plans.
+    unseen: Vec<u64>,
+    seen: Vec<u64>,
+    /// Score by id (meaningful for seen ids), so the selection does not recompute it per
+    /// comparison.
+    score: Vec<f32>,
+    kept: Vec<bool>,
+}
+
+impl Ucb {
+    pub fn new(config: UcbConfig, n: usize) -> Self {
+        Ucb {
+            config,
+            n,
+            cache: PeriodCache::default(),
+            unseen: Vec::with_capacity(n),
+            seen: Vec::with_capacity(n),
+            score: Vec::with_capacity(n),
+            kept: Vec::with_capacity(n),
+        }
+    }
+
+    fn fill_scores(&mut self, book: &ScoreBook) {
+        let c = &self.config;
+        self.score.clear();
+        self.score.extend(
+            book.loss_ema
+                .iter()
+                .zip(&book.loss_var)
+                .map(|(&ema, &var)| c.score(ema, var)),
+        );
+    }
+
+    /// Re-plans into `self.cache.ids` (ascending, so the later shuffle does not depend on how
+    /// the standard library's selection happened to permute ids). Expects fresh `self.score`.
+    fn plan(&mut self, book: &ScoreBook, seed: u64, draw: u64) {
+        let n = book.len();
+        partition_seen(book, &mut self.unseen, &mut self.seen);
+        let k = seen_budget(n, self.config.prune, self.unseen.len());
+        let score = &self.score;
+        top_k_front(&mut self.seen, k, |id| score[id as usize]);
+        self.kept.clear();
+        self.kept.resize(n, false);
+        for &id in &self.seen[..k] {
+            self.kept[id as usize] = true;
+        }
+        self.cache.ids.clear();
+        self.cache.ids.extend(
+            (0..n as u64).filter(|&id| !book.is_seen(id as usize) || self.kept[id as usize]),
+        );
+        self.cache.set(seed, draw);
+    }
+}
+
+impl Policy for Ucb {
+    fn needs(&self) -> ScoreFields {
+        ScoreFields::LOSS_EMA
+    }
+
+    fn select(&mut self, ctx: &PlanContext<'_>, out: &mut Selection) {
+        let book = ctx.scores;
+        debug_assert_eq!(book.len(), self.n);
+        self.fill_scores(book);
+        // Keyed by the period index, not `epoch % period == 0`: a resumed run may start
+        // mid-period, and must not return a plan cached for another period.
+        let draw = ctx.epoch / self.config.period;
+        if !self.cache.holds(ctx.seed, draw) {
+            self.plan(book, ctx.seed, draw);
+        }
+        out.ids.extend_from_slice(&self.cache.ids);
+        out.weights.resize(out.ids.len(), 1.0);
+        (out.score_mean, out.score_std) = mean_std(
+            (0..book.len())
+                .filter(|&id| book.is_seen(id))
+                .map(|id| self.score[id]),
+        );
+    }
+
+    fn save_state(&self) -> Vec<u8> {
+        self.cache.save(STATE_TAG)
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> bool {
+        self.cache.load(bytes, STATE_TAG, self.n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::policy::{budget, PolicyConfig};
+    use crate::rng::{Rng, Stream};
+    use crate::scores::Feedback;
+    use std::collections::BTreeSet;
+
+    fn config(prune: f64, c: f64, spread: Spread, period: u64) -> UcbConfig {
+        UcbConfig {
+            prune,
+            c,
+            spread,
+            momentum: 0.8,
+            period,
+        }
+    }
+
+    /// `rounds` epochs of feedback for every id: a per-id level plus a per-id amount of noise,
+    /// so that the EMA ranking and the spread ranking disagree.
+    fn scripted_book(n: usize, rounds: u64) -> ScoreBook {
+        let mut book = ScoreBook::new(n, ScoreFields::LOSS_EMA);
+        let ids: Vec<u64> = (0..n as u64).collect();
+        let mut rng = Rng::new(3, Stream::Augment, 0, 0);
+        for epoch in 0..rounds {
+            let loss: Vec<f32> = ids
+                .iter()
+                .map(|&i| {
+                    let level = ((i * 37) % 101) as f32 / 101.0;
+                    let noise = ((i * 53) % 97) as f32 / 97.0;
+                    level + noise * (rng.unit_f64() as f32 - 0.5) * 2.0
+                })
+                .collect();
+            let fb = Feedback {
+                ids: &ids,
+                loss: &loss,
+                ..Default::default()
+            };
+            book.feedback(&fb, epoch).unwrap();
+        }
+        book
+    }
+
+    fn run(policy: &mut Ucb, book: &ScoreBook, epoch: u64) -> Selection {
+        let mut out = Selection::default();
+        out.clear();
+        let ctx = PlanContext {
+            epoch,
+            seed: 1,
+            scores: book,
+        };
+        policy.select(&ctx, &mut out);
+        out
+    }
+
+    /// The top `k` seen ids by `score`, by a full sort (ties by the smaller id).
+    fn top_by_sort(book: &ScoreBook, k: usize, score: impl Fn(usize) -> f64) -> BTreeSet<u64> {
+        let mut ids: Vec<usize> = (0..book.len()).filter(|&i| book.is_seen(i)).collect();
+        ids.sort_by(|&a, &b| score(b).total_cmp(&score(a)).then(a.cmp(&b)));
+        ids[..k].iter().map(|&i| i as u64).collect()
+    }
+
+    fn set(s: &Selection) -> BTreeSet<u64> {
+        s.ids.iter().copied().collect()
+    }
+
+    #[test]
+    fn keeps_exactly_the_top_k_of_ema_plus_c_std() {
+        let n = 300;
+        let book = scripted_book(n, 6);
+        for (p, c) in [(0.3, 1.0), (0.5, 2.5), (0.9, 0.5), (0.0, 1.0)] {
+            let k = budget(n, p);
+            let expected = top_by_sort(&book, k, |i| {
+                book.loss_ema[i] as f64 + c * (book.loss_var[i] as f64).sqrt()
+            });
+            if p > 0.0 {
+                // The test has teeth: the spread term changes the set.
+                let by_ema = top_by_sort(&book, k, |i| book.loss_ema[i] as f64);
+                assert_ne!(expected, by_ema, "p={p} c={c}");
+            }
+            let s = run(&mut Ucb::new(config(p, c, Spread::Std, 1), n), &book, 6);
+            assert_eq!(s.len(), k);
+            assert_eq!(set(&s), expected, "p={p} c={c}");
+            assert!(s.ids.windows(2).all(|w| w[0] < w[1]));
+            assert!(s.weights.iter().all(|&w| w == 1.0));
+        }
+    }
+
+    #[test]
+    fn spread_var_uses_ema_plus_c_var() {
+        let n = 300;
+        let book = scripted_book(n, 6);
+        let (p, c) = (0.5, 1.0);
+        let k = budget(n, p);
+        let var_set = top_by_sort(&book, k, |i| {
+            book.loss_ema[i] as f64 + c * book.loss_var[i] as f64
+        });
+        let std_set = top_by_sort(&book, k, |i| {
+            book.loss_ema[i] as f64 + c * (book.loss_var[i] as f64).sqrt()
+        });
+        assert_ne!(var_set, std_set);
+        let s = run(&mut Ucb::new(config(p, c, Spread::Var, 1), n), &book, 6);
+        assert_eq!(set(&s), var_set);
+    }
+
+    #[test]
+    fn c_zero_is_the_top_k_by_ema() {
+        let n = 200;
+        let book = scripted_book(n, 4);
+        let k = budget(n, 0.4);
+        let s = run(&mut Ucb::new(config(0.4, 0.0, Spread::Std, 1), n), &book, 4);
+        assert_eq!(set(&s), top_by_sort(&book, k, |i| book.loss_ema[i] as f64));
+    }
+
+    #[test]
+    fn never_seen_are_kept() {
+        let n = 100;
+        let fresh = ScoreBook::new(n, ScoreFields::LOSS_EMA);
+        let s = run(
+            &mut Ucb::new(config(0.5, 1.0, Spread::Std, 1), n),
+            &fresh,
+            0,
+        );
+        assert_eq!(s.ids, (0..n as u64).collect::<Vec<_>>());
+        assert!(s.score_mean.is_nan());
+        // Feedback for ids 0..80 only: 20 unseen, K = 50, so 30 seen ones by score.
+        let mut book = ScoreBook::new(n, ScoreFields::LOSS_EMA);
+        let ids: Vec<u64> = (0..80).collect();
+        let loss: Vec<f32> = ids.iter().map(|&i| ((i * 37) % 80) as f32).collect();
+        book.feedback(
+            &Feedback {
+                ids: &ids,
+                loss: &loss,
+                ..Default::default()
+            },
+            0,
+        )
+        .unwrap();
+        let s = run(&mut Ucb::new(config(0.5, 1.0, Spread::Std, 1), n), &book, 1);
+        assert_eq!(s.len(), 50);
+        let unseen: BTreeSet<u64> = (80..n as u64).collect();
+        assert!(unseen.is_subset(&set(&s)));
+        let seen_kept: BTreeSet<u64> = set(&s).difference(&unseen).copied().collect();
+        assert_eq!(
+            seen_kept,
+            top_by_sort(&book, 30, |i| book.loss_ema[i] as f64)
+        );
+    }
+
+    #[test]
+    fn score_summary_is_over_seen_ucb_scores() {
+        let mut book = ScoreBook::new(3, ScoreFields::LOSS_EMA);
+        book.seen[0] = 1;
+        book.seen[1] = 1;
+        (book.loss_ema[0], book.loss_var[0]) = (1.0, 4.0); // 1 + 2·2 = 5
+        (book.loss_ema[1], book.loss_var[1]) = (3.0, 0.0); // 3
+        (book.loss_ema[2], book.loss_var[2]) = (50.0, 50.0); // unseen: ignored
+        let s = run(&mut Ucb::new(config(0.3, 2.0, Spread::Std, 1), 3), &book, 1);
+        assert!((s.score_mean - 4.0).abs() < 1e-9 && (s.score_std - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn period_keeps_the_set_between_replans() {
+        let n = 200;
+        let early = scripted_book(n, 2);
+        let late = scripted_book(n, 8);
+        let k = budget(n, 0.5);
+        let ucb = |b: &ScoreBook, i: usize| b.loss_ema[i] as f64 + (b.loss_var[i] as f64).sqrt();
+        let early_set = top_by_sort(&early, k, |i| ucb(&early, i));
+        let late_set = top_by_sort(&late, k, |i| ucb(&late, i));
+        assert_ne!(early_set, late_set);
+        let c = config(0.5, 1.0, Spread::Std, 10);
+        let mut policy = Ucb::new(c.clone(), n);
+        assert_eq!(set(&run(&mut policy, &early, 10)), early_set);
+        for e in 11..20 {
+            assert_eq!(set(&run(&mut policy, &late, e)), early_set, "epoch {e}");
+        }
+        assert_eq!(set(&run(&mut policy, &late, 20)), late_set);
+        // Resumed mid-period from a checkpoint: the period's set, not a re-plan.
+        let mut restored = Ucb::new(c.clone(), n);
+        let mut saver = Ucb::new(c, n);
+        run(&mut saver, &early, 30);
+        assert!(restored.load_state(&saver.save_state()));
+        assert_eq!(set(&run(&mut restored, &late, 35)), early_set);
+        // Another policy's state does not load.
+        let eg = crate::policy::PolicyConfig::EpsilonGreedy(
+            serde_json::from_str(r#"{"explore": 0.0}"#).unwrap(),
+        );
+        let mut other = eg.build(n);
+        let ctx = PlanContext {
+            epoch: 0,
+            seed: 1,
+            scores: &early,
+        };
+        other.select(&ctx, &mut Selection::default());
+        assert!(!restored.load_state(&other.save_state()));
+    }
+
+    fn config_err(policy: &str) -> String {
+        Config::from_json(&format!(r#"{{"policy": {policy}}}"#))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn config_defaults_and_errors_name_their_key() {
+        let c = Config::from_json(r#"{"policy": {"kind": "ucb"}}"#).unwrap();
+        let PolicyConfig::Ucb(c) = c.policy else {
+            panic!("wrong kind")
+        };
+        assert_eq!(
+            (c.prune, c.c, c.spread, c.momentum, c.period),
+            (0.3, 1.0, Spread::Std, 0.8, 1)
+        );
+        let c = Config::from_json(r#"{"policy": {"kind": "ucb", "spread": "var", "period": 10}}"#)
+            .unwrap();
+        let PolicyConfig::Ucb(c) = c.policy else {
+            panic!("wrong kind")
+        };
+        assert_eq!((c.spread, c.period), (Spread::Var, 10));
+        let e = config_err(r#"{"kind": "ucb", "explore": 0.1}"#);
+        assert!(e.contains("explore"), "{e}");
+        for (bad, key) in [
+            (r#""c": -1.0"#, "policy.c"),
+            // serde's internally tagged enums report type errors at `policy`, not at the key:
+            // the message names the value and the accepted ones instead.
+            (r#""spread": "stdev""#, "`stdev`, expected `std` or `var`"),
+            (r#""prune": 0.95"#, "policy.prune"),
+            (r#""momentum": 0.0"#, "policy.momentum"),
+            (r#""period": 0"#, "policy.period"),
+        ] {
+            let e = config_err(&format!(r#"{{"kind": "ucb", {bad}}}"#));
+            assert!(e.contains(key), "{bad}: {e}");
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Checkpoints: a loader restored from `save_state` yields exactly the batches the
+//! uninterrupted run would have yielded next, wherever it was saved; damaged checkpoints are
+//! refused with a clear error. Also the epoch report file and score files through the loader.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use thresher::source::{ArraySource, Source};
+use thresher::{Config, ErrorKind, Feedback, Loader};
+
+fn source() -> Arc<dyn Source> {
+    let pixels = (0..300 * 4).map(|i| (i * 31 % 251) as u8).collect();
+    Arc::new(ArraySource::new(pixels, [2, 2, 1], (0..300).map(|i| i % 7).collect()).unwrap())
+}
+
+const CONFIG: &str = r#"{"batch_size": 32, "workers": 3, "seed": 11,
+    "policy": {"kind": "random", "prune": 0.4, "rescale": true}}"#;
+
+fn loader(resume: Option<&Path>) -> thresher::Result<Loader> {
+    let mut c = Config::from_json(CONFIG).unwrap();
+    c.resume_from = resume.map(Path::to_path_buf);
+    Loader::with_source(c, source())
+}
+
+type Step = Option<(u64, usize, Vec<u64>, Vec<f32>, Vec<u8>)>;
+
+/// One `next` call (None = end of epoch), with feedback so the ScoreBook moves.
+fn step(l: &Loader) -> Step {
+    let b = l.next().unwrap()?;
+    let loss: Vec<f32> = b.ids().iter().map(|&i| (i % 5) as f32).collect();
+    l.feedback(&Feedback {
+        ids: b.ids(),
+        loss: &loss,
+        ..Default::default()
+    })
+    .unwrap();
+    Some((
+        b.epoch(),
+        b.index(),
+        b.ids().to_vec(),
+        b.weights().to_vec(),
+        b.data_bytes().to_vec(),
+    ))
+}
+
+#[test]
+fn resume_is_exact_at_every_kind_of_point() {
+    let dir = tempfile::tempdir().unwrap();
+    // 180 kept per epoch → 6 batches; 3 epochs with their END markers = 21 steps.
+    let reference: Vec<Step> = {
+        let l = loader(None).unwrap();
+        (0..21).map(|_| step(&l)).collect()
+    };
+    assert!(reference[6].is_none() && reference[13].is_none());
+    // Save after k steps: 0 = start, 3 = mid-epoch, 5 = before the last batch,
+    // 6 = after the last batch, 7 = right after END, 10 = mid second epoch.
+    for k in [0usize, 3, 5, 6, 7, 10] {
+        let path = dir.path().join(format!("ck{k}"));
+        let l = loader(None).unwrap();
+        for s in &reference[..k] {
+            assert_eq!(&step(&l), s);
+        }
+        l.save_state(&path).unwrap();
+        drop(l);
+        let r = loader(Some(&path)).unwrap();
+        for (i, s) in reference[k..].iter().enumerate() {
+            assert_eq!(&step(&r), s, "resumed after {k} steps, step {i}");
+        }
+    }
+}
+
+#[test]
+fn damaged_or_mismatched_checkpoints_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ck");
+    let l = loader(None).unwrap();
+    step(&l);
+    l.save_state(&path).unwrap();
+    let good = std::fs::read(&path).unwrap();
+    for (bytes, kind) in [
+        (good[..good.len() / 2].to_vec(), ErrorKind::Format),
+        (
+            {
+                let mut b = good.clone();
+                b[30] ^= 0x40;
+                b
+            },
+            ErrorKind::Format,
+        ),
+        (b"not a checkpoint".to_vec(), ErrorKind::Format),
+    ] {
+        std::fs::write(&path, bytes).unwrap();
+        let e = loader(Some(&path)).err().unwrap();
+        assert_eq!(e.kind(), kind, "{e}");
+        assert!(e.message().contains("ck"), "{e}");
+    }
+    std::fs::write(&path, &good).unwrap();
+    let mut other = Config::from_json(CONFIG).unwrap();
+    other.seed = 12;
+    other.resume_from = Some(path.clone());
+    let e = Loader::with_source(other, source()).err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.message().contains("resume_from"), "{e}");
+    let e = loader(Some(&dir.path().join("missing"))).err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::Io);
+}
+
+#[test]
+fn report_lines_and_saved_fraction() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.jsonl");
+    let mut c = Config::from_json(CONFIG).unwrap();
+    c.report = Some(report.clone());
+    let l = Loader::with_source(c, source()).unwrap();
+    for _ in 0..2 {
+        while step(&l).is_some() {}
+    }
+    let r = l.report();
+    assert_eq!((r.epoch, r.samples, r.delivered), (1, 180, 6));
+    assert!((r.saved_fraction - 0.4).abs() < 1e-12);
+    assert!((r.mean_weight - 1.0 / 0.6).abs() < 1e-6);
+    let text = std::fs::read_to_string(&report).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["epoch"], 1);
+    assert_eq!(lines[0]["samples"], 180);
+    assert!((lines[0]["prune_fraction"].as_f64().unwrap() - 0.4).abs() < 1e-12);
+}
