@@ -25,7 +25,7 @@ build:
 header:
 	cbindgen --config cbindgen.toml --output include/thresher.h .
 
-test: setup test-rust test-c
+test: setup test-rust test-c test-cpp test-cpp-trainer test-install
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -55,3 +55,63 @@ bench: setup build
 clean:
 	$(CARGO) clean
 	rm -rf build
+
+# ---- C++ wrapper, libtorch C++ trainer, install (bindings issue) ----------------------------
+
+.PHONY: test-cpp cpp-trainer test-cpp-trainer install test-install
+
+CXXFLAGS_STRICT := -std=c++17 -Wall -Wextra -Werror -pedantic -g -O1
+# The torch wheel in .venv carries libtorch's headers and libraries; found by path, so make
+# does not start Python (seconds, with torch) unless a trainer target runs.
+TORCH_DIR = $(firstword $(wildcard .venv/lib/python3*/site-packages/torch))
+TORCH_INCLUDES = -isystem $(TORCH_DIR)/include -isystem $(TORCH_DIR)/include/torch/csrc/api/include
+# CPU only: libtorch_cpu and c10 suffice, and leaving out libtorch.so keeps the CUDA libraries
+# (which the wheel also ships) from being loaded at start-up.
+TORCH_LIBS = -L$(TORCH_DIR)/lib -Wl,-rpath,$(abspath $(TORCH_DIR)/lib) -ltorch_cpu -lc10
+PREFIX ?= /usr/local
+# The package version for thresher.pc and the CMake version file: Cargo.toml's, the one the
+# header's THRESHER_VERSION and thresher_version() are tested against.
+CARGO_VERSION = $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1)
+INSTALL_PREFIX = $(abspath $(PREFIX))
+
+# The C++17 wrapper against the static library under ASan + UBSan + LSan, on Fashion-MNIST;
+# then the header alone as C++17 and C++20 (it must not depend on what one standard lacks).
+test-cpp: setup build
+	@mkdir -p build
+	$(CXX) $(CXXFLAGS_STRICT) $(SAN) -Iinclude -Ibindings/cpp tests/cpp/wrapper_test.cpp $(LIB_DIR)/libthresher.a $(RUST_LINK) -o build/wrapper_test
+	@nm build/wrapper_test | grep -q __asan_init || { echo "AddressSanitizer is not linked"; exit 1; }
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ./build/wrapper_test data/fashion-mnist
+	$(CXX) -std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only -x c++ bindings/cpp/thresher.hpp
+	$(CXX) -std=c++20 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only -x c++ bindings/cpp/thresher.hpp
+
+# The libtorch C++ trainer (examples/cpp_trainer). The object depends only on its sources, so
+# the slow compile of torch's headers (~30 s) happens once; the link reruns after every build.
+# _GLIBCXX_USE_CXX11_ABI must match the wheel's, which only torch itself can say.
+cpp-trainer: setup build build/cpp_trainer
+
+build/cpp_trainer.o: examples/cpp_trainer/train.cpp bindings/cpp/thresher.hpp include/thresher.h | setup
+	@mkdir -p build
+	abi=$$($(PY) -c 'import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))') && \
+	$(CXX) -std=c++17 -O2 -Wall -Wextra -D_GLIBCXX_USE_CXX11_ABI=$$abi -Iinclude -Ibindings/cpp $(TORCH_INCLUDES) -c $< -o $@
+
+build/cpp_trainer: build/cpp_trainer.o build
+	$(CXX) $< $(LIB_DIR)/libthresher.a $(TORCH_LIBS) $(RUST_LINK) -o $@
+
+# One short epoch (3,000 training samples, 2,000 test samples): builds, trains, feeds back.
+test-cpp-trainer: cpp-trainer
+	./build/cpp_trainer --data data/fashion-mnist --epochs 1 --limit 3000 --test-limit 2000 --threads 1
+
+# make install PREFIX=/opt/thresher [DESTDIR=staging]: the shared and static library, the C
+# header and the C++ wrapper, thresher.pc and the CMake package (templates in packaging/).
+install: build
+	install -d $(DESTDIR)$(INSTALL_PREFIX)/lib/pkgconfig $(DESTDIR)$(INSTALL_PREFIX)/lib/cmake/thresher $(DESTDIR)$(INSTALL_PREFIX)/include
+	install -m 755 $(LIB_DIR)/libthresher.so $(DESTDIR)$(INSTALL_PREFIX)/lib/libthresher.so
+	install -m 644 $(LIB_DIR)/libthresher.a $(DESTDIR)$(INSTALL_PREFIX)/lib/libthresher.a
+	install -m 644 include/thresher.h bindings/cpp/thresher.hpp $(DESTDIR)$(INSTALL_PREFIX)/include/
+	sed -e 's|@PREFIX@|$(INSTALL_PREFIX)|g' -e 's|@VERSION@|$(CARGO_VERSION)|g' packaging/thresher.pc.in > $(DESTDIR)$(INSTALL_PREFIX)/lib/pkgconfig/thresher.pc
+	install -m 644 packaging/thresherConfig.cmake.in $(DESTDIR)$(INSTALL_PREFIX)/lib/cmake/thresher/thresherConfig.cmake
+	sed -e 's|@VERSION@|$(CARGO_VERSION)|g' packaging/thresherConfigVersion.cmake.in > $(DESTDIR)$(INSTALL_PREFIX)/lib/cmake/thresher/thresherConfigVersion.cmake
+
+# Installs into a temporary prefix and builds C and C++ consumers through pkg-config and CMake.
+test-install: setup build
+	MAKE="$(MAKE)" CC="$(CC)" bash packaging/test/run.sh data/fashion-mnist

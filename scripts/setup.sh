@@ -53,6 +53,15 @@ if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
   fi
 fi
 
+# --- cmake and pkg-config (make test-install builds consumers through both) ------------------
+if ! command -v cmake >/dev/null || ! command -v pkg-config >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >/dev/null && apt-get install -y -qq cmake pkg-config >/dev/null
+  else
+    echo "setup: cmake/pkg-config missing; sudo apt-get install cmake pkg-config" >&2
+  fi
+fi
+
 # --- cbindgen, pinned ------------------------------------------------------------------
 if ! command -v cbindgen >/dev/null || [ "$(cbindgen --version)" != "cbindgen $CBINDGEN_VERSION" ]; then
   cargo install --quiet --locked cbindgen --version "$CBINDGEN_VERSION"

@@ -1,0 +1,86 @@
+# Tests for Thresher.jl on Fashion-MNIST. UNTESTED on the machine they were written on (no
+# Julia there); run with THRESHER_LIB=/path/to/libthresher.so and
+# THRESHER_DATA=/path/to/fashion-mnist:  julia --project=. -e 'using Pkg; Pkg.test()'
+using Test
+using Thresher
+
+const DATA = get(ENV, "THRESHER_DATA", joinpath(@__DIR__, "..", "..", "..", "..", "data",
+                                                "fashion-mnist"))
+
+config(extra = "") = """{"source": {"kind": "idx",
+    "images": "$(joinpath(DATA, "t10k-images-idx3-ubyte.gz"))",
+    "labels": "$(joinpath(DATA, "t10k-labels-idx1-ubyte.gz"))"}$(isempty(extra) ? "" : ", " * extra)}"""
+
+@testset "Thresher.jl" begin
+    @test Thresher.abi_version() == Thresher.ABI_VERSION
+    @test Thresher.version() == Thresher.HEADER_VERSION
+
+    @testset "errors carry status and message" begin
+        err = try
+            Loader(config("\"batch_sise\": 3")); nothing
+        catch e
+            e
+        end
+        @test err isa ThresherError
+        @test err.status == Thresher.THRESHER_INVALID_ARGUMENT
+        @test occursin("batch_sise", err.message)
+        missing_file = joinpath(DATA, "nope-images-idx3-ubyte.gz")
+        err = try
+            Loader("""{"source": {"kind": "idx", "images": "$missing_file",
+                       "labels": "$(joinpath(DATA, "t10k-labels-idx1-ubyte.gz"))"}}"""); nothing
+        catch e
+            e
+        end
+        @test err isa ThresherError && err.status == Thresher.THRESHER_IO
+        @test occursin(missing_file, err.message)
+    end
+
+    @testset "one epoch, every sample once" begin
+        Loader(config("\"batch_size\": 256, \"policy\": {\"kind\": \"random\", \"prune\": 0.3}")) do l
+            info = epoch_info(l)
+            @test info.samples == 7000
+            seen = zeros(Int, 10000)
+            n = 0
+            for b in epoch(l)
+                x = Thresher.data(b)
+                @test size(x) == (28, 28, 1, length(b)) && eltype(x) == Float32
+                @test length(Thresher.labels(b)) == length(b)
+                seen[Thresher.ids(b) .+ 1] .+= 1
+                loss = fill(0.5f0, length(b))
+                feedback!(l, Thresher.ids(b), loss; correct = trues(length(b)))
+                n += length(b)
+            end
+            @test n == 7000 && count(==(1), seen) == 7000 && count(>(1), seen) == 0
+            r = report(l)
+            @test r.samples == 7000 && isapprox(r.prune_fraction, 0.3)
+        end
+    end
+
+    @testset "a batch outlives its loader; DLPack" begin
+        l = Loader(config("\"batch_size\": 100, \"transform\": {\"dtype\": \"u8\"}"))
+        b = next!(l)
+        ids_copy = copy(Thresher.ids(b))
+        m = Thresher.dlpack(b, Thresher.THRESHER_FIELD_IDS)
+        close(l)
+        @test Thresher.ids(b) == ids_copy
+        @test eltype(Thresher.data(b)) == UInt8
+        close(b)
+        t = unsafe_load(m).dl_tensor
+        @test unsafe_wrap(Array, Ptr{UInt64}(t.data), 100) == ids_copy
+        Thresher.dlpack_free(m)
+        @test_throws ThresherError Thresher.data(b)   # closed
+        @test_throws ThresherError next!(l)           # closed: NULL loader
+    end
+
+    @testset "save_scores / save_state" begin
+        dir = mktempdir()
+        Loader(config()) do l
+            save_scores(l, joinpath(dir, "scores"))
+            @test isfile(joinpath(dir, "scores"))
+            bad = joinpath(dir, "no-such-dir", "x")
+            err = try save_state(l, bad); nothing catch e; e end
+            @test err isa ThresherError && err.status == Thresher.THRESHER_IO
+            @test occursin(bad, err.message)
+        end
+    end
+end
