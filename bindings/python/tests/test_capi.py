@@ -1,0 +1,189 @@
+"""The generated ctypes declarations: fresh against the header, and a parser that understands
+what cbindgen writes."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+GEN = HERE.parent / "gen_capi.py"
+HEADER = HERE.parents[2] / "include" / "thresher.h"
+CHECKED_IN = HERE.parent / "thresher" / "_capi.py"
+
+
+@pytest.fixture(scope="module")
+def gen():
+    spec = importlib.util.spec_from_file_location("gen_capi", GEN)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gen_capi"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_checked_in_capi_matches_header(gen):
+    fresh = gen.generate(HEADER)
+    assert CHECKED_IN.read_text(encoding="utf-8") == fresh, (
+        "bindings/python/thresher/_capi.py is stale: run `python bindings/python/gen_capi.py`"
+    )
+
+
+def test_every_header_function_is_declared_and_present_in_the_library(gen):
+    from thresher import _capi, _library
+
+    header = gen.parse(HEADER.read_text(encoding="utf-8"))
+    assert len(header.functions) >= 15
+    for fn in header.functions:
+        assert hasattr(_capi, fn.name), fn.name
+        assert hasattr(_library.lib, fn.name), f"{_library.path} lacks {fn.name}"
+
+
+def test_installed_capi_is_the_checked_in_one():
+    # The wheel must ship exactly the declarations the tests here check.
+    import thresher._capi as capi
+
+    assert Path(capi.__file__).read_text(encoding="utf-8") == CHECKED_IN.read_text(encoding="utf-8")
+
+
+def test_abi_and_version_agree():
+    import thresher
+    from thresher import _capi
+
+    assert _capi.thresher_abi_version() == _capi.THRESHER_ABI_VERSION == thresher.ABI_VERSION
+    assert thresher.__version__ == _capi.THRESHER_VERSION
+    major, minor, patch = (int(x) for x in thresher.__version__.split("."))
+    assert (major, minor, patch) == (
+        _capi.THRESHER_VERSION_MAJOR, _capi.THRESHER_VERSION_MINOR, _capi.THRESHER_VERSION_PATCH)
+
+
+SAMPLE = r'''
+/* plain comment, ignored */
+#ifndef X_H
+#define X_H
+#include <stdint.h>
+/** Buffer length. */
+#define X_LEN 3
+#define X_NAME "x"
+#define X_GUARD_ONLY
+typedef enum {
+  /** First. */
+  X_A = 0,
+  X_B,
+  /**
+   * Hex.
+   */
+  X_C = 0x10,
+} x_kind;
+/** Opaque. */
+typedef struct x_obj x_obj;
+typedef struct {
+  /** A pointer to a handle. */
+  x_obj **objs;
+  const char *name;
+  char buf[X_LEN];
+  int64_t grid[2][3];
+  x_kind kind;
+} x_view;
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+/**
+ * Spans lines.
+ */
+x_kind x_make(const x_view *view,
+              uint32_t flags,
+              void **out);
+const char *x_name(void);
+void x_free(x_obj *obj);
+size_t x_error(char *buf, size_t);
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
+#endif
+'''
+
+
+def test_parser_on_cbindgen_shapes(gen):
+    h = gen.parse(SAMPLE)
+    assert [(d.name, d.value) for d in h.defines] == [("X_LEN", "3"), ("X_NAME", '"x"')]
+    (kind,) = h.enums
+    assert [(m[0], m[1]) for m in kind.members] == [("X_A", 0), ("X_B", 1), ("X_C", 16)]
+    assert kind.members[2][2] == "Hex."
+    opaque, view = h.structs
+    assert opaque.fields is None and opaque.doc == "Opaque."
+    assert [(f.name, f.ctype) for f in view.fields] == [
+        ("objs", "POINTER(POINTER(x_obj))"),
+        ("name", "c_char_p"),
+        ("buf", "(c_char * 3)"),
+        ("grid", "((c_int64 * 3) * 2)"),
+        ("kind", "x_kind"),
+    ]
+    fns = {f.name: f for f in h.functions}
+    assert fns["x_make"].params == [
+        ("view", "POINTER(x_view)"), ("flags", "c_uint32"), ("out", "POINTER(c_void_p)")]
+    assert fns["x_make"].restype == "x_kind" and fns["x_make"].doc == "Spans lines."
+    assert fns["x_name"].params == [] and fns["x_name"].restype == "c_char_p"
+    assert fns["x_free"].restype == "None"
+    assert fns["x_error"].params == [("buf", "POINTER(c_char)"), ("arg1", "c_size_t")]
+    # The rendered module is valid Python that declares everything.
+    code = gen.render(h, "sample.h")
+    compile(code, "sample", "exec")
+    assert "x_make = bind('x_make', x_kind, [POINTER(x_view), c_uint32, POINTER(c_void_p)]" in code
+
+
+SIZED = r'''
+#define X_MAJOR 1
+#define X_MINOR 2
+/** Packed, as rustls does it. */
+#define X_VERSION_NUMBER ((X_MAJOR << 16) | (X_MINOR << 8) | 0x3u)
+enum x_status {
+  X_OK = 0,
+  X_FAIL = 7,
+};
+typedef uint32_t x_status;
+struct x_pair {
+  x_status status;
+  uint8_t flag;
+};
+typedef struct x_pair x_pair;
+typedef uint64_t x_id;
+x_status x_get(struct x_pair *p, x_id id);
+'''
+
+
+def test_parser_on_cbindgen_tag_style_and_sized_enums(gen):
+    h = gen.parse(SIZED)
+    (status,) = h.enums
+    assert status.ctype == "c_uint32" and [m[:2] for m in status.members] == [("X_OK", 0), ("X_FAIL", 7)]
+    (pair,) = h.structs
+    assert [(f.name, f.ctype) for f in pair.fields] == [("status", "x_status"), ("flag", "c_uint8")]
+    assert [(a.name, a.ctype) for a in h.aliases] == [("x_id", "c_uint64")]
+    assert h.functions[0].params == [("p", "POINTER(x_pair)"), ("id", "x_id")]
+    namespace: dict = {}
+    code = gen.render(h, "sized.h").replace("from ._library import bind",
+                                            "bind = lambda *a: a")
+    exec(compile(code, "sized", "exec"), namespace)
+    assert namespace["X_VERSION_NUMBER"] == (1 << 16) | (2 << 8) | 3
+
+
+@pytest.mark.parametrize("bad", [
+    "typedef void (*x_cb)(int);",
+    "union x_u { int a; float b; };",
+    "x_unknown_t x_f(void);",
+    "int x_g(int (*cb)(int));",
+    "#define X_FROM_ELSEWHERE (SOME_OTHER_MACRO + 1)",
+])
+def test_parser_refuses_what_it_does_not_understand(gen, bad):
+    with pytest.raises(gen.ParseError):
+        gen.parse(bad)
+
+
+def test_check_mode(gen, tmp_path):
+    out = tmp_path / "_capi.py"
+    assert gen.main(["--output", str(out)]) == 0
+    assert gen.main(["--output", str(out), "--check"]) == 0
+    out.write_text(out.read_text() + "# edited\n")
+    assert gen.main(["--output", str(out), "--check"]) == 1

@@ -1,0 +1,59 @@
+"""Turns what Loader() accepts (dict, JSON text, or a path to a JSON file) into a dict."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Mapping, Union
+
+from ._errors import InvalidArgument, IoError
+
+ConfigLike = Union[Mapping[str, Any], str, bytes, "os.PathLike[str]"]
+
+
+def _parse(text: str, origin: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InvalidArgument(f"config{origin}: {e}") from None
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"config{origin}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"{type(value).__name__} value {value!r} is not JSON")
+
+
+def load(config: ConfigLike) -> dict:
+    if isinstance(config, Mapping):
+        # A copy, so later changes to the caller's dict do not change what state_dict() reports.
+        try:
+            return json.loads(json.dumps(dict(config), default=_jsonable))
+        except (TypeError, ValueError) as e:
+            raise InvalidArgument(f"config: {e}") from None
+    if isinstance(config, bytes):
+        config = config.decode("utf-8")
+    if isinstance(config, str) and config.lstrip().startswith("{"):
+        return _parse(config, "")
+    if isinstance(config, (str, os.PathLike)):
+        path = os.fspath(config)
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except OSError as e:
+            raise IoError(f"config file {path}: {e.strerror or e}") from None
+        return _parse(text, f" file {path}")
+    raise InvalidArgument(
+        f"config: expected a dict, a JSON string or a path, got {type(config).__name__}"
+    )
+
+
+def dumps(config: dict) -> str:
+    try:
+        # NaN and infinity are not JSON; the library would reject them less clearly.
+        return json.dumps(config, allow_nan=False)
+    except ValueError as e:
+        raise InvalidArgument(f"config: {e}") from None

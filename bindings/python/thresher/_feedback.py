@@ -1,0 +1,90 @@
+"""Builds a thresher_feedback from NumPy arrays, torch tensors or sequences.
+
+The C struct carries one length for all arrays, so the library cannot see mismatched lengths:
+they are checked here, before any pointer crosses the boundary.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+from . import _capi
+from ._errors import InvalidArgument
+
+
+def _numpy(value):
+    # Duck-typed so the core package never imports torch.
+    if hasattr(value, "detach") and hasattr(value, "cpu") and hasattr(value, "numpy"):
+        value = value.detach()
+        if value.device.type != "cpu":
+            value = value.cpu()
+        if not value.dtype.is_floating_point or value.dtype.itemsize >= 4:
+            return value.numpy()
+        # float16 / bfloat16: NumPy has no bfloat16, and the library reads float32 anyway.
+        return value.float().numpy()
+    return np.asarray(value)
+
+
+def _array(name: str, value, dtype, ndim: int = 1) -> np.ndarray:
+    arr = _numpy(value)
+    if arr.ndim != ndim:
+        raise InvalidArgument(f"feedback: `{name}` must be {ndim}-D, got shape {arr.shape}")
+    if arr.size and dtype in (np.uint64, np.uint8):
+        if arr.dtype == np.bool_:
+            if dtype is np.uint64:
+                raise InvalidArgument(f"feedback: `{name}` must hold integers, got bool")
+        elif arr.dtype.kind not in "iu":
+            raise InvalidArgument(f"feedback: `{name}` must hold integers, got {arr.dtype}")
+        elif arr.dtype.kind == "i" and (arr < 0).any():
+            i = int(np.argmax(arr < 0))
+            raise InvalidArgument(f"feedback: {name}[{i}] = {arr[i]} is negative")
+        if dtype is np.uint8 and arr.dtype != np.bool_ and (arr > 1).any():
+            i = int(np.argmax(arr > 1))
+            raise InvalidArgument(f"feedback: {name}[{i}] = {arr[i]} is not 0 or 1")
+    elif arr.size and arr.dtype.kind not in "fiub":
+        raise InvalidArgument(f"feedback: `{name}` must hold numbers, got {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def _ptr(arr, ctype):
+    return None if arr is None else arr.ctypes.data_as(ctypes.POINTER(ctype))
+
+
+def build(ids, loss, grad_norm=None, el2n=None, correct=None, embedding=None):
+    """The struct and the arrays it points into; keep both alive for the duration of the call."""
+    ids = _array("ids", ids, np.uint64)
+    n = ids.shape[0]
+    arrays = {"ids": ids, "loss": _array("loss", loss, np.float32)}
+    optional = {"grad_norm": (grad_norm, np.float32), "el2n": (el2n, np.float32),
+                "correct": (correct, np.uint8)}
+    for name, (value, dtype) in optional.items():
+        arrays[name] = None if value is None else _array(name, value, dtype)
+    for name, arr in arrays.items():
+        if arr is not None and arr.shape[0] != n:
+            raise InvalidArgument(
+                f"feedback: `{name}` has {arr.shape[0]} elements but `ids` has {n}"
+            )
+    dim = 0
+    if embedding is not None:
+        emb = _array("embedding", embedding, np.float32, ndim=2)
+        if emb.shape[0] != n:
+            raise InvalidArgument(
+                f"feedback: `embedding` has {emb.shape[0]} rows but `ids` has {n} elements"
+            )
+        arrays["embedding"] = emb
+        dim = emb.shape[1]
+    else:
+        arrays["embedding"] = None
+    fb = _capi.thresher_feedback(
+        len=n,
+        ids=_ptr(arrays["ids"], ctypes.c_uint64),
+        loss=_ptr(arrays["loss"], ctypes.c_float),
+        grad_norm=_ptr(arrays["grad_norm"], ctypes.c_float),
+        el2n=_ptr(arrays["el2n"], ctypes.c_float),
+        correct=_ptr(arrays["correct"], ctypes.c_uint8),
+        embedding=_ptr(arrays["embedding"], ctypes.c_float),
+        embedding_dim=dim,
+    )
+    return fb, arrays

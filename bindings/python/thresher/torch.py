@@ -1,0 +1,50 @@
+"""thresher for PyTorch: batches whose fields are torch tensors sharing the batch's memory
+(DLPack, no copy), and the weighted loss the pruning policies expect."""
+
+from __future__ import annotations
+
+import torch
+import torch.utils.dlpack
+
+from . import _batch, _dlpack, _loader
+from ._errors import InvalidArgument
+
+__all__ = ["Batch", "Loader", "weighted_loss"]
+
+
+class Batch(_batch.Batch):
+    """A minibatch with `.data`, `.labels` (int64), `.ids` (uint64) and `.weights` (float32) as
+    CPU torch tensors that point into the batch's memory; each tensor keeps that memory alive
+    for as long as it exists. Move them with `.to(device, non_blocking=True)`."""
+
+    def _export(self, address: int):
+        return torch.utils.dlpack.from_dlpack(_dlpack.capsule(address))
+
+
+class Loader(_loader.Loader):
+    """thresher.Loader yielding thresher.torch.Batch."""
+
+    _batch_class = Batch
+
+    def weighted_loss(self, per_sample_loss: torch.Tensor, batch, **feedback) -> torch.Tensor:
+        """Feeds `per_sample_loss` (and any other feedback fields given, e.g. correct=...)
+        back for `batch`, and returns mean(w · ℓ) to minimise — the one-call form of
+        feedback() plus thresher.torch.weighted_loss() (InfoBatch's `update(loss)`)."""
+        self.feedback(batch.ids, per_sample_loss, **feedback)
+        return weighted_loss(per_sample_loss, batch)
+
+
+def weighted_loss(per_sample_loss: torch.Tensor, batch) -> torch.Tensor:
+    """mean(w_i · ℓ_i) over the batch, w = batch.weights: the quantity a pruning policy's loss
+    weights are made for (not Σwℓ/Σw)."""
+    w = batch.weights
+    if not isinstance(w, torch.Tensor):
+        w = torch.from_numpy(w)
+    if per_sample_loss.shape != w.shape:
+        raise InvalidArgument(
+            f"weighted_loss: per-sample loss has shape {tuple(per_sample_loss.shape)}, "
+            f"the batch's weights {tuple(w.shape)}; use reduction='none'"
+        )
+    dtype = per_sample_loss.dtype if per_sample_loss.is_floating_point() else torch.float32
+    w = w.to(device=per_sample_loss.device, dtype=dtype, non_blocking=True)
+    return (w * per_sample_loss).mean()
