@@ -17,7 +17,11 @@ const CONFIG: &str = r#"{"batch_size": 32, "workers": 3, "seed": 11,
     "policy": {"kind": "random", "prune": 0.4, "rescale": true}}"#;
 
 fn loader(resume: Option<&Path>) -> thresher::Result<Loader> {
-    let mut c = Config::from_json(CONFIG).unwrap();
+    loader_with(CONFIG, resume)
+}
+
+fn loader_with(config: &str, resume: Option<&Path>) -> thresher::Result<Loader> {
+    let mut c = Config::from_json(config).unwrap();
     c.resume_from = resume.map(Path::to_path_buf);
     Loader::with_source(c, source())
 }
@@ -27,11 +31,39 @@ type Step = Option<(u64, usize, Vec<u64>, Vec<f32>, Vec<u8>)>;
 /// One `next` call (None = end of epoch), with feedback so the ScoreBook moves.
 fn step(l: &Loader) -> Step {
     let b = l.next().unwrap()?;
-    let loss: Vec<f32> = b.ids().iter().map(|&i| (i % 5) as f32).collect();
+    // Every signal, varying with the epoch, so every policy's scores move.
+    let e = b.epoch() as f32;
+    let loss: Vec<f32> = b
+        .ids()
+        .iter()
+        .map(|&i| ((i * 7 + b.epoch() * 3) % 5) as f32)
+        .collect();
+    // The ranking changes from epoch to epoch, so a subset re-chosen after a resume differs.
+    let p = b.epoch() * 4 + 3;
+    let el2n: Vec<f32> = b
+        .ids()
+        .iter()
+        .map(|&i| ((i * p) % 11) as f32 / 11.0)
+        .collect();
+    let grad: Vec<f32> = b.ids().iter().map(|&i| ((i * p) % 13) as f32).collect();
+    let correct: Vec<u8> = b
+        .ids()
+        .iter()
+        .map(|&i| ((i + b.epoch()) % 3 == 0) as u8)
+        .collect();
+    let emb: Vec<f32> = b
+        .ids()
+        .iter()
+        .flat_map(|&i| (0..4).map(move |k| ((i * (k + p)) % 17) as f32 - 8.0 + e))
+        .collect();
     l.feedback(&Feedback {
         ids: b.ids(),
         loss: &loss,
-        ..Default::default()
+        el2n: Some(&el2n),
+        grad_norm: Some(&grad),
+        correct: Some(&correct),
+        embedding: Some(&emb),
+        embedding_dim: 4,
     })
     .unwrap();
     Some((
@@ -65,6 +97,45 @@ fn resume_is_exact_at_every_kind_of_point() {
         let r = loader(Some(&path)).unwrap();
         for (i, s) in reference[k..].iter().enumerate() {
             assert_eq!(&step(&r), s, "resumed after {k} steps, step {i}");
+        }
+    }
+}
+
+/// Every policy with state (cached period plans, fixed subsets) resumes exactly too, also when
+/// saved after its subset was fixed and the ScoreBook moved on.
+#[test]
+fn resume_is_exact_for_every_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    for policy in [
+        r#"{"kind": "epsilon_greedy", "prune": 0.3, "period": 2}"#,
+        r#"{"kind": "ucb", "prune": 0.3, "period": 2, "spread": "var"}"#,
+        r#"{"kind": "infobatch", "prune": 0.5, "epochs": 4, "anneal": 0.75}"#,
+        r#"{"kind": "el2n", "prune": 0.4, "score_epochs": 1}"#,
+        r#"{"kind": "grand", "prune": 0.4, "score_epochs": 1, "drop_hardest": 0.05}"#,
+        r#"{"kind": "forgetting", "prune": 0.4, "score_epochs": 1}"#,
+        r#"{"kind": "influence", "prune": 0.3, "score_epochs": 1}"#,
+    ] {
+        let config =
+            format!(r#"{{"batch_size": 64, "workers": 2, "seed": 5, "policy": {policy}}}"#);
+        let reference: Vec<Step> = {
+            let l = loader_with(&config, None).unwrap();
+            (0..40).map(|_| step(&l)).collect()
+        };
+        let ends: Vec<usize> = (0..40).filter(|&i| reference[i].is_none()).collect();
+        assert!(ends.len() >= 3, "{policy}: {ends:?}");
+        // Mid epoch 2 (after the subset is fixed), and right after the second END.
+        for k in [ends[1] + 2, ends[1] + 1, ends[2]] {
+            let path = dir.path().join("ck");
+            let l = loader_with(&config, None).unwrap();
+            for s in &reference[..k] {
+                assert_eq!(&step(&l), s);
+            }
+            l.save_state(&path).unwrap();
+            drop(l);
+            let r = loader_with(&config, Some(&path)).unwrap();
+            for (i, s) in reference[k..].iter().enumerate() {
+                assert_eq!(&step(&r), s, "{policy}: resumed after {k} steps, step {i}");
+            }
         }
     }
 }

@@ -36,6 +36,14 @@ impl Policy for El2n {
     fn select(&mut self, ctx: &PlanContext<'_>, out: &mut Selection) {
         self.subset.select(ctx, out);
     }
+
+    fn save_state(&self) -> Vec<u8> {
+        self.subset.save_state(5)
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> bool {
+        self.subset.load_state(bytes, 5)
+    }
 }
 
 #[cfg(test)]

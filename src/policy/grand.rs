@@ -34,6 +34,14 @@ impl Policy for Grand {
     fn select(&mut self, ctx: &PlanContext<'_>, out: &mut Selection) {
         self.subset.select(ctx, out);
     }
+
+    fn save_state(&self) -> Vec<u8> {
+        self.subset.save_state(6)
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> bool {
+        self.subset.load_state(bytes, 6)
+    }
 }
 
 #[cfg(test)]

