@@ -72,6 +72,17 @@ trainer: setup
 test-trainer: setup
 	LIBTORCH_USE_PYTORCH=1 PATH="$(CURDIR)/.venv/bin:$$PATH" $(CARGO) test --release --features trainer --test trainer_smoke
 
+# Each fuzz target for about 60 s over its committed corpus (cargo-fuzz is installed on first
+# use; RUSTC_BOOTSTRAP lets it pass its sanitizer flags to the stable toolchain).
+FUZZ_SECONDS ?= 60
+test-fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install --quiet --locked cargo-fuzz --version 0.13.2
+	cd fuzz && for t in config idx scorefile; do \
+	  TMPDIR=/dev/shm RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -O $$t corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 2>&1 | tail -n 2; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
+
 bench: setup build
 	$(CARGO) bench --bench loader
 	$(PY) benches/compare_dataloader.py
