@@ -30,7 +30,7 @@ test: setup test-rust test-c test-cpp test-cpp-trainer test-install test-python 
 	@echo "make test: all suites passed"
 
 test-rust:
-	$(CARGO) test --all-targets
+	THRESHER_REQUIRE_PILLOW=1 $(CARGO) test --all-targets
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) fmt --all -- --check
 
@@ -86,6 +86,18 @@ test-fuzz:
 bench: setup build
 	$(CARGO) bench --bench loader
 	$(PY) benches/compare_dataloader.py
+
+# The image pipeline against torch's DataLoader + torchvision (ImageFolder, RandomResizedCrop,
+# flip, ToTensor, Normalize) on the same files, 2 workers, batch 128: 5,000 JPEG photographs
+# (cut from the sample images in scikit-image's wheel) and Fashion-MNIST as 60,000 PNGs, both made
+# once under data/ by benches/make_image_data.py. torchvision is installed beside the venv's
+# torch when missing. Per-stage figures: `cargo bench --bench images`.
+.PHONY: bench-images
+bench-images: setup
+	@$(PY) -c "import torchvision" 2>/dev/null || $(PY) -m pip install --quiet "torch==$$($(PY) -c 'import torch; print(torch.__version__.split("+")[0])')" torchvision
+	$(PY) benches/make_image_data.py
+	$(CARGO) build --release --example image_throughput
+	$(PY) benches/compare_images.py
 
 clean:
 	$(CARGO) clean

@@ -25,7 +25,7 @@
 /**
  * The version of the C ABI this header describes. A breaking change bumps it.
  */
-#define THRESHER_ABI_VERSION 1
+#define THRESHER_ABI_VERSION 2
 
 #define THRESHER_VERSION_MAJOR 0
 
@@ -250,6 +250,12 @@ typedef struct {
    * Seconds the workers spent filling batches this epoch, summed over workers.
    */
   double worker_busy_s;
+  /**
+   * Samples dropped this epoch because they could not be read or decoded (config
+   * `"on_error": "skip"`; always 0 under the default "fail"). Their batches were that much
+   * shorter. Counted as the workers meet them, so mid-epoch it includes prefetched batches.
+   */
+  uint64_t skipped;
 } thresher_epoch_report;
 
 #ifdef __cplusplus

@@ -42,6 +42,22 @@ pub struct Config {
     /// A checkpoint (from `thresher_loader_state_save`) to continue from exactly.
     #[serde(default)]
     pub resume_from: Option<std::path::PathBuf>,
+    /// What a sample that cannot be read, decoded or transformed does.
+    #[serde(default)]
+    pub on_error: OnError,
+}
+
+/// The `on_error` key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// `next` returns the error (THRESHER_FORMAT or THRESHER_IO, naming the sample id and its
+    /// file) for the batch holding the sample; the call after it continues with the next batch.
+    #[default]
+    Fail,
+    /// The sample is left out of its batch (which is then shorter), counted in the epoch
+    /// report's `skipped` and listed by `Loader::skipped_samples`.
+    Skip,
 }
 
 fn default_batch_size() -> usize {
@@ -208,6 +224,24 @@ mod tests {
         assert!(e.starts_with("config key `source.images`"), "{e}");
         assert!(err(r#"{"policy": {"prune": 0.3}}"#).contains("policy.kind"));
         assert!(err(r#"{"transform": {"layout": "chw"}}"#).contains("transform.layout"));
+        assert!(err(r#"{"on_error": "ignore"}"#).contains("on_error"));
+        let e = err(r#"{"source": {"kind": "cifar", "files": "x.bin"}}"#);
+        assert!(e.starts_with("config key `source.files`"), "{e}");
+        let e = err(r#"{"source": {"kind": "image_folder", "root": "r", "max_pixels": -1}}"#);
+        assert!(e.starts_with("config key `source.max_pixels`"), "{e}");
+        let e = err(r#"{"source": {"kind": "tar", "shards": 3}}"#);
+        assert!(e.starts_with("config key `source.shards`"), "{e}");
+        let e =
+            err(r#"{"source": {"kind": "npy", "x": "x.npy", "y": "y.npy", "x_layout": "cwh"}}"#);
+        assert!(e.starts_with("config key `source.x_layout`"), "{e}");
+        let e =
+            err(r#"{"transform": {"random_resized_crop": {"size": 224, "scale": [0.5, 0.1]}}}"#);
+        assert!(e.contains("transform.random_resized_crop.scale"), "{e}");
+        let e = err(r#"{"transform": {"center_crop": [1, 2, 3]}}"#);
+        assert!(e.contains("transform.center_crop"), "{e}");
+        let e = err(r#"{"transform": {"center_crop": 8, "random_crop": {"size": 8}}}"#);
+        assert!(e.contains("at most one crop"), "{e}");
+        assert!(err(r#"{"transform": {"hflip": 2}}"#).contains("transform.hflip"));
         assert!(err("{").contains("config"));
     }
 }

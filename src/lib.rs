@@ -23,9 +23,9 @@ pub mod source;
 pub mod transform;
 
 pub use batch::Batch;
-pub use config::Config;
+pub use config::{Config, OnError};
 pub use error::{Error, ErrorKind, Result};
-pub use loader::{EpochInfo, EpochReport, Loader};
+pub use loader::{EpochInfo, EpochReport, Loader, SkippedSample};
 pub use rng::{Rng, Stream};
 pub use scores::{Feedback, ScoreBook, ScoreFields};
 

@@ -22,13 +22,13 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::batch::{Batch, BatchBuf, Pool};
 use crate::checkpoint::{self, Fingerprint, SavedJob, Snapshot};
-use crate::config::Config;
+use crate::config::{Config, OnError};
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::{Plan, PlanOptions};
 use crate::policy::{PlanContext, Policy, Selection};
 use crate::scores::{Feedback, ScoreBook};
-use crate::source::Source;
-use crate::transform::{Dtype, Out, Transform};
+use crate::source::{self, Source};
+use crate::transform::{Dtype, Out, Transform, Workspace};
 
 /// What `epoch_info` reports: the current epoch's plan (or the next one's, made on the spot,
 /// when the previous epoch has ended).
@@ -70,6 +70,39 @@ pub struct EpochReport {
     pub consumer_wait_s: f64,
     /// Seconds the workers spent filling batches this epoch (summed over workers).
     pub worker_busy_s: f64,
+    /// Samples dropped this epoch under `on_error: "skip"` (counted as workers meet them, so
+    /// mid-epoch it includes prefetched batches). `Loader::skipped_samples` lists them.
+    pub skipped: u64,
+}
+
+/// A sample dropped under `on_error: "skip"`: which, where from, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedSample {
+    pub epoch: u64,
+    pub id: u64,
+    /// The file (or `shard.tar:member`) it comes from; `None` for in-memory sources.
+    pub location: Option<String>,
+    /// The error that made it skip.
+    pub reason: String,
+}
+
+/// At most this many skipped samples are kept per epoch for `skipped_samples` (the count in the
+/// report is exact).
+const MAX_SKIP_RECORDS: usize = 1000;
+
+/// The skipped samples of the current epoch.
+#[derive(Default)]
+struct SkipLog {
+    epoch: u64,
+    count: u64,
+    samples: Vec<SkippedSample>,
+}
+
+/// What a worker reuses from sample to sample: the source's read buffers and the transform's.
+#[derive(Default)]
+struct WorkerScratch {
+    read: source::Scratch,
+    transform: Workspace,
 }
 
 pub struct Loader {
@@ -80,6 +113,8 @@ pub struct Loader {
 struct Shared {
     source: Arc<dyn Source>,
     transform: Transform,
+    on_error: OnError,
+    skips: Mutex<SkipLog>,
     pool: Arc<Pool>,
     prefetch: usize,
     state: Mutex<State>,
@@ -155,10 +190,11 @@ impl Loader {
         if n == 0 {
             return Err(Error::invalid("source: the dataset is empty"));
         }
-        let shape = source.sample_shape().ok_or_else(|| {
-            Error::invalid("source: samples vary in size; the transform must fix the output size")
-        })?;
-        let transform = Transform::new(&config.transform, shape)?;
+        // A variable-size source (image files) has no shape; the transform must then fix the
+        // output size, and says so when it does not.
+        let transform =
+            Transform::new(&config.transform, source.sample_shape(), source.channels())?
+                .with_seed(config.seed);
         let policy = config.policy.build(n);
         let mut scores = ScoreBook::with_options(
             n,
@@ -187,6 +223,8 @@ impl Loader {
         let shared = Arc::new(Shared {
             source,
             transform,
+            on_error: config.on_error,
+            skips: Mutex::new(SkipLog::default()),
             // Enough for everything in flight plus a few batches the consumer holds.
             pool: Pool::new(config.prefetch + config.workers + 4),
             prefetch: config.prefetch,
@@ -246,6 +284,8 @@ impl Loader {
     /// The next batch of the current epoch, in plan order; `Ok(None)` at the end of the epoch
     /// (the call after that begins the next epoch). A sample that failed to load makes this call
     /// return its error (naming the sample id); the next call continues with the following batch.
+    /// Under `on_error: "skip"` the sample is left out of its batch instead (see `fill`), and a
+    /// batch left with no sample is passed over.
     pub fn next(&self) -> Result<Option<Batch>> {
         let s = &*self.shared;
         let mut state = s.state.lock();
@@ -253,44 +293,53 @@ impl Loader {
             let next = state.epoch + 1;
             s.begin_epoch(&mut state, next);
         }
-        let st = &mut *state;
-        let job = st.job.as_mut().expect("begin_epoch sets the job");
-        if job.delivered == job.plan.batches() {
-            let report = s.report_of(job);
-            st.last_report = Some(report);
-            if !job.reported {
-                job.reported = true;
-                // A failed report write is returned once; the next call reports the end.
-                s.write_report(&report)?;
+        loop {
+            let st = &mut *state;
+            let job = st.job.as_mut().expect("begin_epoch sets the job");
+            if job.delivered == job.plan.batches() {
+                let report = s.report_of(job);
+                st.last_report = Some(report);
+                if !job.reported {
+                    job.reported = true;
+                    // A failed report write is returned once; the next call reports the end.
+                    s.write_report(&report)?;
+                }
+                state.job = None;
+                return Ok(None);
             }
-            state.job = None;
-            return Ok(None);
+            let start = Instant::now();
+            let mut waited = false;
+            while !matches!(
+                state.job.as_ref().and_then(|j| j.window.front()),
+                Some(Some(_))
+            ) {
+                waited = true;
+                s.ready.wait(&mut state);
+            }
+            let job = state.job.as_mut().expect("the job outlives the wait");
+            if waited {
+                job.consumer_wait += start.elapsed();
+            }
+            let result = job.window.pop_front().flatten().expect("checked above");
+            job.delivered += 1;
+            // One more batch may now be claimed.
+            s.work.notify_one();
+            match result {
+                // Every sample of this batch was skipped (on_error "skip"): deliver the next
+                // one instead of an empty batch.
+                Ok(buf) if buf.ids.is_empty() => s.pool.put(buf),
+                result => {
+                    drop(state);
+                    let buf = result?;
+                    return Ok(Some(Batch::new(
+                        buf,
+                        Arc::clone(&s.pool),
+                        s.transform.dtype(),
+                        s.transform.out_shape(),
+                    )));
+                }
+            }
         }
-        let start = Instant::now();
-        let mut waited = false;
-        while !matches!(
-            state.job.as_ref().and_then(|j| j.window.front()),
-            Some(Some(_))
-        ) {
-            waited = true;
-            s.ready.wait(&mut state);
-        }
-        let job = state.job.as_mut().expect("the job outlives the wait");
-        if waited {
-            job.consumer_wait += start.elapsed();
-        }
-        let result = job.window.pop_front().flatten().expect("checked above");
-        job.delivered += 1;
-        drop(state);
-        // One more batch may now be claimed.
-        s.work.notify_one();
-        let buf = result?;
-        Ok(Some(Batch::new(
-            buf,
-            Arc::clone(&s.pool),
-            s.transform.dtype(),
-            s.transform.out_shape(),
-        )))
     }
 
     /// Applies per-sample feedback to the ScoreBook; validated whole first, so a rejected call
@@ -331,6 +380,15 @@ impl Loader {
             Some(job) => s.report_of(job),
             None => state.last_report.unwrap_or_default(),
         }
+    }
+
+    /// The samples skipped (config `on_error: "skip"`) in the current epoch, or in the one that
+    /// has just ended, sorted by id: at most the first 1000 the workers met; the report's
+    /// `skipped` has the exact count. Thread-safe.
+    pub fn skipped_samples(&self) -> Vec<SkippedSample> {
+        let mut v = self.shared.skips.lock().samples.clone();
+        v.sort_by_key(|s| s.id);
+        v
     }
 
     /// Writes the ScoreBook's scores to `path` (atomically) for `scores_from` or the CLI.
@@ -429,6 +487,11 @@ impl Shared {
         };
         self.current_epoch.store(epoch, Ordering::Release);
         self.busy_ns.store(0, Ordering::Relaxed);
+        // No worker is filling a batch now (the last epoch's batches were all delivered).
+        *self.skips.lock() = SkipLog {
+            epoch,
+            ..SkipLog::default()
+        };
         state.epoch = epoch;
         // Samples after drop_last; the saved fraction counts what is actually delivered.
         state.total_samples += plan.samples() as u64;
@@ -450,7 +513,7 @@ impl Shared {
     }
 
     fn worker(&self) {
-        let mut scratch = Vec::new();
+        let mut scratch = WorkerScratch::default();
         loop {
             let (plan, k) = {
                 let mut state = self.state.lock();
@@ -523,6 +586,10 @@ impl Shared {
         }
         state.epoch = r.epoch;
         state.total_samples = r.total_samples;
+        *self.skips.lock() = SkipLog {
+            epoch: r.epoch,
+            ..SkipLog::default()
+        };
         self.current_epoch.store(r.epoch, Ordering::Release);
         state.job = r.job.map(|j| {
             let plan = j.plan;
@@ -554,7 +621,13 @@ impl Shared {
     }
 
     fn report_of(&self, job: &Job) -> EpochReport {
+        let skips = self.skips.lock();
         EpochReport {
+            skipped: if skips.epoch == job.plan.epoch {
+                skips.count
+            } else {
+                0
+            },
             delivered: job.delivered as u64,
             consumer_wait_s: job.consumer_wait.as_secs_f64(),
             worker_busy_s: self.busy_ns.load(Ordering::Relaxed) as f64 * 1e-9,
@@ -565,7 +638,19 @@ impl Shared {
     fn write_report(&self, report: &EpochReport) -> Result<()> {
         use std::io::Write;
         if let (Some(file), Some(path)) = (&self.report_file, &self.report_path) {
-            let mut line = serde_json::to_string(report).expect("a report serialises");
+            let mut value = serde_json::to_value(report).expect("a report serialises");
+            // The skipped samples (on_error "skip") go into the line too, id and file each.
+            let skips = self.skips.lock();
+            if skips.epoch == report.epoch && !skips.samples.is_empty() {
+                let mut list = skips.samples.clone();
+                list.sort_by_key(|s| s.id);
+                value["skipped_samples"] = list
+                    .iter()
+                    .map(|s| serde_json::json!({"id": s.id, "location": s.location, "reason": s.reason}))
+                    .collect();
+            }
+            drop(skips);
+            let mut line = value.to_string();
             line.push('\n');
             file.lock()
                 .write_all(line.as_bytes())
@@ -574,42 +659,108 @@ impl Shared {
         Ok(())
     }
 
-    /// Reads and transforms the samples of batch `k` into `buf`.
-    fn fill(&self, plan: &Plan, k: usize, buf: &mut BatchBuf, scratch: &mut Vec<u8>) -> Result<()> {
+    /// Reads and transforms the samples of batch `k` into `buf`. Under `on_error: "skip"` a
+    /// sample that fails is left out and the batch is that much shorter: it is not refilled
+    /// from later in the plan, which would change every later batch's composition (and make
+    /// batches depend on which samples failed). A batch left empty is passed over by `next`.
+    fn fill(
+        &self,
+        plan: &Plan,
+        k: usize,
+        buf: &mut BatchBuf,
+        scratch: &mut WorkerScratch,
+    ) -> Result<()> {
         let range = plan.batch_range(k);
         buf.epoch = plan.epoch;
         buf.index = k;
         buf.ids.clear();
-        buf.ids.extend_from_slice(&plan.ids[range.clone()]);
         buf.weights.clear();
-        buf.weights.extend_from_slice(&plan.weights[range]);
         buf.labels.clear();
         let per = self.transform.sample_bytes();
-        buf.data.set_len(per * buf.ids.len());
-        let dtype = self.transform.dtype();
-        for (j, &id) in buf.ids.iter().enumerate() {
+        buf.data.set_len(per * range.len());
+        let ids = &plan.ids[range.clone()];
+        let weights = &plan.weights[range];
+        for (&id, &weight) in ids.iter().zip(weights) {
             if self.shutdown.load(Ordering::Relaxed) {
                 return Err(Error::state("the loader is shutting down"));
             }
-            let id_us = id as usize;
-            let view = self
-                .source
-                .read(id_us, scratch)
-                .map_err(|e| e.context(format!("sample {id}")))?;
-            buf.labels.push(self.source.label(id_us));
-            let out = match dtype {
-                Dtype::U8 => Out::U8(&mut buf.data.as_bytes_mut()[j * per..(j + 1) * per]),
-                Dtype::F32 => {
-                    let n = per / 4;
-                    Out::F32(&mut buf.data.as_f32_mut()[j * n..(j + 1) * n])
+            let slot = buf.ids.len();
+            // A panic in a decoder is this sample's error, not the whole batch's.
+            let loaded = catch_unwind(AssertUnwindSafe(|| {
+                self.load(plan.epoch, id, slot, per, buf, scratch)
+            }))
+            .unwrap_or_else(|panic| {
+                Err(Error::new(
+                    ErrorKind::Panic,
+                    format!("panicked: {}", panic_text(&*panic)),
+                ))
+            });
+            match loaded {
+                Ok(()) => {
+                    buf.ids.push(id);
+                    buf.weights.push(weight);
+                    buf.labels.push(self.source.label(id as usize));
                 }
-            };
-            self.transform
-                .apply(&view, out)
-                .map_err(|e| e.context(format!("sample {id}")))?;
+                Err(e) if self.on_error == OnError::Skip => {
+                    let mut log = self.skips.lock();
+                    if log.epoch == plan.epoch {
+                        log.count += 1;
+                        if log.samples.len() < MAX_SKIP_RECORDS {
+                            log.samples.push(SkippedSample {
+                                epoch: plan.epoch,
+                                id,
+                                location: self.source.location(id as usize),
+                                reason: e.message().to_string(),
+                            });
+                        }
+                    }
+                }
+                Err(e) => {
+                    let location = self.source.location(id as usize);
+                    return Err(match location {
+                        // Source errors name their file already; transform errors do not.
+                        Some(loc) if !e.message().contains(loc.as_str()) => {
+                            e.context(format!("sample {id} ({loc})"))
+                        }
+                        _ => e.context(format!("sample {id}")),
+                    });
+                }
+            }
         }
+        buf.data.set_len(per * buf.ids.len());
         Ok(())
     }
+
+    /// Reads sample `id` and writes it, transformed, into slot `slot` of `buf`.
+    fn load(
+        &self,
+        epoch: u64,
+        id: u64,
+        slot: usize,
+        per: usize,
+        buf: &mut BatchBuf,
+        scratch: &mut WorkerScratch,
+    ) -> Result<()> {
+        let view = self.source.read(id as usize, &mut scratch.read)?;
+        let out = match self.transform.dtype() {
+            Dtype::U8 => Out::U8(&mut buf.data.as_bytes_mut()[slot * per..(slot + 1) * per]),
+            Dtype::F32 => {
+                let n = per / 4;
+                Out::F32(&mut buf.data.as_f32_mut()[slot * n..(slot + 1) * n])
+            }
+        };
+        self.transform
+            .apply(&view, epoch, id, &mut scratch.transform, out)
+    }
+}
+
+/// The text of a caught panic.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
 }
 
 /// Seeds the ScoreBook with the average of the score files (`scores_from`).

@@ -83,6 +83,10 @@ pub struct thresher_epoch_report {
     pub consumer_wait_s: f64,
     /// Seconds the workers spent filling batches this epoch, summed over workers.
     pub worker_busy_s: f64,
+    /// Samples dropped this epoch because they could not be read or decoded (config
+    /// `"on_error": "skip"`; always 0 under the default "fail"). Their batches were that much
+    /// shorter. Counted as the workers meet them, so mid-epoch it includes prefetched batches.
+    pub skipped: u64,
 }
 
 unsafe fn loader_ref<'a>(loader: *const thresher_loader) -> Result<&'a Loader> {
@@ -285,6 +289,7 @@ pub unsafe extern "C" fn thresher_loader_report(
             delivered: r.delivered,
             consumer_wait_s: r.consumer_wait_s,
             worker_busy_s: r.worker_busy_s,
+            skipped: r.skipped,
         };
         // SAFETY: checked non-NULL.
         unsafe { *out = report };

@@ -23,7 +23,7 @@ use std::ffi::{c_char, CStr};
 use crate::error::{Error, Result};
 
 /// The version of the C ABI this header describes. A breaking change bumps it.
-pub const THRESHER_ABI_VERSION: u32 = 1;
+pub const THRESHER_ABI_VERSION: u32 = 2;
 
 /// The library version, equal to Cargo.toml's (a test checks it).
 pub const THRESHER_VERSION: &str = "0.1.0";
@@ -69,7 +69,7 @@ pub(crate) unsafe fn slice_arg<'a, T>(ptr: *const T, len: usize, what: &str) -> 
     if len > isize::MAX as usize / std::mem::size_of::<T>().max(1) {
         return Err(Error::invalid(format!("{what}: len = {len} is too large")));
     }
-    if (ptr as usize) % std::mem::align_of::<T>() != 0 {
+    if !(ptr as usize).is_multiple_of(std::mem::align_of::<T>()) {
         return Err(Error::invalid(format!("{what} is not aligned")));
     }
     // SAFETY: non-null, aligned, and the caller promises `len` readable elements.

@@ -120,7 +120,7 @@ impl PeriodCache {
         let key = (r.u64()?, r.u64()?);
         let ids = r.u64s()?;
         let ascending = ids.windows(2).all(|w| w[0] < w[1]);
-        let in_range = ids.last().map_or(true, |&id| id < n as u64);
+        let in_range = ids.last().is_none_or(|&id| id < n as u64);
         (r.done() && ascending && in_range).then_some((key, ids))
     }
 

@@ -838,7 +838,7 @@ impl<'a> Search<'a> {
                 let mut best: Option<(usize, f64)> = None;
                 for (pos, &j) in pool.iter().enumerate() {
                     let v = self.with(j);
-                    if best.map_or(true, |(_, bv)| v < bv) {
+                    if best.is_none_or(|(_, bv)| v < bv) {
                         best = Some((pos, v));
                     }
                 }
@@ -1031,7 +1031,7 @@ impl<'a> Search<'a> {
                     let base = base + gain_in[b1] - 2.0 * cross[b1];
                     for b2 in b1 + 1..pi {
                         let v = base + gain_in[b2] + 2.0 * g_ii[b1 * pi + b2] - 2.0 * cross[b2];
-                        if pick.map_or(true, |p| v < p.4) {
+                        if pick.is_none_or(|p| v < p.4) {
                             pick = Some((a1, a2, b1, b2, v));
                         }
                     }
@@ -1074,7 +1074,7 @@ impl<'a> Search<'a> {
                     + self.norm2[u2]
                     + 2.0 * c[u2]
                     + 2.0 * g_ii[b1 * pi + b2];
-                if pick.map_or(true, |p| v < p.2) {
+                if pick.is_none_or(|p| v < p.2) {
                     pick = Some((b1, b2, v));
                 }
             }
@@ -1167,7 +1167,7 @@ impl SwapTable {
                 }
                 let v = cur - 2.0 * c_out[a] + self.n_out[a] + row_best;
                 if let Some(b) = row_b {
-                    if pick.map_or(true, |(_, _, pv)| v < pv) {
+                    if pick.is_none_or(|(_, _, pv)| v < pv) {
                         pick = Some((a, b, v));
                     }
                 }

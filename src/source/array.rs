@@ -1,6 +1,6 @@
 //! In-memory arrays through the Rust API: N samples of H×W×C bytes and N labels.
 
-use super::{SampleView, Source};
+use super::{SampleView, Scratch, Source};
 use crate::error::{Error, Result};
 
 pub struct ArraySource {
@@ -40,7 +40,7 @@ impl Source for ArraySource {
     fn sample_shape(&self) -> Option<[usize; 3]> {
         Some(self.shape)
     }
-    fn read<'a>(&'a self, id: usize, _scratch: &'a mut Vec<u8>) -> Result<SampleView<'a>> {
+    fn read<'a>(&'a self, id: usize, _scratch: &'a mut Scratch) -> Result<SampleView<'a>> {
         let per = self.shape.iter().product::<usize>();
         Ok(SampleView {
             pixels: &self.pixels[id * per..(id + 1) * per],
@@ -61,7 +61,7 @@ mod tests {
     #[test]
     fn views_and_bad_sizes() {
         let s = ArraySource::new((0..12).collect(), [2, 3, 1], vec![5, 6]).unwrap();
-        let mut scratch = Vec::new();
+        let mut scratch = Scratch::default();
         assert_eq!(
             s.read(1, &mut scratch).unwrap().pixels,
             &[6, 7, 8, 9, 10, 11]

@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use super::{SampleView, Source};
+use super::{SampleView, Scratch, Source};
 use crate::error::{Error, Result};
 
 pub struct IdxSource {
@@ -146,7 +146,7 @@ impl Source for IdxSource {
     fn sample_shape(&self) -> Option<[usize; 3]> {
         Some(self.shape)
     }
-    fn read<'a>(&'a self, id: usize, _scratch: &'a mut Vec<u8>) -> Result<SampleView<'a>> {
+    fn read<'a>(&'a self, id: usize, _scratch: &'a mut Scratch) -> Result<SampleView<'a>> {
         let per = self.shape.iter().product::<usize>();
         Ok(SampleView {
             pixels: &self.pixels[id * per..(id + 1) * per],
@@ -189,7 +189,7 @@ mod tests {
         let (i, l) = pair(dir.path(), 3);
         let s = IdxSource::open(&i, &l).unwrap();
         assert_eq!((s.len(), s.sample_shape()), (3, Some([2, 2, 1])));
-        let mut scratch = Vec::new();
+        let mut scratch = Scratch::default();
         assert_eq!(s.read(2, &mut scratch).unwrap().pixels, &[8, 9, 10, 11]);
         assert_eq!(s.label(2), 2);
         // gzip the images

@@ -1,12 +1,27 @@
 //! Sources: read one sample by id from a dataset format, and its label. A source is shared by
 //! every worker (`Send + Sync`), so reading takes `&self`; anything a read needs to mutate
-//! lives in the caller's scratch buffer. Sources know nothing of threads or policies.
+//! lives in the caller's `Scratch`. Sources know nothing of threads or policies.
+//!
+//! Formats: `idx` (MNIST), `cifar` (CIFAR-10/100 binary batches), `image_folder` (torchvision's
+//! ImageFolder layout, or a manifest), `tar` (WebDataset shards), `npy` (memory-mapped NumPy
+//! arrays), and in-memory arrays through the Rust API. Compressed images (JPEG, PNG) are decoded
+//! in `decode`, under the limits of `DecodeConfig`.
 
 mod array;
+mod cifar;
+mod decode;
 mod idx;
+mod image_folder;
+mod npy;
+mod webdataset;
 
 pub use array::ArraySource;
+pub use cifar::{CifarConfig, CifarLabel, CifarSource};
+pub use decode::{Color, DecodeConfig};
 pub use idx::{write_idx, IdxSource};
+pub use image_folder::{ImageFolderConfig, ImageFolderSource};
+pub use npy::{NpyConfig, NpyLayout, NpySource};
+pub use webdataset::{expand_braces, Shards, TarConfig, TarSource};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,6 +39,16 @@ pub struct SampleView<'a> {
     pub channels: usize,
 }
 
+/// Buffers a source may use while reading one sample; each worker keeps one and reuses it, so
+/// steady-state reads allocate nothing of their own.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    /// The encoded bytes of a file or tar member.
+    pub encoded: Vec<u8>,
+    /// The decoded (or rearranged) pixels a `SampleView` points into.
+    pub pixels: Vec<u8>,
+}
+
 /// A dataset: N samples with integer labels.
 pub trait Source: Send + Sync {
     /// Number of samples, N; ids are 0..N.
@@ -33,11 +58,22 @@ pub trait Source: Send + Sync {
     }
     /// (height, width, channels) when every sample has it; `None` for variable-size sources.
     fn sample_shape(&self) -> Option<[usize; 3]>;
+    /// Channels of every sample (a variable-size source fixes these even when it cannot fix the
+    /// height and width).
+    fn channels(&self) -> usize {
+        self.sample_shape().map_or(0, |s| s[2])
+    }
     /// The pixels of sample `id` (< len). In-memory sources return a view of their own storage;
-    /// decoding sources write into `scratch`, which the caller reuses across samples.
-    fn read<'a>(&'a self, id: usize, scratch: &'a mut Vec<u8>) -> Result<SampleView<'a>>;
+    /// decoding sources write into `scratch`, which the caller reuses across samples. Errors name
+    /// the file (and member) the sample comes from.
+    fn read<'a>(&'a self, id: usize, scratch: &'a mut Scratch) -> Result<SampleView<'a>>;
     /// The label of sample `id` (< len).
     fn label(&self, id: usize) -> i64;
+    /// Where sample `id` comes from, for error reports: a path, `shard.tar:member`, or `None`
+    /// for in-memory data.
+    fn location(&self, _id: usize) -> Option<String> {
+        None
+    }
 }
 
 /// The `source` config object: `{"kind": NAME, ...}`.
@@ -45,12 +81,30 @@ pub trait Source: Send + Sync {
 pub enum SourceConfig {
     /// MNIST-style IDX files, raw or gzip-compressed.
     Idx(IdxConfig),
+    /// CIFAR-10/100 binary batches.
+    Cifar(CifarConfig),
+    /// `root/<class>/*.{jpg,jpeg,png}` or a manifest of `path<TAB>label` lines.
+    ImageFolder(ImageFolderConfig),
+    /// WebDataset tar shards.
+    Tar(TarConfig),
+    /// NumPy `.npy` arrays, memory-mapped.
+    Npy(NpyConfig),
 }
 
 impl<'de> Deserialize<'de> for SourceConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         use crate::config::{tagged_section, variant};
-        tagged_section(d, "source", &[("idx", &variant(SourceConfig::Idx))])
+        tagged_section(
+            d,
+            "source",
+            &[
+                ("idx", &variant(SourceConfig::Idx)),
+                ("cifar", &variant(SourceConfig::Cifar)),
+                ("image_folder", &variant(SourceConfig::ImageFolder)),
+                ("tar", &variant(SourceConfig::Tar)),
+                ("npy", &variant(SourceConfig::Npy)),
+            ],
+        )
     }
 }
 
@@ -64,22 +118,32 @@ pub struct IdxConfig {
     pub limit: Option<usize>,
 }
 
+/// Checks a `limit` key: ≥ 1 when given.
+pub(crate) fn check_limit(limit: Option<usize>) -> Result<()> {
+    if limit == Some(0) {
+        return Err(crate::Error::invalid(
+            "config key `source.limit`: must be ≥ 1",
+        ));
+    }
+    Ok(())
+}
+
 impl SourceConfig {
-    /// Opens the source; errors name the file.
+    /// Opens the source; errors name the file (or the config key).
     pub fn open(&self) -> Result<Arc<dyn Source>> {
         match self {
             SourceConfig::Idx(c) => {
+                check_limit(c.limit)?;
                 let mut s = IdxSource::open(&c.images, &c.labels)?;
                 if let Some(limit) = c.limit {
-                    if limit == 0 {
-                        return Err(crate::Error::invalid(
-                            "config key `source.limit`: must be ≥ 1",
-                        ));
-                    }
                     s.truncate(limit);
                 }
                 Ok(Arc::new(s))
             }
+            SourceConfig::Cifar(c) => Ok(Arc::new(CifarSource::open(c)?)),
+            SourceConfig::ImageFolder(c) => Ok(Arc::new(ImageFolderSource::open(c)?)),
+            SourceConfig::Tar(c) => Ok(Arc::new(TarSource::open(c)?)),
+            SourceConfig::Npy(c) => Ok(Arc::new(NpySource::open(c)?)),
         }
     }
 }

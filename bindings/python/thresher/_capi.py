@@ -13,7 +13,7 @@ from ._library import bind
 THRESHER_VERSION = "0.1.0"
 
 # The version of the C ABI this header describes. A breaking change bumps it.
-THRESHER_ABI_VERSION = 1
+THRESHER_ABI_VERSION = 2
 
 THRESHER_VERSION_MAJOR = 0
 
@@ -155,6 +155,10 @@ class thresher_epoch_report(Structure):
         ('consumer_wait_s', c_double),
         # Seconds the workers spent filling batches this epoch, summed over workers.
         ('worker_busy_s', c_double),
+        # Samples dropped this epoch because they could not be read or decoded (config
+        # `"on_error": "skip"`; always 0 under the default "fail"). Their batches were that much
+        # shorter. Counted as the workers meet them, so mid-epoch it includes prefetched batches.
+        ('skipped', c_uint64),
     ]
 
 

@@ -38,7 +38,7 @@ export ThresherError, Loader, Batch, epoch, next!, feedback!, epoch_info, report
 const libthresher = "libthresher"
 
 """The C ABI version this binding mirrors (`THRESHER_ABI_VERSION` in thresher.h)."""
-const ABI_VERSION = 1
+const ABI_VERSION = 2
 """The thresher.h version this binding mirrors (`THRESHER_VERSION`)."""
 const HEADER_VERSION = v"0.1.0"
 
@@ -128,6 +128,7 @@ struct EpochReport
     delivered::UInt64
     consumer_wait_s::Float64
     worker_busy_s::Float64
+    skipped::UInt64
 end
 
 # DLPack 0.8 (dlpack.h), for thresher_batch_dlpack's result; thresher.h does not declare them.

@@ -1,0 +1,272 @@
+//! Image files on disk: torchvision's `ImageFolder` layout (`root/<class>/**/*.{jpg,jpeg,png}`,
+//! classes numbered in sorted order) or a manifest of `path<TAB>label` lines. The file list is
+//! made once at open; each read opens, reads and decodes one file. Paths are kept in one byte
+//! arena (ImageNet's 1.28M paths cost ~60 MB as `PathBuf`s, ~40 MB here).
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::decode::{self, default_max_bytes, default_max_pixels, Color, DecodeConfig};
+use super::{check_limit, SampleView, Scratch, Source};
+use crate::error::{Error, Result};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageFolderConfig {
+    /// `root/<class>/...`: classes are the sub-directories, sorted by name (as torchvision).
+    #[serde(default)]
+    pub root: Option<PathBuf>,
+    /// A text file of `path<TAB>label` lines; relative paths are relative to its directory.
+    #[serde(default)]
+    pub manifest: Option<PathBuf>,
+    #[serde(default)]
+    pub color: Color,
+    #[serde(default = "default_max_pixels")]
+    pub max_pixels: u64,
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: u64,
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+impl ImageFolderConfig {
+    pub fn decode(&self) -> DecodeConfig {
+        DecodeConfig {
+            color: self.color,
+            max_pixels: self.max_pixels,
+            max_bytes: self.max_bytes,
+        }
+    }
+}
+
+pub struct ImageFolderSource {
+    /// The paths' bytes, back to back; path i is `arena[ends[i-1]..ends[i]]`.
+    arena: Vec<u8>,
+    ends: Vec<usize>,
+    labels: Vec<i64>,
+    /// Class names by label (empty for a manifest).
+    classes: Vec<String>,
+    decode: DecodeConfig,
+}
+
+/// The extensions torchvision's ImageFolder would take that we decode (case-insensitive).
+fn is_image(name: &OsStr) -> bool {
+    let Some(ext) = Path::new(name).extension() else {
+        return false;
+    };
+    let ext = ext.as_bytes().to_ascii_lowercase();
+    matches!(&ext[..], b"jpg" | b"jpeg" | b"png")
+}
+
+impl ImageFolderSource {
+    pub fn open(config: &ImageFolderConfig) -> Result<Self> {
+        check_limit(config.limit)?;
+        let decode = config.decode();
+        decode.validate()?;
+        let mut s = match (&config.root, &config.manifest) {
+            (Some(root), None) => Self::scan(root, decode)?,
+            (None, Some(manifest)) => Self::from_manifest(manifest, decode)?,
+            _ => {
+                return Err(Error::invalid(
+                    "config key `source`: give exactly one of `root` and `manifest`",
+                ))
+            }
+        };
+        if let Some(limit) = config.limit {
+            s.truncate(limit);
+        }
+        Ok(s)
+    }
+
+    /// torchvision's `find_classes` + `make_dataset`: class directories sorted by name; in
+    /// each, `sorted(os.walk(class_dir, followlinks=True))` and each directory's files sorted.
+    fn scan(root: &Path, decode: DecodeConfig) -> Result<Self> {
+        let ctx = |e: Error| e.context("config key `source.root`");
+        let mut classes: Vec<(Vec<u8>, PathBuf)> = Vec::new();
+        for entry in std::fs::read_dir(root).map_err(|e| ctx(Error::io(root, &e)))? {
+            let entry = entry.map_err(|e| ctx(Error::io(root, &e)))?;
+            if is_dir(&entry) {
+                classes.push((entry.file_name().as_bytes().to_vec(), entry.path()));
+            }
+        }
+        // Python sorts str by code point; UTF-8 bytes sort the same way.
+        classes.sort();
+        if classes.is_empty() {
+            return Err(Error::format(format!(
+                "{}: no class directories (expected root/<class>/<image>)",
+                root.display()
+            )));
+        }
+        let mut s = ImageFolderSource {
+            arena: Vec::new(),
+            ends: Vec::new(),
+            labels: Vec::new(),
+            classes: Vec::new(),
+            decode,
+        };
+        for (label, (name, dir)) in classes.iter().enumerate() {
+            let mut dirs: Vec<(PathBuf, Vec<PathBuf>)> = Vec::new();
+            walk(dir, &mut dirs, 0)?;
+            dirs.sort_by(|a, b| a.0.as_os_str().as_bytes().cmp(b.0.as_os_str().as_bytes()));
+            let before = s.labels.len();
+            for (_, files) in &dirs {
+                for f in files {
+                    s.push(f, label as i64);
+                }
+            }
+            if s.labels.len() == before {
+                return Err(Error::format(format!(
+                    "{}: class directory `{}` holds no .jpg, .jpeg or .png file",
+                    root.display(),
+                    String::from_utf8_lossy(name)
+                )));
+            }
+            s.classes.push(String::from_utf8_lossy(name).into_owned());
+        }
+        Ok(s)
+    }
+
+    fn from_manifest(manifest: &Path, decode: DecodeConfig) -> Result<Self> {
+        let text = std::fs::read(manifest)
+            .map_err(|e| Error::io(manifest, &e).context("config key `source.manifest`"))?;
+        let base = manifest.parent().unwrap_or(Path::new("."));
+        let mut s = ImageFolderSource {
+            arena: Vec::new(),
+            ends: Vec::new(),
+            labels: Vec::new(),
+            classes: Vec::new(),
+            decode,
+        };
+        for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let bad = |what: &str| {
+                Error::format(format!(
+                    "{}:{}: {what} (expected `path<TAB>label`)",
+                    manifest.display(),
+                    i + 1
+                ))
+            };
+            let tab = line
+                .iter()
+                .rposition(|&b| b == b'\t')
+                .ok_or_else(|| bad("no tab"))?;
+            let (path, label) = (&line[..tab], &line[tab + 1..]);
+            let label: i64 = std::str::from_utf8(label)
+                .ok()
+                .and_then(|l| l.trim().parse().ok())
+                .ok_or_else(|| bad("the label is not an integer"))?;
+            if path.is_empty() {
+                return Err(bad("empty path"));
+            }
+            let path = Path::new(OsStr::from_bytes(path));
+            s.push(&base.join(path), label);
+        }
+        if s.labels.is_empty() {
+            return Err(Error::format(format!(
+                "{}: the manifest lists no samples",
+                manifest.display()
+            )));
+        }
+        Ok(s)
+    }
+
+    fn push(&mut self, path: &Path, label: i64) {
+        self.arena.extend_from_slice(path.as_os_str().as_bytes());
+        self.ends.push(self.arena.len());
+        self.labels.push(label);
+    }
+
+    fn truncate(&mut self, n: usize) {
+        if n < self.labels.len() {
+            self.labels.truncate(n);
+            self.ends.truncate(n);
+            self.arena.truncate(self.ends.last().copied().unwrap_or(0));
+        }
+    }
+
+    /// The path of sample `id`.
+    pub fn path(&self, id: usize) -> &Path {
+        let start = if id == 0 { 0 } else { self.ends[id - 1] };
+        Path::new(OsStr::from_bytes(&self.arena[start..self.ends[id]]))
+    }
+
+    /// Class names in label order (torchvision's `classes`); empty for a manifest.
+    pub fn classes(&self) -> &[String] {
+        &self.classes
+    }
+}
+
+/// Whether a directory entry is a directory, following symbolic links as os.scandir's
+/// `is_dir()` does; the file type comes with the listing, so only links cost a `stat`.
+fn is_dir(entry: &std::fs::DirEntry) -> bool {
+    match entry.file_type() {
+        Ok(t) if t.is_symlink() => entry.path().is_dir(),
+        Ok(t) => t.is_dir(),
+        Err(_) => entry.path().is_dir(),
+    }
+}
+
+/// Collects (directory, its image files sorted) for `dir` and every directory below it,
+/// following symbolic links (torchvision walks with followlinks=True); depth-bounded so a link
+/// cycle ends in an error instead of a hang.
+fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<PathBuf>)>, depth: usize) -> Result<()> {
+    if depth > 64 {
+        return Err(Error::format(format!(
+            "{}: directories nested more than 64 deep (a symbolic link cycle?)",
+            dir.display()
+        )));
+    }
+    let mut files = Vec::new();
+    let mut subdirs = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, &e))? {
+        let entry = entry.map_err(|e| Error::io(dir, &e))?;
+        if is_dir(&entry) {
+            subdirs.push(entry.path());
+        } else if is_image(&entry.file_name()) {
+            files.push(entry.path());
+        }
+    }
+    files.sort_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
+    out.push((dir.to_path_buf(), files));
+    for d in subdirs {
+        walk(&d, out, depth + 1)?;
+    }
+    Ok(())
+}
+
+impl Source for ImageFolderSource {
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+    fn sample_shape(&self) -> Option<[usize; 3]> {
+        None
+    }
+    fn channels(&self) -> usize {
+        self.decode.color.channels()
+    }
+    fn read<'a>(&'a self, id: usize, scratch: &'a mut Scratch) -> Result<SampleView<'a>> {
+        let path = self.path(id);
+        decode::read_file(path, &mut scratch.encoded, &self.decode)?;
+        let [height, width, channels] =
+            decode::decode(&scratch.encoded, &mut scratch.pixels, &self.decode)
+                .map_err(|e| Error::format(format!("{}: {e}", path.display())))?;
+        Ok(SampleView {
+            pixels: &scratch.pixels,
+            height,
+            width,
+            channels,
+        })
+    }
+    fn label(&self, id: usize) -> i64 {
+        self.labels[id]
+    }
+    fn location(&self, id: usize) -> Option<String> {
+        Some(self.path(id).display().to_string())
+    }
+}

@@ -1,0 +1,733 @@
+//! Transforms: turn a decoded HWC u8 sample into the batch layout, with torchvision's
+//! semantics (v1 transforms on PIL images): an optional `resize`, at most one crop
+//! (`center_crop`, `random_crop` with zero `padding`, `random_resized_crop`), an optional
+//! horizontal flip, then u8 or f32 (÷255 and per-channel normalisation), NCHW or NHWC. The fixed
+//! order is torchvision's usual recipe order: resize → crop → flip → ToTensor → Normalize.
+//!
+//! No I/O. Randomness comes from `Rng::new(seed, Stream::Augment, epoch, id)`, a generator per
+//! sample, so a sample's augmentation does not depend on which worker made it or when. The f32
+//! path is a per-channel lookup table of the 256 byte values, so normalising costs one load per
+//! value. Resizing is Pillow's bilinear filter, bit for bit (`resample`); geometry is
+//! torchvision's (`geometry`); the copy into the slot is `emit`.
+
+mod emit;
+mod geometry;
+mod resample;
+
+use serde::de::Error as _;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::rng::{Rng, Stream};
+use crate::source::SampleView;
+use emit::Emit;
+use geometry::{Pad, Window};
+use resample::{Job, Rect, Resampler};
+
+/// Element type of a batch's data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    U8,
+    #[default]
+    F32,
+}
+
+impl Dtype {
+    pub fn size(self) -> usize {
+        match self {
+            Dtype::U8 => 1,
+            Dtype::F32 => 4,
+        }
+    }
+}
+
+/// Memory layout of a batch's data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// [B, C, H, W] — PyTorch's convention.
+    #[default]
+    Nchw,
+    /// [B, H, W, C] — the decoded layout; TensorFlow/JAX convention.
+    Nhwc,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Normalize {
+    /// Per-channel mean of the [0, 1]-scaled pixel (one value, or one per channel).
+    pub mean: Vec<f32>,
+    /// Per-channel standard deviation (one value, or one per channel), > 0.
+    pub std: Vec<f32>,
+}
+
+/// A size: one number or `[height, width]`. For `resize` one number is the shorter side's
+/// length (the aspect ratio kept); for crops it is a square.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Size {
+    One(usize),
+    Hw(usize, usize),
+}
+
+impl Size {
+    /// (height, width) of a crop.
+    fn square(self) -> (usize, usize) {
+        match self {
+            Size::One(n) => (n, n),
+            Size::Hw(h, w) => (h, w),
+        }
+    }
+    fn values(self) -> [usize; 2] {
+        let (h, w) = self.square();
+        [h, w]
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Number(n) if n.as_u64().is_some() => {
+                Ok(Size::One(n.as_u64().expect("checked") as usize))
+            }
+            serde_json::Value::Array(a)
+                if a.len() == 2 && a.iter().all(|v| v.as_u64().is_some()) =>
+            {
+                let v: Vec<usize> = a
+                    .iter()
+                    .map(|v| v.as_u64().expect("checked") as usize)
+                    .collect();
+                Ok(Size::Hw(v[0], v[1]))
+            }
+            other => Err(D::Error::custom(format!(
+                "expected a size, N or [height, width], found {other}"
+            ))),
+        }
+    }
+}
+
+/// `random_crop.padding`: N (every side), [left/right, top/bottom] or [left, top, right,
+/// bottom], as torchvision's `padding`. Padding is zeros.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Padding(pub [usize; 4]);
+
+impl<'de> Deserialize<'de> for Padding {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let bad = |v: &serde_json::Value| {
+            D::Error::custom(format!(
+                "expected N, [left/right, top/bottom] or [left, top, right, bottom], found {v}"
+            ))
+        };
+        let v = serde_json::Value::deserialize(d)?;
+        let nums: Vec<usize> = match &v {
+            serde_json::Value::Number(n) => vec![n.as_u64().ok_or_else(|| bad(&v))? as usize],
+            serde_json::Value::Array(a) => a
+                .iter()
+                .map(|x| x.as_u64().map(|x| x as usize))
+                .collect::<Option<_>>()
+                .ok_or_else(|| bad(&v))?,
+            _ => return Err(bad(&v)),
+        };
+        match nums[..] {
+            [p] => Ok(Padding([p; 4])),
+            [lr, tb] => Ok(Padding([lr, tb, lr, tb])),
+            [l, t, r, b] => Ok(Padding([l, t, r, b])),
+            _ => Err(bad(&v)),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RandomCropConfig {
+    pub size: Size,
+    #[serde(default)]
+    pub padding: Padding,
+}
+
+fn default_scale() -> [f64; 2] {
+    [0.08, 1.0]
+}
+fn default_ratio() -> [f64; 2] {
+    [3.0 / 4.0, 4.0 / 3.0]
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RandomResizedCropConfig {
+    pub size: Size,
+    /// Range of the crop's area as a fraction of the image's.
+    #[serde(default = "default_scale")]
+    pub scale: [f64; 2],
+    /// Range of the crop's aspect ratio (width / height), drawn log-uniformly.
+    #[serde(default = "default_ratio")]
+    pub ratio: [f64; 2],
+}
+
+/// The `transform` config object.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformConfig {
+    #[serde(default)]
+    pub dtype: Dtype,
+    #[serde(default)]
+    pub layout: Layout,
+    /// f32 only: out = (pixel/255 - mean) / std. Without it f32 output is pixel/255.
+    #[serde(default)]
+    pub normalize: Option<Normalize>,
+    /// Resize first: N makes the shorter side N (torchvision `Resize(N)`), [h, w] is exact.
+    #[serde(default)]
+    pub resize: Option<Size>,
+    /// torchvision `CenterCrop`.
+    #[serde(default)]
+    pub center_crop: Option<Size>,
+    /// torchvision `RandomCrop(size, padding)`.
+    #[serde(default)]
+    pub random_crop: Option<RandomCropConfig>,
+    /// torchvision `RandomResizedCrop(size, scale, ratio)`.
+    #[serde(default)]
+    pub random_resized_crop: Option<RandomResizedCropConfig>,
+    /// Probability of a horizontal flip (torchvision `RandomHorizontalFlip(p)`), 0 by default.
+    #[serde(default)]
+    pub hflip: f64,
+}
+
+/// Sides above this are refused (a typo guard: 1<<16 is larger than any JPEG).
+const MAX_SIDE: usize = 1 << 16;
+
+impl TransformConfig {
+    pub fn validate(&self) -> Result<()> {
+        let sizes = [
+            ("resize", self.resize),
+            ("center_crop", self.center_crop),
+            (
+                "random_crop.size",
+                self.random_crop.as_ref().map(|c| c.size),
+            ),
+            (
+                "random_resized_crop.size",
+                self.random_resized_crop.as_ref().map(|c| c.size),
+            ),
+        ];
+        for (key, size) in sizes {
+            if let Some(size) = size {
+                if size.values().iter().any(|&v| v == 0 || v > MAX_SIDE) {
+                    return Err(Error::invalid(format!(
+                        "config key `transform.{key}`: {:?} is out of range 1..={MAX_SIDE}",
+                        size.values()
+                    )));
+                }
+            }
+        }
+        let crops: Vec<&str> = [
+            ("center_crop", self.center_crop.is_some()),
+            ("random_crop", self.random_crop.is_some()),
+            ("random_resized_crop", self.random_resized_crop.is_some()),
+        ]
+        .iter()
+        .filter(|c| c.1)
+        .map(|c| c.0)
+        .collect();
+        if crops.len() > 1 {
+            return Err(Error::invalid(format!(
+                "config key `transform`: give at most one crop, not {}",
+                crops.join(" and ")
+            )));
+        }
+        if let Some(c) = &self.random_crop {
+            if c.padding.0.iter().any(|&p| p > MAX_SIDE) {
+                return Err(Error::invalid(format!(
+                    "config key `transform.random_crop.padding`: {:?} is out of range 0..={MAX_SIDE}",
+                    c.padding.0
+                )));
+            }
+        }
+        if let Some(c) = &self.random_resized_crop {
+            let ok = |r: [f64; 2]| r.iter().all(|v| v.is_finite() && *v > 0.0) && r[0] <= r[1];
+            if !ok(c.scale) {
+                return Err(Error::invalid(format!(
+                    "config key `transform.random_resized_crop.scale`: {:?} must be two finite \
+                     numbers 0 < min <= max",
+                    c.scale
+                )));
+            }
+            if !ok(c.ratio) {
+                return Err(Error::invalid(format!(
+                    "config key `transform.random_resized_crop.ratio`: {:?} must be two finite \
+                     numbers 0 < min <= max",
+                    c.ratio
+                )));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.hflip) {
+            return Err(Error::invalid(format!(
+                "config key `transform.hflip`: {} is not a probability in 0..=1",
+                self.hflip
+            )));
+        }
+        if let Some(n) = &self.normalize {
+            if self.dtype != Dtype::F32 {
+                return Err(Error::invalid(
+                    "config key `transform.normalize`: needs `transform.dtype` = \"f32\"",
+                ));
+            }
+            if n.mean.is_empty() || n.mean.len() != n.std.len() {
+                return Err(Error::invalid(format!(
+                    "config key `transform.normalize`: mean has {} values and std {}; give one \
+                     per channel, the same number of each",
+                    n.mean.len(),
+                    n.std.len()
+                )));
+            }
+            if let Some(s) = n.std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+                return Err(Error::invalid(format!(
+                    "config key `transform.normalize.std`: {s} is not a finite number > 0"
+                )));
+            }
+            if let Some(m) = n.mean.iter().find(|m| !m.is_finite()) {
+                return Err(Error::invalid(format!(
+                    "config key `transform.normalize.mean`: {m} is not finite"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The crop step, bound.
+#[derive(Clone, Debug, PartialEq)]
+enum Crop {
+    None,
+    Center(usize, usize),
+    Random(usize, usize, Pad),
+    RandomResized {
+        size: (usize, usize),
+        scale: [f64; 2],
+        ratio: [f64; 2],
+    },
+}
+
+/// Buffers a worker reuses from sample to sample (no allocation in steady state).
+#[derive(Debug, Default)]
+pub struct Workspace {
+    resampler: Resampler,
+    /// The resampled pixels of the output window.
+    region: Vec<u8>,
+    /// A whole resized image, when `random_resized_crop` follows `resize`.
+    resized: Vec<u8>,
+}
+
+/// A transform bound to the source's channels (and shape, when fixed).
+#[derive(Clone, Debug)]
+pub struct Transform {
+    dtype: Dtype,
+    layout: Layout,
+    /// Channels of input and output.
+    channels: usize,
+    /// (height, width) of every output sample.
+    out: (usize, usize),
+    resize: Option<Size>,
+    crop: Crop,
+    hflip: f64,
+    seed: u64,
+    /// For f32: `lut[c * 256 + v]` is the output for byte v in channel c.
+    lut: Vec<f32>,
+}
+
+impl Transform {
+    /// Binds `config` to a source whose samples have `channels` channels and, when `shape` is
+    /// `Some`, all that (height, width, channels). A variable-size source needs a transform that
+    /// fixes the output size (a crop, or `resize` as [h, w]); the error says so.
+    pub fn new(
+        config: &TransformConfig,
+        shape: Option<[usize; 3]>,
+        channels: usize,
+    ) -> Result<Self> {
+        config.validate()?;
+        let c = shape.map_or(channels, |s| s[2]);
+        if c == 0 {
+            return Err(Error::invalid("source: samples have no channels"));
+        }
+        let crop = if let Some(s) = config.center_crop {
+            Crop::Center(s.square().0, s.square().1)
+        } else if let Some(r) = &config.random_crop {
+            let [left, top, right, bottom] = r.padding.0;
+            let (h, w) = r.size.square();
+            Crop::Random(
+                h,
+                w,
+                Pad {
+                    left,
+                    top,
+                    right,
+                    bottom,
+                },
+            )
+        } else if let Some(r) = &config.random_resized_crop {
+            Crop::RandomResized {
+                size: r.size.square(),
+                scale: r.scale,
+                ratio: r.ratio,
+            }
+        } else {
+            Crop::None
+        };
+        let out = match (&crop, config.resize, shape) {
+            (Crop::Center(h, w) | Crop::Random(h, w, _), _, _) => (*h, *w),
+            (Crop::RandomResized { size, .. }, _, _) => *size,
+            (Crop::None, Some(Size::Hw(h, w)), _) => (h, w),
+            (Crop::None, Some(Size::One(n)), Some([h, w, _])) => geometry::resize_shorter(h, w, n),
+            (Crop::None, None, Some([h, w, _])) => (h, w),
+            (Crop::None, _, None) => {
+                return Err(Error::invalid(
+                    "config key `transform`: the source's images vary in size, so the transform \
+                     must fix the output size: add `center_crop`, `random_crop` or \
+                     `random_resized_crop`, or give `resize` as [height, width]",
+                ))
+            }
+        };
+        let mut lut = Vec::new();
+        if config.dtype == Dtype::F32 {
+            let (mean, std) = match &config.normalize {
+                Some(n) => {
+                    if n.mean.len() != 1 && n.mean.len() != c {
+                        return Err(Error::invalid(format!(
+                            "config key `transform.normalize`: {} values for {c} channels",
+                            n.mean.len()
+                        )));
+                    }
+                    (n.mean.clone(), n.std.clone())
+                }
+                None => (vec![0.0], vec![1.0]),
+            };
+            lut.reserve(256 * c);
+            for ch in 0..c {
+                let m = mean[ch.min(mean.len() - 1)];
+                let s = std[ch.min(std.len() - 1)];
+                lut.extend((0..256).map(|v| (v as f32 / 255.0 - m) / s));
+            }
+        }
+        Ok(Transform {
+            dtype: config.dtype,
+            layout: config.layout,
+            channels: c,
+            out,
+            resize: config.resize,
+            crop,
+            hflip: config.hflip,
+            seed: 0,
+            lut,
+        })
+    }
+
+    /// Seeds the augmentation (the loader passes its config's `seed`).
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    pub fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    /// The per-sample output shape in the configured layout: [C, H, W] or [H, W, C].
+    pub fn out_shape(&self) -> [usize; 3] {
+        let ((h, w), c) = (self.out, self.channels);
+        match self.layout {
+            Layout::Nchw => [c, h, w],
+            Layout::Nhwc => [h, w, c],
+        }
+    }
+
+    /// Bytes one output sample takes.
+    pub fn sample_bytes(&self) -> usize {
+        self.out.0 * self.out.1 * self.channels * self.dtype.size()
+    }
+
+    /// Whether any step draws random numbers.
+    pub fn is_random(&self) -> bool {
+        self.hflip > 0.0 || matches!(self.crop, Crop::Random(..) | Crop::RandomResized { .. })
+    }
+
+    /// Transforms sample `id` of epoch `epoch` into `out` (exactly one sample long). The
+    /// random choices depend only on (seed, epoch, id).
+    pub fn apply(
+        &self,
+        view: &SampleView<'_>,
+        epoch: u64,
+        id: u64,
+        ws: &mut Workspace,
+        out: Out<'_>,
+    ) -> Result<()> {
+        let (h, w, c) = (view.height, view.width, view.channels);
+        if c != self.channels || view.pixels.len() != h * w * c {
+            return Err(Error::format(format!(
+                "sample is {h}×{w}×{c} but the batch expects {} channels",
+                self.channels
+            )));
+        }
+        let mut rng = self
+            .is_random()
+            .then(|| Rng::new(self.seed, Stream::Augment, epoch, id));
+        let (rh, rw) = match self.resize {
+            None => (h, w),
+            Some(Size::One(n)) => geometry::resize_shorter(h, w, n),
+            Some(Size::Hw(a, b)) => (a, b),
+        };
+        if rh == 0 || rw == 0 || h == 0 || w == 0 {
+            return Err(Error::format(format!(
+                "sample is {h}×{w}: too small to resize"
+            )));
+        }
+        // The output window in the (resized) image, or the box a random_resized_crop takes.
+        let (window, resized_crop) = match &self.crop {
+            Crop::None => {
+                if (rh, rw) != self.out {
+                    return Err(Error::format(format!(
+                        "sample is {h}×{w}×{c}{} but the batch expects {}×{}×{c}",
+                        if self.resize.is_some() {
+                            format!(" (resized to {rh}×{rw})")
+                        } else {
+                            String::new()
+                        },
+                        self.out.0,
+                        self.out.1
+                    )));
+                }
+                (
+                    Window {
+                        top: 0,
+                        left: 0,
+                        height: rh,
+                        width: rw,
+                    },
+                    None,
+                )
+            }
+            Crop::Center(ch, cw) => (geometry::center_crop(rh, rw, *ch, *cw), None),
+            Crop::Random(th, tw, pad) => {
+                let rng = rng.as_mut().expect("a random crop is random");
+                let win = geometry::random_crop(rh, rw, *th, *tw, *pad, rng).ok_or_else(|| {
+                    Error::format(format!(
+                        "sample is {rh}×{rw} after padding {:?}, smaller than the random_crop \
+                         size {th}×{tw}",
+                        [pad.left, pad.top, pad.right, pad.bottom]
+                    ))
+                })?;
+                (win, None)
+            }
+            Crop::RandomResized { size, scale, ratio } => {
+                let rng = rng.as_mut().expect("a random crop is random");
+                let b = geometry::random_resized_crop(rh, rw, *scale, *ratio, rng);
+                let win = Window {
+                    top: 0,
+                    left: 0,
+                    height: size.0,
+                    width: size.1,
+                };
+                (win, Some(b))
+            }
+        };
+        let flip = match rng.as_mut() {
+            Some(rng) if self.hflip > 0.0 => rng.unit_f64() < self.hflip,
+            _ => false,
+        };
+        let emit = |src: &SampleView<'_>, top: isize, left: isize, out: Out<'_>| {
+            let e = Emit {
+                top,
+                left,
+                height: self.out.0,
+                width: self.out.1,
+                flip,
+                planar: self.layout == Layout::Nchw && c > 1,
+            };
+            match out {
+                Out::U8(dst) => e.to_u8(src, dst),
+                Out::F32(dst) => e.to_f32(src, &self.lut, dst),
+            }
+        };
+        let full = |h, w| Rect {
+            top: 0,
+            left: 0,
+            height: h,
+            width: w,
+        };
+        let Workspace {
+            resampler,
+            region,
+            resized,
+        } = ws;
+        match resized_crop {
+            None if (rh, rw) == (h, w) => emit(view, window.top, window.left, out),
+            None => {
+                // Resize then crop: resample only the part of the resized image the window
+                // covers (the rest of the window is padding).
+                let clip = |start: isize, len: usize, size: usize| {
+                    let a = start.clamp(0, size as isize) as usize;
+                    let b = (start + len as isize).clamp(a as isize, size as isize) as usize;
+                    a..b
+                };
+                let rows = clip(window.top, window.height, rh);
+                let cols = clip(window.left, window.width, rw);
+                let (top, left) = (
+                    window.top - rows.start as isize,
+                    window.left - cols.start as isize,
+                );
+                let (vh, vw) = (rows.len(), cols.len());
+                let job = Job {
+                    bx: full(h, w),
+                    out_h: rh,
+                    out_w: rw,
+                    rows,
+                    cols,
+                };
+                resampler.resample(view, &job, region);
+                let src = SampleView {
+                    pixels: region,
+                    height: vh,
+                    width: vw,
+                    channels: c,
+                };
+                emit(&src, top, left, out);
+            }
+            Some((i, j, bh, bw)) => {
+                let src = if (rh, rw) == (h, w) {
+                    *view
+                } else {
+                    let job = Job {
+                        bx: full(h, w),
+                        out_h: rh,
+                        out_w: rw,
+                        rows: 0..rh,
+                        cols: 0..rw,
+                    };
+                    resampler.resample(view, &job, resized);
+                    SampleView {
+                        pixels: resized,
+                        height: rh,
+                        width: rw,
+                        channels: c,
+                    }
+                };
+                let (oh, ow) = self.out;
+                let bx = Rect {
+                    top: i,
+                    left: j,
+                    height: bh,
+                    width: bw,
+                };
+                let job = Job {
+                    bx,
+                    out_h: oh,
+                    out_w: ow,
+                    rows: 0..oh,
+                    cols: 0..ow,
+                };
+                resampler.resample(&src, &job, region);
+                let src = SampleView {
+                    pixels: region,
+                    height: oh,
+                    width: ow,
+                    channels: c,
+                };
+                emit(&src, 0, 0, out);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where one transformed sample goes.
+pub enum Out<'a> {
+    U8(&'a mut [u8]),
+    F32(&'a mut [f32]),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(dtype: Dtype, layout: Layout, norm: Option<(Vec<f32>, Vec<f32>)>) -> TransformConfig {
+        TransformConfig {
+            dtype,
+            layout,
+            normalize: norm.map(|(mean, std)| Normalize { mean, std }),
+            ..Default::default()
+        }
+    }
+
+    // A 1×2 image with 3 channels: pixel 0 = (10, 20, 30), pixel 1 = (40, 50, 60).
+    const PX: [u8; 6] = [10, 20, 30, 40, 50, 60];
+    fn view() -> SampleView<'static> {
+        SampleView {
+            pixels: &PX,
+            height: 1,
+            width: 2,
+            channels: 3,
+        }
+    }
+
+    #[test]
+    fn u8_layouts() {
+        let t = Transform::new(&cfg(Dtype::U8, Layout::Nchw, None), Some([1, 2, 3]), 3).unwrap();
+        let mut out = [0u8; 6];
+        t.apply(&view(), 0, 0, &mut Workspace::default(), Out::U8(&mut out))
+            .unwrap();
+        assert_eq!(out, [10, 40, 20, 50, 30, 60]);
+        assert_eq!(t.out_shape(), [3, 1, 2]);
+        let t = Transform::new(&cfg(Dtype::U8, Layout::Nhwc, None), Some([1, 2, 3]), 3).unwrap();
+        t.apply(&view(), 0, 0, &mut Workspace::default(), Out::U8(&mut out))
+            .unwrap();
+        assert_eq!(out, PX);
+        assert_eq!(t.out_shape(), [1, 2, 3]);
+    }
+
+    #[test]
+    fn f32_normalize_per_channel() {
+        let norm = Some((vec![0.1, 0.2, 0.3], vec![0.5, 0.25, 2.0]));
+        let t = Transform::new(&cfg(Dtype::F32, Layout::Nchw, norm), Some([1, 2, 3]), 3).unwrap();
+        let mut out = [0f32; 6];
+        t.apply(&view(), 0, 0, &mut Workspace::default(), Out::F32(&mut out))
+            .unwrap();
+        let want = |v: u8, m: f32, s: f32| (v as f32 / 255.0 - m) / s;
+        let expect = [
+            want(10, 0.1, 0.5),
+            want(40, 0.1, 0.5),
+            want(20, 0.2, 0.25),
+            want(50, 0.2, 0.25),
+            want(30, 0.3, 2.0),
+            want(60, 0.3, 2.0),
+        ];
+        assert_eq!(out, expect);
+        let t = Transform::new(&cfg(Dtype::F32, Layout::Nhwc, None), Some([1, 2, 3]), 3).unwrap();
+        t.apply(&view(), 0, 0, &mut Workspace::default(), Out::F32(&mut out))
+            .unwrap();
+        assert_eq!(out, PX.map(|v| v as f32 / 255.0));
+    }
+
+    #[test]
+    fn bad_configs() {
+        let e = cfg(Dtype::U8, Layout::Nchw, Some((vec![0.5], vec![0.5])));
+        assert!(e.validate().unwrap_err().message().contains("dtype"));
+        let e = cfg(Dtype::F32, Layout::Nchw, Some((vec![0.5], vec![0.0])));
+        assert!(e.validate().unwrap_err().message().contains("std"));
+        let e = cfg(Dtype::F32, Layout::Nchw, Some((vec![0.5, 0.5], vec![1.0])));
+        assert!(e.validate().is_err());
+        let two = cfg(
+            Dtype::F32,
+            Layout::Nchw,
+            Some((vec![0.5, 0.5], vec![1.0, 1.0])),
+        );
+        assert!(Transform::new(&two, Some([1, 2, 3]), 3).is_err());
+        let t = Transform::new(&cfg(Dtype::U8, Layout::Nchw, None), Some([2, 2, 3]), 3).unwrap();
+        assert!(t
+            .apply(
+                &view(),
+                0,
+                0,
+                &mut Workspace::default(),
+                Out::U8(&mut [0; 12])
+            )
+            .is_err());
+    }
+}

@@ -1,0 +1,536 @@
+//! Bilinear resampling of 8-bit images, bit-exact with Pillow's `Image.resize(size,
+//! Image.BILINEAR)` (libImaging/Resample.c), which torchvision's `Resize` and
+//! `RandomResizedCrop` call on PIL images. Like Pillow it is antialiased when downscaling: the
+//! triangle filter is stretched by the scale factor, so every source pixel under an output pixel
+//! contributes. It is separable, each pass rounding to 8 bits with Pillow's 22-bit fixed-point
+//! coefficients, and the passes run in the order Pillow 13 picks; tests/pillow.rs compares
+//! against Pillow's output: equal, bit for bit.
+//!
+//! `resample` computes only a window of the output (a crop after a resize) and reads only the
+//! source rows that window needs; since every output pixel depends only on its own coefficients,
+//! the window equals the same window of the full resize.
+
+use std::ops::Range;
+
+use crate::source::SampleView;
+
+/// Pillow's PRECISION_BITS for 8-bit images: 32 − 8 − 2.
+const PRECISION_BITS: u32 = 22;
+const HALF: i32 = 1 << (PRECISION_BITS - 1);
+
+/// The filter taps of one axis: for output position i, `count[i]` input positions from
+/// `start[i]`, with weights `k[i * ksize..][..count[i]]` followed by zeros up to `ksize` (as in
+/// Pillow's buffer), so every position can also be run with `max_count` taps.
+#[derive(Debug, Default)]
+pub(crate) struct Coeffs {
+    ksize: usize,
+    max_count: usize,
+    start: Vec<usize>,
+    count: Vec<usize>,
+    k: Vec<i32>,
+    /// The f64 weights before normalisation (kept to reuse the allocation).
+    kk: Vec<f64>,
+}
+
+fn triangle(x: f64) -> f64 {
+    let x = x.abs();
+    if x < 1.0 {
+        1.0 - x
+    } else {
+        0.0
+    }
+}
+
+impl Coeffs {
+    /// Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` for resizing `in_size` to
+    /// `out_size` (the box being the whole input), with the bilinear (support 1) filter.
+    pub(crate) fn compute(&mut self, in_size: usize, out_size: usize) {
+        let scale = in_size as f64 / out_size as f64;
+        let filterscale = scale.max(1.0);
+        let support = filterscale;
+        let ksize = support.ceil() as usize * 2 + 1;
+        let ss = 1.0 / filterscale;
+        self.ksize = ksize;
+        self.start.clear();
+        self.count.clear();
+        self.kk.clear();
+        self.kk.resize(out_size * ksize, 0.0);
+        for xx in 0..out_size {
+            let center = (xx as f64 + 0.5) * scale;
+            // C's (int) cast truncates toward zero, as `as i64` does.
+            let xmin = ((center - support + 0.5) as i64).max(0);
+            let xmax = ((center + support + 0.5) as i64).min(in_size as i64);
+            let n = (xmax - xmin).max(0) as usize;
+            let k = &mut self.kk[xx * ksize..xx * ksize + n];
+            let mut ww = 0.0;
+            for (x, w) in k.iter_mut().enumerate() {
+                *w = triangle(((x as i64 + xmin) as f64 - center + 0.5) * ss);
+                ww += *w;
+            }
+            if ww != 0.0 {
+                for w in k.iter_mut() {
+                    *w /= ww;
+                }
+            }
+            self.start.push(xmin as usize);
+            self.count.push(n);
+        }
+        self.max_count = self.count.iter().copied().max().unwrap_or(0);
+        self.k.clear();
+        self.k.extend(self.kk.iter().map(|&w| {
+            let scaled = w * (1u32 << PRECISION_BITS) as f64;
+            if w < 0.0 {
+                (-0.5 + scaled) as i32
+            } else {
+                (0.5 + scaled) as i32
+            }
+        }));
+    }
+
+    fn taps(&self, i: usize) -> (usize, &[i32]) {
+        (
+            self.start[i],
+            &self.k[i * self.ksize..i * self.ksize + self.count[i]],
+        )
+    }
+}
+
+#[inline(always)]
+fn clip8(v: i32) -> u8 {
+    (v >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// Buffers reused from sample to sample.
+#[derive(Debug, Default)]
+pub(crate) struct Resampler {
+    horizontal: Coeffs,
+    vertical: Coeffs,
+    /// The first pass's output.
+    tmp: Vec<u8>,
+    acc: Vec<i32>,
+}
+
+/// A rectangle of pixels: rows `top..top + height`, columns `left..left + width`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Rect {
+    pub top: usize,
+    pub left: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+/// One resize: the box `bx` of the source becomes `out_h × out_w`, of which the output rows
+/// `rows` and columns `cols` are computed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Job {
+    pub bx: Rect,
+    pub out_h: usize,
+    pub out_w: usize,
+    pub rows: Range<usize>,
+    pub cols: Range<usize>,
+}
+
+impl Resampler {
+    /// Runs `job` on `src` into `dst`: HWC, `rows.len() × cols.len()` pixels of `src`'s
+    /// channel count.
+    pub(crate) fn resample(&mut self, src: &SampleView<'_>, job: &Job, dst: &mut Vec<u8>) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            unsafe { self.resample_avx2(src, job, dst) };
+            return;
+        }
+        self.resample_any::<false>(src, job, dst);
+    }
+
+    /// The same code compiled for AVX2, so that the loops vectorise 8 lanes wide (the
+    /// baseline x86-64 target has no 32-bit vector multiply).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn resample_avx2(&mut self, src: &SampleView<'_>, job: &Job, dst: &mut Vec<u8>) {
+        self.resample_any::<true>(src, job, dst);
+    }
+
+    /// `SIMD`: the CPU has AVX2 (so the x86 kernels may run).
+    #[inline(always)]
+    fn resample_any<const SIMD: bool>(
+        &mut self,
+        src: &SampleView<'_>,
+        job: &Job,
+        dst: &mut Vec<u8>,
+    ) {
+        let Job {
+            bx,
+            out_h,
+            out_w,
+            rows,
+            cols,
+        } = job.clone();
+        let c = src.channels;
+        let stride = src.width * c;
+        let (oh, ow) = (rows.len(), cols.len());
+        dst.clear();
+        dst.resize(oh * ow * c, 0);
+        if oh == 0 || ow == 0 {
+            return;
+        }
+        let need_h = out_w != bx.width;
+        let need_v = out_h != bx.height;
+        // Pillow 13's order (ImagingResampleInner): "if height is being scaled down more than
+        // twice the amount the width is, run the vertical pass first". Older Pillow always ran
+        // the horizontal pass first; the order changes some values by one level.
+        let (in_w, in_h) = (bx.width as i64, bx.height as i64);
+        let shrink_h = in_h - out_h as i64;
+        let horizontal_first = !(shrink_h > 0 && shrink_h > (in_w - out_w as i64) * 2);
+        // The box's pixel (y, x) is src.pixels[at(y) + x * c].
+        let at = |y: usize| (bx.top + y) * stride + bx.left * c;
+        let row_len = ow * c;
+        match (need_h, need_v) {
+            (false, false) => {
+                for (r, out) in dst.chunks_exact_mut(row_len).enumerate() {
+                    let from = at(rows.start + r) + cols.start * c;
+                    out.copy_from_slice(&src.pixels[from..from + row_len]);
+                }
+            }
+            (true, false) => {
+                self.horizontal.compute(bx.width, out_w);
+                for (r, out) in dst.chunks_exact_mut(row_len).enumerate() {
+                    let line = &src.pixels[at(rows.start + r)..];
+                    horizontal_row::<SIMD>(line, c, 0, &self.horizontal, cols.clone(), out);
+                }
+            }
+            (false, true) => {
+                self.vertical.compute(bx.height, out_h);
+                let from = at(0) + cols.start * c;
+                for (r, out) in dst.chunks_exact_mut(row_len).enumerate() {
+                    let (start, k) = self.vertical.taps(rows.start + r);
+                    vertical_row(&src.pixels[from..], stride, start, k, &mut self.acc, out);
+                }
+            }
+            (true, true) if horizontal_first => {
+                self.vertical.compute(bx.height, out_h);
+                self.horizontal.compute(bx.width, out_w);
+                // Source rows (of the box) the window needs, through the horizontal pass.
+                let (first, _) = self.vertical.taps(rows.start);
+                let (s1, k1) = self.vertical.taps(rows.end - 1);
+                let last = s1 + k1.len();
+                self.tmp.clear();
+                self.tmp.resize((last - first) * row_len, 0);
+                for (r, out) in self.tmp.chunks_exact_mut(row_len).enumerate() {
+                    let line = &src.pixels[at(first + r)..];
+                    horizontal_row::<SIMD>(line, c, 0, &self.horizontal, cols.clone(), out);
+                }
+                for (r, out) in dst.chunks_exact_mut(row_len).enumerate() {
+                    let (start, k) = self.vertical.taps(rows.start + r);
+                    vertical_row(&self.tmp, row_len, start - first, k, &mut self.acc, out);
+                }
+            }
+            (true, true) => {
+                self.vertical.compute(bx.height, out_h);
+                self.horizontal.compute(bx.width, out_w);
+                // Source columns (of the box) the window needs, through the vertical pass.
+                let (c0, _) = self.horizontal.taps(cols.start);
+                let (s1, k1) = self.horizontal.taps(cols.end - 1);
+                let c1 = s1 + k1.len();
+                let tmp_len = (c1 - c0) * c;
+                self.tmp.clear();
+                self.tmp.resize(oh * tmp_len, 0);
+                let from = at(0) + c0 * c;
+                for (r, out) in self.tmp.chunks_exact_mut(tmp_len).enumerate() {
+                    let (start, k) = self.vertical.taps(rows.start + r);
+                    vertical_row(&src.pixels[from..], stride, start, k, &mut self.acc, out);
+                }
+                for (r, out) in dst.chunks_exact_mut(row_len).enumerate() {
+                    let line = &self.tmp[r * tmp_len..];
+                    horizontal_row::<SIMD>(line, c, c0, &self.horizontal, cols.clone(), out);
+                }
+            }
+        }
+    }
+}
+
+/// One output row of the vertical pass: `out[i] = Σ_t k[t] · src[(start + t) · stride + i]`,
+/// over `out.len()` values (pixels × channels).
+#[inline(always)]
+fn vertical_row(
+    src: &[u8],
+    stride: usize,
+    start: usize,
+    k: &[i32],
+    acc: &mut Vec<i32>,
+    out: &mut [u8],
+) {
+    let n = out.len();
+    acc.clear();
+    acc.resize(n, HALF);
+    for (t, &w) in k.iter().enumerate() {
+        let from = (start + t) * stride;
+        for (a, &v) in acc.iter_mut().zip(&src[from..from + n]) {
+            *a += v as i32 * w;
+        }
+    }
+    for (o, &a) in out.iter_mut().zip(acc.iter()) {
+        *o = clip8(a);
+    }
+}
+
+/// One row of the horizontal pass: output columns `cols`, from `line`, which starts at column
+/// `origin` of the box and may run on past the row (the fast kernels read a little beyond the
+/// taps, with zero weights, where the buffer allows).
+#[inline(always)]
+fn horizontal_row<const SIMD: bool>(
+    line: &[u8],
+    c: usize,
+    origin: usize,
+    co: &Coeffs,
+    cols: Range<usize>,
+    out: &mut [u8],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if SIMD && (c == 3 || c == 4) {
+        macro_rules! simd {
+            ($c:literal) => {
+                match co.max_count {
+                    // SAFETY: SIMD is only true on CPUs with AVX2 (which includes SSE4.1).
+                    1 => unsafe { x86::fixed::<$c, 1>(line, origin, co, cols, out) },
+                    2 => unsafe { x86::fixed::<$c, 2>(line, origin, co, cols, out) },
+                    3 => unsafe { x86::fixed::<$c, 3>(line, origin, co, cols, out) },
+                    4 => unsafe { x86::fixed::<$c, 4>(line, origin, co, cols, out) },
+                    5 => unsafe { x86::fixed::<$c, 5>(line, origin, co, cols, out) },
+                    6 => unsafe { x86::fixed::<$c, 6>(line, origin, co, cols, out) },
+                    7 => unsafe { x86::fixed::<$c, 7>(line, origin, co, cols, out) },
+                    8 => unsafe { x86::fixed::<$c, 8>(line, origin, co, cols, out) },
+                    _ => horizontal_any(line, c, origin, co, cols, out),
+                }
+            };
+        }
+        if c == 3 {
+            simd!(3)
+        } else {
+            simd!(4)
+        }
+        return;
+    }
+    macro_rules! taps {
+        ($c:literal, $lanes:literal) => {
+            match co.max_count {
+                1 => fixed::<$c, $lanes, 1>(line, origin, co, cols, out),
+                2 => fixed::<$c, $lanes, 2>(line, origin, co, cols, out),
+                3 => fixed::<$c, $lanes, 3>(line, origin, co, cols, out),
+                4 => fixed::<$c, $lanes, 4>(line, origin, co, cols, out),
+                5 => fixed::<$c, $lanes, 5>(line, origin, co, cols, out),
+                6 => fixed::<$c, $lanes, 6>(line, origin, co, cols, out),
+                7 => fixed::<$c, $lanes, 7>(line, origin, co, cols, out),
+                8 => fixed::<$c, $lanes, 8>(line, origin, co, cols, out),
+                _ => horizontal_any(line, c, origin, co, cols, out),
+            }
+        };
+    }
+    match c {
+        1 => taps!(1, 1),
+        // RGB is computed as four lanes (the fourth reads the next pixel's red with the same
+        // weight and is thrown away): one vector operation per tap instead of three.
+        3 => taps!(3, 4),
+        4 => taps!(4, 4),
+        _ => horizontal_any(line, c, origin, co, cols, out),
+    }
+}
+
+/// The horizontal pass with `N` taps for every output pixel (the real ones, then zero
+/// weights), `C` channels computed in `L ≥ C` lanes.
+#[inline(always)]
+fn fixed<const C: usize, const L: usize, const N: usize>(
+    line: &[u8],
+    origin: usize,
+    co: &Coeffs,
+    cols: Range<usize>,
+    out: &mut [u8],
+) {
+    for (xx, px) in cols.zip(out.chunks_exact_mut(C)) {
+        let base = (co.start[xx] - origin) * C;
+        let k = &co.k[xx * co.ksize..xx * co.ksize + N];
+        let mut acc = [HALF; L];
+        if let Some(p) = line.get(base..base + C * (N - 1) + L) {
+            for t in 0..N {
+                for l in 0..L {
+                    acc[l] += p[C * t + l] as i32 * k[t];
+                }
+            }
+        } else {
+            // At the end of the buffer: only the real taps, only the real channels.
+            for t in 0..co.count[xx] {
+                for ch in 0..C {
+                    acc[ch] += line[base + C * t + ch] as i32 * k[t];
+                }
+            }
+        }
+        for ch in 0..C {
+            px[ch] = clip8(acc[ch]);
+        }
+    }
+}
+
+/// The horizontal pass for RGB and RGBA with SSE4.1: a pixel's channels are the lanes of one
+/// vector, so a tap is one load, one widening, one multiply and one add; the rounding and
+/// clamping are Pillow's (`>> 22`, then saturation to 0..=255).
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+    use std::ops::Range;
+
+    use super::{Coeffs, HALF, PRECISION_BITS};
+
+    #[target_feature(enable = "sse4.1")]
+    pub(super) unsafe fn fixed<const C: usize, const N: usize>(
+        line: &[u8],
+        origin: usize,
+        co: &Coeffs,
+        cols: Range<usize>,
+        out: &mut [u8],
+    ) {
+        let half = _mm_set1_epi32(HALF);
+        for (xx, px) in cols.zip(out.chunks_exact_mut(C)) {
+            let base = (co.start[xx] - origin) * C;
+            let k = &co.k[xx * co.ksize..xx * co.ksize + N];
+            let mut acc = half;
+            if base + C * (N - 1) + 4 <= line.len() {
+                let p = line.as_ptr().add(base);
+                for (t, &w) in k.iter().enumerate() {
+                    // SAFETY: the four bytes at p + C·t are inside `line` (checked above).
+                    let v = std::ptr::read_unaligned(p.add(C * t) as *const i32);
+                    let v = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(v));
+                    acc = _mm_add_epi32(acc, _mm_mullo_epi32(v, _mm_set1_epi32(w)));
+                }
+            } else {
+                // At the end of the buffer: the real taps, gathered by hand.
+                for (t, &w) in k.iter().enumerate().take(co.count[xx]) {
+                    let mut v = [0i32; 4];
+                    for (ch, v) in v.iter_mut().enumerate().take(C) {
+                        *v = line[base + C * t + ch] as i32;
+                    }
+                    let v = _mm_loadu_si128(v.as_ptr() as *const __m128i);
+                    acc = _mm_add_epi32(acc, _mm_mullo_epi32(v, _mm_set1_epi32(w)));
+                }
+            }
+            let r = _mm_srai_epi32::<{ PRECISION_BITS as i32 }>(acc);
+            let r = _mm_packs_epi32(r, r);
+            let r = _mm_packus_epi16(r, r);
+            let bytes = (_mm_cvtsi128_si32(r) as u32).to_le_bytes();
+            px.copy_from_slice(&bytes[..C]);
+        }
+    }
+}
+
+fn horizontal_any(
+    row: &[u8],
+    c: usize,
+    origin: usize,
+    co: &Coeffs,
+    cols: Range<usize>,
+    out: &mut [u8],
+) {
+    for (xx, px) in cols.zip(out.chunks_exact_mut(c)) {
+        let (start, k) = co.taps(xx);
+        let start = start - origin;
+        for (ch, o) in px.iter_mut().enumerate() {
+            let mut acc = HALF;
+            for (t, &w) in k.iter().enumerate() {
+                acc += row[(start + t) * c + ch] as i32 * w;
+            }
+            *o = clip8(acc);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(bx: Rect, out_h: usize, out_w: usize, rows: Range<usize>, cols: Range<usize>) -> Job {
+        Job {
+            bx,
+            out_h,
+            out_w,
+            rows,
+            cols,
+        }
+    }
+
+    fn view(px: &[u8], h: usize, w: usize, c: usize) -> SampleView<'_> {
+        SampleView {
+            pixels: px,
+            height: h,
+            width: w,
+            channels: c,
+        }
+    }
+
+    #[test]
+    fn identity_and_constant() {
+        let px: Vec<u8> = (0..5 * 7 * 3).map(|i| (i * 11) as u8).collect();
+        let v = view(&px, 5, 7, 3);
+        let mut r = Resampler::default();
+        let mut out = Vec::new();
+        let full = Rect {
+            top: 0,
+            left: 0,
+            height: 5,
+            width: 7,
+        };
+        r.resample(&v, &job(full, 5, 7, 0..5, 0..7), &mut out);
+        assert_eq!(out, px);
+        // A constant image stays constant at any scale (the weights sum to 1 in fixed point).
+        let flat = vec![200u8; 9 * 13];
+        let v = view(&flat, 9, 13, 1);
+        for (h, w) in [(4, 5), (20, 3), (1, 1), (9, 26)] {
+            let bx = Rect {
+                top: 0,
+                left: 0,
+                height: 9,
+                width: 13,
+            };
+            r.resample(&v, &job(bx, h, w, 0..h, 0..w), &mut out);
+            assert!(out.iter().all(|&p| p == 200), "{h}×{w}: {out:?}");
+        }
+    }
+
+    #[test]
+    fn window_equals_crop_of_full() {
+        let px: Vec<u8> = (0..37 * 29 * 3).map(|i| ((i * 7919) % 251) as u8).collect();
+        let v = view(&px, 37, 29, 3);
+        let bx = Rect {
+            top: 3,
+            left: 2,
+            height: 30,
+            width: 25,
+        };
+        let mut r = Resampler::default();
+        let (mut full, mut part) = (Vec::new(), Vec::new());
+        // Horizontal first, vertical first (height shrinks > 2× more), one pass each.
+        for (oh, ow) in [(17, 11), (5, 24), (40, 3), (3, 40), (30, 9), (12, 25)] {
+            r.resample(&v, &job(bx, oh, ow, 0..oh, 0..ow), &mut full);
+            let (rows, cols) = (oh / 4..oh - oh / 3, ow / 5..ow - ow / 4);
+            r.resample(&v, &job(bx, oh, ow, rows.clone(), cols.clone()), &mut part);
+            let n = cols.len() * 3;
+            for (y, row) in part.chunks_exact(n).enumerate() {
+                let at = ((y + rows.start) * ow + cols.start) * 3;
+                assert_eq!(row, &full[at..at + n], "{oh}×{ow}");
+            }
+        }
+    }
+
+    #[test]
+    fn coefficients_as_pillow_computes_them() {
+        // 4 → 2 by hand through Resample.c: scale 2, support 2, center 1.0, taps 0..3 with
+        // triangle weights 0.75, 0.75, 0.25, normalised by 1.75 and scaled by 2^22.
+        let mut c = Coeffs::default();
+        c.compute(4, 2);
+        assert_eq!(c.taps(0), (0, &[1797559, 1797559, 599186][..]));
+        assert_eq!(c.taps(1), (1, &[599186, 1797559, 1797559][..]));
+        // Upscaling keeps support 1: 2 → 4, output 0 has center 0.25, so xmax = (int)1.75 = 1
+        // and its one tap gets all the weight; output 1 (center 0.75) blends 0.75 and 0.25.
+        c.compute(2, 4);
+        assert_eq!(c.taps(0), (0, &[1 << 22][..]));
+        assert_eq!(c.taps(1), (0, &[3145728, 1048576][..]));
+    }
+}
