@@ -41,7 +41,7 @@ export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
 "$CC" -std=c99 -Wall -Wextra -Werror -pedantic packaging/test/hello.c \
   $(pkg-config --cflags --libs thresher) -Wl,-rpath,"$prefix/lib" -o "$tmp/hello_pkgconfig"
 # The program must load the installed library, not one found elsewhere.
-ldd "$tmp/hello_pkgconfig" | grep -q "=> $prefix/lib/libthresher.so" || {
+grep -q "=> $prefix/lib/libthresher.so" <<<"$(ldd "$tmp/hello_pkgconfig")" || {  # not a pipe: with pipefail, grep -q closing early fails ldd
   echo "test-install: hello_pkgconfig does not load $prefix/lib/libthresher.so:" >&2
   ldd "$tmp/hello_pkgconfig" >&2
   exit 1
@@ -57,12 +57,12 @@ cmake -S packaging/test -B "$tmp/cmake" -DCMAKE_PREFIX_PATH="$prefix" \
   >"$tmp/cmake.log" || { cat "$tmp/cmake.log" >&2; exit 1; }
 grep "found thresher" "$tmp/cmake.log"
 cmake --build "$tmp/cmake" -j 2 >"$tmp/build.log" || { cat "$tmp/build.log" >&2; exit 1; }
-ldd "$tmp/cmake/hello_c" | grep -q "=> $prefix/lib/libthresher.so" || {
+grep -q "=> $prefix/lib/libthresher.so" <<<"$(ldd "$tmp/cmake/hello_c")" || {  # not a pipe: with pipefail, grep -q closing early fails ldd
   echo "test-install: hello_c does not load $prefix/lib/libthresher.so:" >&2
   ldd "$tmp/cmake/hello_c" >&2
   exit 1
 }
-if ldd "$tmp/cmake/hello_static" | grep -q libthresher; then
+if grep -q libthresher <<<"$(ldd "$tmp/cmake/hello_static")"; then
   echo "test-install: hello_static loads libthresher.so; it should be linked statically" >&2
   exit 1
 fi
