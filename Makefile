@@ -26,7 +26,7 @@ header:
 	cbindgen --config cbindgen.toml --output include/thresher.h .
 	$(PY) bindings/python/gen_capi.py
 
-test: setup test-rust test-c test-cpp test-cpp-trainer test-install test-python test-fuzz
+test: setup test-rust test-c test-cpp test-cpp-trainer test-install test-python test-trainer test-fuzz
 	@echo "make test: all suites passed"
 
 test-rust:

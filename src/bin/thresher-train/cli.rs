@@ -100,7 +100,8 @@ pub struct Common {
     /// Width of the small CNN (channels of its first convolution).
     #[arg(long, default_value_t = 16)]
     pub width: i64,
-    /// Torch intra-op threads (default: every core; see README for the measurement).
+    /// Torch intra-op threads (default: every core). On a machine other jobs share, spinning
+    /// OpenMP threads collapse; use --threads 1 or OMP_WAIT_POLICY=PASSIVE there.
     #[arg(long)]
     pub threads: Option<usize>,
     /// thresher worker threads.

@@ -14,8 +14,9 @@ use crate::cli::{CompareArgs, PolicySpec};
 use crate::train::{self, RunOptions, RunResult};
 use crate::Result;
 
-/// Matplotlib's "tab10": distinct on white, unlike Palette99's yellow.
-const COLORS: [RGBColor; 10] = [
+/// Matplotlib's "tab10" and a few darker ones: distinct on white (Palette99 has a pale yellow),
+/// enough for every policy plus variants. The baseline, `full`, is drawn in black.
+const COLORS: [RGBColor; 14] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -26,6 +27,10 @@ const COLORS: [RGBColor; 10] = [
     RGBColor(127, 127, 127),
     RGBColor(188, 189, 34),
     RGBColor(23, 190, 207),
+    RGBColor(0, 0, 128),
+    RGBColor(128, 128, 0),
+    RGBColor(0, 128, 128),
+    RGBColor(128, 0, 64),
 ];
 
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
@@ -193,8 +198,14 @@ fn plot(path: &Path, title: &str, curves: &[(String, Vec<(f64, f64)>)]) -> Resul
         .y_desc("test accuracy (%)")
         .label_style(("sans-serif", 15))
         .draw()?;
-    for (i, (label, p)) in curves.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
+    let mut next = 0;
+    for (label, p) in curves {
+        let color = if label == "full" {
+            BLACK
+        } else {
+            next += 1;
+            COLORS[(next - 1) % COLORS.len()]
+        };
         chart
             .draw_series(LineSeries::new(p.iter().copied(), color.stroke_width(2)))?
             .label(label.as_str())

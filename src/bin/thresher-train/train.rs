@@ -188,6 +188,14 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
     let n = loader.dataset_len() as u64;
     // The signals the policy's ScoreBook holds; nothing else is computed.
     let needs = loader.with_scores(|s| s.fields());
+    // The static policies score during their first `score_epochs` epochs and then train on one
+    // fixed subset: their extra signals are dead weight afterwards (for `influence` the
+    // embeddings and their sketching would double the cost of every later step).
+    let policy_json = o.spec.to_json(c);
+    let scoring_epochs = match o.spec.kind.as_str() {
+        "el2n" | "grand" | "forgetting" | "influence" => policy_json["score_epochs"].as_u64(),
+        _ => None,
+    };
 
     if let Some(dir) = o.log.parent() {
         std::fs::create_dir_all(dir)?;
@@ -200,7 +208,8 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
         json!({
             "type": "run",
             "label": label,
-            "policy": o.spec.to_json(c),
+            "policy": policy_json,
+            "scoring_epochs": scoring_epochs,
             "seed": o.seed,
             "dataset": c.dataset,
             "dataset_len": n,
@@ -215,6 +224,7 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
             "width": c.width,
             "device": format!("{:?}", o.device),
             "torch_threads": o.threads,
+            "omp_wait_policy": std::env::var("OMP_WAIT_POLICY").ok(),
             "workers": c.workers,
             "needs": {
                 "grad_norm": needs.contains(ScoreFields::GRAD_NORM),
@@ -243,6 +253,11 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
             info.batches,
             format!("{label} s{} {}/{}", o.seed, epoch + 1, c.epochs),
         );
+        let needs = match scoring_epochs {
+            // The loss is always sent.
+            Some(k) if epoch >= k => ScoreFields::NONE,
+            _ => needs,
+        };
         let (mut loss_sum, mut correct, mut seen, mut lr) = (0.0f64, 0u64, 0u64, c.lr);
         let mut step = 0u64;
         while let Some(batch) = loader.next()? {
