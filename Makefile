@@ -44,6 +44,12 @@ test-c: build
 	# The header included twice and compiled as C++ too.
 	$(CXX) -std=c++17 -Wall -Wextra -Werror -Iinclude -fsyntax-only -x c++ tests/c/header_cpp.cpp
 
+# The Python package (ctypes over the C ABI, NumPy and torch/DLPack flavours) and its pytest
+# suite: a real training loop, zero-copy, memory, every error path, header staleness.
+test-python: build
+	$(PY) -m pip install --quiet ./bindings/python
+	$(PY) -m pytest bindings/python/tests -q
+
 # The main demo: the reference trainer compares full data, random pruning and InfoBatch on
 # Fashion-MNIST (about 5 minutes on 2 cores), then prints the table and the plot's path.
 # random prunes 30% of every epoch; InfoBatch runs at its paper default r = 0.5, which realises

@@ -158,8 +158,10 @@ def test_epoch_info_and_report_are_dicts(loader):
     report = loader.report()
     assert set(report) == {"epoch", "samples", "dataset_len", "prune_fraction",
                            "saved_fraction", "mean_weight", "score_mean", "score_std",
-                           "batches", "delivered", "consumer_wait_s", "worker_busy_s"}
-    assert report["delivered"] == 0 and math.isnan(report["score_mean"])
+                           "batches", "delivered", "consumer_wait_s", "worker_busy_s",
+                           "skipped"}
+    assert report["delivered"] == 0 and report["skipped"] == 0
+    assert math.isnan(report["score_mean"])
 
 
 def test_feedback_reaches_the_scorebook(config, tmp_path):
