@@ -200,3 +200,48 @@ fn report_lines_and_saved_fraction() {
     assert_eq!(lines[0]["samples"], 180);
     assert!((lines[0]["prune_fraction"].as_f64().unwrap() - 0.4).abs() < 1e-12);
 }
+
+/// Run by `sigkill_during_save_leaves_a_loadable_checkpoint` in a child process: saves
+/// checkpoints to $THRESHER_KILL_DIR/ck as fast as it can until it is killed.
+#[test]
+#[ignore]
+fn child_saves_until_killed() {
+    let Some(dir) = std::env::var_os("THRESHER_KILL_DIR") else {
+        return;
+    };
+    let path = Path::new(&dir).join("ck");
+    let l = loader(None).unwrap();
+    loop {
+        step(&l);
+        l.save_state(&path).unwrap();
+    }
+}
+
+/// SIGKILL while a checkpoint is being written leaves the previous one (or the new one) intact:
+/// the write goes to a temporary file that is renamed over the old one only when complete.
+#[test]
+fn sigkill_during_save_leaves_a_loadable_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ck");
+    loader(None).unwrap().save_state(&path).unwrap();
+    for round in 0..6u64 {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_saves_until_killed",
+                "--ignored",
+                "--test-threads=1",
+            ])
+            .env("THRESHER_KILL_DIR", dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Different moments of the save loop each round.
+        std::thread::sleep(std::time::Duration::from_millis(150 + 37 * round));
+        child.kill().unwrap(); // SIGKILL on Unix
+        child.wait().unwrap();
+        let resumed = loader(Some(&path));
+        assert!(resumed.is_ok(), "round {round}: {:?}", resumed.err());
+    }
+}
