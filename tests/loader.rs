@@ -286,3 +286,106 @@ fn bad_configs_and_sources_are_refused() {
         config(r#"{"transform": {"normalize": {"mean": [0.1, 0.2, 0.3], "std": [1, 1, 1]}}}"#);
     assert!(Loader::with_source(two_channel, array_source(10)).is_err());
 }
+
+/// Feedback from 4 threads while the main thread calls `next` and another reads the epoch
+/// report, over many epochs of a score-driven policy: the batches and the final ScoreBook equal
+/// the serial run's. (Each feeder owns the ids ≡ t mod 4, so every id's updates keep their
+/// order; the main thread waits for the feeders at each epoch end, as a trainer's step would.)
+#[test]
+fn concurrent_feedback_and_reports_equal_the_serial_run() {
+    use std::sync::mpsc;
+    const CONFIG: &str = r#"{"batch_size": 40, "workers": 3, "seed": 9,
+        "policy": {"kind": "infobatch", "prune": 0.5, "epochs": 12, "anneal": 0.75}}"#;
+    let loss_of = |id: u64, epoch: u64| ((id * 31 + epoch * 7) % 23) as f32 * 0.1;
+    let serial = {
+        let l = Loader::with_source(config(CONFIG), array_source(600)).unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..12 {
+            while let Some(b) = l.next().unwrap() {
+                let loss: Vec<f32> = b.ids().iter().map(|&i| loss_of(i, b.epoch())).collect();
+                l.feedback(&Feedback {
+                    ids: b.ids(),
+                    loss: &loss,
+                    ..Default::default()
+                })
+                .unwrap();
+                seen.push((b.ids().to_vec(), b.weights().to_vec()));
+            }
+        }
+        (
+            seen,
+            l.with_scores(|s| (s.loss_last.clone(), s.seen.clone())),
+        )
+    };
+    let l = Arc::new(Loader::with_source(config(CONFIG), array_source(600)).unwrap());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reporter = {
+        let (l, stop) = (Arc::clone(&l), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut reads = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = l.report();
+                assert!(r.delivered <= r.batches);
+                reads += 1;
+            }
+            reads
+        })
+    };
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let feeders: Vec<_> = (0..4)
+        .map(|_| {
+            let (tx, rx) = mpsc::channel::<Option<(Vec<u64>, u64)>>();
+            let (l, done) = (Arc::clone(&l), done_tx.clone());
+            let handle = std::thread::spawn(move || {
+                while let Ok(msg) = rx.recv() {
+                    match msg {
+                        Some((ids, epoch)) => {
+                            let loss: Vec<f32> = ids.iter().map(|&i| loss_of(i, epoch)).collect();
+                            l.feedback(&Feedback {
+                                ids: &ids,
+                                loss: &loss,
+                                ..Default::default()
+                            })
+                            .unwrap();
+                        }
+                        None => done.send(()).unwrap(),
+                    }
+                }
+            });
+            (tx, handle)
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for _ in 0..12 {
+        while let Some(b) = l.next().unwrap() {
+            for (t, (tx, _)) in feeders.iter().enumerate() {
+                let ids: Vec<u64> = b
+                    .ids()
+                    .iter()
+                    .copied()
+                    .filter(|i| i % 4 == t as u64)
+                    .collect();
+                tx.send(Some((ids, b.epoch()))).unwrap();
+            }
+            seen.push((b.ids().to_vec(), b.weights().to_vec()));
+        }
+        // The epoch's feedback must be in before the next plan is made.
+        for (tx, _) in &feeders {
+            tx.send(None).unwrap();
+        }
+        for _ in 0..4 {
+            done_rx.recv().unwrap();
+        }
+    }
+    for (tx, handle) in feeders {
+        drop(tx);
+        handle.join().unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(reporter.join().unwrap() > 0);
+    let scores = l.with_scores(|s| (s.loss_last.clone(), s.seen.clone()));
+    assert_eq!(seen, serial.0);
+    assert_eq!(format!("{scores:?}"), format!("{:?}", serial.1));
+    // The policy really pruned (the plans depended on the feedback).
+    assert!(seen.len() < 12 * 15);
+}
