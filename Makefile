@@ -51,6 +51,11 @@ test-valgrind: build
 	$(CC) -std=c99 -O1 -g -Wall -Wextra -Iinclude examples/c_stream/stream.c $(LIB_DIR)/libthresher.a $(RUST_LINK) -o build/stream_vg
 	valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1 ./build/stream_vg data/fashion-mnist 1
 
+# Soak (not in make test): 200 epochs of Fashion-MNIST with feedback; RSS within 5% after epoch
+# 5, constant thread count, loader freed under load within 1 s (examples/soak.rs).
+soak: setup
+	$(CARGO) run --release --example soak -- data/fashion-mnist 200
+
 # The Python package (ctypes over the C ABI, NumPy and torch/DLPack flavours) and its pytest
 # suite: a real training loop, zero-copy, memory, every error path, header staleness.
 test-python: build
