@@ -1,0 +1,38 @@
+//! Any bytes as a WebDataset tar shard: indexed, opened and read (images decoded) or refused,
+//! never a panic.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use thresher::source::{Source, SourceConfig};
+
+/// Opens the source described by `json` and reads its first, middle and last samples.
+fn exercise(json: String) {
+    let Ok(config) = serde_json::from_str::<SourceConfig>(&json) else {
+        return;
+    };
+    if let Ok(s) = config.open() {
+        for id in [0, s.len() / 2, s.len().saturating_sub(1)] {
+            if id < s.len() {
+                let mut scratch = Default::default();
+                let _ = s.read(id, &mut scratch);
+                let _ = s.label(id);
+            }
+        }
+    }
+}
+
+fn dir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("thresher-fuzz-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&d);
+    d
+}
+
+fuzz_target!(|data: &[u8]| {
+    let path = dir().join("shard-000000.tar");
+    if std::fs::write(&path, data).is_err() {
+        return;
+    }
+    exercise(format!(
+        r#"{{"kind": "tar", "shards": "{}", "max_pixels": 1048576}}"#,
+        path.display()
+    ));
+});
