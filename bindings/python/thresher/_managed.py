@@ -3,16 +3,19 @@
 
 from __future__ import annotations
 
+import abc
+
 from ._errors import StateError
 
 
-class Managed:
+class Managed(abc.ABC):
     _ptr = None
     # Set by subclasses: what the handle is called in the use-after-close message.
     _what = "object"
 
+    @abc.abstractmethod
     def _delete(self, ptr) -> None:
-        raise NotImplementedError
+        """Releases the C handle `ptr` (thresher_loader_free, thresher_batch_release)."""
 
     def _take(self, ptr) -> None:
         self._ptr = ptr
