@@ -50,15 +50,20 @@ impl Rng {
     }
 
     /// Uniform in [0, n), unbiased (Lemire's multiply-and-reject). `n` must be > 0.
+    ///
+    /// The rejection threshold (2⁶⁴ mod n, a 64-bit division) is only computed when the low
+    /// half falls below n, which is rare for n ≪ 2⁶⁴: the same accept/reject decisions, hence
+    /// the same values, as computing it up front, without a division per call.
     pub fn below(&mut self, n: u64) -> u64 {
         debug_assert!(n > 0);
-        let threshold = n.wrapping_neg() % n;
-        loop {
-            let m = (self.next_u64() as u128) * (n as u128);
-            if (m as u64) >= threshold {
-                return (m >> 64) as u64;
+        let mut m = (self.next_u64() as u128) * (n as u128);
+        if (m as u64) < n {
+            let threshold = n.wrapping_neg() % n;
+            while (m as u64) < threshold {
+                m = (self.next_u64() as u128) * (n as u128);
             }
         }
+        (m >> 64) as u64
     }
 
     /// Uniform in [0, 1) with 53 bits.
@@ -68,21 +73,98 @@ impl Rng {
 
     /// Fisher–Yates shuffle.
     pub fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = self.below(i as u64 + 1) as usize;
-            items.swap(i, j);
+        self.shuffle_pair::<T, u8>(items, &mut []);
+    }
+
+    /// Fisher–Yates on two slices with the same swaps (ids and their weights in a plan): the
+    /// permutation `shuffle` would apply to `a`, applied to both. `b` is either empty or as long
+    /// as `a`.
+    ///
+    /// Each swap touches a random position, so on arrays larger than the cache the loop waits on
+    /// memory. The positions depend only on the generator, never on the data, so they are drawn
+    /// `AHEAD` swaps early and their cache lines prefetched: the same draws in the same order,
+    /// the same swaps, the same result, several misses in flight instead of one.
+    pub fn shuffle_pair<A, B>(&mut self, a: &mut [A], b: &mut [B]) {
+        assert!(b.is_empty() || b.len() == a.len());
+        let n = a.len();
+        if n < 2 {
+            return;
+        }
+        // Swap t (t = 0, 1, ...) exchanges positions i = n−1−t and j = below(i + 1).
+        let swaps = n - 1;
+        let mut ring = [0usize; AHEAD];
+        let (pa, pb, has_b) = (a.as_ptr(), b.as_ptr(), !b.is_empty());
+        let draw = |rng: &mut Self, t: usize| {
+            let i = n - 1 - t;
+            let j = rng.below(i as u64 + 1) as usize;
+            prefetch(pa, j);
+            if has_b {
+                prefetch(pb, j);
+            }
+            j
+        };
+        for (t, slot) in ring.iter_mut().enumerate().take(swaps) {
+            *slot = draw(self, t);
+        }
+        for t in 0..swaps {
+            let j = ring[t % AHEAD];
+            if t + AHEAD < swaps {
+                ring[t % AHEAD] = draw(self, t + AHEAD);
+            }
+            let i = n - 1 - t;
+            a.swap(i, j);
+            if !b.is_empty() {
+                b.swap(i, j);
+            }
         }
     }
 
     /// Moves a uniformly random `k`-subset of `items` to its front (partial Fisher–Yates);
-    /// the order of the rest is unspecified but deterministic.
+    /// the order of the rest is unspecified but deterministic. Prefetched as `shuffle_pair`,
+    /// with the same draws and swaps as the plain loop.
     pub fn choose_front<T>(&mut self, items: &mut [T], k: usize) {
         let n = items.len();
-        for i in 0..k.min(n) {
-            let j = i + self.below((n - i) as u64) as usize;
+        let k = k.min(n);
+        let mut ring = [0usize; AHEAD];
+        let base = items.as_ptr();
+        let draw = |rng: &mut Self, i: usize| {
+            let j = i + rng.below((n - i) as u64) as usize;
+            prefetch(base, j);
+            j
+        };
+        for (i, slot) in ring.iter_mut().enumerate().take(k) {
+            *slot = draw(self, i);
+        }
+        for i in 0..k {
+            let j = ring[i % AHEAD];
+            if i + AHEAD < k {
+                ring[i % AHEAD] = draw(self, i + AHEAD);
+            }
             items.swap(i, j);
         }
     }
+}
+
+/// Swaps drawn ahead of use in `shuffle_pair` and `choose_front`: enough misses in flight to
+/// cover memory latency, few enough that the lines are still cached when their swap comes.
+const AHEAD: usize = 16;
+
+/// A hint that element `j` of the slice starting at `base` will be written soon (callers pass
+/// j < the slice's length); no effect on results. Also used by the ScoreBook's feedback.
+#[inline(always)]
+pub(crate) fn prefetch<T>(base: *const T, j: usize) {
+    // wrapping_add: no pointer arithmetic is asserted in bounds; prefetch never faults, reads
+    // or writes nothing, even at a bad address.
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: _mm_prefetch is a hint with no memory effect (the intrinsic is `unsafe` only
+    // because it is a target-feature intrinsic; SSE is baseline on x86_64).
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            base.wrapping_add(j).cast(),
+        )
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (base, j);
 }
 
 #[cfg(test)]
@@ -127,6 +209,55 @@ mod tests {
         }
         for c in counts {
             assert!((9_400..10_600).contains(&c), "{counts:?}");
+        }
+    }
+
+    /// The textbook loops the prefetched versions must equal, swap for swap.
+    fn below_reference(r: &mut Rng, n: u64) -> u64 {
+        let threshold = n.wrapping_neg() % n;
+        loop {
+            let m = (r.next_u64() as u128) * (n as u128);
+            if (m as u64) >= threshold {
+                return (m >> 64) as u64;
+            }
+        }
+    }
+
+    #[test]
+    fn prefetched_loops_equal_the_textbook_ones() {
+        // n near 2⁶⁴ makes rejections common, so the lazy threshold is exercised.
+        for n in [1u64, 2, 3, 10, 1000, u64::MAX / 3 * 2, u64::MAX] {
+            let (mut a, mut b) = (
+                Rng::new(5, Stream::Select, n, 0),
+                Rng::new(5, Stream::Select, n, 0),
+            );
+            for _ in 0..2000 {
+                assert_eq!(a.below(n), below_reference(&mut b, n));
+            }
+        }
+        for len in [0usize, 1, 2, 5, 16, 17, 40, 1000] {
+            let mut r = Rng::new(3, Stream::Shuffle, len as u64, 0);
+            let mut want: Vec<u32> = (0..len as u32).collect();
+            for i in (1..len).rev() {
+                let j = below_reference(&mut r, i as u64 + 1) as usize;
+                want.swap(i, j);
+            }
+            let mut got: Vec<u32> = (0..len as u32).collect();
+            let mut w: Vec<f32> = (0..len).map(|x| x as f32).collect();
+            Rng::new(3, Stream::Shuffle, len as u64, 0).shuffle_pair(&mut got, &mut w);
+            assert_eq!(got, want);
+            assert!(got.iter().zip(&w).all(|(&g, &w)| g as f32 == w));
+            for k in [0, 1, len / 2, len, len + 3] {
+                let mut r = Rng::new(4, Stream::Select, k as u64, 0);
+                let mut want: Vec<u32> = (0..len as u32).collect();
+                for i in 0..k.min(len) {
+                    let j = i + below_reference(&mut r, (len - i) as u64) as usize;
+                    want.swap(i, j);
+                }
+                let mut got: Vec<u32> = (0..len as u32).collect();
+                Rng::new(4, Stream::Select, k as u64, 0).choose_front(&mut got, k);
+                assert_eq!(got, want, "len {len} k {k}");
+            }
         }
     }
 
