@@ -101,9 +101,20 @@ test-fuzz:
 	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
 	done
 
+# Every side-by-side comparison in one go (about 15 minutes on 2 cores), then docs/performance.md
+# with its plots and raw JSON (docs/bench/): the micro bench (plan time per policy and N,
+# feedback ingest, ScoreBook bytes, next+release, epoch-boundary wait; benches/micro.rs),
+# pre-decoded IDX and the PNG/JPEG pipelines against PyTorch's DataLoader, and a link to the
+# trainer's accuracy-against-time comparison (results/long, not rerun: it takes hours).
+# matplotlib (for the plots) and torchvision are installed into .venv when missing. Cargo honours
+# an externally set CARGO_TARGET_DIR; so do the scripts. Criterion's per-epoch figure is
+# `cargo bench --bench loader`.
 bench: setup build
-	$(CARGO) bench --bench loader
-	$(PY) benches/compare_dataloader.py
+	@$(PY) -c "import matplotlib" 2>/dev/null || $(PY) -m pip install --quiet matplotlib
+	@$(PY) -c "import torchvision" 2>/dev/null || $(PY) -m pip install --quiet "torch==$$($(PY) -c 'import torch; print(torch.__version__.split("+")[0])')" torchvision
+	$(PY) benches/make_image_data.py
+	$(CARGO) build --release --example throughput --example image_throughput
+	$(PY) benches/report.py
 
 # The image pipeline against torch's DataLoader + torchvision (ImageFolder, RandomResizedCrop,
 # flip, ToTensor, Normalize) on the same files, 2 workers, batch 128: 5,000 JPEG photographs

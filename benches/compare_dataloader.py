@@ -6,7 +6,10 @@ batch 256, shuffled. PyTorch runs two ways, both with num_workers=2:
   - a per-sample Dataset that normalises in __getitem__ (the common way).
 thresher runs through examples/throughput.rs with 1 and 2 workers.
 
-    .venv/bin/python benches/compare_dataloader.py [epochs]
+    .venv/bin/python benches/compare_dataloader.py [epochs] [--json PATH]
+
+With --json the figures (and the 1-minute load average beside each) are also written to PATH
+for benches/report.py.
 """
 
 import gzip
@@ -45,6 +48,11 @@ class PerSample(Dataset):
         return x.unsqueeze(0), int(self.labels[i])
 
 
+def load():
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
 def time_loader(loader, epochs):
     for _ in loader:  # warm-up epoch: worker start-up, page faults
         pass
@@ -57,12 +65,20 @@ def time_loader(loader, epochs):
 
 
 def main():
-    epochs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    argv = sys.argv[1:]
+    json_out = None
+    if "--json" in argv:
+        at = argv.index("--json")
+        json_out = argv[at + 1]
+        del argv[at : at + 2]
+    epochs = int(argv[0]) if argv else 3
     torch.set_num_threads(1)
     images = read_idx(os.path.join(DATA, "train-images-idx3-ubyte.gz"))
     labels = read_idx(os.path.join(DATA, "train-labels-idx1-ubyte.gz")).astype(np.int64)
 
     rows = []
+    loads = {}
+    # cargo run honours CARGO_TARGET_DIR, so `make bench` with its own target dir reuses its build.
     exe = subprocess.run(
         ["cargo", "run", "--quiet", "--release", "--example", "throughput", "--", DATA, "1,2", str(epochs + 2)],
         cwd=ROOT, check=True, capture_output=True, text=True,
@@ -70,14 +86,17 @@ def main():
     for line in exe.stdout.splitlines():
         r = json.loads(line)
         rows.append((f"thresher, workers={r['workers']}", r["samples_per_s"]))
+        loads[rows[-1][0]] = load()
 
     x = torch.from_numpy(images.astype(np.float32)).div_(255.0).sub_(MEAN).div_(STD).unsqueeze(1)
     tensor_ds = TensorDataset(x, torch.from_numpy(labels))
     dl = DataLoader(tensor_ds, batch_size=256, shuffle=True, num_workers=2, persistent_workers=True)
     rows.append(("DataLoader(TensorDataset), num_workers=2", time_loader(dl, epochs)))
+    loads[rows[-1][0]] = load()
     dl = DataLoader(PerSample(images, labels), batch_size=256, shuffle=True, num_workers=2,
                     persistent_workers=True)
     rows.append(("DataLoader(per-sample Dataset), num_workers=2", time_loader(dl, 1)))
+    loads[rows[-1][0]] = load()
 
     best_torch = max(r[1] for r in rows if r[0].startswith("DataLoader"))
     thresher_2 = dict(rows)["thresher, workers=2"]
@@ -89,6 +108,14 @@ def main():
     print(f"\nthresher (2 workers) vs the fastest DataLoader: {thresher_2 / best_torch:.1f}x "
           f"(target >= 10x and >= 1M samples/s: "
           f"{'met' if thresher_2 / best_torch >= 10 and thresher_2 >= 1e6 else 'NOT met'})")
+    if json_out:
+        with open(json_out, "w") as f:
+            json.dump({
+                "dataset": "Fashion-MNIST train (60,000), f32 NCHW normalised, batch 256, shuffled",
+                "cores": os.cpu_count(), "torch": torch.__version__, "epochs": epochs,
+                "rows": [{"loader": name, "samples_per_s": sps, "load": loads[name]}
+                         for name, sps in rows],
+            }, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,10 @@ Each loader runs one warm-up epoch (worker start-up, page cache), then timed epo
 loaders alternate for ROUNDS rounds so that a burst of load on the machine hits both, and the
 figures are the means over rounds.
 
-    .venv/bin/python benches/compare_images.py [ROUNDS]
+    .venv/bin/python benches/compare_images.py [ROUNDS] [--json PATH]
+
+With --json the per-round figures (and the 1-minute load average beside each) are also written
+to PATH for benches/report.py.
 """
 
 import json
@@ -81,7 +84,14 @@ def load():
 
 
 def main():
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+    argv = sys.argv[1:]
+    json_out = None
+    if "--json" in argv:
+        at = argv.index("--json")
+        json_out = argv[at + 1]
+        del argv[at : at + 2]
+    rounds = int(argv[0]) if argv else 2
+    per_round = []
     torch.set_num_threads(1)
     results = {}
     for kind, (sub, pipeline, t_epochs, d_epochs) in PIPELINES.items():
@@ -93,6 +103,8 @@ def main():
             theirs.append(time_torch(dl, d_epochs))
             print(f"  {kind} round {r + 1}: thresher {ours[-1]:,.0f}/s, DataLoader "
                   f"{theirs[-1]:,.0f}/s (load average {load()})", flush=True)
+            per_round.append({"pipeline": kind, "round": r + 1, "thresher": ours[-1],
+                              "dataloader": theirs[-1], "load": float(load())})
         del dl
         results[kind] = (statistics.mean(ours), statistics.mean(theirs), len(dl_dataset(root)))
     print(f"\nImages/s, {WORKERS} workers, batch {BATCH}, f32 NCHW normalised; "
@@ -111,6 +123,15 @@ def main():
         print(f"{names[kind]:62s} {ours:10,.0f} {theirs:11,.0f} {ratio:6.1f}x {targets[kind]:6.0f}x"
               f"  ({n:,} images)")
     print(f"\ntargets (>= 2x on JPEG, stretch 3x; >= 5x on PNG): {'met' if met else 'NOT met'}")
+    if json_out:
+        with open(json_out, "w") as f:
+            json.dump({
+                "workers": WORKERS, "batch": BATCH, "cores": os.cpu_count(),
+                "torch": torch.__version__, "torchvision": torchvision.__version__,
+                "names": names, "rounds": per_round,
+                "mean": {kind: {"thresher": o, "dataloader": t, "images": n}
+                         for kind, (o, t, n) in results.items()},
+            }, f, indent=2)
 
 
 def dl_dataset(root):

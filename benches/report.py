@@ -1,0 +1,445 @@
+"""Runs every side-by-side comparison and writes docs/performance.md with its plots (PNG) beside it.
+
+    .venv/bin/python benches/report.py [--quick] [--from-json] [--docs DIR]
+
+Steps (each writes its raw figures as JSON under DIR/bench/, so the page can be redrawn from them
+with --from-json without rerunning anything):
+  1. the Rust micro bench (benches/micro.rs): plan time per policy and N, feedback ingest,
+     ScoreBook bytes per sample, next+release overhead, the epoch-boundary wait;
+  2. benches/compare_dataloader.py: pre-decoded IDX against PyTorch's DataLoader;
+  3. benches/compare_images.py: PNG folder and JPEG pipeline against DataLoader + torchvision
+     (skipped, and said so on the page, when torchvision or the image data is missing; `make
+     bench` installs and makes both);
+  4. the page and its plots. The reference trainer's accuracy-against-time comparison is not
+     rerun (it takes hours): the page links results/long/compare.md and embeds its plot.
+
+Plots are drawn with matplotlib (installed into .venv by `make bench`, like torchvision for
+`make bench-images`): the report is Python already, the figures come from JSON, and a log-log
+plot with fitted lines and a legend is a few lines there; the Rust alternative (plotters) sits
+behind the `trainer` feature, which builds libtorch bindings.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PY = sys.executable
+
+POLICIES = ["full", "random", "epsilon_greedy", "ucb", "infobatch", "el2n", "grand",
+            "forgetting", "influence"]
+IMAGENET = 1_281_167
+
+
+def load():
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+def run(cmd, **kw):
+    print("+ " + " ".join(cmd), flush=True)
+    t = time.time()
+    subprocess.run(cmd, cwd=ROOT, check=True, **kw)
+    print(f"  ({time.time() - t:.0f} s, load average {load():.2f})", flush=True)
+
+
+def measure(raw, quick):
+    os.makedirs(raw, exist_ok=True)
+    micro = ["cargo", "bench", "--bench", "micro", "--", "--out", os.path.join(raw, "micro.json")]
+    run(micro + (["--quick"] if quick else []))
+    run([PY, "benches/compare_dataloader.py", "2" if quick else "3",
+         "--json", os.path.join(raw, "dataloader.json")])
+    images = os.path.join(raw, "images.json")
+    try:
+        import torchvision  # noqa: F401
+        have_tv = True
+    except ImportError:
+        have_tv = False
+    have_data = all(os.path.isdir(os.path.join(ROOT, "data", d))
+                    for d in ("bench-jpeg", "bench-fmnist-png"))
+    if have_tv and have_data:
+        run([PY, "benches/compare_images.py", "1" if quick else "2", "--json", images])
+    else:
+        print("image comparison skipped: torchvision or data/bench-* missing "
+              "(make bench installs and makes them)")
+        if os.path.exists(images):
+            os.remove(images)
+
+
+def read(raw, name):
+    path = os.path.join(raw, name)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def fit_slope(points):
+    """Least-squares slope and intercept of log10(t) against log10(N)."""
+    xs = [math.log10(n) for n, _ in points]
+    ys = [math.log10(t) for _, t in points]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    if sxx == 0:
+        return float("nan"), float("nan")
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    return slope, my - slope * mx
+
+
+def fmt_n(n):
+    exp = math.log10(n)
+    if abs(exp - round(exp)) < 1e-9:
+        return f"10^{int(round(exp))}"
+    return f"{n / 1e6:.2f}M"
+
+
+def ms(s):
+    if s is None or (isinstance(s, float) and math.isnan(s)):
+        return "—"
+    if s >= 1:
+        return f"{s:,.2f} s"
+    return f"{s * 1e3:,.2f} ms"
+
+
+def verdict(ok):
+    return "**met**" if ok else "**missed**"
+
+
+def plan_plot(plan, docs, plt):
+    rows = plan["rows"]
+    fig, ax = plt.subplots(figsize=(8.5, 6))
+    slopes = {}
+    markers = "os^vD<>pXh"
+    for i, policy in enumerate(POLICIES):
+        for dim_rows, label_suffix in split_influence(rows, policy):
+            pts = sorted((r["n"], r["plan_s"]) for r in dim_rows)
+            if len(pts) < 2:
+                continue
+            slope, icpt = fit_slope(pts)
+            key = policy + label_suffix
+            slopes[key] = (slope, pts)
+            line, = ax.plot([p[0] for p in pts], [p[1] * 1e3 for p in pts],
+                            marker=markers[i % len(markers)], linestyle="none",
+                            label=f"{key}: slope {slope:.2f}")
+            xs = [pts[0][0], pts[-1][0]]
+            ax.plot(xs, [10 ** (icpt + slope * math.log10(x)) * 1e3 for x in xs],
+                    color=line.get_color(), linewidth=1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.axhline(20, color="gray", linestyle="--", linewidth=1)
+    ax.axvline(IMAGENET, color="gray", linestyle=":", linewidth=1)
+    ax.text(IMAGENET * 1.05, ax.get_ylim()[0] * 1.5, "1.28M", color="gray")
+    ax.text(1.1e4, 22, "goal at 1.28M: 20 ms", color="gray")
+    ax.set_xlabel("N (samples in the dataset)")
+    ax.set_ylabel("plan time per epoch (ms)")
+    ax.set_title("Plan time per epoch (select + mark_kept + shuffle), log-log, fitted slopes")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(os.path.join(docs, "plan_time.png"), dpi=110)
+    plt.close(fig)
+    return slopes
+
+
+def split_influence(rows, policy):
+    mine = [r for r in rows if r["policy"] == policy]
+    if policy != "influence":
+        return [(mine, "")]
+    dims = sorted({r.get("embedding_dim", 0) for r in mine})
+    return [([r for r in mine if r.get("embedding_dim", 0) == d], f" (d={d})") for d in dims]
+
+
+def throughput_plot(dl, images, docs, plt):
+    groups = []
+    if dl:
+        rows = {r["loader"]: r["samples_per_s"] for r in dl["rows"]}
+        best = max(v for k, v in rows.items() if k.startswith("DataLoader"))
+        groups.append(("IDX f32\n(pre-decoded)", rows.get("thresher, workers=2", 0), best))
+    if images:
+        for kind, label in (("png", "PNG folder\n28×28"), ("jpeg", "JPEG → RRC 224\n+ flip")):
+            m = images["mean"].get(kind)
+            if m:
+                groups.append((label, m["thresher"], m["dataloader"]))
+    if not groups:
+        return False
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    xs = range(len(groups))
+    ax.bar([x - 0.2 for x in xs], [g[1] for g in groups], width=0.4, label="thresher, 2 workers")
+    ax.bar([x + 0.2 for x in xs], [g[2] for g in groups], width=0.4,
+           label="PyTorch DataLoader, num_workers=2 (fastest variant)")
+    for x, g in zip(xs, groups):
+        ax.text(x, max(g[1], g[2]) * 1.15, f"{g[1] / g[2]:.1f}×", ha="center")
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels([g[0] for g in groups])
+    ax.set_yscale("log")
+    ax.set_ylim(top=max(max(g[1], g[2]) for g in groups) * 4)
+    ax.set_ylabel("samples/s (log)")
+    ax.set_title("Loader throughput against PyTorch's DataLoader")
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(os.path.join(docs, "throughput.png"), dpi=110)
+    plt.close(fig)
+    return True
+
+
+def write_page(docs, raw, quick):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    micro = read(raw, "micro.json")
+    dl = read(raw, "dataloader.json")
+    images = read(raw, "images.json")
+    prof = read(os.path.join(ROOT, "benches"), "profile_results.json")
+    out = []
+    w = out.append
+    w("# Performance record\n")
+    w("Every figure on this page comes from one command, `make bench` (about 15 minutes on 2 "
+      "cores), which reruns every comparison and rewrites this page, its plots and the raw "
+      "figures in [`bench/`](bench/). The machine is shared: **the 1-minute load average is "
+      "given beside every figure**, and on a 2-core machine anything above ~2 means another "
+      "job was competing for the cores, so wall-clock figures are noisy (the ratios less so: "
+      "the two sides of a comparison run back to back).\n")
+    if micro:
+        w(f"Measured on {micro['cores']} cores; micro bench load average {micro['load_start']:.2f} at "
+          f"the start, {micro['load_end']:.2f} at the end ({micro['seconds']:.0f} s"
+          f"{', quick run' if quick or micro.get('quick') else ''}).\n")
+
+    goals = []  # (goal, figure, load, met)
+
+    # ---- throughput ------------------------------------------------------------------------
+    w("## Loader throughput against PyTorch's DataLoader\n")
+    if throughput_plot(dl, images, docs, plt):
+        w("![throughput](throughput.png)\n")
+    if dl:
+        rows = {r["loader"]: r for r in dl["rows"]}
+        t2 = rows["thresher, workers=2"]
+        best_name = max((k for k in rows if k.startswith("DataLoader")),
+                        key=lambda k: rows[k]["samples_per_s"])
+        best = rows[best_name]
+        w(f"**Pre-decoded IDX** ({dl['dataset']}; torch {dl['torch']}; "
+          "`benches/compare_dataloader.py`, thresher through `examples/throughput.rs`):\n")
+        w("| loader | samples/s | thresher (2 workers) ÷ this | load avg |")
+        w("|---|---:|---:|---:|")
+        for r in dl["rows"]:
+            w(f"| {r['loader']} | {r['samples_per_s']:,.0f} | "
+              f"{t2['samples_per_s'] / r['samples_per_s']:.1f}× | {r['load']:.2f} |")
+        w("")
+        ratio = t2["samples_per_s"] / best["samples_per_s"]
+        goals.append(("pre-decoded IDX ≥ 10× the DataLoader",
+                      f"{ratio:.1f}× the fastest DataLoader ({best_name})", t2["load"], ratio >= 10))
+        goals.append(("pre-decoded IDX ≥ 1M samples/s on 2 workers",
+                      f"{t2['samples_per_s']:,.0f} samples/s", t2["load"],
+                      t2["samples_per_s"] >= 1e6))
+    if images:
+        w(f"**Image pipelines** ({images['workers']} workers, batch {images['batch']}, f32 NCHW "
+          f"normalised, torch {images['torch']} + torchvision {images['torchvision']}; "
+          "`benches/compare_images.py`, thresher through `examples/image_throughput.rs`; the two "
+          "loaders alternate round by round):\n")
+        w("| pipeline | round | thresher images/s | DataLoader images/s | ratio | load avg |")
+        w("|---|---:|---:|---:|---:|---:|")
+        for r in images["rounds"]:
+            w(f"| {images['names'][r['pipeline']]} | {r['round']} | {r['thresher']:,.0f} | "
+              f"{r['dataloader']:,.0f} | {r['thresher'] / r['dataloader']:.1f}× | {r['load']:.2f} |")
+        for kind, m in images["mean"].items():
+            w(f"| **{images['names'][kind]}, mean** | | **{m['thresher']:,.0f}** | "
+              f"**{m['dataloader']:,.0f}** | **{m['thresher'] / m['dataloader']:.1f}×** | |")
+        w("")
+        jm = images["mean"].get("jpeg")
+        if jm:
+            jr = [r for r in images["rounds"] if r["pipeline"] == "jpeg"]
+            goals.append(("JPEG pipeline ≥ 2× the DataLoader",
+                          f"{jm['thresher'] / jm['dataloader']:.1f}× "
+                          f"({jm['thresher']:,.0f} vs {jm['dataloader']:,.0f} images/s)",
+                          max(r["load"] for r in jr), jm["thresher"] / jm["dataloader"] >= 2))
+    else:
+        w("*Image pipelines: not measured in this run (torchvision or the image data was "
+          "missing; `make bench` installs and makes both).*\n")
+        goals.append(("JPEG pipeline ≥ 2× the DataLoader", "not measured in this run", None, None))
+
+    if micro and "plan" in micro:
+        plan = micro["plan"]
+        w("## Plan time per epoch\n")
+        w("What the loader does at an epoch boundary before the first batch can be filled: the "
+          "policy's selection from the ScoreBook, `mark_kept`, and the shuffle into a `Plan` "
+          "(Fisher–Yates over ids and weights, batch 256). The ScoreBook holds two epochs of "
+          "synthetic feedback on every sample (a skewed loss, gradient norms, EL2N, "
+          "correctness), so every sample is seen and every policy prunes. Static policies "
+          "(EL2N, GraNd, forgetting, influence) are timed at the epoch that fixes their subset, "
+          "the only costly one; their later epochs only copy it (column *cached*). Median of "
+          "3–15 repeats (`benches/micro.rs`).\n")
+        slopes = plan_plot(plan, docs, plt)
+        w("![plan time against N, log-log](plan_time.png)\n")
+        sizes = sorted({r["n"] for r in plan["rows"]})
+        w("| policy | " + " | ".join(f"N = {fmt_n(n)}" for n in sizes) +
+          " | fitted slope | cached epoch at 1.28M |")
+        w("|---|" + "---:|" * len(sizes) + "---:|---:|")
+        for policy in POLICIES:
+            for prows, suffix in split_influence(plan["rows"], policy):
+                if not prows:
+                    continue
+                by_n = {r["n"]: r for r in prows}
+                cells = [f"{ms(by_n[n]['plan_s'])} ({by_n[n]['load']:.1f})" if n in by_n else "—"
+                         for n in sizes]
+                slope = slopes.get(policy + suffix, (float("nan"),))[0]
+                cached = by_n.get(IMAGENET, {}).get("cached_plan_s")
+                w(f"| {policy}{suffix} | " + " | ".join(cells) +
+                  f" | {slope:.2f} | {ms(cached) if cached else '—'} |")
+        w("\n(load average in brackets.) The slope of log(time) against log(N) is fitted over "
+          "every measured N; 1.0 is linear. The breakdown at 1.28M (select / mark_kept / "
+          "shuffle):\n")
+        w("| policy | select | mark_kept | shuffle into the plan | total | kept |")
+        w("|---|---:|---:|---:|---:|---:|")
+        for r in plan["rows"]:
+            if r["n"] == IMAGENET:
+                w(f"| {r['policy']} | {ms(r['select_s'])} | {ms(r['mark_kept_s'])} | "
+                  f"{ms(r['shuffle_s'])} | {ms(r['plan_s'])} | {r['kept']:,} |")
+        w("")
+        for s in plan.get("skipped", []):
+            inf = [r for r in plan["rows"] if r["policy"] == "influence"
+                   and r.get("embedding_dim") == s["embedding_dim"]]
+            extra = ""
+            if len(inf) >= 2:
+                sl, ic = fit_slope(sorted((r["n"], r["plan_s"]) for r in inf))
+                extra = (f" Extrapolating its fitted slope ({sl:.2f}) gives about "
+                         f"{ms(10 ** (ic + sl * math.log10(s['n'])))} at N = {fmt_n(s['n'])}.")
+            w(f"*influence at N = {fmt_n(s['n'])} (d = {s['embedding_dim']}) not run: {s['why']}.*"
+              f"{extra}\n")
+        w("Influence is not a per-epoch cost: it runs once, at the end of its scoring epochs. Its "
+          "cost drivers are the embedding length d and the number m of samples with an "
+          "embedding: m·d²/2 to accumulate the Hessian, d³/6 to factor it, m·d² for the solves, "
+          "m·d per pass of the local search, and 2·4·m·d bytes (the embeddings in the book and "
+          "the s_i). It is timed at d = 64 over N and at the default d = 512 where N is small.\n")
+        for r in plan["rows"]:
+            if r["n"] == IMAGENET:
+                cached = r.get("cached_plan_s")
+                fig = f"{ms(r['plan_s'])}"
+                if cached is not None:
+                    fig += f" when the subset is fixed, {ms(cached)} on later epochs"
+                ok = r["plan_s"] <= 0.020
+                goals.append((f"plan for 1.28M ids ≤ 20 ms: {r['policy']}", fig, r["load"],
+                              ok if cached is None else (ok, cached <= 0.020)))
+
+    if micro and "feedback" in micro:
+        w("## Feedback ingest\n")
+        w("Per-sample feedback in calls of 256 ids in shuffled order over N = "
+          f"{micro['feedback']['rows'][0]['n']:,} (random access into the book, as in training); "
+          "each call is validated whole (lengths, ids in range, finite values, no duplicate id) "
+          "before it is applied. Median of 6 passes.\n")
+        w("| path | variant | samples/s | ns/sample | load avg |")
+        w("|---|---|---:|---:|---:|")
+        for r in micro["feedback"]["rows"]:
+            w(f"| `{r['path']}` | {r['variant']} | {r['samples_per_s'] / 1e6:,.1f} M | "
+              f"{r['ns_per_sample']:.1f} | {r['load']:.2f} |")
+            goals.append((f"feedback ≥ 50M samples/s: {r['path']}, {r['variant']}",
+                          f"{r['samples_per_s'] / 1e6:,.1f} M samples/s", r["load"],
+                          r["samples_per_s"] >= 50e6))
+        w("")
+
+    if micro and "book_bytes" in micro:
+        w("## ScoreBook memory per sample\n")
+        w("Bytes of per-sample state for the fields each policy needs (unneeded fields are "
+          "never allocated); the always-present counters (seen, last epoch, times kept) are 12 "
+          "of them. Influence also keeps its gradient embeddings, 4·`sketch_dim` bytes a sample "
+          "(2 KiB at the default 512).\n")
+        w("| policy | bytes/sample | + embeddings | at ImageNet-1k (1.28M) |")
+        w("|---|---:|---:|---:|")
+        for r in micro["book_bytes"]["rows"]:
+            w(f"| {r['policy']} | {r['bytes_per_sample']} | {r['embedding_bytes_per_sample']} | "
+              f"{r['imagenet_mb']:,.0f} MB |")
+        w("")
+
+    if micro and "overhead" in micro:
+        w("## Consumer-side overhead of `next` + release\n")
+        w("An in-memory source of one-byte samples (u8, batch 256, 2²⁰ samples, prefetch 32), "
+          "so the workers are far ahead and what the consumer's call costs is the loader's own "
+          "bookkeeping: the state lock, taking the ready batch off the window, waking a worker, "
+          "wrapping the buffer, and on release returning it to the pool. Per-call times over "
+          "whole epochs after a warm-up epoch.\n")
+        w("| workers | batches | median µs | p90 µs | p99 µs | mean µs | consumer waited | load avg |")
+        w("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in micro["overhead"]["rows"]:
+            w(f"| {r['workers']} | {r['batches']:,} | {r['median_us']:.2f} | {r['p90_us']:.2f} | "
+              f"{r['p99_us']:.2f} | {r['mean_us']:.2f} | {r['waited_fraction'] * 100:.1f}% of "
+              f"the time | {r['load']:.2f} |")
+        w("")
+        for r in micro["overhead"]["rows"]:
+            goals.append((f"next+release ≤ 5 µs ({r['workers']} worker"
+                          f"{'s' if r['workers'] > 1 else ''})",
+                          f"median {r['median_us']:.2f} µs, p90 {r['p90_us']:.2f} µs, "
+                          f"mean {r['mean_us']:.2f} µs", r["load"], r["median_us"] <= 5))
+
+    if micro and "boundary" in micro and micro["boundary"]["rows"]:
+        w("## Wait at the epoch boundary\n")
+        w("Fashion-MNIST train as f32 NCHW normalised, batch 256, 2 workers, prefetch 8, with "
+          "per-sample loss feedback after every batch. The wait is the time from the "
+          "end-of-epoch `None` to the next epoch's first batch: the next plan is made from the "
+          "ScoreBook as it then stands (that is what makes plans depend only on feedback), and "
+          "the workers refill the pipeline. A batch time is the steady-state interval between "
+          "deliveries. Two trainers: one whose step takes no time (the loader is the "
+          "bottleneck: the strictest reading) and one whose step takes 2 ms off the CPU (a GPU "
+          "step, simulated by sleeping). Median over 6 boundaries.\n")
+        w("| policy | trainer step | batch time | boundary wait (median / max) | in batch times | load avg |")
+        w("|---|---:|---:|---:|---:|---:|")
+        for r in micro["boundary"]["rows"]:
+            w(f"| {r['policy']} | {r['trainer_step_ms']:.0f} ms | {r['batch_time_ms']:.3f} ms | "
+              f"{r['boundary_wait_ms']:.3f} / {r['boundary_wait_max_ms']:.3f} ms | "
+              f"**{r['wait_in_batches']:.2f}** | {r['load']:.2f} |")
+            goals.append((f"epoch-boundary wait ≤ 2 batch times ({r['policy']}, trainer step "
+                          f"{r['trainer_step_ms']:.0f} ms)",
+                          f"{r['wait_in_batches']:.2f} batch times "
+                          f"({r['boundary_wait_ms']:.3f} ms / {r['batch_time_ms']:.3f} ms)",
+                          r["load"], r["wait_in_batches"] <= 2))
+        w("")
+
+    w("## Pruning: accuracy against wall time (reference trainer)\n")
+    w("From the trainer's comparison, not rerun by `make bench` (it takes hours): "
+      "Fashion-MNIST, 15 epochs, every policy, 3 seeds each. Table: "
+      "[`results/long/compare.md`](../results/long/compare.md); reproduce with "
+      "`thresher-train compare` as described there and in the README.\n")
+    w("![test accuracy against training time](../results/long/compare.png)\n")
+
+    if prof:
+        w("## Profiling: what it showed and what changed\n")
+        w(prof["markdown"])
+        w("")
+
+    # ---- goals -----------------------------------------------------------------------------
+    lines = ["## Goals\n",
+             "| goal | measured | load avg | verdict |", "|---|---|---:|---|"]
+    for goal, fig, ld, ok in goals:
+        if isinstance(ok, tuple):
+            v = (f"{verdict(ok[0])} when the subset is fixed; "
+                 f"{verdict(ok[1])} on later epochs")
+        elif ok is None:
+            v = "not measured"
+        else:
+            v = verdict(ok)
+        lines.append(f"| {goal} | {fig} | {'—' if ld is None else f'{ld:.2f}'} | {v} |")
+    lines.append("")
+    # The goals go first, after the introduction.
+    intro_end = 3 if micro else 2
+    page = out[:intro_end] + lines + out[intro_end:]
+    with open(os.path.join(docs, "performance.md"), "w") as f:
+        f.write("\n".join(page) + "\n")
+    print(f"wrote {os.path.join(docs, 'performance.md')}")
+
+
+def main():
+    argv = sys.argv[1:]
+    quick = "--quick" in argv
+    docs = os.path.join(ROOT, "docs")
+    if "--docs" in argv:
+        docs = os.path.abspath(argv[argv.index("--docs") + 1])
+    raw = os.path.join(docs, "bench")
+    os.makedirs(raw, exist_ok=True)
+    if "--from-json" not in argv:
+        measure(raw, quick)
+    write_page(docs, raw, quick)
+
+
+if __name__ == "__main__":
+    main()
