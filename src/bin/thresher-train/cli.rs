@@ -131,6 +131,12 @@ impl Dataset {
             Dataset::Mnist => "mnist",
         }
     }
+    /// [C, H, W] of a sample.
+    pub fn shape(self) -> [usize; 3] {
+        match self {
+            Dataset::FashionMnist | Dataset::Mnist => [1, 28, 28],
+        }
+    }
     /// Mean and standard deviation of the [0, 1]-scaled training pixels.
     pub fn normalize(self) -> (f32, f32) {
         match self {

@@ -292,7 +292,7 @@ pub fn run(args: &CompareArgs, device: tch::Device, threads: usize) -> Result<()
             .map_or(String::new(), |l| format!(", first {l} test samples")),
         c.epochs,
         c.batch_size,
-        c.model,
+        c.model.resolve(c.dataset.shape()),
         c.width,
         c.lr,
         c.momentum,
