@@ -26,7 +26,7 @@ header:
 	cbindgen --config cbindgen.toml --output include/thresher.h .
 	$(PY) bindings/python/gen_capi.py
 
-test: setup test-rust test-c test-valgrind test-cpp test-cpp-trainer test-install test-python test-trainer test-fuzz
+test: setup test-rust test-c test-valgrind test-cpp test-mpi test-cpp-trainer test-install test-python test-trainer test-fuzz
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -134,7 +134,7 @@ clean:
 
 # ---- C++ wrapper, libtorch C++ trainer, install (bindings issue) ----------------------------
 
-.PHONY: test-cpp cpp-trainer test-cpp-trainer install test-install
+.PHONY: test-cpp test-mpi cpp-trainer test-cpp-trainer install test-install
 
 CXXFLAGS_STRICT := -std=c++17 -Wall -Wextra -Werror -pedantic -g -O1
 # The torch wheel in .venv carries libtorch's headers and libraries; found by path, so make
@@ -172,6 +172,15 @@ build/cpp_trainer.o: examples/cpp_trainer/train.cpp bindings/cpp/thresher.hpp in
 
 build/cpp_trainer: build/cpp_trainer.o build
 	$(CXX) $< $(LIB_DIR)/libthresher.a $(TORCH_LIBS) $(RUST_LINK) -o $@
+
+# Ranks over MPI (examples/mpi_feedback): feedback gathered with MPI_Allgatherv, equal batch
+# counts, equal digests on every rank after every epoch; with 2 and 3 ranks. MPICH comes from
+# PyPI into .venv (scripts/setup.sh).
+test-mpi: setup build
+	@mkdir -p build
+	.venv/bin/mpicxx $(CXXFLAGS_STRICT) -Iinclude -Ibindings/cpp examples/mpi_feedback/mpi_feedback.cpp $(LIB_DIR)/libthresher.a $(RUST_LINK) -Wl,-rpath,$(CURDIR)/.venv/lib -o build/mpi_feedback
+	.venv/bin/mpiexec -n 2 ./build/mpi_feedback data/fashion-mnist 3
+	.venv/bin/mpiexec -n 3 ./build/mpi_feedback data/fashion-mnist 2
 
 # One short epoch (3,000 training samples, 2,000 test samples): builds, trains, feeds back.
 test-cpp-trainer: cpp-trainer

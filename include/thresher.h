@@ -180,11 +180,11 @@ typedef struct {
    */
   uint64_t epoch;
   /**
-   * Batches the epoch delivers (for LR schedules).
+   * Batches the epoch delivers on this rank (for LR schedules); the same on every rank.
    */
   uint64_t batches;
   /**
-   * Samples the epoch delivers.
+   * Samples the epoch keeps over all ranks (padding not counted).
    */
   uint64_t samples;
   /**
@@ -196,6 +196,25 @@ typedef struct {
    */
   double prune_fraction;
 } thresher_epoch_info;
+
+/**
+ * Digests of a loader's rank-independent state (thresher_loader_digest): equal on ranks that
+ * agree. FNV-1a 64-bit hashes, for comparison only.
+ */
+typedef struct {
+  /**
+   * The epoch whose plan was hashed.
+   */
+  uint64_t epoch;
+  /**
+   * The epoch number and the global plan's ids and weights, in order.
+   */
+  uint64_t plan;
+  /**
+   * The ScoreBook and the policy's state.
+   */
+  uint64_t scores;
+} thresher_digest;
 
 /**
  * The epoch report: what the plan kept and what the epoch cost (ALGORITHMS.md, "What to
@@ -279,6 +298,15 @@ const char *thresher_version(void);
  * Number of samples in the batch (the last batch of an epoch may be short). 0 for NULL.
  */
 size_t thresher_batch_len(const thresher_batch *b);
+
+/**
+ * How many of the batch's trailing samples are padding. Only with config `world_size` > 1 and
+ * without `drop_last`: the last batch of an epoch is filled up with repeats of ids from the
+ * start of the global plan, weight 0, so that every rank yields as many full batches. Their
+ * feedback is not needed (thresher.torch.distributed.all_gather_feedback leaves it out); the
+ * first thresher_batch_len(b) − padding samples are the real ones. 0 for NULL.
+ */
+size_t thresher_batch_padding(const thresher_batch *b);
 
 /**
  * The batch's sample ids, thresher_batch_len(b) of them, in plan order: pass them back in
@@ -406,6 +434,17 @@ thresher_status thresher_loader_feedback(thresher_loader *loader, const thresher
  * THRESHER_INVALID_ARGUMENT for NULL arguments (`*out` untouched). Thread-safe.
  */
 thresher_status thresher_loader_epoch(const thresher_loader *loader, thresher_epoch_info *out);
+
+/**
+ * Writes digests of the loader's rank-independent state into `*out`: the current epoch's
+ * global plan (or the last one's between epochs: this call never begins an epoch) and the
+ * ScoreBook with the policy's state. Ranks that share one global plan (config `rank`,
+ * `world_size`) and have been fed the same feedback have equal digests: compare them across
+ * ranks (e.g. after every epoch) to catch a rank that missed feedback. Returns THRESHER_OK,
+ * or THRESHER_INVALID_ARGUMENT for NULL arguments (`*out` untouched). Thread-safe; it hashes
+ * the whole ScoreBook (milliseconds for a million samples), so call it per epoch, not per step.
+ */
+thresher_status thresher_loader_digest(const thresher_loader *loader, thresher_digest *out);
 
 /**
  * Describes in `*out` the current epoch so far, or the epoch that just ended when

@@ -19,6 +19,12 @@ if [ ! -f .venv/.stamp-torch-$TORCH_VERSION ]; then
   touch .venv/.stamp-torch-$TORCH_VERSION
 fi
 
+# --- MPICH from PyPI (the `mpich` wheel: mpicxx, mpiexec, libmpi) for the MPI example -------
+# (examples/mpi_feedback, `make test-mpi`): a real MPI without Debian's 60 MB of compilers.
+if [ ! -x .venv/bin/mpicxx ]; then
+  .venv/bin/pip install --quiet "mpich==5.0.2"
+fi
+
 # --- Fashion-MNIST from Debian's dataset-fashion-mnist ------------------------------
 if [ ! -f data/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   src=/usr/share/datasets/fashion-mnist

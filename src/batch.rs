@@ -57,6 +57,8 @@ pub(crate) struct BatchBuf {
     pub(crate) weights: Vec<f32>,
     pub(crate) epoch: u64,
     pub(crate) index: usize,
+    /// Trailing samples that are padding (ranks > 1; see `plan`).
+    pub(crate) padding: usize,
 }
 
 /// Buffers waiting for reuse.
@@ -133,6 +135,12 @@ impl Batch {
     /// Its position within the epoch (0-based).
     pub fn index(&self) -> usize {
         self.buf().index
+    }
+    /// How many of the trailing samples are padding: with `world_size` > 1 the last batch of
+    /// an epoch is filled up with repeats (weight 0) so every rank has as many full batches.
+    /// Their feedback is not needed; `ids()[..len() - padding()]` are the real ones.
+    pub fn padding(&self) -> usize {
+        self.buf().padding
     }
     pub fn dtype(&self) -> Dtype {
         self.dtype

@@ -4,36 +4,44 @@
 //! the ScoreBook has moved on since the epoch began. RNG state needs no storing: every random
 //! draw is keyed by (seed, epoch, …).
 //!
-//! Format, version 1, little-endian: magic "THRSTATE" · u32 version · fingerprint (N, seed,
-//! batch size, shuffle, drop_last, policy kind) · u64 epoch · u64 total samples · u8 has-plan ·
-//! [plan epoch, ids, weights, delivered, mean weight, score mean, score std] · ScoreBook ·
-//! policy state · CRC-32. Written atomically like score files.
+//! The state is rank-independent: the plan stored is the global one (the same on every rank)
+//! and the position is the number of global positions consumed, so every rank writes the same
+//! bytes, and a checkpoint written at one world size (or per-rank batch size) continues the
+//! same global plan at another (see `plan` for the layout).
+//!
+//! Format, version 2, little-endian: magic "THRSTATE" · u32 version · fingerprint (N, seed,
+//! shuffle, drop_last, policy kind) · u64 epoch · u64 total samples · u8 has-plan · [plan
+//! epoch, global ids, weights, u64 position, mean weight, score mean, score std] · ScoreBook ·
+//! policy state · CRC-32. Written atomically like score files. Version 1 (one rank: the
+//! fingerprint also held the batch size, and the position was counted in batches) is still
+//! read.
 
 use std::path::Path;
 
 use crate::codec::{check_crc, Reader, Writer};
 use crate::error::{Error, Result};
-use crate::plan::Plan;
 use crate::scores::ScoreBook;
 
 const MAGIC: &[u8; 8] = b"THRSTATE";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// What must match between the saving and the restoring loader.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Fingerprint {
     pub n: u64,
     pub seed: u64,
-    pub batch_size: u64,
     pub shuffle: bool,
     pub drop_last: bool,
     pub policy: String,
 }
 
-/// The current epoch's plan and how far the consumer got.
+/// The current epoch's global plan and how far the ranks got.
 pub(crate) struct SavedJob {
-    pub plan: Plan,
-    pub delivered: usize,
+    pub epoch: u64,
+    pub ids: Vec<u64>,
+    pub weights: Vec<f32>,
+    /// Global positions consumed (may exceed `ids.len()` by padding).
+    pub position: u64,
     pub mean_weight: f64,
     pub score_mean: f64,
     pub score_std: f64,
@@ -55,7 +63,6 @@ pub(crate) fn encode(s: &Snapshot<'_>) -> Vec<u8> {
     let f = &s.fingerprint;
     w.u64(f.n);
     w.u64(f.seed);
-    w.u64(f.batch_size);
     w.u8(f.shuffle as u8);
     w.u8(f.drop_last as u8);
     w.str(&f.policy);
@@ -65,10 +72,10 @@ pub(crate) fn encode(s: &Snapshot<'_>) -> Vec<u8> {
         None => w.u8(0),
         Some(j) => {
             w.u8(1);
-            w.u64(j.plan.epoch);
-            w.u64s(&j.plan.ids);
-            w.f32s(&j.plan.weights);
-            w.u64(j.delivered as u64);
+            w.u64(j.epoch);
+            w.u64s(&j.ids);
+            w.f32s(&j.weights);
+            w.u64(j.position);
             w.f64(j.mean_weight);
             w.f64(j.score_mean);
             w.f64(j.score_std);
@@ -109,15 +116,22 @@ pub(crate) fn restore(
     let mut r = Reader::new(body, 8);
     let truncated = || bad("truncated");
     let version = r.u32().ok_or_else(truncated)?;
-    if version != VERSION {
+    if version != VERSION && version != 1 {
         return Err(bad(&format!(
-            "version {version}; this build reads {VERSION}"
+            "version {version}; this build reads 1 and {VERSION}"
         )));
     }
+    let n = r.u64().ok_or_else(truncated)?;
+    let seed = r.u64().ok_or_else(truncated)?;
+    // Version 1 counted the position in batches of this size.
+    let v1_batch_size = if version == 1 {
+        r.u64().ok_or_else(truncated)?
+    } else {
+        0
+    };
     let found = Fingerprint {
-        n: r.u64().ok_or_else(truncated)?,
-        seed: r.u64().ok_or_else(truncated)?,
-        batch_size: r.u64().ok_or_else(truncated)?,
+        n,
+        seed,
         shuffle: r.u8().ok_or_else(truncated)? != 0,
         drop_last: r.u8().ok_or_else(truncated)? != 0,
         policy: r.str().ok_or_else(truncated)?,
@@ -136,24 +150,22 @@ pub(crate) fn restore(
             let plan_epoch = r.u64().ok_or_else(truncated)?;
             let ids = r.u64s().ok_or_else(truncated)?;
             let weights = r.f32s().ok_or_else(truncated)?;
-            let delivered = r.u64().ok_or_else(truncated)? as usize;
-            let plan = Plan {
-                epoch: plan_epoch,
-                ids,
-                weights,
-                batch_size: expect.batch_size as usize,
-                dataset_len: expect.n as usize,
-            };
-            if plan.ids.len() != plan.weights.len()
-                || plan.ids.iter().any(|&id| id >= expect.n)
-                || delivered > plan.batches()
+            let mut position = r.u64().ok_or_else(truncated)?;
+            if version == 1 {
+                // Delivered batches, and v1 plans were already cut by drop_last.
+                position = position.saturating_mul(v1_batch_size);
+            }
+            if ids.len() != weights.len()
+                || ids.iter().any(|&id| id >= expect.n)
                 || plan_epoch != epoch
             {
                 return Err(bad("inconsistent plan"));
             }
             Some(SavedJob {
-                plan,
-                delivered,
+                epoch: plan_epoch,
+                ids,
+                weights,
+                position,
                 mean_weight: r.f64().ok_or_else(truncated)?,
                 score_mean: r.f64().ok_or_else(truncated)?,
                 score_std: r.f64().ok_or_else(truncated)?,

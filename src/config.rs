@@ -26,6 +26,15 @@ pub struct Config {
     pub drop_last: bool,
     #[serde(default)]
     pub seed: u64,
+    /// This process's rank among `world_size` (torch.distributed's rank). Every rank makes the
+    /// same global plan and takes its strided share of it; see `plan`.
+    #[serde(default)]
+    pub rank: usize,
+    /// Number of ranks sharing each epoch's plan. With more than one, each epoch is padded (or
+    /// with `drop_last` truncated) to whole steps of `world_size × batch_size` samples, so every
+    /// rank yields the same number of batches.
+    #[serde(default = "default_world_size")]
+    pub world_size: usize,
     /// Worker threads that read and transform samples.
     #[serde(default = "default_workers")]
     pub workers: usize,
@@ -65,6 +74,9 @@ fn default_batch_size() -> usize {
 }
 fn default_true() -> bool {
     true
+}
+fn default_world_size() -> usize {
+    1
 }
 fn default_workers() -> usize {
     2
@@ -118,6 +130,18 @@ impl Config {
             return Err(Error::invalid(format!(
                 "config key `prefetch`: {} is out of range 1..=1024",
                 self.prefetch
+            )));
+        }
+        if self.world_size == 0 || self.world_size > 1 << 16 {
+            return Err(Error::invalid(format!(
+                "config key `world_size`: {} is out of range 1..=65536",
+                self.world_size
+            )));
+        }
+        if self.rank >= self.world_size {
+            return Err(Error::invalid(format!(
+                "config key `rank`: {} is out of range 0..{} (world_size is {})",
+                self.rank, self.world_size, self.world_size
             )));
         }
         self.transform.validate()?;
@@ -196,6 +220,7 @@ mod tests {
         assert_eq!(c.batch_size, 256);
         assert!(c.shuffle && !c.drop_last);
         assert_eq!((c.workers, c.prefetch, c.seed), (2, 4, 0));
+        assert_eq!((c.rank, c.world_size), (0, 1));
     }
 
     #[test]
@@ -214,6 +239,13 @@ mod tests {
         assert!(err(r#"{"workers": 0}"#).contains("workers"));
         assert!(err(r#"{"prefetch": 0}"#).contains("prefetch"));
         assert!(err(r#"{"seed": -1}"#).contains("seed"));
+        assert!(err(r#"{"world_size": 0}"#).starts_with("config key `world_size`"));
+        let e = err(r#"{"rank": 2, "world_size": 2}"#);
+        assert!(
+            e.starts_with("config key `rank`: 2 is out of range 0..2"),
+            "{e}"
+        );
+        assert!(err(r#"{"rank": -1}"#).contains("rank"));
         assert!(err(r#"{"policy": {"kind": "random", "prune": 1.5}}"#).contains("policy.prune"));
         assert!(err(r#"{"policy": {"kind": "nope"}}"#).contains("nope"));
         let e = err(r#"{"policy": {"kind": "infobatch", "epochs": -1}}"#);

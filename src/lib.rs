@@ -25,7 +25,7 @@ pub mod transform;
 pub use batch::Batch;
 pub use config::{Config, OnError};
 pub use error::{Error, ErrorKind, Result};
-pub use loader::{EpochInfo, EpochReport, Loader, SkippedSample};
+pub use loader::{Digest, EpochInfo, EpochReport, Loader, SkippedSample};
 pub use rng::{Rng, Stream};
 pub use scores::{Feedback, ScoreBook, ScoreFields};
 

@@ -75,6 +75,17 @@ pub struct EpochReport {
     pub skipped: u64,
 }
 
+/// What `Loader::digest` returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Digest {
+    /// The epoch of the plan digested.
+    pub epoch: u64,
+    /// FNV-1a 64 of the epoch and the global order with its weights.
+    pub plan: u64,
+    /// FNV-1a 64 of the ScoreBook and the policy's state.
+    pub scores: u64,
+}
+
 /// A sample dropped under `on_error: "skip"`: which, where from, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SkippedSample {
@@ -152,6 +163,8 @@ struct State {
     total_samples: u64,
     /// The report of the last epoch that ended.
     last_report: Option<EpochReport>,
+    /// The plan of the last epoch that ended (for `digest` between epochs).
+    last_plan: Option<Arc<Plan>>,
 }
 
 struct Job {
@@ -219,6 +232,8 @@ impl Loader {
             shuffle: config.shuffle,
             batch_size: config.batch_size,
             drop_last: config.drop_last,
+            rank: config.rank,
+            world_size: config.world_size,
         };
         let shared = Arc::new(Shared {
             source,
@@ -233,6 +248,7 @@ impl Loader {
                 epoch: 0,
                 total_samples: 0,
                 last_report: None,
+                last_plan: None,
             }),
             work: Condvar::new(),
             ready: Condvar::new(),
@@ -250,7 +266,6 @@ impl Loader {
             fingerprint: Fingerprint {
                 n: n as u64,
                 seed: config.seed,
-                batch_size: config.batch_size as u64,
                 shuffle: config.shuffle,
                 drop_last: config.drop_last,
                 policy: config.policy.kind().to_string(),
@@ -304,7 +319,7 @@ impl Loader {
                     // A failed report write is returned once; the next call reports the end.
                     s.write_report(&report)?;
                 }
-                state.job = None;
+                state.last_plan = state.job.take().map(|j| j.plan);
                 return Ok(None);
             }
             let start = Instant::now();
@@ -406,8 +421,10 @@ impl Loader {
         let planner = s.planner.lock();
         let scores = s.scores.lock();
         let job = state.job.as_ref().map(|j| SavedJob {
-            plan: (*j.plan).clone(),
-            delivered: j.delivered,
+            epoch: j.plan.epoch,
+            ids: j.plan.ids.clone(),
+            weights: j.plan.weights.clone(),
+            position: j.plan.position_after(j.delivered) as u64,
             mean_weight: j.report.mean_weight,
             score_mean: j.report.score_mean,
             score_std: j.report.score_std,
@@ -422,6 +439,34 @@ impl Loader {
         });
         drop((scores, planner, state));
         crate::scorefile::write_atomic(path, &bytes)
+    }
+
+    /// Digests that say whether ranks agree: the current epoch's global plan (or the last
+    /// one's, between epochs; never begins an epoch) and the ScoreBook with the policy's state.
+    /// Ranks fed the same feedback have equal digests whatever their rank. Thread-safe; it
+    /// hashes the whole ScoreBook, so call it per epoch, not per step.
+    pub fn digest(&self) -> Digest {
+        let s = &*self.shared;
+        let state = s.state.lock();
+        let plan = state
+            .job
+            .as_ref()
+            .map(|j| &j.plan)
+            .or(state.last_plan.as_ref());
+        let (epoch, plan) = plan.map_or((state.epoch, 0), |p| (p.epoch, p.digest()));
+        let planner = s.planner.lock();
+        let scores = s.scores.lock();
+        let mut w = crate::codec::Writer::default();
+        scores.encode(&mut w);
+        w.u8s(&planner.policy.save_state());
+        drop((scores, planner, state));
+        let mut h = crate::plan::Fnv::default();
+        h.write(&w.buf);
+        Digest {
+            epoch,
+            plan,
+            scores: h.0,
+        }
     }
 
     /// Number of samples in the dataset.
@@ -591,8 +636,16 @@ impl Shared {
             ..SkipLog::default()
         };
         self.current_epoch.store(r.epoch, Ordering::Release);
+        let options = planner.options;
         state.job = r.job.map(|j| {
-            let plan = j.plan;
+            let (plan, delivered) = resume_layout(
+                j.epoch,
+                j.ids,
+                j.weights,
+                j.position,
+                &options,
+                self.source.len(),
+            );
             let report = EpochReport {
                 epoch: plan.epoch,
                 samples: plan.samples() as u64,
@@ -608,8 +661,8 @@ impl Shared {
             };
             Job {
                 plan: Arc::new(plan),
-                claimed: j.delivered,
-                delivered: j.delivered,
+                claimed: delivered,
+                delivered,
                 window: VecDeque::with_capacity(self.prefetch),
                 consumer_wait: Duration::ZERO,
                 report,
@@ -670,17 +723,17 @@ impl Shared {
         buf: &mut BatchBuf,
         scratch: &mut WorkerScratch,
     ) -> Result<()> {
-        let range = plan.batch_range(k);
+        let len = plan.batch_len(k);
         buf.epoch = plan.epoch;
         buf.index = k;
+        buf.padding = 0;
         buf.ids.clear();
         buf.weights.clear();
         buf.labels.clear();
         let per = self.transform.sample_bytes();
-        buf.data.set_len(per * range.len());
-        let ids = &plan.ids[range.clone()];
-        let weights = &plan.weights[range];
-        for (&id, &weight) in ids.iter().zip(weights) {
+        buf.data.set_len(per * len);
+        for j in 0..len {
+            let (id, weight) = plan.entry(k, j);
             if self.shutdown.load(Ordering::Relaxed) {
                 return Err(Error::state("the loader is shutting down"));
             }
@@ -697,6 +750,7 @@ impl Shared {
             });
             match loaded {
                 Ok(()) => {
+                    buf.padding += plan.is_padding(k, j) as usize;
                     buf.ids.push(id);
                     buf.weights.push(weight);
                     buf.labels.push(self.source.label(id as usize));
@@ -751,6 +805,37 @@ impl Shared {
         };
         self.transform
             .apply(&view, epoch, id, &mut scratch.transform, out)
+    }
+}
+
+/// The layout of a checkpoint's global plan for this rank: where batch 0 begins and how many
+/// batches count as delivered. When the consumed position falls on a step boundary of this
+/// world size, the layout starts at 0 with that many steps delivered (the same numbering as the
+/// uninterrupted run when the world size is unchanged); otherwise it starts at the position.
+fn resume_layout(
+    epoch: u64,
+    ids: Vec<u64>,
+    weights: Vec<f32>,
+    position: u64,
+    options: &PlanOptions,
+    dataset_len: usize,
+) -> (Plan, usize) {
+    let plan = Plan::from_global(epoch, ids, weights, options, dataset_len, 0);
+    let step = (options.world_size * options.batch_size) as u64;
+    if position >= plan.samples() as u64 {
+        // Everything was delivered: the next call reports the end of the epoch.
+        let batches = plan.batches();
+        (plan, batches)
+    } else if position.is_multiple_of(step) {
+        let delivered = (position / step) as usize;
+        (plan, delivered)
+    } else {
+        let start = position as usize;
+        let Plan { ids, weights, .. } = plan;
+        (
+            Plan::from_global(epoch, ids, weights, options, dataset_len, start),
+            0,
+        )
     }
 }
 

@@ -335,6 +335,9 @@ fn battery() {
         misuse!(thresher_loader_epoch(l, null_mut()), "out");
         misuse!(thresher_loader_report(null(), &mut rep), "loader");
         misuse!(thresher_loader_report(l, null_mut()), "out");
+        let mut digest = thresher_digest::default();
+        misuse!(thresher_loader_digest(null(), &mut digest), "loader");
+        misuse!(thresher_loader_digest(l, null_mut()), "out");
         misuse!(thresher_loader_save_scores(null(), path.as_ptr()), "loader");
         misuse!(thresher_loader_save_scores(l, null()), "path");
         misuse!(thresher_loader_state_save(null(), path.as_ptr()), "loader");
@@ -345,9 +348,10 @@ fn battery() {
         assert!(thresher_batch_ids(null()).is_null());
         assert!(thresher_batch_labels(null()).is_null());
         assert!(thresher_batch_weights(null()).is_null());
+        assert_eq!(thresher_batch_padding(null()), 0);
         thresher_batch_release(null_mut());
         thresher_loader_free(null_mut());
-        n += 6;
+        n += 7;
 
         // --- feedback: refused whole, ScoreBook unchanged --------------------------------------
         let scores_before = dir.path().join("before");

@@ -172,6 +172,8 @@ template <class T> class span {
 using EpochInfo = thresher_epoch_info;
 /// What the current or just-ended epoch kept and cost (see thresher_loader_report).
 using EpochReport = thresher_epoch_report;
+/// Digests of the rank-independent state (see thresher_loader_digest): equal on agreeing ranks.
+using Digest = thresher_digest;
 /// Which array of a batch to export through DLPack.
 using Field = thresher_field;
 /// Element type of a batch's data.
@@ -263,6 +265,9 @@ class Batch {
     }
     /// Loss weights from the policy: minimise mean(w_i * loss_i).
     span<const float> weights() const noexcept { return {thresher_batch_weights(raw_), size()}; }
+    /// Trailing samples that are padding (world_size > 1, weight 0): the first
+    /// size() - padding() are the real ones, the only ones whose feedback is needed.
+    std::size_t padding() const noexcept { return thresher_batch_padding(raw_); }
     /// The samples (pointer, dtype, shape). Throws Error on an empty Batch.
     Tensor data() const {
         thresher_tensor t;
@@ -458,6 +463,13 @@ class Loader {
         EpochReport r;
         detail::check(thresher_loader_report(raw_, &r));
         return r;
+    }
+    /// Digests of the current (or last) epoch's global plan and of the ScoreBook: compare them
+    /// across ranks once an epoch. Thread-safe; hashes the whole ScoreBook.
+    Digest digest() const {
+        Digest d;
+        detail::check(thresher_loader_digest(raw_, &d));
+        return d;
     }
     /// Writes the per-sample scores (score-file format, atomic). Throws Error(THRESHER_IO)
     /// naming the path.

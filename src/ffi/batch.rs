@@ -57,6 +57,16 @@ pub unsafe extern "C" fn thresher_batch_len(b: *const thresher_batch) -> usize {
     guard_value(0, || unsafe { batch_ref(b) }.map_or(0, |b| b.len()))
 }
 
+/// How many of the batch's trailing samples are padding. Only with config `world_size` > 1 and
+/// without `drop_last`: the last batch of an epoch is filled up with repeats of ids from the
+/// start of the global plan, weight 0, so that every rank yields as many full batches. Their
+/// feedback is not needed (thresher.torch.distributed.all_gather_feedback leaves it out); the
+/// first thresher_batch_len(b) − padding samples are the real ones. 0 for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn thresher_batch_padding(b: *const thresher_batch) -> usize {
+    guard_value(0, || unsafe { batch_ref(b) }.map_or(0, |b| b.padding()))
+}
+
 /// The batch's sample ids, thresher_batch_len(b) of them, in plan order: pass them back in
 /// thresher_feedback. Owned by the batch, valid until it is released. NULL for NULL.
 #[no_mangle]

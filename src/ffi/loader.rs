@@ -44,14 +44,27 @@ pub struct thresher_feedback {
 pub struct thresher_epoch_info {
     /// 0-based epoch number.
     pub epoch: u64,
-    /// Batches the epoch delivers (for LR schedules).
+    /// Batches the epoch delivers on this rank (for LR schedules); the same on every rank.
     pub batches: u64,
-    /// Samples the epoch delivers.
+    /// Samples the epoch keeps over all ranks (padding not counted).
     pub samples: u64,
     /// Samples in the dataset, N.
     pub dataset_len: u64,
     /// 1 - samples / dataset_len: the realised fraction pruned this epoch.
     pub prune_fraction: f64,
+}
+
+/// Digests of a loader's rank-independent state (thresher_loader_digest): equal on ranks that
+/// agree. FNV-1a 64-bit hashes, for comparison only.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct thresher_digest {
+    /// The epoch whose plan was hashed.
+    pub epoch: u64,
+    /// The epoch number and the global plan's ids and weights, in order.
+    pub plan: u64,
+    /// The ScoreBook and the policy's state.
+    pub scores: u64,
 }
 
 /// The epoch report: what the plan kept and what the epoch cost (ALGORITHMS.md, "What to
@@ -256,6 +269,36 @@ pub unsafe extern "C" fn thresher_loader_epoch(
         };
         // SAFETY: checked non-NULL.
         unsafe { *out = info };
+        Ok(thresher_status::THRESHER_OK)
+    })
+}
+
+/// Writes digests of the loader's rank-independent state into `*out`: the current epoch's
+/// global plan (or the last one's between epochs: this call never begins an epoch) and the
+/// ScoreBook with the policy's state. Ranks that share one global plan (config `rank`,
+/// `world_size`) and have been fed the same feedback have equal digests: compare them across
+/// ranks (e.g. after every epoch) to catch a rank that missed feedback. Returns THRESHER_OK,
+/// or THRESHER_INVALID_ARGUMENT for NULL arguments (`*out` untouched). Thread-safe; it hashes
+/// the whole ScoreBook (milliseconds for a million samples), so call it per epoch, not per step.
+#[no_mangle]
+pub unsafe extern "C" fn thresher_loader_digest(
+    loader: *const thresher_loader,
+    out: *mut thresher_digest,
+) -> thresher_status {
+    guard(|| {
+        let l = unsafe { loader_ref(loader) }?;
+        if out.is_null() {
+            return Err(Error::invalid("out is NULL"));
+        }
+        let d = l.digest();
+        // SAFETY: checked non-NULL.
+        unsafe {
+            *out = thresher_digest {
+                epoch: d.epoch,
+                plan: d.plan,
+                scores: d.scores,
+            }
+        };
         Ok(thresher_status::THRESHER_OK)
     })
 }

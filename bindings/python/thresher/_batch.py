@@ -32,6 +32,7 @@ class Batch(Managed):
     def __init__(self, ptr):
         self._take(ptr)
         self._len = int(_capi.thresher_batch_len(ptr))
+        self._padding = int(_capi.thresher_batch_padding(ptr))
         self._views: dict[int, object] = {}
 
     def _delete(self, ptr) -> None:
@@ -70,6 +71,13 @@ class Batch(Managed):
     @property
     def weights(self):
         return self._field("weights")
+
+    @property
+    def padding(self) -> int:
+        """How many trailing samples are padding (config `world_size` > 1 without `drop_last`:
+        the epoch's last batch is filled up with repeats of weight 0 so every rank has as many
+        full batches). Their feedback is not needed: the first len(batch) - padding are real."""
+        return self._padding
 
     def __len__(self) -> int:
         return self._len

@@ -116,14 +116,27 @@ class thresher_epoch_info(Structure):
     _fields_ = [
         # 0-based epoch number.
         ('epoch', c_uint64),
-        # Batches the epoch delivers (for LR schedules).
+        # Batches the epoch delivers on this rank (for LR schedules); the same on every rank.
         ('batches', c_uint64),
-        # Samples the epoch delivers.
+        # Samples the epoch keeps over all ranks (padding not counted).
         ('samples', c_uint64),
         # Samples in the dataset, N.
         ('dataset_len', c_uint64),
         # 1 - samples / dataset_len: the realised fraction pruned this epoch.
         ('prune_fraction', c_double),
+    ]
+
+
+# Digests of a loader's rank-independent state (thresher_loader_digest): equal on ranks that
+# agree. FNV-1a 64-bit hashes, for comparison only.
+class thresher_digest(Structure):
+    _fields_ = [
+        # The epoch whose plan was hashed.
+        ('epoch', c_uint64),
+        # The epoch number and the global plan's ids and weights, in order.
+        ('plan', c_uint64),
+        # The ScoreBook and the policy's state.
+        ('scores', c_uint64),
     ]
 
 
@@ -173,6 +186,13 @@ thresher_version = bind('thresher_version', c_char_p, [], [])
 
 # Number of samples in the batch (the last batch of an epoch may be short). 0 for NULL.
 thresher_batch_len = bind('thresher_batch_len', c_size_t, [POINTER(thresher_batch)], ['b'])
+
+# How many of the batch's trailing samples are padding. Only with config `world_size` > 1 and
+# without `drop_last`: the last batch of an epoch is filled up with repeats of ids from the
+# start of the global plan, weight 0, so that every rank yields as many full batches. Their
+# feedback is not needed (thresher.torch.distributed.all_gather_feedback leaves it out); the
+# first thresher_batch_len(b) − padding samples are the real ones. 0 for NULL.
+thresher_batch_padding = bind('thresher_batch_padding', c_size_t, [POINTER(thresher_batch)], ['b'])
 
 # The batch's sample ids, thresher_batch_len(b) of them, in plan order: pass them back in
 # thresher_feedback. Owned by the batch, valid until it is released. NULL for NULL.
@@ -275,6 +295,15 @@ thresher_loader_feedback = bind('thresher_loader_feedback', thresher_status, [PO
 # THRESHER_INVALID_ARGUMENT for NULL arguments (`*out` untouched). Thread-safe.
 thresher_loader_epoch = bind('thresher_loader_epoch', thresher_status, [POINTER(thresher_loader), POINTER(thresher_epoch_info)], ['loader', 'out'])
 
+# Writes digests of the loader's rank-independent state into `*out`: the current epoch's
+# global plan (or the last one's between epochs: this call never begins an epoch) and the
+# ScoreBook with the policy's state. Ranks that share one global plan (config `rank`,
+# `world_size`) and have been fed the same feedback have equal digests: compare them across
+# ranks (e.g. after every epoch) to catch a rank that missed feedback. Returns THRESHER_OK,
+# or THRESHER_INVALID_ARGUMENT for NULL arguments (`*out` untouched). Thread-safe; it hashes
+# the whole ScoreBook (milliseconds for a million samples), so call it per epoch, not per step.
+thresher_loader_digest = bind('thresher_loader_digest', thresher_status, [POINTER(thresher_loader), POINTER(thresher_digest)], ['loader', 'out'])
+
 # Describes in `*out` the current epoch so far, or the epoch that just ended when
 # thresher_loader_next has returned THRESHER_END_OF_EPOCH and no new epoch has begun (this
 # call never begins one). Returns
@@ -327,10 +356,12 @@ __all__ = [
     'thresher_tensor',
     'thresher_feedback',
     'thresher_epoch_info',
+    'thresher_digest',
     'thresher_epoch_report',
     'thresher_abi_version',
     'thresher_version',
     'thresher_batch_len',
+    'thresher_batch_padding',
     'thresher_batch_ids',
     'thresher_batch_labels',
     'thresher_batch_weights',
@@ -343,6 +374,7 @@ __all__ = [
     'thresher_loader_next',
     'thresher_loader_feedback',
     'thresher_loader_epoch',
+    'thresher_loader_digest',
     'thresher_loader_report',
     'thresher_loader_save_scores',
     'thresher_loader_state_save',

@@ -121,6 +121,15 @@ class Loader(Managed):
         check(_capi.thresher_loader_report(self.ptr(), ctypes.byref(out)))
         return _as_dict(out)
 
+    def digest(self) -> dict[str, int]:
+        """{"epoch", "plan", "scores"}: 64-bit digests of the current (or, between epochs, the
+        last) epoch's global plan and of the ScoreBook with the policy's state. Ranks fed the
+        same feedback have equal digests; compare them across ranks after each epoch. Hashes
+        the whole ScoreBook: call it per epoch, not per step."""
+        out = _capi.thresher_digest()
+        check(_capi.thresher_loader_digest(self.ptr(), ctypes.byref(out)))
+        return _as_dict(out)
+
     def save_scores(self, path) -> None:
         """Writes the ScoreBook's per-sample scores to `path`, atomically."""
         check(_capi.thresher_loader_save_scores(self.ptr(), os.fsencode(path)))

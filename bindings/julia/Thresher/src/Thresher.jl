@@ -29,7 +29,7 @@ module Thresher
 using Libdl
 
 export ThresherError, Loader, Batch, epoch, next!, feedback!, epoch_info, report,
-       save_scores, save_state
+       save_scores, save_state, padding, digest
 
 # ---- the library ---------------------------------------------------------------------------
 
@@ -112,6 +112,13 @@ struct EpochInfo
     samples::UInt64
     dataset_len::UInt64
     prune_fraction::Float64
+end
+
+"""`thresher_digest`: digests of the global plan and the ScoreBook; equal on agreeing ranks."""
+struct Digest
+    epoch::UInt64
+    plan::UInt64
+    scores::UInt64
 end
 
 """`thresher_epoch_report`: what the current or just-ended epoch kept and cost."""
@@ -254,6 +261,10 @@ labels(b::Batch) = borrowed(Int64, @ccall(libthresher.thresher_batch_labels(
 """Loss weights from the policy (`Vector{Float32}` view): minimise mean(w .* loss)."""
 weights(b::Batch) = borrowed(Float32, @ccall(libthresher.thresher_batch_weights(
     b.ptr::Ptr{Cvoid})::Ptr{Float32}), length(b))
+
+"""Trailing samples that are padding (`world_size` > 1, weight 0): the first
+`length(b) - padding(b)` are the real ones."""
+padding(b::Batch) = Int(@ccall libthresher.thresher_batch_padding(b.ptr::Ptr{Cvoid})::Csize_t)
 
 """`thresher_batch_data`: the C description (pointer, dtype, shape) of the batch's data."""
 function tensor(b::Batch)
@@ -440,6 +451,14 @@ function report(l::Loader)
     out = Ref{EpochReport}()
     check(@ccall libthresher.thresher_loader_report(l.ptr::Ptr{Cvoid},
                                                     out::Ref{EpochReport})::Cint)
+    return out[]
+end
+
+"""`thresher_loader_digest`: digests of the current (or last) epoch's global plan and of the
+ScoreBook; compare them across ranks once an epoch (e.g. with MPI.jl's Allgather)."""
+function digest(l::Loader)
+    out = Ref{Digest}()
+    check(@ccall libthresher.thresher_loader_digest(l.ptr::Ptr{Cvoid}, out::Ref{Digest})::Cint)
     return out[]
 end
 

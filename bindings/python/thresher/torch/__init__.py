@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 import torch.utils.dlpack
 
-from . import _batch, _dlpack, _loader
-from ._errors import InvalidArgument
+from .. import _batch, _dlpack, _loader
+from .._errors import InvalidArgument
 
 __all__ = ["Batch", "Loader", "weighted_loss"]
 
