@@ -7,8 +7,8 @@
 use serde::Deserialize;
 
 use super::{
-    check_period, check_prune, mean_std, partition_seen, seen_budget, top_k_front, PlanContext,
-    Policy, Selection,
+    check_period, check_prune, extend_where, mean_std, partition_seen, seen_budget, top_k_front,
+    PlanContext, Policy, Selection,
 };
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
@@ -183,18 +183,16 @@ impl EpsilonGreedy {
         }
         // The explore pool in id order, so the draw is a function of the set alone.
         self.rest.clear();
-        self.rest.extend(
-            (0..n as u64).filter(|&id| book.is_seen(id as usize) && !self.kept[id as usize]),
-        );
+        let kept = &self.kept;
+        extend_where(&mut self.rest, n, |id| book.is_seen(id) & !kept[id]);
         let fill = k - top;
         Rng::new(seed, Stream::Select, draw, 0).choose_front(&mut self.rest, fill);
         for &id in &self.rest[..fill] {
             self.kept[id as usize] = true;
         }
         self.cache.ids.clear();
-        self.cache.ids.extend(
-            (0..n as u64).filter(|&id| !book.is_seen(id as usize) || self.kept[id as usize]),
-        );
+        let kept = &self.kept;
+        extend_where(&mut self.cache.ids, n, |id| !book.is_seen(id) | kept[id]);
         self.cache.set(seed, draw);
     }
 }

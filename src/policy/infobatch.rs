@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 
-use super::{check_prune, mean_std, PlanContext, Policy, Selection};
+use super::{check_prune, extend_where, mean_std, PlanContext, Policy, Selection};
 use crate::error::{Error, Result};
 use crate::rng::{Rng, Stream};
 use crate::scores::{ScoreBook, ScoreFields};
@@ -125,9 +125,9 @@ impl Policy for InfoBatch {
         // W in id order, so the draw depends on the set alone. A NaN mean (nothing seen)
         // compares false: W is empty and the epoch is full data.
         self.below.clear();
-        self.below.extend(
-            (0..n as u64).filter(|&i| scored(book, i as usize) && (loss[i as usize] as f64) < mean),
-        );
+        extend_where(&mut self.below, n, |i| {
+            scored(book, i) & ((loss[i] as f64) < mean)
+        });
         let drop = drop_count(self.config.prune, self.below.len());
         Rng::new(ctx.seed, Stream::Select, ctx.epoch, 0).choose_front(&mut self.below, drop);
         self.class.clear();
@@ -140,13 +140,18 @@ impl Policy for InfoBatch {
             self.class[i as usize] = DROPPED;
         }
         let rescaled = self.config.rescale_weight();
-        for (id, &class) in self.class.iter().enumerate() {
-            match class {
-                ABOVE => out.push(id as u64, 1.0),
-                BELOW => out.push(id as u64, rescaled),
-                _ => {}
+        // Every id but the dropped, in id order, weighted by class; the weights are filled in a
+        // second sequential pass so that neither loop branches on the (random) class.
+        let start = out.ids.len();
+        let class = &self.class;
+        extend_where(&mut out.ids, n, |id| class[id] != DROPPED);
+        out.weights.extend(out.ids[start..].iter().map(|&id| {
+            if class[id as usize] == BELOW {
+                rescaled
+            } else {
+                1.0
             }
-        }
+        }));
     }
 }
 

@@ -246,8 +246,13 @@ pub fn partition_seen(scores: &ScoreBook, unseen: &mut Vec<u64>, seen: &mut Vec<
 }
 
 /// Moves the `k` ids with the highest `score` to the front of `ids` (in unspecified order), in
-/// O(len) with `select_nth_unstable_by`. Ties break by the smaller id, so the result is a pure
+/// O(len) with `select_nth_unstable`. Ties break by the smaller id, so the result is a pure
 /// function of the scores. NaN scores rank lowest.
+///
+/// The ranking is packed into one u64 per id (score bits ordered so that ascending integers are
+/// descending scores, then the id), so the selection compares integers in one sequential array
+/// instead of looking two scores up by id, at random, per comparison: the same order, hence
+/// the same set, several times faster on large N.
 pub fn top_k_front(ids: &mut [u64], k: usize, score: impl Fn(u64) -> f32) {
     if k == 0 || k >= ids.len() {
         return;
@@ -260,7 +265,47 @@ pub fn top_k_front(ids: &mut [u64], k: usize, score: impl Fn(u64) -> f32) {
             s
         }
     };
+    if ids.iter().all(|&id| id <= u32::MAX as u64) {
+        let mut packed: Vec<u64> = ids
+            .iter()
+            .map(|&id| ((!ascending_bits(key(id)) as u64) << 32) | id)
+            .collect();
+        packed.select_nth_unstable(k - 1);
+        for (slot, p) in ids.iter_mut().zip(&packed) {
+            *slot = p & 0xffff_ffff;
+        }
+        return;
+    }
     ids.select_nth_unstable_by(k - 1, |&a, &b| key(b).total_cmp(&key(a)).then(a.cmp(&b)));
+}
+
+/// The bits of `x` as a u32 whose unsigned order is `f32::total_cmp`'s order.
+pub(crate) fn ascending_bits(x: f32) -> u32 {
+    let b = x.to_bits();
+    if b & 0x8000_0000 != 0 {
+        !b
+    } else {
+        b | 0x8000_0000
+    }
+}
+
+/// Appends to `out`, ascending, the ids in 0..n for which `keep(id)` holds, with no branch on
+/// `keep`: the predicates the policies filter by (below the mean, kept by a random draw) are
+/// coin flips the branch predictor misses half the time, which cost more than an unconditional
+/// store per id.
+pub(crate) fn extend_where(out: &mut Vec<u64>, n: usize, keep: impl Fn(usize) -> bool) {
+    out.reserve(n);
+    let start = out.len();
+    let spare = &mut out.spare_capacity_mut()[..n];
+    let mut k = 0;
+    for id in 0..n {
+        // k ≤ id < n: every slot below the final k is written before k passes it.
+        spare[k].write(id as u64);
+        k += usize::from(keep(id));
+    }
+    // SAFETY: slots start..start + k were initialised above (see the loop), and the capacity
+    // holds start + n ≥ start + k elements.
+    unsafe { out.set_len(start + k) };
 }
 
 /// Checkpoint bytes of a fixed subset (static and influence policies): empty until it is
@@ -327,6 +372,56 @@ mod tests {
         let mut ids: Vec<u64> = (0..6).collect();
         top_k_front(&mut ids, 5, |i| scores[i as usize]);
         assert!(!ids[..5].contains(&2));
+    }
+
+    #[test]
+    fn packed_top_k_equals_the_comparison_sort() {
+        // Ties, NaN, ±0 and ±∞, over several k: the same set as a full sort by
+        // (score desc with NaN lowest, id asc).
+        let pool = [
+            1.0,
+            -0.0,
+            0.0,
+            f32::NAN,
+            3.5,
+            -2.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ];
+        let scores: Vec<f32> = (0..500)
+            .map(|i| pool[(i * 7 + i / 3) % pool.len()])
+            .collect();
+        let key = |i: u64| {
+            let s = scores[i as usize];
+            if s.is_nan() {
+                f32::NEG_INFINITY
+            } else {
+                s
+            }
+        };
+        for k in [1, 2, 63, 250, 499] {
+            let mut ids: Vec<u64> = (0..500).rev().collect();
+            top_k_front(&mut ids, k, |i| scores[i as usize]);
+            let mut got = ids[..k].to_vec();
+            got.sort_unstable();
+            let mut all: Vec<u64> = (0..500).collect();
+            all.sort_by(|&a, &b| key(b).total_cmp(&key(a)).then(a.cmp(&b)));
+            let mut want = all[..k].to_vec();
+            want.sort_unstable();
+            assert_eq!(got, want, "k = {k}");
+            let mut every = ids.clone();
+            every.sort_unstable();
+            assert_eq!(every, (0..500).collect::<Vec<u64>>());
+        }
+    }
+
+    #[test]
+    fn extend_where_keeps_matching_ids_in_order() {
+        let mut out = vec![99];
+        extend_where(&mut out, 10, |i| i % 3 == 1);
+        assert_eq!(out, vec![99, 1, 4, 7]);
+        extend_where(&mut out, 0, |_| true);
+        assert_eq!(out, vec![99, 1, 4, 7]);
     }
 
     #[test]

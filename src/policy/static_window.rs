@@ -92,13 +92,31 @@ pub fn static_window(scores: &[f32], prune: f64, drop_hardest: f64) -> Vec<u64> 
     let k = seen_budget(n, prune, unseen).min(seen.len());
     let drop = (drop_hardest * n as f64).round().max(0.0) as usize;
     let offset = (seen.len() - k).saturating_sub(drop);
-    let cmp = |a: &u64, b: &u64| {
-        scores[*a as usize]
-            .total_cmp(&scores[*b as usize])
-            .then(a.cmp(b))
-    };
     // Two selections instead of a sort: O(N), and the order inside the window is irrelevant.
-    if k > 0 {
+    // The ranking (score ascending, ties by id) is packed into one u64 per id, so the
+    // selections compare integers in one sequential array rather than looking scores up by id
+    // at random (see `top_k_front`); beyond u32 ids, the comparison on the ids themselves.
+    if k > 0 && n <= u32::MAX as usize {
+        let mut packed: Vec<u64> = seen
+            .iter()
+            .map(|&id| ((super::ascending_bits(scores[id as usize]) as u64) << 32) | id)
+            .collect();
+        if offset > 0 {
+            packed.select_nth_unstable(offset);
+        }
+        let rest = &mut packed[offset..];
+        if k < rest.len() {
+            rest.select_nth_unstable(k);
+        }
+        for (slot, p) in seen.iter_mut().zip(&packed) {
+            *slot = p & 0xffff_ffff;
+        }
+    } else if k > 0 {
+        let cmp = |a: &u64, b: &u64| {
+            scores[*a as usize]
+                .total_cmp(&scores[*b as usize])
+                .then(a.cmp(b))
+        };
         if offset > 0 {
             seen.select_nth_unstable_by(offset, cmp);
         }

@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use super::epsilon_greedy::{check_momentum, default_momentum, PeriodCache};
 use super::{
-    check_period, check_prune, mean_std, partition_seen, seen_budget, top_k_front, PlanContext,
-    Policy, Selection,
+    check_period, check_prune, extend_where, mean_std, partition_seen, seen_budget, top_k_front,
+    PlanContext, Policy, Selection,
 };
 use crate::error::{Error, Result};
 use crate::scores::{ScoreBook, ScoreFields};
@@ -130,9 +130,8 @@ impl Ucb {
             self.kept[id as usize] = true;
         }
         self.cache.ids.clear();
-        self.cache.ids.extend(
-            (0..n as u64).filter(|&id| !book.is_seen(id as usize) || self.kept[id as usize]),
-        );
+        let kept = &self.kept;
+        extend_where(&mut self.cache.ids, n, |id| !book.is_seen(id) | kept[id]);
         self.cache.set(seed, draw);
     }
 }
