@@ -125,11 +125,14 @@ pub fn static_window(scores: &[f32], prune: f64, drop_hardest: f64) -> Vec<u64> 
             rest.select_nth_unstable_by(k, cmp);
         }
     }
-    let mut kept: Vec<u64> = (0..n as u64)
-        .filter(|&id| scores[id as usize].is_nan())
-        .collect();
-    kept.extend_from_slice(&seen[offset..offset + k]);
-    kept.sort_unstable();
+    // The never-seen and the window, ascending: marked, then collected in one pass over the
+    // ids (O(N); sorting the window cost more than the selections on large N).
+    let mut in_window = vec![false; n];
+    for &id in &seen[offset..offset + k] {
+        in_window[id as usize] = true;
+    }
+    let mut kept = Vec::with_capacity(n - seen.len() + k);
+    super::extend_where(&mut kept, n, |id| in_window[id] | scores[id].is_nan());
     kept
 }
 
