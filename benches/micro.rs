@@ -48,6 +48,8 @@ struct Args {
     only: Option<Vec<String>>,
     sizes: Option<Vec<usize>>,
     policies: Option<Vec<String>>,
+    /// Largest N at which `influence` runs.
+    influence_max: usize,
 }
 
 fn parse_args() -> Args {
@@ -57,6 +59,7 @@ fn parse_args() -> Args {
         only: None,
         sizes: None,
         policies: None,
+        influence_max: 10_000_000,
     };
     let list = |s: Option<String>| -> Vec<String> {
         s.expect("a value after the flag")
@@ -71,6 +74,12 @@ fn parse_args() -> Args {
             "--quick" => args.quick = true,
             "--only" => args.only = Some(list(it.next())),
             "--policies" => args.policies = Some(list(it.next())),
+            "--influence-max" => {
+                args.influence_max = it
+                    .next()
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .expect("--influence-max N") as usize
+            }
             "--sizes" => {
                 args.sizes = Some(
                     list(it.next())
@@ -219,6 +228,18 @@ fn cases(dim: usize) -> Vec<PolicyCase> {
     ]
 }
 
+/// This thread's CPU time: on a shared machine a wall-clock figure also counts the time the
+/// thread was preempted, which this does not (cache contention still shows in both).
+fn cpu_now() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we pass and nothing else.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
 /// One plan as `Loader` makes it at an epoch boundary; returns (select, mark_kept, shuffle)
 /// seconds and the plan's length.
 fn plan_once(
@@ -226,10 +247,11 @@ fn plan_once(
     book: &mut ScoreBook,
     epoch: u64,
     opts: &PlanOptions,
-) -> ([f64; 4], usize) {
+) -> ([f64; 5], usize) {
     // A fresh Selection each time, as in the loader (its buffers move into the Plan).
     let mut sel = Selection::default();
     sel.clear();
+    let c0 = cpu_now();
     let t0 = Instant::now();
     policy.select(
         &PlanContext {
@@ -248,6 +270,8 @@ fn plan_once(
     let (mut ids, mut weights) = (sel.ids.clone(), sel.weights.clone());
     let plan = Plan::new(epoch, sel, opts, book.len());
     let t3 = Instant::now();
+    // CPU time of select + mark_kept + Plan::new (the copy above is a few % of it).
+    let cpu = cpu_now() - c0;
     Rng::new(opts.seed, Stream::Shuffle, epoch, 0).shuffle_pair(&mut ids, &mut weights);
     let t4 = Instant::now();
     assert!(
@@ -262,9 +286,38 @@ fn plan_once(
             (t2 - t1).as_secs_f64(),
             (t3 - t2).as_secs_f64(),
             (t4 - t3).as_secs_f64(),
+            cpu,
         ],
         len,
     )
+}
+
+/// A plan the way benches/profiling.md proposes the loader make it: into the buffers the
+/// previous plan hands back (no fresh, page-faulting allocation per epoch), shuffled by
+/// `Rng::shuffle_pair`. Building the `Plan` from the shuffled vectors is O(1) and left out.
+fn plan_recycled(
+    policy: &mut dyn thresher::policy::Policy,
+    book: &mut ScoreBook,
+    epoch: u64,
+    opts: &PlanOptions,
+    spare: &mut Selection,
+) -> f64 {
+    let mut sel = std::mem::take(spare);
+    sel.clear();
+    let t0 = Instant::now();
+    policy.select(
+        &PlanContext {
+            epoch,
+            seed: opts.seed,
+            scores: book,
+        },
+        &mut sel,
+    );
+    book.mark_kept(&sel.ids);
+    Rng::new(opts.seed, Stream::Shuffle, epoch, 0).shuffle_pair(&mut sel.ids, &mut sel.weights);
+    let t = t0.elapsed().as_secs_f64();
+    *spare = sel;
+    t
 }
 
 /// Times plans of `case` at `n`: median of repeats within a time budget.
@@ -278,52 +331,88 @@ fn time_plan(case: &PolicyCase, n: usize, book: &mut ScoreBook, budget: Duration
         rank: 0,
         world_size: 1,
     };
+    // Period policies (and full, InfoBatch) keep one policy object across epochs, as the
+    // loader does, so their scratch buffers are reused; each epoch is a new draw (period 1),
+    // hence a real re-plan. Static policies get a fresh object per repeat: the epoch that fixes
+    // their subset happens once per run.
     let mut policy = config.build(n);
-    // Earlier epochs first (static policies: their full-data scoring epochs; period policies:
-    // epoch 0), untimed.
-    for e in 0..case.epoch {
-        plan_once(&mut *policy, book, e, &opts);
+    let mut policy_b = config.build(n);
+    // The buffers a plan hands back for the next one (proposed for the loader, see
+    // benches/profiling.md).
+    let mut spare = Selection::default();
+    if !case.fixed_once {
+        for e in 0..case.epoch {
+            plan_once(&mut *policy, book, e, &opts);
+            plan_recycled(&mut *policy_b, book, e, &opts, &mut spare);
+        }
     }
     let started = Instant::now();
-    let mut runs: Vec<[f64; 4]> = Vec::new();
+    let mut runs: Vec<[f64; 5]> = Vec::new();
+    let mut recycled = Vec::new();
     let mut kept;
     let mut cached = Vec::new();
+    let mut epoch = case.epoch;
     loop {
-        // The period policies cache per (seed, period): a fresh policy per repeat makes each
-        // timed call a real re-plan, as at every epoch with the default period 1.
-        let mut fresh = config.build(n);
-        if case.fixed_once {
+        let (t, len) = if case.fixed_once {
+            let mut fresh = config.build(n);
+            let mut fresh_b = config.build(n);
             for e in 0..case.epoch {
-                // Untimed: the scoring epochs only copy 0..N.
-                if case.name != "influence" || e + 1 == case.epoch {
+                // Untimed: the scoring epochs only copy 0..N (influence: the last one is enough).
+                if case.name != "influence" {
+                    plan_once(&mut *fresh, book, e, &opts);
+                    plan_recycled(&mut *fresh_b, book, e, &opts, &mut spare);
+                } else if e + 1 == case.epoch {
                     plan_once(&mut *fresh, book, e, &opts);
                 }
             }
-        } else if case.epoch > 0 {
-            plan_once(&mut *fresh, book, case.epoch - 1, &opts);
-        }
-        let (t, len) = plan_once(&mut *fresh, book, case.epoch, &opts);
+            let r = plan_once(&mut *fresh, book, case.epoch, &opts);
+            if cached.len() < 3 {
+                cached.push(plan_once(&mut *fresh, book, case.epoch + 1, &opts).0);
+            }
+            // Influence's cost is its solver, paid once per run; buffers do not matter there
+            // and a second solve would double the bench's longest step.
+            if case.name != "influence" {
+                recycled.push(plan_recycled(
+                    &mut *fresh_b,
+                    book,
+                    case.epoch,
+                    &opts,
+                    &mut spare,
+                ));
+            }
+            r
+        } else {
+            let r = plan_once(&mut *policy, book, epoch, &opts);
+            recycled.push(plan_recycled(
+                &mut *policy_b,
+                book,
+                epoch,
+                &opts,
+                &mut spare,
+            ));
+            epoch += 1;
+            r
+        };
         runs.push(t);
         kept = len;
-        if case.fixed_once && cached.len() < 3 {
-            cached.push(plan_once(&mut *fresh, book, case.epoch + 1, &opts).0);
-        }
         let spent = started.elapsed();
         if runs.len() >= 15 || (runs.len() >= 3 && spent > budget) || spent > budget * 4 {
             break;
         }
     }
     // The plan as the loader makes it today: select + mark_kept + Plan::new.
-    let total = |r: &[f64; 4]| r[..3].iter().sum::<f64>();
+    let total = |r: &[f64; 5]| r[..3].iter().sum::<f64>();
     let mut with_pair: Vec<f64> = runs.iter().map(|r| r[0] + r[1] + r[3]).collect();
     let mut totals: Vec<f64> = runs.iter().map(total).collect();
     let part = |i: usize| median(&mut runs.iter().map(|r| r[i]).collect::<Vec<_>>());
-    let (select, mark, shuffle, pair) = (part(0), part(1), part(2), part(3));
+    let (select, mark, shuffle, pair, cpu) = (part(0), part(1), part(2), part(3), part(4));
     let mut v = json!({
         "policy": case.name, "n": n, "kept": kept, "repeats": runs.len(),
         "plan_s": median(&mut totals), "plan_min_s": totals[0],
         "select_s": select, "mark_kept_s": mark, "shuffle_s": shuffle,
-        "shuffle_pair_s": pair, "plan_with_shuffle_pair_s": median(&mut with_pair),
+        "shuffle_pair_s": pair, "plan_cpu_s": cpu, "plan_with_shuffle_pair_s": median(&mut with_pair),
+        "plan_recycled_s": if recycled.is_empty() { Value::Null } else { json!(median(&mut recycled)) },
+        "plan_recycled_min_s": recycled.first(),
         "load": load(),
     });
     if case.dim > 0 {
@@ -382,10 +471,11 @@ fn plans(args: &Args) -> Value {
         if args.wants_policy("influence") {
             // Influence holds N × d floats of embeddings in the book and as many again for the
             // s_i; its cost is m·d² (Hessian and solves) plus the local search's m·d scans.
-            // N = 10⁷ would need 2 × 2.6 GB at d = 64 and minutes of one core: skipped.
-            if n > 1_000_000 {
+            // N = 10⁷ would hold 2 × 2.6 GB at d = 64 (more with the solver's scratch) on a
+            // machine other jobs share, for a cost paid once per run: skipped, extrapolated.
+            if n > args.influence_max {
                 skipped.push(json!({"policy": "influence", "n": n, "embedding_dim": INFLUENCE_DIM,
-                    "why": "N × d embeddings (2 × 4·N·d bytes) and minutes of one core; extrapolate from the fitted slope"}));
+                    "why": "it would hold N × d floats twice (the embeddings in the book and the s_i: 5.1 GB at d = 64) on a shared machine, for a cost paid once per run"}));
                 continue;
             }
             let mut dims = vec![INFLUENCE_DIM];
@@ -413,9 +503,20 @@ fn plans(args: &Args) -> Value {
     json!({"rows": rows, "skipped": skipped, "batch_size": BATCH})
 }
 
-/// Feedback in batches of 256 ids in shuffled order over N = 1.28M.
+/// Feedback in batches of 256 ids in shuffled order, over N = 60,000 (Fashion-MNIST: the book
+/// fits in cache) and N = 1.28M (ImageNet-1k: every field of every id is a cache miss).
 fn feedback(args: &Args) -> Value {
-    let n = if args.quick { 200_000 } else { IMAGENET };
+    let mut rows = Vec::new();
+    for n in [60_000, if args.quick { 200_000 } else { IMAGENET }] {
+        feedback_at(args, n, &mut rows);
+    }
+    json!({"rows": rows})
+}
+
+/// One feedback call's ids and signals: loss, grad_norm, el2n, correct.
+type Signals<'a> = (&'a [u64], Vec<f32>, Vec<f32>, Vec<f32>, Vec<u8>);
+
+fn feedback_at(args: &Args, n: usize, rows: &mut Vec<Value>) {
     let mut order: Vec<u64> = (0..n as u64).collect();
     Rng::new(1, Stream::Shuffle, 0, 0).shuffle(&mut order);
     let loss: Vec<f32> = (0..n as u64).map(|i| unit(0, i)).collect();
@@ -427,8 +528,8 @@ fn feedback(args: &Args) -> Value {
         .union(ScoreFields::GRAD_NORM)
         .union(ScoreFields::EL2N)
         .union(ScoreFields::CORRECT);
-    let passes = if args.quick { 3 } else { 6 };
-    let mut rows = Vec::new();
+    // At least ~6M samples a variant, so that small N is not all timer noise.
+    let passes = (if args.quick { 3 } else { 6 }) * (IMAGENET / n).clamp(1, 20);
     // (name, book fields, with every signal)
     let variants: [(&str, ScoreFields, bool); 3] = [
         (
@@ -454,7 +555,7 @@ fn feedback(args: &Args) -> Value {
         let gather = |src: &[f32], ids: &[u64]| -> Vec<f32> {
             ids.iter().map(|&i| src[i as usize]).collect()
         };
-        let batches: Vec<(&[u64], Vec<f32>, Vec<f32>, Vec<f32>, Vec<u8>)> = order
+        let batches: Vec<Signals> = order
             .chunks(BATCH)
             .map(|ids| {
                 (
@@ -487,15 +588,17 @@ fn feedback(args: &Args) -> Value {
                 secs.push(t.elapsed().as_secs_f64());
             }
         }
+        let best = secs.iter().cloned().fold(f64::INFINITY, f64::min);
         let s = median(&mut secs);
         eprintln!(
-            "feedback: {name}: {:.1} M samples/s (load {:.2})",
+            "feedback: N = {n}, {name}: {:.1} M samples/s (load {:.2})",
             n as f64 / s / 1e6,
             load()
         );
         rows.push(
             json!({"path": "ScoreBook::feedback", "variant": name, "n": n, "batch": BATCH,
                          "samples_per_s": n as f64 / s, "ns_per_sample": s / n as f64 * 1e9,
+                         "best_samples_per_s": n as f64 / best,
                          "load": load()}),
         );
         if !full && fields == ScoreFields::LOSS_LAST {
@@ -523,6 +626,7 @@ fn feedback(args: &Args) -> Value {
                     secs.push(t.elapsed().as_secs_f64());
                 }
             }
+            let best = secs.iter().cloned().fold(f64::INFINITY, f64::min);
             let s = median(&mut secs);
             eprintln!(
                 "feedback: Loader::feedback, {name}: {:.1} M samples/s (load {:.2})",
@@ -532,11 +636,11 @@ fn feedback(args: &Args) -> Value {
             rows.push(
                 json!({"path": "Loader::feedback", "variant": name, "n": n, "batch": BATCH,
                              "samples_per_s": n as f64 / s, "ns_per_sample": s / n as f64 * 1e9,
+                         "best_samples_per_s": n as f64 / best,
                              "load": load()}),
             );
         }
     }
-    json!({"rows": rows})
 }
 
 /// ScoreBook bytes per sample for each policy's fields (embeddings counted separately).
@@ -572,38 +676,47 @@ fn tiny_loader(n: usize, workers: usize, prefetch: usize, policy: &str) -> Loade
     Loader::with_source(config, Arc::new(source)).expect("loader")
 }
 
-/// Consumer-side `next` + release per batch, with workers far enough ahead not to wait.
+/// Consumer-side `next` + release per batch, with workers far enough ahead not to wait: the
+/// consumer pauses 100 µs between batches (a trainer's step, off the CPU), in which the workers
+/// refill the window (one-byte samples take them ~20 µs a batch), then times the call and the
+/// release alone. The first batch of each epoch (which makes the plan) is left out; the
+/// boundary has its own figure. Also back to back (no pause), where the consumer outruns the
+/// workers and the figure includes waiting for them.
 fn overhead(args: &Args) -> Value {
-    let n = 1 << 20;
-    let epochs = if args.quick { 2 } else { 4 };
+    let n = 1 << 18;
+    let epochs = if args.quick { 1 } else { 2 };
     let mut rows = Vec::new();
-    for workers in [1, 2] {
+    for (pause_us, workers) in [(100u64, 1usize), (100, 2), (0, 2)] {
         let loader = tiny_loader(n, workers, 32, r#"{"kind": "full"}"#);
         while loader.next().expect("next").is_some() {} // warm-up epoch
         let mut per = Vec::new();
         let mut waited = 0.0;
-        let mut batches = 0usize;
-        let t_all = Instant::now();
+        let mut busy = 0.0;
         for _ in 0..epochs {
+            let mut k = 0;
             loop {
+                if pause_us > 0 {
+                    std::thread::sleep(Duration::from_micros(pause_us));
+                }
                 let t = Instant::now();
                 let b = loader.next().expect("next");
                 let Some(b) = b else { break };
                 drop(b);
-                per.push(t.elapsed().as_secs_f64());
-                batches += 1;
+                let dt = t.elapsed().as_secs_f64();
+                if k > 0 {
+                    per.push(dt);
+                    busy += dt;
+                }
+                k += 1;
             }
             waited += loader.report().consumer_wait_s;
         }
-        let wall = t_all.elapsed().as_secs_f64();
         per.sort_by(f64::total_cmp);
-        let mean = per.iter().sum::<f64>() / per.len() as f64;
         let row = json!({
-            "workers": workers, "batch": BATCH, "batches": batches,
+            "workers": workers, "batch": BATCH, "batches": per.len(), "pause_us": pause_us,
             "median_us": percentile(&per, 0.5) * 1e6, "p90_us": percentile(&per, 0.9) * 1e6,
-            "p99_us": percentile(&per, 0.99) * 1e6, "mean_us": mean * 1e6,
-            "mean_without_waits_us": (per.iter().sum::<f64>() - waited) / per.len() as f64 * 1e6,
-            "waited_fraction": waited / wall, "load": load(),
+            "p99_us": percentile(&per, 0.99) * 1e6, "mean_us": busy / per.len() as f64 * 1e6,
+            "waited_fraction_of_calls": waited / busy, "load": load(),
         });
         eprintln!("overhead: {row}");
         rows.push(row);
