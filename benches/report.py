@@ -216,9 +216,14 @@ def write_page(docs, raw, quick):
     out = []
     w = out.append
     w("# Performance record\n")
-    w("Every figure on this page comes from one command, `make bench` (about 15 minutes on 2 "
-      "cores), which reruns every comparison and rewrites this page, its plots and the raw "
-      "figures in [`bench/`](bench/). The machine is shared: **the 1-minute load average is "
+    w("Every figure on this page comes from one command, `make bench` (5–7 minutes on 2 quiet "
+      "cores once the image data and torchvision are in place; the first run also makes the "
+      "image data and installs torchvision and matplotlib into .venv), which reruns every "
+      "comparison and rewrites this page, its plots and the raw figures in "
+      "[`bench/`](bench/). The parts: `benches/micro.rs` (Rust: plan, feedback, ScoreBook "
+      "bytes, next+release, epoch boundary; `cargo bench --bench micro -- --out FILE`), "
+      "`benches/compare_dataloader.py`, `benches/compare_images.py`, and `benches/report.py`, "
+      "which runs them and draws this page (`--from-json` redraws it from `bench/` alone). The machine is shared: **the 1-minute load average is "
       "given beside every figure**, and on a 2-core machine anything above ~2 means another "
       "job was competing for the cores, so wall-clock figures are noisy (the ratios less so: "
       "the two sides of a comparison run back to back).\n")
@@ -306,8 +311,9 @@ def write_page(docs, raw, quick):
                 slope, pts = slopes.get(policy + suffix, (float("nan"), []))
                 lo, hi = regime_slopes(pts)
                 cached = by_n.get(IMAGENET, {}).get("cached_plan_s")
+                sl = lambda x: "—" if math.isnan(x) else f"{x:.2f}"  # noqa: E731
                 w(f"| {policy}{suffix} | " + " | ".join(cells) +
-                  f" | {slope:.2f} | {lo:.2f} | {hi:.2f} | {ms(cached) if cached else '—'} |")
+                  f" | {sl(slope)} | {sl(lo)} | {sl(hi)} | {ms(cached) if cached else '—'} |")
         w("\n(load average in brackets.) The slopes are least-squares fits of log(time) "
           "against log(N); 1.0 is linear. Every policy's plan is O(N) in operations (no sort: "
           "selections are `select_nth_unstable`, the shuffle is Fisher–Yates, the rest are "
@@ -432,6 +438,13 @@ def write_page(docs, raw, quick):
           "deliveries. Two trainers: one whose step takes no time (the loader is the "
           "bottleneck: the strictest reading) and one whose step takes 2 ms off the CPU (a GPU "
           "step, simulated by sleeping). Median over 6 boundaries.\n")
+        w("When the loader is the bottleneck the boundary costs many batch times: a steady "
+          "batch takes ~0.1–0.2 ms because two workers fill batches in parallel and the window "
+          "is full, while at the boundary the window is empty by design (workers may not run "
+          "ahead of the plan), so the trainer waits for the plan (0.2–1 ms at N = 60,000, "
+          "table above), one worker filling batch 0 alone, and two thread wake-ups. With a "
+          "trainer step of 2 ms the same wait is about one step. The fixes are in the loader "
+          "(src/loader.rs, not this work's to change): see the profiling section, item 3.\n")
         w("| policy | trainer step | batch time | boundary wait (median / max) | in batch times | load avg |")
         w("|---|---:|---:|---:|---:|---:|")
         for r in micro["boundary"]["rows"]:
