@@ -67,6 +67,7 @@ fn parse_args() -> Args {
             .map(str::to_string)
             .collect()
     };
+    let mut bench = false;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -90,8 +91,17 @@ fn parse_args() -> Args {
             }
             // cargo bench passes `--bench` to every bench binary; criterion-style filters are
             // not used here.
+            "--bench" => bench = true,
             _ => {}
         }
+    }
+    if !bench {
+        // Run by `cargo test --all-targets` (no `--bench`, often a debug build): a smoke run
+        // that checks the program works, at small sizes, writing outside the source tree.
+        args.quick = true;
+        args.sizes = Some(vec![10_000]);
+        args.influence_max = 0; // influence alone takes a minute in a debug build
+        args.out = std::env::temp_dir().join("thresher-micro-smoke.json");
     }
     args
 }

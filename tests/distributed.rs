@@ -49,7 +49,10 @@ fn feed(l: &Loader, ids: &[u64], epoch: u64) {
         .collect();
     let el2n: Vec<f32> = ids.iter().map(|&i| ((i * p) % 11) as f32 / 11.0).collect();
     let grad: Vec<f32> = ids.iter().map(|&i| ((i * p) % 13) as f32).collect();
-    let correct: Vec<u8> = ids.iter().map(|&i| (i + epoch).is_multiple_of(3) as u8).collect();
+    let correct: Vec<u8> = ids
+        .iter()
+        .map(|&i| (i + epoch).is_multiple_of(3) as u8)
+        .collect();
     let emb: Vec<f32> = ids
         .iter()
         .flat_map(|&i| (0..4).map(move |k| ((i * (k + p)) % 17) as f32 - 8.0 + epoch as f32))
