@@ -250,16 +250,19 @@ fn cpu_now() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
-/// One plan as `Loader` makes it at an epoch boundary; returns (select, mark_kept, shuffle)
-/// seconds and the plan's length.
+/// One plan as `Loader` makes it at an epoch boundary: select into the buffers the previous
+/// plan handed back (`spare`), mark_kept, `Plan::new` (which shuffles with
+/// `Rng::shuffle_pair`); then the plan's buffers go back to `spare`, as the loader does when the
+/// epoch is over. Returns (select, mark_kept, shuffle, shuffle again, CPU) seconds and the
+/// plan's length.
 fn plan_once(
     policy: &mut dyn thresher::policy::Policy,
     book: &mut ScoreBook,
     epoch: u64,
     opts: &PlanOptions,
+    spare: &mut Selection,
 ) -> ([f64; 5], usize) {
-    // A fresh Selection each time, as in the loader (its buffers move into the Plan).
-    let mut sel = Selection::default();
+    let mut sel = std::mem::take(spare);
     sel.clear();
     let c0 = cpu_now();
     let t0 = Instant::now();
@@ -274,28 +277,20 @@ fn plan_once(
     let t1 = Instant::now();
     book.mark_kept(&sel.ids);
     let t2 = Instant::now();
-    // The same shuffle through `Rng::shuffle_pair` (prefetched), on a copy made untimed: what
-    // `Plan::new` would cost if it called it (src/plan.rs is not this bench's to change). Its
-    // output is checked to be the plan's order, id for id.
-    let (mut ids, mut weights) = (sel.ids.clone(), sel.weights.clone());
-    let plan = Plan::new(epoch, sel, opts, book.len());
+    let mut plan = Plan::new(epoch, sel, opts, book.len());
     let t3 = Instant::now();
-    // CPU time of select + mark_kept + Plan::new (the copy above is a few % of it).
+    // CPU time of select + mark_kept + Plan::new.
     let cpu = cpu_now() - c0;
-    Rng::new(opts.seed, Stream::Shuffle, epoch, 0).shuffle_pair(&mut ids, &mut weights);
-    let t4 = Instant::now();
-    assert!(
-        ids == plan.ids && weights == plan.weights,
-        "shuffle_pair ≠ Plan::new"
-    );
     let len = plan.samples();
-    drop(plan);
+    spare.ids = std::mem::take(&mut plan.ids);
+    spare.weights = std::mem::take(&mut plan.weights);
+    let shuffle = (t3 - t2).as_secs_f64();
     (
         [
             (t1 - t0).as_secs_f64(),
             (t2 - t1).as_secs_f64(),
-            (t3 - t2).as_secs_f64(),
-            (t4 - t3).as_secs_f64(),
+            shuffle,
+            shuffle,
             cpu,
         ],
         len,
@@ -350,9 +345,11 @@ fn time_plan(case: &PolicyCase, n: usize, book: &mut ScoreBook, budget: Duration
     // The buffers a plan hands back for the next one (proposed for the loader, see
     // benches/profiling.md).
     let mut spare = Selection::default();
+    // The loader's own path (plan_once) recycles its buffers the same way.
+    let mut spare_a = Selection::default();
     if !case.fixed_once {
         for e in 0..case.epoch {
-            plan_once(&mut *policy, book, e, &opts);
+            plan_once(&mut *policy, book, e, &opts, &mut spare_a);
             plan_recycled(&mut *policy_b, book, e, &opts, &mut spare);
         }
     }
@@ -369,15 +366,15 @@ fn time_plan(case: &PolicyCase, n: usize, book: &mut ScoreBook, budget: Duration
             for e in 0..case.epoch {
                 // Untimed: the scoring epochs only copy 0..N (influence: the last one is enough).
                 if case.name != "influence" {
-                    plan_once(&mut *fresh, book, e, &opts);
+                    plan_once(&mut *fresh, book, e, &opts, &mut spare_a);
                     plan_recycled(&mut *fresh_b, book, e, &opts, &mut spare);
                 } else if e + 1 == case.epoch {
-                    plan_once(&mut *fresh, book, e, &opts);
+                    plan_once(&mut *fresh, book, e, &opts, &mut spare_a);
                 }
             }
-            let r = plan_once(&mut *fresh, book, case.epoch, &opts);
+            let r = plan_once(&mut *fresh, book, case.epoch, &opts, &mut spare_a);
             if cached.len() < 3 {
-                cached.push(plan_once(&mut *fresh, book, case.epoch + 1, &opts).0);
+                cached.push(plan_once(&mut *fresh, book, case.epoch + 1, &opts, &mut spare_a).0);
             }
             // Influence's cost is its solver, paid once per run; buffers do not matter there
             // and a second solve would double the bench's longest step.
@@ -392,7 +389,7 @@ fn time_plan(case: &PolicyCase, n: usize, book: &mut ScoreBook, budget: Duration
             }
             r
         } else {
-            let r = plan_once(&mut *policy, book, epoch, &opts);
+            let r = plan_once(&mut *policy, book, epoch, &opts, &mut spare_a);
             recycled.push(plan_recycled(
                 &mut *policy_b,
                 book,
@@ -410,7 +407,7 @@ fn time_plan(case: &PolicyCase, n: usize, book: &mut ScoreBook, budget: Duration
             break;
         }
     }
-    // The plan as the loader makes it today: select + mark_kept + Plan::new.
+    // The plan as the loader makes it: select + mark_kept + Plan::new, recycled buffers.
     let total = |r: &[f64; 5]| r[..3].iter().sum::<f64>();
     let mut with_pair: Vec<f64> = runs.iter().map(|r| r[0] + r[1] + r[3]).collect();
     let mut totals: Vec<f64> = runs.iter().map(total).collect();

@@ -58,13 +58,10 @@ impl Plan {
     pub fn new(epoch: u64, mut sel: Selection, opts: &PlanOptions, dataset_len: usize) -> Plan {
         debug_assert_eq!(sel.ids.len(), sel.weights.len());
         if opts.shuffle {
-            let mut rng = Rng::new(opts.seed, Stream::Shuffle, epoch, 0);
-            // Fisher–Yates on both arrays with the same swaps.
-            for i in (1..sel.ids.len()).rev() {
-                let j = rng.below(i as u64 + 1) as usize;
-                sel.ids.swap(i, j);
-                sel.weights.swap(i, j);
-            }
+            // Fisher–Yates on both arrays with the same swaps (prefetching the positions it
+            // will swap: the same draws and result as the plain loop, see `Rng::shuffle_pair`).
+            Rng::new(opts.seed, Stream::Shuffle, epoch, 0)
+                .shuffle_pair(&mut sel.ids, &mut sel.weights);
         } else if !sel.ids.windows(2).all(|w| w[0] < w[1]) {
             let mut pairs: Vec<(u64, f32)> = sel.ids.iter().copied().zip(sel.weights).collect();
             pairs.sort_unstable_by_key(|p| p.0);
@@ -252,6 +249,27 @@ mod tests {
         assert_eq!((a.batches(), a.batch_len(2), a.padding()), (3, 2, 0));
         assert_eq!(a.entry(2, 1), (a.ids[9], a.weights[9]));
         assert!((a.prune_fraction() - 0.5).abs() < 1e-12);
+    }
+
+    /// The shuffle is the plain Fisher–Yates loop with `below` draws: plans must never change
+    /// under an optimisation (checkpoints and score files depend on them).
+    #[test]
+    fn shuffle_is_plain_fisher_yates() {
+        for n in [0u64, 1, 2, 17, 1000, 70_000] {
+            let p = Plan::new(5, sel(n), &opts(true, false), n as usize);
+            let mut ids: Vec<u64> = (0..n).collect();
+            let mut rng = Rng::new(3, Stream::Shuffle, 5, 0);
+            for i in (1..ids.len()).rev() {
+                let j = rng.below(i as u64 + 1) as usize;
+                ids.swap(i, j);
+            }
+            assert_eq!(p.ids, ids, "n = {n}");
+            assert!(p
+                .ids
+                .iter()
+                .zip(&p.weights)
+                .all(|(&i, &w)| w == i as f32 * 0.5));
+        }
     }
 
     #[test]
