@@ -324,7 +324,7 @@ def write_page(docs, raw, quick):
           "fresh buffers of each plan are page-faulted in. So the plan is linear in work but "
           "not in time on this machine; the measured slope is reported, not the hoped-for one. "
           "The breakdown at 1.28M:\n")
-        w("| policy | select | mark_kept | shuffle into the plan (`Plan::new`) | total, median (min) | CPU time | with `Rng::shuffle_pair` | with both proposed fixes, median (min) | kept | load avg |")
+        w("| policy | select | mark_kept | shuffle into the plan (`Plan::new`) | total, median (min) | CPU time | shuffle again | recycled-buffer variant, median (min) | kept | load avg |")
         w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in plan["rows"]:
             if r["n"] == IMAGENET:
@@ -335,13 +335,11 @@ def write_page(docs, raw, quick):
                   f"{ms(r.get('plan_cpu_s'))} | {ms(r.get('plan_with_shuffle_pair_s'))} | "
                   f"{rec} | {r['kept']:,} | {r['load']:.2f} |")
         w("\n*CPU time* is the planning thread's own (it leaves out time the thread was "
-          "preempted by other jobs, not cache contention). *With `Rng::shuffle_pair`*: the same "
-          "plan with the shuffle done by the prefetched Fisher–Yates added to `src/rng.rs` "
-          "(identical output, checked id for id on every repeat); `Plan::new` (src/plan.rs) "
-          "does not call it yet, see the profiling section. *With both proposed fixes*: "
-          "`shuffle_pair`, and the plan built in the buffers the previous epoch's plan hands back "
-          "instead of fresh ones (src/loader.rs allocates a new `Selection` every epoch; fresh "
-          "10–15 MB buffers cost page faults), both proposed in the profiling section.")
+          "preempted by other jobs, not cache contention). The plan is timed as the loader "
+          "makes it: into the buffers the previous epoch's plan handed back, shuffled by "
+          "`Rng::shuffle_pair` inside `Plan::new` (both applied after profiling, see below). "
+          "*Recycled-buffer variant*: the same without building the `Plan` (a cross-check; "
+          "the two agree within noise).")
         w("")
         for s in plan.get("skipped", []):
             inf = [r for r in plan["rows"] if r["policy"] == "influence"
@@ -363,9 +361,6 @@ def write_page(docs, raw, quick):
                 cached = r.get("cached_plan_s")
                 fig = f"{ms(r['plan_s'])} (min {ms(r['plan_min_s'])}"
                 fig += ")"
-                if r.get("plan_recycled_s") is not None:
-                    fig += (f"; with both proposed loader/plan fixes {ms(r['plan_recycled_s'])} "
-                            f"(min {ms(r['plan_recycled_min_s'])})")
                 if cached is not None:
                     fig += f" when the subset is fixed, {ms(cached)} on later epochs"
                 ok = r["plan_s"] <= 0.020
