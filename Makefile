@@ -95,8 +95,12 @@ test-trainer: setup
 FUZZ_SECONDS ?= 60
 test-fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install --quiet --locked cargo-fuzz --version 0.13.2
-	cd fuzz && for t in config idx scorefile cifar tar npy; do \
-	  TMPDIR=/dev/shm RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -O $$t corpus/$$t -- \
+	# New inputs go to a scratch corpus (libFuzzer writes into the first directory), so a test
+	# run leaves the checked-in corpus untouched.
+	cd fuzz && scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
+	for t in config idx scorefile cifar tar npy; do \
+	  mkdir -p "$$scratch/$$t"; \
+	  TMPDIR=/dev/shm RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -O $$t "$$scratch/$$t" corpus/$$t -- \
 	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 2>&1 | tail -n 2; \
 	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
 	done
