@@ -438,8 +438,12 @@ def write_page(docs, raw, quick):
           "is full, while at the boundary the window is empty by design (workers may not run "
           "ahead of the plan), so the trainer waits for the plan (0.2–1 ms at N = 60,000, "
           "table above), one worker filling batch 0 alone, and two thread wake-ups. With a "
-          "trainer step of 2 ms the same wait is about one step. The fixes are in the loader "
-          "(src/loader.rs, not this work's to change): see the profiling section, item 3.\n")
+          "trainer step of 2 ms the same wait is about one step. With a step of no time the "
+          "goal cannot be met as designed: the plan alone is 2–10 batch times of such a "
+          "trainer, and it must be made at the boundary, from all the feedback (planning "
+          "ahead would make plans depend on timing). Splitting batch 0 across the workers "
+          "(profiling section, *not changed* item 1) would take off at most the single-worker "
+          "fill.\n")
         w("| policy | trainer step | batch time | boundary wait (median / max) | in batch times | load avg |")
         w("|---|---:|---:|---:|---:|---:|")
         for r in micro["boundary"]["rows"]:
