@@ -106,7 +106,7 @@ test-fuzz:
 	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
 	done
 
-# Every side-by-side comparison in one go (about 15 minutes on 2 cores), then docs/performance.md
+# Every side-by-side comparison in one go (7 minutes measured on 2 cores), then docs/performance.md
 # with its plots and raw JSON (docs/bench/): the micro bench (plan time per policy and N,
 # feedback ingest, ScoreBook bytes, next+release, epoch-boundary wait; benches/micro.rs),
 # pre-decoded IDX and the PNG/JPEG pipelines against PyTorch's DataLoader, and a link to the
