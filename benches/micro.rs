@@ -132,6 +132,29 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
+/// Runs `pass` 1 + `passes` times (the first warms the caches and is not counted) and returns
+/// one feedback row: median and best rate over the counted passes.
+fn feedback_row(path: &str, name: &str, n: usize, passes: usize, mut pass: impl FnMut()) -> Value {
+    let mut secs = Vec::new();
+    for p in 0..=passes {
+        let t = Instant::now();
+        pass();
+        if p > 0 {
+            secs.push(t.elapsed().as_secs_f64());
+        }
+    }
+    let best = secs.iter().cloned().fold(f64::INFINITY, f64::min);
+    let s = median(&mut secs);
+    eprintln!(
+        "feedback: N = {n}, {path}, {name}: {:.1} M samples/s (load {:.2})",
+        n as f64 / s / 1e6,
+        load()
+    );
+    json!({"path": path, "variant": name, "n": n, "batch": BATCH,
+           "samples_per_s": n as f64 / s, "ns_per_sample": s / n as f64 * 1e9,
+           "best_samples_per_s": n as f64 / best, "load": load()})
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -557,7 +580,6 @@ fn feedback_at(args: &Args, n: usize, rows: &mut Vec<Value>) {
     ];
     for (name, fields, full) in variants {
         let mut book = ScoreBook::new(n, fields);
-        let mut secs = Vec::new();
         // Per-batch signal slices gathered up front, so the timed loop is the ingest alone.
         let gather = |src: &[f32], ids: &[u64]| -> Vec<f32> {
             ids.iter().map(|&i| src[i as usize]).collect()
@@ -578,8 +600,9 @@ fn feedback_at(args: &Args, n: usize, rows: &mut Vec<Value>) {
                 )
             })
             .collect();
-        for pass in 0..=passes {
-            let t = Instant::now();
+        // Each pass is booked under its own epoch, as successive epochs of training would be.
+        let mut epoch = 0u64;
+        rows.push(feedback_row("ScoreBook::feedback", name, n, passes, || {
             for (ids, l, g, e, c) in &batches {
                 let fb = Feedback {
                     ids,
@@ -589,25 +612,10 @@ fn feedback_at(args: &Args, n: usize, rows: &mut Vec<Value>) {
                     correct: full.then_some(&c[..]),
                     ..Default::default()
                 };
-                book.feedback(&fb, pass as u64).expect("valid feedback");
+                book.feedback(&fb, epoch).expect("valid feedback");
             }
-            if pass > 0 {
-                secs.push(t.elapsed().as_secs_f64());
-            }
-        }
-        let best = secs.iter().cloned().fold(f64::INFINITY, f64::min);
-        let s = median(&mut secs);
-        eprintln!(
-            "feedback: N = {n}, {name}: {:.1} M samples/s (load {:.2})",
-            n as f64 / s / 1e6,
-            load()
-        );
-        rows.push(
-            json!({"path": "ScoreBook::feedback", "variant": name, "n": n, "batch": BATCH,
-                         "samples_per_s": n as f64 / s, "ns_per_sample": s / n as f64 * 1e9,
-                         "best_samples_per_s": n as f64 / best,
-                         "load": load()}),
-        );
+            epoch += 1;
+        }));
         if !full && fields == ScoreFields::LOSS_LAST {
             // The same through the loader (its mutex and epoch counter), infobatch's book.
             let source = ArraySource::new(vec![0; n], [1, 1, 1], vec![0; n]).expect("source");
@@ -618,9 +626,7 @@ fn feedback_at(args: &Args, n: usize, rows: &mut Vec<Value>) {
             )
             .expect("config");
             let loader = Loader::with_source(config, Arc::new(source)).expect("loader");
-            let mut secs = Vec::new();
-            for pass in 0..=passes {
-                let t = Instant::now();
+            rows.push(feedback_row("Loader::feedback", name, n, passes, || {
                 for (ids, l, _, _, _) in &batches {
                     let fb = Feedback {
                         ids,
@@ -629,23 +635,7 @@ fn feedback_at(args: &Args, n: usize, rows: &mut Vec<Value>) {
                     };
                     loader.feedback(&fb).expect("valid feedback");
                 }
-                if pass > 0 {
-                    secs.push(t.elapsed().as_secs_f64());
-                }
-            }
-            let best = secs.iter().cloned().fold(f64::INFINITY, f64::min);
-            let s = median(&mut secs);
-            eprintln!(
-                "feedback: Loader::feedback, {name}: {:.1} M samples/s (load {:.2})",
-                n as f64 / s / 1e6,
-                load()
-            );
-            rows.push(
-                json!({"path": "Loader::feedback", "variant": name, "n": n, "batch": BATCH,
-                             "samples_per_s": n as f64 / s, "ns_per_sample": s / n as f64 * 1e9,
-                         "best_samples_per_s": n as f64 / best,
-                             "load": load()}),
-            );
+            }));
         }
     }
 }
