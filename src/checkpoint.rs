@@ -12,9 +12,8 @@
 //! Format, version 2, little-endian: magic "THRSTATE" · u32 version · fingerprint (N, seed,
 //! shuffle, drop_last, policy kind) · u64 epoch · u64 total samples · u8 has-plan · [plan
 //! epoch, global ids, weights, u64 position, mean weight, score mean, score std] · ScoreBook ·
-//! policy state · CRC-32. Written atomically like score files. Version 1 (one rank: the
-//! fingerprint also held the batch size, and the position was counted in batches) is still
-//! read.
+//! policy state · CRC-32. Written atomically like score files. Version 1 (before ranks; its
+//! position counted batches) is refused with a clear error: no release ever wrote it.
 
 use std::path::Path;
 
@@ -116,22 +115,14 @@ pub(crate) fn restore(
     let mut r = Reader::new(body, 8);
     let truncated = || bad("truncated");
     let version = r.u32().ok_or_else(truncated)?;
-    if version != VERSION && version != 1 {
+    if version != VERSION {
         return Err(bad(&format!(
-            "version {version}; this build reads 1 and {VERSION}"
+            "version {version}; this build reads {VERSION}"
         )));
     }
-    let n = r.u64().ok_or_else(truncated)?;
-    let seed = r.u64().ok_or_else(truncated)?;
-    // Version 1 counted the position in batches of this size.
-    let v1_batch_size = if version == 1 {
-        r.u64().ok_or_else(truncated)?
-    } else {
-        0
-    };
     let found = Fingerprint {
-        n,
-        seed,
+        n: r.u64().ok_or_else(truncated)?,
+        seed: r.u64().ok_or_else(truncated)?,
         shuffle: r.u8().ok_or_else(truncated)? != 0,
         drop_last: r.u8().ok_or_else(truncated)? != 0,
         policy: r.str().ok_or_else(truncated)?,
@@ -150,11 +141,7 @@ pub(crate) fn restore(
             let plan_epoch = r.u64().ok_or_else(truncated)?;
             let ids = r.u64s().ok_or_else(truncated)?;
             let weights = r.f32s().ok_or_else(truncated)?;
-            let mut position = r.u64().ok_or_else(truncated)?;
-            if version == 1 {
-                // Delivered batches, and v1 plans were already cut by drop_last.
-                position = position.saturating_mul(v1_batch_size);
-            }
+            let position = r.u64().ok_or_else(truncated)?;
             if ids.len() != weights.len()
                 || ids.iter().any(|&id| id >= expect.n)
                 || plan_epoch != epoch

@@ -742,7 +742,7 @@ impl Shared {
         let per = self.transform.sample_bytes();
         buf.data.set_len(per * len);
         for j in 0..len {
-            let (id, weight) = plan.entry(k, j);
+            let (id, weight, padding) = plan.entry(k, j);
             if self.shutdown.load(Ordering::Relaxed) {
                 return Err(Error::state("the loader is shutting down"));
             }
@@ -759,7 +759,7 @@ impl Shared {
             });
             match loaded {
                 Ok(()) => {
-                    buf.padding += plan.is_padding(k, j) as usize;
+                    buf.padding += padding as usize;
                     buf.ids.push(id);
                     buf.weights.push(weight);
                     buf.labels.push(self.source.label(id as usize));

@@ -139,19 +139,14 @@ impl Plan {
             .min(self.batch_size)
     }
 
-    /// The (id, weight) of sample `j` of this rank's batch `k`; padding has weight 0.
-    pub fn entry(&self, k: usize, j: usize) -> (u64, f32) {
+    /// Sample `j` of this rank's batch `k`: (id, weight, is padding); padding has weight 0.
+    pub fn entry(&self, k: usize, j: usize) -> (u64, f32, bool) {
         let local = k * self.batch_size + j;
         let pos = self.start + local * self.world_size + self.rank;
         match self.ids.get(pos) {
-            Some(&id) => (id, self.weights[pos]),
-            None => (self.ids[(pos - self.ids.len()) % self.ids.len()], 0.0),
+            Some(&id) => (id, self.weights[pos], false),
+            None => (self.ids[(pos - self.ids.len()) % self.ids.len()], 0.0, true),
         }
-    }
-
-    /// Whether sample `j` of batch `k` is padding.
-    pub fn is_padding(&self, k: usize, j: usize) -> bool {
-        self.start + (k * self.batch_size + j) * self.world_size + self.rank >= self.ids.len()
     }
 
     /// Global positions consumed once this rank has delivered `delivered` batches (and every
@@ -230,7 +225,14 @@ mod tests {
     /// (id, weight) of every sample this rank delivers, batch by batch.
     fn delivered(p: &Plan) -> Vec<Vec<(u64, f32)>> {
         (0..p.batches())
-            .map(|k| (0..p.batch_len(k)).map(|j| p.entry(k, j)).collect())
+            .map(|k| {
+                (0..p.batch_len(k))
+                    .map(|j| {
+                        let (id, w, _) = p.entry(k, j);
+                        (id, w)
+                    })
+                    .collect()
+            })
             .collect()
     }
 
@@ -247,7 +249,7 @@ mod tests {
             assert_eq!(*w, *id as f32 * 0.5);
         }
         assert_eq!((a.batches(), a.batch_len(2), a.padding()), (3, 2, 0));
-        assert_eq!(a.entry(2, 1), (a.ids[9], a.weights[9]));
+        assert_eq!(a.entry(2, 1), (a.ids[9], a.weights[9], false));
         assert!((a.prune_fraction() - 0.5).abs() < 1e-12);
     }
 
@@ -298,7 +300,7 @@ mod tests {
         // Positions 8, 10, 12, 14 and 9, 11, 13, 15; 10.. wrap to ids 0.. with weight 0.
         assert_eq!(d0[1], [(8, 4.0), (0, 0.0), (2, 0.0), (4, 0.0)]);
         assert_eq!(d1[1], [(9, 4.5), (1, 0.0), (3, 0.0), (5, 0.0)]);
-        assert!(!r0.is_padding(1, 0) && r0.is_padding(1, 1) && r1.is_padding(1, 1));
+        assert!(!r0.entry(1, 0).2 && r0.entry(1, 1).2 && r1.entry(1, 1).2);
         // With drop_last the step that would need padding is dropped instead.
         let t0 = Plan::new(0, sel(10), &sharded(false, true, 4, 0, 2), 10);
         assert_eq!((t0.batches(), t0.samples(), t0.padding()), (1, 8, 0));
@@ -342,14 +344,14 @@ mod tests {
                 }
                 for j in 0..p.batch_len(k) {
                     let pos = start + (k * b + j) * w + r;
-                    let (id, weight) = p.entry(k, j);
+                    let (id, weight, padding) = p.entry(k, j);
                     if pos < n as usize {
-                        assert!(!p.is_padding(k, j));
+                        assert!(!padding);
                         assert_eq!((id, weight), (global.ids[pos], global.weights[pos]));
                         assert!(!seen[pos], "{what}: position {pos} twice");
                         seen[pos] = true;
                     } else {
-                        assert!(p.is_padding(k, j) && weight == 0.0, "{what}");
+                        assert!(padding && weight == 0.0, "{what}");
                     }
                 }
             }
