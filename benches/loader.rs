@@ -3,7 +3,7 @@
 //! `make bench` runs this and then puts the figure beside PyTorch's DataLoader.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use thresher::{Config, Loader};
+use thresher_core::{Config, Loader};
 
 fn loader(workers: usize) -> Loader {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/data/fashion-mnist");

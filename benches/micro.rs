@@ -30,10 +30,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use thresher::plan::{Plan, PlanOptions};
-use thresher::policy::{PlanContext, PolicyConfig, Selection};
-use thresher::source::ArraySource;
-use thresher::{Config, Feedback, Loader, Rng, ScoreBook, ScoreFields, Stream};
+use thresher_core::plan::{Plan, PlanOptions};
+use thresher_core::policy::{PlanContext, PolicyConfig, Selection};
+use thresher_core::source::ArraySource;
+use thresher_core::{Config, Feedback, Loader, Rng, ScoreBook, ScoreFields, Stream};
 
 /// Feedback batch: the batch size of the throughput figures.
 const BATCH: usize = 256;
@@ -279,7 +279,7 @@ fn cpu_now() -> f64 {
 /// epoch is over. Returns (select, mark_kept, shuffle, shuffle again, CPU) seconds and the
 /// plan's length.
 fn plan_once(
-    policy: &mut dyn thresher::policy::Policy,
+    policy: &mut dyn thresher_core::policy::Policy,
     book: &mut ScoreBook,
     epoch: u64,
     opts: &PlanOptions,
@@ -324,7 +324,7 @@ fn plan_once(
 /// previous plan hands back (no fresh, page-faulting allocation per epoch), shuffled by
 /// `Rng::shuffle_pair`. Building the `Plan` from the shuffled vectors is O(1) and left out.
 fn plan_recycled(
-    policy: &mut dyn thresher::policy::Policy,
+    policy: &mut dyn thresher_core::policy::Policy,
     book: &mut ScoreBook,
     epoch: u64,
     opts: &PlanOptions,

@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use thresher::{Config, Feedback, Loader};
+use thresher_core::{Config, Feedback, Loader};
 
 fn proc_status(key: &str) -> u64 {
     let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use thresher::{Config, Loader};
+use thresher_core::{Config, Loader};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();

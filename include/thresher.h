@@ -22,16 +22,16 @@
 /** The library version this header belongs to; equals thresher_version() and Cargo.toml. */
 #define THRESHER_VERSION "0.1.0"
 
-/**
- * The version of the C ABI this header describes. A breaking change bumps it.
- */
-#define THRESHER_ABI_VERSION 2
-
 #define THRESHER_VERSION_MAJOR 0
 
 #define THRESHER_VERSION_MINOR 1
 
 #define THRESHER_VERSION_PATCH 0
+
+/**
+ * The version of the C ABI this header describes. A breaking change bumps it.
+ */
+#define THRESHER_ABI_VERSION 2
 
 /**
  * The result of every fallible call. On anything but THRESHER_OK (and
@@ -379,8 +379,10 @@ size_t thresher_last_error(char *buf, size_t len);
  * must pass to thresher_loader_free exactly once. On failure `*out` is left untouched.
  *
  * With `"resume_from": PATH` the loader continues exactly where the loader that wrote the
- * checkpoint PATH (thresher_loader_state_save) was; the config must match its dataset size,
- * seed, batch size, shuffle, drop_last and policy.
+ * checkpoint PATH (thresher_loader_save_state) was; the config must match its dataset size,
+ * seed, shuffle, drop_last and policy kind (a mismatch is THRESHER_INVALID_ARGUMENT naming
+ * both). The checkpoint holds the global plan and how many of its positions were consumed, so
+ * batch_size, rank and world_size may differ: the rest of the epoch is laid out anew for them.
  *
  * Returns THRESHER_OK; THRESHER_INVALID_ARGUMENT for NULL arguments, malformed JSON, an
  * unknown key or a bad value (the message names the key); THRESHER_IO when a dataset or
@@ -409,7 +411,7 @@ void thresher_loader_free(thresher_loader *loader);
  * the message, sets `*out` to NULL and skips that batch: the next call continues with the
  * following one. THRESHER_INVALID_ARGUMENT for NULL arguments.
  *
- * Call from one thread at a time (thresher_loader_feedback and thresher_loader_epoch may run
+ * Call from one thread at a time (thresher_loader_feedback and thresher_loader_epoch_info may run
  * concurrently on other threads).
  */
 thresher_status thresher_loader_next(thresher_loader *loader, thresher_batch **out);
@@ -433,7 +435,7 @@ thresher_status thresher_loader_feedback(thresher_loader *loader, const thresher
  * learn an epoch's length before its first batch. Returns THRESHER_OK, or
  * THRESHER_INVALID_ARGUMENT for NULL arguments (`*out` untouched). Thread-safe.
  */
-thresher_status thresher_loader_epoch(const thresher_loader *loader, thresher_epoch_info *out);
+thresher_status thresher_loader_epoch_info(const thresher_loader *loader, thresher_epoch_info *out);
 
 /**
  * Writes digests of the loader's rank-independent state into `*out`: the current epoch's
@@ -474,6 +476,20 @@ thresher_status thresher_loader_save_scores(const thresher_loader *loader, const
  * config plus `"resume_from": PATH` yields exactly the batches this one would yield next
  * (same ids, order, weights and bytes). Returns THRESHER_OK, THRESHER_INVALID_ARGUMENT for
  * NULL arguments, or THRESHER_IO (the message names the path). Thread-safe.
+ */
+thresher_status thresher_loader_save_state(const thresher_loader *loader, const char *path);
+
+/**
+ * Deprecated since 0.1: the old name of thresher_loader_epoch_info, which it calls; same
+ * arguments, result and thread-safety. Kept so programs built against the first header still
+ * link; new code uses thresher_loader_epoch_info.
+ */
+thresher_status thresher_loader_epoch(const thresher_loader *loader, thresher_epoch_info *out);
+
+/**
+ * Deprecated since 0.1: the old name of thresher_loader_save_state, which it calls; same
+ * arguments, result and thread-safety. Kept so programs built against the first header still
+ * link; new code uses thresher_loader_save_state.
  */
 thresher_status thresher_loader_state_save(const thresher_loader *loader, const char *path);
 

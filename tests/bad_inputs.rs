@@ -7,7 +7,7 @@ use std::path::Path;
 use std::ptr::{null, null_mut};
 
 use thresher::ffi::*;
-use thresher::source::write_idx;
+use thresher_core::source::write_idx;
 
 use thresher_status::*;
 
@@ -331,8 +331,8 @@ fn battery() {
         misuse!(thresher_loader_next(l, null_mut()), "out");
         misuse!(thresher_loader_feedback(null_mut(), null()), "loader");
         misuse!(thresher_loader_feedback(l, null()), "fb");
-        misuse!(thresher_loader_epoch(null(), &mut info), "loader");
-        misuse!(thresher_loader_epoch(l, null_mut()), "out");
+        misuse!(thresher_loader_epoch_info(null(), &mut info), "loader");
+        misuse!(thresher_loader_epoch_info(l, null_mut()), "out");
         misuse!(thresher_loader_report(null(), &mut rep), "loader");
         misuse!(thresher_loader_report(l, null_mut()), "out");
         let mut digest = thresher_digest::default();
@@ -340,8 +340,8 @@ fn battery() {
         misuse!(thresher_loader_digest(l, null_mut()), "out");
         misuse!(thresher_loader_save_scores(null(), path.as_ptr()), "loader");
         misuse!(thresher_loader_save_scores(l, null()), "path");
-        misuse!(thresher_loader_state_save(null(), path.as_ptr()), "loader");
-        misuse!(thresher_loader_state_save(l, null()), "path");
+        misuse!(thresher_loader_save_state(null(), path.as_ptr()), "loader");
+        misuse!(thresher_loader_save_state(l, null()), "path");
         misuse!(thresher_batch_data(null(), t.as_mut_ptr()), "batch");
         misuse!(thresher_batch_dlpack(null(), 0, &mut null_mut()), "batch");
         assert_eq!(thresher_batch_len(null()), 0);

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use thresher::source::{ArraySource, Source};
-use thresher::{Batch, Config, Feedback, Loader};
+use thresher_core::source::{ArraySource, Source};
+use thresher_core::{Batch, Config, Feedback, Loader};
 
 const N: usize = 1000;
 

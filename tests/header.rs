@@ -1,12 +1,26 @@
-//! The checked-in header must be exactly what cbindgen (pinned in Cargo.toml and
-//! scripts/setup.sh) generates from src/ffi today; run `make header` after changing the ABI.
+//! The checked-in header must be exactly what cbindgen (pinned in Cargo.toml) generates from
+//! src/ffi today, with the version macros from Cargo.toml. `make header` runs this test with
+//! THRESHER_BLESS=1, which writes the header instead of comparing it.
 
 use std::path::Path;
 
-#[test]
-fn header_is_up_to_date() {
+/// The version block after the includes: the one place the header's version comes from.
+fn version_macros() -> String {
+    let v = env!("CARGO_PKG_VERSION");
+    format!(
+        "\n/** The library version this header belongs to; equals thresher_version() and \
+         Cargo.toml. */\n#define THRESHER_VERSION \"{v}\"\n\n#define THRESHER_VERSION_MAJOR {}\n\n\
+         #define THRESHER_VERSION_MINOR {}\n\n#define THRESHER_VERSION_PATCH {}",
+        env!("CARGO_PKG_VERSION_MAJOR"),
+        env!("CARGO_PKG_VERSION_MINOR"),
+        env!("CARGO_PKG_VERSION_PATCH"),
+    )
+}
+
+fn generate() -> Vec<u8> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let config = cbindgen::Config::from_file(root.join("cbindgen.toml")).unwrap();
+    let mut config = cbindgen::Config::from_file(root.join("cbindgen.toml")).unwrap();
+    config.after_includes = Some(version_macros());
     let mut generated = Vec::new();
     cbindgen::Builder::new()
         .with_crate(root)
@@ -14,7 +28,18 @@ fn header_is_up_to_date() {
         .generate()
         .expect("cbindgen runs")
         .write(&mut generated);
-    let checked_in = std::fs::read(root.join("include/thresher.h")).unwrap();
+    generated
+}
+
+#[test]
+fn header_is_up_to_date() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("include/thresher.h");
+    let generated = generate();
+    if std::env::var_os("THRESHER_BLESS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+        return;
+    }
+    let checked_in = std::fs::read(&path).unwrap();
     assert!(
         generated == checked_in,
         "include/thresher.h is stale: run `make header` and commit it"

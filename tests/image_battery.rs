@@ -14,7 +14,7 @@ use std::time::Duration;
 use image::DynamicImage;
 use image_util::*;
 use serde_json::json;
-use thresher::{Config, Error, ErrorKind, Loader};
+use thresher_core::{Config, Error, ErrorKind, Loader};
 
 fn good_jpeg() -> Vec<u8> {
     jpeg_bytes(&DynamicImage::ImageRgb8(photo(64, 48, 1)), 90)
@@ -126,7 +126,7 @@ fn within_a_minute<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) ->
     rx.recv_timeout(Duration::from_secs(60)).expect("stalled")
 }
 
-fn loader(config: serde_json::Value) -> thresher::Result<Loader> {
+fn loader(config: serde_json::Value) -> thresher_core::Result<Loader> {
     Loader::new(Config::from_json(&config.to_string())?)
 }
 

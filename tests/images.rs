@@ -10,9 +10,9 @@ use std::sync::Arc;
 use image::DynamicImage;
 use image_util::*;
 use serde_json::json;
-use thresher::source::{Scratch, Source, SourceConfig};
-use thresher::transform::{Out, Transform, TransformConfig, Workspace};
-use thresher::{Config, ErrorKind, Loader};
+use thresher_core::source::{Scratch, Source, SourceConfig};
+use thresher_core::transform::{Out, Transform, TransformConfig, Workspace};
+use thresher_core::{Config, ErrorKind, Loader};
 
 fn open(source: serde_json::Value) -> Arc<dyn Source> {
     let c: SourceConfig = serde_json::from_value(source).unwrap();
@@ -260,7 +260,7 @@ fn apply(config: serde_json::Value, img: &image::RgbImage, id: u64) -> (Vec<u8>,
     config["dtype"] = json!("u8");
     config["layout"] = json!("nhwc");
     let t = Transform::new(&tc(config), None, 3).unwrap().with_seed(5);
-    let view = thresher::source::SampleView {
+    let view = thresher_core::source::SampleView {
         pixels: img.as_raw(),
         height: img.height() as usize,
         width: img.width() as usize,

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use thresher::source::{ArraySource, SampleView, Scratch, Source};
-use thresher::{Config, ErrorKind, Feedback, Loader};
+use thresher_core::source::{ArraySource, SampleView, Scratch, Source};
+use thresher_core::{Config, ErrorKind, Feedback, Loader};
 
 /// N samples of 4×3×2 bytes whose pixels encode the id, labels id % 10.
 fn array_source(n: usize) -> Arc<dyn Source> {
@@ -199,9 +199,9 @@ impl Source for Flaky {
     fn sample_shape(&self) -> Option<[usize; 3]> {
         self.0.sample_shape()
     }
-    fn read<'a>(&'a self, id: usize, s: &'a mut Scratch) -> thresher::Result<SampleView<'a>> {
+    fn read<'a>(&'a self, id: usize, s: &'a mut Scratch) -> thresher_core::Result<SampleView<'a>> {
         match id {
-            13 => Err(thresher::Error::format("/data/broken.png: bad magic")),
+            13 => Err(thresher_core::Error::format("/data/broken.png: bad magic")),
             21 => panic!("decoder bug"),
             _ => self.0.read(id, s),
         }

@@ -20,8 +20,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use serde_json::{json, Value};
-use thresher::source::{SampleView, Scratch, SourceConfig};
-use thresher::transform::{Out, Transform, TransformConfig, Workspace};
+use thresher_core::source::{SampleView, Scratch, SourceConfig};
+use thresher_core::transform::{Out, Transform, TransformConfig, Workspace};
 
 /// Decodes `file` in `dir` with thresher, as `color` ("rgb" or "gray").
 fn decode(dir: &Path, file: &str, color: &str) -> (Vec<u8>, [usize; 3]) {
@@ -67,7 +67,7 @@ fn transform(config: Value, px: &[u8], shape: [usize; 3], id: u64) -> Vec<u8> {
     };
     let mut out = vec![0u8; t.sample_bytes()];
     let mut ws = Workspace::default();
-    if tc.dtype == thresher::transform::Dtype::U8 {
+    if tc.dtype == thresher_core::transform::Dtype::U8 {
         t.apply(&view, 0, id, &mut ws, Out::U8(&mut out)).unwrap();
     } else {
         let mut f = vec![0f32; out.len() / 4];

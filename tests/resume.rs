@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use thresher::source::{ArraySource, Source};
-use thresher::{Config, ErrorKind, Feedback, Loader};
+use thresher_core::source::{ArraySource, Source};
+use thresher_core::{Config, ErrorKind, Feedback, Loader};
 
 fn source() -> Arc<dyn Source> {
     let pixels = (0..300 * 4).map(|i| (i * 31 % 251) as u8).collect();
@@ -16,11 +16,11 @@ fn source() -> Arc<dyn Source> {
 const CONFIG: &str = r#"{"batch_size": 32, "workers": 3, "seed": 11,
     "policy": {"kind": "random", "prune": 0.4, "rescale": true}}"#;
 
-fn loader(resume: Option<&Path>) -> thresher::Result<Loader> {
+fn loader(resume: Option<&Path>) -> thresher_core::Result<Loader> {
     loader_with(CONFIG, resume)
 }
 
-fn loader_with(config: &str, resume: Option<&Path>) -> thresher::Result<Loader> {
+fn loader_with(config: &str, resume: Option<&Path>) -> thresher_core::Result<Loader> {
     let mut c = Config::from_json(config).unwrap();
     c.resume_from = resume.map(Path::to_path_buf);
     Loader::with_source(c, source())

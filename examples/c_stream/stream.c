@@ -60,8 +60,8 @@ int main(int argc, char **argv) {
         double checksum = 0.0, start, secs;
 
         /* The plan is fixed before the first batch, so a trainer can size its LR schedule. */
-        if ((st = thresher_loader_epoch(loader, &plan)) != THRESHER_OK)
-            die("thresher_loader_epoch", st);
+        if ((st = thresher_loader_epoch_info(loader, &plan)) != THRESHER_OK)
+            die("thresher_loader_epoch_info", st);
         printf("epoch %" PRIu64 ": %" PRIu64 " batches, %" PRIu64 " of %" PRIu64
                " samples (pruned %.1f%%)\n",
                plan.epoch, plan.batches, plan.samples, plan.dataset_len,

@@ -2,7 +2,7 @@
 //! read or refused, never a panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use thresher::source::{Source, SourceConfig};
+use thresher_core::source::{Source, SourceConfig};
 
 /// Opens the source described by `json` and reads its first, middle and last samples.
 fn exercise(json: String) {

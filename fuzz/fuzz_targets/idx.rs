@@ -3,7 +3,7 @@
 //! file-opening path (raw or gzip) in a per-process directory under /dev/shm.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use thresher::source::{IdxSource, Source};
+use thresher_core::source::{IdxSource, Source};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&split, rest)) = data.split_first() else {

@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = thresher::scorefile::ScoreFile::from_bytes(std::path::Path::new("fuzz"), data);
+    let _ = thresher_core::scorefile::ScoreFile::from_bytes(std::path::Path::new("fuzz"), data);
 });

@@ -4,9 +4,10 @@ use std::ffi::c_void;
 use std::sync::Arc;
 
 use super::error::{guard, guard_value, thresher_status};
-use crate::error::Error;
-use crate::transform::Dtype;
-use crate::Batch;
+use super::out_arg;
+use thresher_core::transform::Dtype;
+use thresher_core::Batch;
+use thresher_core::Error;
 
 /// One minibatch lent to the caller by thresher_loader_next. Opaque. Its arrays stay valid and
 /// unchanged until thresher_batch_release; the batch may be read from any thread, and released
@@ -106,9 +107,7 @@ pub unsafe extern "C" fn thresher_batch_data(
 ) -> thresher_status {
     guard(|| {
         let b = unsafe { batch_ref(b) }.ok_or_else(|| Error::invalid("batch is NULL"))?;
-        if out.is_null() {
-            return Err(Error::invalid("out is NULL"));
-        }
+        let out = out_arg(out, "out")?;
         let s = b.shape();
         let t = thresher_tensor {
             data: b.data_ptr() as *mut c_void,
@@ -119,8 +118,7 @@ pub unsafe extern "C" fn thresher_batch_data(
             ndim: 4,
             shape: s.map(|d| d as i64),
         };
-        // SAFETY: checked non-NULL.
-        unsafe { *out = t };
+        unsafe { out.write(t) };
         Ok(thresher_status::THRESHER_OK)
     })
 }

@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use super::batch::thresher_batch;
 use super::error::{guard, thresher_status};
-use crate::error::Error;
-use crate::transform::Dtype;
-use crate::Batch;
+use super::out_arg;
+use thresher_core::transform::Dtype;
+use thresher_core::Batch;
+use thresher_core::Error;
 
 /// Which array of a batch to export.
 #[repr(C)]
@@ -104,9 +105,7 @@ pub unsafe extern "C" fn thresher_batch_dlpack(
     guard(|| {
         // SAFETY: non-NULL batches come from thresher_loader_next and are live (documented).
         let handle = unsafe { b.as_ref() }.ok_or_else(|| Error::invalid("batch is NULL"))?;
-        if out.is_null() {
-            return Err(Error::invalid("out is NULL"));
-        }
+        let out = out_arg(out, "out")?;
         // Taken as an int, not the enum: C may pass any value, and an out-of-range enum
         // would be undefined behaviour in Rust before we could check it.
         let field = match field {
@@ -178,7 +177,7 @@ pub unsafe extern "C" fn thresher_batch_dlpack(
         unsafe {
             (*holder).managed.dl_tensor.shape = (*holder).shape.as_mut_ptr();
             (*holder).managed.manager_ctx = holder.cast();
-            *out = std::ptr::addr_of_mut!((*holder).managed).cast();
+            out.write(std::ptr::addr_of_mut!((*holder).managed).cast());
         }
         Ok(thresher_status::THRESHER_OK)
     })
@@ -187,8 +186,8 @@ pub unsafe extern "C" fn thresher_batch_dlpack(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::ArraySource;
-    use crate::{Config, Loader};
+    use thresher_core::source::ArraySource;
+    use thresher_core::{Config, Loader};
 
     #[test]
     fn tensors_outlive_the_handle_and_the_loader() {

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::ffi::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::error::{Error, ErrorKind};
+use thresher_core::{Error, ErrorKind};
 
 /// The result of every fallible call. On anything but THRESHER_OK (and
 /// THRESHER_END_OF_EPOCH, which is not an error), thresher_last_error() tells why.

@@ -4,10 +4,10 @@ use std::ffi::c_char;
 
 use super::batch::thresher_batch;
 use super::error::{guard, thresher_status};
-use super::{slice_arg, str_arg};
-use crate::error::{Error, Result};
-use crate::scores::Feedback;
-use crate::{Config, Loader};
+use super::{out_arg, slice_arg, str_arg};
+use thresher_core::scores::Feedback;
+use thresher_core::{Config, Loader};
+use thresher_core::{Error, Result};
 
 /// A loader: worker threads, prefetched batches, the ScoreBook and the pruning policy.
 /// Opaque; created by thresher_loader_new, destroyed by thresher_loader_free.
@@ -117,8 +117,10 @@ unsafe fn loader_ref<'a>(loader: *const thresher_loader) -> Result<&'a Loader> {
 /// must pass to thresher_loader_free exactly once. On failure `*out` is left untouched.
 ///
 /// With `"resume_from": PATH` the loader continues exactly where the loader that wrote the
-/// checkpoint PATH (thresher_loader_state_save) was; the config must match its dataset size,
-/// seed, batch size, shuffle, drop_last and policy.
+/// checkpoint PATH (thresher_loader_save_state) was; the config must match its dataset size,
+/// seed, shuffle, drop_last and policy kind (a mismatch is THRESHER_INVALID_ARGUMENT naming
+/// both). The checkpoint holds the global plan and how many of its positions were consumed, so
+/// batch_size, rank and world_size may differ: the rest of the epoch is laid out anew for them.
 ///
 /// Returns THRESHER_OK; THRESHER_INVALID_ARGUMENT for NULL arguments, malformed JSON, an
 /// unknown key or a bad value (the message names the key); THRESHER_IO when a dataset or
@@ -130,15 +132,12 @@ pub unsafe extern "C" fn thresher_loader_new(
     out: *mut *mut thresher_loader,
 ) -> thresher_status {
     guard(|| {
-        if out.is_null() {
-            return Err(Error::invalid("out is NULL"));
-        }
+        let out = out_arg(out, "out")?;
         let text = unsafe { str_arg(config_json, "config_json") }?;
         let config = Config::from_json(text)?;
         let inner = Loader::new(config)?;
         let boxed = Box::into_raw(Box::new(thresher_loader { inner }));
-        // SAFETY: checked non-NULL above.
-        unsafe { *out = boxed };
+        unsafe { out.write(boxed) };
         Ok(thresher_status::THRESHER_OK)
     })
 }
@@ -168,7 +167,7 @@ pub unsafe extern "C" fn thresher_loader_free(loader: *mut thresher_loader) {
 /// the message, sets `*out` to NULL and skips that batch: the next call continues with the
 /// following one. THRESHER_INVALID_ARGUMENT for NULL arguments.
 ///
-/// Call from one thread at a time (thresher_loader_feedback and thresher_loader_epoch may run
+/// Call from one thread at a time (thresher_loader_feedback and thresher_loader_epoch_info may run
 /// concurrently on other threads).
 #[no_mangle]
 pub unsafe extern "C" fn thresher_loader_next(
@@ -177,15 +176,12 @@ pub unsafe extern "C" fn thresher_loader_next(
 ) -> thresher_status {
     guard(|| {
         let l = unsafe { loader_ref(loader) }?;
-        if out.is_null() {
-            return Err(Error::invalid("out is NULL"));
-        }
-        // SAFETY: checked non-NULL; written on every return path below.
-        unsafe { *out = std::ptr::null_mut() };
+        let out = out_arg(out, "out")?;
+        // NULL on every path but success, errors included (documented above).
+        unsafe { out.write(std::ptr::null_mut()) };
         match l.next()? {
             Some(batch) => {
-                let b = super::batch::into_raw(batch);
-                unsafe { *out = b };
+                unsafe { out.write(super::batch::into_raw(batch)) };
                 Ok(thresher_status::THRESHER_OK)
             }
             None => Ok(thresher_status::THRESHER_END_OF_EPOCH),
@@ -250,15 +246,13 @@ pub unsafe extern "C" fn thresher_loader_feedback(
 /// learn an epoch's length before its first batch. Returns THRESHER_OK, or
 /// THRESHER_INVALID_ARGUMENT for NULL arguments (`*out` untouched). Thread-safe.
 #[no_mangle]
-pub unsafe extern "C" fn thresher_loader_epoch(
+pub unsafe extern "C" fn thresher_loader_epoch_info(
     loader: *const thresher_loader,
     out: *mut thresher_epoch_info,
 ) -> thresher_status {
     guard(|| {
         let l = unsafe { loader_ref(loader) }?;
-        if out.is_null() {
-            return Err(Error::invalid("out is NULL"));
-        }
+        let out = out_arg(out, "out")?;
         let i = l.epoch_info();
         let info = thresher_epoch_info {
             epoch: i.epoch,
@@ -267,8 +261,7 @@ pub unsafe extern "C" fn thresher_loader_epoch(
             dataset_len: i.dataset_len,
             prune_fraction: i.prune_fraction,
         };
-        // SAFETY: checked non-NULL.
-        unsafe { *out = info };
+        unsafe { out.write(info) };
         Ok(thresher_status::THRESHER_OK)
     })
 }
@@ -287,17 +280,14 @@ pub unsafe extern "C" fn thresher_loader_digest(
 ) -> thresher_status {
     guard(|| {
         let l = unsafe { loader_ref(loader) }?;
-        if out.is_null() {
-            return Err(Error::invalid("out is NULL"));
-        }
+        let out = out_arg(out, "out")?;
         let d = l.digest();
-        // SAFETY: checked non-NULL.
         unsafe {
-            *out = thresher_digest {
+            out.write(thresher_digest {
                 epoch: d.epoch,
                 plan: d.plan,
                 scores: d.scores,
-            }
+            })
         };
         Ok(thresher_status::THRESHER_OK)
     })
@@ -315,9 +305,7 @@ pub unsafe extern "C" fn thresher_loader_report(
 ) -> thresher_status {
     guard(|| {
         let l = unsafe { loader_ref(loader) }?;
-        if out.is_null() {
-            return Err(Error::invalid("out is NULL"));
-        }
+        let out = out_arg(out, "out")?;
         let r = l.report();
         let report = thresher_epoch_report {
             epoch: r.epoch,
@@ -334,8 +322,7 @@ pub unsafe extern "C" fn thresher_loader_report(
             worker_busy_s: r.worker_busy_s,
             skipped: r.skipped,
         };
-        // SAFETY: checked non-NULL.
-        unsafe { *out = report };
+        unsafe { out.write(report) };
         Ok(thresher_status::THRESHER_OK)
     })
 }
@@ -368,7 +355,7 @@ pub unsafe extern "C" fn thresher_loader_save_scores(
 /// (same ids, order, weights and bytes). Returns THRESHER_OK, THRESHER_INVALID_ARGUMENT for
 /// NULL arguments, or THRESHER_IO (the message names the path). Thread-safe.
 #[no_mangle]
-pub unsafe extern "C" fn thresher_loader_state_save(
+pub unsafe extern "C" fn thresher_loader_save_state(
     loader: *const thresher_loader,
     path: *const c_char,
 ) -> thresher_status {
@@ -378,4 +365,28 @@ pub unsafe extern "C" fn thresher_loader_state_save(
         l.save_state(std::path::Path::new(path))?;
         Ok(thresher_status::THRESHER_OK)
     })
+}
+
+// ---- Deprecated names (ABI 2 shipped them; kept so existing binaries and code still link) ----
+
+/// Deprecated since 0.1: the old name of thresher_loader_epoch_info, which it calls; same
+/// arguments, result and thread-safety. Kept so programs built against the first header still
+/// link; new code uses thresher_loader_epoch_info.
+#[no_mangle]
+pub unsafe extern "C" fn thresher_loader_epoch(
+    loader: *const thresher_loader,
+    out: *mut thresher_epoch_info,
+) -> thresher_status {
+    unsafe { thresher_loader_epoch_info(loader, out) }
+}
+
+/// Deprecated since 0.1: the old name of thresher_loader_save_state, which it calls; same
+/// arguments, result and thread-safety. Kept so programs built against the first header still
+/// link; new code uses thresher_loader_save_state.
+#[no_mangle]
+pub unsafe extern "C" fn thresher_loader_state_save(
+    loader: *const thresher_loader,
+    path: *const c_char,
+) -> thresher_status {
+    unsafe { thresher_loader_save_state(loader, path) }
 }

@@ -20,16 +20,13 @@ pub use loader::*;
 
 use std::ffi::{c_char, CStr};
 
-use crate::error::{Error, Result};
+use thresher_core::{Error, Result};
 
 /// The version of the C ABI this header describes. A breaking change bumps it.
 pub const THRESHER_ABI_VERSION: u32 = 2;
 
-/// The library version, equal to Cargo.toml's (a test checks it).
-pub const THRESHER_VERSION: &str = "0.1.0";
-pub const THRESHER_VERSION_MAJOR: u32 = 0;
-pub const THRESHER_VERSION_MINOR: u32 = 1;
-pub const THRESHER_VERSION_PATCH: u32 = 0;
+// THRESHER_VERSION and its parts, from Cargo.toml (build.rs).
+include!(concat!(env!("OUT_DIR"), "/version.rs"));
 
 /// Returns THRESHER_ABI_VERSION of the library actually linked; compare it with the header's
 /// macro to detect a mismatched library at run time. Thread-safe; never fails.
@@ -43,8 +40,7 @@ pub extern "C" fn thresher_abi_version() -> u32 {
 /// Thread-safe; never fails.
 #[no_mangle]
 pub extern "C" fn thresher_version() -> *const c_char {
-    static V: &CStr = c"0.1.0";
-    V.as_ptr()
+    VERSION_C.as_ptr()
 }
 
 /// Turns a C string into &str, naming `what` on failure.
@@ -76,12 +72,34 @@ pub(crate) unsafe fn slice_arg<'a, T>(ptr: *const T, len: usize, what: &str) -> 
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
+/// An out-parameter, checked for NULL before any work so that a refused call changes nothing,
+/// and written once at the end, on success only (the header's "outputs are written only on
+/// success").
+pub(crate) struct OutPtr<T>(*mut T);
+
+/// Checks the out-parameter `out` (named `what` in the error).
+pub(crate) fn out_arg<T>(out: *mut T, what: &str) -> Result<OutPtr<T>> {
+    if out.is_null() {
+        return Err(Error::invalid(format!("{what} is NULL")));
+    }
+    Ok(OutPtr(out))
+}
+
+impl<T> OutPtr<T> {
+    /// Writes `value` through the pointer (not reading or dropping what was there: C memory).
+    pub(crate) unsafe fn write(&self, value: T) {
+        // SAFETY: non-NULL (checked by out_arg); the caller promises a writable, aligned T.
+        unsafe { self.0.write(value) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn versions_agree_with_cargo() {
         let v = super::THRESHER_VERSION;
-        assert_eq!(v, crate::VERSION);
+        assert_eq!(v, env!("CARGO_PKG_VERSION"));
+        assert_eq!(v, thresher_core::VERSION);
         let c = unsafe { std::ffi::CStr::from_ptr(super::thresher_version()) };
         assert_eq!(c.to_str().unwrap(), v);
         let parts: Vec<u32> = v.split('.').map(|p| p.parse().unwrap()).collect();

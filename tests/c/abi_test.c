@@ -246,7 +246,7 @@ static void test_last_error(void) {
     CHECK(thresher_batch_len(NULL) == 0);
     l = open_loader(test_images, test_labels, "\"batch_size\": 5000");
     if (l == NULL) return;
-    CHECK_OK(thresher_loader_epoch(l, &info));
+    CHECK_OK(thresher_loader_epoch_info(l, &info));
     memset(big, 0, sizeof big);
     CHECK(thresher_last_error(big, sizeof big) == n);
     CHECK(strstr(big, "batch_sise") != NULL);
@@ -339,7 +339,7 @@ static void test_null_arguments(void) {
     CHECK_STATUS(thresher_loader_feedback(NULL, &fb), THRESHER_INVALID_ARGUMENT, "loader");
     memset(&info, 0xab, sizeof info);
     info_before = info;
-    CHECK_STATUS(thresher_loader_epoch(NULL, &info), THRESHER_INVALID_ARGUMENT, "loader");
+    CHECK_STATUS(thresher_loader_epoch_info(NULL, &info), THRESHER_INVALID_ARGUMENT, "loader");
     CHECK(memcmp(&info, &info_before, sizeof info) == 0);
     memset(&t, 0xab, sizeof t);
     t_before = t;
@@ -360,7 +360,7 @@ static void test_null_arguments(void) {
     if (l == NULL) return;
     CHECK_STATUS(thresher_loader_next(l, NULL), THRESHER_INVALID_ARGUMENT, "out");
     CHECK_STATUS(thresher_loader_feedback(l, NULL), THRESHER_INVALID_ARGUMENT, "fb");
-    CHECK_STATUS(thresher_loader_epoch(l, NULL), THRESHER_INVALID_ARGUMENT, "out");
+    CHECK_STATUS(thresher_loader_epoch_info(l, NULL), THRESHER_INVALID_ARGUMENT, "out");
     b = NULL;
     CHECK_OK(thresher_loader_next(l, &b));
     CHECK(b != NULL);
@@ -586,7 +586,7 @@ static void test_epoch_pixels_and_labels(void) {
     seen = calloc(n, 1);
     if (l == NULL || seen == NULL) goto out;
 
-    CHECK_OK(thresher_loader_epoch(l, &info));
+    CHECK_OK(thresher_loader_epoch_info(l, &info));
     CHECK(info.epoch == 0);
     CHECK(info.batches == 600);
     CHECK(info.samples == 60000);
@@ -660,7 +660,7 @@ static void test_epoch_pixels_and_labels(void) {
     CHECK(i == n); /* every id exactly once */
 
     /* The plan of epoch 1 is made now; the epoch-0 stream is over. */
-    CHECK_OK(thresher_loader_epoch(l, &info));
+    CHECK_OK(thresher_loader_epoch_info(l, &info));
     CHECK(info.epoch == 1);
     CHECK(info.batches == 600 && info.samples == 60000);
 
@@ -734,7 +734,7 @@ static void test_random_pruning(void) {
     const float want = (float)(1.0 / (1.0 - 0.3));
     if (l == NULL) return;
     memset(seen, 0, sizeof seen);
-    CHECK_OK(thresher_loader_epoch(l, &info));
+    CHECK_OK(thresher_loader_epoch_info(l, &info));
     CHECK(info.epoch == 0);
     CHECK(info.samples == 7000);
     CHECK(info.dataset_len == 10000);
@@ -777,7 +777,7 @@ static void test_drop_last(void) {
     thresher_batch *b;
     size_t samples = 0, batches = 0;
     if (l == NULL) return;
-    CHECK_OK(thresher_loader_epoch(l, &info));
+    CHECK_OK(thresher_loader_epoch_info(l, &info));
     CHECK(info.batches == 3 && info.samples == 9000);
     while (thresher_loader_next(l, &b) == THRESHER_OK) {
         CHECK(thresher_batch_len(b) == 3000);
@@ -808,8 +808,8 @@ static void test_determinism(void) {
         size_t samples = 0, mismatches = 0;
         thresher_status sa, sc;
         thresher_epoch_info ia, ic;
-        CHECK_OK(thresher_loader_epoch(a, &ia));
-        CHECK_OK(thresher_loader_epoch(c, &ic));
+        CHECK_OK(thresher_loader_epoch_info(a, &ia));
+        CHECK_OK(thresher_loader_epoch_info(c, &ic));
         CHECK(ia.epoch == (uint64_t)epoch && ic.epoch == (uint64_t)epoch);
         CHECK(ia.samples == 5000 && ic.samples == 5000 && ia.batches == ic.batches);
         for (;;) {
@@ -936,20 +936,20 @@ static void test_after_end_of_epoch(void) {
     b = NULL;
     CHECK_OK(thresher_loader_next(l, &b));
     CHECK(b != NULL && thresher_batch_len(b) == 5000);
-    CHECK_OK(thresher_loader_epoch(l, &info));
+    CHECK_OK(thresher_loader_epoch_info(l, &info));
     CHECK(info.epoch == 1 && info.batches == 2 && info.samples == 10000);
     thresher_batch_release(b);
     CHECK_OK(thresher_loader_next(l, &b));
     thresher_batch_release(b);
     CHECK_STATUS(thresher_loader_next(l, &b), THRESHER_END_OF_EPOCH, NULL);
-    /* thresher_loader_epoch right after END_OF_EPOCH fixes epoch 2's plan; next delivers it
+    /* thresher_loader_epoch_info right after END_OF_EPOCH fixes epoch 2's plan; next delivers it
      * (and does not skip to epoch 3). */
-    CHECK_OK(thresher_loader_epoch(l, &info));
+    CHECK_OK(thresher_loader_epoch_info(l, &info));
     CHECK(info.epoch == 2);
-    CHECK_OK(thresher_loader_epoch(l, &info));
+    CHECK_OK(thresher_loader_epoch_info(l, &info));
     CHECK(info.epoch == 2);
     CHECK_OK(thresher_loader_next(l, &b));
-    CHECK_OK(thresher_loader_epoch(l, &info));
+    CHECK_OK(thresher_loader_epoch_info(l, &info));
     CHECK(info.epoch == 2);
     thresher_batch_release(b);
     thresher_loader_free(l);
@@ -1004,8 +1004,8 @@ static void test_report(void) {
         CHECK_OK(thresher_loader_report(l, &r));
         CHECK(r.epoch == (uint64_t)epoch);
     }
-    /* thresher_loader_epoch does begin epoch 2; the report follows it. */
-    CHECK_OK(thresher_loader_epoch(l, &info));
+    /* thresher_loader_epoch_info does begin epoch 2; the report follows it. */
+    CHECK_OK(thresher_loader_epoch_info(l, &info));
     CHECK(info.epoch == 2);
     CHECK_OK(thresher_loader_report(l, &r));
     CHECK(r.epoch == 2 && r.delivered == 0);
@@ -1022,7 +1022,7 @@ static void test_report(void) {
     thresher_loader_free(l);
 }
 
-/* ---- thresher_loader_save_scores and thresher_loader_state_save --------------------------- */
+/* ---- thresher_loader_save_scores and thresher_loader_save_state --------------------------- */
 
 static int file_exists(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -1067,14 +1067,14 @@ static void test_save_scores(void) {
     CHECK_STATUS(thresher_loader_save_scores(l, missing_dir), THRESHER_IO, missing_dir);
     CHECK(!file_exists(missing_dir));
     /* The same for checkpoints. */
-    CHECK_STATUS(thresher_loader_state_save(l, NULL), THRESHER_INVALID_ARGUMENT, "path");
-    CHECK_STATUS(thresher_loader_state_save(NULL, path), THRESHER_INVALID_ARGUMENT, "loader");
-    CHECK_STATUS(thresher_loader_state_save(l, missing_dir), THRESHER_IO, missing_dir);
+    CHECK_STATUS(thresher_loader_save_state(l, NULL), THRESHER_INVALID_ARGUMENT, "path");
+    CHECK_STATUS(thresher_loader_save_state(NULL, path), THRESHER_INVALID_ARGUMENT, "loader");
+    CHECK_STATUS(thresher_loader_save_state(l, missing_dir), THRESHER_IO, missing_dir);
     /* A "directory" that is a regular file (ENOTDIR): unwritable even for root, which
      * permission bits would not stop. */
     snprintf(under_file, sizeof under_file, "%s/scores", path);
     CHECK_STATUS(thresher_loader_save_scores(l, under_file), THRESHER_IO, under_file);
-    CHECK_STATUS(thresher_loader_state_save(l, under_file), THRESHER_IO, under_file);
+    CHECK_STATUS(thresher_loader_save_state(l, under_file), THRESHER_IO, under_file);
     thresher_loader_free(l);
     CHECK(unlink(path) == 0);
 out:
@@ -1141,15 +1141,15 @@ static void test_state_resume(void) {
         feed_batch(a, ba);
         thresher_batch_release(ba);
     }
-    CHECK_OK(thresher_loader_state_save(a, path));
+    CHECK_OK(thresher_loader_save_state(a, path));
     CHECK(file_exists(path));
 
     json_string(quoted, sizeof quoted, path);
     snprintf(extra, sizeof extra, "%s, \"resume_from\": %s", keys, quoted);
     c = open_loader(test_images, test_labels, extra);
     if (c == NULL) goto out;
-    CHECK_OK(thresher_loader_epoch(a, &ia));
-    CHECK_OK(thresher_loader_epoch(c, &ic));
+    CHECK_OK(thresher_loader_epoch_info(a, &ia));
+    CHECK_OK(thresher_loader_epoch_info(c, &ic));
     CHECK(ia.epoch == 1 && ic.epoch == 1);
     CHECK(ia.samples < 10000 && ia.samples == ic.samples && ia.batches == ic.batches);
     /* The rest of epoch 1, then all of epoch 2 (planned from the fed-back scores): the same
@@ -1158,8 +1158,8 @@ static void test_state_resume(void) {
     for (k = 0; k < 2; k++) {
         if (k == 1) {
             /* Epoch 2's plan, fixed now in both loaders from the same ScoreBook. */
-            CHECK_OK(thresher_loader_epoch(a, &ia));
-            CHECK_OK(thresher_loader_epoch(c, &ic));
+            CHECK_OK(thresher_loader_epoch_info(a, &ia));
+            CHECK_OK(thresher_loader_epoch_info(c, &ic));
             CHECK(ia.epoch == 2 && ic.epoch == 2);
             CHECK(ia.samples == ic.samples && ia.batches == ic.batches);
             expected += ia.batches;
@@ -1181,8 +1181,8 @@ static void test_state_resume(void) {
     }
     CHECK(mismatches == 0);
     CHECK(compared == expected);
-    CHECK_OK(thresher_loader_epoch(a, &ia));
-    CHECK_OK(thresher_loader_epoch(c, &ic));
+    CHECK_OK(thresher_loader_epoch_info(a, &ia));
+    CHECK_OK(thresher_loader_epoch_info(c, &ic));
     CHECK(ia.epoch == 3 && ic.epoch == 3 && ia.samples == ic.samples);
 
     /* A checkpoint is refused by a loader whose config does not match it. */
@@ -1338,6 +1338,33 @@ out:
     free(bytes);
 }
 
+/* The deprecated names of ABI 2 (thresher_loader_epoch, thresher_loader_state_save) still link
+ * and do what their new names do. */
+static void test_deprecated_aliases(void) {
+    char dir[] = "/tmp/thresher-abi-alias-XXXXXX";
+    char path[1024];
+    thresher_loader *l;
+    thresher_epoch_info old_info, new_info;
+    if (mkdtemp(dir) == NULL) {
+        CHECK(!"mkdtemp failed");
+        return;
+    }
+    snprintf(path, sizeof path, "%s/alias.ckpt", dir);
+    l = open_loader(test_images, test_labels, "\"batch_size\": 1000");
+    if (l == NULL) return;
+    CHECK_OK(thresher_loader_epoch(l, &old_info));
+    CHECK_OK(thresher_loader_epoch_info(l, &new_info));
+    CHECK(old_info.epoch == new_info.epoch && old_info.batches == new_info.batches &&
+          old_info.samples == new_info.samples && new_info.batches == 10);
+    CHECK_STATUS(thresher_loader_epoch(l, NULL), THRESHER_INVALID_ARGUMENT, "out");
+    CHECK_OK(thresher_loader_state_save(l, path));
+    CHECK(file_exists(path));
+    CHECK_STATUS(thresher_loader_state_save(l, NULL), THRESHER_INVALID_ARGUMENT, "path");
+    thresher_loader_free(l);
+    remove(path);
+    rmdir(dir);
+}
+
 static void test_dlpack(void) {
     /* f32 data: kDLFloat 32; u8 data: kDLUInt 8 (labels kDLInt 64, ids kDLUInt 64, weights
      * kDLFloat 32 either way). */
@@ -1383,7 +1410,7 @@ static void test_ranks(void) {
     for (epoch = 0; epoch < 3; epoch++) {
         size_t steps = 0, real = 0, padding = 0;
         memset(seen, 0, sizeof seen);
-        for (r = 0; r < 2; r++) CHECK_OK(thresher_loader_epoch(l[r], &info[r]));
+        for (r = 0; r < 2; r++) CHECK_OK(thresher_loader_epoch_info(l[r], &info[r]));
         CHECK(info[0].batches == info[1].batches && info[0].samples == info[1].samples);
         CHECK(info[0].batches == (info[0].samples + 511) / 512);
         for (;;) {
@@ -1422,7 +1449,7 @@ static void test_ranks(void) {
             for (r = 0; r < 2; r++) CHECK_OK(thresher_loader_feedback(l[r], &fb));
             if (epoch == 1 && steps == 3) {
                 /* Mid-epoch checkpoints: the state is rank-independent, so the bytes agree. */
-                for (r = 0; r < 2; r++) CHECK_OK(thresher_loader_state_save(l[r], path[r]));
+                for (r = 0; r < 2; r++) CHECK_OK(thresher_loader_save_state(l[r], path[r]));
                 ck[0] = read_file(path[0]);
                 ck[1] = read_file(path[1]);
                 CHECK(ck[0].size == ck[1].size && ck[0].size > 0 &&
@@ -1477,6 +1504,7 @@ int main(int argc, char **argv) {
     test_report();
     test_save_scores();
     test_state_resume();
+    test_deprecated_aliases();
     test_dlpack();
     test_ranks();
 

@@ -12,14 +12,14 @@ from ._library import bind
 # The library version this header belongs to; equals thresher_version() and Cargo.toml.
 THRESHER_VERSION = "0.1.0"
 
-# The version of the C ABI this header describes. A breaking change bumps it.
-THRESHER_ABI_VERSION = 2
-
 THRESHER_VERSION_MAJOR = 0
 
 THRESHER_VERSION_MINOR = 1
 
 THRESHER_VERSION_PATCH = 0
+
+# The version of the C ABI this header describes. A breaking change bumps it.
+THRESHER_ABI_VERSION = 2
 
 # The result of every fallible call. On anything but THRESHER_OK (and
 # THRESHER_END_OF_EPOCH, which is not an error), thresher_last_error() tells why.
@@ -248,8 +248,10 @@ thresher_last_error = bind('thresher_last_error', c_size_t, [POINTER(c_char), c_
 # must pass to thresher_loader_free exactly once. On failure `*out` is left untouched.
 #
 # With `"resume_from": PATH` the loader continues exactly where the loader that wrote the
-# checkpoint PATH (thresher_loader_state_save) was; the config must match its dataset size,
-# seed, batch size, shuffle, drop_last and policy.
+# checkpoint PATH (thresher_loader_save_state) was; the config must match its dataset size,
+# seed, shuffle, drop_last and policy kind (a mismatch is THRESHER_INVALID_ARGUMENT naming
+# both). The checkpoint holds the global plan and how many of its positions were consumed, so
+# batch_size, rank and world_size may differ: the rest of the epoch is laid out anew for them.
 #
 # Returns THRESHER_OK; THRESHER_INVALID_ARGUMENT for NULL arguments, malformed JSON, an
 # unknown key or a bad value (the message names the key); THRESHER_IO when a dataset or
@@ -274,7 +276,7 @@ thresher_loader_free = bind('thresher_loader_free', None, [POINTER(thresher_load
 # the message, sets `*out` to NULL and skips that batch: the next call continues with the
 # following one. THRESHER_INVALID_ARGUMENT for NULL arguments.
 #
-# Call from one thread at a time (thresher_loader_feedback and thresher_loader_epoch may run
+# Call from one thread at a time (thresher_loader_feedback and thresher_loader_epoch_info may run
 # concurrently on other threads).
 thresher_loader_next = bind('thresher_loader_next', thresher_status, [POINTER(thresher_loader), POINTER(POINTER(thresher_batch))], ['loader', 'out'])
 
@@ -293,7 +295,7 @@ thresher_loader_feedback = bind('thresher_loader_feedback', thresher_status, [PO
 # THRESHER_END_OF_EPOCH this call makes (and fixes) the next epoch's plan, so a trainer can
 # learn an epoch's length before its first batch. Returns THRESHER_OK, or
 # THRESHER_INVALID_ARGUMENT for NULL arguments (`*out` untouched). Thread-safe.
-thresher_loader_epoch = bind('thresher_loader_epoch', thresher_status, [POINTER(thresher_loader), POINTER(thresher_epoch_info)], ['loader', 'out'])
+thresher_loader_epoch_info = bind('thresher_loader_epoch_info', thresher_status, [POINTER(thresher_loader), POINTER(thresher_epoch_info)], ['loader', 'out'])
 
 # Writes digests of the loader's rank-independent state into `*out`: the current epoch's
 # global plan (or the last one's between epochs: this call never begins an epoch) and the
@@ -327,14 +329,24 @@ thresher_loader_save_scores = bind('thresher_loader_save_scores', thresher_statu
 # config plus `"resume_from": PATH` yields exactly the batches this one would yield next
 # (same ids, order, weights and bytes). Returns THRESHER_OK, THRESHER_INVALID_ARGUMENT for
 # NULL arguments, or THRESHER_IO (the message names the path). Thread-safe.
+thresher_loader_save_state = bind('thresher_loader_save_state', thresher_status, [POINTER(thresher_loader), c_char_p], ['loader', 'path'])
+
+# Deprecated since 0.1: the old name of thresher_loader_epoch_info, which it calls; same
+# arguments, result and thread-safety. Kept so programs built against the first header still
+# link; new code uses thresher_loader_epoch_info.
+thresher_loader_epoch = bind('thresher_loader_epoch', thresher_status, [POINTER(thresher_loader), POINTER(thresher_epoch_info)], ['loader', 'out'])
+
+# Deprecated since 0.1: the old name of thresher_loader_save_state, which it calls; same
+# arguments, result and thread-safety. Kept so programs built against the first header still
+# link; new code uses thresher_loader_save_state.
 thresher_loader_state_save = bind('thresher_loader_state_save', thresher_status, [POINTER(thresher_loader), c_char_p], ['loader', 'path'])
 
 __all__ = [
     'THRESHER_VERSION',
-    'THRESHER_ABI_VERSION',
     'THRESHER_VERSION_MAJOR',
     'THRESHER_VERSION_MINOR',
     'THRESHER_VERSION_PATCH',
+    'THRESHER_ABI_VERSION',
     'thresher_status',
     'THRESHER_OK',
     'THRESHER_END_OF_EPOCH',
@@ -373,9 +385,11 @@ __all__ = [
     'thresher_loader_free',
     'thresher_loader_next',
     'thresher_loader_feedback',
-    'thresher_loader_epoch',
+    'thresher_loader_epoch_info',
     'thresher_loader_digest',
     'thresher_loader_report',
     'thresher_loader_save_scores',
+    'thresher_loader_save_state',
+    'thresher_loader_epoch',
     'thresher_loader_state_save',
 ]

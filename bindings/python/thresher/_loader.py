@@ -112,7 +112,7 @@ class Loader(Managed):
         """The current (or, after an epoch ended, the coming) epoch's plan: epoch, batches,
         samples, dataset_len, prune_fraction."""
         out = _capi.thresher_epoch_info()
-        check(_capi.thresher_loader_epoch(self.ptr(), ctypes.byref(out)))
+        check(_capi.thresher_loader_epoch_info(self.ptr(), ctypes.byref(out)))
         return _as_dict(out)
 
     def report(self) -> dict[str, Any]:
@@ -138,7 +138,7 @@ class Loader(Managed):
 
     def save_state(self, path) -> None:
         """Writes a checkpoint to `path`, atomically; config key `resume_from` continues it."""
-        check(_capi.thresher_loader_state_save(self.ptr(), os.fsencode(path)))
+        check(_capi.thresher_loader_save_state(self.ptr(), os.fsencode(path)))
 
     def state_dict(self) -> dict[str, Any]:
         """{"version", "state": checkpoint bytes, "config"}: load_state_dict() (here or on a
@@ -146,7 +146,7 @@ class Loader(Managed):
         ptr = self.ptr()
         with tempfile.TemporaryDirectory(prefix="thresher-") as d:
             path = os.path.join(d, "state")
-            check(_capi.thresher_loader_state_save(ptr, os.fsencode(path)))
+            check(_capi.thresher_loader_save_state(ptr, os.fsencode(path)))
             with open(path, "rb") as f:
                 state = f.read()
         return {"version": STATE_VERSION, "state": state, "config": self._base_config()}

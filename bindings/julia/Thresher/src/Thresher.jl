@@ -439,10 +439,10 @@ function feedback!(l::Loader, ids::AbstractVector, loss::AbstractVector;
     return nothing
 end
 
-"""`thresher_loader_epoch`: the current epoch's plan (right after an epoch ended: the next's)."""
+"""`thresher_loader_epoch_info`: the current epoch's plan (right after an epoch ended: the next's)."""
 function epoch_info(l::Loader)
     out = Ref{EpochInfo}()
-    check(@ccall libthresher.thresher_loader_epoch(l.ptr::Ptr{Cvoid}, out::Ref{EpochInfo})::Cint)
+    check(@ccall libthresher.thresher_loader_epoch_info(l.ptr::Ptr{Cvoid}, out::Ref{EpochInfo})::Cint)
     return out[]
 end
 
@@ -469,11 +469,11 @@ function save_scores(l::Loader, path::AbstractString)
 end
 
 """
-`thresher_loader_state_save`: writes a checkpoint to `path` (atomically); a loader made with the
+`thresher_loader_save_state`: writes a checkpoint to `path` (atomically); a loader made with the
 same config plus `"resume_from": path` continues exactly where this one is.
 """
 function save_state(l::Loader, path::AbstractString)
-    check(@ccall libthresher.thresher_loader_state_save(l.ptr::Ptr{Cvoid}, path::Cstring)::Cint)
+    check(@ccall libthresher.thresher_loader_save_state(l.ptr::Ptr{Cvoid}, path::Cstring)::Cint)
     return nothing
 end
 

@@ -455,7 +455,7 @@ class Loader {
     /// epoch's (so its length is known before its first batch). Thread-safe.
     EpochInfo epoch_info() const {
         EpochInfo info;
-        detail::check(thresher_loader_epoch(raw_, &info));
+        detail::check(thresher_loader_epoch_info(raw_, &info));
         return info;
     }
     /// The current epoch so far, or the one that just ended. Thread-safe.
@@ -479,7 +479,7 @@ class Loader {
     /// Writes a checkpoint (atomic); a Loader made with the same config plus
     /// "resume_from": path continues exactly here. Throws Error(THRESHER_IO) naming the path.
     void save_state(const std::string &path) const {
-        detail::check(thresher_loader_state_save(raw_, path.c_str()));
+        detail::check(thresher_loader_save_state(raw_, path.c_str()));
     }
 
   private:

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use thresher::policy::{PlanContext, PolicyConfig, Selection};
-use thresher::scorefile::{write_atomic, ScoreFile};
-use thresher::{Error, Result, ScoreBook};
+use thresher_core::policy::{PlanContext, PolicyConfig, Selection};
+use thresher_core::scorefile::{write_atomic, ScoreFile};
+use thresher_core::{Error, Result, ScoreBook};
 
 #[derive(Parser)]
 #[command(

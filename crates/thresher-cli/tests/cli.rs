@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use thresher::scorefile::ScoreFile;
-use thresher::{Feedback, ScoreBook, ScoreFields};
+use thresher_core::scorefile::ScoreFile;
+use thresher_core::{Feedback, ScoreBook, ScoreFields};
 
 fn thresher(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_thresher"))

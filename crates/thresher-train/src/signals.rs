@@ -12,7 +12,7 @@
 //! (p − y) ⊗ [h, 1], K·(F+1) values per sample, row-major by class.
 
 use tch::{Kind, Reduction, Tensor};
-use thresher::ScoreFields;
+use thresher_core::ScoreFields;
 
 /// One batch's signals on the CPU, ready for `Feedback`.
 pub struct Signals {

@@ -1,4 +1,3 @@
-#![cfg(feature = "trainer")]
 //! CI smoke test of the reference trainer (`make test-trainer`): one epoch on the first 2,000
 //! Fashion-MNIST training samples with `infobatch` and with `influence`, through the built
 //! `thresher-train` binary. It checks what would break first if the trainer ↔ loader loop were
@@ -12,7 +11,8 @@ use std::process::Command;
 use serde_json::Value;
 
 fn run(policy: &str) -> Vec<Value> {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+    // The workspace root holds data/ (made by `make setup`).
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
     assert!(
         data.join("fashion-mnist/train-images-idx3-ubyte.gz")
             .exists(),

@@ -93,7 +93,7 @@ pub enum SourceConfig {
 
 impl<'de> Deserialize<'de> for SourceConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        use crate::config::{tagged_section, variant};
+        use crate::section::{tagged_section, variant};
         tagged_section(
             d,
             "source",

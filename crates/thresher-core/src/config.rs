@@ -48,7 +48,7 @@ pub struct Config {
     /// A file to which one JSON line per epoch is appended (the epoch report).
     #[serde(default)]
     pub report: Option<std::path::PathBuf>,
-    /// A checkpoint (from `thresher_loader_state_save`) to continue from exactly.
+    /// A checkpoint (from `thresher_loader_save_state`) to continue from exactly.
     #[serde(default)]
     pub resume_from: Option<std::path::PathBuf>,
     /// What a sample that cannot be read, decoded or transformed does.
@@ -148,62 +148,6 @@ impl Config {
         self.policy.validate()?;
         Ok(())
     }
-}
-
-/// Parses a `{"kind": NAME, ...}` section. serde's internally tagged enums buffer the
-/// section and lose the key path of an error inside it (`policy` instead of `policy.epochs`),
-/// so the kind is read by hand and the rest parsed with its own path tracking. `variants` maps
-/// each kind to a parser of the rest. Errors come out as "config key `SECTION.KEY`: …".
-pub(crate) fn tagged_section<'de, D, T>(
-    d: D,
-    section: &str,
-    variants: &[(&str, VariantParser<'_, T>)],
-) -> std::result::Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    use serde::de::Error as _;
-    let mut map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
-    let kind = match map.remove("kind") {
-        Some(serde_json::Value::String(k)) => k,
-        Some(other) => {
-            return Err(D::Error::custom(format!(
-                "config key `{section}.kind`: expected a string, found {other}"
-            )))
-        }
-        None => {
-            return Err(D::Error::custom(format!(
-                "config key `{section}.kind`: missing"
-            )))
-        }
-    };
-    let Some((_, parse)) = variants.iter().find(|(name, _)| *name == kind) else {
-        let names: Vec<_> = variants.iter().map(|(n, _)| format!("`{n}`")).collect();
-        return Err(D::Error::custom(format!(
-            "config key `{section}.kind`: unknown {section} `{kind}`, expected one of {}",
-            names.join(", ")
-        )));
-    };
-    parse(serde_json::Value::Object(map)).map_err(|e| {
-        let path = e.path().to_string();
-        let key = if path == "." {
-            section.to_string()
-        } else {
-            format!("{section}.{path}")
-        };
-        D::Error::custom(format!("config key `{key}`: {}", e.into_inner()))
-    })
-}
-
-pub(crate) type VariantResult<T> =
-    std::result::Result<T, serde_path_to_error::Error<serde_json::Error>>;
-pub(crate) type VariantParser<'a, T> = &'a dyn Fn(serde_json::Value) -> VariantResult<T>;
-
-/// `tagged_section`'s parser for one variant.
-pub(crate) fn variant<T: serde::de::DeserializeOwned, V>(
-    wrap: fn(T) -> V,
-) -> impl Fn(serde_json::Value) -> VariantResult<V> {
-    move |v| serde_path_to_error::deserialize(v).map(wrap)
 }
 
 #[cfg(test)]

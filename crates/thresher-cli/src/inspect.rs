@@ -3,8 +3,8 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use thresher::policy::mean_std;
-use thresher::scorefile::{ColumnData, ScoreFile};
+use thresher_core::policy::mean_std;
+use thresher_core::scorefile::{ColumnData, ScoreFile};
 
 /// The scores the policies rank by, histogrammed when present (in this order).
 const HISTOGRAM_COLUMNS: [&str; 5] = ["el2n", "grad_norm_ema", "forgets", "loss_ema", "loss_last"];

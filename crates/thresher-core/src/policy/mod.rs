@@ -103,7 +103,7 @@ pub enum PolicyConfig {
 
 impl<'de> Deserialize<'de> for PolicyConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        use crate::config::{tagged_section, variant};
+        use crate::section::{tagged_section, variant};
         tagged_section(
             d,
             "policy",

@@ -378,7 +378,7 @@ mod tests {
             7,
             true,
         );
-        let cfg = thresher::Config::from_json(&v.to_string()).unwrap();
+        let cfg = thresher_core::Config::from_json(&v.to_string()).unwrap();
         assert_eq!((cfg.seed, cfg.batch_size, cfg.workers), (7, 128, 1));
     }
 }

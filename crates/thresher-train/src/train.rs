@@ -10,7 +10,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
-use thresher::{Batch, Config, EpochReport, Feedback, Loader, ScoreFields};
+use thresher_core::{Batch, Config, EpochReport, Feedback, Loader, ScoreFields};
 
 use crate::cli::{Common, PolicySpec, Schedule};
 use crate::model::{self, Net};
