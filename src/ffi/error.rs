@@ -61,11 +61,10 @@ pub(crate) fn fail(err: &Error) -> thresher_status {
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    let what = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into());
+    let mut what = thresher_core::util::panic_text(panic);
+    if what.is_empty() {
+        what = "unknown panic".into();
+    }
     format!("internal error (panic caught at the C boundary): {what}")
 }
 

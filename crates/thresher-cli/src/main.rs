@@ -11,7 +11,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use thresher_core::policy::{PlanContext, PolicyConfig, Selection};
-use thresher_core::scorefile::{write_atomic, ScoreFile};
+use thresher_core::scorefile::ScoreFile;
+use thresher_core::util::write_atomic;
 use thresher_core::{Error, Result, ScoreBook};
 
 #[derive(Parser)]

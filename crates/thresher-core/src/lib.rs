@@ -21,6 +21,7 @@ mod section;
 mod sketch;
 pub mod source;
 pub mod transform;
+pub mod util;
 
 pub use batch::Batch;
 pub use config::{Config, OnError};

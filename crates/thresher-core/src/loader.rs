@@ -438,7 +438,7 @@ impl Loader {
             policy_state: planner.policy.save_state(),
         });
         drop((scores, planner, state));
-        crate::scorefile::write_atomic(path, &bytes)
+        crate::util::write_atomic(path, &bytes)
     }
 
     /// Digests that say whether ranks agree: the current epoch's global plan (or the last
@@ -460,7 +460,7 @@ impl Loader {
         scores.encode(&mut w);
         w.u8s(&planner.policy.save_state());
         drop((scores, planner, state));
-        let mut h = crate::plan::Fnv::default();
+        let mut h = crate::util::Fnv::default();
         h.write(&w.buf);
         Digest {
             epoch,
@@ -754,7 +754,7 @@ impl Shared {
             .unwrap_or_else(|panic| {
                 Err(Error::new(
                     ErrorKind::Panic,
-                    format!("panicked: {}", panic_text(&*panic)),
+                    format!("panicked: {}", crate::util::panic_text(&*panic)),
                 ))
             });
             match loaded {
@@ -846,15 +846,6 @@ fn resume_layout(
             0,
         )
     }
-}
-
-/// The text of a caught panic.
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_default()
 }
 
 /// Seeds the ScoreBook with the average of the score files (`scores_from`).

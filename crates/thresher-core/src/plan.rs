@@ -19,6 +19,7 @@
 
 use crate::policy::Selection;
 use crate::rng::{Rng, Stream};
+use crate::util::Fnv;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
@@ -174,24 +175,6 @@ impl Plan {
             h.write(&w.to_bits().to_le_bytes());
         }
         h.0
-    }
-}
-
-/// FNV-1a, 64 bit: a digest for comparing state across ranks (not a cryptographic hash).
-pub(crate) struct Fnv(pub u64);
-
-impl Default for Fnv {
-    fn default() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Fnv {
-    pub fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= b as u64;
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
     }
 }
 

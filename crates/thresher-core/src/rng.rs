@@ -6,6 +6,8 @@
 //! fixed, well-studied 64-bit generator (it passes BigCrush); with it and the textbook
 //! Fisher–Yates shuffle below, the output is pinned by this file alone.
 
+use crate::util::prefetch;
+
 /// The independent streams drawn from one seed. Each plan step uses its own stream, so adding a
 /// random step to one policy never shifts the numbers another step sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,24 +150,6 @@ impl Rng {
 /// Swaps drawn ahead of use in `shuffle_pair` and `choose_front`: enough misses in flight to
 /// cover memory latency, few enough that the lines are still cached when their swap comes.
 const AHEAD: usize = 16;
-
-/// A hint that element `j` of the slice starting at `base` will be written soon (callers pass
-/// j < the slice's length); no effect on results. Also used by the ScoreBook's feedback.
-#[inline(always)]
-pub(crate) fn prefetch<T>(base: *const T, j: usize) {
-    // wrapping_add: no pointer arithmetic is asserted in bounds; prefetch never faults, reads
-    // or writes nothing, even at a bad address.
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: _mm_prefetch is a hint with no memory effect (the intrinsic is `unsafe` only
-    // because it is a target-feature intrinsic; SSE is baseline on x86_64).
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-            base.wrapping_add(j).cast(),
-        )
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (base, j);
-}
 
 #[cfg(test)]
 mod tests {

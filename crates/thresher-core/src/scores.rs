@@ -381,7 +381,7 @@ impl ScoreBook {
     /// Hints that `id`'s entries in every allocated per-sample array will be written soon.
     #[inline(always)]
     fn prefetch(&self, id: usize) {
-        use crate::rng::prefetch;
+        use crate::util::prefetch;
         prefetch(self.seen.as_ptr(), id);
         prefetch(self.last_epoch.as_ptr(), id);
         // Unallocated fields are empty: prefetching their (dangling) base is harmless but
