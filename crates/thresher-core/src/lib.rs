@@ -7,12 +7,12 @@
 //! feedback → `scores` → `policy` → `plan` → `loader`.
 
 mod batch;
-mod checkpoint;
 mod codec;
 pub mod config;
 mod error;
 mod loader;
 pub mod plan;
+pub mod planner;
 pub mod policy;
 mod rng;
 pub mod scorefile;
@@ -26,7 +26,8 @@ pub mod util;
 pub use batch::Batch;
 pub use config::{Config, OnError};
 pub use error::{Error, ErrorKind, Result};
-pub use loader::{Digest, EpochInfo, EpochReport, Loader, SkippedSample};
+pub use loader::{Loader, SkippedSample};
+pub use planner::{Digest, EpochInfo, EpochReport, IndexBatch, Planner};
 pub use rng::{Rng, Stream};
 pub use scores::{Feedback, ScoreBook, ScoreFields};
 

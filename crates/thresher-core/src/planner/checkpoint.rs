@@ -1,6 +1,6 @@
-//! Checkpoints: the loader's whole state — ScoreBook, epoch, the current plan and the position
-//! inside it, the policy's state — so a restored loader yields exactly the batches the
-//! uninterrupted run would have yielded next. The plan itself is stored (not re-derived), since
+//! Checkpoints: the Planner's whole state — ScoreBook, epoch, the current plan and the position
+//! inside it, the policy's state — so a restored Planner (or Loader) yields exactly the batches
+//! the uninterrupted run would have yielded next. The plan itself is stored (not re-derived), since
 //! the ScoreBook has moved on since the epoch began. RNG state needs no storing: every random
 //! draw is keyed by (seed, epoch, …).
 //!

@@ -1,0 +1,172 @@
+//! The worker threads: each claims the next batch index of the plan under way (at most
+//! `prefetch` ahead of the consumer), fills a pooled buffer with its samples read from the
+//! source and laid out by the transform, and puts the result into the ordered window.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::skips::SkippedSample;
+use super::Shared;
+use crate::batch::BatchBuf;
+use crate::config::OnError;
+use crate::error::{Error, ErrorKind, Result};
+use crate::plan::Plan;
+use crate::source;
+use crate::transform::{Dtype, Out, Workspace};
+use crate::util::panic_text;
+
+/// What a worker reuses from sample to sample: the source's read buffers and the transform's.
+#[derive(Default)]
+struct WorkerScratch {
+    read: source::Scratch,
+    transform: Workspace,
+}
+
+impl Shared {
+    /// A worker thread's body: claim, fill, publish, until shutdown.
+    pub(super) fn worker(&self) {
+        let mut scratch = WorkerScratch::default();
+        loop {
+            let (plan, k) = {
+                let mut state = self.state.lock();
+                loop {
+                    if self.shutdown.load(Ordering::Acquire) {
+                        return;
+                    }
+                    if let Some(job) = state.job.as_mut() {
+                        let limit = job.plan.batches().min(job.delivered + self.prefetch);
+                        if job.claimed < limit {
+                            let k = job.claimed;
+                            job.claimed += 1;
+                            job.window.push_back(None);
+                            break (Arc::clone(&job.plan), k);
+                        }
+                    }
+                    self.work.wait(&mut state);
+                }
+            };
+            let mut buf = self.pool.take();
+            let started = Instant::now();
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                self.fill(&plan, k, &mut buf, &mut scratch)
+            }))
+            .unwrap_or_else(|panic| {
+                Err(Error::new(
+                    ErrorKind::Panic,
+                    format!(
+                        "worker panicked filling batch {k} of epoch {}: {}",
+                        plan.epoch,
+                        panic_text(&*panic)
+                    ),
+                ))
+            });
+            self.busy_ns
+                .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            let result = match result {
+                Ok(()) => Ok(buf),
+                Err(e) => {
+                    self.pool.put(buf);
+                    Err(e)
+                }
+            };
+            let mut state = self.state.lock();
+            if let Some(job) = state.job.as_mut() {
+                if job.plan.epoch == plan.epoch && k >= job.delivered {
+                    job.window[k - job.delivered] = Some(result);
+                    self.ready.notify_one();
+                }
+            }
+        }
+    }
+
+    /// Reads and transforms the samples of batch `k` into `buf`. Under `on_error: "skip"` a
+    /// sample that fails is left out and the batch is that much shorter: it is not refilled
+    /// from later in the plan, which would change every later batch's composition (and make
+    /// batches depend on which samples failed). A batch left empty is passed over by `next`.
+    fn fill(
+        &self,
+        plan: &Plan,
+        k: usize,
+        buf: &mut BatchBuf,
+        scratch: &mut WorkerScratch,
+    ) -> Result<()> {
+        let len = plan.batch_len(k);
+        buf.epoch = plan.epoch;
+        buf.index = k;
+        buf.padding = 0;
+        buf.ids.clear();
+        buf.weights.clear();
+        buf.labels.clear();
+        let per = self.transform.sample_bytes();
+        buf.data.set_len(per * len);
+        for j in 0..len {
+            let (id, weight, padding) = plan.entry(k, j);
+            if self.shutdown.load(Ordering::Relaxed) {
+                return Err(Error::state("the loader is shutting down"));
+            }
+            let slot = buf.ids.len();
+            // A panic in a decoder is this sample's error, not the whole batch's.
+            let loaded = catch_unwind(AssertUnwindSafe(|| {
+                self.load(plan.epoch, id, slot, per, buf, scratch)
+            }))
+            .unwrap_or_else(|panic| {
+                Err(Error::new(
+                    ErrorKind::Panic,
+                    format!("panicked: {}", panic_text(&*panic)),
+                ))
+            });
+            match loaded {
+                Ok(()) => {
+                    buf.padding += padding as usize;
+                    buf.ids.push(id);
+                    buf.weights.push(weight);
+                    buf.labels.push(self.source.label(id as usize));
+                }
+                Err(e) if self.on_error == OnError::Skip => {
+                    self.skips.lock().record(SkippedSample {
+                        epoch: plan.epoch,
+                        id,
+                        location: self.source.location(id as usize),
+                        reason: e.message().to_string(),
+                    });
+                }
+                Err(e) => {
+                    let location = self.source.location(id as usize);
+                    return Err(match location {
+                        // Source errors name their file already; transform errors do not.
+                        Some(loc) if !e.message().contains(loc.as_str()) => {
+                            e.context(format!("sample {id} ({loc})"))
+                        }
+                        _ => e.context(format!("sample {id}")),
+                    });
+                }
+            }
+        }
+        buf.data.set_len(per * buf.ids.len());
+        Ok(())
+    }
+
+    /// Reads sample `id` and writes it, transformed, into slot `slot` of `buf`.
+    fn load(
+        &self,
+        epoch: u64,
+        id: u64,
+        slot: usize,
+        per: usize,
+        buf: &mut BatchBuf,
+        scratch: &mut WorkerScratch,
+    ) -> Result<()> {
+        let view = self.source.read(id as usize, &mut scratch.read)?;
+        let out = match self.transform.dtype() {
+            Dtype::U8 => Out::U8(&mut buf.data.as_bytes_mut()[slot * per..(slot + 1) * per]),
+            Dtype::F32 => {
+                let n = per / 4;
+                Out::F32(&mut buf.data.as_f32_mut()[slot * n..(slot + 1) * n])
+            }
+        };
+        self.transform
+            .apply(&view, epoch, id, &mut scratch.transform, out)
+    }
+}

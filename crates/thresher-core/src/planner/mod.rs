@@ -1,0 +1,371 @@
+//! The Planner: the pruning core. It owns the ScoreBook, the policy, the current epoch's plan
+//! (with this rank's share of it and how many of its batches were delivered), the epoch report,
+//! the digests and the checkpoint state. It starts no threads and does no I/O besides its own
+//! files (checkpoints, score files, the report). The `Loader` is a Planner plus workers, a
+//! source and a transform; a pipeline that reads its own data drives a Planner directly.
+//!
+//! Epochs: the plan of epoch e is made when the Planner is created (e = 0, or the checkpoint's
+//! epoch on resume) or by `begin_epoch` after `finish_epoch` closed epoch e−1, from the
+//! ScoreBook at that moment. Feedback is booked under the epoch of the most recent plan.
+
+mod checkpoint;
+mod report;
+mod resume;
+
+pub(crate) use report::ReportFile;
+pub use report::{Digest, EpochInfo, EpochReport};
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::plan::{Plan, PlanOptions};
+use crate::policy::{PlanContext, Policy, Selection};
+use crate::scorefile::ScoreFile;
+use crate::scores::{Feedback, ScoreBook};
+use checkpoint::{Fingerprint, SavedJob, Snapshot};
+
+pub struct Planner {
+    policy: Box<dyn Policy>,
+    options: PlanOptions,
+    scores: ScoreBook,
+    /// Reused from epoch to epoch (the last plan's arrays come back into it).
+    selection: Selection,
+    fingerprint: Fingerprint,
+    /// The epoch of `current`, or of the last plan once it ended.
+    epoch: u64,
+    /// Samples planned over every epoch begun so far (for the saved fraction).
+    total_samples: u64,
+    current: Option<Current>,
+    /// The plan of the last epoch that ended (for `digest` between epochs).
+    last_plan: Option<Arc<Plan>>,
+    /// The report of the last epoch that ended.
+    last_report: Option<EpochReport>,
+    report_file: Option<ReportFile>,
+}
+
+/// The epoch under way.
+struct Current {
+    plan: Arc<Plan>,
+    /// Batches of this rank handed out.
+    delivered: usize,
+    /// The plan's part of the report, fixed when the epoch began.
+    report: EpochReport,
+}
+
+/// One batch of a Planner driven on its own: ids, loss weights, and how many trailing entries
+/// are padding (weight 0, repeated ids that make every rank's batch count equal).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IndexBatch {
+    pub epoch: u64,
+    /// This batch's index in the epoch, on this rank.
+    pub index: usize,
+    pub ids: Vec<u64>,
+    pub weights: Vec<f32>,
+    pub padding: usize,
+}
+
+impl Planner {
+    /// A Planner for a dataset of `dataset_len` samples under `config` (its planning keys:
+    /// `policy`, `seed`, `shuffle`, `batch_size`, `drop_last`, `rank`, `world_size`,
+    /// `resume_from`, `report`; the loading keys are the Loader's). Epoch 0's plan, or the
+    /// checkpoint's epoch, is made at once.
+    pub fn new(config: &Config, dataset_len: usize) -> Result<Planner> {
+        config.validate()?;
+        if dataset_len == 0 {
+            return Err(Error::invalid("source: the dataset is empty"));
+        }
+        let policy = config.policy.build(dataset_len);
+        let mut scores = ScoreBook::with_options(
+            dataset_len,
+            policy.needs(),
+            config.policy.momentum(),
+            config.policy.sketch_dim(),
+            config.seed,
+        );
+        seed_from_files(config.policy.scores_from(), &mut scores)?;
+        let report_file = config.report.as_deref().map(ReportFile::open).transpose()?;
+        let mut planner = Planner {
+            policy,
+            options: PlanOptions {
+                seed: config.seed,
+                shuffle: config.shuffle,
+                batch_size: config.batch_size,
+                drop_last: config.drop_last,
+                rank: config.rank,
+                world_size: config.world_size,
+            },
+            scores,
+            selection: Selection::default(),
+            fingerprint: Fingerprint {
+                n: dataset_len as u64,
+                seed: config.seed,
+                shuffle: config.shuffle,
+                drop_last: config.drop_last,
+                policy: config.policy.kind().to_string(),
+            },
+            epoch: 0,
+            total_samples: 0,
+            current: None,
+            last_plan: None,
+            last_report: None,
+            report_file,
+        };
+        match &config.resume_from {
+            None => planner.make_plan(0),
+            Some(path) => planner.resume(path)?,
+        }
+        Ok(planner)
+    }
+
+    /// N, the number of samples in the dataset.
+    pub fn dataset_len(&self) -> usize {
+        self.scores.len()
+    }
+
+    /// The epoch under way, or the last one once it has ended.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The plan of the epoch under way; `None` between `finish_epoch` and `begin_epoch`.
+    pub fn plan(&self) -> Option<&Arc<Plan>> {
+        self.current.as_ref().map(|c| &c.plan)
+    }
+
+    /// Batches of the epoch under way handed out so far on this rank (0 between epochs).
+    pub fn delivered(&self) -> usize {
+        self.current.as_ref().map_or(0, |c| c.delivered)
+    }
+
+    /// Whether the epoch under way has handed out all its batches (true between epochs too).
+    pub fn epoch_done(&self) -> bool {
+        self.current
+            .as_ref()
+            .is_none_or(|c| c.delivered >= c.plan.batches())
+    }
+
+    /// Makes the next epoch's plan when the last one has ended (from the ScoreBook as it
+    /// stands now) and returns the plan under way.
+    pub fn begin_epoch(&mut self) -> &Arc<Plan> {
+        if self.current.is_none() {
+            self.make_plan(self.epoch + 1);
+        }
+        &self.current.as_ref().expect("make_plan sets it").plan
+    }
+
+    /// Counts one more batch of the epoch under way as handed out.
+    pub fn advance(&mut self) {
+        if let Some(c) = self.current.as_mut() {
+            debug_assert!(c.delivered < c.plan.batches());
+            c.delivered += 1;
+        }
+    }
+
+    /// The report of the epoch under way so far (the plan's part; the loader adds what the
+    /// epoch cost), or of the last one once it has ended. Never begins an epoch.
+    pub fn report(&self) -> EpochReport {
+        match &self.current {
+            Some(c) => EpochReport {
+                delivered: c.delivered as u64,
+                ..c.report
+            },
+            None => self.last_report.unwrap_or_default(),
+        }
+    }
+
+    /// Appends `report` to the config's `report` file (if any), with `extra` merged into the
+    /// line. Called once per epoch, when it ends.
+    pub(crate) fn write_report(
+        &self,
+        report: &EpochReport,
+        extra: Option<(&str, serde_json::Value)>,
+    ) -> Result<()> {
+        match &self.report_file {
+            Some(f) => f.append(report, extra),
+            None => Ok(()),
+        }
+    }
+
+    /// Closes the epoch under way with its final report (`report` as completed by the caller).
+    pub fn finish_epoch(&mut self, report: EpochReport) {
+        if let Some(c) = self.current.take() {
+            self.last_plan = Some(c.plan);
+            self.last_report = Some(report);
+        }
+    }
+
+    /// The next batch of a Planner driven on its own (no loader): begins the next epoch when
+    /// the last one has ended, and returns `None` once at the end of each epoch (writing its
+    /// report line), like `Loader::next`.
+    pub fn next_batch(&mut self) -> Result<Option<IndexBatch>> {
+        self.begin_epoch();
+        let c = self.current.as_mut().expect("begin_epoch sets it");
+        if c.delivered >= c.plan.batches() {
+            let report = self.report();
+            self.finish_epoch(report);
+            self.write_report(&report, None)?;
+            return Ok(None);
+        }
+        let k = c.delivered;
+        let plan = &c.plan;
+        let len = plan.batch_len(k);
+        let mut batch = IndexBatch {
+            epoch: plan.epoch,
+            index: k,
+            ids: Vec::with_capacity(len),
+            weights: Vec::with_capacity(len),
+            padding: 0,
+        };
+        for j in 0..len {
+            let (id, w, pad) = plan.entry(k, j);
+            batch.ids.push(id);
+            batch.weights.push(w);
+            batch.padding += pad as usize;
+        }
+        c.delivered += 1;
+        Ok(Some(batch))
+    }
+
+    /// Applies per-sample feedback to the ScoreBook, booked under the epoch of the most recent
+    /// plan; validated whole first, so a rejected call changes nothing.
+    pub fn feedback(&mut self, fb: &Feedback<'_>) -> Result<()> {
+        self.scores.feedback(fb, self.epoch)
+    }
+
+    /// The plan under way; right after an epoch ended, the next epoch's plan is made now (so
+    /// its length is known before its first batch).
+    pub fn epoch_info(&mut self) -> EpochInfo {
+        let plan = Arc::clone(self.begin_epoch());
+        EpochInfo {
+            epoch: plan.epoch,
+            batches: plan.batches() as u64,
+            samples: plan.samples() as u64,
+            dataset_len: plan.dataset_len as u64,
+            prune_fraction: plan.prune_fraction(),
+            delivered: self.delivered() as u64,
+            consumer_wait: std::time::Duration::ZERO,
+        }
+    }
+
+    /// Digests that say whether ranks agree: the global plan under way (or the last one's,
+    /// between epochs; never begins an epoch) and the ScoreBook with the policy's state. Ranks
+    /// fed the same feedback have equal digests whatever their rank. It hashes the whole
+    /// ScoreBook, so call it per epoch, not per step.
+    pub fn digest(&self) -> Digest {
+        let plan = self.plan().or(self.last_plan.as_ref());
+        let (epoch, plan) = plan.map_or((self.epoch, 0), |p| (p.epoch, p.digest()));
+        let mut w = crate::codec::Writer::default();
+        self.scores.encode(&mut w);
+        w.u8s(&self.policy.save_state());
+        let mut h = crate::util::Fnv::default();
+        h.write(&w.buf);
+        Digest {
+            epoch,
+            plan,
+            scores: h.0,
+        }
+    }
+
+    /// The ScoreBook (for inspection and tests).
+    pub fn scores(&self) -> &ScoreBook {
+        &self.scores
+    }
+
+    /// Writes the ScoreBook's scores to `path` (atomically) for `scores_from` or the CLI.
+    pub fn save_scores(&self, path: &Path) -> Result<()> {
+        ScoreFile::from_book(&self.scores).write(path)
+    }
+
+    /// Writes a checkpoint to `path` (atomically): a Planner (or Loader) made with the same
+    /// config plus `resume_from` continues exactly where this one is.
+    pub fn save_state(&self, path: &Path) -> Result<()> {
+        let job = self.current.as_ref().map(|c| SavedJob {
+            epoch: c.plan.epoch,
+            ids: c.plan.ids.clone(),
+            weights: c.plan.weights.clone(),
+            position: c.plan.position_after(c.delivered) as u64,
+            mean_weight: c.report.mean_weight,
+            score_mean: c.report.score_mean,
+            score_std: c.report.score_std,
+        });
+        let bytes = checkpoint::encode(&Snapshot {
+            fingerprint: self.fingerprint.clone(),
+            epoch: self.epoch,
+            total_samples: self.total_samples,
+            job,
+            scores: &self.scores,
+            policy_state: self.policy.save_state(),
+        });
+        crate::util::write_atomic(path, &bytes)
+    }
+
+    /// Makes the plan of `epoch` from the ScoreBook as it stands.
+    fn make_plan(&mut self, epoch: u64) {
+        // The last plan's arrays, when nothing holds it any more, become this selection's:
+        // reusing them spares page-faulting ~12 bytes per kept id every epoch (`digest` between
+        // epochs has had its chance to read the last plan).
+        if let Some(Ok(last)) = self.last_plan.take().map(Arc::try_unwrap) {
+            if self.selection.ids.capacity() < last.ids.capacity() {
+                self.selection.ids = last.ids;
+                self.selection.weights = last.weights;
+            }
+        }
+        self.selection.clear();
+        let ctx = PlanContext {
+            epoch,
+            seed: self.options.seed,
+            scores: &self.scores,
+        };
+        self.policy.select(&ctx, &mut self.selection);
+        self.scores.mark_kept(&self.selection.ids);
+        let sel = &self.selection;
+        let weight_sum: f64 = sel.weights.iter().map(|&w| w as f64).sum();
+        let mean_weight = if sel.is_empty() {
+            f64::NAN
+        } else {
+            weight_sum / sel.len() as f64
+        };
+        let (score_mean, score_std) = (sel.score_mean, sel.score_std);
+        // The selection's buffers move into the plan: one allocation per epoch, none per batch.
+        let sel = std::mem::take(&mut self.selection);
+        let plan = Plan::new(epoch, sel, &self.options, self.scores.len());
+        self.epoch = epoch;
+        // Samples after drop_last: the saved fraction counts what is actually delivered.
+        self.total_samples += plan.samples() as u64;
+        let n = plan.dataset_len as f64;
+        let report = EpochReport {
+            epoch,
+            samples: plan.samples() as u64,
+            dataset_len: plan.dataset_len as u64,
+            prune_fraction: plan.prune_fraction(),
+            saved_fraction: 1.0 - self.total_samples as f64 / ((epoch + 1) as f64 * n),
+            mean_weight,
+            score_mean,
+            score_std,
+            batches: plan.batches() as u64,
+            ..EpochReport::default()
+        };
+        self.current = Some(Current {
+            plan: Arc::new(plan),
+            delivered: 0,
+            report,
+        });
+    }
+}
+
+/// Seeds the ScoreBook with the average of the score files (`scores_from`).
+fn seed_from_files(paths: &[std::path::PathBuf], scores: &mut ScoreBook) -> Result<()> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let files = paths
+        .iter()
+        .map(|p| ScoreFile::read(p).map(|f| (p.clone(), f)))
+        .collect::<Result<Vec<_>>>()
+        .map_err(|e| e.context("config key `policy.scores_from`"))?;
+    let merged =
+        ScoreFile::merge(&files).map_err(|e| e.context("config key `policy.scores_from`"))?;
+    merged.seed_book(&paths[0], scores)
+}

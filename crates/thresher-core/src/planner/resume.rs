@@ -1,0 +1,88 @@
+//! Resuming a Planner from a checkpoint (config `resume_from`): the ScoreBook, the policy's
+//! state, the epoch, and the global plan under way laid out anew for this rank, batch size
+//! and world size from the position the saving run had consumed.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::checkpoint;
+use super::{Current, EpochReport, Planner};
+use crate::error::{Error, Result};
+use crate::plan::{Plan, PlanOptions};
+
+impl Planner {
+    /// Replaces the fresh state with a checkpoint's; on error the Planner is not used.
+    pub(super) fn resume(&mut self, path: &Path) -> Result<()> {
+        let r = checkpoint::restore(path, &self.fingerprint, &mut self.scores)?;
+        if !self.policy.load_state(&r.policy_state) {
+            return Err(Error::format(format!(
+                "{}: not a usable checkpoint: the policy state does not fit policy `{}`",
+                path.display(),
+                self.fingerprint.policy
+            )));
+        }
+        self.epoch = r.epoch;
+        self.total_samples = r.total_samples;
+        let dataset_len = self.scores.len();
+        self.current = r.job.map(|j| {
+            let (plan, delivered) = resume_layout(
+                j.epoch,
+                j.ids,
+                j.weights,
+                j.position,
+                &self.options,
+                dataset_len,
+            );
+            let report = EpochReport {
+                epoch: plan.epoch,
+                samples: plan.samples() as u64,
+                dataset_len: plan.dataset_len as u64,
+                prune_fraction: plan.prune_fraction(),
+                saved_fraction: 1.0
+                    - r.total_samples as f64 / ((plan.epoch + 1) as f64 * plan.dataset_len as f64),
+                mean_weight: j.mean_weight,
+                score_mean: j.score_mean,
+                score_std: j.score_std,
+                batches: plan.batches() as u64,
+                ..EpochReport::default()
+            };
+            Current {
+                plan: Arc::new(plan),
+                delivered,
+                report,
+            }
+        });
+        Ok(())
+    }
+}
+
+/// The layout of a checkpoint's global plan for this rank: where batch 0 begins and how many
+/// batches count as delivered. When the consumed position falls on a step boundary of this
+/// world size, the layout starts at 0 with that many steps delivered (the same numbering as the
+/// uninterrupted run when the world size is unchanged); otherwise it starts at the position.
+fn resume_layout(
+    epoch: u64,
+    ids: Vec<u64>,
+    weights: Vec<f32>,
+    position: u64,
+    options: &PlanOptions,
+    dataset_len: usize,
+) -> (Plan, usize) {
+    let plan = Plan::from_global(epoch, ids, weights, options, dataset_len, 0);
+    let step = (options.world_size * options.batch_size) as u64;
+    if position >= plan.samples() as u64 {
+        // Everything was delivered: the next call reports the end of the epoch.
+        let batches = plan.batches();
+        (plan, batches)
+    } else if position.is_multiple_of(step) {
+        let delivered = (position / step) as usize;
+        (plan, delivered)
+    } else {
+        let start = position as usize;
+        let Plan { ids, weights, .. } = plan;
+        (
+            Plan::from_global(epoch, ids, weights, options, dataset_len, start),
+            0,
+        )
+    }
+}
