@@ -1,14 +1,14 @@
 //! CIFAR-10 and CIFAR-100 binary batches (the "binary version" from the CIFAR page): fixed-size
 //! records of label byte(s) then 3072 pixel bytes, 32×32 and planar (1024 R, 1024 G, 1024 B).
 //! CIFAR-10 records are 3073 bytes (label 0–9); CIFAR-100 records are 3074 (coarse label, then
-//! fine label). The files are read whole at open (CIFAR-10's training set is 150 MB) and the
-//! pixels rearranged to HWC once, so a read is a slice.
+//! fine label). The files are read whole at open and the pixels rearranged to HWC once, into a
+//! `MemorySource`, so a read is a slice.
 
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{check_limit, SampleView, Scratch, Source};
+use super::{check_limit, MemorySource};
 use crate::error::{Error, Result};
 
 const SIDE: usize = 32;
@@ -38,14 +38,13 @@ pub struct CifarConfig {
     pub limit: Option<usize>,
 }
 
-pub struct CifarSource {
-    /// HWC, 32×32×3 per sample.
-    pixels: Vec<u8>,
-    labels: Vec<u8>,
-}
+/// The CIFAR parser under the name callers know: `CifarSource::open` returns the
+/// `MemorySource` it fills. Never a value, only a namespace.
+pub enum CifarSource {}
 
 impl CifarSource {
-    pub fn open(config: &CifarConfig) -> Result<Self> {
+    /// Reads the batch files in order, up to `limit` samples; errors name the file at fault.
+    pub fn open(config: &CifarConfig) -> Result<MemorySource> {
         check_limit(config.limit)?;
         if config.files.is_empty() {
             return Err(Error::invalid(
@@ -111,7 +110,7 @@ impl CifarSource {
                         }
                     )));
                 }
-                labels.push(label);
+                labels.push(i64::from(label));
                 let planar = &rec[label_bytes..];
                 let start = pixels.len();
                 pixels.resize(start + PIXELS, 0);
@@ -122,26 +121,6 @@ impl CifarSource {
                 }
             }
         }
-        Ok(CifarSource { pixels, labels })
-    }
-}
-
-impl Source for CifarSource {
-    fn len(&self) -> usize {
-        self.labels.len()
-    }
-    fn sample_shape(&self) -> Option<[usize; 3]> {
-        Some([SIDE, SIDE, 3])
-    }
-    fn read<'a>(&'a self, id: usize, _scratch: &'a mut Scratch) -> Result<SampleView<'a>> {
-        Ok(SampleView {
-            pixels: &self.pixels[id * PIXELS..(id + 1) * PIXELS],
-            height: SIDE,
-            width: SIDE,
-            channels: 3,
-        })
-    }
-    fn label(&self, id: usize) -> i64 {
-        self.labels[id] as i64
+        Ok(MemorySource::from_parts(pixels, [SIDE, SIDE, 3], labels))
     }
 }

@@ -1,20 +1,17 @@
-//! IDX files (MNIST, Fashion-MNIST): a big-endian header (0, 0, type, ndim, then ndim u32
-//! sizes) and the raw values. Raw or gzip-compressed (detected by the gzip magic, not the
-//! name). Images are u8 [N, H, W] or [N, H, W, C]; labels u8 [N]. Both files are read whole
-//! into memory at open (Fashion-MNIST is 47 MB), so a sample read is a slice.
+//! IDX files (MNIST, Fashion-MNIST), parsed into a `MemorySource`: a big-endian header (0, 0,
+//! type, ndim, then ndim u32 sizes) and the raw values. Raw or gzip-compressed (detected by the
+//! gzip magic, not the name). Images are u8 [N, H, W] or [N, H, W, C]; labels u8 [N]. Both
+//! files are read whole at open, so a sample read is a slice.
 
 use std::io::Read;
 use std::path::Path;
 
-use super::{SampleView, Scratch, Source};
+use super::MemorySource;
 use crate::error::{Error, Result};
 
-pub struct IdxSource {
-    pixels: Vec<u8>,
-    labels: Vec<u8>,
-    /// (height, width, channels)
-    shape: [usize; 3],
-}
+/// The IDX parser under the name callers know: `IdxSource::open` returns the `MemorySource` it
+/// fills. Never a value, only a namespace.
+pub enum IdxSource {}
 
 /// Reads a file, un-gzipping it when it starts with the gzip magic.
 fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
@@ -86,7 +83,8 @@ fn parse_idx(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, usize)> {
 }
 
 impl IdxSource {
-    pub fn open(images: &Path, labels: &Path) -> Result<Self> {
+    /// Reads an image file and its label file; errors name the file at fault.
+    pub fn open(images: &Path, labels: &Path) -> Result<MemorySource> {
         let img = read_maybe_gzip(images)?;
         let (dims, off) = parse_idx(images, &img)?;
         let shape = match dims[..] {
@@ -118,45 +116,8 @@ impl IdxSource {
         let mut pixels = img;
         pixels.drain(..off);
         pixels.shrink_to_fit();
-        let mut labels_v = lab;
-        labels_v.drain(..loff);
-        Ok(IdxSource {
-            pixels,
-            labels: labels_v,
-            shape,
-        })
-    }
-}
-
-impl IdxSource {
-    /// Keeps only the first `n` samples (no-op when there are fewer).
-    pub fn truncate(&mut self, n: usize) {
-        if n < self.labels.len() {
-            self.labels.truncate(n);
-            self.pixels
-                .truncate(n * self.shape.iter().product::<usize>());
-        }
-    }
-}
-
-impl Source for IdxSource {
-    fn len(&self) -> usize {
-        self.labels.len()
-    }
-    fn sample_shape(&self) -> Option<[usize; 3]> {
-        Some(self.shape)
-    }
-    fn read<'a>(&'a self, id: usize, _scratch: &'a mut Scratch) -> Result<SampleView<'a>> {
-        let per = self.shape.iter().product::<usize>();
-        Ok(SampleView {
-            pixels: &self.pixels[id * per..(id + 1) * per],
-            height: self.shape[0],
-            width: self.shape[1],
-            channels: self.shape[2],
-        })
-    }
-    fn label(&self, id: usize) -> i64 {
-        self.labels[id] as i64
+        let labels = lab[loff..].iter().map(|&l| i64::from(l)).collect();
+        Ok(MemorySource::from_parts(pixels, shape, labels))
     }
 }
 
@@ -173,6 +134,7 @@ pub fn write_idx(path: &Path, dims: &[u32], data: &[u8]) -> std::io::Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::{Scratch, Source};
     use crate::ErrorKind;
 
     fn pair(dir: &Path, n: u32) -> (std::path::PathBuf, std::path::PathBuf) {

@@ -1,7 +1,7 @@
 //! Image files on disk: torchvision's `ImageFolder` layout (`root/<class>/**/*.{jpg,jpeg,png}`,
 //! classes numbered in sorted order) or a manifest of `path<TAB>label` lines. The file list is
 //! made once at open; each read opens, reads and decodes one file. Paths are kept in one byte
-//! arena (ImageNet's 1.28M paths cost ~60 MB as `PathBuf`s, ~40 MB here).
+//! arena rather than a `PathBuf` each, which saves an allocation and a `Vec` header per path.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;

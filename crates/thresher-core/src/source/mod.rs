@@ -4,22 +4,23 @@
 //!
 //! Formats: `idx` (MNIST), `cifar` (CIFAR-10/100 binary batches), `image_folder` (torchvision's
 //! ImageFolder layout, or a manifest), `tar` (WebDataset shards), `npy` (memory-mapped NumPy
-//! arrays), and in-memory arrays through the Rust API. Compressed images (JPEG, PNG) are decoded
-//! in `decode`, under the limits of `DecodeConfig`.
+//! arrays), and in-memory arrays through the Rust API. Arrays, `idx` and `cifar` all end up as
+//! one `MemorySource` (their modules only parse); compressed images (JPEG, PNG) are decoded in
+//! `decode`, under the limits of `DecodeConfig`.
 
-mod array;
 mod cifar;
 mod decode;
 mod idx;
 mod image_folder;
+mod memory;
 mod npy;
 mod webdataset;
 
-pub use array::ArraySource;
 pub use cifar::{CifarConfig, CifarLabel, CifarSource};
 pub use decode::{Color, DecodeConfig};
 pub use idx::{write_idx, IdxSource};
 pub use image_folder::{ImageFolderConfig, ImageFolderSource};
+pub use memory::{ArraySource, MemorySource};
 pub use npy::{NpyConfig, NpyLayout, NpySource};
 pub use webdataset::{expand_braces, Shards, TarConfig, TarSource};
 

@@ -1,15 +1,22 @@
-//! In-memory arrays through the Rust API: N samples of H×W×C bytes and N labels.
+//! Samples held in memory: every sample back to back in one HWC byte buffer, and one label
+//! each. In-memory arrays from the Rust API are one directly; the IDX and CIFAR parsers read
+//! their files whole into one, so a read from any of them is a slice of the buffer.
 
 use super::{SampleView, Scratch, Source};
 use crate::error::{Error, Result};
 
-pub struct ArraySource {
+pub struct MemorySource {
+    /// N samples of `shape`, HWC, back to back.
     pixels: Vec<u8>,
     labels: Vec<i64>,
+    /// (height, width, channels)
     shape: [usize; 3],
 }
 
-impl ArraySource {
+/// The Rust API's name for a `MemorySource` made from arrays (`ArraySource::new`).
+pub type ArraySource = MemorySource;
+
+impl MemorySource {
     /// `pixels` holds N samples of `shape` = (height, width, channels), HWC, back to back.
     pub fn new(pixels: Vec<u8>, shape: [usize; 3], labels: Vec<i64>) -> Result<Self> {
         let per = shape.iter().product::<usize>();
@@ -25,15 +32,34 @@ impl ArraySource {
                 labels.len()
             )));
         }
-        Ok(ArraySource {
+        Ok(Self::from_parts(pixels, shape, labels))
+    }
+
+    /// For the file parsers, which have already checked the sizes against the file's own
+    /// header (and word their errors with its path).
+    pub(super) fn from_parts(pixels: Vec<u8>, shape: [usize; 3], labels: Vec<i64>) -> Self {
+        debug_assert_eq!(pixels.len(), shape.iter().product::<usize>() * labels.len());
+        MemorySource {
             pixels,
             labels,
             shape,
-        })
+        }
+    }
+
+    fn sample_bytes(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Keeps only the first `n` samples (no-op when there are fewer).
+    pub fn truncate(&mut self, n: usize) {
+        if n < self.labels.len() {
+            self.labels.truncate(n);
+            self.pixels.truncate(n * self.sample_bytes());
+        }
     }
 }
 
-impl Source for ArraySource {
+impl Source for MemorySource {
     fn len(&self) -> usize {
         self.labels.len()
     }
@@ -41,7 +67,7 @@ impl Source for ArraySource {
         Some(self.shape)
     }
     fn read<'a>(&'a self, id: usize, _scratch: &'a mut Scratch) -> Result<SampleView<'a>> {
-        let per = self.shape.iter().product::<usize>();
+        let per = self.sample_bytes();
         Ok(SampleView {
             pixels: &self.pixels[id * per..(id + 1) * per],
             height: self.shape[0],
@@ -69,5 +95,18 @@ mod tests {
         assert_eq!(s.label(1), 6);
         assert!(ArraySource::new(vec![0; 11], [2, 3, 1], vec![5, 6]).is_err());
         assert!(ArraySource::new(vec![], [0, 3, 1], vec![]).is_err());
+    }
+
+    #[test]
+    fn truncate_keeps_the_first_samples() {
+        let mut s = MemorySource::new((0..12).collect(), [1, 2, 2], vec![1, 2, 3]).unwrap();
+        s.truncate(5);
+        assert_eq!(s.len(), 3);
+        s.truncate(2);
+        assert_eq!((s.len(), s.label(1)), (2, 2));
+        assert_eq!(
+            s.read(1, &mut Scratch::default()).unwrap().pixels,
+            &[4, 5, 6, 7]
+        );
     }
 }
