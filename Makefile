@@ -59,7 +59,7 @@ test-c: build
 	$(CXX) -std=c++17 -Wall -Wextra -Werror -Iinclude -fsyntax-only -x c++ tests/c/header_cpp.cpp
 
 # The C example under valgrind memcheck: 0 errors and 0 bytes definitely lost, or it fails.
-# (One epoch of 42,000 samples makes ~700 allocations in all: none per batch in steady state.)
+# (Allocations stay per epoch, none per batch in steady state: docs/performance.md.)
 test-valgrind: build
 	@mkdir -p build
 	$(CC) -std=c99 -O1 -g -Wall -Wextra -Iinclude examples/c_stream/stream.c $(LIB_DIR)/libthresher.a $(RUST_LINK) -o build/stream_vg
@@ -77,8 +77,8 @@ test-python: build
 	$(PY) -m pytest bindings/python/tests -q
 
 # The main demo: the reference trainer compares full data, random pruning and InfoBatch on
-# Fashion-MNIST (20,000 training and 5,000 test samples, 8 epochs, 3 seeds: 4 min 47 s on 2
-# quiet cores once built), then prints the table and the plot's path.
+# Fashion-MNIST (20,000 training and 5,000 test samples, 8 epochs, 3 seeds; its duration is in
+# docs/performance.md), then prints the table and the plot's path.
 # random prunes 30% of every epoch; InfoBatch runs at its paper default r = 0.5, which realises
 # about 30% over the run (see the table's realised column).
 demo: setup trainer
@@ -96,7 +96,7 @@ demo-c: setup build
 
 # torch-sys asks the venv's Python where libtorch is (LIBTORCH_USE_PYTORCH=1; it runs `python3`
 # from PATH); build.rs asks the same Python and gives the binary an rpath to torch/lib, so it
-# runs without LD_LIBRARY_PATH. The first build compiles torch-sys (~3 minutes).
+# runs without LD_LIBRARY_PATH. The first build compiles torch-sys (minutes).
 trainer: setup
 	LIBTORCH_USE_PYTORCH=1 PATH="$(CURDIR)/.venv/bin:$$PATH" $(CARGO) build --release -p thresher-train
 
@@ -121,7 +121,7 @@ test-fuzz:
 	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
 	done
 
-# Every side-by-side comparison in one go (7 minutes measured on 2 cores), then docs/performance.md
+# Every side-by-side comparison in one go (its duration is in docs/performance.md), then docs/performance.md
 # with its plots and raw JSON (docs/bench/): the micro bench (plan time per policy and N,
 # feedback ingest, ScoreBook bytes, next+release, epoch-boundary wait; benches/micro.rs),
 # pre-decoded IDX and the PNG/JPEG pipelines against PyTorch's DataLoader, and a link to the
@@ -181,7 +181,7 @@ test-cpp: setup build
 	$(CXX) -std=c++20 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only -x c++ include/thresher.hpp
 
 # The libtorch C++ trainer (examples/cpp_trainer). The object depends only on its sources, so
-# the slow compile of torch's headers (~30 s) happens once; the link reruns after every build.
+# the slow compile of torch's headers happens once; the link reruns after every build.
 # _GLIBCXX_USE_CXX11_ABI must match the wheel's, which only torch itself can say.
 cpp-trainer: setup build build/cpp_trainer
 

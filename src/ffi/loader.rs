@@ -67,8 +67,8 @@ pub struct thresher_digest {
     pub scores: u64,
 }
 
-/// The epoch report: what the plan kept and what the epoch cost (ALGORITHMS.md, "What to
-/// report each epoch"). Scores are NaN when the policy has none.
+/// The epoch report: what the plan kept and what the epoch cost (docs/policies.md, "The epoch
+/// report", says what each field means). Scores are NaN when the policy has none.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct thresher_epoch_report {

@@ -32,14 +32,15 @@ pub struct EpochInfo {
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
 pub struct EpochReport {
     pub epoch: u64,
-    /// Samples kept (delivered) this epoch.
+    /// Samples the plan delivers this epoch over all ranks: after `drop_last`, padding not
+    /// counted; samples skipped under `on_error: "skip"` still count.
     pub samples: u64,
     pub dataset_len: u64,
     /// Realised fraction pruned this epoch: 1 − samples / N.
     pub prune_fraction: f64,
     /// Cumulative fraction of sample-visits saved against full data over epochs 0..=epoch.
     pub saved_fraction: f64,
-    /// Mean loss weight of the kept samples.
+    /// Mean loss weight of the policy's selection (before `drop_last` truncation).
     pub mean_weight: f64,
     /// Mean and standard deviation of the policy's score over seen samples (NaN/null when the
     /// policy has none).
