@@ -217,8 +217,8 @@ typedef struct {
 } thresher_digest;
 
 /**
- * The epoch report: what the plan kept and what the epoch cost (ALGORITHMS.md, "What to
- * report each epoch"). Scores are NaN when the policy has none.
+ * The epoch report: what the plan kept and what the epoch cost (docs/policies.md, "The epoch
+ * report", says what each field means). Scores are NaN when the policy has none.
  */
 typedef struct {
   /**
