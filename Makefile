@@ -220,3 +220,16 @@ install: build
 # Installs into a temporary prefix and builds C and C++ consumers through pkg-config and CMake.
 test-install: setup build
 	MAKE="$(MAKE)" CC="$(CC)" bash packaging/test/run.sh data/fashion-mnist
+
+# ---- The Julia binding, checked without Julia (which cannot be installed here) ---------------
+
+# bindings/julia/check_binding.py: every .jl file parses (tree-sitter's Julia grammar), every
+# @ccall names a thresher.h function with its argument count and kinds (the header read by
+# pycparser), every function has a wrapper, structs and constants match. Then its own tests,
+# which feed it broken copies of the binding. The packages come from scripts/setup.sh; a venv
+# made before they were added there gets them here.
+.PHONY: test-julia
+test-julia: setup
+	@$(PY) -c "import tree_sitter, tree_sitter_julia, pycparser" 2>/dev/null || $(PY) -m pip install --quiet "tree-sitter==0.26.1" "tree-sitter-julia==0.23.1" "pycparser==3.12"
+	$(PY) bindings/julia/check_binding.py
+	$(PY) -m pytest bindings/julia -q
