@@ -51,7 +51,7 @@ test-rust:
 # The C ABI from a strict C99 program under AddressSanitizer + UBSan, linked statically.
 test-c: build
 	@mkdir -p build
-	$(CC) $(CFLAGS_STRICT) $(SAN) -Iinclude tests/c/abi_test.c $(LIB_DIR)/libthresher.a $(RUST_LINK) -o build/abi_test
+	$(CC) $(CFLAGS_STRICT) $(SAN) -Iinclude tests/c/abi_test.c tests/c/abi_errors.c tests/c/abi_epochs.c tests/c/abi_state.c tests/c/abi_dlpack.c $(LIB_DIR)/libthresher.a $(RUST_LINK) -o build/abi_test
 	@nm build/abi_test | grep -q __asan_init || { echo "AddressSanitizer is not linked"; exit 1; }
 	@echo "AddressSanitizer linked: $$(nm build/abi_test | grep -c __asan_) asan symbols"
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ./build/abi_test data/mnist
@@ -220,3 +220,16 @@ install: build
 # Installs into a temporary prefix and builds C and C++ consumers through pkg-config and CMake.
 test-install: setup build
 	MAKE="$(MAKE)" CC="$(CC)" bash packaging/test/run.sh data/fashion-mnist
+
+# ---- The Julia binding, checked without Julia (which cannot be installed here) ---------------
+
+# bindings/julia/check_binding.py: every .jl file parses (tree-sitter's Julia grammar), every
+# @ccall names a thresher.h function with its argument count and kinds (the header read by
+# pycparser), every function has a wrapper, structs and constants match. Then its own tests,
+# which feed it broken copies of the binding. The packages come from scripts/setup.sh; a venv
+# made before they were added there gets them here.
+.PHONY: test-julia
+test-julia: setup
+	@$(PY) -c "import tree_sitter, tree_sitter_julia, pycparser" 2>/dev/null || $(PY) -m pip install --quiet "tree-sitter==0.26.1" "tree-sitter-julia==0.23.1" "pycparser==3.12"
+	$(PY) bindings/julia/check_binding.py
+	$(PY) -m pytest bindings/julia -q

@@ -217,31 +217,73 @@ fn child_saves_until_killed() {
     }
 }
 
+/// Kills the child when the test fails before it does, so a failed run leaves no process
+/// saving checkpoints forever.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// SIGKILL while a checkpoint is being written leaves the previous one (or the new one) intact:
 /// the write goes to a temporary file that is renamed over the old one only when complete.
+///
+/// Loadable alone would prove nothing if the child never replaced the checkpoint (a child that
+/// failed to start, or a save that wrote nothing, leaves the parent's intact file behind). So
+/// each round starts from a checkpoint of a loader that has taken no step, and every save the
+/// child makes follows a step: the test waits until the file differs from the initial one before
+/// it kills the child, and the loader resumed from what is left must be past the first batch.
 #[test]
 fn sigkill_during_save_leaves_a_loadable_checkpoint() {
+    use std::time::{Duration, Instant};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ck");
-    loader(None).unwrap().save_state(&path).unwrap();
+    let first = step(&loader(None).unwrap());
     for round in 0..6u64 {
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "child_saves_until_killed",
-                "--ignored",
-                "--test-threads=1",
-            ])
-            .env("THRESHER_KILL_DIR", dir.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        // Different moments of the save loop each round.
-        std::thread::sleep(std::time::Duration::from_millis(150 + 37 * round));
-        child.kill().unwrap(); // SIGKILL on Unix
-        child.wait().unwrap();
+        loader(None).unwrap().save_state(&path).unwrap();
+        let initial = std::fs::read(&path).unwrap();
+        let mut child = KillOnDrop(
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "child_saves_until_killed",
+                    "--ignored",
+                    "--test-threads=1",
+                ])
+                .env("THRESHER_KILL_DIR", dir.path())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        // Generous: a loaded machine may take seconds to start the child.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::fs::read(&path).unwrap() == initial {
+            if let Some(status) = child.0.try_wait().unwrap() {
+                panic!("round {round}: the child exited ({status}) without rewriting {path:?}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: the child has not rewritten {path:?} in 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        // Into the save loop now; a different moment of it each round.
+        std::thread::sleep(Duration::from_millis(5 + 37 * round));
+        child.0.kill().unwrap(); // SIGKILL on Unix
+        child.0.wait().unwrap();
+        assert_ne!(std::fs::read(&path).unwrap(), initial, "round {round}");
         let resumed = loader(Some(&path));
         assert!(resumed.is_ok(), "round {round}: {:?}", resumed.err());
+        // The checkpoint left is one the child wrote after k >= 1 steps, so the resumed loader
+        // yields the reference's step k, never the first batch again.
+        assert_ne!(
+            step(&resumed.unwrap()),
+            first,
+            "round {round}: resumed at the start"
+        );
     }
 }

@@ -7,7 +7,8 @@ C API (`include/thresher.h`). A thin mirror of the header in the style of SQLite
 finalizers free them, batch arrays as zero-copy `unsafe_wrap`s, and `ThresherError` carrying
 the C status and the library's message.
 
-UNTESTED: Julia is not available on the machine this binding was written on (see README.md).
+UNTESTED: Julia is not available on the machine this binding was written on (see README.md);
+`make test-julia` checks its syntax and every `@ccall`, struct and constant against thresher.h.
 
 ```julia
 using Thresher
@@ -439,10 +440,12 @@ function feedback!(l::Loader, ids::AbstractVector, loss::AbstractVector;
     return nothing
 end
 
-"""`thresher_loader_epoch_info`: the current epoch's plan (right after an epoch ended: the next's)."""
+"""`thresher_loader_epoch_info`: the current epoch's plan (right after an epoch ended: the
+next's)."""
 function epoch_info(l::Loader)
     out = Ref{EpochInfo}()
-    check(@ccall libthresher.thresher_loader_epoch_info(l.ptr::Ptr{Cvoid}, out::Ref{EpochInfo})::Cint)
+    check(@ccall libthresher.thresher_loader_epoch_info(l.ptr::Ptr{Cvoid},
+                                                        out::Ref{EpochInfo})::Cint)
     return out[]
 end
 

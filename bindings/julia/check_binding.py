@@ -1,0 +1,623 @@
+#!/usr/bin/env python3
+"""Checks the Julia binding against include/thresher.h without Julia.
+
+Julia cannot be installed where this project is built and tested, so Thresher.jl has never
+run. This script checks by machine what a first run would otherwise find:
+
+1. Every .jl file under bindings/julia parses: tree-sitter's Julia grammar (the
+   `tree-sitter-julia` wheel) must produce no ERROR and no MISSING node.
+2. Every `ccall` / `@ccall` names a function that thresher.h declares, from `libthresher`,
+   with as many arguments as the C prototype, each argument and the result of a compatible
+   kind (pointer depth; scalar width and signedness). The header is parsed by a real C parser
+   (pycparser) after the C preprocessor, with its two system includes replaced by typedefs of
+   the same names, so the prototypes are read as a C compiler reads them, not by regex.
+   Calls through a function pointer (`ccall(ptr, ...)`, `@ccall $(ptr)(...)`) name no header
+   function and are skipped (Thresher.jl makes one: the DLPack deleter).
+3. Every function of the header has a wrapper in the package (bindings/julia/*/src): a Julia
+   function whose body ccalls it.
+4. What the package copies from the header by hand matches it: each struct (the Julia struct
+   whose docstring starts with the C name in backquotes) field for field, in order and of
+   compatible types; every enum constant's value; ABI_VERSION and HEADER_VERSION.
+
+The header's deprecated aliases (doc comment "Deprecated since 0.1: the old name of X") need
+no wrapper and must not be called. They exist so that C programs compiled against the first
+header still link against a newer library. A Julia binding is not compiled against the
+header: `@ccall` looks a symbol up by name when it first runs, and the Julia-facing names
+(`epoch_info`, `save_state`) never changed. So there is no old Julia code for an alias to
+keep working. Calling an alias would only tie the binding to a name that is due to go.
+
+Usage: check_binding.py [--header include/thresher.h] [--julia-dir bindings/julia] [-v]
+Exit status 0 when all checks pass; 1 with one `file:line: problem` per finding otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pycparser
+from pycparser import c_ast
+import tree_sitter_julia
+from tree_sitter import Language, Node, Parser
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# ---- the header --------------------------------------------------------------------------
+
+# Stand-ins for what <stddef.h> and <stdint.h> declare, under the same names. The names, not
+# the widths, are what matter: a Julia argument is compared with the C type by its name.
+SYSTEM_TYPEDEFS = " ".join(
+    f"typedef {c} {name};"
+    for name, c in [
+        ("size_t", "unsigned long"),
+        ("uint8_t", "unsigned char"),
+        ("uint16_t", "unsigned short"),
+        ("uint32_t", "unsigned int"),
+        ("uint64_t", "unsigned long long"),
+        ("int8_t", "signed char"),
+        ("int16_t", "short"),
+        ("int32_t", "int"),
+        ("int64_t", "long long"),
+    ]
+)
+
+
+@dataclasses.dataclass
+class CType:
+    """A C type as far as the call boundary cares: a base name and a pointer depth."""
+
+    name: str  # "void", "char", "uint64_t", "thresher_loader", ...
+    pointers: int
+
+    def __str__(self) -> str:
+        return self.name + " " + "*" * self.pointers if self.pointers else self.name
+
+
+@dataclasses.dataclass
+class CFunction:
+    name: str
+    line: int
+    params: list[CType]
+    result: CType
+    deprecated_alias_of: str | None = None  # set for "Deprecated since ...: the old name of X"
+
+
+@dataclasses.dataclass
+class Header:
+    path: Path
+    functions: dict[str, CFunction]
+    enums: set[str]  # typedef names of enums (int-sized at the C ABI)
+    # typedef'd structs with a body: name -> fields (name, type, array length or None)
+    structs: dict[str, list[tuple[str, CType, int | None]]]
+    enumerators: dict[str, int]  # THRESHER_OK = 0, ...
+    macros: dict[str, str]  # object-like #defines, name -> replacement text
+
+
+def _ctype(node: c_ast.Node) -> CType:
+    pointers = 0
+    while isinstance(node, c_ast.PtrDecl):
+        pointers += 1
+        node = node.type
+    if isinstance(node, c_ast.TypeDecl):
+        inner = node.type
+        if isinstance(inner, c_ast.IdentifierType):
+            return CType(" ".join(inner.names), pointers)
+        if isinstance(inner, (c_ast.Struct, c_ast.Enum)) and inner.name:
+            return CType(inner.name, pointers)
+    raise ValueError(f"unsupported C type at the boundary: {node!r}")
+
+
+def _preprocess(text: str) -> str:
+    """Runs the C preprocessor ($CC -E) over the header text, system includes replaced."""
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        # Replaced in place, one line for one, so pycparser's line numbers are the header's.
+        if re.match(r"\s*#\s*include\s*<std(def|int)\.h>", line):
+            lines[i] = SYSTEM_TYPEDEFS if "stddef" in line else ""
+    cc = shlex.split(os.environ.get("CC") or "cc")
+    proc = subprocess.run(
+        [*cc, "-E", "-std=c99", "-x", "c", "-"],
+        input="\n".join(lines),
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"the C preprocessor failed on the header:\n{proc.stderr}")
+    return proc.stdout
+
+
+def parse_header(path: Path) -> Header:
+    text = path.read_text()
+    ast = pycparser.CParser().parse(_preprocess(text), filename=str(path))
+    functions: dict[str, CFunction] = {}
+    enums: set[str] = set()
+    structs: dict[str, list[tuple[str, CType, int | None]]] = {}
+    enumerators: dict[str, int] = {}
+    for decl in ast.ext:
+        if isinstance(decl, c_ast.Typedef) and isinstance(decl.type.type, c_ast.Enum):
+            enums.add(decl.name)
+            value = -1
+            for e in decl.type.type.values.enumerators:
+                # cbindgen writes every value; an implicit one is the previous plus one.
+                value = int(e.value.value, 0) if e.value is not None else value + 1
+                enumerators[e.name] = value
+        if (isinstance(decl, c_ast.Typedef) and isinstance(decl.type.type, c_ast.Struct)
+                and decl.type.type.decls is not None):
+            fields = []
+            for d in decl.type.type.decls:
+                if isinstance(d.type, c_ast.ArrayDecl):
+                    fields.append((d.name, _ctype(d.type.type), int(d.type.dim.value, 0)))
+                else:
+                    fields.append((d.name, _ctype(d.type), None))
+            structs[decl.name] = fields
+        if not (isinstance(decl, c_ast.Decl) and isinstance(decl.type, c_ast.FuncDecl)):
+            continue
+        params = []
+        for p in decl.type.args.params if decl.type.args else []:
+            if isinstance(p, c_ast.EllipsisParam):
+                raise ValueError(f"{decl.name}: variadic functions are not supported")
+            params.append(_ctype(p.type))
+        # `f(void)` declares no parameter.
+        if len(params) == 1 and params[0] == CType("void", 0):
+            params = []
+        functions[decl.name] = CFunction(decl.name, decl.coord.line, params, _ctype(decl.type.type))
+    if not functions:
+        raise ValueError(f"{path}: no function declarations found")
+
+    # Doc comments are gone after the preprocessor, so the deprecation notes are read from the
+    # text: each /** ... */ block and the name declared right after it.
+    for m in re.finditer(r"/\*\*(.*?)\*/\s*[^;{(]*?\b(\w+)\s*\(", text, re.S):
+        doc, name = m.group(1), m.group(2)
+        dep = re.search(r"Deprecated since [^:]*:\s*the old name of\s+(\w+)", doc)
+        if dep and name in functions:
+            functions[name].deprecated_alias_of = dep.group(1)
+    macros = dict(re.findall(r"^\s*#\s*define\s+(\w+)[ \t]+(.+?)\s*$", text, re.M))
+    return Header(path, functions, enums, structs, enumerators, macros)
+
+
+# ---- Julia ---------------------------------------------------------------------------------
+
+_PARSER = Parser(Language(tree_sitter_julia.language()))
+
+
+def parse_julia(path: Path) -> tuple[Node, list[str]]:
+    """The syntax tree of a .jl file and one `file:line:col: ...` per ERROR/MISSING node."""
+    tree = _PARSER.parse(path.read_bytes())
+    problems: list[str] = []
+
+    def nested_error(n: Node) -> bool:
+        return any(c.is_error or c.is_missing or nested_error(c) for c in n.children)
+
+    def walk(n: Node) -> None:
+        if n.is_missing:
+            problems.append(f"{_at(path, n)}: syntax error: missing {n.type!r}")
+            return
+        # An ERROR node can swallow a whole module around the real mistake; the innermost
+        # ERROR/MISSING nodes are where it is.
+        if n.is_error and not nested_error(n):
+            snippet = n.text.decode(errors="replace").split("\n")[0][:60]
+            first, last = n.start_point[0] + 1, n.end_point[0] + 1
+            span = f" (lines {first}-{last})" if last > first else ""
+            problems.append(f"{_at(path, n)}: syntax error{span} near {snippet!r}")
+            return
+        if n.has_error or n.is_error:
+            for c in n.children:
+                walk(c)
+
+    walk(tree.root_node)
+    return tree.root_node, problems
+
+
+def _at(path: Path, n: Node) -> str:
+    return f"{path}:{n.start_point[0] + 1}:{n.start_point[1] + 1}"
+
+
+def _text(n: Node) -> str:
+    return n.text.decode()
+
+
+@dataclasses.dataclass
+class JuliaCall:
+    """One ccall / @ccall of a named C function."""
+
+    where: str  # file:line:col
+    name: str
+    library: str | None  # None: no library given (the process's global symbols)
+    args: list[str]  # the Julia argument types, as written
+    result: str
+    wrapper: str | None  # the enclosing Julia function's name; None at top level
+
+
+def _named(n: Node) -> list[Node]:
+    return [c for c in n.named_children if c.type != "comment"]
+
+
+def _enclosing_function(n: Node) -> str | None:
+    p = n.parent
+    while p is not None:
+        if p.type == "function_definition":
+            sig = p.child_by_field_name("signature") or next(
+                (c for c in p.named_children if c.type == "signature"), None
+            )
+            return _callee_name(sig) if sig is not None else "?"
+        if p.type == "assignment" and p.named_children:
+            lhs = p.named_children[0]
+            while lhs.type in ("where_expression", "typed_expression") and lhs.named_children:
+                lhs = lhs.named_children[0]
+            if lhs.type == "call_expression":  # the short form f(x) = ...
+                return _callee_name(lhs)
+        p = p.parent
+    return None
+
+
+def _callee_name(n: Node) -> str:
+    while n.type in ("signature", "where_expression", "typed_expression") and n.named_children:
+        n = n.named_children[0]
+    if n.type == "call_expression" and n.named_children:
+        return _text(n.named_children[0])
+    return _text(n)
+
+
+def find_ccalls(root: Node, path: Path) -> tuple[list[JuliaCall], list[str]]:
+    """Every ccall/@ccall of a named function under `root`; and problems with their form."""
+    calls: list[JuliaCall] = []
+    problems: list[str] = []
+
+    def visit(n: Node) -> None:
+        if n.type == "macrocall_expression":
+            mac = next((c for c in n.named_children if c.type == "macro_identifier"), None)
+            if mac is not None and _text(mac) == "@ccall":
+                _at_ccall(n)
+        elif n.type == "call_expression" and n.named_children and _text(
+            n.named_children[0]
+        ) in ("ccall", "Base.ccall"):
+            _plain_ccall(n)
+        for c in n.named_children:
+            visit(c)
+
+    def _at_ccall(n: Node) -> None:
+        # @ccall lib.f(a::T, ...)::R, in macro or parenthesised call syntax.
+        arglist = next(
+            (c for c in n.named_children if c.type in ("macro_argument_list", "argument_list")),
+            None,
+        )
+        body = _named(arglist) if arglist is not None else []
+        if len(body) != 1 or body[0].type != "typed_expression":
+            problems.append(f"{_at(path, n)}: @ccall without a `::ReturnType`")
+            return
+        call, result = _named(body[0])[0], _named(body[0])[-1]
+        if call.type != "call_expression":
+            problems.append(f"{_at(path, n)}: @ccall of something that is not a call")
+            return
+        target, args = call.named_children[0], _named(call.named_children[1])
+        if target.type == "interpolation_expression":
+            return  # @ccall $(fptr)(...): through a pointer, no header name
+        library = None
+        if target.type == "field_expression":
+            library, target = _text(target.named_children[0]), target.named_children[-1]
+        arg_types = []
+        for a in args:
+            if a.type != "typed_expression":
+                problems.append(f"{_at(path, a)}: @ccall argument {_text(a)!r} has no ::Type")
+                return
+            arg_types.append(_text(_named(a)[-1]))
+        calls.append(
+            JuliaCall(_at(path, n), _text(target), library, arg_types, _text(result),
+                      _enclosing_function(n))
+        )
+
+    def _plain_ccall(n: Node) -> None:
+        # ccall((:f, lib), R, (T1, T2,), a1, a2) or ccall(:f, R, (...), ...).
+        args = _named(n.named_children[1])
+        if len(args) < 3:
+            problems.append(
+                f"{_at(path, n)}: ccall needs (function, ReturnType, (ArgTypes...), values...)"
+            )
+            return
+        fn, result, types = args[0], args[1], args[2]
+        library = None
+        if fn.type == "tuple_expression" and len(_named(fn)) == 2:
+            fn, lib = _named(fn)
+            library = _text(lib)
+        if fn.type != "quote_expression":
+            return  # a function pointer (a variable or expression): no header name
+        if types.type != "tuple_expression":
+            problems.append(f"{_at(path, types)}: ccall argument types are not a literal tuple")
+            return
+        arg_types = [_text(t) for t in _named(types)]
+        if len(args) - 3 != len(arg_types):
+            problems.append(
+                f"{_at(path, n)}: ccall passes {len(args) - 3} values for "
+                f"{len(arg_types)} argument types"
+            )
+        calls.append(
+            JuliaCall(_at(path, n), _text(fn).lstrip(":"), library, arg_types, _text(result),
+                      _enclosing_function(n))
+        )
+
+    visit(root)
+    return calls, problems
+
+
+# ---- C type against Julia type -------------------------------------------------------------
+
+# The Julia spellings of each C scalar (Base's C aliases and the fixed-width names they stand
+# for on the 64-bit Linux this runs on).
+SCALARS = {
+    "void": {"Cvoid", "Nothing"},
+    "char": {"Cchar", "UInt8", "Int8"},
+    "uint8_t": {"UInt8", "Cuchar"},
+    "int8_t": {"Int8"},
+    "uint16_t": {"UInt16", "Cushort"},
+    "int16_t": {"Int16", "Cshort"},
+    "uint32_t": {"UInt32", "Cuint"},
+    "int32_t": {"Int32", "Cint"},
+    "uint64_t": {"UInt64", "Culonglong"},
+    "int64_t": {"Int64", "Clonglong"},
+    "size_t": {"Csize_t", "UInt", "UInt64"},
+    "float": {"Float32", "Cfloat"},
+    "double": {"Float64", "Cdouble"},
+    "int": {"Cint", "Int32"},
+}
+ENUM_JULIA = {"Cint", "Int32"}  # a C enum here is int-sized; THRESHER_* constants are Cint
+
+
+def _julia_pointer_depth(t: str) -> tuple[int, str]:
+    """`Ref{Ptr{Cvoid}}` -> (2, "Cvoid"); `Cstring` -> (1, "Cchar"); `Cint` -> (0, "Cint")."""
+    depth = 0
+    while True:
+        m = re.fullmatch(r"\s*(?:Ptr|Ref)\s*\{(.*)\}\s*", t)
+        if not m:
+            break
+        depth, t = depth + 1, m.group(1)
+    t = t.strip()
+    if t == "Cstring":
+        return depth + 1, "Cchar"
+    return depth, t
+
+
+def compatible(c: CType, julia: str, header: Header, aliases: dict[str, str]) -> bool:
+    depth, base = _julia_pointer_depth(julia)
+    base = aliases.get(base, base)
+    if depth != c.pointers:
+        return False
+    if depth > 0 and (base == "Cvoid" or c.name == "void" or c.name not in SCALARS):
+        # An untyped pointer on either side, or a struct or opaque handle behind the pointer
+        # (Ptr{Cvoid} for a handle, Ref{EpochInfo} for a struct; the struct's layout is
+        # compared field by field in check_structs).
+        return True
+    if c.name in header.enums:
+        return base in ENUM_JULIA
+    return base in SCALARS.get(c.name, set())
+
+
+def field_compatible(c: CType, length: int | None, julia: str, header: Header,
+                     aliases: dict[str, str]) -> bool:
+    if length is None:
+        return compatible(c, julia, header, aliases)
+    # int64_t shape[4] is NTuple{4,Int64} (or NTuple{4, Int64}).
+    m = re.fullmatch(r"NTuple\s*\{\s*(\d+)\s*,\s*(.+?)\s*\}", julia.strip())
+    return bool(m) and int(m.group(1)) == length and compatible(c, m.group(2), header, aliases)
+
+
+def julia_type_aliases(constants: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """`const name = Type`, e.g. `const thresher_status = Cint`: name -> Type."""
+    return {k: v for k, (_, v) in constants.items() if re.fullmatch(r"[A-Za-z_]\w*", v)}
+
+
+def _top_level(root: Node) -> list[Node]:
+    """The statements of a file and of the modules in it, in order."""
+    out = []
+    for n in root.named_children:
+        if n.type == "module_definition":
+            out += _top_level(n)
+        else:
+            out.append(n)
+    return out
+
+
+@dataclasses.dataclass
+class JuliaStruct:
+    where: str
+    name: str
+    mirrors: str  # the C struct its docstring names
+    fields: list[tuple[str, str]]  # (name, type as written)
+
+
+def julia_structs(root: Node, path: Path) -> list[JuliaStruct]:
+    """Structs whose docstring starts with a C struct's name in backquotes: "`thresher_x`: ..."."""
+    out = []
+    statements = _top_level(root)
+    for prev, n in zip([None, *statements], statements):
+        if n.type != "struct_definition" or prev is None or prev.type != "string_literal":
+            continue
+        m = re.match(r'"+\s*`(thresher_\w+)`', _text(prev))
+        if not m:
+            continue
+        head = next(c for c in n.named_children if c.type == "type_head")
+        fields = [
+            (_text(_named(f)[0]), _text(_named(f)[-1]))
+            for f in n.named_children
+            if f.type == "typed_expression"
+        ]
+        out.append(JuliaStruct(_at(path, n), _text(head), m.group(1), fields))
+    return out
+
+
+def julia_constants(root: Node, path: Path) -> dict[str, tuple[str, str]]:
+    """`const NAME = value` at the top of a file: name -> (file:line, value as written)."""
+    out = {}
+    for n in _top_level(root):
+        if n.type == "const_statement" and n.named_children:
+            a = n.named_children[0]
+            if a.type == "assignment" and a.named_children[0].type == "identifier":
+                out[_text(a.named_children[0])] = (_at(path, n), _text(a.named_children[-1]))
+    return out
+
+
+# ---- the checks ----------------------------------------------------------------------------
+
+
+def check(julia_dir: Path, header: Header, verbose: bool = False) -> list[str]:
+    files = sorted(julia_dir.rglob("*.jl"))
+    if not files:
+        return [f"{julia_dir}: no .jl files"]
+    problems: list[str] = []
+    parsed = []
+    for path in files:
+        root, syntax = parse_julia(path)
+        problems += syntax
+        # The package is what users load (…/src); tests and examples may call the library
+        # too and are checked like it, but do not count as wrappers or mirrors.
+        parsed.append((path, root, "src" in path.relative_to(julia_dir).parts))
+    if problems:
+        # Past a syntax error the tree is a guess (the error can swallow the whole module), so
+        # every later finding would be noise.
+        return problems
+
+    constants: dict[str, tuple[str, str]] = {}
+    structs: list[JuliaStruct] = []
+    for path, root, in_package in parsed:
+        if in_package:
+            constants.update(julia_constants(root, path))
+            structs += julia_structs(root, path)
+    aliases = julia_type_aliases(constants)
+
+    wrapped: dict[str, list[str]] = {}
+    for path, root, in_package in parsed:
+        calls, form = find_ccalls(root, path)
+        problems += form
+        for call in calls:
+            problems += check_call(call, header, aliases)
+            if in_package and call.wrapper is not None and call.name in header.functions:
+                wrapped.setdefault(call.name, []).append(call.wrapper)
+            if verbose:
+                print(f"{call.where}: {call.wrapper or '(top level)'} -> {call.name}"
+                      f"({', '.join(call.args)})::{call.result}")
+    for f in header.functions.values():
+        if f.deprecated_alias_of is not None:
+            continue  # see the module docstring: an alias needs no Julia wrapper
+        if f.name not in wrapped:
+            problems.append(
+                f"{header.path}:{f.line}: {f.name} has no wrapper in the Julia package "
+                f"(no function under {julia_dir}/*/src ccalls it)"
+            )
+    problems += check_structs(structs, header, aliases, julia_dir)
+    problems += check_constants(constants, header, julia_dir)
+    return problems
+
+
+def check_structs(structs: list[JuliaStruct], header: Header, aliases: dict[str, str],
+                  julia_dir: Path) -> list[str]:
+    """Every header struct has one Julia mirror with the same fields, in order, of compatible
+    types: a missing or mistyped field shifts every field after it."""
+    out = []
+    by_c: dict[str, list[JuliaStruct]] = {}
+    for s in structs:
+        if s.mirrors not in header.structs:
+            out.append(f"{s.where}: {s.name} mirrors {s.mirrors}, which {header.path.name} "
+                       "does not define")
+        by_c.setdefault(s.mirrors, []).append(s)
+    for name, c_fields in header.structs.items():
+        mirrors = by_c.get(name, [])
+        if len(mirrors) != 1:
+            out.append(f"{header.path}: {name} has {len(mirrors)} Julia mirrors under "
+                       f"{julia_dir}/*/src (a struct whose docstring starts with `{name}`); "
+                       "expected 1")
+            continue
+        s = mirrors[0]
+        c_names = [f for f, _, _ in c_fields]
+        j_names = [f for f, _ in s.fields]
+        if c_names != j_names:
+            out.append(f"{s.where}: {s.name} has fields {j_names}, {name} has {c_names}")
+            continue
+        for (f, c, length), (_, j) in zip(c_fields, s.fields):
+            if not field_compatible(c, length, j, header, aliases):
+                c_decl = f"{c} {f}[{length}]" if length is not None else f"{c} {f}"
+                out.append(f"{s.where}: {s.name}.{f} is `{j}` in Julia, `{c_decl}` in C")
+    return out
+
+
+def check_constants(constants: dict[str, tuple[str, str]], header: Header,
+                    julia_dir: Path) -> list[str]:
+    """The enum values, ABI_VERSION and HEADER_VERSION the package hard-codes equal the
+    header's (a stale ABI_VERSION makes __init__ refuse every library)."""
+    out = []
+    for name, value in header.enumerators.items():
+        if name not in constants:
+            out.append(f"{header.path}: {name} is not defined under {julia_dir}/*/src")
+            continue
+        where, text = constants[name]
+        m = re.fullmatch(r"(?:\w+\()?\s*(-?\d+)\s*\)?", text)
+        if not m or int(m.group(1)) != value:
+            out.append(f"{where}: {name} = {text} in Julia, {value} in {header.path.name}")
+    for julia, macro, form in [("ABI_VERSION", "THRESHER_ABI_VERSION", "{}"),
+                               ("HEADER_VERSION", "THRESHER_VERSION", "v{}")]:
+        want = form.format(header.macros.get(macro))
+        if julia not in constants:
+            out.append(f"{julia_dir}: the package defines no `const {julia}` ({macro})")
+        elif constants[julia][1] != want:
+            out.append(f"{constants[julia][0]}: {julia} = {constants[julia][1]} in Julia, "
+                       f"{macro} is {header.macros.get(macro)} in {header.path.name}")
+    return out
+
+
+def check_call(call: JuliaCall, header: Header, aliases: dict[str, str]) -> list[str]:
+    f = header.functions.get(call.name)
+    if f is None:
+        close = [n for n in header.functions if n.startswith(call.name) or call.name.startswith(n)]
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        return [f"{call.where}: {call.name} is not a function of {header.path.name}{hint}"]
+    out = []
+    if f.deprecated_alias_of is not None:
+        out.append(
+            f"{call.where}: {call.name} is a deprecated alias; call {f.deprecated_alias_of}"
+        )
+    if call.library != "libthresher":
+        out.append(f"{call.where}: {call.name} is called from {call.library or 'no library'},"
+                   " not libthresher")
+    if len(call.args) != len(f.params):
+        out.append(
+            f"{call.where}: {call.name} takes {len(f.params)} argument(s) in "
+            f"{header.path.name}:{f.line}, the ccall passes {len(call.args)}"
+        )
+    else:
+        for i, (c, j) in enumerate(zip(f.params, call.args)):
+            if not compatible(c, j, header, aliases):
+                out.append(f"{call.where}: {call.name} argument {i + 1} is `{c}` in C, "
+                           f"`{j}` in Julia")
+    if not compatible(f.result, call.result, header, aliases):
+        out.append(f"{call.where}: {call.name} returns `{f.result}` in C, "
+                   f"`{call.result}` in Julia")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--header", type=Path, default=ROOT / "include" / "thresher.h")
+    ap.add_argument("--julia-dir", type=Path, default=ROOT / "bindings" / "julia")
+    ap.add_argument("-v", "--verbose", action="store_true", help="list every ccall found")
+    args = ap.parse_args(argv)
+    header = parse_header(args.header)
+    problems = check(args.julia_dir, header, args.verbose)
+    for p in problems:
+        print(p, file=sys.stderr)
+    if problems:
+        print(f"check_binding: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    aliases = sum(f.deprecated_alias_of is not None for f in header.functions.values())
+    print(f"check_binding: every .jl parses; every ccall matches {args.header.name}; "
+          f"{len(header.functions) - aliases} functions wrapped ({aliases} deprecated aliases "
+          f"need none); {len(header.structs)} structs and {len(header.enumerators)} enum "
+          "constants mirrored")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+/*
+ * abi_test.h — what the parts of the C ABI test share: the check harness, the MNIST paths and
+ * helpers (defined in abi_test.c), and the test functions main runs (one file per concern).
+ *
+ * Include it first: it sets _POSIX_C_SOURCE, which must precede every system header.
+ */
+#ifndef THRESHER_ABI_TEST_H
+#define THRESHER_ABI_TEST_H
+
+#define _POSIX_C_SOURCE 200809L /* mkdtemp, pthreads */
+
+#include "thresher.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- the harness ------------------------------------------------------------------------- */
+
+/* Checks passed and failed so far; main prints them. */
+extern int g_passed, g_failed;
+
+/* This thread's last thresher error, copied into a static buffer (main thread only). */
+const char *last_error(void);
+void check_impl(int ok, const char *expr, const char *file, int line);
+/* A call must return `want`, and (when `needle` is not NULL) its message must contain it. */
+void check_status_impl(thresher_status got, thresher_status want, const char *needle,
+                       const char *expr, const char *file, int line);
+
+#define CHECK(cond) check_impl((cond) != 0, #cond, __FILE__, __LINE__)
+#define CHECK_STATUS(call, want, needle) \
+    check_status_impl((call), (want), (needle), #call, __FILE__, __LINE__)
+#define CHECK_OK(call) CHECK_STATUS(call, THRESHER_OK, NULL)
+
+/* ---- MNIST and helpers ------------------------------------------------------------------- */
+
+enum { ROWS = 28, COLS = 28, PIXELS = ROWS * COLS, IMG_HEADER = 16, LAB_HEADER = 8 };
+
+/* The raw IDX files under MNIST_DIR, set by main. */
+extern char train_images[1024], train_labels[1024], test_images[1024], test_labels[1024];
+
+/* A raw IDX file read whole into memory. */
+typedef struct {
+    unsigned char *bytes;
+    size_t size;
+} blob;
+
+/* Exits with status 2 when the file cannot be read or written: the test cannot go on. */
+blob read_file(const char *path);
+void write_file(const char *path, const void *bytes, size_t size);
+uint32_t be32(const unsigned char *p);
+/* Writes a JSON string literal for `s` (quotes and backslashes escaped). */
+size_t json_string(char *out, size_t cap, const char *s);
+/* A config: the idx source over (images, labels), then `extra` (more top-level keys or ""). */
+void make_config(char *out, size_t cap, const char *images, const char *labels,
+                 const char *extra);
+/* A loader over (images, labels) with `extra` keys; NULL (and a failed check) on error. */
+thresher_loader *open_loader(const char *images, const char *labels, const char *extra);
+/* thresher_loader_new on `extra` must fail with `want` naming `needle`; no loader is made. */
+void expect_config_error(const char *images, const char *labels, const char *extra,
+                         thresher_status want, const char *needle, int line);
+/* Bytes of a batch's data, from its tensor description. */
+size_t tensor_bytes(const thresher_tensor *t);
+
+/* ---- the tests, in the order main runs them ---------------------------------------------- */
+
+/* abi_errors.c */
+void test_versions(void); /* first: nothing may have failed on this thread yet */
+void test_last_error(void);
+void test_threads(void);
+void test_null_arguments(void);
+void test_config_errors(void);
+void test_format_errors(void);
+void test_feedback_errors(void);
+/* abi_epochs.c */
+void test_epoch_pixels_and_labels(void);
+void test_f32(void);
+void test_random_pruning(void);
+void test_drop_last(void);
+void test_determinism(void);
+void test_lending(void);
+void test_free_states(void);
+void test_after_end_of_epoch(void);
+void test_report(void);
+/* abi_state.c */
+void test_save_scores(void);
+void test_state_resume(void);
+void test_deprecated_aliases(void);
+void test_ranks(void);
+/* abi_dlpack.c */
+void test_dlpack(void);
+
+#endif /* THRESHER_ABI_TEST_H */
