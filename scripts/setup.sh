@@ -15,7 +15,7 @@ mkdir -p data
 if [ ! -f .venv/.stamp-torch-$TORCH_VERSION ]; then
   python3 -m venv .venv
   .venv/bin/pip install --quiet --upgrade pip
-  .venv/bin/pip install --quiet "torch==$TORCH_VERSION" numpy pillow pytest
+  .venv/bin/pip install --quiet "torch==$TORCH_VERSION" numpy pillow pytest pycparser
   touch .venv/.stamp-torch-$TORCH_VERSION
 fi
 
