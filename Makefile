@@ -76,6 +76,17 @@ test-python: build
 	$(PY) -m pip install --quiet ./bindings/python
 	$(PY) -m pytest bindings/python/tests -q
 
+# The wheel as a user without the toolchain gets it: `pip wheel` (which runs cargo and bundles
+# libthresher.so), installed into a brand-new venv (NumPy from PyPI, binaries only), then run
+# with an empty environment and a PATH without cargo: version against Cargo.toml's, the library
+# loaded from the wheel, one batch of Fashion-MNIST (bindings/python/tests/wheel_check.py).
+test-wheel: setup
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && mkdir "$$tmp/no-cargo" && \
+	$(PY) -m pip wheel --quiet --no-deps -w "$$tmp/dist" ./bindings/python && \
+	$(PY) -m venv "$$tmp/venv" && \
+	"$$tmp/venv/bin/python" -m pip install --quiet --only-binary=:all: "$$tmp"/dist/thresher-*-py3-none-*.whl && \
+	env -i PATH="$$tmp/no-cargo" HOME="$$HOME" "$$tmp/venv/bin/python" -I bindings/python/tests/wheel_check.py "$(CURDIR)"
+
 # The main demo: the reference trainer compares full data, random pruning and InfoBatch on
 # Fashion-MNIST (20,000 training and 5,000 test samples, 8 epochs, 3 seeds: 4 min 47 s on 2
 # quiet cores once built), then prints the table and the plot's path.
