@@ -72,7 +72,9 @@ soak: setup
 
 # The Python package (ctypes over the C ABI, NumPy and torch/DLPack flavours) and its pytest
 # suite: a real training loop, zero-copy, memory, every error path, header staleness.
+# pycparser generates and checks _capi.py; a venv made before setup.sh listed it lacks it.
 test-python: build
+	@$(PY) -c "import pycparser" 2>/dev/null || $(PY) -m pip install --quiet pycparser
 	$(PY) -m pip install --quiet ./bindings/python
 	$(PY) -m pytest bindings/python/tests -q
 
@@ -80,6 +82,7 @@ test-python: build
 # libthresher.so), installed into a brand-new venv (NumPy from PyPI, binaries only), then run
 # with an empty environment and a PATH without cargo: version against Cargo.toml's, the library
 # loaded from the wheel, one batch of Fashion-MNIST (bindings/python/tests/wheel_check.py).
+.PHONY: test-wheel
 test-wheel: setup
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && mkdir "$$tmp/no-cargo" && \
 	$(PY) -m pip wheel --quiet --no-deps -w "$$tmp/dist" ./bindings/python && \
