@@ -398,10 +398,11 @@ class Builder:
         if isinstance(node, a.Decl):
             if isinstance(node.type, a.FuncDecl):
                 return self.function(node)
-            if node.name is None and isinstance(node.type, a.Struct) and node.type.decls is not None:
-                return self.struct(node, node.type.name, node.type)
-            if node.name is None and isinstance(node.type, a.Enum) and node.type.values is not None:
-                return self.enum(node, node.type.name, node.type)
+            spec = node.type
+            if node.name is None and isinstance(spec, a.Struct) and spec.decls is not None:
+                return self.struct(node, spec.name, spec)
+            if node.name is None and isinstance(spec, a.Enum) and spec.values is not None:
+                return self.enum(node, spec.name, spec)
             if isinstance(node.type, a.Union):
                 self.fail(node, "unions are not supported")
             if node.name is None and isinstance(node.type, a.Struct):
@@ -413,7 +414,8 @@ class Builder:
         a = self.ast
         t = node.type
         if not isinstance(t, a.TypeDecl):
-            kind = "function pointer" if isinstance(getattr(t, "type", None), a.FuncDecl) else "type"
+            fn = isinstance(getattr(t, "type", None), a.FuncDecl)
+            kind = "function pointer" if fn else "pointer and array"
             self.fail(node, f"typedef {node.name}: {kind} typedefs are not supported")
         spec = t.type
         if isinstance(spec, a.Enum) and spec.values is not None:

@@ -235,7 +235,8 @@ def test_python_layer_calls_the_new_names():
                     "thresher_loader_state_save"):
             assert old not in text, f"{path} uses the deprecated {old.strip('(_).')}"
     text = (package / "_loader.py").read_text(encoding="utf-8")
-    assert "_capi.thresher_loader_epoch_info(" in text and "_capi.thresher_loader_save_state(" in text
+    assert "_capi.thresher_loader_epoch_info(" in text
+    assert "_capi.thresher_loader_save_state(" in text
 
 
 def test_check_mode(gen, tmp_path):
