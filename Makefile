@@ -38,9 +38,9 @@ check: setup
 	$(CARGO) clippy $(RUST_PKGS) --all-targets -- -D warnings
 	$(CARGO) test $(RUST_PKGS)
 	$(PY) bindings/python/gen_capi.py --check
-	$(MAKE) test-c
+	$(MAKE) test-c test-julia
 
-test: setup test-rust test-c test-valgrind test-cpp test-mpi test-cpp-trainer test-install test-python test-trainer test-fuzz
+test: setup test-rust test-c test-julia test-valgrind test-cpp test-mpi test-cpp-trainer test-install test-python test-wheel test-trainer test-fuzz
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -72,9 +72,23 @@ soak: setup
 
 # The Python package (ctypes over the C ABI, NumPy and torch/DLPack flavours) and its pytest
 # suite: a real training loop, zero-copy, memory, every error path, header staleness.
+# pycparser generates and checks _capi.py; a venv made before setup.sh listed it lacks it.
 test-python: build
+	@$(PY) -c "import pycparser" 2>/dev/null || $(PY) -m pip install --quiet pycparser
 	$(PY) -m pip install --quiet ./bindings/python
 	$(PY) -m pytest bindings/python/tests -q
+
+# The wheel as a user without the toolchain gets it: `pip wheel` (which runs cargo and bundles
+# libthresher.so), installed into a brand-new venv (NumPy from PyPI, binaries only), then run
+# with an empty environment and a PATH without cargo: version against Cargo.toml's, the library
+# loaded from the wheel, one batch of Fashion-MNIST (bindings/python/tests/wheel_check.py).
+.PHONY: test-wheel
+test-wheel: setup
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && mkdir "$$tmp/no-cargo" && \
+	$(PY) -m pip wheel --quiet --no-deps -w "$$tmp/dist" ./bindings/python && \
+	$(PY) -m venv "$$tmp/venv" && \
+	"$$tmp/venv/bin/python" -m pip install --quiet --only-binary=:all: "$$tmp"/dist/thresher-*-py3-none-*.whl && \
+	env -i PATH="$$tmp/no-cargo" HOME="$$HOME" "$$tmp/venv/bin/python" -I bindings/python/tests/wheel_check.py "$(CURDIR)"
 
 # The main demo: the reference trainer compares full data, random pruning and InfoBatch on
 # Fashion-MNIST (20,000 training and 5,000 test samples, 8 epochs, 3 seeds; its duration is in
@@ -226,10 +240,8 @@ test-install: setup build
 # bindings/julia/check_binding.py: every .jl file parses (tree-sitter's Julia grammar), every
 # @ccall names a thresher.h function with its argument count and kinds (the header read by
 # pycparser), every function has a wrapper, structs and constants match. Then its own tests,
-# which feed it broken copies of the binding. The packages come from scripts/setup.sh; a venv
-# made before they were added there gets them here.
+# which feed it broken copies of the binding. The packages come from scripts/setup.sh.
 .PHONY: test-julia
 test-julia: setup
-	@$(PY) -c "import tree_sitter, tree_sitter_julia, pycparser" 2>/dev/null || $(PY) -m pip install --quiet "tree-sitter==0.26.1" "tree-sitter-julia==0.23.1" "pycparser==3.12"
 	$(PY) bindings/julia/check_binding.py
 	$(PY) -m pytest bindings/julia -q

@@ -15,8 +15,15 @@ mkdir -p data
 if [ ! -f .venv/.stamp-torch-$TORCH_VERSION ]; then
   python3 -m venv .venv
   .venv/bin/pip install --quiet --upgrade pip
-  .venv/bin/pip install --quiet "torch==$TORCH_VERSION" numpy pillow pytest "tree-sitter==0.26.1" "tree-sitter-julia==0.23.1" "pycparser==3.12"
+  .venv/bin/pip install --quiet "torch==$TORCH_VERSION" numpy pillow pytest
   touch .venv/.stamp-torch-$TORCH_VERSION
+fi
+
+# --- C-header and Julia parsers for the binding checks (a step of its own, so a venv made
+# before these existed gets them too): pycparser for bindings/python/gen_capi.py and the Julia
+# check, tree-sitter's Julia grammar for the Julia syntax check.
+if ! .venv/bin/python -c "import pycparser, tree_sitter, tree_sitter_julia" 2>/dev/null; then
+  .venv/bin/pip install --quiet "pycparser==3.12" "tree-sitter==0.26.1" "tree-sitter-julia==0.23.1"
 fi
 
 # --- MPICH from PyPI (the `mpich` wheel: mpicxx, mpiexec, libmpi) for the MPI example -------

@@ -1,7 +1,11 @@
 """Builds libthresher with cargo (release) and bundles it inside the `thresher` package.
 
-`pip install ./bindings/python` runs `cargo build --release --lib` in the repository and copies
-the shared library into the wheel. An editable install (`pip install -e`) builds it too but
+`pip install ./bindings/python` and `pip wheel ./bindings/python` run
+`cargo build --release -p thresher --lib` in the repository (a Cargo workspace whose root crate
+is the C ABI) and copy the shared library into the wheel. The wheel is tagged py3-none-PLATFORM:
+it carries a native library, so it is not `any`, but it holds no CPython extension (ctypes loads
+the library), so any Python 3 on that platform can use it. Installing the wheel needs neither
+cargo nor the repository. An editable install (`pip install -e`) builds the library too but
 leaves it in target/release, where the package looks when run from the source tree.
 
 Environment: CARGO (the cargo binary), THRESHER_REPO (the Rust crate's root, when this
@@ -10,15 +14,20 @@ directory is not inside the repository, e.g. when building from an sdist).
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from setuptools import setup
+from setuptools.command.bdist_wheel import bdist_wheel
 from setuptools.command.build_py import build_py
 from setuptools.dist import Distribution
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pyproject.toml's build requirements bring tomli there
+    import tomli as tomllib
 
 HERE = Path(__file__).resolve().parent
 LIBRARY = {"darwin": "libthresher.dylib", "win32": "thresher.dll"}.get(sys.platform, "libthresher.so")
@@ -32,16 +41,23 @@ def repo_root() -> Path:
 
 
 def version() -> str:
-    text = (repo_root() / "Cargo.toml").read_text(encoding="utf-8")
-    m = re.search(r'^\[package\][^\[]*?^version\s*=\s*"([^"]+)"', text, flags=re.M | re.S)
-    if not m:
-        sys.exit("thresher: no [package] version in Cargo.toml")
-    return m.group(1)
+    """The root crate's version: `[package] version`, or, when that says
+    `version.workspace = true`, the workspace's `[workspace.package] version`."""
+    manifest = repo_root() / "Cargo.toml"
+    with open(manifest, "rb") as f:
+        cargo = tomllib.load(f)
+    v = cargo.get("package", {}).get("version")
+    if isinstance(v, dict) and v.get("workspace") is True:
+        v = cargo.get("workspace", {}).get("package", {}).get("version")
+    if not isinstance(v, str):
+        sys.exit(f"thresher: no version in {manifest} ([package] or [workspace.package])")
+    return v
 
 
 def cargo_build() -> Path:
     """Builds the cdylib and returns its path, as cargo reports it (honours CARGO_TARGET_DIR)."""
-    cmd = [os.environ.get("CARGO", "cargo"), "build", "--release", "--lib",
+    # -p: the root manifest is a workspace; only the C ABI crate makes libthresher.
+    cmd = [os.environ.get("CARGO", "cargo"), "build", "--release", "-p", "thresher", "--lib",
            "--message-format=json-render-diagnostics"]
     print("thresher:", " ".join(cmd), file=sys.stderr)
     proc = subprocess.run(cmd, cwd=repo_root(), stdout=subprocess.PIPE, text=True)
@@ -70,13 +86,28 @@ class BuildPyWithLibrary(build_py):
 
 
 class BinaryDistribution(Distribution):
-    # The wheel carries a native library: tag it for this platform, not py3-none-any.
+    # The wheel carries a native library: install it as platform-specific (platlib).
     def has_ext_modules(self):
         return True
 
 
-setup(
-    version=version(),
-    cmdclass={"build_py": BuildPyWithLibrary},
-    distclass=BinaryDistribution,
-)
+class PlatformWheel(bdist_wheel):
+    """Tags the wheel py3-none-PLATFORM: bound to the platform by libthresher, not to one
+    CPython version or ABI, since nothing in it is compiled against Python."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        self.root_is_pure = False
+
+    def get_tag(self):
+        _python, _abi, plat = super().get_tag()
+        return "py3", "none", plat
+
+
+# setuptools runs this file as __main__; the guard lets tests import version() alone.
+if __name__ == "__main__":
+    setup(
+        version=version(),
+        cmdclass={"build_py": BuildPyWithLibrary, "bdist_wheel": PlatformWheel},
+        distclass=BinaryDistribution,
+    )

@@ -1,9 +1,11 @@
-"""The generated ctypes declarations: fresh against the header, and a parser that understands
-what cbindgen writes."""
+"""The generated ctypes declarations: fresh against the header, and a generator (the C
+preprocessor and pycparser) that understands what cbindgen writes and refuses what ctypes
+cannot express."""
 
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 
@@ -63,10 +65,12 @@ SAMPLE = r'''
 /* plain comment, ignored */
 #ifndef X_H
 #define X_H
+#include <stddef.h>
 #include <stdint.h>
 /** Buffer length. */
 #define X_LEN 3
-#define X_NAME "x"
+#define X_NAME "/** in a string: no doc comment */"
+#define X_NEXT 2
 #define X_GUARD_ONLY
 typedef enum {
   /** First. */
@@ -96,6 +100,7 @@ extern "C" {
 x_kind x_make(const x_view *view,
               uint32_t flags,
               void **out);
+/* not a doc comment */
 const char *x_name(void);
 void x_free(x_obj *obj);
 size_t x_error(char *buf, size_t);
@@ -108,7 +113,13 @@ size_t x_error(char *buf, size_t);
 
 def test_parser_on_cbindgen_shapes(gen):
     h = gen.parse(SAMPLE)
-    assert [(d.name, d.value) for d in h.defines] == [("X_LEN", "3"), ("X_NAME", '"x"')]
+    # The include guard has no value and is no constant; X_LEN reached the array through the
+    # preprocessor.
+    assert [(d.name, d.value, d.doc) for d in h.defines] == [
+        ("X_LEN", 3, "Buffer length."),
+        ("X_NAME", "/** in a string: no doc comment */", ""),
+        ("X_NEXT", 2, ""),
+    ]
     (kind,) = h.enums
     assert [(m[0], m[1]) for m in kind.members] == [("X_A", 0), ("X_B", 1), ("X_C", 16)]
     assert kind.members[2][2] == "Hex."
@@ -121,11 +132,13 @@ def test_parser_on_cbindgen_shapes(gen):
         ("grid", "((c_int64 * 3) * 2)"),
         ("kind", "x_kind"),
     ]
+    assert view.fields[0].doc == "A pointer to a handle." and view.fields[1].doc == ""
     fns = {f.name: f for f in h.functions}
     assert fns["x_make"].params == [
         ("view", "POINTER(x_view)"), ("flags", "c_uint32"), ("out", "POINTER(c_void_p)")]
     assert fns["x_make"].restype == "x_kind" and fns["x_make"].doc == "Spans lines."
     assert fns["x_name"].params == [] and fns["x_name"].restype == "c_char_p"
+    assert fns["x_name"].doc == ""  # a plain /* */ comment documents nothing
     assert fns["x_free"].restype == "None"
     assert fns["x_error"].params == [("buf", "POINTER(c_char)"), ("arg1", "c_size_t")]
     # The rendered module is valid Python that declares everything.
@@ -135,6 +148,7 @@ def test_parser_on_cbindgen_shapes(gen):
 
 
 SIZED = r'''
+#include <stdint.h>
 #define X_MAJOR 1
 #define X_MINOR 2
 /** Packed, as rustls does it. */
@@ -167,6 +181,7 @@ def test_parser_on_cbindgen_tag_style_and_sized_enums(gen):
                                             "bind = lambda *a: a")
     exec(compile(code, "sized", "exec"), namespace)
     assert namespace["X_VERSION_NUMBER"] == (1 << 16) | (2 << 8) | 3
+    assert h.defines[2].doc == "Packed, as rustls does it."
 
 
 @pytest.mark.parametrize("bad", [
@@ -175,10 +190,53 @@ def test_parser_on_cbindgen_tag_style_and_sized_enums(gen):
     "x_unknown_t x_f(void);",
     "int x_g(int (*cb)(int));",
     "#define X_FROM_ELSEWHERE (SOME_OTHER_MACRO + 1)",
+    "#define X_SQUARE(a) ((a) * (a))",
+    "extern int x_global;",
+    "int x_printf(const char *fmt, ...);",
+    "typedef struct { unsigned a : 3; } x_bits;",
+    "void x_twice(void);\nvoid x_twice(void);",
+    "typedef enum { X_ONE = 1 } x_e;\n#define X_ONE 1",
+    "int x_broken(;",
 ])
 def test_parser_refuses_what_it_does_not_understand(gen, bad):
     with pytest.raises(gen.ParseError):
         gen.parse(bad)
+
+
+def test_parser_reads_c_not_a_layout(gen):
+    # Spellings a line-by-line reader of cbindgen's layout would have to special-case.
+    h = gen.parse(r'''
+#include <stdbool.h>
+#include <stddef.h>
+#define X_BIG (1ull << 40)
+#define X_NEG -(3 / 2)
+#define X_HALF 0.5f
+typedef struct { char const *name; unsigned long long n; bool ok; } x_s;
+char const * x_a(x_s const *s, bool flag); size_t x_b(void);
+''')
+    assert [(d.name, d.value) for d in h.defines] == [
+        ("X_BIG", 1 << 40), ("X_NEG", -1), ("X_HALF", 0.5)]
+    assert [(f.name, f.ctype) for f in h.structs[0].fields] == [
+        ("name", "c_char_p"), ("n", "c_ulonglong"), ("ok", "c_bool")]
+    a, b = h.functions
+    assert (a.restype, a.params) == ("c_char_p", [("s", "POINTER(x_s)"), ("flag", "c_bool")])
+    assert (b.name, b.restype, b.params) == ("x_b", "c_size_t", [])
+
+
+def test_python_layer_calls_the_new_names():
+    # thresher_loader_epoch and thresher_loader_state_save stay in the header (and so in
+    # _capi) as deprecated aliases for C programs; the package itself uses their successors.
+    package = HERE.parent / "thresher"
+    for path in package.rglob("*.py"):
+        if path.name == "_capi.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        for old in ("thresher_loader_epoch(", "_capi.thresher_loader_epoch)",
+                    "thresher_loader_state_save"):
+            assert old not in text, f"{path} uses the deprecated {old.strip('(_).')}"
+    text = (package / "_loader.py").read_text(encoding="utf-8")
+    assert "_capi.thresher_loader_epoch_info(" in text
+    assert "_capi.thresher_loader_save_state(" in text
 
 
 def test_check_mode(gen, tmp_path):
@@ -187,3 +245,6 @@ def test_check_mode(gen, tmp_path):
     assert gen.main(["--output", str(out), "--check"]) == 0
     out.write_text(out.read_text() + "# edited\n")
     assert gen.main(["--output", str(out), "--check"]) == 1
+    # The command line, as `make check` runs it, on the checked-in file.
+    proc = subprocess.run([sys.executable, str(GEN), "--check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

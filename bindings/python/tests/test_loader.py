@@ -179,11 +179,80 @@ def test_feedback_reaches_the_scorebook(config, tmp_path):
     assert report["score_mean"] == pytest.approx(299 / 600, rel=1e-3)
 
 
-def test_feedback_accepts_lists_and_other_dtypes(loader):
-    b = loader.next()
-    loader.feedback(b.ids.astype(np.int64).tolist(), [0.5] * len(b))
-    loader.feedback(b.ids[::2], np.ones(len(b), np.float64)[::2], correct=np.zeros(32, np.int32))
-    loader.feedback([], [])
+INFOBATCH = {"kind": "infobatch", "epochs": 4}  # keeps each sample's last loss
+FORGETTING = {"kind": "forgetting"}  # keeps each sample's last correctness
+
+
+def _scores_after(policy: dict, feed) -> int:
+    """The ScoreBook digest of a fresh loader after `feed(loader, ids)` on its first batch's ids
+    (the same ids for every call with the same policy: the plan is seeded)."""
+    with thresher.Loader(make_config(limit=1000, batch_size=64, policy=policy)) as ld:
+        with ld.next() as b:
+            ids = b.ids.copy()
+        before = ld.digest()["scores"]
+        feed(ld, ids)
+        after = ld.digest()["scores"]
+    assert after != before or feed is _feed_nothing, "the feedback left no trace in the digest"
+    return after
+
+
+def _feed_nothing(ld, ids):
+    ld.feedback([], [])
+
+
+def test_feedback_accepts_lists_and_other_dtypes():
+    # What was stored, not only that the call passed: each converted form must leave the same
+    # ScoreBook as uint64 ids with float32 values, and the controls show that the digest does
+    # see truncated values, ids shifted by one and flipped correctness.
+    loss = np.linspace(0.3, 7.7, 64)  # float64, none of them integers
+    half = 32
+
+    def reference(ld, ids):
+        ld.feedback(ids[:half], loss[:half].astype(np.float32))
+        ld.feedback(ids[half:][::2].copy(), loss[half:][::2].astype(np.float32))
+
+    def converted(ld, ids):
+        # Python lists (ints become uint64, floats float32) ...
+        ld.feedback([int(i) for i in ids[:half]], [float(x) for x in loss[:half]])
+        # ... and strided int32 ids with strided float64 losses.
+        ld.feedback(ids.astype(np.int32)[half:][::2], loss[half:][::2])
+
+    def truncated(ld, ids):
+        ld.feedback(ids[:half], np.trunc(loss[:half]).astype(np.float32))
+        ld.feedback(ids[half:][::2].copy(), np.trunc(loss[half:][::2]).astype(np.float32))
+
+    def shifted(ld, ids):
+        ld.feedback((ids[:half] + 1) % 1000, loss[:half].astype(np.float32))
+        ld.feedback(((ids[half:] + 1) % 1000)[::2], loss[half:][::2].astype(np.float32))
+
+    want = _scores_after(INFOBATCH, reference)
+    assert _scores_after(INFOBATCH, converted) == want
+    assert _scores_after(INFOBATCH, truncated) != want
+    assert _scores_after(INFOBATCH, shifted) != want
+
+    # Correctness: bool lists and int32 arrays become the uint8 0/1 the library reads.
+    right = np.arange(64) % 3 == 0
+    ones = np.ones(64, np.float32)
+
+    def correct_ref(ld, ids):
+        ld.feedback(ids, ones, correct=right.astype(np.uint8))
+
+    def correct_list(ld, ids):
+        ld.feedback(ids.tolist(), ones.tolist(), correct=right.tolist())
+
+    def correct_int32(ld, ids):
+        ld.feedback(ids.astype(np.int64), ones.astype(np.float64), correct=right.astype(np.int32))
+
+    def correct_flipped(ld, ids):
+        ld.feedback(ids, ones, correct=(~right).astype(np.uint8))
+
+    want = _scores_after(FORGETTING, correct_ref)
+    assert _scores_after(FORGETTING, correct_list) == want
+    assert _scores_after(FORGETTING, correct_int32) == want
+    assert _scores_after(FORGETTING, correct_flipped) != want
+
+    # Empty lists are a valid, empty call.
+    _scores_after(INFOBATCH, _feed_nothing)
 
 
 def test_state_dict_resumes_exactly(config):
@@ -219,6 +288,41 @@ def test_state_dict_resumes_exactly(config):
         assert "resume_from" not in sd2["config"]
     with thresher.Loader.from_state_dict(sd2) as e:
         assert np.array_equal(e.next().ids, expected[1])
+
+
+def test_state_dict_resumes_at_another_batch_size_and_world_size(config):
+    # The checkpoint holds the global plan and the consumed position, not batches: the rest of
+    # the epoch is laid out anew for the resuming loader's batch_size, rank and world_size.
+    cfg = config(limit=500, batch_size=50, policy={"kind": "infobatch", "epochs": 4})
+
+    def rest_of_epoch(loader):
+        ids, weights, sizes = [], [], []
+        for b in loader:
+            real = len(b) - b.padding
+            ids.append(b.ids[:real].copy())
+            weights.append(b.weights[:real].copy())
+            sizes.append(len(b))
+        return np.concatenate(ids), np.concatenate(weights), sizes
+
+    with thresher.Loader(cfg) as a:
+        for _ in range(3):
+            b = a.next()
+            a.feedback(b.ids, b.ids / 500.0)
+        sd = a.state_dict()
+        ids, weights, _ = rest_of_epoch(a)
+
+    with thresher.Loader({**cfg, "batch_size": 30}) as c:
+        c.load_state_dict(sd)
+        got_ids, got_weights, sizes = rest_of_epoch(c)
+    assert max(sizes) == 30 and len(sizes) == math.ceil(len(ids) / 30)
+    assert np.array_equal(got_ids, ids) and np.array_equal(got_weights, weights)
+
+    shares = []
+    for rank in range(2):
+        with thresher.Loader({**cfg, "batch_size": 20, "rank": rank, "world_size": 2}) as r:
+            r.load_state_dict(sd)
+            shares.append(rest_of_epoch(r)[0])
+    assert sorted(np.concatenate(shares).tolist()) == sorted(ids.tolist())
 
 
 def test_torch_weighted_loss_and_feedback():

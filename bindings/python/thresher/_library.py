@@ -40,7 +40,8 @@ def _load() -> tuple[ctypes.CDLL, Path]:
     where = ", ".join(str(p) for p in tried)
     raise ImportError(
         f"thresher: {LIBRARY_NAME} not found (looked at {where}). Install the package with pip, "
-        "build it with `cargo build --release --lib`, or set THRESHER_LIBRARY to its path."
+        "build it with `cargo build --release -p thresher --lib`, or set THRESHER_LIBRARY to "
+        "its path."
     )
 
 
@@ -51,7 +52,7 @@ def _missing(name: str):
     def call(*_args):
         raise AttributeError(
             f"{path} has no function {name}: the library is older than include/thresher.h; "
-            "rebuild it (cargo build --release --lib) or reinstall the package"
+            "rebuild it (cargo build --release -p thresher --lib) or reinstall the package"
         )
 
     call.__name__ = name

@@ -137,12 +137,20 @@ class Loader(Managed):
     # Checkpoints ---------------------------------------------------------------------------
 
     def save_state(self, path) -> None:
-        """Writes a checkpoint to `path`, atomically; config key `resume_from` continues it."""
+        """Writes a checkpoint to `path`, atomically; config key `resume_from` continues it
+        (see state_dict() for which config keys must match)."""
         check(_capi.thresher_loader_save_state(self.ptr(), os.fsencode(path)))
 
     def state_dict(self) -> dict[str, Any]:
-        """{"version", "state": checkpoint bytes, "config"}: load_state_dict() (here or on a
-        loader made from the same config) continues exactly where this loader is."""
+        """{"version", "state": checkpoint bytes, "config"}: load_state_dict() continues
+        exactly where this loader is: the same samples in the same order with the same
+        weights.
+
+        The checkpoint holds the global plan and how many of its positions were consumed, not
+        batches, so the loader it is loaded into may have another batch_size, rank or
+        world_size (the rest of the epoch is laid out anew for them). Its config must match in
+        dataset size, seed, shuffle, drop_last and policy kind; a mismatch raises
+        InvalidArgument naming both values."""
         ptr = self.ptr()
         with tempfile.TemporaryDirectory(prefix="thresher-") as d:
             path = os.path.join(d, "state")
@@ -153,7 +161,8 @@ class Loader(Managed):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Replaces the underlying loader by one that continues from `state_dict`, made from
-        this loader's config. On error this loader is left as it was."""
+        this loader's config (which may differ from the saved one in batch_size, rank and
+        world_size; see state_dict()). On error this loader is left as it was."""
         self.ptr()
         new = self._resume(self._base_config(), state_dict)
         old, self._ptr = self._ptr, new
