@@ -171,7 +171,7 @@ impl EpsilonGreedy {
     /// the standard library's selection happened to permute ids).
     fn plan(&mut self, book: &ScoreBook, seed: u64, draw: u64) {
         let n = book.len();
-        let ema = &book.loss_ema;
+        let ema = book.loss_ema();
         partition_seen(book, &mut self.unseen, &mut self.seen);
         let k = seen_budget(n, self.config.prune, self.unseen.len());
         let top = greedy_count(k, self.config.explore);
@@ -216,7 +216,7 @@ impl Policy for EpsilonGreedy {
         (out.score_mean, out.score_std) = mean_std(
             (0..book.len())
                 .filter(|&id| book.is_seen(id))
-                .map(|id| book.loss_ema[id]),
+                .map(|id| book.loss_ema()[id]),
         );
     }
 
@@ -278,8 +278,8 @@ mod tests {
             .filter(|&i| book.is_seen(i as usize))
             .collect();
         ids.sort_by(|&a, &b| {
-            book.loss_ema[b as usize]
-                .total_cmp(&book.loss_ema[a as usize])
+            book.loss_ema()[b as usize]
+                .total_cmp(&book.loss_ema()[a as usize])
                 .then(a.cmp(&b))
         });
         ids[..k].iter().copied().collect()

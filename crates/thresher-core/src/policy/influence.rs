@@ -169,7 +169,7 @@ impl Influence {
             self.achieved = Some(0.0);
             return all();
         }
-        let Some(vectors) = influence_vectors(&book.embeddings, &rows, d, self.config.damping)
+        let Some(vectors) = influence_vectors(book.embeddings(), &rows, d, self.config.damping)
         else {
             // Only non-finite embeddings get here, and the ScoreBook refuses those.
             return all();
@@ -1572,7 +1572,7 @@ mod tests {
         let d = 3;
         let book = book_with_embeddings(n, &ids, d, 8);
         let rows: Vec<usize> = (0..n).collect();
-        let v = influence_vectors(&book.embeddings, &rows, d, None).unwrap();
+        let v = influence_vectors(book.embeddings(), &rows, d, None).unwrap();
         for json in [
             r#"{"kind": "influence", "prune": 0.4}"#,
             r#"{"kind": "influence", "epsilon": 0.001}"#,

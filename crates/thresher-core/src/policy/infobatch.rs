@@ -101,7 +101,7 @@ impl InfoBatch {
 /// from elsewhere might lack the loss; such an id is treated as never seen rather than
 /// poisoning the mean).
 fn scored(book: &ScoreBook, id: usize) -> bool {
-    book.is_seen(id) && book.loss_last[id].is_finite()
+    book.is_seen(id) && book.loss_last()[id].is_finite()
 }
 
 impl Policy for InfoBatch {
@@ -113,7 +113,7 @@ impl Policy for InfoBatch {
         let book = ctx.scores;
         let n = book.len();
         debug_assert_eq!(n, self.n);
-        let loss = &book.loss_last;
+        let loss = book.loss_last();
         let (mean, std) = mean_std((0..n).filter(|&i| scored(book, i)).map(|i| loss[i]));
         (out.score_mean, out.score_std) = (mean, std);
         // ≥, not ==: a run that goes past E epochs (or resumes past ⌊δ·E⌋) stays on full data.
