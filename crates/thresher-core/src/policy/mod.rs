@@ -9,6 +9,7 @@ mod full;
 mod grand;
 mod influence;
 mod infobatch;
+mod period_cache;
 mod random;
 mod static_window;
 mod ucb;
@@ -217,6 +218,21 @@ pub(crate) fn check_period(key: &str, period: u64) -> Result<()> {
         return Err(Error::invalid(format!("config key `{key}`: must be ≥ 1")));
     }
     Ok(())
+}
+
+/// Checks an EMA momentum: 0 < m ≤ 1 (m = 0 would freeze the EMA at its first value).
+pub(crate) fn check_momentum(key: &str, m: f64) -> Result<()> {
+    if !(m > 0.0 && m <= 1.0) {
+        return Err(Error::invalid(format!(
+            "config key `{key}`: {m} is out of range (0, 1]"
+        )));
+    }
+    Ok(())
+}
+
+/// The ScoreBook's default EMA momentum, that of the configs with a `momentum` key.
+pub(crate) fn default_momentum() -> f64 {
+    0.8
 }
 
 /// K = round((1 - p) · N), the per-epoch budget.

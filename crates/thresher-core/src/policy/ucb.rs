@@ -6,10 +6,10 @@
 
 use serde::Deserialize;
 
-use super::epsilon_greedy::{check_momentum, default_momentum, PeriodCache};
+use super::period_cache::PeriodCache;
 use super::{
-    check_period, check_prune, extend_where, mean_std, partition_seen, seen_budget, top_k_front,
-    PlanContext, Policy, Selection,
+    check_momentum, check_period, check_prune, default_momentum, extend_where, mean_std,
+    partition_seen, seen_budget, top_k_front, PlanContext, Policy, Selection,
 };
 use crate::error::{Error, Result};
 use crate::scores::{ScoreBook, ScoreFields};
