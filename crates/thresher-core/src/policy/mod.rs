@@ -2,11 +2,8 @@
 //! loss weights. One file per policy; the rules are those of ALGORITHMS.md. Policies do no I/O
 //! and start no threads; shuffling, batching and sharding happen afterwards in `plan`.
 
-mod el2n;
 mod epsilon_greedy;
-mod forgetting;
 mod full;
-mod grand;
 mod influence;
 mod infobatch;
 mod period_cache;
@@ -14,15 +11,15 @@ mod random;
 mod static_window;
 mod ucb;
 
-pub use el2n::El2n;
 pub use epsilon_greedy::{EpsilonGreedy, EpsilonGreedyConfig};
-pub use forgetting::Forgetting;
 pub use full::{Full, FullConfig};
-pub use grand::Grand;
 pub use influence::{Influence, InfluenceConfig};
 pub use infobatch::{InfoBatch, InfoBatchConfig};
 pub use random::{Random, RandomConfig};
-pub use static_window::{static_window, StaticConfig};
+pub use static_window::{
+    static_window, El2n, El2nScore, Forgetting, ForgettingScore, GradNormScore, Grand,
+    StaticConfig, StaticScore, StaticWindow,
+};
 pub use ucb::{Spread, Ucb, UcbConfig};
 
 use serde::Deserialize;
