@@ -1,8 +1,8 @@
-//! `epsilon_greedy` (Raju et al.; ALGORITHMS.md §3): score = `loss_ema`. Of the seen samples'
-//! budget, the top ⌈(1-ε)·K⌉ by score are kept and the rest of the budget is drawn uniformly
-//! from the remaining seen samples, so that low-loss samples still get an occasional look and
-//! their stale scores can recover. Never-seen samples are always kept. Weight 1. Re-planned
-//! every `period` epochs.
+//! `epsilon_greedy` (Raju et al.; docs/policies.md, section "epsilon_greedy"): score = `loss_ema`.
+//! Of the seen samples' budget, the top ⌈(1-ε)·K⌉ by score are kept and the rest of the budget is
+//! drawn uniformly from the remaining seen samples, so that low-loss samples still get an
+//! occasional look and their stale scores can recover. Never-seen samples are always kept.
+//! Weight 1. Re-planned every `period` epochs.
 
 use serde::Deserialize;
 

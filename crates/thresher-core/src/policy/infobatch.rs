@@ -1,6 +1,6 @@
-//! `infobatch` (Qin et al., ICLR 2024; ALGORITHMS.md §5): score = `loss_last`. Before the
-//! annealing epochs, a random r-share of the well-learned samples (seen, loss below the mean
-//! over seen samples) is dropped and the rest of them are up-weighted by 1/(1-r), so that the
+//! `infobatch` (Qin et al., ICLR 2024; docs/policies.md, section "infobatch"): score = `loss_last`.
+//! Before the annealing epochs, a random r-share of the well-learned samples (seen, loss below the
+//! mean over seen samples) is dropped and the rest of them are up-weighted by 1/(1-r), so that the
 //! expected gradient matches full data; from epoch ⌊δ·E⌋ on, full data at weight 1 removes the
 //! remaining bias. Never-seen samples are always kept at weight 1.
 

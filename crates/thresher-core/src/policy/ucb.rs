@@ -1,7 +1,7 @@
-//! `ucb` (Raju et al.; ALGORITHMS.md §4): score = `loss_ema + c·sqrt(loss_var)` (or
+//! `ucb` (Raju et al.; docs/policies.md, section "ucb"): score = `loss_ema + c·sqrt(loss_var)` (or
 //! `loss_ema + c·loss_var` with `spread: "var"`, the InfoBatch authors' UCB baseline); the seen
-//! samples' budget goes to the top scores exactly. The spread term favours samples whose loss
-//! still moves, not only those whose loss is high. Never-seen samples are always kept. Weight 1.
+//! samples' budget goes to the top scores exactly. The spread term favours samples whose loss still
+//! moves, not only those whose loss is high. Never-seen samples are always kept. Weight 1.
 //! Re-planned every `period` epochs.
 
 use serde::Deserialize;
