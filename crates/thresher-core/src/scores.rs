@@ -4,8 +4,9 @@
 //!
 //! This file owns the book's layout, its read accessors and the update rules; the checks a
 //! feedback call must pass are in `validate`, the checkpoint bytes in `encode`. Outside the
-//! crate the arrays are read-only: every write goes through `feedback` or `mark_kept`, so the
-//! book always describes the feedback it was given.
+//! crate the arrays are read-only: they change only through `feedback`, `mark_kept` and the
+//! crate's restores (checkpoints, `ScoreFile::seed_book`), so the book always describes the
+//! feedback it was given.
 
 mod encode;
 mod validate;

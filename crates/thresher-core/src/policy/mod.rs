@@ -1,7 +1,8 @@
 //! Pruning policies: each turns (epoch, seed, ScoreBook) into the epoch's kept ids and their loss
-//! weights. One module per policy; the rules are those of docs/policies.md, one section per policy.
-//! Policies do no I/O and start no threads; shuffling, batching and sharding happen afterwards in
-//! `plan`.
+//! weights. One module per policy (`static_window` serves el2n, grand and forgetting); the rules
+//! are those of docs/policies.md, one section per policy. Policies do no I/O and start no
+//! threads; shuffling, batching and sharding happen afterwards in `plan`. This file owns the
+//! trait, the config object and the helpers the policies share.
 
 mod epsilon_greedy;
 mod full;
