@@ -4,7 +4,7 @@
 
 Steps (each writes its raw figures as JSON under DIR/bench/, so the page can be redrawn from them
 with --from-json without rerunning anything):
-  1. the Rust micro bench (benches/micro.rs): plan time per policy and N, feedback ingest,
+  1. the Rust micro bench (benches/micro/): plan time per policy and N, feedback ingest,
      ScoreBook bytes per sample, next+release overhead, the epoch-boundary wait;
   2. benches/compare_dataloader.py: pre-decoded IDX against PyTorch's DataLoader;
   3. benches/compare_images.py: PNG folder and JPEG pipeline against DataLoader + torchvision
@@ -220,7 +220,7 @@ def write_page(docs, raw, quick):
       "cores once the image data and torchvision are in place; the first run also makes the "
       "image data and installs torchvision and matplotlib into .venv), which reruns every "
       "comparison and rewrites this page, its plots and the raw figures in "
-      "[`bench/`](bench/). The parts: `benches/micro.rs` (Rust: plan, feedback, ScoreBook "
+      "[`bench/`](bench/). The parts: `benches/micro/` (Rust: plan, feedback, ScoreBook "
       "bytes, next+release, epoch boundary; `cargo bench --bench micro -- --out FILE`), "
       "`benches/compare_dataloader.py`, `benches/compare_images.py`, and `benches/report.py`, "
       "which runs them and draws this page (`--from-json` redraws it from `bench/` alone). The machine is shared: **the 1-minute load average is "
@@ -294,7 +294,7 @@ def write_page(docs, raw, quick):
           "correctness), so every sample is seen and every policy prunes. Static policies "
           "(EL2N, GraNd, forgetting, influence) are timed at the epoch that fixes their subset, "
           "the only costly one; their later epochs only copy it (column *cached*). Median of "
-          "3–15 repeats (`benches/micro.rs`).\n")
+          "3–15 repeats (`benches/micro/`).\n")
         slopes = plan_plot(plan, docs, plt)
         w("![plan time against N, log-log](plan_time.png)\n")
         sizes = sorted({r["n"] for r in plan["rows"]})

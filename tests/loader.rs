@@ -171,7 +171,7 @@ fn feedback_from_other_threads_while_next_runs() {
         f.join().unwrap();
     }
     assert_eq!(batches, 5 * 250);
-    let total: u32 = l.with_scores(|s| s.seen.iter().sum());
+    let total: u32 = l.with_scores(|s| s.seen().iter().sum());
     assert_eq!(total as usize, calls);
 }
 
@@ -187,7 +187,7 @@ fn rejected_feedback_changes_nothing_through_the_loader() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     assert!(e.message().contains("ids[2] = 99"), "{e}");
-    assert_eq!(l.with_scores(|s| s.seen.iter().sum::<u32>()), 0);
+    assert_eq!(l.with_scores(|s| s.seen().iter().sum::<u32>()), 0);
 }
 
 /// A source whose sample 13 is corrupt and whose sample 21 panics.
@@ -314,7 +314,7 @@ fn concurrent_feedback_and_reports_equal_the_serial_run() {
         }
         (
             seen,
-            l.with_scores(|s| (s.loss_last.clone(), s.seen.clone())),
+            l.with_scores(|s| (s.loss_last().to_vec(), s.seen().to_vec())),
         )
     };
     let l = Arc::new(Loader::with_source(config(CONFIG), array_source(600)).unwrap());
@@ -383,7 +383,7 @@ fn concurrent_feedback_and_reports_equal_the_serial_run() {
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(reporter.join().unwrap() > 0);
-    let scores = l.with_scores(|s| (s.loss_last.clone(), s.seen.clone()));
+    let scores = l.with_scores(|s| (s.loss_last().to_vec(), s.seen().to_vec()));
     assert_eq!(seen, serial.0);
     assert_eq!(format!("{scores:?}"), format!("{:?}", serial.1));
     // The policy really pruned (the plans depended on the feedback).

@@ -1,9 +1,17 @@
 //! The ScoreBook: per-sample running statistics in flat arrays indexed by id (structure of
 //! arrays), updated by feedback, read by policies. Fields a policy does not need are never
-//! allocated. The update rules are ALGORITHMS.md's "ScoreBook" table.
+//! allocated. The update rules are those of docs/policies.md, section "ScoreBook".
+//!
+//! This file owns the book's layout, its read accessors and the update rules; the checks a
+//! feedback call must pass are in `validate`, the checkpoint bytes in `encode`. Outside the
+//! crate the arrays are read-only: they change only through `feedback`, `mark_kept` and the
+//! crate's restores (checkpoints, `ScoreFile::seed_book`), so the book always describes the
+//! feedback it was given.
 
-use crate::codec::{Reader, Writer};
-use crate::error::{Error, Result};
+mod encode;
+mod validate;
+
+use crate::error::Result;
 use crate::sketch::Sketch;
 
 /// A set of optional ScoreBook fields (a tiny bit set; policies declare what they read).
@@ -65,30 +73,30 @@ pub struct ScoreBook {
     fields: ScoreFields,
     momentum: f32,
     /// Feedback calls that named the id.
-    pub seen: Vec<u32>,
+    pub(crate) seen: Vec<u32>,
     /// Epoch of the last feedback (`u32::MAX` = never).
-    pub last_epoch: Vec<u32>,
+    pub(crate) last_epoch: Vec<u32>,
     /// Epochs whose plan kept the id.
-    pub times_kept: Vec<u32>,
-    pub loss_last: Vec<f32>,
-    pub loss_ema: Vec<f32>,
-    pub loss_var: Vec<f32>,
-    pub grad_norm_ema: Vec<f32>,
-    pub el2n_sum: Vec<f32>,
-    pub el2n_n: Vec<u32>,
+    pub(crate) times_kept: Vec<u32>,
+    pub(crate) loss_last: Vec<f32>,
+    pub(crate) loss_ema: Vec<f32>,
+    pub(crate) loss_var: Vec<f32>,
+    pub(crate) grad_norm_ema: Vec<f32>,
+    pub(crate) el2n_sum: Vec<f32>,
+    pub(crate) el2n_n: Vec<u32>,
     /// 0 = wrong, 1 = right, 2 = never reported.
-    pub correct_last: Vec<u8>,
-    pub ever_correct: Vec<u8>,
+    pub(crate) correct_last: Vec<u8>,
+    pub(crate) ever_correct: Vec<u8>,
     /// Forgetting events (f32: averaged score files make it fractional).
-    pub forgets: Vec<f32>,
+    pub(crate) forgets: Vec<f32>,
     /// Gradient embeddings, `n × embedding_dim()` row-major (EMBEDDING only).
-    pub embeddings: Vec<f32>,
+    pub(crate) embeddings: Vec<f32>,
     /// 1 when the id has an embedding.
-    pub has_embedding: Vec<u8>,
+    pub(crate) has_embedding: Vec<u8>,
     sketch: Sketch,
     /// One bit per id, all clear between calls: `feedback` sets the bits of a call's ids to
-    /// find a duplicate in O(len), then clears them. (N/8 bytes; a sort of each call's ids cost
-    /// more than a tenth of the ingest time.)
+    /// find a duplicate in O(len), then clears them (N/8 bytes; sorting each call's ids instead
+    /// was a measurable share of the ingest time).
     dup_bits: Vec<u64>,
     /// Reused by `feedback` to name the duplicate once one is found.
     dup_scratch: Vec<u64>,
@@ -157,6 +165,61 @@ impl ScoreBook {
         self.seen[id] > 0
     }
 
+    /// Feedback calls that named each id.
+    pub fn seen(&self) -> &[u32] {
+        &self.seen
+    }
+    /// Epoch of each id's last feedback (`u32::MAX` = never).
+    pub fn last_epoch(&self) -> &[u32] {
+        &self.last_epoch
+    }
+    /// Epochs whose plan kept each id.
+    pub fn times_kept(&self) -> &[u32] {
+        &self.times_kept
+    }
+    /// The last loss of each id, NaN before the first (empty unless LOSS_LAST).
+    pub fn loss_last(&self) -> &[f32] {
+        &self.loss_last
+    }
+    /// EMA of each id's loss (empty unless LOSS_EMA).
+    pub fn loss_ema(&self) -> &[f32] {
+        &self.loss_ema
+    }
+    /// EMA of each id's squared deviation from `loss_ema` (empty unless LOSS_EMA).
+    pub fn loss_var(&self) -> &[f32] {
+        &self.loss_var
+    }
+    /// EMA of each id's gradient norm, NaN before the first (empty unless GRAD_NORM).
+    pub fn grad_norm_ema(&self) -> &[f32] {
+        &self.grad_norm_ema
+    }
+    /// Sum of each id's EL2N values (empty unless EL2N).
+    pub fn el2n_sum(&self) -> &[f32] {
+        &self.el2n_sum
+    }
+    /// Number of EL2N values summed per id (empty unless EL2N).
+    pub fn el2n_n(&self) -> &[u32] {
+        &self.el2n_n
+    }
+    /// Each id's last correctness: 0 = wrong, 1 = right, 2 = never reported (empty unless
+    /// CORRECT).
+    pub fn correct_last(&self) -> &[u8] {
+        &self.correct_last
+    }
+    /// 1 once an id has been right at least once (empty unless CORRECT).
+    pub fn ever_correct(&self) -> &[u8] {
+        &self.ever_correct
+    }
+    /// Forgetting events per id (empty unless CORRECT).
+    pub fn forgets(&self) -> &[f32] {
+        &self.forgets
+    }
+    /// Every stored embedding, `len() × embedding_dim()` row-major; empty until the first
+    /// embedding arrives. A row without `embedding(id)` is zeros.
+    pub fn embeddings(&self) -> &[f32] {
+        &self.embeddings
+    }
+
     /// Bytes of per-sample state (what the book costs per sample, embeddings excluded).
     pub fn bytes_per_sample(&self) -> usize {
         let vecs: [(usize, usize); 13] = [
@@ -193,109 +256,6 @@ impl ScoreBook {
         Ok(())
     }
 
-    fn validate(&mut self, fb: &Feedback<'_>) -> Result<()> {
-        let len = fb.ids.len();
-        let same_len = |name: &str, l: usize| {
-            if l != len {
-                Err(Error::invalid(format!(
-                    "feedback: `{name}` has {l} values but `ids` has {len}"
-                )))
-            } else {
-                Ok(())
-            }
-        };
-        same_len("loss", fb.loss.len())?;
-        for (i, &id) in fb.ids.iter().enumerate() {
-            if id >= self.n as u64 {
-                return Err(Error::invalid(format!(
-                    "feedback: ids[{i}] = {id} is out of range (dataset has {} samples)",
-                    self.n
-                )));
-            }
-        }
-        let finite = |name: &str, values: &[f32], nonneg: bool| {
-            for (i, &v) in values.iter().enumerate() {
-                if !v.is_finite() || (nonneg && v < 0.0) {
-                    return Err(Error::invalid(format!(
-                        "feedback: {name}[{i}] = {v} (id {}) is not a finite{} number",
-                        fb.ids.get(i).copied().unwrap_or(0),
-                        if nonneg { ", non-negative" } else { "" }
-                    )));
-                }
-            }
-            Ok(())
-        };
-        finite("loss", fb.loss, false)?;
-        if let Some(g) = fb.grad_norm {
-            same_len("grad_norm", g.len())?;
-            finite("grad_norm", g, true)?;
-        }
-        if let Some(e) = fb.el2n {
-            same_len("el2n", e.len())?;
-            finite("el2n", e, true)?;
-        }
-        if let Some(c) = fb.correct {
-            same_len("correct", c.len())?;
-            if let Some(i) = c.iter().position(|&v| v > 1) {
-                return Err(Error::invalid(format!(
-                    "feedback: correct[{i}] = {} (id {}) is not 0 or 1",
-                    c[i], fb.ids[i]
-                )));
-            }
-        }
-        match (fb.embedding, fb.embedding_dim) {
-            (None, 0) => {}
-            (None, d) => {
-                return Err(Error::invalid(format!(
-                    "feedback: embedding_dim = {d} but `embedding` is missing"
-                )))
-            }
-            (Some(_), 0) => {
-                return Err(Error::invalid(
-                    "feedback: `embedding` is given but embedding_dim = 0",
-                ))
-            }
-            (Some(e), d) => {
-                if Some(e.len()) != len.checked_mul(d) {
-                    return Err(Error::invalid(format!(
-                        "feedback: `embedding` has {} values but ids × embedding_dim = {len} × {d}",
-                        e.len()
-                    )));
-                }
-                finite("embedding", e, false)?;
-                if self.fields.contains(ScoreFields::EMBEDDING) {
-                    self.sketch.check_dim(d)?;
-                }
-            }
-        }
-        // Duplicates: the order of two updates of one id within a call would be ambiguous.
-        // Ids are in range here (checked above), so each has its bit.
-        let mut dup = false;
-        for &id in fb.ids {
-            let (word, bit) = ((id / 64) as usize, 1u64 << (id % 64));
-            dup |= self.dup_bits[word] & bit != 0;
-            self.dup_bits[word] |= bit;
-        }
-        for &id in fb.ids {
-            self.dup_bits[(id / 64) as usize] = 0;
-        }
-        if dup {
-            // The rare error path names the smallest duplicated id, found by sorting.
-            self.dup_scratch.clear();
-            self.dup_scratch.extend_from_slice(fb.ids);
-            self.dup_scratch.sort_unstable();
-            if let Some(w) = self.dup_scratch.windows(2).find(|w| w[0] == w[1]) {
-                let id = w[0];
-                let first = fb.ids.iter().position(|&x| x == id).unwrap_or(0);
-                let second = fb.ids.iter().rposition(|&x| x == id).unwrap_or(0);
-                return Err(Error::invalid(format!(
-                    "feedback: id {id} appears twice in one call (ids[{first}] and ids[{second}])"
-                )));
-            }
-        }
-        Ok(())
-    }
-
     /// Stored embedding length (0 until the first embedding arrives).
     pub fn embedding_dim(&self) -> usize {
         self.sketch.out_dim()
@@ -305,77 +265,6 @@ impl ScoreBook {
     pub fn embedding(&self, id: usize) -> Option<&[f32]> {
         let d = self.embedding_dim();
         (self.has_embedding.get(id) == Some(&1)).then(|| &self.embeddings[id * d..(id + 1) * d])
-    }
-
-    /// Appends every per-sample array (for checkpoints).
-    pub(crate) fn encode(&self, w: &mut Writer) {
-        w.u32(self.fields.0);
-        w.u64(self.n as u64);
-        w.u32s(&self.seen);
-        w.u32s(&self.last_epoch);
-        w.u32s(&self.times_kept);
-        for v in [
-            &self.loss_last,
-            &self.loss_ema,
-            &self.loss_var,
-            &self.grad_norm_ema,
-            &self.el2n_sum,
-        ] {
-            w.f32s(v);
-        }
-        w.u32s(&self.el2n_n);
-        w.u8s(&self.correct_last);
-        w.u8s(&self.ever_correct);
-        w.f32s(&self.forgets);
-        w.u64(self.sketch.in_dim() as u64);
-        w.f32s(&self.embeddings);
-        w.u8s(&self.has_embedding);
-    }
-
-    /// Restores what `encode` wrote into this book, which must have the same N and fields;
-    /// `None` when the bytes do not fit (the caller names the file). Nothing is changed then.
-    pub(crate) fn decode(&mut self, r: &mut Reader<'_>) -> Option<()> {
-        if r.u32()? != self.fields.0 || r.u64()? != self.n as u64 {
-            return None;
-        }
-        let mut b = self.clone();
-        let same = |a: usize, b: usize| (a == b).then_some(());
-        macro_rules! load {
-            ($field:ident, $read:ident) => {{
-                let v = r.$read()?;
-                same(v.len(), b.$field.len())?;
-                b.$field = v;
-            }};
-        }
-        load!(seen, u32s);
-        load!(last_epoch, u32s);
-        load!(times_kept, u32s);
-        load!(loss_last, f32s);
-        load!(loss_ema, f32s);
-        load!(loss_var, f32s);
-        load!(grad_norm_ema, f32s);
-        load!(el2n_sum, f32s);
-        load!(el2n_n, u32s);
-        load!(correct_last, u8s);
-        load!(ever_correct, u8s);
-        load!(forgets, f32s);
-        let in_dim = usize::try_from(r.u64()?).ok()?;
-        let embeddings = r.f32s()?;
-        if in_dim > 0 {
-            b.sketch.fix_dim(in_dim);
-        }
-        let want = if in_dim > 0 && b.fields.contains(ScoreFields::EMBEDDING) {
-            self.n.checked_mul(b.sketch.out_dim())?
-        } else {
-            0
-        };
-        if embeddings.len() != want && !(embeddings.is_empty()) {
-            return None;
-        }
-        b.embeddings = embeddings;
-        load!(has_embedding, u8s);
-        *self = b;
-        Some(())
     }
 
     /// Hints that `id`'s entries in every allocated per-sample array will be written soon.
@@ -481,7 +370,7 @@ impl ScoreBook {
 mod tests {
     use super::*;
 
-    const ALL: ScoreFields = ScoreFields::LOSS_LAST
+    pub(super) const ALL: ScoreFields = ScoreFields::LOSS_LAST
         .union(ScoreFields::LOSS_EMA)
         .union(ScoreFields::GRAD_NORM)
         .union(ScoreFields::EL2N)
@@ -524,7 +413,7 @@ mod tests {
         assert_eq!(a.embedding(0), c.embedding(0));
     }
 
-    fn fb<'a>(ids: &'a [u64], loss: &'a [f32]) -> Feedback<'a> {
+    pub(super) fn fb<'a>(ids: &'a [u64], loss: &'a [f32]) -> Feedback<'a> {
         Feedback {
             ids,
             loss,
@@ -560,81 +449,6 @@ mod tests {
             (b.forgets[0], b.ever_correct[0], b.correct_last[0]),
             (2.0, 1, 0)
         );
-    }
-
-    #[test]
-    fn rejected_calls_change_nothing() {
-        let mut b = ScoreBook::new(4, ALL);
-        b.feedback(&fb(&[0, 1], &[1.0, 2.0]), 0).unwrap();
-        let before = format!("{:?}", (&b.seen, &b.loss_last, &b.loss_ema, &b.loss_var));
-        let bad: Vec<(Feedback, &str)> = vec![
-            (fb(&[0, 9], &[1.0, 1.0]), "ids[1] = 9"),
-            (fb(&[0, 1], &[1.0, f32::NAN]), "loss[1]"),
-            (fb(&[0, 1], &[f32::INFINITY, 1.0]), "loss[0]"),
-            (fb(&[0, 1], &[1.0]), "`loss` has 1 values"),
-            (fb(&[2, 2], &[1.0, 1.0]), "id 2 appears twice"),
-            (
-                Feedback {
-                    grad_norm: Some(&[1.0, -1.0]),
-                    ..fb(&[0, 1], &[1.0, 1.0])
-                },
-                "grad_norm[1]",
-            ),
-            (
-                Feedback {
-                    correct: Some(&[1, 3]),
-                    ..fb(&[0, 1], &[1.0, 1.0])
-                },
-                "correct[1]",
-            ),
-            (
-                Feedback {
-                    embedding: Some(&[1.0, 2.0, 3.0]),
-                    embedding_dim: 2,
-                    ..fb(&[0, 1], &[1.0, 1.0])
-                },
-                "embedding",
-            ),
-            (
-                Feedback {
-                    embedding_dim: 2,
-                    ..fb(&[0, 1], &[1.0, 1.0])
-                },
-                "embedding_dim",
-            ),
-        ];
-        for (f, needle) in bad {
-            let e = b.feedback(&f, 3).unwrap_err();
-            assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
-            assert!(e.message().contains(needle), "{e} lacks {needle}");
-        }
-        let after = format!("{:?}", (&b.seen, &b.loss_last, &b.loss_ema, &b.loss_var));
-        assert_eq!(before, after);
-    }
-
-    #[test]
-    fn encode_decode_round_trip() {
-        let mut b = ScoreBook::with_options(3, ScoreFields::ALL, 0.8, 2, 5);
-        let f = Feedback {
-            grad_norm: Some(&[1.0, 2.0]),
-            el2n: Some(&[0.5, 0.25]),
-            correct: Some(&[1, 0]),
-            embedding: Some(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
-            embedding_dim: 3,
-            ..fb(&[0, 2], &[1.0, 2.0])
-        };
-        b.feedback(&f, 4).unwrap();
-        let mut w = Writer::default();
-        b.encode(&mut w);
-        let mut c = ScoreBook::with_options(3, ScoreFields::ALL, 0.8, 2, 5);
-        c.decode(&mut Reader::new(&w.buf, 0)).unwrap();
-        b.dup_scratch.clear(); // scratch, not state
-        assert_eq!(format!("{b:?}"), format!("{c:?}"));
-        let mut wrong = ScoreBook::with_options(4, ScoreFields::ALL, 0.8, 2, 5);
-        assert!(wrong.decode(&mut Reader::new(&w.buf, 0)).is_none());
-        assert!(c
-            .decode(&mut Reader::new(&w.buf[..w.buf.len() - 1], 0))
-            .is_none());
     }
 
     #[test]

@@ -1,16 +1,16 @@
-//! `epsilon_greedy` (Raju et al.; ALGORITHMS.md §3): score = `loss_ema`. Of the seen samples'
-//! budget, the top ⌈(1-ε)·K⌉ by score are kept and the rest of the budget is drawn uniformly
-//! from the remaining seen samples, so that low-loss samples still get an occasional look and
-//! their stale scores can recover. Never-seen samples are always kept. Weight 1. Re-planned
-//! every `period` epochs.
+//! `epsilon_greedy` (Raju et al.; docs/policies.md, section "epsilon_greedy"): score = `loss_ema`.
+//! Of the seen samples' budget, the top ⌈(1-ε)·K⌉ by score are kept and the rest of the budget is
+//! drawn uniformly from the remaining seen samples, so that low-loss samples still get an
+//! occasional look and their stale scores can recover. Never-seen samples are always kept.
+//! Weight 1. Re-planned every `period` epochs.
 
 use serde::Deserialize;
 
+use super::period_cache::PeriodCache;
 use super::{
-    check_period, check_prune, extend_where, mean_std, partition_seen, seen_budget, top_k_front,
-    PlanContext, Policy, Selection,
+    check_momentum, check_period, check_prune, default_momentum, extend_where, mean_std,
+    partition_seen, seen_budget, top_k_front, PlanContext, Policy, Selection,
 };
-use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
 use crate::rng::{Rng, Stream};
 use crate::scores::{ScoreBook, ScoreFields};
@@ -38,21 +38,8 @@ fn default_prune() -> f64 {
 fn default_explore() -> f64 {
     0.1
 }
-pub(super) fn default_momentum() -> f64 {
-    0.8
-}
 fn default_period() -> u64 {
     1
-}
-
-/// Checks an EMA momentum: 0 < m ≤ 1 (m = 0 would freeze the EMA at its first value).
-pub(super) fn check_momentum(key: &str, m: f64) -> Result<()> {
-    if !(m > 0.0 && m <= 1.0) {
-        return Err(Error::invalid(format!(
-            "config key `{key}`: {m} is out of range (0, 1]"
-        )));
-    }
-    Ok(())
 }
 
 impl EpsilonGreedyConfig {
@@ -74,71 +61,6 @@ impl EpsilonGreedyConfig {
 fn greedy_count(k: usize, explore: f64) -> usize {
     let x = (1.0 - explore) * k as f64;
     ((x - x.abs() * 1e-12 - 1e-9).ceil().max(0.0) as usize).min(k)
-}
-
-/// The selection of the current period: epochs inside a period return it unchanged, and a
-/// checkpoint carries it so that a run resumed mid-period keeps the set it would have kept
-/// (re-planning from the resumed ScoreBook would not). Shared with `ucb`.
-#[derive(Default)]
-pub(super) struct PeriodCache {
-    /// (seed, epoch / period) of the cached plan.
-    key: Option<(u64, u64)>,
-    /// Kept ids, ascending; all weigh 1.
-    pub(super) ids: Vec<u64>,
-}
-
-impl PeriodCache {
-    pub(super) fn holds(&self, seed: u64, draw: u64) -> bool {
-        self.key == Some((seed, draw))
-    }
-
-    pub(super) fn set(&mut self, seed: u64, draw: u64) {
-        self.key = Some((seed, draw));
-    }
-
-    /// Empty when nothing is cached; otherwise `tag`, seed, draw and the ids. The tag keeps one
-    /// policy from loading another's state.
-    pub(super) fn save(&self, tag: u8) -> Vec<u8> {
-        let Some((seed, draw)) = self.key else {
-            return Vec::new();
-        };
-        let mut w = Writer::default();
-        w.u8(tag);
-        w.u64(seed);
-        w.u64(draw);
-        w.u64s(&self.ids);
-        w.buf
-    }
-
-    /// Restores `save`'s bytes for a dataset of `n` samples; `false` (and nothing changed) when
-    /// they do not fit.
-    fn parse(bytes: &[u8], tag: u8, n: usize) -> Option<((u64, u64), Vec<u64>)> {
-        let mut r = Reader::new(bytes, 0);
-        if r.u8()? != tag {
-            return None;
-        }
-        let key = (r.u64()?, r.u64()?);
-        let ids = r.u64s()?;
-        let ascending = ids.windows(2).all(|w| w[0] < w[1]);
-        let in_range = ids.last().is_none_or(|&id| id < n as u64);
-        (r.done() && ascending && in_range).then_some((key, ids))
-    }
-
-    pub(super) fn load(&mut self, bytes: &[u8], tag: u8, n: usize) -> bool {
-        if bytes.is_empty() {
-            self.key = None;
-            self.ids.clear();
-            return true;
-        }
-        match Self::parse(bytes, tag, n) {
-            Some((key, ids)) => {
-                self.key = Some(key);
-                self.ids = ids;
-                true
-            }
-            None => false,
-        }
-    }
 }
 
 const STATE_TAG: u8 = 3;
@@ -171,7 +93,7 @@ impl EpsilonGreedy {
     /// the standard library's selection happened to permute ids).
     fn plan(&mut self, book: &ScoreBook, seed: u64, draw: u64) {
         let n = book.len();
-        let ema = &book.loss_ema;
+        let ema = book.loss_ema();
         partition_seen(book, &mut self.unseen, &mut self.seen);
         let k = seen_budget(n, self.config.prune, self.unseen.len());
         let top = greedy_count(k, self.config.explore);
@@ -216,7 +138,7 @@ impl Policy for EpsilonGreedy {
         (out.score_mean, out.score_std) = mean_std(
             (0..book.len())
                 .filter(|&id| book.is_seen(id))
-                .map(|id| book.loss_ema[id]),
+                .map(|id| book.loss_ema()[id]),
         );
     }
 
@@ -278,8 +200,8 @@ mod tests {
             .filter(|&i| book.is_seen(i as usize))
             .collect();
         ids.sort_by(|&a, &b| {
-            book.loss_ema[b as usize]
-                .total_cmp(&book.loss_ema[a as usize])
+            book.loss_ema()[b as usize]
+                .total_cmp(&book.loss_ema()[a as usize])
                 .then(a.cmp(&b))
         });
         ids[..k].iter().copied().collect()

@@ -1,4 +1,4 @@
-//! `full`: every id, weight 1 — the baseline (ALGORITHMS.md §1).
+//! `full`: every id, weight 1 — the baseline (docs/policies.md, section "full").
 
 use serde::Deserialize;
 

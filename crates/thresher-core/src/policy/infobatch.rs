@@ -1,6 +1,6 @@
-//! `infobatch` (Qin et al., ICLR 2024; ALGORITHMS.md §5): score = `loss_last`. Before the
-//! annealing epochs, a random r-share of the well-learned samples (seen, loss below the mean
-//! over seen samples) is dropped and the rest of them are up-weighted by 1/(1-r), so that the
+//! `infobatch` (Qin et al., ICLR 2024; docs/policies.md, section "infobatch"): score = `loss_last`.
+//! Before the annealing epochs, a random r-share of the well-learned samples (seen, loss below the
+//! mean over seen samples) is dropped and the rest of them are up-weighted by 1/(1-r), so that the
 //! expected gradient matches full data; from epoch ⌊δ·E⌋ on, full data at weight 1 removes the
 //! remaining bias. Never-seen samples are always kept at weight 1.
 
@@ -101,7 +101,7 @@ impl InfoBatch {
 /// from elsewhere might lack the loss; such an id is treated as never seen rather than
 /// poisoning the mean).
 fn scored(book: &ScoreBook, id: usize) -> bool {
-    book.is_seen(id) && book.loss_last[id].is_finite()
+    book.is_seen(id) && book.loss_last()[id].is_finite()
 }
 
 impl Policy for InfoBatch {
@@ -113,7 +113,7 @@ impl Policy for InfoBatch {
         let book = ctx.scores;
         let n = book.len();
         debug_assert_eq!(n, self.n);
-        let loss = &book.loss_last;
+        let loss = book.loss_last();
         let (mean, std) = mean_std((0..n).filter(|&i| scored(book, i)).map(|i| loss[i]));
         (out.score_mean, out.score_std) = (mean, std);
         // ≥, not ==: a run that goes past E epochs (or resumes past ⌊δ·E⌋) stays on full data.

@@ -1,27 +1,27 @@
-//! Pruning policies: each turns (epoch, seed, ScoreBook) into the epoch's kept ids and their
-//! loss weights. One file per policy; the rules are those of ALGORITHMS.md. Policies do no I/O
-//! and start no threads; shuffling, batching and sharding happen afterwards in `plan`.
+//! Pruning policies: each turns (epoch, seed, ScoreBook) into the epoch's kept ids and their loss
+//! weights. One module per policy (`static_window` serves el2n, grand and forgetting); the rules
+//! are those of docs/policies.md, one section per policy. Policies do no I/O and start no
+//! threads; shuffling, batching and sharding happen afterwards in `plan`. This file owns the
+//! trait, the config object and the helpers the policies share.
 
-mod el2n;
 mod epsilon_greedy;
-mod forgetting;
 mod full;
-mod grand;
 mod influence;
 mod infobatch;
+mod period_cache;
 mod random;
 mod static_window;
 mod ucb;
 
-pub use el2n::El2n;
 pub use epsilon_greedy::{EpsilonGreedy, EpsilonGreedyConfig};
-pub use forgetting::Forgetting;
 pub use full::{Full, FullConfig};
-pub use grand::Grand;
 pub use influence::{Influence, InfluenceConfig};
 pub use infobatch::{InfoBatch, InfoBatchConfig};
 pub use random::{Random, RandomConfig};
-pub use static_window::{static_window, StaticConfig};
+pub use static_window::{
+    static_window, El2n, El2nScore, Forgetting, ForgettingScore, GradNormScore, Grand,
+    StaticConfig, StaticScore, StaticWindow,
+};
 pub use ucb::{Spread, Ucb, UcbConfig};
 
 use serde::Deserialize;
@@ -201,7 +201,7 @@ impl PolicyConfig {
     }
 }
 
-/// Checks a prune fraction: 0 ≤ p ≤ 0.9 (ALGORITHMS.md caps p at 0.9).
+/// Checks a prune fraction: 0 ≤ p ≤ 0.9 (the cap of docs/policies.md).
 pub(crate) fn check_prune(key: &str, p: f64) -> Result<()> {
     if !(0.0..=0.9).contains(&p) {
         return Err(Error::invalid(format!(
@@ -217,6 +217,21 @@ pub(crate) fn check_period(key: &str, period: u64) -> Result<()> {
         return Err(Error::invalid(format!("config key `{key}`: must be ≥ 1")));
     }
     Ok(())
+}
+
+/// Checks an EMA momentum: 0 < m ≤ 1 (m = 0 would freeze the EMA at its first value).
+pub(crate) fn check_momentum(key: &str, m: f64) -> Result<()> {
+    if !(m > 0.0 && m <= 1.0) {
+        return Err(Error::invalid(format!(
+            "config key `{key}`: {m} is out of range (0, 1]"
+        )));
+    }
+    Ok(())
+}
+
+/// The ScoreBook's default EMA momentum, that of the configs with a `momentum` key.
+pub(crate) fn default_momentum() -> f64 {
+    0.8
 }
 
 /// K = round((1 - p) · N), the per-epoch budget.
@@ -252,7 +267,7 @@ pub fn partition_seen(scores: &ScoreBook, unseen: &mut Vec<u64>, seen: &mut Vec<
 /// The ranking is packed into one u64 per id (score bits ordered so that ascending integers are
 /// descending scores, then the id), so the selection compares integers in one sequential array
 /// instead of looking two scores up by id, at random, per comparison: the same order, hence
-/// the same set, several times faster on large N.
+/// the same set, with no cache miss per comparison on large N.
 pub fn top_k_front(ids: &mut [u64], k: usize, score: impl Fn(u64) -> f32) {
     if k == 0 || k >= ids.len() {
         return;

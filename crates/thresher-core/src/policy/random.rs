@@ -1,5 +1,5 @@
-//! `random`: K = round((1-p)·N) ids drawn uniformly without replacement, re-drawn every
-//! `period` epochs (Raju et al.'s uniform random dynamic pruning; ALGORITHMS.md §2). With
+//! `random`: K = round((1-p)·N) ids drawn uniformly without replacement, re-drawn every `period`
+//! epochs (Raju et al.'s uniform random dynamic pruning; docs/policies.md, section "random"). With
 //! `rescale` each kept sample weighs 1/(1-p) (the InfoBatch authors' "random + rescale").
 
 use serde::Deserialize;

@@ -1,15 +1,15 @@
-//! `ucb` (Raju et al.; ALGORITHMS.md §4): score = `loss_ema + c·sqrt(loss_var)` (or
+//! `ucb` (Raju et al.; docs/policies.md, section "ucb"): score = `loss_ema + c·sqrt(loss_var)` (or
 //! `loss_ema + c·loss_var` with `spread: "var"`, the InfoBatch authors' UCB baseline); the seen
-//! samples' budget goes to the top scores exactly. The spread term favours samples whose loss
-//! still moves, not only those whose loss is high. Never-seen samples are always kept. Weight 1.
+//! samples' budget goes to the top scores exactly. The spread term favours samples whose loss still
+//! moves, not only those whose loss is high. Never-seen samples are always kept. Weight 1.
 //! Re-planned every `period` epochs.
 
 use serde::Deserialize;
 
-use super::epsilon_greedy::{check_momentum, default_momentum, PeriodCache};
+use super::period_cache::PeriodCache;
 use super::{
-    check_period, check_prune, extend_where, mean_std, partition_seen, seen_budget, top_k_front,
-    PlanContext, Policy, Selection,
+    check_momentum, check_period, check_prune, default_momentum, extend_where, mean_std,
+    partition_seen, seen_budget, top_k_front, PlanContext, Policy, Selection,
 };
 use crate::error::{Error, Result};
 use crate::scores::{ScoreBook, ScoreFields};
@@ -109,9 +109,9 @@ impl Ucb {
         let c = &self.config;
         self.score.clear();
         self.score.extend(
-            book.loss_ema
+            book.loss_ema()
                 .iter()
-                .zip(&book.loss_var)
+                .zip(book.loss_var())
                 .map(|(&ema, &var)| c.score(ema, var)),
         );
     }
@@ -243,11 +243,11 @@ mod tests {
         for (p, c) in [(0.3, 1.0), (0.5, 2.5), (0.9, 0.5), (0.0, 1.0)] {
             let k = budget(n, p);
             let expected = top_by_sort(&book, k, |i| {
-                book.loss_ema[i] as f64 + c * (book.loss_var[i] as f64).sqrt()
+                book.loss_ema()[i] as f64 + c * (book.loss_var()[i] as f64).sqrt()
             });
             if p > 0.0 {
                 // The test has teeth: the spread term changes the set.
-                let by_ema = top_by_sort(&book, k, |i| book.loss_ema[i] as f64);
+                let by_ema = top_by_sort(&book, k, |i| book.loss_ema()[i] as f64);
                 assert_ne!(expected, by_ema, "p={p} c={c}");
             }
             let s = run(&mut Ucb::new(config(p, c, Spread::Std, 1), n), &book, 6);
@@ -265,10 +265,10 @@ mod tests {
         let (p, c) = (0.5, 1.0);
         let k = budget(n, p);
         let var_set = top_by_sort(&book, k, |i| {
-            book.loss_ema[i] as f64 + c * book.loss_var[i] as f64
+            book.loss_ema()[i] as f64 + c * book.loss_var()[i] as f64
         });
         let std_set = top_by_sort(&book, k, |i| {
-            book.loss_ema[i] as f64 + c * (book.loss_var[i] as f64).sqrt()
+            book.loss_ema()[i] as f64 + c * (book.loss_var()[i] as f64).sqrt()
         });
         assert_ne!(var_set, std_set);
         let s = run(&mut Ucb::new(config(p, c, Spread::Var, 1), n), &book, 6);
@@ -281,7 +281,10 @@ mod tests {
         let book = scripted_book(n, 4);
         let k = budget(n, 0.4);
         let s = run(&mut Ucb::new(config(0.4, 0.0, Spread::Std, 1), n), &book, 4);
-        assert_eq!(set(&s), top_by_sort(&book, k, |i| book.loss_ema[i] as f64));
+        assert_eq!(
+            set(&s),
+            top_by_sort(&book, k, |i| book.loss_ema()[i] as f64)
+        );
     }
 
     #[test]
@@ -315,7 +318,7 @@ mod tests {
         let seen_kept: BTreeSet<u64> = set(&s).difference(&unseen).copied().collect();
         assert_eq!(
             seen_kept,
-            top_by_sort(&book, 30, |i| book.loss_ema[i] as f64)
+            top_by_sort(&book, 30, |i| book.loss_ema()[i] as f64)
         );
     }
 
@@ -337,7 +340,8 @@ mod tests {
         let early = scripted_book(n, 2);
         let late = scripted_book(n, 8);
         let k = budget(n, 0.5);
-        let ucb = |b: &ScoreBook, i: usize| b.loss_ema[i] as f64 + (b.loss_var[i] as f64).sqrt();
+        let ucb =
+            |b: &ScoreBook, i: usize| b.loss_ema()[i] as f64 + (b.loss_var()[i] as f64).sqrt();
         let early_set = top_by_sort(&early, k, |i| ucb(&early, i));
         let late_set = top_by_sort(&late, k, |i| ucb(&late, i));
         assert_ne!(early_set, late_set);

@@ -1,0 +1,100 @@
+//! The plan cache of the periodic policies (`epsilon_greedy`, `ucb`): one period's kept ids,
+//! keyed by (seed, period index), and its checkpoint bytes.
+
+use crate::codec::{Reader, Writer};
+
+/// The selection of the current period: epochs inside a period return it unchanged, and a
+/// checkpoint carries it so that a run resumed mid-period keeps the set it would have kept
+/// (re-planning from the resumed ScoreBook would not).
+#[derive(Default)]
+pub(super) struct PeriodCache {
+    /// (seed, epoch / period) of the cached plan.
+    key: Option<(u64, u64)>,
+    /// Kept ids, ascending; all weigh 1.
+    pub(super) ids: Vec<u64>,
+}
+
+impl PeriodCache {
+    pub(super) fn holds(&self, seed: u64, draw: u64) -> bool {
+        self.key == Some((seed, draw))
+    }
+
+    pub(super) fn set(&mut self, seed: u64, draw: u64) {
+        self.key = Some((seed, draw));
+    }
+
+    /// Empty when nothing is cached; otherwise `tag`, seed, draw and the ids. The tag keeps one
+    /// policy from loading another's state.
+    pub(super) fn save(&self, tag: u8) -> Vec<u8> {
+        let Some((seed, draw)) = self.key else {
+            return Vec::new();
+        };
+        let mut w = Writer::default();
+        w.u8(tag);
+        w.u64(seed);
+        w.u64(draw);
+        w.u64s(&self.ids);
+        w.buf
+    }
+
+    /// `save`'s bytes for a dataset of `n` samples; `None` when they do not fit.
+    fn parse(bytes: &[u8], tag: u8, n: usize) -> Option<((u64, u64), Vec<u64>)> {
+        let mut r = Reader::new(bytes, 0);
+        if r.u8()? != tag {
+            return None;
+        }
+        let key = (r.u64()?, r.u64()?);
+        let ids = r.u64s()?;
+        let ascending = ids.windows(2).all(|w| w[0] < w[1]);
+        let in_range = ids.last().is_none_or(|&id| id < n as u64);
+        (r.done() && ascending && in_range).then_some((key, ids))
+    }
+
+    /// Restores `save`'s bytes (empty: nothing cached); `false`, and nothing changed, when they
+    /// do not fit.
+    pub(super) fn load(&mut self, bytes: &[u8], tag: u8, n: usize) -> bool {
+        if bytes.is_empty() {
+            self.key = None;
+            self.ids.clear();
+            return true;
+        }
+        match Self::parse(bytes, tag, n) {
+            Some((key, ids)) => {
+                self.key = Some(key);
+                self.ids = ids;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_load_round_trip_and_refusals() {
+        let mut cache = PeriodCache::default();
+        assert!(cache.save(3).is_empty(), "nothing cached, no bytes");
+        cache.ids = vec![1, 4, 9];
+        cache.set(7, 2);
+        let bytes = cache.save(3);
+        let mut back = PeriodCache::default();
+        assert!(back.load(&bytes, 3, 10));
+        assert!(back.holds(7, 2) && !back.holds(7, 3) && !back.holds(8, 2));
+        assert_eq!(back.ids, vec![1, 4, 9]);
+        // Another policy's tag, an id ≥ n, truncated bytes: refused, nothing changed.
+        for (b, n) in [
+            (cache.save(4), 10),
+            (bytes.clone(), 9),
+            (bytes[..bytes.len() - 1].to_vec(), 10),
+        ] {
+            assert!(!back.load(&b, 3, n));
+            assert!(back.holds(7, 2));
+            assert_eq!(back.ids, vec![1, 4, 9]);
+        }
+        assert!(back.load(&[], 3, 10));
+        assert!(!back.holds(7, 2) && back.ids.is_empty());
+    }
+}

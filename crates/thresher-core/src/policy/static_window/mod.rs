@@ -1,0 +1,289 @@
+//! The static policies `el2n`, `grand` and `forgetting` (docs/policies.md, section "el2n /
+//! grand / forgetting (static window)"): one policy, `StaticWindow`, parameterised by the
+//! score it ranks by (`score.rs`). Here: their config and the subset that is chosen once, by
+//! the window of `window.rs`, and then kept.
+
+mod score;
+mod window;
+
+pub use score::{El2nScore, ForgettingScore, GradNormScore, StaticScore};
+pub use window::static_window;
+
+use std::marker::PhantomData;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::{check_prune, mean_std, PlanContext, Policy, Selection};
+use crate::error::{Error, Result};
+use crate::scores::{ScoreBook, ScoreFields};
+
+/// Config of `el2n`, `grand` and `forgetting`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticConfig {
+    /// p, the fraction pruned once the subset is fixed.
+    #[serde(default = "default_prune")]
+    pub prune: f64,
+    /// Full-data epochs spent collecting the score before the subset is fixed; see
+    /// [`StaticConfig::score_epochs`] for the default.
+    #[serde(default)]
+    pub score_epochs: Option<u64>,
+    /// Fraction of N, counted from the hardest end, skipped before the kept window starts.
+    #[serde(default)]
+    pub drop_hardest: f64,
+    /// Score files of earlier runs. The loader (not the policy) reads them and seeds the
+    /// ScoreBook with their average before epoch 0; the policy only reads the ScoreBook.
+    #[serde(default)]
+    pub scores_from: Vec<PathBuf>,
+}
+
+fn default_prune() -> f64 {
+    0.5
+}
+
+impl StaticConfig {
+    /// 3 when the scores are collected in this run; 0 when they come from `scores_from`, since
+    /// the ScoreBook then already holds them at epoch 0.
+    pub fn score_epochs(&self) -> u64 {
+        self.score_epochs
+            .unwrap_or(if self.scores_from.is_empty() { 3 } else { 0 })
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        check_prune("policy.prune", self.prune)?;
+        if !(0.0..=1.0).contains(&self.drop_hardest) {
+            return Err(Error::invalid(format!(
+                "config key `policy.drop_hardest`: {} is out of range 0..=1",
+                self.drop_hardest
+            )));
+        }
+        if self.prune + self.drop_hardest > 1.0 {
+            return Err(Error::invalid(format!(
+                "config keys `policy.prune` and `policy.drop_hardest`: {} + {} exceeds 1, so \
+                 no window of the kept size fits",
+                self.prune, self.drop_hardest
+            )));
+        }
+        // With nothing scored at epoch 0 every sample is never-seen, so the subset fixed then
+        // would be the full data for the whole run: almost certainly not what was meant.
+        if self.score_epochs() == 0 && self.scores_from.is_empty() {
+            return Err(Error::invalid(
+                "config key `policy.score_epochs`: 0 needs `policy.scores_from`; without score \
+                 files nothing is scored at epoch 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `el2n`: the mean EL2N over the scoring epochs.
+pub type El2n = StaticWindow<El2nScore>;
+/// `grand`: the EMA of the gradient norm over the scoring epochs.
+pub type Grand = StaticWindow<GradNormScore>;
+/// `forgetting`: the number of forgetting events over the scoring epochs.
+pub type Forgetting = StaticWindow<ForgettingScore>;
+
+/// A static policy: full data while scoring, then the subset fixed at the first epoch
+/// ≥ `score_epochs` and returned unchanged for the rest of the run. `S` is the score.
+pub struct StaticWindow<S: StaticScore> {
+    prune: f64,
+    drop_hardest: f64,
+    score_epochs: u64,
+    n: usize,
+    /// Per-sample scores of the current epoch, reused.
+    scratch: Vec<f32>,
+    kept: Option<Vec<u64>>,
+    /// `fn() -> S`: the score is a type-level choice, no value of it is held, so the policy is
+    /// `Send` whatever `S` is.
+    score: PhantomData<fn() -> S>,
+}
+
+impl<S: StaticScore> StaticWindow<S> {
+    pub fn new(config: StaticConfig, n: usize) -> Self {
+        StaticWindow {
+            prune: config.prune,
+            drop_hardest: config.drop_hardest,
+            score_epochs: config.score_epochs(),
+            n,
+            scratch: Vec::with_capacity(n),
+            kept: None,
+            score: PhantomData,
+        }
+    }
+
+    /// Writes each sample's score into `out` (length N, pre-filled with NaN), leaving NaN for
+    /// the samples this score counts as never seen.
+    pub fn scores(book: &ScoreBook, out: &mut [f32]) {
+        S::scores(book, out)
+    }
+}
+
+impl<S: StaticScore> Policy for StaticWindow<S> {
+    fn needs(&self) -> ScoreFields {
+        S::NEEDS
+    }
+
+    fn select(&mut self, ctx: &PlanContext<'_>, out: &mut Selection) {
+        let n = ctx.scores.len();
+        self.scratch.clear();
+        self.scratch.resize(n, f32::NAN);
+        S::scores(ctx.scores, &mut self.scratch);
+        // Infinite scores (forgetting's never-correct samples) are ranked, but left out of the
+        // reported mean/std, which they would make meaningless.
+        (out.score_mean, out.score_std) =
+            mean_std(self.scratch.iter().copied().filter(|s| s.is_finite()));
+        if ctx.epoch < self.score_epochs {
+            out.ids.extend(0..n as u64);
+            out.weights.resize(n, 1.0);
+            return;
+        }
+        let (scratch, prune, drop) = (&self.scratch, self.prune, self.drop_hardest);
+        let kept = self
+            .kept
+            .get_or_insert_with(|| static_window(scratch, prune, drop));
+        out.ids.extend_from_slice(kept);
+        out.weights.resize(kept.len(), 1.0);
+    }
+
+    /// The fixed subset once chosen, so a run resumed after `score_epochs` keeps it instead of
+    /// re-choosing from the resumed ScoreBook.
+    fn save_state(&self) -> Vec<u8> {
+        super::save_subset(S::STATE_TAG, self.kept.as_deref(), &[])
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> bool {
+        match super::load_subset(bytes, S::STATE_TAG, self.n) {
+            Some(kept) => {
+                self.kept = kept.map(|(ids, _)| ids);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn err(policy: &str) -> String {
+        Config::from_json(&format!(r#"{{"policy": {policy}}}"#))
+            .unwrap_err()
+            .to_string()
+    }
+
+    /// A score of the tests' own: the last loss.
+    struct ByLoss;
+
+    impl StaticScore for ByLoss {
+        const NEEDS: ScoreFields = ScoreFields::LOSS_LAST;
+        const STATE_TAG: u8 = 0xff;
+        fn scores(book: &ScoreBook, out: &mut [f32]) {
+            for (id, s) in out.iter_mut().enumerate() {
+                if book.is_seen(id) {
+                    *s = book.loss_last()[id];
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn subset_is_full_while_scoring_then_fixed() {
+        let config = StaticConfig {
+            prune: 0.5,
+            score_epochs: Some(2),
+            drop_hardest: 0.0,
+            scores_from: vec![],
+        };
+        let n = 6;
+        let mut book = ScoreBook::new(n, ScoreFields::LOSS_LAST);
+        let mut subset = StaticWindow::<ByLoss>::new(config, n);
+        let mut run = |book: &ScoreBook, epoch| {
+            let mut out = Selection::default();
+            let ctx = PlanContext {
+                epoch,
+                seed: 1,
+                scores: book,
+            };
+            subset.select(&ctx, &mut out);
+            out
+        };
+        let loss = [0.1f32, 0.9, 0.2, 0.8, 0.3, 0.7];
+        let ids: Vec<u64> = (0..n as u64).collect();
+        let fb = crate::scores::Feedback {
+            ids: &ids,
+            loss: &loss,
+            ..Default::default()
+        };
+        book.feedback(&fb, 0).unwrap();
+        for e in 0..2 {
+            let out = run(&book, e);
+            assert_eq!(out.ids, ids, "epoch {e}");
+            assert!(out.weights.iter().all(|&w| w == 1.0));
+        }
+        let fixed = run(&book, 2);
+        assert_eq!(fixed.ids, vec![1, 3, 5]);
+        assert!((fixed.score_mean - 0.5).abs() < 1e-6);
+        // The scores change completely; the subset does not.
+        let flipped: Vec<f32> = loss.iter().map(|l| 1.0 - l).collect();
+        let fb = crate::scores::Feedback {
+            loss: &flipped,
+            ..fb
+        };
+        book.feedback(&fb, 2).unwrap();
+        for e in [3, 10] {
+            let out = run(&book, e);
+            assert_eq!(out.ids, vec![1, 3, 5], "epoch {e}");
+            assert_eq!(out.weights, vec![1.0; 3]);
+        }
+    }
+
+    #[test]
+    fn config_defaults() {
+        let c = Config::from_json(r#"{"policy": {"kind": "el2n"}}"#).unwrap();
+        let crate::policy::PolicyConfig::El2n(c) = c.policy else {
+            panic!("not el2n")
+        };
+        assert_eq!((c.prune, c.score_epochs(), c.drop_hardest), (0.5, 3, 0.0));
+        let c = Config::from_json(
+            r#"{"policy": {"kind": "grand", "scores_from": ["a.scores", "b.scores"]}}"#,
+        )
+        .unwrap();
+        let crate::policy::PolicyConfig::Grand(c) = c.policy else {
+            panic!("not grand")
+        };
+        assert_eq!(c.score_epochs(), 0);
+        assert_eq!(c.scores_from.len(), 2);
+    }
+
+    #[test]
+    fn config_refuses_unknown_keys_and_bad_ranges() {
+        let e = err(r#"{"kind": "el2n", "epsilon": 0.1}"#);
+        assert!(e.contains("epsilon"), "{e}");
+        let e = err(r#"{"kind": "forgetting", "period": 2}"#);
+        assert!(e.contains("period"), "{e}");
+        let e = err(r#"{"kind": "grand", "prune": 0.95}"#);
+        assert!(e.contains("policy.prune"), "{e}");
+        let e = err(r#"{"kind": "el2n", "drop_hardest": 1.5}"#);
+        assert!(e.contains("policy.drop_hardest"), "{e}");
+        let e = err(r#"{"kind": "el2n", "drop_hardest": -0.1}"#);
+        assert!(e.contains("policy.drop_hardest"), "{e}");
+        let e = err(r#"{"kind": "el2n", "prune": 0.6, "drop_hardest": 0.5}"#);
+        assert!(
+            e.contains("policy.prune") && e.contains("policy.drop_hardest"),
+            "{e}"
+        );
+        let e = err(r#"{"kind": "el2n", "score_epochs": 0}"#);
+        assert!(e.contains("policy.score_epochs"), "{e}");
+        // A type error inside `policy` is reported at `policy` (serde's tagged enums buffer the
+        // object and lose the inner path); the value is still named.
+        let e = err(r#"{"kind": "el2n", "score_epochs": -1}"#);
+        assert!(e.contains("policy") && e.contains("-1"), "{e}");
+        assert!(Config::from_json(
+            r#"{"policy": {"kind": "el2n", "score_epochs": 0, "scores_from": ["x"]}}"#
+        )
+        .is_ok());
+    }
+}

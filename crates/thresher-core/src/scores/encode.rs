@@ -1,0 +1,110 @@
+//! The book's checkpoint bytes: every per-sample array, in a fixed order, and their restore.
+//! Checkpoints written by one build must load in the next, so the order below is a format.
+
+use super::{ScoreBook, ScoreFields};
+use crate::codec::{Reader, Writer};
+
+impl ScoreBook {
+    /// Appends every per-sample array (for checkpoints).
+    pub(crate) fn encode(&self, w: &mut Writer) {
+        w.u32(self.fields.0);
+        w.u64(self.n as u64);
+        w.u32s(&self.seen);
+        w.u32s(&self.last_epoch);
+        w.u32s(&self.times_kept);
+        for v in [
+            &self.loss_last,
+            &self.loss_ema,
+            &self.loss_var,
+            &self.grad_norm_ema,
+            &self.el2n_sum,
+        ] {
+            w.f32s(v);
+        }
+        w.u32s(&self.el2n_n);
+        w.u8s(&self.correct_last);
+        w.u8s(&self.ever_correct);
+        w.f32s(&self.forgets);
+        w.u64(self.sketch.in_dim() as u64);
+        w.f32s(&self.embeddings);
+        w.u8s(&self.has_embedding);
+    }
+
+    /// Restores what `encode` wrote into this book, which must have the same N and fields;
+    /// `None` when the bytes do not fit (the caller names the file). Nothing is changed then.
+    pub(crate) fn decode(&mut self, r: &mut Reader<'_>) -> Option<()> {
+        if r.u32()? != self.fields.0 || r.u64()? != self.n as u64 {
+            return None;
+        }
+        let mut b = self.clone();
+        let same = |a: usize, b: usize| (a == b).then_some(());
+        macro_rules! load {
+            ($field:ident, $read:ident) => {{
+                let v = r.$read()?;
+                same(v.len(), b.$field.len())?;
+                b.$field = v;
+            }};
+        }
+        load!(seen, u32s);
+        load!(last_epoch, u32s);
+        load!(times_kept, u32s);
+        load!(loss_last, f32s);
+        load!(loss_ema, f32s);
+        load!(loss_var, f32s);
+        load!(grad_norm_ema, f32s);
+        load!(el2n_sum, f32s);
+        load!(el2n_n, u32s);
+        load!(correct_last, u8s);
+        load!(ever_correct, u8s);
+        load!(forgets, f32s);
+        let in_dim = usize::try_from(r.u64()?).ok()?;
+        let embeddings = r.f32s()?;
+        if in_dim > 0 {
+            b.sketch.fix_dim(in_dim);
+        }
+        let want = if in_dim > 0 && b.fields.contains(ScoreFields::EMBEDDING) {
+            self.n.checked_mul(b.sketch.out_dim())?
+        } else {
+            0
+        };
+        if embeddings.len() != want && !(embeddings.is_empty()) {
+            return None;
+        }
+        b.embeddings = embeddings;
+        load!(has_embedding, u8s);
+        *self = b;
+        Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::fb;
+    use super::*;
+    use crate::scores::Feedback;
+
+    #[test]
+    fn encode_decode_round_trip() {
+        let mut b = ScoreBook::with_options(3, ScoreFields::ALL, 0.8, 2, 5);
+        let f = Feedback {
+            grad_norm: Some(&[1.0, 2.0]),
+            el2n: Some(&[0.5, 0.25]),
+            correct: Some(&[1, 0]),
+            embedding: Some(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
+            embedding_dim: 3,
+            ..fb(&[0, 2], &[1.0, 2.0])
+        };
+        b.feedback(&f, 4).unwrap();
+        let mut w = Writer::default();
+        b.encode(&mut w);
+        let mut c = ScoreBook::with_options(3, ScoreFields::ALL, 0.8, 2, 5);
+        c.decode(&mut Reader::new(&w.buf, 0)).unwrap();
+        b.dup_scratch.clear(); // scratch, not state
+        assert_eq!(format!("{b:?}"), format!("{c:?}"));
+        let mut wrong = ScoreBook::with_options(4, ScoreFields::ALL, 0.8, 2, 5);
+        assert!(wrong.decode(&mut Reader::new(&w.buf, 0)).is_none());
+        assert!(c
+            .decode(&mut Reader::new(&w.buf[..w.buf.len() - 1], 0))
+            .is_none());
+    }
+}

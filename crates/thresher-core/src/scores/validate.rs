@@ -1,0 +1,169 @@
+//! The checks a feedback call must pass before any of it is applied: `ScoreBook::feedback`
+//! is all or nothing, so every refusal happens here, before the first write.
+
+use super::{Feedback, ScoreBook, ScoreFields};
+use crate::error::{Error, Result};
+
+impl ScoreBook {
+    /// Refuses a call that names an id out of range or twice, carries a non-finite value, or
+    /// whose slices disagree in length. `&mut` only for the duplicate search's scratch, which
+    /// it leaves clear.
+    pub(super) fn validate(&mut self, fb: &Feedback<'_>) -> Result<()> {
+        let len = fb.ids.len();
+        let same_len = |name: &str, l: usize| {
+            if l != len {
+                Err(Error::invalid(format!(
+                    "feedback: `{name}` has {l} values but `ids` has {len}"
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        same_len("loss", fb.loss.len())?;
+        for (i, &id) in fb.ids.iter().enumerate() {
+            if id >= self.n as u64 {
+                return Err(Error::invalid(format!(
+                    "feedback: ids[{i}] = {id} is out of range (dataset has {} samples)",
+                    self.n
+                )));
+            }
+        }
+        let finite = |name: &str, values: &[f32], nonneg: bool| {
+            for (i, &v) in values.iter().enumerate() {
+                if !v.is_finite() || (nonneg && v < 0.0) {
+                    return Err(Error::invalid(format!(
+                        "feedback: {name}[{i}] = {v} (id {}) is not a finite{} number",
+                        fb.ids.get(i).copied().unwrap_or(0),
+                        if nonneg { ", non-negative" } else { "" }
+                    )));
+                }
+            }
+            Ok(())
+        };
+        finite("loss", fb.loss, false)?;
+        if let Some(g) = fb.grad_norm {
+            same_len("grad_norm", g.len())?;
+            finite("grad_norm", g, true)?;
+        }
+        if let Some(e) = fb.el2n {
+            same_len("el2n", e.len())?;
+            finite("el2n", e, true)?;
+        }
+        if let Some(c) = fb.correct {
+            same_len("correct", c.len())?;
+            if let Some(i) = c.iter().position(|&v| v > 1) {
+                return Err(Error::invalid(format!(
+                    "feedback: correct[{i}] = {} (id {}) is not 0 or 1",
+                    c[i], fb.ids[i]
+                )));
+            }
+        }
+        match (fb.embedding, fb.embedding_dim) {
+            (None, 0) => {}
+            (None, d) => {
+                return Err(Error::invalid(format!(
+                    "feedback: embedding_dim = {d} but `embedding` is missing"
+                )))
+            }
+            (Some(_), 0) => {
+                return Err(Error::invalid(
+                    "feedback: `embedding` is given but embedding_dim = 0",
+                ))
+            }
+            (Some(e), d) => {
+                if Some(e.len()) != len.checked_mul(d) {
+                    return Err(Error::invalid(format!(
+                        "feedback: `embedding` has {} values but ids × embedding_dim = {len} × {d}",
+                        e.len()
+                    )));
+                }
+                finite("embedding", e, false)?;
+                if self.fields.contains(ScoreFields::EMBEDDING) {
+                    self.sketch.check_dim(d)?;
+                }
+            }
+        }
+        // Duplicates: the order of two updates of one id within a call would be ambiguous.
+        // Ids are in range here (checked above), so each has its bit.
+        let mut dup = false;
+        for &id in fb.ids {
+            let (word, bit) = ((id / 64) as usize, 1u64 << (id % 64));
+            dup |= self.dup_bits[word] & bit != 0;
+            self.dup_bits[word] |= bit;
+        }
+        for &id in fb.ids {
+            self.dup_bits[(id / 64) as usize] = 0;
+        }
+        if dup {
+            // The rare error path names the smallest duplicated id, found by sorting.
+            self.dup_scratch.clear();
+            self.dup_scratch.extend_from_slice(fb.ids);
+            self.dup_scratch.sort_unstable();
+            if let Some(w) = self.dup_scratch.windows(2).find(|w| w[0] == w[1]) {
+                let id = w[0];
+                let first = fb.ids.iter().position(|&x| x == id).unwrap_or(0);
+                let second = fb.ids.iter().rposition(|&x| x == id).unwrap_or(0);
+                return Err(Error::invalid(format!(
+                    "feedback: id {id} appears twice in one call (ids[{first}] and ids[{second}])"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{fb, ALL};
+    use super::*;
+
+    #[test]
+    fn rejected_calls_change_nothing() {
+        let mut b = ScoreBook::new(4, ALL);
+        b.feedback(&fb(&[0, 1], &[1.0, 2.0]), 0).unwrap();
+        let before = format!("{:?}", (&b.seen, &b.loss_last, &b.loss_ema, &b.loss_var));
+        let bad: Vec<(Feedback, &str)> = vec![
+            (fb(&[0, 9], &[1.0, 1.0]), "ids[1] = 9"),
+            (fb(&[0, 1], &[1.0, f32::NAN]), "loss[1]"),
+            (fb(&[0, 1], &[f32::INFINITY, 1.0]), "loss[0]"),
+            (fb(&[0, 1], &[1.0]), "`loss` has 1 values"),
+            (fb(&[2, 2], &[1.0, 1.0]), "id 2 appears twice"),
+            (
+                Feedback {
+                    grad_norm: Some(&[1.0, -1.0]),
+                    ..fb(&[0, 1], &[1.0, 1.0])
+                },
+                "grad_norm[1]",
+            ),
+            (
+                Feedback {
+                    correct: Some(&[1, 3]),
+                    ..fb(&[0, 1], &[1.0, 1.0])
+                },
+                "correct[1]",
+            ),
+            (
+                Feedback {
+                    embedding: Some(&[1.0, 2.0, 3.0]),
+                    embedding_dim: 2,
+                    ..fb(&[0, 1], &[1.0, 1.0])
+                },
+                "embedding",
+            ),
+            (
+                Feedback {
+                    embedding_dim: 2,
+                    ..fb(&[0, 1], &[1.0, 1.0])
+                },
+                "embedding_dim",
+            ),
+        ];
+        for (f, needle) in bad {
+            let e = b.feedback(&f, 3).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
+            assert!(e.message().contains(needle), "{e} lacks {needle}");
+        }
+        let after = format!("{:?}", (&b.seen, &b.loss_last, &b.loss_ema, &b.loss_var));
+        assert_eq!(before, after);
+    }
+}
