@@ -8,9 +8,9 @@ run. This script checks by machine what a first run would otherwise find:
    `tree-sitter-julia` wheel) must produce no ERROR and no MISSING node.
 2. Every `ccall` / `@ccall` names a function that thresher.h declares, from `libthresher`,
    with as many arguments as the C prototype, each argument and the result of a compatible
-   kind (pointer depth; scalar width and signedness). The header is parsed by a real C parser
-   (pycparser) after the C preprocessor, with its two system includes replaced by typedefs of
-   the same names, so the prototypes are read as a C compiler reads them, not by regex.
+   kind (pointer depth; scalar width and signedness). The header is read by
+   bindings/tools/cheader.py (the C preprocessor and pycparser, shared with
+   bindings/python/gen_capi.py), so the prototypes are read as a C compiler reads them.
    Calls through a function pointer (`ccall(ptr, ...)`, `@ccall $(ptr)(...)`) name no header
    function and are skipped (Thresher.jl makes one: the DLPack deleter).
 3. Every function of the header has a wrapper in the package (bindings/julia/*/src): a Julia
@@ -27,158 +27,27 @@ header: `@ccall` looks a symbol up by name when it first runs, and the Julia-fac
 keep working. Calling an alias would only tie the binding to a name that is due to go.
 
 Usage: check_binding.py [--header include/thresher.h] [--julia-dir bindings/julia] [-v]
-Exit status 0 when all checks pass; 1 with one `file:line: problem` per finding otherwise.
+Exit status 0 when all checks pass; 1 with one `file:line: problem` per finding otherwise; 2
+when the header has what the model refuses (see cheader.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import re
-import shlex
-import subprocess
 import sys
 from pathlib import Path
 
-import pycparser
-from pycparser import c_ast
 import tree_sitter_julia
 from tree_sitter import Language, Node, Parser
 
 ROOT = Path(__file__).resolve().parents[2]
+# The header model is shared with bindings/python/gen_capi.py and is no part of any package,
+# so it is imported from its directory, not installed.
+sys.path.insert(0, str(ROOT / "bindings" / "tools"))
 
-# ---- the header --------------------------------------------------------------------------
-
-# Stand-ins for what <stddef.h> and <stdint.h> declare, under the same names. The names, not
-# the widths, are what matter: a Julia argument is compared with the C type by its name.
-SYSTEM_TYPEDEFS = " ".join(
-    f"typedef {c} {name};"
-    for name, c in [
-        ("size_t", "unsigned long"),
-        ("uint8_t", "unsigned char"),
-        ("uint16_t", "unsigned short"),
-        ("uint32_t", "unsigned int"),
-        ("uint64_t", "unsigned long long"),
-        ("int8_t", "signed char"),
-        ("int16_t", "short"),
-        ("int32_t", "int"),
-        ("int64_t", "long long"),
-    ]
-)
-
-
-@dataclasses.dataclass
-class CType:
-    """A C type as far as the call boundary cares: a base name and a pointer depth."""
-
-    name: str  # "void", "char", "uint64_t", "thresher_loader", ...
-    pointers: int
-
-    def __str__(self) -> str:
-        return self.name + " " + "*" * self.pointers if self.pointers else self.name
-
-
-@dataclasses.dataclass
-class CFunction:
-    name: str
-    line: int
-    params: list[CType]
-    result: CType
-    deprecated_alias_of: str | None = None  # set for "Deprecated since ...: the old name of X"
-
-
-@dataclasses.dataclass
-class Header:
-    path: Path
-    functions: dict[str, CFunction]
-    enums: set[str]  # typedef names of enums (int-sized at the C ABI)
-    # typedef'd structs with a body: name -> fields (name, type, array length or None)
-    structs: dict[str, list[tuple[str, CType, int | None]]]
-    enumerators: dict[str, int]  # THRESHER_OK = 0, ...
-    macros: dict[str, str]  # object-like #defines, name -> replacement text
-
-
-def _ctype(node: c_ast.Node) -> CType:
-    pointers = 0
-    while isinstance(node, c_ast.PtrDecl):
-        pointers += 1
-        node = node.type
-    if isinstance(node, c_ast.TypeDecl):
-        inner = node.type
-        if isinstance(inner, c_ast.IdentifierType):
-            return CType(" ".join(inner.names), pointers)
-        if isinstance(inner, (c_ast.Struct, c_ast.Enum)) and inner.name:
-            return CType(inner.name, pointers)
-    raise ValueError(f"unsupported C type at the boundary: {node!r}")
-
-
-def _preprocess(text: str) -> str:
-    """Runs the C preprocessor ($CC -E) over the header text, system includes replaced."""
-    lines = text.split("\n")
-    for i, line in enumerate(lines):
-        # Replaced in place, one line for one, so pycparser's line numbers are the header's.
-        if re.match(r"\s*#\s*include\s*<std(def|int)\.h>", line):
-            lines[i] = SYSTEM_TYPEDEFS if "stddef" in line else ""
-    cc = shlex.split(os.environ.get("CC") or "cc")
-    proc = subprocess.run(
-        [*cc, "-E", "-std=c99", "-x", "c", "-"],
-        input="\n".join(lines),
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"the C preprocessor failed on the header:\n{proc.stderr}")
-    return proc.stdout
-
-
-def parse_header(path: Path) -> Header:
-    text = path.read_text()
-    ast = pycparser.CParser().parse(_preprocess(text), filename=str(path))
-    functions: dict[str, CFunction] = {}
-    enums: set[str] = set()
-    structs: dict[str, list[tuple[str, CType, int | None]]] = {}
-    enumerators: dict[str, int] = {}
-    for decl in ast.ext:
-        if isinstance(decl, c_ast.Typedef) and isinstance(decl.type.type, c_ast.Enum):
-            enums.add(decl.name)
-            value = -1
-            for e in decl.type.type.values.enumerators:
-                # cbindgen writes every value; an implicit one is the previous plus one.
-                value = int(e.value.value, 0) if e.value is not None else value + 1
-                enumerators[e.name] = value
-        if (isinstance(decl, c_ast.Typedef) and isinstance(decl.type.type, c_ast.Struct)
-                and decl.type.type.decls is not None):
-            fields = []
-            for d in decl.type.type.decls:
-                if isinstance(d.type, c_ast.ArrayDecl):
-                    fields.append((d.name, _ctype(d.type.type), int(d.type.dim.value, 0)))
-                else:
-                    fields.append((d.name, _ctype(d.type), None))
-            structs[decl.name] = fields
-        if not (isinstance(decl, c_ast.Decl) and isinstance(decl.type, c_ast.FuncDecl)):
-            continue
-        params = []
-        for p in decl.type.args.params if decl.type.args else []:
-            if isinstance(p, c_ast.EllipsisParam):
-                raise ValueError(f"{decl.name}: variadic functions are not supported")
-            params.append(_ctype(p.type))
-        # `f(void)` declares no parameter.
-        if len(params) == 1 and params[0] == CType("void", 0):
-            params = []
-        functions[decl.name] = CFunction(decl.name, decl.coord.line, params, _ctype(decl.type.type))
-    if not functions:
-        raise ValueError(f"{path}: no function declarations found")
-
-    # Doc comments are gone after the preprocessor, so the deprecation notes are read from the
-    # text: each /** ... */ block and the name declared right after it.
-    for m in re.finditer(r"/\*\*(.*?)\*/\s*[^;{(]*?\b(\w+)\s*\(", text, re.S):
-        doc, name = m.group(1), m.group(2)
-        dep = re.search(r"Deprecated since [^:]*:\s*the old name of\s+(\w+)", doc)
-        if dep and name in functions:
-            functions[name].deprecated_alias_of = dep.group(1)
-    macros = dict(re.findall(r"^\s*#\s*define\s+(\w+)[ \t]+(.+?)\s*$", text, re.M))
-    return Header(path, functions, enums, structs, enumerators, macros)
+import cheader  # noqa: E402
 
 
 # ---- Julia ---------------------------------------------------------------------------------
@@ -382,28 +251,38 @@ def _julia_pointer_depth(t: str) -> tuple[int, str]:
     return depth, t
 
 
-def compatible(c: CType, julia: str, header: Header, aliases: dict[str, str]) -> bool:
+def _c_pointer_depth(c: cheader.Type) -> tuple[int, cheader.Base]:
+    """`thresher_batch **` -> (2, thresher_batch)."""
+    depth = 0
+    while isinstance(c, cheader.Pointer):
+        depth, c = depth + 1, c.to
+    if not isinstance(c, cheader.Base):
+        raise cheader.ParseError(f"unsupported C type at the boundary: {c}")
+    return depth, c
+
+
+def compatible(c: cheader.Type, julia: str, aliases: dict[str, str]) -> bool:
     depth, base = _julia_pointer_depth(julia)
     base = aliases.get(base, base)
-    if depth != c.pointers:
+    c_depth, c_base = _c_pointer_depth(c)
+    if depth != c_depth:
         return False
-    if depth > 0 and (base == "Cvoid" or c.name == "void" or c.name not in SCALARS):
+    if depth > 0 and (base == "Cvoid" or c_base.name == "void" or c_base.name not in SCALARS):
         # An untyped pointer on either side, or a struct or opaque handle behind the pointer
         # (Ptr{Cvoid} for a handle, Ref{EpochInfo} for a struct; the struct's layout is
         # compared field by field in check_structs).
         return True
-    if c.name in header.enums:
+    if c_base.kind == "enum":
         return base in ENUM_JULIA
-    return base in SCALARS.get(c.name, set())
+    return base in SCALARS.get(c_base.name, set())
 
 
-def field_compatible(c: CType, length: int | None, julia: str, header: Header,
-                     aliases: dict[str, str]) -> bool:
-    if length is None:
-        return compatible(c, julia, header, aliases)
+def field_compatible(c: cheader.Type, julia: str, aliases: dict[str, str]) -> bool:
+    if not isinstance(c, cheader.Array):
+        return compatible(c, julia, aliases)
     # int64_t shape[4] is NTuple{4,Int64} (or NTuple{4, Int64}).
     m = re.fullmatch(r"NTuple\s*\{\s*(\d+)\s*,\s*(.+?)\s*\}", julia.strip())
-    return bool(m) and int(m.group(1)) == length and compatible(c, m.group(2), header, aliases)
+    return bool(m) and int(m.group(1)) == c.length and compatible(c.of, m.group(2), aliases)
 
 
 def julia_type_aliases(constants: dict[str, tuple[str, str]]) -> dict[str, str]:
@@ -464,7 +343,18 @@ def julia_constants(root: Node, path: Path) -> dict[str, tuple[str, str]]:
 # ---- the checks ----------------------------------------------------------------------------
 
 
-def check(julia_dir: Path, header: Header, verbose: bool = False) -> list[str]:
+def mirrored_structs(header: cheader.Header) -> dict[str, list[cheader.Field]]:
+    """The header's structs with a layout to mirror (an opaque handle has none)."""
+    return {s.name: s.fields for s in header.structs if s.fields is not None}
+
+
+def enum_constants(header: cheader.Header) -> dict[str, int]:
+    return {m.name: m.value for e in header.enums for m in e.members}
+
+
+def check(julia_dir: Path, header: cheader.Header, verbose: bool = False) -> list[str]:
+    if not header.functions:
+        return [f"{header.path}: no function declarations found"]
     files = sorted(julia_dir.rglob("*.jl"))
     if not files:
         return [f"{julia_dir}: no .jl files"]
@@ -495,12 +385,12 @@ def check(julia_dir: Path, header: Header, verbose: bool = False) -> list[str]:
         problems += form
         for call in calls:
             problems += check_call(call, header, aliases)
-            if in_package and call.wrapper is not None and call.name in header.functions:
+            if in_package and call.wrapper is not None and header.function(call.name):
                 wrapped.setdefault(call.name, []).append(call.wrapper)
             if verbose:
                 print(f"{call.where}: {call.wrapper or '(top level)'} -> {call.name}"
                       f"({', '.join(call.args)})::{call.result}")
-    for f in header.functions.values():
+    for f in header.functions:
         if f.deprecated_alias_of is not None:
             continue  # see the module docstring: an alias needs no Julia wrapper
         if f.name not in wrapped:
@@ -513,18 +403,19 @@ def check(julia_dir: Path, header: Header, verbose: bool = False) -> list[str]:
     return problems
 
 
-def check_structs(structs: list[JuliaStruct], header: Header, aliases: dict[str, str],
+def check_structs(structs: list[JuliaStruct], header: cheader.Header, aliases: dict[str, str],
                   julia_dir: Path) -> list[str]:
     """Every header struct has one Julia mirror with the same fields, in order, of compatible
     types: a missing or mistyped field shifts every field after it."""
     out = []
+    c_structs = mirrored_structs(header)
     by_c: dict[str, list[JuliaStruct]] = {}
     for s in structs:
-        if s.mirrors not in header.structs:
+        if s.mirrors not in c_structs:
             out.append(f"{s.where}: {s.name} mirrors {s.mirrors}, which {header.path.name} "
                        "does not define")
         by_c.setdefault(s.mirrors, []).append(s)
-    for name, c_fields in header.structs.items():
+    for name, c_fields in c_structs.items():
         mirrors = by_c.get(name, [])
         if len(mirrors) != 1:
             out.append(f"{header.path}: {name} has {len(mirrors)} Julia mirrors under "
@@ -532,24 +423,24 @@ def check_structs(structs: list[JuliaStruct], header: Header, aliases: dict[str,
                        "expected 1")
             continue
         s = mirrors[0]
-        c_names = [f for f, _, _ in c_fields]
+        c_names = [f.name for f in c_fields]
         j_names = [f for f, _ in s.fields]
         if c_names != j_names:
             out.append(f"{s.where}: {s.name} has fields {j_names}, {name} has {c_names}")
             continue
-        for (f, c, length), (_, j) in zip(c_fields, s.fields):
-            if not field_compatible(c, length, j, header, aliases):
-                c_decl = f"{c} {f}[{length}]" if length is not None else f"{c} {f}"
-                out.append(f"{s.where}: {s.name}.{f} is `{j}` in Julia, `{c_decl}` in C")
+        for f, (_, j) in zip(c_fields, s.fields):
+            if not field_compatible(f.type, j, aliases):
+                out.append(f"{s.where}: {s.name}.{f.name} is `{j}` in Julia, "
+                           f"`{f.type.declare(f.name)}` in C")
     return out
 
 
-def check_constants(constants: dict[str, tuple[str, str]], header: Header,
+def check_constants(constants: dict[str, tuple[str, str]], header: cheader.Header,
                     julia_dir: Path) -> list[str]:
     """The enum values, ABI_VERSION and HEADER_VERSION the package hard-codes equal the
     header's (a stale ABI_VERSION makes __init__ refuse every library)."""
     out = []
-    for name, value in header.enumerators.items():
+    for name, value in enum_constants(header).items():
         if name not in constants:
             out.append(f"{header.path}: {name} is not defined under {julia_dir}/*/src")
             continue
@@ -557,21 +448,23 @@ def check_constants(constants: dict[str, tuple[str, str]], header: Header,
         m = re.fullmatch(r"(?:\w+\()?\s*(-?\d+)\s*\)?", text)
         if not m or int(m.group(1)) != value:
             out.append(f"{where}: {name} = {text} in Julia, {value} in {header.path.name}")
+    macros = {d.name: d.literal for d in header.defines}
     for julia, macro, form in [("ABI_VERSION", "THRESHER_ABI_VERSION", "{}"),
                                ("HEADER_VERSION", "THRESHER_VERSION", "v{}")]:
-        want = form.format(header.macros.get(macro))
+        want = form.format(macros.get(macro))
         if julia not in constants:
             out.append(f"{julia_dir}: the package defines no `const {julia}` ({macro})")
         elif constants[julia][1] != want:
             out.append(f"{constants[julia][0]}: {julia} = {constants[julia][1]} in Julia, "
-                       f"{macro} is {header.macros.get(macro)} in {header.path.name}")
+                       f"{macro} is {macros.get(macro)} in {header.path.name}")
     return out
 
 
-def check_call(call: JuliaCall, header: Header, aliases: dict[str, str]) -> list[str]:
-    f = header.functions.get(call.name)
+def check_call(call: JuliaCall, header: cheader.Header, aliases: dict[str, str]) -> list[str]:
+    f = header.function(call.name)
     if f is None:
-        close = [n for n in header.functions if n.startswith(call.name) or call.name.startswith(n)]
+        close = [g.name for g in header.functions
+                 if g.name.startswith(call.name) or call.name.startswith(g.name)]
         hint = f" (did you mean {' or '.join(close)}?)" if close else ""
         return [f"{call.where}: {call.name} is not a function of {header.path.name}{hint}"]
     out = []
@@ -589,10 +482,10 @@ def check_call(call: JuliaCall, header: Header, aliases: dict[str, str]) -> list
         )
     else:
         for i, (c, j) in enumerate(zip(f.params, call.args)):
-            if not compatible(c, j, header, aliases):
-                out.append(f"{call.where}: {call.name} argument {i + 1} is `{c}` in C, "
+            if not compatible(c.type, j, aliases):
+                out.append(f"{call.where}: {call.name} argument {i + 1} is `{c.type}` in C, "
                            f"`{j}` in Julia")
-    if not compatible(f.result, call.result, header, aliases):
+    if not compatible(f.result, call.result, aliases):
         out.append(f"{call.where}: {call.name} returns `{f.result}` in C, "
                    f"`{call.result}` in Julia")
     return out
@@ -604,17 +497,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--julia-dir", type=Path, default=ROOT / "bindings" / "julia")
     ap.add_argument("-v", "--verbose", action="store_true", help="list every ccall found")
     args = ap.parse_args(argv)
-    header = parse_header(args.header)
-    problems = check(args.julia_dir, header, args.verbose)
+    try:
+        header = cheader.parse_file(args.header)
+        problems = check(args.julia_dir, header, args.verbose)
+    except cheader.ParseError as e:
+        print(f"check_binding: {args.header}: {e}", file=sys.stderr)
+        return 2
     for p in problems:
         print(p, file=sys.stderr)
     if problems:
         print(f"check_binding: {len(problems)} problem(s)", file=sys.stderr)
         return 1
-    aliases = sum(f.deprecated_alias_of is not None for f in header.functions.values())
+    aliases = sum(f.deprecated_alias_of is not None for f in header.functions)
     print(f"check_binding: every .jl parses; every ccall matches {args.header.name}; "
           f"{len(header.functions) - aliases} functions wrapped ({aliases} deprecated aliases "
-          f"need none); {len(header.structs)} structs and {len(header.enumerators)} enum "
+          f"need none); {len(mirrored_structs(header))} structs and "
+          f"{len(enum_constants(header))} enum "
           "constants mirrored")
     return 0
 

@@ -19,7 +19,7 @@ sys.path.insert(0, str(HERE))
 import check_binding as cb  # noqa: E402
 
 HEADER_PATH = HERE.parents[1] / "include" / "thresher.h"
-HEADER = cb.parse_header(HEADER_PATH)
+HEADER = cb.cheader.parse_file(HEADER_PATH)
 
 
 @pytest.fixture
@@ -55,20 +55,29 @@ def problems(root, header=HEADER):
 
 
 def test_header_functions_and_aliases():
-    f = HEADER.functions
+    f = {x.name: x for x in HEADER.functions}
     assert len(f) == 22
-    assert [str(p) for p in f["thresher_loader_new"].params] == ["char *", "thresher_loader **"]
+    assert [str(p.type) for p in f["thresher_loader_new"].params] == [
+        "const char *", "thresher_loader **"]
     assert f["thresher_abi_version"].params == []  # (void)
-    assert str(f["thresher_version"].result) == "char *"
+    assert str(f["thresher_version"].result) == "const char *"
     assert {n: x.deprecated_alias_of for n, x in f.items() if x.deprecated_alias_of} == {
         "thresher_loader_epoch": "thresher_loader_epoch_info",
         "thresher_loader_state_save": "thresher_loader_save_state",
     }
-    assert HEADER.enumerators["THRESHER_PANIC"] == 6
-    assert HEADER.structs["thresher_tensor"][3][2] == 4  # int64_t shape[4]
+    assert cb.enum_constants(HEADER)["THRESHER_PANIC"] == 6
+    shape = cb.mirrored_structs(HEADER)["thresher_tensor"][3]
+    assert shape.type.declare(shape.name) == "int64_t shape[4]"
     # Line numbers are the header's own, though its includes were replaced.
     text = HEADER_PATH.read_text().split("\n")
     assert "thresher_loader_digest(" in text[f["thresher_loader_digest"].line - 1]
+
+
+def test_c_types_are_spelled_as_c_declares_them():
+    # What the messages show on the C side, declarators nested the way C nests them.
+    h = cb.cheader.parse("void x_f(const char **names, int (*grid)[3], char *argv[2]);")
+    assert [p.type.declare(p.name) for p in h.functions[0].params] == [
+        "const char **names", "int (*grid)[3]", "char *argv[2]"]
 
 
 # ---- the real binding passes ---------------------------------------------------------------
@@ -87,6 +96,18 @@ def test_cli_exit_status(pkg):
                          text=True)
     assert bad.returncode == 1
     assert f"{jl(pkg)}:{line_of(jl(pkg), 'function save_state(((')}:" in bad.stderr
+
+
+def test_cli_refuses_a_header_it_cannot_model(tmp_path):
+    # The header model (shared with gen_capi) stops on what it cannot express; the check says
+    # where, with exit status 2, instead of comparing the binding with half a header.
+    header = tmp_path / "thresher.h"
+    header.write_text(HEADER_PATH.read_text() + "\nunion thresher_u { int a; float b; };\n")
+    line = len(header.read_text().split("\n")) - 1
+    bad = subprocess.run([sys.executable, HERE / "check_binding.py", "--header", header],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert bad.stderr == f"check_binding: {header}: line {line}: unions are not supported\n"
 
 
 # ---- (a) syntax ------------------------------------------------------------------------------
@@ -116,7 +137,7 @@ def test_wrong_argument_count(pkg):
     line = line_of(jl(pkg), "thresher_loader_save_scores(l.ptr::Ptr{Cvoid})")
     assert problems(pkg) == [
         f"{jl(pkg)}:{line}:11: thresher_loader_save_scores takes 2 argument(s) in thresher.h:"
-        f"{HEADER.functions['thresher_loader_save_scores'].line}, the ccall passes 1"
+        f"{HEADER.function('thresher_loader_save_scores').line}, the ccall passes 1"
     ]
 
 
@@ -127,7 +148,7 @@ def test_wrong_argument_count_in_plain_ccall(pkg):
     )
     assert problems(pkg) == [
         f"{extra}:1:10: thresher_batch_len takes 1 argument(s) in thresher.h:"
-        f"{HEADER.functions['thresher_batch_len'].line}, the ccall passes 2"
+        f"{HEADER.function('thresher_batch_len').line}, the ccall passes 2"
     ]
 
 
@@ -193,7 +214,7 @@ def test_function_pointer_ccall_is_not_a_header_call(pkg):
 def test_missing_wrapper(pkg):
     mutate(jl(pkg), "padding(b::Batch) = Int(", "padding(b::Batch) = 0 # Int(")
     assert problems(pkg) == [
-        f"{HEADER_PATH}:{HEADER.functions['thresher_batch_padding'].line}: "
+        f"{HEADER_PATH}:{HEADER.function('thresher_batch_padding').line}: "
         f"thresher_batch_padding has no wrapper in the Julia package (no function under "
         f"{pkg}/*/src ccalls it)"
     ]
@@ -207,7 +228,7 @@ def test_a_new_header_function_needs_a_wrapper(pkg, tmp_path):
         "#ifdef __cplusplus\n}",
     )
     header.write_text(mutate_text)
-    found = problems(pkg, cb.parse_header(header))
+    found = problems(pkg, cb.cheader.parse_file(header))
     assert len(found) == 1 and "thresher_loader_rewind has no wrapper" in found[0], found
 
 

@@ -26,6 +26,13 @@ def gen():
     return module
 
 
+@pytest.fixture(scope="module")
+def cheader(gen):
+    """The header model gen_capi renders (bindings/tools/cheader.py, shared with the Julia
+    check)."""
+    return gen.cheader
+
+
 def test_checked_in_capi_matches_header(gen):
     fresh = gen.generate(HEADER)
     assert CHECKED_IN.read_text(encoding="utf-8") == fresh, (
@@ -33,10 +40,10 @@ def test_checked_in_capi_matches_header(gen):
     )
 
 
-def test_every_header_function_is_declared_and_present_in_the_library(gen):
+def test_every_header_function_is_declared_and_present_in_the_library(cheader):
     from thresher import _capi, _library
 
-    header = gen.parse(HEADER.read_text(encoding="utf-8"))
+    header = cheader.parse_file(HEADER)
     assert len(header.functions) >= 15
     for fn in header.functions:
         assert hasattr(_capi, fn.name), fn.name
@@ -111,8 +118,8 @@ size_t x_error(char *buf, size_t);
 '''
 
 
-def test_parser_on_cbindgen_shapes(gen):
-    h = gen.parse(SAMPLE)
+def test_parser_on_cbindgen_shapes(gen, cheader):
+    h = cheader.parse(SAMPLE)
     # The include guard has no value and is no constant; X_LEN reached the array through the
     # preprocessor.
     assert [(d.name, d.value, d.doc) for d in h.defines] == [
@@ -125,7 +132,7 @@ def test_parser_on_cbindgen_shapes(gen):
     assert kind.members[2][2] == "Hex."
     opaque, view = h.structs
     assert opaque.fields is None and opaque.doc == "Opaque."
-    assert [(f.name, f.ctype) for f in view.fields] == [
+    assert [(f.name, gen.ctype(f.type)) for f in view.fields] == [
         ("objs", "POINTER(POINTER(x_obj))"),
         ("name", "c_char_p"),
         ("buf", "(c_char * 3)"),
@@ -134,13 +141,13 @@ def test_parser_on_cbindgen_shapes(gen):
     ]
     assert view.fields[0].doc == "A pointer to a handle." and view.fields[1].doc == ""
     fns = {f.name: f for f in h.functions}
-    assert fns["x_make"].params == [
-        ("view", "POINTER(x_view)"), ("flags", "c_uint32"), ("out", "POINTER(c_void_p)")]
-    assert fns["x_make"].restype == "x_kind" and fns["x_make"].doc == "Spans lines."
-    assert fns["x_name"].params == [] and fns["x_name"].restype == "c_char_p"
+    assert gen.signature(fns["x_make"]) == ("x_kind", [
+        ("view", "POINTER(x_view)"), ("flags", "c_uint32"), ("out", "POINTER(c_void_p)")])
+    assert fns["x_make"].doc == "Spans lines."
+    assert gen.signature(fns["x_name"]) == ("c_char_p", [])
     assert fns["x_name"].doc == ""  # a plain /* */ comment documents nothing
-    assert fns["x_free"].restype == "None"
-    assert fns["x_error"].params == [("buf", "POINTER(c_char)"), ("arg1", "c_size_t")]
+    assert gen.signature(fns["x_free"])[0] == "None"
+    assert gen.signature(fns["x_error"])[1] == [("buf", "POINTER(c_char)"), ("arg1", "c_size_t")]
     # The rendered module is valid Python that declares everything.
     code = gen.render(h, "sample.h")
     compile(code, "sample", "exec")
@@ -168,14 +175,16 @@ x_status x_get(struct x_pair *p, x_id id);
 '''
 
 
-def test_parser_on_cbindgen_tag_style_and_sized_enums(gen):
-    h = gen.parse(SIZED)
+def test_parser_on_cbindgen_tag_style_and_sized_enums(gen, cheader):
+    h = cheader.parse(SIZED)
     (status,) = h.enums
-    assert status.ctype == "c_uint32" and [m[:2] for m in status.members] == [("X_OK", 0), ("X_FAIL", 7)]
+    assert gen.ctype(status.underlying) == "c_uint32"
+    assert [m[:2] for m in status.members] == [("X_OK", 0), ("X_FAIL", 7)]
     (pair,) = h.structs
-    assert [(f.name, f.ctype) for f in pair.fields] == [("status", "x_status"), ("flag", "c_uint8")]
-    assert [(a.name, a.ctype) for a in h.aliases] == [("x_id", "c_uint64")]
-    assert h.functions[0].params == [("p", "POINTER(x_pair)"), ("id", "x_id")]
+    assert [(f.name, gen.ctype(f.type)) for f in pair.fields] == [
+        ("status", "x_status"), ("flag", "c_uint8")]
+    assert [(a.name, gen.ctype(a.type)) for a in h.aliases] == [("x_id", "c_uint64")]
+    assert gen.signature(h.functions[0])[1] == [("p", "POINTER(x_pair)"), ("id", "x_id")]
     namespace: dict = {}
     code = gen.render(h, "sized.h").replace("from ._library import bind",
                                             "bind = lambda *a: a")
@@ -198,14 +207,14 @@ def test_parser_on_cbindgen_tag_style_and_sized_enums(gen):
     "typedef enum { X_ONE = 1 } x_e;\n#define X_ONE 1",
     "int x_broken(;",
 ])
-def test_parser_refuses_what_it_does_not_understand(gen, bad):
-    with pytest.raises(gen.ParseError):
-        gen.parse(bad)
+def test_parser_refuses_what_it_does_not_understand(cheader, bad):
+    with pytest.raises(cheader.ParseError):
+        cheader.parse(bad)
 
 
-def test_parser_reads_c_not_a_layout(gen):
+def test_parser_reads_c_not_a_layout(gen, cheader):
     # Spellings a line-by-line reader of cbindgen's layout would have to special-case.
-    h = gen.parse(r'''
+    h = cheader.parse(r'''
 #include <stdbool.h>
 #include <stddef.h>
 #define X_BIG (1ull << 40)
@@ -216,11 +225,15 @@ char const * x_a(x_s const *s, bool flag); size_t x_b(void);
 ''')
     assert [(d.name, d.value) for d in h.defines] == [
         ("X_BIG", 1 << 40), ("X_NEG", -1), ("X_HALF", 0.5)]
-    assert [(f.name, f.ctype) for f in h.structs[0].fields] == [
+    assert [(f.name, gen.ctype(f.type)) for f in h.structs[0].fields] == [
         ("name", "c_char_p"), ("n", "c_ulonglong"), ("ok", "c_bool")]
     a, b = h.functions
-    assert (a.restype, a.params) == ("c_char_p", [("s", "POINTER(x_s)"), ("flag", "c_bool")])
-    assert (b.name, b.restype, b.params) == ("x_b", "c_size_t", [])
+    assert gen.signature(a) == ("c_char_p", [("s", "POINTER(x_s)"), ("flag", "c_bool")])
+    assert (b.name, gen.signature(b)) == ("x_b", ("c_size_t", []))
+
+
+def test_every_scalar_and_system_type_has_a_ctypes_form(gen, cheader):
+    assert set(gen.CTYPES) == set(cheader.C_SCALARS.values()) | set(cheader.SYSTEM_TYPES)
 
 
 def test_python_layer_calls_the_new_names():
