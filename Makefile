@@ -137,7 +137,7 @@ test-fuzz:
 
 # Every side-by-side comparison in one go (its duration is in docs/performance.md), then docs/performance.md
 # with its plots and raw JSON (docs/bench/): the micro bench (plan time per policy and N,
-# feedback ingest, ScoreBook bytes, next+release, epoch-boundary wait; benches/micro.rs),
+# feedback ingest, ScoreBook bytes, next+release, epoch-boundary wait; benches/micro/),
 # pre-decoded IDX and the PNG/JPEG pipelines against PyTorch's DataLoader, and a link to the
 # trainer's accuracy-against-time comparison (results/long, not rerun: it takes hours).
 # matplotlib (for the plots) and torchvision are installed into .venv when missing. Cargo honours

@@ -472,6 +472,11 @@ def write_page(docs, raw, quick):
         if ab:
             w(ab)
 
+    by_hand = os.path.join(ROOT, "benches", "by_hand.md")
+    if os.path.exists(by_hand):
+        with open(by_hand) as f:
+            w(f.read())
+
     # ---- goals -----------------------------------------------------------------------------
     lines = ["## Goals\n",
              "| goal | measured | load avg | verdict |", "|---|---|---:|---|"]
