@@ -114,6 +114,14 @@ typedef enum {
 typedef struct thresher_batch thresher_batch;
 
 /**
+ * This rank's whole epoch: ids and loss weights of its batches in delivery order, padding
+ * last. Opaque; created by thresher_loader_epoch_plan, destroyed by thresher_epoch_plan_free.
+ * Immutable: may be read from any thread; its arrays stay valid until it is freed, also after
+ * its loader is freed.
+ */
+typedef struct thresher_epoch_plan thresher_epoch_plan;
+
+/**
  * A loader: worker threads, prefetched batches, the ScoreBook and the pruning policy.
  * Opaque; created by thresher_loader_new, destroyed by thresher_loader_free.
  */
@@ -316,9 +324,17 @@ const uint64_t *thresher_batch_ids(const thresher_batch *b);
 
 /**
  * The batch's labels, thresher_batch_len(b) of them, from the dataset. Owned by the batch,
- * valid until it is released. NULL for NULL.
+ * valid until it is released. NULL for NULL, and for a batch without data (index mode: see
+ * thresher_batch_has_data).
  */
 const int64_t *thresher_batch_labels(const thresher_batch *b);
+
+/**
+ * 1 when the batch carries samples and labels; 0 for a batch of a loader in index mode
+ * (config source `{"kind": "index", "len": N}`), which has ids, weights and padding only, and
+ * for NULL.
+ */
+int32_t thresher_batch_has_data(const thresher_batch *b);
 
 /**
  * The per-sample loss weights the policy assigned, thresher_batch_len(b) of them: minimise
@@ -330,8 +346,9 @@ const float *thresher_batch_weights(const thresher_batch *b);
 /**
  * Describes the batch's data in `*out` (pointer, dtype, shape). The memory is owned by the
  * batch and valid until it is released; the caller may read it (and write it in place) but
- * not free it. Returns THRESHER_OK, or THRESHER_INVALID_ARGUMENT for NULL arguments (`*out`
- * untouched). Thread-safe.
+ * not free it. Returns THRESHER_OK, THRESHER_INVALID_ARGUMENT for NULL arguments, or
+ * THRESHER_STATE for a batch without data (index mode); `*out` is untouched on failure.
+ * Thread-safe.
  */
 thresher_status thresher_batch_data(const thresher_batch *b, thresher_tensor *out);
 
@@ -351,8 +368,9 @@ void thresher_batch_release(thresher_batch *b);
  *
  * The tensor holds its own reference to the batch: it stays valid after
  * thresher_batch_release (and after thresher_loader_free) until the consumer calls its
- * `deleter`, exactly once, as DLPack requires. Returns THRESHER_OK, or
- * THRESHER_INVALID_ARGUMENT for NULL arguments or an unknown field (`*out` untouched).
+ * `deleter`, exactly once, as DLPack requires. Returns THRESHER_OK,
+ * THRESHER_INVALID_ARGUMENT for NULL arguments or an unknown field, or THRESHER_STATE for the
+ * data or labels of a batch without data (index mode); `*out` is untouched on failure.
  * Thread-safe.
  */
 thresher_status thresher_batch_dlpack(const thresher_batch *b,
@@ -377,6 +395,12 @@ size_t thresher_last_error(char *buf, size_t len);
  * `config_json` is a NUL-terminated UTF-8 JSON document (see the README for the keys); it is
  * only read during the call. On success `*out` receives a new loader that the caller owns and
  * must pass to thresher_loader_free exactly once. On failure `*out` is left untouched.
+ *
+ * With `"source": {"kind": "index", "len": N}` the loader runs in index mode, for a pipeline
+ * that reads its own samples: no worker threads are started, and batches carry ids, loss
+ * weights and padding but no data (thresher_batch_has_data is 0; thresher_batch_data and the
+ * DLPack export of data or labels return THRESHER_STATE). Every policy, feedback, report,
+ * digest, rank share, checkpoint and score file works as with a data source.
  *
  * With `"resume_from": PATH` the loader continues exactly where the loader that wrote the
  * checkpoint PATH (thresher_loader_save_state) was; the config must match its dataset size,
@@ -480,6 +504,31 @@ thresher_status thresher_loader_save_scores(const thresher_loader *loader, const
 thresher_status thresher_loader_save_state(const thresher_loader *loader, const char *path);
 
 /**
+ * Ends the epoch under way now, as if thresher_loader_next had reached its end: the epoch's
+ * report is written (config `report`), the batches not yet handed out are abandoned (they
+ * count as not visited, and no feedback is expected for them), feedback already booked stays,
+ * and the next thresher_loader_next begins the next epoch. For a consumer that leaves an
+ * epoch early (a `break`, an early evaluation) or reads it through thresher_loader_epoch_plan.
+ * A no-op between epochs. Returns THRESHER_OK, THRESHER_INVALID_ARGUMENT for NULL, or
+ * THRESHER_IO when the report line cannot be written (the epoch is ended anyway).
+ * Thread-safe.
+ */
+thresher_status thresher_loader_end_epoch(thresher_loader *loader);
+
+/**
+ * Writes a checkpoint like thresher_loader_save_state, but as if only the first `batches`
+ * batches of this rank's latest epoch (the one under way or, between epochs, the one that just
+ * ended) had been handed out: for consumers that fetch ahead of the trainer (a DataLoader
+ * prefetching from a sampler, a DALI pipeline). Resuming from it yields batch `batches` of that
+ * epoch next. Returns THRESHER_OK, THRESHER_INVALID_ARGUMENT for NULL arguments or when
+ * `batches` exceeds what was handed out, THRESHER_STATE before any epoch, or THRESHER_IO
+ * (the message names the path). Nothing is written on failure. Thread-safe.
+ */
+thresher_status thresher_loader_save_state_at(const thresher_loader *loader,
+                                              const char *path,
+                                              uint64_t batches);
+
+/**
  * Deprecated since 0.1: the old name of thresher_loader_epoch_info, which it calls; same
  * arguments, result and thread-safety. Kept so programs built against the first header still
  * link; new code uses thresher_loader_epoch_info.
@@ -492,6 +541,62 @@ thresher_status thresher_loader_epoch(const thresher_loader *loader, thresher_ep
  * link; new code uses thresher_loader_save_state.
  */
 thresher_status thresher_loader_state_save(const thresher_loader *loader, const char *path);
+
+/**
+ * Writes to `*out` this rank's whole epoch under way, from its batch 0: what
+ * thresher_loader_next hands out batch by batch (the same ids, order, weights and padding), for
+ * a reader that schedules its own reads (DALI's external source, FFCV's traversal order, a C++
+ * reader with its own threads). Right after thresher_loader_next returned
+ * THRESHER_END_OF_EPOCH, this call makes (and fixes) the next epoch's plan, like
+ * thresher_loader_epoch_info. It does not move the position: call thresher_loader_next per
+ * batch consumed (cheap in index mode) to keep checkpoints exact, or thresher_loader_end_epoch
+ * once the epoch is done. Works in both modes.
+ *
+ * On THRESHER_OK `*out` receives a plan the caller owns and must pass to
+ * thresher_epoch_plan_free exactly once. THRESHER_INVALID_ARGUMENT for NULL arguments (`*out`
+ * untouched). Thread-safe.
+ */
+thresher_status thresher_loader_epoch_plan(const thresher_loader *loader,
+                                           thresher_epoch_plan **out);
+
+/**
+ * Number of entries (padding included): the length of the ids and weights arrays. 0 for NULL.
+ */
+size_t thresher_epoch_plan_len(const thresher_epoch_plan *p);
+
+/**
+ * The epoch's number. 0 for NULL.
+ */
+uint64_t thresher_epoch_plan_epoch(const thresher_epoch_plan *p);
+
+/**
+ * Batches on this rank: consecutive runs of the config's batch_size entries (the last may be
+ * shorter), the same on every rank. 0 for NULL.
+ */
+size_t thresher_epoch_plan_batches(const thresher_epoch_plan *p);
+
+/**
+ * How many trailing entries are padding (weight 0; only with world_size > 1 and without
+ * drop_last). 0 for NULL.
+ */
+size_t thresher_epoch_plan_padding(const thresher_epoch_plan *p);
+
+/**
+ * The sample ids, thresher_epoch_plan_len(p) of them, in delivery order. Owned by the plan,
+ * valid until it is freed. NULL for NULL.
+ */
+const uint64_t *thresher_epoch_plan_ids(const thresher_epoch_plan *p);
+
+/**
+ * The loss weights, one per id. Owned by the plan, valid until it is freed. NULL for NULL.
+ */
+const float *thresher_epoch_plan_weights(const thresher_epoch_plan *p);
+
+/**
+ * Frees a plan from thresher_loader_epoch_plan. NULL is a no-op; the plan and its arrays must
+ * not be used afterwards.
+ */
+void thresher_epoch_plan_free(thresher_epoch_plan *p);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -78,12 +78,32 @@ pub unsafe extern "C" fn thresher_batch_ids(b: *const thresher_batch) -> *const 
 }
 
 /// The batch's labels, thresher_batch_len(b) of them, from the dataset. Owned by the batch,
-/// valid until it is released. NULL for NULL.
+/// valid until it is released. NULL for NULL, and for a batch without data (index mode: see
+/// thresher_batch_has_data).
 #[no_mangle]
 pub unsafe extern "C" fn thresher_batch_labels(b: *const thresher_batch) -> *const i64 {
-    guard_value(std::ptr::null(), || {
-        unsafe { batch_ref(b) }.map_or(std::ptr::null(), |b| b.labels().as_ptr())
+    guard_value(std::ptr::null(), || match unsafe { batch_ref(b) } {
+        Some(b) if b.has_data() => b.labels().as_ptr(),
+        _ => std::ptr::null(),
     })
+}
+
+/// 1 when the batch carries samples and labels; 0 for a batch of a loader in index mode
+/// (config source `{"kind": "index", "len": N}`), which has ids, weights and padding only, and
+/// for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn thresher_batch_has_data(b: *const thresher_batch) -> i32 {
+    guard_value(0, || {
+        unsafe { batch_ref(b) }.map_or(0, |b| b.has_data() as i32)
+    })
+}
+
+/// The error of a call that needs data on a batch without (index mode).
+pub(crate) fn no_data() -> Error {
+    Error::state(
+        "this batch has no data: its loader runs in index mode (source kind `index`), where \
+         your own pipeline reads the samples; use its ids and weights",
+    )
 }
 
 /// The per-sample loss weights the policy assigned, thresher_batch_len(b) of them: minimise
@@ -98,8 +118,9 @@ pub unsafe extern "C" fn thresher_batch_weights(b: *const thresher_batch) -> *co
 
 /// Describes the batch's data in `*out` (pointer, dtype, shape). The memory is owned by the
 /// batch and valid until it is released; the caller may read it (and write it in place) but
-/// not free it. Returns THRESHER_OK, or THRESHER_INVALID_ARGUMENT for NULL arguments (`*out`
-/// untouched). Thread-safe.
+/// not free it. Returns THRESHER_OK, THRESHER_INVALID_ARGUMENT for NULL arguments, or
+/// THRESHER_STATE for a batch without data (index mode); `*out` is untouched on failure.
+/// Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn thresher_batch_data(
     b: *const thresher_batch,
@@ -108,6 +129,9 @@ pub unsafe extern "C" fn thresher_batch_data(
     guard(|| {
         let b = unsafe { batch_ref(b) }.ok_or_else(|| Error::invalid("batch is NULL"))?;
         let out = out_arg(out, "out")?;
+        if !b.has_data() {
+            return Err(no_data());
+        }
         let s = b.shape();
         let t = thresher_tensor {
             data: b.data_ptr() as *mut c_void,

@@ -93,8 +93,9 @@ unsafe extern "C" fn deleter(t: *mut DLManagedTensor) {
 ///
 /// The tensor holds its own reference to the batch: it stays valid after
 /// thresher_batch_release (and after thresher_loader_free) until the consumer calls its
-/// `deleter`, exactly once, as DLPack requires. Returns THRESHER_OK, or
-/// THRESHER_INVALID_ARGUMENT for NULL arguments or an unknown field (`*out` untouched).
+/// `deleter`, exactly once, as DLPack requires. Returns THRESHER_OK,
+/// THRESHER_INVALID_ARGUMENT for NULL arguments or an unknown field, or THRESHER_STATE for the
+/// data or labels of a batch without data (index mode); `*out` is untouched on failure.
 /// Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn thresher_batch_dlpack(
@@ -119,6 +120,13 @@ pub unsafe extern "C" fn thresher_batch_dlpack(
                 )))
             }
         };
+        let needs_data = matches!(
+            field,
+            thresher_field::THRESHER_FIELD_DATA | thresher_field::THRESHER_FIELD_LABELS
+        );
+        if needs_data && !handle.inner.has_data() {
+            return Err(super::batch::no_data());
+        }
         let batch = Arc::clone(&handle.inner);
         let n = batch.len() as i64;
         let (data, ndim, code, bits, shape): (*const u8, i32, u8, u8, [i64; 4]) = match field {

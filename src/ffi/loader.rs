@@ -102,7 +102,7 @@ pub struct thresher_epoch_report {
     pub skipped: u64,
 }
 
-unsafe fn loader_ref<'a>(loader: *const thresher_loader) -> Result<&'a Loader> {
+pub(crate) unsafe fn loader_ref<'a>(loader: *const thresher_loader) -> Result<&'a Loader> {
     // SAFETY: non-NULL loaders come from thresher_loader_new and are live (documented).
     unsafe { loader.as_ref() }
         .map(|l| &l.inner)
@@ -115,6 +115,12 @@ unsafe fn loader_ref<'a>(loader: *const thresher_loader) -> Result<&'a Loader> {
 /// `config_json` is a NUL-terminated UTF-8 JSON document (see the README for the keys); it is
 /// only read during the call. On success `*out` receives a new loader that the caller owns and
 /// must pass to thresher_loader_free exactly once. On failure `*out` is left untouched.
+///
+/// With `"source": {"kind": "index", "len": N}` the loader runs in index mode, for a pipeline
+/// that reads its own samples: no worker threads are started, and batches carry ids, loss
+/// weights and padding but no data (thresher_batch_has_data is 0; thresher_batch_data and the
+/// DLPack export of data or labels return THRESHER_STATE). Every policy, feedback, report,
+/// digest, rank share, checkpoint and score file works as with a data source.
 ///
 /// With `"resume_from": PATH` the loader continues exactly where the loader that wrote the
 /// checkpoint PATH (thresher_loader_save_state) was; the config must match its dataset size,
@@ -363,6 +369,48 @@ pub unsafe extern "C" fn thresher_loader_save_state(
         let l = unsafe { loader_ref(loader) }?;
         let path = unsafe { str_arg(path, "path") }?;
         l.save_state(std::path::Path::new(path))?;
+        Ok(thresher_status::THRESHER_OK)
+    })
+}
+
+/// Ends the epoch under way now, as if thresher_loader_next had reached its end: the epoch's
+/// report is written (config `report`), the batches not yet handed out are abandoned (they
+/// count as not visited, and no feedback is expected for them), feedback already booked stays,
+/// and the next thresher_loader_next begins the next epoch. For a consumer that leaves an
+/// epoch early (a `break`, an early evaluation) or reads it through thresher_loader_epoch_plan.
+/// A no-op between epochs. Returns THRESHER_OK, THRESHER_INVALID_ARGUMENT for NULL, or
+/// THRESHER_IO when the report line cannot be written (the epoch is ended anyway).
+/// Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn thresher_loader_end_epoch(
+    loader: *mut thresher_loader,
+) -> thresher_status {
+    guard(|| {
+        let l = unsafe { loader_ref(loader) }?;
+        l.end_epoch()?;
+        Ok(thresher_status::THRESHER_OK)
+    })
+}
+
+/// Writes a checkpoint like thresher_loader_save_state, but as if only the first `batches`
+/// batches of this rank's latest epoch (the one under way or, between epochs, the one that just
+/// ended) had been handed out: for consumers that fetch ahead of the trainer (a DataLoader
+/// prefetching from a sampler, a DALI pipeline). Resuming from it yields batch `batches` of that
+/// epoch next. Returns THRESHER_OK, THRESHER_INVALID_ARGUMENT for NULL arguments or when
+/// `batches` exceeds what was handed out, THRESHER_STATE before any epoch, or THRESHER_IO
+/// (the message names the path). Nothing is written on failure. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn thresher_loader_save_state_at(
+    loader: *const thresher_loader,
+    path: *const c_char,
+    batches: u64,
+) -> thresher_status {
+    guard(|| {
+        let l = unsafe { loader_ref(loader) }?;
+        let path = unsafe { str_arg(path, "path") }?;
+        let batches = usize::try_from(batches)
+            .map_err(|_| Error::invalid(format!("batches = {batches} is too large")))?;
+        l.save_state_at(std::path::Path::new(path), batches)?;
         Ok(thresher_status::THRESHER_OK)
     })
 }

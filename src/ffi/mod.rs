@@ -12,11 +12,13 @@ mod batch;
 mod dlpack;
 mod error;
 mod loader;
+mod plan;
 
 pub use batch::*;
 pub use dlpack::*;
 pub use error::*;
 pub use loader::*;
+pub use plan::*;
 
 use std::ffi::{c_char, CStr};
 

@@ -68,6 +68,14 @@ class thresher_batch(Structure):
     pass
 
 
+# This rank's whole epoch: ids and loss weights of its batches in delivery order, padding
+# last. Opaque; created by thresher_loader_epoch_plan, destroyed by thresher_epoch_plan_free.
+# Immutable: may be read from any thread; its arrays stay valid until it is freed, also after
+# its loader is freed.
+class thresher_epoch_plan(Structure):
+    pass
+
+
 # A loader: worker threads, prefetched batches, the ScoreBook and the pruning policy.
 # Opaque; created by thresher_loader_new, destroyed by thresher_loader_free.
 class thresher_loader(Structure):
@@ -198,8 +206,14 @@ thresher_batch_padding = bind('thresher_batch_padding', c_size_t, [POINTER(thres
 thresher_batch_ids = bind('thresher_batch_ids', POINTER(c_uint64), [POINTER(thresher_batch)], ['b'])
 
 # The batch's labels, thresher_batch_len(b) of them, from the dataset. Owned by the batch,
-# valid until it is released. NULL for NULL.
+# valid until it is released. NULL for NULL, and for a batch without data (index mode: see
+# thresher_batch_has_data).
 thresher_batch_labels = bind('thresher_batch_labels', POINTER(c_int64), [POINTER(thresher_batch)], ['b'])
+
+# 1 when the batch carries samples and labels; 0 for a batch of a loader in index mode
+# (config source `{"kind": "index", "len": N}`), which has ids, weights and padding only, and
+# for NULL.
+thresher_batch_has_data = bind('thresher_batch_has_data', c_int32, [POINTER(thresher_batch)], ['b'])
 
 # The per-sample loss weights the policy assigned, thresher_batch_len(b) of them: minimise
 # mean(w_i * loss_i) over the batch. All 1 for the `full` policy. Owned by the batch, valid
@@ -208,8 +222,9 @@ thresher_batch_weights = bind('thresher_batch_weights', POINTER(c_float), [POINT
 
 # Describes the batch's data in `*out` (pointer, dtype, shape). The memory is owned by the
 # batch and valid until it is released; the caller may read it (and write it in place) but
-# not free it. Returns THRESHER_OK, or THRESHER_INVALID_ARGUMENT for NULL arguments (`*out`
-# untouched). Thread-safe.
+# not free it. Returns THRESHER_OK, THRESHER_INVALID_ARGUMENT for NULL arguments, or
+# THRESHER_STATE for a batch without data (index mode); `*out` is untouched on failure.
+# Thread-safe.
 thresher_batch_data = bind('thresher_batch_data', thresher_status, [POINTER(thresher_batch), POINTER(thresher_tensor)], ['b', 'out'])
 
 # Releases the caller's handle. The batch's memory returns to the loader's pool (or is freed
@@ -225,8 +240,9 @@ thresher_batch_release = bind('thresher_batch_release', None, [POINTER(thresher_
 #
 # The tensor holds its own reference to the batch: it stays valid after
 # thresher_batch_release (and after thresher_loader_free) until the consumer calls its
-# `deleter`, exactly once, as DLPack requires. Returns THRESHER_OK, or
-# THRESHER_INVALID_ARGUMENT for NULL arguments or an unknown field (`*out` untouched).
+# `deleter`, exactly once, as DLPack requires. Returns THRESHER_OK,
+# THRESHER_INVALID_ARGUMENT for NULL arguments or an unknown field, or THRESHER_STATE for the
+# data or labels of a batch without data (index mode); `*out` is untouched on failure.
 # Thread-safe.
 thresher_batch_dlpack = bind('thresher_batch_dlpack', thresher_status, [POINTER(thresher_batch), c_int32, POINTER(c_void_p)], ['b', 'field', 'out'])
 
@@ -245,6 +261,12 @@ thresher_last_error = bind('thresher_last_error', c_size_t, [POINTER(c_char), c_
 # `config_json` is a NUL-terminated UTF-8 JSON document (see the README for the keys); it is
 # only read during the call. On success `*out` receives a new loader that the caller owns and
 # must pass to thresher_loader_free exactly once. On failure `*out` is left untouched.
+#
+# With `"source": {"kind": "index", "len": N}` the loader runs in index mode, for a pipeline
+# that reads its own samples: no worker threads are started, and batches carry ids, loss
+# weights and padding but no data (thresher_batch_has_data is 0; thresher_batch_data and the
+# DLPack export of data or labels return THRESHER_STATE). Every policy, feedback, report,
+# digest, rank share, checkpoint and score file works as with a data source.
 #
 # With `"resume_from": PATH` the loader continues exactly where the loader that wrote the
 # checkpoint PATH (thresher_loader_save_state) was; the config must match its dataset size,
@@ -330,6 +352,25 @@ thresher_loader_save_scores = bind('thresher_loader_save_scores', thresher_statu
 # NULL arguments, or THRESHER_IO (the message names the path). Thread-safe.
 thresher_loader_save_state = bind('thresher_loader_save_state', thresher_status, [POINTER(thresher_loader), c_char_p], ['loader', 'path'])
 
+# Ends the epoch under way now, as if thresher_loader_next had reached its end: the epoch's
+# report is written (config `report`), the batches not yet handed out are abandoned (they
+# count as not visited, and no feedback is expected for them), feedback already booked stays,
+# and the next thresher_loader_next begins the next epoch. For a consumer that leaves an
+# epoch early (a `break`, an early evaluation) or reads it through thresher_loader_epoch_plan.
+# A no-op between epochs. Returns THRESHER_OK, THRESHER_INVALID_ARGUMENT for NULL, or
+# THRESHER_IO when the report line cannot be written (the epoch is ended anyway).
+# Thread-safe.
+thresher_loader_end_epoch = bind('thresher_loader_end_epoch', thresher_status, [POINTER(thresher_loader)], ['loader'])
+
+# Writes a checkpoint like thresher_loader_save_state, but as if only the first `batches`
+# batches of this rank's latest epoch (the one under way or, between epochs, the one that just
+# ended) had been handed out: for consumers that fetch ahead of the trainer (a DataLoader
+# prefetching from a sampler, a DALI pipeline). Resuming from it yields batch `batches` of that
+# epoch next. Returns THRESHER_OK, THRESHER_INVALID_ARGUMENT for NULL arguments or when
+# `batches` exceeds what was handed out, THRESHER_STATE before any epoch, or THRESHER_IO
+# (the message names the path). Nothing is written on failure. Thread-safe.
+thresher_loader_save_state_at = bind('thresher_loader_save_state_at', thresher_status, [POINTER(thresher_loader), c_char_p, c_uint64], ['loader', 'path', 'batches'])
+
 # Deprecated since 0.1: the old name of thresher_loader_epoch_info, which it calls; same
 # arguments, result and thread-safety. Kept so programs built against the first header still
 # link; new code uses thresher_loader_epoch_info.
@@ -339,6 +380,45 @@ thresher_loader_epoch = bind('thresher_loader_epoch', thresher_status, [POINTER(
 # arguments, result and thread-safety. Kept so programs built against the first header still
 # link; new code uses thresher_loader_save_state.
 thresher_loader_state_save = bind('thresher_loader_state_save', thresher_status, [POINTER(thresher_loader), c_char_p], ['loader', 'path'])
+
+# Writes to `*out` this rank's whole epoch under way, from its batch 0: what
+# thresher_loader_next hands out batch by batch (the same ids, order, weights and padding), for
+# a reader that schedules its own reads (DALI's external source, FFCV's traversal order, a C++
+# reader with its own threads). Right after thresher_loader_next returned
+# THRESHER_END_OF_EPOCH, this call makes (and fixes) the next epoch's plan, like
+# thresher_loader_epoch_info. It does not move the position: call thresher_loader_next per
+# batch consumed (cheap in index mode) to keep checkpoints exact, or thresher_loader_end_epoch
+# once the epoch is done. Works in both modes.
+#
+# On THRESHER_OK `*out` receives a plan the caller owns and must pass to
+# thresher_epoch_plan_free exactly once. THRESHER_INVALID_ARGUMENT for NULL arguments (`*out`
+# untouched). Thread-safe.
+thresher_loader_epoch_plan = bind('thresher_loader_epoch_plan', thresher_status, [POINTER(thresher_loader), POINTER(POINTER(thresher_epoch_plan))], ['loader', 'out'])
+
+# Number of entries (padding included): the length of the ids and weights arrays. 0 for NULL.
+thresher_epoch_plan_len = bind('thresher_epoch_plan_len', c_size_t, [POINTER(thresher_epoch_plan)], ['p'])
+
+# The epoch's number. 0 for NULL.
+thresher_epoch_plan_epoch = bind('thresher_epoch_plan_epoch', c_uint64, [POINTER(thresher_epoch_plan)], ['p'])
+
+# Batches on this rank: consecutive runs of the config's batch_size entries (the last may be
+# shorter), the same on every rank. 0 for NULL.
+thresher_epoch_plan_batches = bind('thresher_epoch_plan_batches', c_size_t, [POINTER(thresher_epoch_plan)], ['p'])
+
+# How many trailing entries are padding (weight 0; only with world_size > 1 and without
+# drop_last). 0 for NULL.
+thresher_epoch_plan_padding = bind('thresher_epoch_plan_padding', c_size_t, [POINTER(thresher_epoch_plan)], ['p'])
+
+# The sample ids, thresher_epoch_plan_len(p) of them, in delivery order. Owned by the plan,
+# valid until it is freed. NULL for NULL.
+thresher_epoch_plan_ids = bind('thresher_epoch_plan_ids', POINTER(c_uint64), [POINTER(thresher_epoch_plan)], ['p'])
+
+# The loss weights, one per id. Owned by the plan, valid until it is freed. NULL for NULL.
+thresher_epoch_plan_weights = bind('thresher_epoch_plan_weights', POINTER(c_float), [POINTER(thresher_epoch_plan)], ['p'])
+
+# Frees a plan from thresher_loader_epoch_plan. NULL is a no-op; the plan and its arrays must
+# not be used afterwards.
+thresher_epoch_plan_free = bind('thresher_epoch_plan_free', None, [POINTER(thresher_epoch_plan)], ['p'])
 
 __all__ = [
     'THRESHER_VERSION',
@@ -363,6 +443,7 @@ __all__ = [
     'THRESHER_FIELD_IDS',
     'THRESHER_FIELD_WEIGHTS',
     'thresher_batch',
+    'thresher_epoch_plan',
     'thresher_loader',
     'thresher_tensor',
     'thresher_feedback',
@@ -375,6 +456,7 @@ __all__ = [
     'thresher_batch_padding',
     'thresher_batch_ids',
     'thresher_batch_labels',
+    'thresher_batch_has_data',
     'thresher_batch_weights',
     'thresher_batch_data',
     'thresher_batch_release',
@@ -389,6 +471,16 @@ __all__ = [
     'thresher_loader_report',
     'thresher_loader_save_scores',
     'thresher_loader_save_state',
+    'thresher_loader_end_epoch',
+    'thresher_loader_save_state_at',
     'thresher_loader_epoch',
     'thresher_loader_state_save',
+    'thresher_loader_epoch_plan',
+    'thresher_epoch_plan_len',
+    'thresher_epoch_plan_epoch',
+    'thresher_epoch_plan_batches',
+    'thresher_epoch_plan_padding',
+    'thresher_epoch_plan_ids',
+    'thresher_epoch_plan_weights',
+    'thresher_epoch_plan_free',
 ]

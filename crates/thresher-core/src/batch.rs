@@ -94,6 +94,9 @@ pub struct Batch {
     dtype: Dtype,
     /// Per-sample shape in the configured layout.
     sample_shape: [usize; 3],
+    /// False for a batch of a loader in index mode (source kind `index`): ids, weights and
+    /// padding only; the user's own pipeline reads the samples.
+    has_data: bool,
 }
 
 impl Batch {
@@ -108,7 +111,23 @@ impl Batch {
             pool,
             dtype,
             sample_shape,
+            has_data: true,
         }
+    }
+    /// A batch of ids, weights and padding with no data and no labels (index mode).
+    pub(crate) fn without_data(buf: BatchBuf, pool: Arc<Pool>) -> Batch {
+        Batch {
+            buf: Some(buf),
+            pool,
+            dtype: Dtype::U8,
+            sample_shape: [0; 3],
+            has_data: false,
+        }
+    }
+    /// Whether the batch carries samples and labels; false in index mode, where `labels`,
+    /// `data_bytes` and `data_f32` are empty and `shape` is [len, 0, 0, 0].
+    pub fn has_data(&self) -> bool {
+        self.has_data
     }
     fn buf(&self) -> &BatchBuf {
         self.buf.as_ref().expect("a live batch has its buffer")

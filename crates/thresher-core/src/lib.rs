@@ -27,7 +27,7 @@ pub use batch::Batch;
 pub use config::{Config, OnError};
 pub use error::{Error, ErrorKind, Result};
 pub use loader::{Loader, SkippedSample};
-pub use planner::{Digest, EpochInfo, EpochReport, IndexBatch, Planner};
+pub use planner::{Digest, EpochInfo, EpochPlan, EpochReport, IndexBatch, Planner};
 pub use rng::{Rng, Stream};
 pub use scores::{Feedback, ScoreBook, ScoreFields};
 

@@ -1,335 +1,182 @@
-//! The Loader: a Planner plus the data path — a source, a transform, worker threads that fill
-//! pooled batch buffers in plan order, and a bounded window of ready batches (`prefetch`). It
-//! knows nothing of formats or policies: the `Source` reads samples, the `Transform` lays them
-//! out, and the `Planner` decides which ids each epoch delivers, takes the feedback, reports,
-//! digests and checkpoints. Every pruning question is the Planner's; this module only loads.
+//! The Loader: what a trainer holds. It is a Planner plus one of two engines:
 //!
-//! Ordering: workers claim batch indices in increasing order and may finish in any order; the
-//! consumer takes batch k only when k is ready, so delivery is in plan order whatever the
-//! thread count. A worker may only claim k < delivered + prefetch, which bounds memory.
+//! - `pipeline`: thresher loads — a source, a transform and worker threads that fill pooled
+//!   batches in plan order (`workers.rs`, with the skip log of `on_error: "skip"` in
+//!   `skips.rs`);
+//! - `index`: the user's pipeline loads — source `{"kind": "index", "len": N}`, no threads, and
+//!   batches of ids, loss weights and padding only.
 //!
-//! Epochs: the Planner makes the plan of epoch e at creation (e = 0) or at the first
-//! `next`/`epoch_info` call after `next` reported the end of epoch e−1, from the ScoreBook at
-//! that moment. Workers never run ahead across the boundary (that is what makes plans depend on
-//! feedback only).
-//!
-//! Locks: `state` (the window, shared with the workers) before `planner` (the pruning core,
-//! shared with `feedback`), never the other way round.
+//! Every pruning question (plans, feedback, reports, digests, checkpoints, score files) is the
+//! Planner's, asked the same way for both engines.
 
+mod index;
+mod pipeline;
 mod skips;
 mod workers;
 
 pub use skips::SkippedSample;
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::path::Path;
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 
-use crate::batch::{Batch, BatchBuf, Pool};
-use crate::config::{Config, OnError};
-use crate::error::{Error, ErrorKind, Result};
-use crate::plan::Plan;
-use crate::planner::{Digest, EpochInfo, EpochReport, Planner};
+use crate::batch::Batch;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::planner::{Digest, EpochInfo, EpochPlan, EpochReport, Planner};
 use crate::scores::{Feedback, ScoreBook};
-use crate::source::Source;
-use crate::transform::Transform;
-use skips::SkipLog;
+use crate::source::{Source, SourceConfig};
+use index::IndexEngine;
+use pipeline::Pipeline;
 
 pub struct Loader {
-    shared: Arc<Shared>,
-    threads: Vec<JoinHandle<()>>,
+    engine: Engine,
 }
 
-struct Shared {
-    source: Arc<dyn Source>,
-    transform: Transform,
-    on_error: OnError,
-    skips: Mutex<SkipLog>,
-    pool: Arc<Pool>,
-    prefetch: usize,
-    state: Mutex<State>,
-    /// Workers wait here for a batch to claim.
-    work: Condvar,
-    /// The consumer waits here for the next batch.
-    ready: Condvar,
-    /// Set once, at drop; workers also check it between samples so shutdown is prompt.
-    shutdown: AtomicBool,
-    planner: Mutex<Planner>,
-    /// Nanoseconds workers spent in `fill` during the current epoch.
-    busy_ns: AtomicU64,
-}
-
-struct State {
-    /// The epoch being loaded; `None` after `next` reported the end of an epoch, until the
-    /// Planner makes the next plan.
-    job: Option<Job>,
-}
-
-/// The loading side of the epoch under way.
-struct Job {
-    plan: Arc<Plan>,
-    /// Next batch index a worker may claim.
-    claimed: usize,
-    /// Batches handed to the consumer: the index of the window's front. Mirrors the Planner's
-    /// count, which `next` advances under both locks.
-    delivered: usize,
-    /// Results for batches delivered.. in order; `None` while a worker is filling it.
-    window: VecDeque<Option<Result<BatchBuf>>>,
-    consumer_wait: Duration,
-    /// Whether the end-of-epoch report has been written.
-    reported: bool,
+enum Engine {
+    Pipeline(Pipeline),
+    // Boxed: the Planner is large and the pipeline variant is two pointers.
+    Index(Box<IndexEngine>),
 }
 
 impl Loader {
-    /// A loader over the source named in `config.source`.
+    /// A loader over the source named in `config.source`; in index mode for
+    /// `{"kind": "index", "len": N}`.
     pub fn new(config: Config) -> Result<Loader> {
-        let source = match &config.source {
-            Some(s) => s.open()?,
+        config.validate()?;
+        let engine = match &config.source {
+            Some(SourceConfig::Index(c)) => Engine::Index(Box::new(IndexEngine::new(
+                Planner::new(&config, c.checked_len()?)?,
+            ))),
+            Some(s) => Engine::Pipeline(Pipeline::new(&config, s.open()?)?),
             None => {
                 return Err(Error::invalid(
-                    "config key `source`: missing (give {\"kind\": \"idx\", ...})",
+                    "config key `source`: missing (give {\"kind\": \"idx\", ...}, or \
+                     {\"kind\": \"index\", \"len\": N} for your own pipeline)",
                 ))
             }
         };
-        Self::with_source(config, source)
+        Ok(Loader { engine })
     }
 
     /// A loader over any `Source` (e.g. an in-memory `ArraySource`); `config.source` is ignored.
     pub fn with_source(config: Config, source: Arc<dyn Source>) -> Result<Loader> {
         config.validate()?;
-        if source.is_empty() {
-            return Err(Error::invalid("source: the dataset is empty"));
+        Ok(Loader {
+            engine: Engine::Pipeline(Pipeline::new(&config, source)?),
+        })
+    }
+
+    /// Whether this loader runs in index mode: batches without data or labels.
+    pub fn is_index(&self) -> bool {
+        matches!(self.engine, Engine::Index(_))
+    }
+
+    fn planner(&self) -> &Mutex<Planner> {
+        match &self.engine {
+            Engine::Pipeline(p) => p.planner(),
+            Engine::Index(i) => i.planner(),
         }
-        // A variable-size source (image files) has no shape; the transform must then fix the
-        // output size, and says so when it does not.
-        let transform =
-            Transform::new(&config.transform, source.sample_shape(), source.channels())?
-                .with_seed(config.seed);
-        let planner = Planner::new(&config, source.len())?;
-        let job = planner
-            .plan()
-            .map(|plan| Job::new(plan, planner.delivered()));
-        let shared = Arc::new(Shared {
-            source,
-            transform,
-            on_error: config.on_error,
-            skips: Mutex::new(SkipLog::for_epoch(planner.epoch())),
-            // Enough for everything in flight plus a few batches the consumer holds.
-            pool: Pool::new(config.prefetch + config.workers + 4),
-            prefetch: config.prefetch,
-            state: Mutex::new(State { job }),
-            work: Condvar::new(),
-            ready: Condvar::new(),
-            shutdown: AtomicBool::new(false),
-            planner: Mutex::new(planner),
-            busy_ns: AtomicU64::new(0),
-        });
-        let mut threads = Vec::with_capacity(config.workers);
-        for i in 0..config.workers {
-            let s = Arc::clone(&shared);
-            let spawned = std::thread::Builder::new()
-                .name(format!("thresher-worker-{i}"))
-                .spawn(move || s.worker());
-            match spawned {
-                Ok(t) => threads.push(t),
-                Err(e) => {
-                    let loader = Loader { shared, threads };
-                    drop(loader);
-                    return Err(Error::new(
-                        ErrorKind::Io,
-                        format!("could not start worker thread {i}: {e}"),
-                    ));
-                }
-            }
-        }
-        Ok(Loader { shared, threads })
     }
 
     /// The next batch of the current epoch, in plan order; `Ok(None)` at the end of the epoch
     /// (the call after that begins the next epoch). A sample that failed to load makes this call
     /// return its error (naming the sample id); the next call continues with the following batch.
-    /// Under `on_error: "skip"` the sample is left out of its batch instead (see `fill`), and a
-    /// batch left with no sample is passed over.
+    /// Under `on_error: "skip"` the sample is left out of its batch instead, and a batch left
+    /// with no sample is passed over. In index mode the batch has ids, weights and padding only.
     pub fn next(&self) -> Result<Option<Batch>> {
-        let s = &*self.shared;
-        let mut state = s.state.lock();
-        if state.job.is_none() {
-            s.begin_epoch(&mut state);
-        }
-        loop {
-            let job = state.job.as_mut().expect("begin_epoch sets the job");
-            if job.delivered == job.plan.batches() {
-                let mut planner = s.planner.lock();
-                let report = s.report_of(job, &planner);
-                if !job.reported {
-                    job.reported = true;
-                    // A failed report write is returned once; the next call reports the end.
-                    let extra = s.skips.lock().report_value(report.epoch);
-                    planner.write_report(&report, extra.map(|v| ("skipped_samples", v)))?;
-                }
-                planner.finish_epoch(report);
-                state.job = None;
-                return Ok(None);
-            }
-            let start = Instant::now();
-            let mut waited = false;
-            while !matches!(
-                state.job.as_ref().and_then(|j| j.window.front()),
-                Some(Some(_))
-            ) {
-                waited = true;
-                s.ready.wait(&mut state);
-            }
-            let job = state.job.as_mut().expect("the job outlives the wait");
-            if waited {
-                job.consumer_wait += start.elapsed();
-            }
-            let result = job.window.pop_front().flatten().expect("checked above");
-            job.delivered += 1;
-            s.planner.lock().advance();
-            // One more batch may now be claimed.
-            s.work.notify_one();
-            match result {
-                // Every sample of this batch was skipped (on_error "skip"): deliver the next
-                // one instead of an empty batch.
-                Ok(buf) if buf.ids.is_empty() => s.pool.put(buf),
-                result => {
-                    drop(state);
-                    let buf = result?;
-                    return Ok(Some(Batch::new(
-                        buf,
-                        Arc::clone(&s.pool),
-                        s.transform.dtype(),
-                        s.transform.out_shape(),
-                    )));
-                }
-            }
+        match &self.engine {
+            Engine::Pipeline(p) => p.next(),
+            Engine::Index(i) => i.next(),
         }
     }
 
     /// Applies per-sample feedback to the ScoreBook; validated whole first, so a rejected call
     /// changes nothing. Callable from any thread, concurrently with `next`.
     pub fn feedback(&self, fb: &Feedback<'_>) -> Result<()> {
-        self.shared.planner.lock().feedback(fb)
+        self.planner().lock().feedback(fb)
     }
 
     /// The current epoch's plan; when `next` has just reported the end of an epoch, the next
     /// epoch's plan is made now (so its length is known before its first batch).
     pub fn epoch_info(&self) -> EpochInfo {
-        let s = &*self.shared;
-        let mut state = s.state.lock();
-        if state.job.is_none() {
-            s.begin_epoch(&mut state);
+        match &self.engine {
+            Engine::Pipeline(p) => p.epoch_info(),
+            Engine::Index(i) => i.planner().lock().epoch_info(),
         }
-        let job = state.job.as_ref().expect("begin_epoch sets the job");
-        EpochInfo {
-            consumer_wait: job.consumer_wait,
-            ..s.planner.lock().epoch_info()
+    }
+
+    /// This rank's whole epoch under way in one piece (made now when the last one has ended):
+    /// for readers that schedule their own reads. It does not move the position: `next` still
+    /// hands out the same batches, and `end_epoch` closes the epoch when the reader is done.
+    pub fn epoch_plan(&self) -> EpochPlan {
+        match &self.engine {
+            Engine::Pipeline(p) => p.epoch_plan(),
+            Engine::Index(i) => i.planner().lock().epoch_plan(),
+        }
+    }
+
+    /// Ends the epoch under way now, as if `next` had reached its end: its report is written,
+    /// the batches it has not handed out are abandoned (not visited: they count as saved in the
+    /// report, and no feedback is expected for them), feedback already booked stays, and the
+    /// next `next` begins the next epoch. A no-op between epochs. Thread-safe.
+    pub fn end_epoch(&self) -> Result<()> {
+        match &self.engine {
+            Engine::Pipeline(p) => p.end_epoch(),
+            Engine::Index(i) => i.end_epoch(),
         }
     }
 
     /// The report of the current epoch so far, or of the last one when it has just ended (this
     /// call never begins an epoch). Thread-safe.
     pub fn report(&self) -> EpochReport {
-        let s = &*self.shared;
-        let state = s.state.lock();
-        let planner = s.planner.lock();
-        match state.job.as_ref() {
-            Some(job) => s.report_of(job, &planner),
-            None => planner.report(),
+        match &self.engine {
+            Engine::Pipeline(p) => p.report(),
+            Engine::Index(i) => i.planner().lock().report(),
         }
     }
 
     /// The samples skipped (config `on_error: "skip"`) in the current epoch, or in the one that
     /// has just ended, sorted by id: at most the first 1000 the workers met; the report's
-    /// `skipped` has the exact count. Thread-safe.
+    /// `skipped` has the exact count. Always empty in index mode. Thread-safe.
     pub fn skipped_samples(&self) -> Vec<SkippedSample> {
-        self.shared.skips.lock().sorted()
+        match &self.engine {
+            Engine::Pipeline(p) => p.skipped_samples(),
+            Engine::Index(_) => Vec::new(),
+        }
     }
 
     /// Writes the ScoreBook's scores to `path` (atomically) for `scores_from` or the CLI.
-    pub fn save_scores(&self, path: &std::path::Path) -> Result<()> {
-        self.shared.planner.lock().save_scores(path)
+    pub fn save_scores(&self, path: &Path) -> Result<()> {
+        self.planner().lock().save_scores(path)
     }
 
     /// Writes a checkpoint to `path` (atomically): continuing from it with config key
     /// `resume_from` yields exactly the batches this loader would yield next. Thread-safe.
-    pub fn save_state(&self, path: &std::path::Path) -> Result<()> {
-        // The state lock keeps `next` from moving the position while the Planner is read.
-        let _state = self.shared.state.lock();
-        self.shared.planner.lock().save_state(path)
+    pub fn save_state(&self, path: &Path) -> Result<()> {
+        self.planner().lock().save_state(path)
+    }
+
+    /// Writes a checkpoint as if only the first `batches` batches of the latest epoch had been
+    /// handed out (see `Planner::save_state_at`): for consumers that fetch ahead of the trainer.
+    pub fn save_state_at(&self, path: &Path, batches: usize) -> Result<()> {
+        self.planner().lock().save_state_at(path, batches)
     }
 
     /// Digests that say whether ranks agree (see `Planner::digest`). Thread-safe; it hashes the
     /// whole ScoreBook, so call it per epoch, not per step.
     pub fn digest(&self) -> Digest {
-        let _state = self.shared.state.lock();
-        self.shared.planner.lock().digest()
+        self.planner().lock().digest()
     }
 
     /// Number of samples in the dataset.
     pub fn dataset_len(&self) -> usize {
-        self.shared.source.len()
+        self.planner().lock().dataset_len()
     }
 
     /// Runs `f` with the ScoreBook locked (for inspection and tests).
     pub fn with_scores<R>(&self, f: impl FnOnce(&ScoreBook) -> R) -> R {
-        f(self.shared.planner.lock().scores())
-    }
-}
-
-impl Drop for Loader {
-    fn drop(&mut self) {
-        self.shared.shutdown.store(true, Ordering::Release);
-        {
-            // Taking the lock orders the flag before any worker's next check-then-wait.
-            let _state = self.shared.state.lock();
-            self.shared.work.notify_all();
-        }
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Job {
-    fn new(plan: &Arc<Plan>, delivered: usize) -> Job {
-        Job {
-            plan: Arc::clone(plan),
-            claimed: delivered,
-            delivered,
-            window: VecDeque::new(),
-            consumer_wait: Duration::ZERO,
-            reported: false,
-        }
-    }
-}
-
-impl Shared {
-    /// Has the Planner make the next epoch's plan and publishes it to the workers.
-    fn begin_epoch(&self, state: &mut State) {
-        let mut planner = self.planner.lock();
-        let plan = Arc::clone(planner.begin_epoch());
-        self.busy_ns.store(0, Ordering::Relaxed);
-        // No worker is filling a batch now (the last epoch's batches were all delivered).
-        *self.skips.lock() = SkipLog::for_epoch(plan.epoch);
-        let mut job = Job::new(&plan, 0);
-        job.window.reserve(self.prefetch);
-        state.job = Some(job);
-        self.work.notify_all();
-    }
-
-    /// The Planner's report of the epoch under way with what loading it cost.
-    fn report_of(&self, job: &Job, planner: &Planner) -> EpochReport {
-        EpochReport {
-            skipped: self.skips.lock().count(job.plan.epoch),
-            consumer_wait_s: job.consumer_wait.as_secs_f64(),
-            worker_busy_s: self.busy_ns.load(Ordering::Relaxed) as f64 * 1e-9,
-            ..planner.report()
-        }
+        f(self.planner().lock().scores())
     }
 }

@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::pipeline::Shared;
 use super::skips::SkippedSample;
-use super::Shared;
 use crate::batch::BatchBuf;
 use crate::config::OnError;
 use crate::error::{Error, ErrorKind, Result};

@@ -40,8 +40,9 @@ pub struct Planner {
     current: Option<Current>,
     /// The plan of the last epoch that ended (for `digest` between epochs).
     last_plan: Option<Arc<Plan>>,
-    /// The report of the last epoch that ended.
+    /// The report of the last epoch that ended, and how many of its batches were handed out.
     last_report: Option<EpochReport>,
+    last_delivered: usize,
     report_file: Option<ReportFile>,
 }
 
@@ -52,6 +53,21 @@ struct Current {
     delivered: usize,
     /// The plan's part of the report, fixed when the epoch began.
     report: EpochReport,
+}
+
+/// This rank's whole epoch in one piece, for readers that schedule their own reads (DALI's
+/// external source, FFCV's traversal order, a C++ reader with its own threads): the ids and
+/// weights of batches 0.. in delivery order, padding (weight 0) last.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EpochPlan {
+    pub epoch: u64,
+    /// Batches on this rank; `batch_size` consecutive entries make one (the last may be short).
+    pub batches: usize,
+    pub batch_size: usize,
+    pub ids: Vec<u64>,
+    pub weights: Vec<f32>,
+    /// Trailing entries that are padding.
+    pub padding: usize,
 }
 
 /// One batch of a Planner driven on its own: ids, loss weights, and how many trailing entries
@@ -110,6 +126,7 @@ impl Planner {
             current: None,
             last_plan: None,
             last_report: None,
+            last_delivered: 0,
             report_file,
         };
         match &config.resume_from {
@@ -193,6 +210,7 @@ impl Planner {
         if let Some(c) = self.current.take() {
             self.last_plan = Some(c.plan);
             self.last_report = Some(report);
+            self.last_delivered = c.delivered;
         }
     }
 
@@ -200,32 +218,87 @@ impl Planner {
     /// the last one has ended, and returns `None` once at the end of each epoch (writing its
     /// report line), like `Loader::next`.
     pub fn next_batch(&mut self) -> Result<Option<IndexBatch>> {
+        let mut batch = IndexBatch::default();
+        Ok(self
+            .hand_out(&mut batch.ids, &mut batch.weights)?
+            .map(|(epoch, index, padding)| IndexBatch {
+                epoch,
+                index,
+                padding,
+                ..batch
+            }))
+    }
+
+    /// `next_batch` into caller-owned arrays (cleared first, reused from batch to batch):
+    /// `Some((epoch, index, padding))`, or `None` at the end of the epoch. A failed report
+    /// write is returned once; the epoch is closed first, so the next call begins the next one.
+    pub(crate) fn hand_out(
+        &mut self,
+        ids: &mut Vec<u64>,
+        weights: &mut Vec<f32>,
+    ) -> Result<Option<(u64, usize, usize)>> {
+        ids.clear();
+        weights.clear();
         self.begin_epoch();
-        let c = self.current.as_mut().expect("begin_epoch sets it");
-        if c.delivered >= c.plan.batches() {
+        if self.epoch_done() {
             let report = self.report();
             self.finish_epoch(report);
             self.write_report(&report, None)?;
             return Ok(None);
         }
+        let c = self.current.as_mut().expect("begin_epoch sets it");
         let k = c.delivered;
-        let plan = &c.plan;
-        let len = plan.batch_len(k);
-        let mut batch = IndexBatch {
-            epoch: plan.epoch,
-            index: k,
-            ids: Vec::with_capacity(len),
-            weights: Vec::with_capacity(len),
-            padding: 0,
-        };
-        for j in 0..len {
-            let (id, w, pad) = plan.entry(k, j);
-            batch.ids.push(id);
-            batch.weights.push(w);
-            batch.padding += pad as usize;
+        let mut padding = 0;
+        for j in 0..c.plan.batch_len(k) {
+            let (id, w, pad) = c.plan.entry(k, j);
+            ids.push(id);
+            weights.push(w);
+            padding += pad as usize;
         }
         c.delivered += 1;
-        Ok(Some(batch))
+        Ok(Some((c.plan.epoch, k, padding)))
+    }
+
+    /// This rank's whole epoch under way (made now when the last one has ended), from its batch
+    /// 0: what `next_batch` hands out batch by batch. It does not move the cursor.
+    pub fn epoch_plan(&mut self) -> EpochPlan {
+        let plan = Arc::clone(self.begin_epoch());
+        let batches = plan.batches();
+        let total = plan.local_samples();
+        let mut out = EpochPlan {
+            epoch: plan.epoch,
+            batches,
+            batch_size: plan.batch_size,
+            ids: Vec::with_capacity(total),
+            weights: Vec::with_capacity(total),
+            padding: 0,
+        };
+        for k in 0..batches {
+            for j in 0..plan.batch_len(k) {
+                let (id, w, pad) = plan.entry(k, j);
+                out.ids.push(id);
+                out.weights.push(w);
+                out.padding += pad as usize;
+            }
+        }
+        out
+    }
+
+    /// Ends the epoch under way now, before all its batches were handed out (a consumer that
+    /// left the epoch early): the rest is abandoned — those samples count as not visited in the
+    /// saved fraction, and feedback already booked stays. Returns the epoch's report (the
+    /// plan's part) for the caller to complete and pass to `finish_epoch`; `None` between
+    /// epochs.
+    pub fn abandon_rest(&mut self) -> Option<EpochReport> {
+        let c = self.current.as_ref()?;
+        let planned = c.plan.samples() as u64;
+        let visited = (c.plan.position_after(c.delivered) as u64).min(planned);
+        self.total_samples -= planned - visited;
+        let n = c.plan.dataset_len as f64;
+        let saved = 1.0 - self.total_samples as f64 / ((c.plan.epoch + 1) as f64 * n);
+        let c = self.current.as_mut().expect("checked above");
+        c.report.saved_fraction = saved;
+        Some(self.report())
     }
 
     /// Applies per-sample feedback to the ScoreBook, booked under the epoch of the most recent
@@ -281,15 +354,42 @@ impl Planner {
     /// Writes a checkpoint to `path` (atomically): a Planner (or Loader) made with the same
     /// config plus `resume_from` continues exactly where this one is.
     pub fn save_state(&self, path: &Path) -> Result<()> {
-        let job = self.current.as_ref().map(|c| SavedJob {
-            epoch: c.plan.epoch,
-            ids: c.plan.ids.clone(),
-            weights: c.plan.weights.clone(),
-            position: c.plan.position_after(c.delivered) as u64,
-            mean_weight: c.report.mean_weight,
-            score_mean: c.report.score_mean,
-            score_std: c.report.score_std,
-        });
+        let job = self
+            .current
+            .as_ref()
+            .map(|c| saved_job(&c.plan, c.delivered, &c.report));
+        self.write_state(path, job)
+    }
+
+    /// Writes a checkpoint as if only the first `batches` batches of this rank's latest epoch
+    /// had been handed out: for consumers that fetch ahead (a DataLoader prefetching from a
+    /// sampler, a DALI pipeline), whose trainer has consumed fewer batches than the Planner
+    /// gave out. The latest epoch is the one under way or, between epochs, the one that just
+    /// ended. Fails (changing nothing) when `batches` exceeds what was handed out.
+    pub fn save_state_at(&self, path: &Path, batches: usize) -> Result<()> {
+        let (plan, handed, report) = match (&self.current, &self.last_plan) {
+            (Some(c), _) => (&c.plan, c.delivered, &c.report),
+            (None, Some(p)) if p.epoch == self.epoch => (
+                p,
+                self.last_delivered,
+                self.last_report.as_ref().expect("set with the last plan"),
+            ),
+            _ => {
+                return Err(Error::state(
+                    "save_state_at: no epoch has begun whose position could be saved",
+                ))
+            }
+        };
+        if batches > handed {
+            return Err(Error::invalid(format!(
+                "save_state_at: batches = {batches} but only {handed} of epoch {} were handed out",
+                plan.epoch
+            )));
+        }
+        self.write_state(path, Some(saved_job(plan, batches, report)))
+    }
+
+    fn write_state(&self, path: &Path, job: Option<SavedJob>) -> Result<()> {
         let bytes = checkpoint::encode(&Snapshot {
             fingerprint: self.fingerprint.clone(),
             epoch: self.epoch,
@@ -368,4 +468,17 @@ fn seed_from_files(paths: &[std::path::PathBuf], scores: &mut ScoreBook) -> Resu
     let merged =
         ScoreFile::merge(&files).map_err(|e| e.context("config key `policy.scores_from`"))?;
     merged.seed_book(&paths[0], scores)
+}
+
+/// The checkpoint's record of `plan` with `delivered` of this rank's batches handed out.
+fn saved_job(plan: &Plan, delivered: usize, report: &EpochReport) -> SavedJob {
+    SavedJob {
+        epoch: plan.epoch,
+        ids: plan.ids.clone(),
+        weights: plan.weights.clone(),
+        position: plan.position_after(delivered) as u64,
+        mean_weight: report.mean_weight,
+        score_mean: report.score_mean,
+        score_std: report.score_std,
+    }
 }

@@ -90,6 +90,35 @@ pub enum SourceConfig {
     Tar(TarConfig),
     /// NumPy `.npy` arrays, memory-mapped.
     Npy(NpyConfig),
+    /// No data: only the dataset's length. The loader then runs in index mode — no workers;
+    /// batches carry ids, loss weights and padding for a pipeline that reads its own samples.
+    Index(IndexConfig),
+}
+
+/// `{"kind": "index", "len": N}`.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexConfig {
+    /// The dataset's length N; ids are 0..N.
+    pub len: u64,
+}
+
+/// The largest `len` of an index source: ids must fit the plan's arrays and the ScoreBook's
+/// per-sample arrays must stay allocatable (tens of bytes a sample).
+pub const MAX_INDEX_LEN: u64 = 1 << 32;
+
+impl IndexConfig {
+    /// The length, checked: 1 ≤ len ≤ MAX_INDEX_LEN.
+    pub fn checked_len(&self) -> Result<usize> {
+        if self.len == 0 || self.len > MAX_INDEX_LEN {
+            return Err(crate::Error::invalid(format!(
+                "config key `source.len`: {} is out of range 1..={MAX_INDEX_LEN}",
+                self.len
+            )));
+        }
+        usize::try_from(self.len)
+            .map_err(|_| crate::Error::invalid("config key `source.len`: too large here"))
+    }
 }
 
 impl<'de> Deserialize<'de> for SourceConfig {
@@ -104,6 +133,7 @@ impl<'de> Deserialize<'de> for SourceConfig {
                 ("image_folder", &variant(SourceConfig::ImageFolder)),
                 ("tar", &variant(SourceConfig::Tar)),
                 ("npy", &variant(SourceConfig::Npy)),
+                ("index", &variant(SourceConfig::Index)),
             ],
         )
     }
@@ -145,6 +175,10 @@ impl SourceConfig {
             SourceConfig::ImageFolder(c) => Ok(Arc::new(ImageFolderSource::open(c)?)),
             SourceConfig::Tar(c) => Ok(Arc::new(TarSource::open(c)?)),
             SourceConfig::Npy(c) => Ok(Arc::new(NpySource::open(c)?)),
+            SourceConfig::Index(_) => Err(crate::Error::invalid(
+                "config key `source.kind`: an `index` source has no samples to open; \
+                 Loader::new runs it in index mode",
+            )),
         }
     }
 }
