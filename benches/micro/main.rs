@@ -13,6 +13,8 @@
 //! - `book_bytes`: ScoreBook bytes per sample for the fields each policy needs.
 //! - `overhead`: consumer-side time of `next` + release per batch, on an in-memory source of
 //!   one-byte samples so that the work measured is the loader's own bookkeeping.
+//! - `epoch_plan`: the whole-epoch view of an index-mode loader through the C ABI at the
+//!   1.28M-id size (`index.rs`).
 //! - `boundary`: how long the trainer waits at an epoch boundary (from the end-of-epoch `None`
 //!   to the next epoch's first batch), in steady-state batch times, on Fashion-MNIST.
 //!
@@ -31,6 +33,7 @@
 //! check there. `cargo test --bench micro -- --smoke` runs a small smoke instead.
 
 mod book;
+mod index;
 mod loader;
 mod plans;
 
@@ -193,6 +196,9 @@ fn main() {
     }
     if args.wants("plan") {
         out["plan"] = plans::plans(&args);
+    }
+    if args.wants("epoch_plan") {
+        out["epoch_plan"] = index::epoch_plan(&args);
     }
     out["load_end"] = json!(load());
     out["seconds"] = json!(started.elapsed().as_secs_f64());

@@ -273,6 +273,13 @@ impl Planner {
             weights: Vec::with_capacity(total),
             padding: 0,
         };
+        if plan.world_size == 1 {
+            // One rank: its share is a contiguous run of the global order, never padded.
+            let run = plan.start..plan.start + total;
+            out.ids.extend_from_slice(&plan.ids[run.clone()]);
+            out.weights.extend_from_slice(&plan.weights[run]);
+            return out;
+        }
         for k in 0..batches {
             for j in 0..plan.batch_len(k) {
                 let (id, w, pad) = plan.entry(k, j);
