@@ -51,7 +51,7 @@ test-rust:
 # The C ABI from a strict C99 program under AddressSanitizer + UBSan, linked statically.
 test-c: build
 	@mkdir -p build
-	$(CC) $(CFLAGS_STRICT) $(SAN) -Iinclude tests/c/abi_test.c tests/c/abi_errors.c tests/c/abi_epochs.c tests/c/abi_state.c tests/c/abi_dlpack.c $(LIB_DIR)/libthresher.a $(RUST_LINK) -o build/abi_test
+	$(CC) $(CFLAGS_STRICT) $(SAN) -Iinclude tests/c/abi_test.c tests/c/abi_errors.c tests/c/abi_epochs.c tests/c/abi_state.c tests/c/abi_dlpack.c tests/c/abi_index.c $(LIB_DIR)/libthresher.a $(RUST_LINK) -o build/abi_test
 	@nm build/abi_test | grep -q __asan_init || { echo "AddressSanitizer is not linked"; exit 1; }
 	@echo "AddressSanitizer linked: $$(nm build/abi_test | grep -c __asan_) asan symbols"
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ./build/abi_test data/mnist
@@ -245,3 +245,57 @@ test-install: setup build
 test-julia: setup
 	$(PY) bindings/julia/check_binding.py
 	$(PY) -m pytest bindings/julia -q
+
+# ---- Index mode from C++: examples with their own readers (issue c14) ------------------------
+
+.PHONY: test-cpp-reader
+
+# examples/cpp_reader: a C++ pipeline that decodes Fashion-MNIST itself (its own gzip and IDX
+# code) with its own reader threads and asks thresher (index mode) only for ids and weights;
+# softmax regression in plain C++, losses fed back. Under ASan + UBSan + LSan, 4 epochs of
+# InfoBatch on 6,000 samples: every kept id read once per epoch, epoch lengths and weights as
+# InfoBatch's rule says, next() equal to the plan; then the same with the plan alone and
+# end_epoch, 2 readers.
+test-cpp-reader: setup build
+	@mkdir -p build
+	$(CXX) $(CXXFLAGS_STRICT) $(SAN) -pthread -Iinclude examples/cpp_reader/reader.cpp $(LIB_DIR)/libthresher.a $(RUST_LINK) -o build/cpp_reader
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ./build/cpp_reader --data data/fashion-mnist --epochs 4 --limit 6000 --test-limit 2000
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ./build/cpp_reader --data data/fashion-mnist --epochs 3 --limit 3000 --test-limit 1000 --readers 2 --depth 2 --plan-only
+
+.PHONY: cpp-mnist test-cpp-mnist cpp-mnist-dataloader
+
+# examples/cpp_mnist: the libtorch MNIST example (pytorch/examples' cpp/mnist structure) trained
+# through include/thresher_torch.hpp. Built like the cpp_trainer (the object depends only on its
+# sources, so torch's headers compile once). mnist_dataloader.cpp is the same program on
+# libtorch's DataLoader; test-cpp-mnist checks that the two differ in at most 5 lines each way,
+# runs the adapter's own test (tests/cpp/torch_adapter_test.cpp, ASan + UBSan + LSan: zero copy,
+# tensors keeping the batch alive, weighted_loss, index mode), then 1 epoch of the example over
+# 12,000 training samples (smoke.json) and 2,000 test samples.
+cpp-mnist: setup build build/cpp_mnist
+
+build/cpp_mnist.o: examples/cpp_mnist/mnist.cpp include/thresher_torch.hpp include/thresher.hpp include/thresher.h | setup
+	@mkdir -p build
+	abi=$$($(PY) -c 'import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))') && \
+	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -D_GLIBCXX_USE_CXX11_ABI=$$abi -Iinclude $(TORCH_INCLUDES) -c $< -o $@
+
+build/cpp_mnist: build/cpp_mnist.o build
+	$(CXX) $< $(LIB_DIR)/libthresher.a $(TORCH_LIBS) $(RUST_LINK) -o $@
+
+build/torch_adapter_test: tests/cpp/torch_adapter_test.cpp include/thresher_torch.hpp include/thresher.hpp include/thresher.h $(LIB_DIR)/libthresher.a | setup
+	@mkdir -p build
+	abi=$$($(PY) -c 'import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))') && \
+	$(CXX) -std=c++17 -g -O1 -Wall -Wextra -Werror $(SAN) -D_GLIBCXX_USE_CXX11_ABI=$$abi -Iinclude $(TORCH_INCLUDES) $< $(LIB_DIR)/libthresher.a $(TORCH_LIBS) $(RUST_LINK) -o $@
+
+test-cpp-mnist: cpp-mnist build/torch_adapter_test
+	@add=$$(diff examples/cpp_mnist/mnist_dataloader.cpp examples/cpp_mnist/mnist.cpp | grep -c '^>'); \
+	del=$$(diff examples/cpp_mnist/mnist_dataloader.cpp examples/cpp_mnist/mnist.cpp | grep -c '^<'); \
+	echo "cpp_mnist: $$add lines in, $$del lines out against the DataLoader version"; \
+	test "$$add" -le 5 -a "$$del" -le 5
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 OMP_NUM_THREADS=1 ./build/torch_adapter_test data/mnist
+	OMP_NUM_THREADS=1 ./build/cpp_mnist examples/cpp_mnist/smoke.json 1 2000
+
+# The DataLoader version, for comparison (not in make test): ./build/cpp_mnist_dataloader
+cpp-mnist-dataloader: setup
+	@mkdir -p build
+	abi=$$($(PY) -c 'import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))') && \
+	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -D_GLIBCXX_USE_CXX11_ABI=$$abi $(TORCH_INCLUDES) examples/cpp_mnist/mnist_dataloader.cpp $(TORCH_LIBS) -o build/cpp_mnist_dataloader

@@ -19,9 +19,24 @@
 //         }                                             // each batch is released here
 //     }
 //
+// Index mode (config source {"kind": "index", "len": N}): a pipeline with its own reader asks
+// thresher for ids and weights only. Batches then have no data (Batch::has_data() is false,
+// data() throws Error(THRESHER_STATE)); Loader::epoch_plan() gives the whole epoch at once:
+//
+//     thresher::Loader loader(R"({"source": {"kind": "index", "len": 60000}, "batch_size": 256,
+//                                 "policy": {"kind": "infobatch", "prune": 0.5, "epochs": 10}})");
+//     thresher::EpochPlan plan = loader.epoch_plan();   // this rank's epoch, batch 0 first
+//     for (std::size_t k = 0; k < plan.batches(); k++) {
+//         thresher::PlanBatch b = plan.batch(k, 256);   // ids and weights of batch k
+//         // ... read b.ids yourself, step on mean(b.weights[i] * loss[i]), feed back ...
+//         loader.next();                                // keeps checkpoints exact (cheap here)
+//     }
+//     loader.end_epoch();
+//
 // Thread-safety is that of the C API (see thresher.h): Loader::next / epoch iteration from one
-// thread at a time; feedback, epoch_info, report, save_scores and save_state from any thread;
-// a Batch may be read and destroyed on any thread, also after its Loader is gone.
+// thread at a time; feedback, epoch_info, epoch_plan, end_epoch, report, save_scores, save_state
+// and save_state_at from any thread; a Batch or EpochPlan may be read and destroyed on any
+// thread, also after its Loader is gone.
 //
 // Link with libthresher (static: also -lpthread -ldl -lm). Requires C++17; under C++20,
 // thresher::span and std::span convert into each other implicitly (both are contiguous ranges
@@ -32,6 +47,7 @@
 
 #include "thresher.h"
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -259,16 +275,22 @@ class Batch {
     std::size_t size() const noexcept { return thresher_batch_len(raw_); }
     /// Sample ids in plan order: pass them back to Loader::feedback.
     span<const std::uint64_t> ids() const noexcept { return {thresher_batch_ids(raw_), size()}; }
-    /// Labels from the dataset.
+    /// Labels from the dataset; empty for a batch without data (index mode).
     span<const std::int64_t> labels() const noexcept {
-        return {thresher_batch_labels(raw_), size()};
+        const std::int64_t *p = thresher_batch_labels(raw_);
+        return {p, p ? size() : 0};
     }
+    /// Whether the batch carries samples and labels: false for a batch of a loader in index
+    /// mode (source {"kind": "index", "len": N}), which has ids, weights and padding only, and
+    /// for an empty Batch.
+    bool has_data() const noexcept { return thresher_batch_has_data(raw_) != 0; }
     /// Loss weights from the policy: minimise mean(w_i * loss_i).
     span<const float> weights() const noexcept { return {thresher_batch_weights(raw_), size()}; }
     /// Trailing samples that are padding (world_size > 1, weight 0): the first
     /// size() - padding() are the real ones, the only ones whose feedback is needed.
     std::size_t padding() const noexcept { return thresher_batch_padding(raw_); }
-    /// The samples (pointer, dtype, shape). Throws Error on an empty Batch.
+    /// The samples (pointer, dtype, shape). Throws Error: THRESHER_STATE for a batch without
+    /// data (index mode), THRESHER_INVALID_ARGUMENT on an empty Batch.
     Tensor data() const {
         thresher_tensor t;
         detail::check(thresher_batch_data(raw_, &t));
@@ -276,7 +298,8 @@ class Batch {
     }
     /// Exports one field as a DLPack 0.8 `DLManagedTensor*` (returned as void* so this header
     /// needs no dlpack.h). The caller owns it and must call its deleter exactly once; it keeps
-    /// the batch's memory alive after this Batch and its Loader are gone. Throws Error.
+    /// the batch's memory alive after this Batch and its Loader are gone. Throws Error
+    /// (THRESHER_STATE for the data or labels of a batch without data).
     void *dlpack(Field field) const {
         void *out = nullptr;
         detail::check(thresher_batch_dlpack(raw_, static_cast<std::int32_t>(field), &out));
@@ -287,6 +310,100 @@ class Batch {
     thresher_batch *raw_ = nullptr;
 };
 
+// ---- EpochPlan ------------------------------------------------------------------------------
+
+/// One batch of an EpochPlan: views into the plan, valid while the plan is.
+struct PlanBatch {
+    /// The batch's index in the epoch (0-based).
+    std::size_t index = 0;
+    span<const std::uint64_t> ids;
+    span<const float> weights;
+    /// Trailing entries that are padding (weight 0; world_size > 1 without drop_last).
+    std::size_t padding = 0;
+};
+
+/// This rank's whole epoch (thresher_epoch_plan) from Loader::epoch_plan: the ids and loss
+/// weights of its batches in delivery order, padding last; consecutive runs of the config's
+/// batch_size entries are the batches Loader::next hands out. Move-only and immutable; the
+/// destructor frees it (thresher_epoch_plan_free). Its spans stay valid while it lives, also
+/// after its Loader is gone. A moved-from EpochPlan is empty (size 0, empty spans).
+class EpochPlan {
+  public:
+    EpochPlan() noexcept = default;
+    /// Takes ownership of a plan from thresher_loader_epoch_plan.
+    explicit EpochPlan(thresher_epoch_plan *raw) noexcept : raw_(raw) {}
+    EpochPlan(const EpochPlan &) = delete;
+    EpochPlan &operator=(const EpochPlan &) = delete;
+    EpochPlan(EpochPlan &&other) noexcept : raw_(std::exchange(other.raw_, nullptr)) {}
+    EpochPlan &operator=(EpochPlan &&other) noexcept {
+        if (this != &other) {
+            reset();
+            raw_ = std::exchange(other.raw_, nullptr);
+        }
+        return *this;
+    }
+    ~EpochPlan() { reset(); }
+
+    /// Frees the plan now (no-op when empty).
+    void reset() noexcept {
+        thresher_epoch_plan_free(raw_);
+        raw_ = nullptr;
+    }
+    /// Gives up ownership: the caller must thresher_epoch_plan_free the returned handle.
+    thresher_epoch_plan *release() noexcept { return std::exchange(raw_, nullptr); }
+    /// The C handle, still owned by this EpochPlan.
+    thresher_epoch_plan *get() const noexcept { return raw_; }
+    explicit operator bool() const noexcept { return raw_ != nullptr; }
+
+    /// Entries, padding included: the length of ids() and weights().
+    std::size_t size() const noexcept { return thresher_epoch_plan_len(raw_); }
+    /// The epoch's 0-based number.
+    std::uint64_t epoch() const noexcept { return thresher_epoch_plan_epoch(raw_); }
+    /// Batches on this rank (the same on every rank).
+    std::size_t batches() const noexcept { return thresher_epoch_plan_batches(raw_); }
+    /// Trailing entries that are padding (weight 0; world_size > 1 without drop_last).
+    std::size_t padding() const noexcept { return thresher_epoch_plan_padding(raw_); }
+    /// The sample ids in delivery order.
+    span<const std::uint64_t> ids() const noexcept {
+        const std::uint64_t *p = thresher_epoch_plan_ids(raw_);
+        return {p, p ? size() : 0};
+    }
+    /// The loss weights, one per id: minimise mean(w_i * loss_i) over each batch.
+    span<const float> weights() const noexcept {
+        const float *p = thresher_epoch_plan_weights(raw_);
+        return {p, p ? size() : 0};
+    }
+    /// Batch `k` of the epoch for the config's `batch_size` (the plan does not know it):
+    /// entries [k * batch_size, min((k + 1) * batch_size, size())), the batch Loader::next hands
+    /// out k-th. Throws std::out_of_range when k >= batches(), std::invalid_argument when
+    /// batch_size does not lay size() out in batches() batches (which catches most, not all,
+    /// wrong batch sizes: pass the config's).
+    PlanBatch batch(std::size_t k, std::size_t batch_size) const {
+        const std::size_t n = size(), nb = batches();
+        if (batch_size == 0 || (n + batch_size - 1) / batch_size != nb)
+            throw std::invalid_argument("thresher::EpochPlan::batch: batch_size " +
+                                        std::to_string(batch_size) + " does not lay out " +
+                                        std::to_string(n) + " entries in " +
+                                        std::to_string(nb) + " batches");
+        if (k >= nb)
+            throw std::out_of_range("thresher::EpochPlan::batch: batch " + std::to_string(k) +
+                                    " of " + std::to_string(nb));
+        const std::size_t from = k * batch_size;
+        const std::size_t len = n - from < batch_size ? n - from : batch_size;
+        // Padding is the plan's tail: the part of [from, from + len) at or after n - padding().
+        const std::size_t pad_start = std::max(from, n - padding());
+        PlanBatch b;
+        b.index = k;
+        b.ids = {ids().data() + from, len}; // nb > 0, so the arrays are not NULL
+        b.weights = {weights().data() + from, len};
+        b.padding = from + len > pad_start ? from + len - pad_start : 0;
+        return b;
+    }
+
+  private:
+    thresher_epoch_plan *raw_ = nullptr;
+};
+
 // ---- Loader ---------------------------------------------------------------------------------
 
 class Loader;
@@ -294,7 +411,8 @@ class Loader;
 /// One epoch of a Loader as an input range: `for (auto& batch : loader.epoch())` takes batches
 /// with Loader::next until THRESHER_END_OF_EPOCH. Each batch is released when the iterator
 /// advances (move it out to keep it longer). Leaving the loop early leaves the loader mid-epoch:
-/// the next epoch() continues the same epoch. A failed batch (THRESHER_IO/FORMAT) throws Error
+/// the next epoch() continues the same epoch, unless Loader::end_epoch() abandons the rest.
+/// A failed batch (THRESHER_IO/FORMAT) throws Error
 /// from begin() or ++; the loader has skipped it, so iteration may be resumed with epoch().
 class Epoch {
   public:
@@ -481,6 +599,32 @@ class Loader {
     void save_state(const std::string &path) const {
         detail::check(thresher_loader_save_state(raw_, path.c_str()));
     }
+    /// Writes a checkpoint as if only the first `batches` batches of this rank's latest epoch
+    /// (the one under way or, between epochs, the one that just ended) had been handed out: for
+    /// a reader that fetches ahead of the trainer. Resuming from it yields batch `batches` of
+    /// that epoch next. Throws Error: THRESHER_INVALID_ARGUMENT when `batches` exceeds what
+    /// was handed out, THRESHER_STATE before any epoch, THRESHER_IO naming the path; nothing is
+    /// written then.
+    void save_state_at(const std::string &path, std::uint64_t batches) const {
+        detail::check(thresher_loader_save_state_at(raw_, path.c_str(), batches));
+    }
+
+    /// This rank's whole epoch under way, from its batch 0 (right after the end of an epoch:
+    /// the next epoch's, made now), for a reader that schedules its own reads. It does not move
+    /// the position: call next() per batch consumed (cheap in index mode) to keep checkpoints
+    /// exact, or end_epoch() once the epoch is done. Thread-safe.
+    EpochPlan epoch_plan() const {
+        thresher_epoch_plan *p = nullptr;
+        detail::check(thresher_loader_epoch_plan(raw_, &p));
+        return EpochPlan(p);
+    }
+    /// Ends the epoch under way now, as if next() had reached its end: the batches not handed
+    /// out yet are abandoned (not visited; no feedback expected), feedback already given stays,
+    /// the epoch's report is written, and the next next() begins the next epoch. For leaving
+    /// `for (auto& batch : loader.epoch())` early, or after reading an epoch through
+    /// epoch_plan(). A no-op between epochs. Throws Error(THRESHER_IO) when the report line
+    /// cannot be written (the epoch is ended anyway). Thread-safe.
+    void end_epoch() { detail::check(thresher_loader_end_epoch(raw_)); }
 
   private:
     struct adopt_tag {};

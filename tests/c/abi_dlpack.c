@@ -6,32 +6,6 @@
 
 /* ---- thresher_batch_dlpack ---------------------------------------------------------------- */
 
-/* DLPack 0.8 (dlpack.h, ABI unchanged since 0.6), declared here as a consumer declares it:
- * thresher.h deliberately does not, so it never clashes with a program's own dlpack.h. */
-typedef struct {
-    int32_t device_type; /* DLDeviceType: kDLCPU = 1 */
-    int32_t device_id;
-} DLDevice;
-typedef struct {
-    uint8_t code; /* DLDataTypeCode: kDLInt = 0, kDLUInt = 1, kDLFloat = 2 */
-    uint8_t bits;
-    uint16_t lanes;
-} DLDataType;
-typedef struct {
-    void *data;
-    DLDevice device;
-    int32_t ndim;
-    DLDataType dtype;
-    int64_t *shape;
-    int64_t *strides;
-    uint64_t byte_offset;
-} DLTensor;
-typedef struct DLManagedTensor {
-    DLTensor dl_tensor;
-    void *manager_ctx;
-    void (*deleter)(struct DLManagedTensor *self);
-} DLManagedTensor;
-
 /* Checks one exported tensor's description; returns it (NULL when the export failed). */
 static DLManagedTensor *export_field(thresher_batch *b, int32_t field, const void *want_data,
                                      int32_t ndim, const int64_t *shape, uint8_t code,

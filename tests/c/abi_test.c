@@ -7,8 +7,9 @@
  * status a caller can provoke; prints "N passed, M failed" and exits nonzero on any failure.
  *
  * This file holds the harness, the shared helpers and main, which runs the tests in order;
- * the tests live by concern in abi_errors.c, abi_epochs.c, abi_state.c and abi_dlpack.c, and
- * abi_test.h declares what they share.
+ * the tests live by concern in abi_errors.c, abi_epochs.c, abi_state.c, abi_dlpack.c and
+ * abi_index.c (index mode, epoch plans, end_epoch, save_state_at), and abi_test.h declares
+ * what they share.
  */
 #include "abi_test.h"
 
@@ -202,6 +203,13 @@ int main(int argc, char **argv) {
     test_deprecated_aliases();
     test_dlpack();
     test_ranks();
+    test_index_no_data();
+    test_index_epoch_plan();
+    test_index_end_epoch();
+    test_index_save_state_at();
+    test_index_ranks();
+    test_index_infobatch();
+    test_index_null_arguments();
 
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed != 0;

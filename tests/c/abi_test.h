@@ -67,6 +67,34 @@ void expect_config_error(const char *images, const char *labels, const char *ext
 /* Bytes of a batch's data, from its tensor description. */
 size_t tensor_bytes(const thresher_tensor *t);
 
+/* ---- DLPack (abi_dlpack.c, abi_index.c) --------------------------------------------------- */
+
+/* DLPack 0.8 (dlpack.h, ABI unchanged since 0.6), declared here as a consumer declares it:
+ * thresher.h deliberately does not, so it never clashes with a program's own dlpack.h. */
+typedef struct {
+    int32_t device_type; /* DLDeviceType: kDLCPU = 1 */
+    int32_t device_id;
+} DLDevice;
+typedef struct {
+    uint8_t code; /* DLDataTypeCode: kDLInt = 0, kDLUInt = 1, kDLFloat = 2 */
+    uint8_t bits;
+    uint16_t lanes;
+} DLDataType;
+typedef struct {
+    void *data;
+    DLDevice device;
+    int32_t ndim;
+    DLDataType dtype;
+    int64_t *shape;
+    int64_t *strides;
+    uint64_t byte_offset;
+} DLTensor;
+typedef struct DLManagedTensor {
+    DLTensor dl_tensor;
+    void *manager_ctx;
+    void (*deleter)(struct DLManagedTensor *self);
+} DLManagedTensor;
+
 /* ---- the tests, in the order main runs them ---------------------------------------------- */
 
 /* abi_errors.c */
@@ -94,5 +122,13 @@ void test_deprecated_aliases(void);
 void test_ranks(void);
 /* abi_dlpack.c */
 void test_dlpack(void);
+/* abi_index.c */
+void test_index_no_data(void);
+void test_index_epoch_plan(void);
+void test_index_end_epoch(void);
+void test_index_save_state_at(void);
+void test_index_ranks(void);
+void test_index_infobatch(void);
+void test_index_null_arguments(void);
 
 #endif /* THRESHER_ABI_TEST_H */

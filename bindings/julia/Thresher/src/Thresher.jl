@@ -30,7 +30,8 @@ module Thresher
 using Libdl
 
 export ThresherError, Loader, Batch, epoch, next!, feedback!, epoch_info, report,
-       save_scores, save_state, padding, digest
+       save_scores, save_state, padding, digest, has_data, end_epoch!, save_state_at,
+       EpochPlan, epoch_plan
 
 # ---- the library ---------------------------------------------------------------------------
 
@@ -246,8 +247,8 @@ Base.isopen(b::Batch) = b.ptr != C_NULL
 """Samples in the batch (0 once closed)."""
 Base.length(b::Batch) = Int(@ccall libthresher.thresher_batch_len(b.ptr::Ptr{Cvoid})::Csize_t)
 
-function borrowed(::Type{T}, ptr::Ptr{T}, dims) where {T}
-    ptr == C_NULL && throw(ThresherError(THRESHER_INVALID_ARGUMENT, "the batch is closed"))
+function borrowed(::Type{T}, ptr::Ptr{T}, dims, what = "the batch") where {T}
+    ptr == C_NULL && throw(ThresherError(THRESHER_INVALID_ARGUMENT, "$what is closed"))
     return unsafe_wrap(Array, ptr, dims; own = false)
 end
 
@@ -255,9 +256,24 @@ end
 ids(b::Batch) = borrowed(UInt64, @ccall(libthresher.thresher_batch_ids(
     b.ptr::Ptr{Cvoid})::Ptr{UInt64}), length(b))
 
-"""Labels from the dataset (`Vector{Int64}` view)."""
-labels(b::Batch) = borrowed(Int64, @ccall(libthresher.thresher_batch_labels(
-    b.ptr::Ptr{Cvoid})::Ptr{Int64}), length(b))
+"""Labels from the dataset (`Vector{Int64}` view). Throws `ThresherError` (THRESHER_STATE) for
+a batch without data (index mode: see `has_data`)."""
+function labels(b::Batch)
+    isopen(b) && !has_data(b) &&
+        throw(ThresherError(THRESHER_STATE, "this batch has no labels: its loader runs in " *
+                                            "index mode (source kind `index`)"))
+    return borrowed(Int64, @ccall(libthresher.thresher_batch_labels(
+        b.ptr::Ptr{Cvoid})::Ptr{Int64}), length(b))
+end
+
+"""
+    has_data(batch) -> Bool
+
+`thresher_batch_has_data`: whether the batch carries samples and labels. `false` for a batch of
+a loader in index mode (config source `{"kind": "index", "len": N}`), which has ids, weights and
+padding only (your own pipeline reads the samples), and for a closed batch.
+"""
+has_data(b::Batch) = (@ccall libthresher.thresher_batch_has_data(b.ptr::Ptr{Cvoid})::Int32) != 0
 
 """Loss weights from the policy (`Vector{Float32}` view): minimise mean(w .* loss)."""
 weights(b::Batch) = borrowed(Float32, @ccall(libthresher.thresher_batch_weights(
@@ -267,7 +283,8 @@ weights(b::Batch) = borrowed(Float32, @ccall(libthresher.thresher_batch_weights(
 `length(b) - padding(b)` are the real ones."""
 padding(b::Batch) = Int(@ccall libthresher.thresher_batch_padding(b.ptr::Ptr{Cvoid})::Csize_t)
 
-"""`thresher_batch_data`: the C description (pointer, dtype, shape) of the batch's data."""
+"""`thresher_batch_data`: the C description (pointer, dtype, shape) of the batch's data.
+Throws `ThresherError` (THRESHER_STATE) for a batch without data (index mode)."""
 function tensor(b::Batch)
     out = Ref{Tensor}()
     check(@ccall libthresher.thresher_batch_data(b.ptr::Ptr{Cvoid}, out::Ref{Tensor})::Cint)
@@ -377,7 +394,8 @@ end
 
 One epoch as an iterator: `for batch in epoch(loader)`. Each batch is closed when the
 iteration advances, so its views are valid for the loop body. Leaving the loop early leaves the
-loader mid-epoch: the next `epoch(loader)` continues it.
+loader mid-epoch: the next `epoch(loader)` continues it, unless `end_epoch!(loader)` abandons
+the rest.
 """
 struct Epoch
     loader::Loader
@@ -479,5 +497,107 @@ function save_state(l::Loader, path::AbstractString)
     check(@ccall libthresher.thresher_loader_save_state(l.ptr::Ptr{Cvoid}, path::Cstring)::Cint)
     return nothing
 end
+
+"""
+`thresher_loader_save_state_at`: writes a checkpoint to `path` (atomically) as if only the
+first `batches` batches of this rank's latest epoch (the one under way or, between epochs, the
+one that just ended) had been handed out: for a reader that fetches ahead of the trainer.
+Resuming from it yields batch `batches` (0-based) of that epoch next. Throws `ThresherError`:
+THRESHER_INVALID_ARGUMENT when `batches` exceeds what was handed out (or is negative), THRESHER_IO
+naming the path. Nothing is written on failure.
+"""
+function save_state_at(l::Loader, path::AbstractString, batches::Integer)
+    batches >= 0 || throw(ThresherError(THRESHER_INVALID_ARGUMENT,
+                                        "save_state_at: batches = $batches is negative"))
+    check(@ccall libthresher.thresher_loader_save_state_at(l.ptr::Ptr{Cvoid}, path::Cstring,
+                                                           UInt64(batches)::UInt64)::Cint)
+    return nothing
+end
+
+"""
+    end_epoch!(loader)
+
+`thresher_loader_end_epoch`: ends the epoch under way now, as if `next!` had reached its end.
+The batches not handed out yet are abandoned (not visited; no feedback is expected for them),
+feedback already given stays, the epoch's report is written, and the next `next!` begins the
+next epoch. For leaving `for batch in epoch(loader)` early, or after reading a whole epoch
+through `epoch_plan`. A no-op between epochs.
+"""
+function end_epoch!(l::Loader)
+    check(@ccall libthresher.thresher_loader_end_epoch(l.ptr::Ptr{Cvoid})::Cint)
+    return nothing
+end
+
+# ---- EpochPlan -----------------------------------------------------------------------------
+
+"""
+    EpochPlan
+
+This rank's whole epoch (`thresher_epoch_plan`) from `epoch_plan(loader)`: the ids and loss
+weights of its batches in delivery order, padding last; consecutive runs of the config's
+`batch_size` entries are the batches `next!` hands out (the last may be shorter), e.g.
+`Iterators.partition(1:length(plan), batch_size)`. Immutable; `close(plan)` frees it and a
+finalizer does so otherwise. `ids(plan)` and `weights(plan)` are zero-copy views valid until the
+plan is closed (keep the plan referenced while using them, or `copy` them); the plan stays valid
+after its loader is closed.
+"""
+mutable struct EpochPlan
+    ptr::Ptr{Cvoid}
+    function EpochPlan(ptr::Ptr{Cvoid})
+        p = new(ptr)
+        # Immutable and owned by us alone: freeing it from a finalizer on any thread is fine.
+        finalizer(close, p)
+        return p
+    end
+end
+
+"""
+    epoch_plan(loader) -> EpochPlan
+
+`thresher_loader_epoch_plan`: this rank's whole epoch under way, from its batch 0 (right after
+`next!` returned `nothing`: the next epoch's, made now). It does not move the loader's
+position: call `next!` per batch consumed (cheap in index mode) to keep checkpoints exact, or
+`end_epoch!(loader)` once the epoch is done. For a reader that schedules its own reads.
+"""
+function epoch_plan(l::Loader)
+    out = Ref{Ptr{Cvoid}}(C_NULL)
+    check(@ccall libthresher.thresher_loader_epoch_plan(l.ptr::Ptr{Cvoid},
+                                                        out::Ref{Ptr{Cvoid}})::Cint)
+    return EpochPlan(out[])
+end
+
+"""Frees the plan now; idempotent. Views taken from it are invalid afterwards."""
+function Base.close(p::EpochPlan)
+    ptr = p.ptr
+    p.ptr = C_NULL
+    @ccall libthresher.thresher_epoch_plan_free(ptr::Ptr{Cvoid})::Cvoid
+    return nothing
+end
+
+Base.isopen(p::EpochPlan) = p.ptr != C_NULL
+
+"""Entries in the plan, padding included (0 once closed)."""
+Base.length(p::EpochPlan) =
+    Int(@ccall libthresher.thresher_epoch_plan_len(p.ptr::Ptr{Cvoid})::Csize_t)
+
+"""The plan's 0-based epoch number."""
+plan_epoch(p::EpochPlan) =
+    Int(@ccall libthresher.thresher_epoch_plan_epoch(p.ptr::Ptr{Cvoid})::UInt64)
+
+"""Batches in the plan on this rank (the same on every rank)."""
+nbatches(p::EpochPlan) =
+    Int(@ccall libthresher.thresher_epoch_plan_batches(p.ptr::Ptr{Cvoid})::Csize_t)
+
+"""Trailing entries that are padding (`world_size` > 1 without `drop_last`, weight 0)."""
+padding(p::EpochPlan) =
+    Int(@ccall libthresher.thresher_epoch_plan_padding(p.ptr::Ptr{Cvoid})::Csize_t)
+
+"""The plan's sample ids in delivery order (`Vector{UInt64}` view, valid until `close(plan)`)."""
+ids(p::EpochPlan) = borrowed(UInt64, @ccall(libthresher.thresher_epoch_plan_ids(
+    p.ptr::Ptr{Cvoid})::Ptr{UInt64}), length(p), "the plan")
+
+"""The plan's loss weights, one per id (`Vector{Float32}` view, valid until `close(plan)`)."""
+weights(p::EpochPlan) = borrowed(Float32, @ccall(libthresher.thresher_epoch_plan_weights(
+    p.ptr::Ptr{Cvoid})::Ptr{Float32}), length(p), "the plan")
 
 end # module

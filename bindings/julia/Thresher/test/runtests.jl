@@ -83,4 +83,57 @@ config(extra = "") = """{"source": {"kind": "idx",
             @test occursin(bad, err.message)
         end
     end
+
+    @testset "index mode: ids and weights, no data" begin
+        cfg = """{"source": {"kind": "index", "len": 1000}, "batch_size": 100, "seed": 3,
+                  "policy": {"kind": "infobatch", "prune": 0.5, "epochs": 4}}"""
+        Loader(cfg) do l
+            # The epoch's plan equals what next! hands out, batch by batch.
+            plan = epoch_plan(l)
+            @test length(plan) == 1000 && Thresher.nbatches(plan) == 10
+            @test Thresher.plan_epoch(plan) == 0 && padding(plan) == 0
+            planned = copy(Thresher.ids(plan))
+            @test sort(planned) == collect(UInt64, 0:999)
+            @test all(==(1f0), Thresher.weights(plan))
+            close(plan)
+            @test !isopen(plan) && length(plan) == 0
+            @test_throws ThresherError Thresher.ids(plan)
+            handed = UInt64[]
+            for b in epoch(l)
+                @test !has_data(b)
+                err = try Thresher.data(b); nothing catch e; e end
+                @test err isa ThresherError && err.status == Thresher.THRESHER_STATE
+                @test_throws ThresherError Thresher.labels(b)
+                append!(handed, Thresher.ids(b))
+                # Below-mean losses for even ids: InfoBatch prunes half of them next epoch.
+                loss = Float32[iseven(i) ? 0.1f0 : 1.0f0 for i in Thresher.ids(b)]
+                feedback!(l, Thresher.ids(b), loss)
+            end
+            @test handed == planned
+            info = epoch_info(l)
+            @test info.epoch == 1 && info.samples == 750    # 500 below the mean, 250 dropped
+            plan = epoch_plan(l)
+            @test length(plan) == 750
+            w = Thresher.weights(plan)
+            @test count(==(2f0), w) == 250 && count(==(1f0), w) == 500
+            close(plan)
+            # Two batches, a checkpoint at one, then the rest of the epoch abandoned.
+            b1 = next!(l); b2 = next!(l)
+            second = copy(Thresher.ids(b2))
+            close(b1); close(b2)
+            dir = mktempdir()
+            save_state_at(l, joinpath(dir, "ckpt"), 1)
+            err = try save_state_at(l, joinpath(dir, "x"), 3); nothing catch e; e end
+            @test err isa ThresherError && err.status == Thresher.THRESHER_INVALID_ARGUMENT
+            @test !isfile(joinpath(dir, "x"))
+            end_epoch!(l)
+            @test report(l).delivered == 2
+            @test epoch_info(l).epoch == 2
+            Loader(cfg[1:end-1] * """, "resume_from": "$(joinpath(dir, "ckpt"))"}""") do r
+                b = next!(r)
+                @test Thresher.ids(b) == second
+                close(b)
+            end
+        end
+    end
 end
