@@ -465,7 +465,7 @@ class _PlanSampler:
             if not inside.all():
                 i = int(np.argmin(inside))
                 raise InvalidArgument(
-                    f"feedback: ids[{i}] = {given[i]!r} is not a sample of the pending batch "
+                    f"feedback: ids[{i}] = {given[i].item()!r} is not a sample of the pending batch "
                     f"(batch {k} of epoch {plan.epoch}, {len(real)} samples"
                     f"{' without its padding' if len(real) < stop - start else ''}); feedback "
                     "is for the batch the trainer is on — call consumed() after each batch"
