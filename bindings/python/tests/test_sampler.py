@@ -198,6 +198,44 @@ def test_end_epoch_and_len_after_break():
     assert s.epoch == 2
 
 
+def test_persistent_workers_and_breaks():
+    # persistent workers: the same DataLoader iterator is reset each epoch (iter(sampler) anew)
+    s = tt.Sampler(320, batch_size=32, seed=6)
+    dl = DataLoader(tt.WithIds(FashionMNIST(320)), batch_sampler=s, num_workers=2,
+                    persistent_workers=True)
+    for epoch in range(3):
+        plan = s.epoch_plan()
+        assert plan.epoch == epoch
+        seen = []
+        for step, (ids, (x, _)) in enumerate(dl):
+            s.weighted_loss(fake_loss(x), ids=ids)
+            seen.append(ids)
+            if epoch == 1 and step == 4:
+                break
+        seen = torch.cat(seen).numpy()
+        assert np.array_equal(seen, plan.ids[: len(seen)].astype(np.int64))
+        assert len(seen) == (160 if epoch == 1 else 320)
+        if epoch == 1:
+            assert s.epoch == 1  # left early: still the epoch under way ...
+            s.end_epoch()        # ... until ended (the next iter() would end it too)
+
+
+def test_thresher_torch_loader_keeps_dataloader_conventions(config):
+    cfg = config(limit=640, batch_size=64)
+    with tt.Loader(cfg) as loader:
+        assert len(loader.dataset) == 640 and loader.batch_size == 64 and not loader.drop_last
+        assert len(loader) == 10
+        for i, batch in enumerate(loader):
+            if i == 3:
+                break
+        assert sum(1 for _ in loader) == 10 and loader.report()["epoch"] == 1  # a new epoch
+        for i, batch in enumerate(loader):
+            if i == 3:
+                break
+        loader.resume_epoch()
+        assert sum(1 for _ in loader) == 6 and loader.report()["epoch"] == 2  # continued
+
+
 def test_a_stale_iteration_raises():
     s = tt.Sampler(100, batch_size=10)
     dl = DataLoader(list(range(100)), batch_sampler=s)
