@@ -4,7 +4,6 @@ ordinary training loop over a torch DataLoader with workers."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")

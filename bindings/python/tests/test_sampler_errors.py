@@ -3,7 +3,6 @@ cause, and nothing booked or consumed by a rejected call."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
