@@ -21,9 +21,10 @@ fi
 
 # --- C-header and Julia parsers for the binding checks (a step of its own, so a venv made
 # before these existed gets them too): pycparser for bindings/python/gen_capi.py and the Julia
-# check, tree-sitter's Julia grammar for the Julia syntax check.
-if ! .venv/bin/python -c "import pycparser, tree_sitter, tree_sitter_julia" 2>/dev/null; then
-  .venv/bin/pip install --quiet "pycparser==3.12" "tree-sitter==0.26.1" "tree-sitter-julia==0.23.1"
+# check, tree-sitter's Julia grammar for the Julia syntax check; Hugging Face `datasets` for
+# the Python binding's test of thresher.torch.Sampler over a datasets.Dataset.
+if ! .venv/bin/python -c "import pycparser, tree_sitter, tree_sitter_julia, datasets" 2>/dev/null; then
+  .venv/bin/pip install --quiet "pycparser==3.12" "tree-sitter==0.26.1" "tree-sitter-julia==0.23.1" "datasets==5.2.0"
 fi
 
 # --- MPICH from PyPI (the `mpich` wheel: mpicxx, mpiexec, libmpi) for the MPI example -------

@@ -87,3 +87,52 @@ def mismatched_fields(rank: int, world: int, rendezvous: str, out_dir: str) -> N
     with open(os.path.join(out_dir, f"mismatch{rank}.json"), "w") as f:
         json.dump({"outcome": outcome, "delivered": seen}, f)
     dist.destroy_process_group()
+
+
+def samplers(rank: int, world: int, rendezvous: str, out_dir: str) -> None:
+    """thresher.torch.Sampler and InfoBatch on `world` gloo ranks, each with its own
+    DataLoader: the feedback is gathered by weighted_loss/update themselves (epoch 0 and 2)
+    and by all_gather_feedback on the pending batch (epoch 1)."""
+    from torch.utils.data import DataLoader
+
+    from fmnist import FashionMNIST
+
+    torch.set_num_threads(1)
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank,
+                            world_size=world)
+    data = FashionMNIST(600)
+    sampler = tt.Sampler(len(data), batch_size=32, seed=4, rank=rank, world_size=world,
+                         policy={"kind": "infobatch", "prune": 0.5, "epochs": EPOCHS})
+    loader = DataLoader(tt.WithIds(data, sampler), batch_sampler=sampler, num_workers=0)
+    record = {"epochs": [], "infobatch": []}
+    for epoch in range(EPOCHS):
+        length, ids, steps, padding = len(sampler), [], 0, 0
+        for batch_ids, (x, _) in loader:
+            per_sample = x.flatten(1).mean(1) + 1.0
+            pending = sampler.pending
+            real = len(pending) - pending.padding
+            ids.extend(batch_ids[:real].tolist())
+            padding += pending.padding
+            if epoch == 1:
+                all_gather_feedback(sampler, None, per_sample)
+                tt.weighted_loss(per_sample, pending)
+                sampler.consumed()
+            else:
+                sampler.weighted_loss(per_sample)
+            steps += 1
+        record["epochs"].append({"len": length, "steps": steps, "ids": ids, "padding": padding,
+                                 "samples": sampler.report()["samples"],
+                                 "digest": assert_same_state(sampler.loader)})
+    trainset = tt.InfoBatch(FashionMNIST(301), EPOCHS)  # rank and world_size from the group
+    trainloader = DataLoader(trainset, batch_size=16, sampler=trainset.sampler)
+    for epoch in range(EPOCHS):
+        length, seen = len(trainset.sampler), 0
+        for x, _ in trainloader:
+            trainset.update(x.flatten(1).mean(1) + 1.0)
+            seen += len(x)
+        record["infobatch"].append({"len": length, "seen": seen,
+                                    "digest": assert_same_state(trainset.sampler.loader)})
+    with open(os.path.join(out_dir, f"sampler{rank}.json"), "w") as f:
+        json.dump(record, f)
+    dist.destroy_process_group()

@@ -74,3 +74,22 @@ def test_mismatched_fields_raise_on_every_rank(tmp_path):
         got = load(tmp_path / f"mismatch{r}.json")
         assert got["outcome"].startswith("InvalidArgument"), got
         assert "different feedback fields" in got["outcome"], got
+
+
+def test_samplers_gather_feedback_across_ranks(tmp_path):
+    mp.spawn(dist_worker.samplers, args=(2, str(tmp_path / "rv"), str(tmp_path)), nprocs=2,
+             join=True)
+    ranks = [load(tmp_path / f"sampler{r}.json") for r in range(2)]
+    samples = []
+    for epoch, (e0, e1) in enumerate(zip(ranks[0]["epochs"], ranks[1]["epochs"])):
+        assert e0["digest"] == e1["digest"], f"epoch {epoch}"  # every rank saw all feedback
+        assert e0["len"] == e1["len"] == e0["steps"] == e1["steps"]
+        assert not set(e0["ids"]) & set(e1["ids"])
+        assert len(e0["ids"]) + len(e1["ids"]) == e0["samples"]
+        samples.append(e0["samples"])
+    assert samples[0] == 600 and samples[1] < 600 and samples[2] == 600  # pruned, annealed
+    for epoch, (i0, i1) in enumerate(zip(ranks[0]["infobatch"], ranks[1]["infobatch"])):
+        assert i0["digest"] == i1["digest"]
+        assert i0["len"] == i1["len"] == i0["seen"] == i1["seen"]
+    assert ranks[0]["infobatch"][0]["len"] == 151  # 301 over 2 ranks, padded by one
+    assert ranks[0]["infobatch"][1]["len"] < 151
