@@ -245,3 +245,18 @@ test-install: setup build
 test-julia: setup
 	$(PY) bindings/julia/check_binding.py
 	$(PY) -m pytest bindings/julia -q
+
+# ---- Examples with other frameworks' data pipelines and trainers (examples/dali, examples/hf_trainer)
+
+.PHONY: test-dali test-hf
+
+# Packages these examples use, installed into .venv when missing (scripts/setup.sh installs them too).
+DALI_PIP := nvidia-dali-cuda130==2.4.0
+HF_PIP := transformers==5.23.0 datasets==5.2.0 accelerate==1.15.0
+EXAMPLE_ENV := THRESHER_LIBRARY=$(CURDIR)/$(LIB_DIR)/libthresher.so PYTHONPATH=$(CURDIR)/bindings/python
+
+# thresher's index mode drives a CPU-only DALI pipeline (external source reads the planned ids'
+# PNGs, DALI decodes and augments), 3 epochs of InfoBatch on 2,000 Fashion-MNIST images.
+test-dali: setup build
+	@$(PY) -c "import nvidia.dali" 2>/dev/null || $(PY) -m pip install --quiet "$(DALI_PIP)"
+	THRESHER_REQUIRE_DALI=1 $(EXAMPLE_ENV) $(PY) -m pytest examples/dali -q
