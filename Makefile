@@ -253,10 +253,20 @@ test-julia: setup
 # Packages these examples use, installed into .venv when missing (scripts/setup.sh installs them too).
 DALI_PIP := nvidia-dali-cuda130==2.4.0
 HF_PIP := transformers==5.23.0 datasets==5.2.0 accelerate==1.15.0
+# Exits 0 when every module named after it is installed (found, not imported: importing
+# transformers takes seconds).
+HAS_MODULES := import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in sys.argv[1:]))
 EXAMPLE_ENV := THRESHER_LIBRARY=$(CURDIR)/$(LIB_DIR)/libthresher.so PYTHONPATH=$(CURDIR)/bindings/python
 
 # thresher's index mode drives a CPU-only DALI pipeline (external source reads the planned ids'
 # PNGs, DALI decodes and augments), 3 epochs of InfoBatch on 2,000 Fashion-MNIST images.
 test-dali: setup build
-	@$(PY) -c "import nvidia.dali" 2>/dev/null || $(PY) -m pip install --quiet "$(DALI_PIP)"
+	@$(PY) -c "$(HAS_MODULES)" nvidia.dali || $(PY) -m pip install --quiet "$(DALI_PIP)"
 	THRESHER_REQUIRE_DALI=1 $(EXAMPLE_ENV) $(PY) -m pytest examples/dali -q
+
+# transformers.Trainer with thresher.torch.Sampler as its batch sampler and per-sample losses
+# booked through sampler.weighted_loss: a tiny BERT from a config (random weights, nothing
+# downloaded) on a synthetic text set, 2 epochs of InfoBatch.
+test-hf: setup build
+	@$(PY) -c "$(HAS_MODULES)" transformers datasets accelerate || $(PY) -m pip install --quiet $(HF_PIP)
+	HF_HUB_OFFLINE=1 THRESHER_REQUIRE_HF=1 $(EXAMPLE_ENV) $(PY) -m pytest examples/hf_trainer -q

@@ -31,6 +31,7 @@ fi
 if [ ! -x .venv/bin/mpicxx ]; then
   .venv/bin/pip install --quiet "mpich==5.0.2"
 fi
+.venv/bin/python -c "import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in ('nvidia.dali', 'transformers', 'datasets', 'accelerate')))" || .venv/bin/pip install --quiet "nvidia-dali-cuda130==2.4.0" "transformers==5.23.0" "datasets==5.2.0" "accelerate==1.15.0"
 
 # --- Fashion-MNIST from Debian's dataset-fashion-mnist ------------------------------
 if [ ! -f data/fashion-mnist/train-images-idx3-ubyte.gz ]; then
