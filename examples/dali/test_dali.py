@@ -39,23 +39,34 @@ def _round_half_up(x: float) -> int:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def images(tmp_path_factory):
     if not (dali_train.FMNIST / "train-images-idx3-ubyte.gz").exists():
         pytest.skip(f"Fashion-MNIST not found at {dali_train.FMNIST} (run `make setup`)")
     root = tmp_path_factory.mktemp("fmnist-png")
     t0 = time.perf_counter()
     labels = dali_train.prepare_dataset(root, N, "png")
-    prepared = time.perf_counter() - t0
+    print(f"prepare {time.perf_counter() - t0:.1f} s")
     assert len(list(root.glob("*.png"))) == N
+    return root, labels
+
+
+def _train(root, prefetch):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         t0 = time.perf_counter()
         result = dali_train.train(root, epochs=EPOCHS, batch_size=BATCH, seed=3, prune=PRUNE,
-                                  anneal=1.0)
-        print(f"prepare {prepared:.1f} s, train {time.perf_counter() - t0:.1f} s")
+                                  anneal=1.0, prefetch=prefetch)
+        print(f"train (prefetch {prefetch}) {time.perf_counter() - t0:.1f} s")
     finally:
         torch.set_num_threads(threads)
+    return result
+
+
+@pytest.fixture(scope="module")
+def run(images):
+    root, labels = images
+    result = _train(root, prefetch=2)
     result["labels"] = labels
     return result
 
@@ -131,3 +142,12 @@ def test_loss_falls(run):
     assert held[-1][1] > 0.55, held  # their accuracy; chance is 0.1
     train_losses = [rec["train_loss"] for rec in run["epochs"]]
     assert train_losses[-1] < train_losses[0], train_losses
+
+
+def test_prefetch_depth_changes_nothing(run, images):
+    # The callback runs 3 batches ahead instead of 2: feedback arrives later within each epoch,
+    # but all of it is in before the next plan, so every epoch's plan is the same.
+    other = _train(images[0], prefetch=3)
+    for e, (a, b) in enumerate(zip(run["epochs"], other["epochs"])):
+        np.testing.assert_array_equal(a["plan"][0], b["plan"][0], err_msg=f"epoch {e}")
+        np.testing.assert_array_equal(a["plan"][1], b["plan"][1], err_msg=f"epoch {e}")
