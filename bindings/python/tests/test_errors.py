@@ -227,11 +227,16 @@ def test_bad_state_dicts(loader):
     with expect(thresher.FormatError, 4, "state_dict"):
         loader.load_state_dict({**good, "state": good["state"][: len(good["state"]) // 2]})
     with thresher.Loader(make_config(seed=99)) as other:
-        with expect(thresher.InvalidArgument, 2, "resume_from", "seed"):
+        with expect(thresher.InvalidArgument, 2, "state_dict", "another run",
+                    "seed 7 in the saved run, 99 here"):
             other.load_state_dict(good)
         # a failed load leaves the loader as it was
         assert len(list(other)) == 16
     assert len(loader.next()) == 64
+    with thresher.Loader(make_config(limit=900)) as shorter:
+        with expect(thresher.InvalidArgument, 2, "dataset size", "1000 in the saved run, 900 here",
+                    "did the dataset change"):
+            shorter.load_state_dict(good)
 
 
 # Use after close ------------------------------------------------------------------------------

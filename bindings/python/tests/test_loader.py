@@ -61,15 +61,72 @@ def test_an_exhausted_epoch_iterator_stays_exhausted(loader):
     assert loader.epoch_info()["epoch"] == 1
 
 
-def test_breaking_out_keeps_the_rest_of_the_epoch(loader):
+def test_a_for_after_break_begins_the_next_epoch(config, tmp_path):
+    # DataLoader's convention: every iter() is a new epoch. The epoch left early is ended
+    # (end_epoch): its report line is written with the batches delivered, the rest abandoned.
+    report = tmp_path / "report.jsonl"
+    cfg = config(limit=1000, batch_size=64, report=str(report))
+    with thresher.Loader(cfg) as loader:
+        first = []
+        for i, b in enumerate(loader):
+            first.append(b.ids.copy())
+            if i == 2:
+                break
+        assert loader.report()["delivered"] == 3
+        assert len(loader) == 16  # mid-epoch (for LR schedules): still the epoch under way
+        second = [b.ids.copy() for b in loader]
+        assert loader.report()["epoch"] == 1
+        assert len(second) == 16 and len(np.unique(np.concatenate(second))) == 1000
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    assert [(r["epoch"], r["delivered"], r["batches"]) for r in lines] == [(0, 3, 16), (1, 16, 16)]
+    # the abandoned 13 batches count as not visited: 3·64 of 1000 samples visited in epoch 0
+    assert lines[0]["saved_fraction"] == pytest.approx(1 - 192 / 1000)
+
+
+def test_resume_epoch_continues_the_epoch_left_early(loader):
     first = []
     for i, b in enumerate(loader):
         first.append(b.ids.copy())
         if i == 2:
             break
+    loader.resume_epoch()
     rest = [b.ids.copy() for b in loader]
     assert len(first) + len(rest) == 16
     assert len(np.unique(np.concatenate(first + rest))) == 1000
+    assert loader.report()["epoch"] == 0
+    # a complete epoch is not continued: the next for is epoch 1
+    loader.resume_epoch()
+    assert sum(1 for _ in loader) == 16 and loader.report()["epoch"] == 1
+
+
+def test_next_continues_where_the_for_left_off(loader):
+    it = iter(loader)
+    a = next(it).ids.copy()
+    b = loader.next().ids.copy()  # next() never begins an epoch of its own accord
+    c = next(it).ids.copy()
+    assert len(np.unique(np.concatenate([a, b, c]))) == 3 * 64
+    assert loader.report()["delivered"] == 3
+
+
+def test_a_stale_epoch_iterator_raises(loader):
+    old = iter(loader)
+    next(old)
+    new = iter(loader)  # ends epoch 0, begins epoch 1
+    with pytest.raises(thresher.StateError, match="stale"):
+        next(old)
+    assert next(new) is not None and loader.report()["epoch"] == 1
+
+
+def test_dataloader_attributes(config):
+    cfg = config(limit=300, batch_size=64, drop_last=True)
+    with thresher.Loader(cfg) as loader:
+        assert len(loader.dataset) == 300 and loader.dataset.kind == "idx"
+        assert loader.dataset.config["limit"] == 300
+        assert loader.batch_size == 64 and loader.drop_last is True and len(loader) == 4
+        assert not loader.index_mode
+    with thresher.Loader({"source": {"kind": "index", "len": 10}}) as loader:
+        assert loader.batch_size == 256 and loader.drop_last is False
+        assert len(loader.dataset) == 10 and loader.index_mode
 
 
 def test_batch_fields(config):
@@ -273,6 +330,7 @@ def test_state_dict_resumes_exactly(config):
             a.feedback(b.ids, b.ids / 500.0)
         sd = a.state_dict()
         assert sd["version"] == 1 and isinstance(sd["state"], bytes) and sd["config"] == cfg
+        a.resume_epoch()  # the `for` in run() continues epoch 0 (load_state_dict does so too)
         expected, pixels = run(a)
     with thresher.Loader(cfg) as c:
         c.load_state_dict(sd)
@@ -309,6 +367,7 @@ def test_state_dict_resumes_at_another_batch_size_and_world_size(config):
             b = a.next()
             a.feedback(b.ids, b.ids / 500.0)
         sd = a.state_dict()
+        a.resume_epoch()
         ids, weights, _ = rest_of_epoch(a)
 
     with thresher.Loader({**cfg, "batch_size": 30}) as c:

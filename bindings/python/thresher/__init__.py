@@ -8,7 +8,8 @@ ABI in include/thresher.h).
                 loss = train_step(batch.data, batch.labels, batch.weights)
                 loader.feedback(batch.ids, loss)
 
-`thresher.torch.Loader` gives the batch fields as torch tensors (zero-copy, via DLPack).
+`thresher.torch.Loader` gives the batch fields as torch tensors (zero-copy, via DLPack);
+`thresher.torch.Sampler` plans the batches of your own torch DataLoader (index mode).
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from ._errors import (
     last_error,
 )
 from ._library import path as library_path
-from ._loader import Epoch, Loader
+from ._loader import Epoch, Loader, Source
+from ._plan import EpochPlan
 
 # Show the public names in reprs and tracebacks (thresher.Loader, not thresher._loader.Loader).
-for _cls in (Batch, Epoch, Error, FormatError, InvalidArgument, IoError, Loader, PanicError,
-             StateError, Status):
+for _cls in (Batch, Epoch, EpochPlan, Error, FormatError, InvalidArgument, IoError, Loader, PanicError,
+             Source, StateError, Status):
     _cls.__module__ = __name__
 del _cls
 
@@ -46,12 +48,14 @@ if _capi.thresher_abi_version() != _capi.THRESHER_ABI_VERSION:
 __all__ = [
     "Batch",
     "Epoch",
+    "EpochPlan",
     "Error",
     "FormatError",
     "InvalidArgument",
     "IoError",
     "Loader",
     "PanicError",
+    "Source",
     "StateError",
     "Status",
     "last_error",

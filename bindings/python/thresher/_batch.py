@@ -20,6 +20,9 @@ class Batch(Managed):
     """A minibatch: `.data` ([B, C, H, W] or [B, H, W, C], uint8 or float32), `.labels` (int64),
     `.ids` (uint64, pass them back to Loader.feedback) and `.weights` (float32 loss weights).
 
+    A batch of a loader in index mode (config source `{"kind": "index", "len": N}`) has ids,
+    weights and padding only: `has_data` is False and `.data`/`.labels` raise StateError.
+
     The fields are views onto the batch's own memory, made on first access. Each view holds a
     reference to the batch's memory in the library, so it stays valid for as long as it exists,
     also after release(). The handle is released by release(), by a `with` block, or when the
@@ -33,6 +36,7 @@ class Batch(Managed):
         self._take(ptr)
         self._len = int(_capi.thresher_batch_len(ptr))
         self._padding = int(_capi.thresher_batch_padding(ptr))
+        self._has_data = bool(_capi.thresher_batch_has_data(ptr))
         self._views: dict[int, object] = {}
 
     def _delete(self, ptr) -> None:
@@ -49,6 +53,12 @@ class Batch(Managed):
         field = FIELDS[name]
         view = self._views.get(field)
         if view is None:
+            if not self._has_data and name in ("data", "labels"):
+                raise StateError(
+                    f"Batch has no `{name}`: its loader is in index mode (source kind \"index\"), "
+                    "which plans batches of ids and loss weights only; read the samples by "
+                    "batch.ids from your own dataset"
+                )
             ptr = self._ptr
             if ptr is None:
                 raise StateError(f"Batch is released: its `{name}` was not read before release()")
@@ -71,6 +81,11 @@ class Batch(Managed):
     @property
     def weights(self):
         return self._field("weights")
+
+    @property
+    def has_data(self) -> bool:
+        """False for a batch of a loader in index mode: it has ids, weights and padding only."""
+        return self._has_data
 
     @property
     def padding(self) -> int:

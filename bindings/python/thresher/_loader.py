@@ -5,29 +5,54 @@ from __future__ import annotations
 
 import ctypes
 import json
+import operator
 import os
+import re
 import tempfile
 from typing import Any, Iterator, Optional
 
 from . import _capi, _config, _feedback
 from ._batch import Batch
-from ._errors import Error, InvalidArgument, check
+from ._errors import Error, InvalidArgument, StateError, check
 from ._managed import Managed
+from ._plan import EpochPlan
 
 STATE_VERSION = 1
+# The library's defaults for the keys DataLoader also has (crates/thresher-core/src/config.rs).
+DEFAULT_BATCH_SIZE = 256
 
 
 def _as_dict(struct) -> dict[str, Any]:
     return {name: getattr(struct, name) for name, _ in struct._fields_}
 
 
+class Source:
+    """What a loader reads, as DataLoader's `dataset` attribute describes it: len() is N, the
+    samples in the dataset; `kind` and `config` are the config's `source` section. Not
+    indexable: thresher reads the samples itself (or, in index mode, you do)."""
+
+    def __init__(self, config: dict, length: int):
+        self.config = config
+        self.kind = config.get("kind")
+        self._len = length
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __repr__(self) -> str:
+        return f"<thresher.Source {self.kind!r} of {self._len} samples>"
+
+
 class Epoch:
     """Iterator over the rest of the current epoch. After StopIteration it stays exhausted (the
     iterator protocol): the next epoch needs a new `iter(loader)`. A batch that failed to load
-    raises IoError/FormatError and is skipped; calling next() again continues after it."""
+    raises IoError/FormatError and is skipped; calling next() again continues after it. Once a
+    later `iter(loader)` (or load_state_dict) has moved the loader on, this one raises
+    StateError instead of handing out another epoch's batches."""
 
-    def __init__(self, loader: "Loader"):
+    def __init__(self, loader: "Loader", generation: int):
         self._loader = loader
+        self._generation = generation
         self._done = False
 
     def __iter__(self) -> "Epoch":
@@ -36,6 +61,11 @@ class Epoch:
     def __next__(self) -> Batch:
         if self._done:
             raise StopIteration
+        if self._loader._generation != self._generation:
+            raise StateError(
+                "this epoch iterator is stale: a later iter(loader), load_state_dict() or "
+                "end_epoch() moved the loader on"
+            )
         batch = self._loader.next()
         if batch is None:
             self._done = True
@@ -48,9 +78,17 @@ class Loader(Managed):
 
     `config` is a dict, a JSON string, or the path of a JSON file (keys in the README). Worker
     threads start at once. `for batch in loader:` runs one epoch; the next `for` runs the next
-    epoch, planned from the feedback given so far. Leaving a `for` early keeps the rest of the
-    epoch for the next one. Close with close() or a `with` block; a closed loader raises
-    StateError.
+    epoch, planned from the feedback given so far. As with torch's DataLoader, every iter()
+    begins a new epoch: an epoch left early (a `break`) is ended first with end_epoch() — its
+    other batches are abandoned, the feedback given stays. To continue it instead, call
+    resume_epoch() before the next `for` (load_state_dict() does so too); next() always
+    continues. With config source `{"kind": "index", "len": N}` the loader runs in index mode:
+    no workers, batches of ids and weights without data, for a pipeline that reads its own
+    samples (thresher.torch.Sampler is that for a DataLoader). Close with close() or a `with`
+    block; a closed loader raises StateError.
+
+    DataLoader's attributes: `dataset` (a Source: len() = N), `batch_size`, `drop_last`, and
+    len(loader) (the epoch's batches).
 
     next() and iteration belong to one thread at a time; feedback(), epoch_info(), report() and
     save_scores() may run on other threads meanwhile. close() must not race with other calls.
@@ -58,6 +96,10 @@ class Loader(Managed):
 
     _what = "Loader"
     _batch_class = Batch
+
+    # Set per instance (also by from_state_dict, which skips __init__).
+    _resume = False
+    _generation = 0
 
     def __init__(self, config: _config.ConfigLike):
         self._config = _config.load(config)
@@ -78,6 +120,36 @@ class Loader(Managed):
         """A copy of the configuration this loader was made from."""
         return json.loads(json.dumps(self._config))
 
+    # DataLoader's attributes ---------------------------------------------------------------
+
+    @property
+    def dataset(self) -> Source:
+        """The source as an object with len() = N, the samples in the dataset (DataLoader's
+        `dataset`)."""
+        source = self._config.get("source")
+        source = dict(source) if isinstance(source, dict) else {}
+        return Source(source, self._dataset_len())
+
+    @property
+    def batch_size(self) -> int:
+        return int(self._config.get("batch_size", DEFAULT_BATCH_SIZE))
+
+    @property
+    def drop_last(self) -> bool:
+        return bool(self._config.get("drop_last", False))
+
+    @property
+    def index_mode(self) -> bool:
+        """Whether the source is `{"kind": "index", ...}`: batches without data."""
+        source = self._config.get("source")
+        return isinstance(source, dict) and source.get("kind") == "index"
+
+    def _dataset_len(self) -> int:
+        # report() never begins an epoch; it knows N except on a loader resumed from a
+        # checkpoint written between epochs, before its first call.
+        n = int(self.report()["dataset_len"])
+        return n if n else int(self.epoch_info()["dataset_len"])
+
     # Iteration -----------------------------------------------------------------------------
 
     def next(self) -> Optional[Batch]:
@@ -90,12 +162,44 @@ class Loader(Managed):
         return self._batch_class(out)
 
     def __iter__(self) -> Iterator[Batch]:
+        """One epoch, as a DataLoader iterates: the next one. When the epoch under way has
+        handed out batches already, it is ended first (end_epoch(): the rest abandoned,
+        feedback kept) — unless resume_epoch() or load_state_dict() asked to continue it and
+        it has batches left."""
         self.ptr()
-        return Epoch(self)
+        resume, self._resume = self._resume, False
+        info = self.epoch_info()  # plans the next epoch if the last one ended
+        delivered = int(self.report()["delivered"])
+        if delivered and not (resume and delivered < info["batches"]):
+            self.end_epoch()
+        self._generation += 1
+        return Epoch(self, self._generation)
+
+    def resume_epoch(self) -> None:
+        """Makes the next iter() continue the epoch under way from the batch next() would give,
+        instead of ending it and beginning the next (for a loop left early on purpose, e.g. for
+        an evaluation in the middle of an epoch). A complete epoch is not continued."""
+        self.ptr()
+        self._resume = True
+
+    def end_epoch(self) -> None:
+        """Ends the epoch under way now: its report is written, its remaining batches are
+        abandoned (not visited; no feedback expected for them), the feedback given stays, and
+        the next batch begins the next epoch. A no-op between epochs. iter() calls it for an
+        epoch left early."""
+        check(_capi.thresher_loader_end_epoch(self.ptr()))
 
     def __len__(self) -> int:
-        """Batches of the coming epoch (or of the current one, mid-epoch)."""
+        """Batches of the coming epoch (or of the current one, mid-epoch and until next() has
+        reported its end)."""
         return int(self.epoch_info()["batches"])
+
+    def epoch_plan(self) -> EpochPlan:
+        """This rank's whole epoch under way, from its batch 0 (planned now if the last one
+        ended, like epoch_info()): ids and weights as NumPy arrays in delivery order, with
+        `epoch`, `batches`, `padding` and `batch(k)`. It does not move the position: next()
+        still hands out the same batches one by one."""
+        return EpochPlan._read(self.ptr(), self.batch_size)
 
     # Feedback and reports ------------------------------------------------------------------
 
@@ -141,10 +245,19 @@ class Loader(Managed):
         (see state_dict() for which config keys must match)."""
         check(_capi.thresher_loader_save_state(self.ptr(), os.fsencode(path)))
 
-    def state_dict(self) -> dict[str, Any]:
+    def save_state_at(self, path, batches: int) -> None:
+        """Writes a checkpoint as if only the first `batches` batches of the latest epoch (the
+        one under way, or the one that just ended) had been handed out: for a consumer that
+        fetches ahead of its trainer. Resuming from it yields batch `batches` next.
+        InvalidArgument when more batches are named than were handed out."""
+        check(_capi.thresher_loader_save_state_at(self.ptr(), os.fsencode(path),
+                                                  _count("save_state_at", batches)))
+
+    def state_dict(self, batches: Optional[int] = None) -> dict[str, Any]:
         """{"version", "state": checkpoint bytes, "config"}: load_state_dict() continues
         exactly where this loader is: the same samples in the same order with the same
-        weights.
+        weights. With `batches`, where it would be had it handed out only the first `batches`
+        batches of the latest epoch (save_state_at).
 
         The checkpoint holds the global plan and how many of its positions were consumed, not
         batches, so the loader it is loaded into may have another batch_size, rank or
@@ -152,9 +265,14 @@ class Loader(Managed):
         dataset size, seed, shuffle, drop_last and policy kind; a mismatch raises
         InvalidArgument naming both values."""
         ptr = self.ptr()
+        if batches is not None:
+            batches = _count("state_dict", batches)
         with tempfile.TemporaryDirectory(prefix="thresher-") as d:
-            path = os.path.join(d, "state")
-            check(_capi.thresher_loader_save_state(ptr, os.fsencode(path)))
+            path = os.fsencode(os.path.join(d, "state"))
+            if batches is None:
+                check(_capi.thresher_loader_save_state(ptr, path))
+            else:
+                check(_capi.thresher_loader_save_state_at(ptr, path, batches))
             with open(path, "rb") as f:
                 state = f.read()
         return {"version": STATE_VERSION, "state": state, "config": self._base_config()}
@@ -162,11 +280,14 @@ class Loader(Managed):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Replaces the underlying loader by one that continues from `state_dict`, made from
         this loader's config (which may differ from the saved one in batch_size, rank and
-        world_size; see state_dict()). On error this loader is left as it was."""
+        world_size; see state_dict()); the next iter() continues the saved epoch (or begins
+        the next one if it was complete). On error this loader is left as it was."""
         self.ptr()
-        new = self._resume(self._base_config(), state_dict)
+        new = self._resume_from(self._base_config(), state_dict)
         old, self._ptr = self._ptr, new
         self._delete(old)
+        self._generation += 1
+        self._resume = True
 
     @classmethod
     def from_state_dict(cls, state_dict: dict[str, Any]) -> "Loader":
@@ -174,11 +295,12 @@ class Loader(Managed):
         config = _config.load(_check_state_dict(state_dict)["config"])
         self = cls.__new__(cls)
         self._config = {k: v for k, v in config.items() if k != "resume_from"}
-        self._take(self._resume(self._config, state_dict))
+        self._take(self._resume_from(self._config, state_dict))
+        self._resume = True
         return self
 
     @classmethod
-    def _resume(cls, config: dict, state_dict: dict[str, Any]):
+    def _resume_from(cls, config: dict, state_dict: dict[str, Any]):
         state = _check_state_dict(state_dict)["state"]
         with tempfile.TemporaryDirectory(prefix="thresher-") as d:
             path = os.path.join(d, "state")
@@ -190,7 +312,8 @@ class Loader(Managed):
             except Error as e:
                 # The library names the temporary file, which is gone by the time anyone reads
                 # the message: say where the bytes came from instead.
-                raise type(e)(f"state_dict: {e.message}", e.status) from None
+                message = _explain_mismatch(e.message.replace(path, "the state"))
+                raise type(e)(f"state_dict: {message}", e.status) from None
 
     def _base_config(self) -> dict:
         # resume_from names a checkpoint that may be gone; the state dict carries the state.
@@ -208,6 +331,38 @@ class Loader(Managed):
         # report(), not epoch_info(): looking at a loader must never begin its next epoch.
         r = self.report()
         return f"<{name} epoch {r['epoch']}, batch {r['delivered']} of {r['batches']}>"
+
+
+_FINGERPRINT = re.compile(r"Fingerprint \{ (.*?) \}")
+_FIELD = re.compile(r"(\w+): (\"[^\"]*\"|[^,]+)")
+_NAMES = {"n": "dataset size (N samples)", "seed": "seed", "shuffle": "shuffle",
+          "drop_last": "drop_last", "policy": "policy kind"}
+
+
+def _explain_mismatch(message: str) -> str:
+    """The library's refusal of a checkpoint from another run names both fingerprints; say in
+    words which of them differ (most often the dataset's length)."""
+    prints = _FINGERPRINT.findall(message)
+    if len(prints) != 2:
+        return message
+    saved, ours = (dict(_FIELD.findall(p)) for p in prints)
+    differ = [k for k in saved if saved.get(k) != ours.get(k)]
+    if not differ:
+        return message
+    parts = [f"{_NAMES.get(k, k)} {saved[k].strip(chr(34))} in the saved run, "
+             f"{ours.get(k, '?').strip(chr(34))} here" for k in differ]
+    hint = " (did the dataset change?)" if "n" in differ else ""
+    return f"the state is from another run: {'; '.join(parts)}{hint}"
+
+
+def _count(what: str, value) -> int:
+    try:
+        n = operator.index(value)
+    except TypeError:
+        n = -1
+    if isinstance(value, bool) or n < 0:
+        raise InvalidArgument(f"{what}: batches must be an integer ≥ 0, got {value!r}")
+    return n
 
 
 def _check_state_dict(state_dict) -> dict[str, Any]:

@@ -1,5 +1,12 @@
-"""thresher for PyTorch: batches whose fields are torch tensors sharing the batch's memory
-(DLPack, no copy), and the weighted loss the pruning policies expect."""
+"""thresher for PyTorch.
+
+- Loader: thresher reads the data; batches whose fields are torch tensors sharing the batch's
+  memory (DLPack, no copy).
+- Sampler: thresher plans, your DataLoader reads any map-style dataset
+  (DataLoader(dataset, batch_sampler=sampler)); WithIds adds each item's index.
+- InfoBatch: a drop-in for the InfoBatch repository's API (dataset wrapper, sampler, update).
+- weighted_loss: the weighted loss the pruning policies expect.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ import torch.utils.dlpack
 from .. import _batch, _dlpack, _loader
 from .._errors import InvalidArgument
 
-__all__ = ["Batch", "Loader", "weighted_loss"]
+__all__ = ["Batch", "InfoBatch", "Loader", "PendingBatch", "Sampler", "WithIds", "weighted_loss"]
 
 
 class Batch(_batch.Batch):
@@ -22,7 +29,9 @@ class Batch(_batch.Batch):
 
 
 class Loader(_loader.Loader):
-    """thresher.Loader yielding thresher.torch.Batch."""
+    """thresher.Loader yielding thresher.torch.Batch, with DataLoader's conventions: `dataset`
+    (len() = N), `batch_size`, `drop_last`, len(loader) = the epoch's batches, and every
+    iter() a new epoch (one left early is ended first; resume_epoch() continues it)."""
 
     _batch_class = Batch
 
@@ -48,3 +57,11 @@ def weighted_loss(per_sample_loss: torch.Tensor, batch) -> torch.Tensor:
     dtype = per_sample_loss.dtype if per_sample_loss.is_floating_point() else torch.float32
     w = w.to(device=per_sample_loss.device, dtype=dtype, non_blocking=True)
     return (w * per_sample_loss).mean()
+
+
+from ._infobatch import InfoBatch  # noqa: E402  (after weighted_loss: they import this module)
+from ._sampler import PendingBatch, Sampler, WithIds  # noqa: E402
+
+for _cls in (Batch, InfoBatch, Loader, PendingBatch, Sampler, WithIds):
+    _cls.__module__ = __name__
+del _cls

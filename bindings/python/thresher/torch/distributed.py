@@ -16,6 +16,10 @@ trainer's own process group (gloo, NCCL, …).
 
 Every rank yields the same number of batches (the plan is padded to whole steps), so the
 collective in each step never waits for a rank that has run out.
+
+With your own DataLoader and thresher.torch.Sampler(..., rank=, world_size=),
+`sampler.weighted_loss(per_sample)` gathers by itself; all_gather_feedback(sampler, None, loss)
+is the explicit form.
 """
 
 from __future__ import annotations
@@ -57,18 +61,41 @@ def all_gather_feedback(
     any device, NumPy arrays or sequences); the batch's padding rows are left out, and ranks
     may contribute different numbers of samples.
 
+    `loader` may be a thresher.torch.Sampler (or InfoBatch's sampler): `batch` is then its
+    pending batch (None takes `loader.pending`, the batch the trainer is on), and the gathered
+    feedback goes to the sampler's loader. It does not mark the batch consumed: follow with
+    thresher.torch.weighted_loss(loss, batch) and sampler.consumed() — or let
+    sampler.weighted_loss(loss) do all three.
+
     One all_gather of the sizes and one of the values, packed as float32 columns (ids travel
     bit-exactly as two float32 words each). With NCCL the tensors go through the current CUDA
     device. Returns the number of samples fed. Raises InvalidArgument when ranks disagree on
     the fields (on every rank, after the collectives, so no rank is left waiting)."""
+    from ._sampler import _PlanSampler
+
+    target = loader
+    if isinstance(loader, _PlanSampler):
+        if batch is None:
+            batch = loader.pending
+            if batch is None:
+                raise loader._no_pending("all_gather_feedback")
+        target = loader.loader
+    fields = _gather_rows(batch.ids, len(batch) - batch.padding, loss, grad_norm, el2n, correct,
+                          embedding, group)
+    target.feedback(**fields)
+    return int(fields["ids"].shape[0])
+
+
+def _gather_rows(ids, n, loss, grad_norm=None, el2n=None, correct=None, embedding=None,
+                 group=None) -> dict:
+    """The feedback fields of every rank's first `n` rows (ids and the given fields), gathered;
+    the keyword arguments of Loader.feedback."""
     if not dist.is_available() or not dist.is_initialized():
         raise StateError("all_gather_feedback: torch.distributed is not initialised")
     world = dist.get_world_size(group)
     backend = dist.get_backend(group)
     device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else "cpu"
 
-    n = len(batch) - batch.padding
-    ids = batch.ids
     # uint64 reinterpreted as int64 (ids are below 2^63), then as two float32 words: the bits
     # travel unchanged.
     if isinstance(ids, torch.Tensor):
@@ -120,8 +147,7 @@ def all_gather_feedback(
         fields[name] = col if name == "embedding" else col.reshape(-1)
     if "correct" in fields:
         fields["correct"] = fields["correct"].to(torch.uint8)
-    loader.feedback(**fields)
-    return int(rows.shape[0])
+    return fields
 
 
 def assert_same_state(loader, group: Optional["dist.ProcessGroup"] = None) -> dict[str, int]:
