@@ -154,29 +154,6 @@ def build_pipeline(source: ThresherSource, batch_size: int, seed: int, threads: 
     return pipeline()
 
 
-def epoch_plan(loader) -> tuple[np.ndarray, np.ndarray]:
-    """This rank's whole current epoch (or, right after the end of one, the next, which this
-    call plans): ids and weights in delivery order, from thresher_loader_epoch_plan. A reader
-    that schedules its own reads could prefetch from it; here the test compares it with what
-    the pipeline read."""
-    import ctypes
-
-    from thresher import _capi
-    from thresher._errors import check
-
-    out = ctypes.POINTER(_capi.thresher_epoch_plan)()
-    check(_capi.thresher_loader_epoch_plan(loader.ptr(), ctypes.byref(out)))
-    try:
-        n = _capi.thresher_epoch_plan_len(out)
-        ids = np.ctypeslib.as_array(_capi.thresher_epoch_plan_ids(out), (n,)).copy() if n else \
-            np.zeros(0, np.uint64)
-        weights = np.ctypeslib.as_array(_capi.thresher_epoch_plan_weights(out), (n,)).copy() \
-            if n else np.zeros(0, np.float32)
-    finally:
-        _capi.thresher_epoch_plan_free(out)
-    return ids.astype(np.int64), weights
-
-
 # ---- The model and the training loop -------------------------------------------------------
 
 
@@ -234,8 +211,10 @@ def train(root: Path, epochs: int = 3, batch_size: int = 64, seed: int = 0, prun
     log(f"held-out before training: loss {result['held_out'][0][0]:.3f} "
         f"acc {result['held_out'][0][1]:.3f}")
 
-    # The first plan, known before batch 0 (the iterator below prefetches at once).
-    info, plan = loader.epoch_info(), epoch_plan(loader)
+    # The first plan, known before batch 0 (the iterator below prefetches at once): its length
+    # (epoch_info) and, for the test, the whole epoch's ids and weights (epoch_plan; a reader
+    # that schedules its own reads could work from it instead of next()).
+    info, plan = loader.epoch_info(), loader.epoch_plan()
     pipe = build_pipeline(source, batch_size, seed, threads, prefetch)
     it = DALIGenericIterator(pipe, ["images", "labels", "ids", "weights"],
                              last_batch_policy=LastBatchPolicy.PARTIAL, auto_reset=False)
@@ -285,7 +264,7 @@ def train(root: Path, epochs: int = 3, batch_size: int = 64, seed: int = 0, prun
         if epoch + 1 < epochs:
             # Plan the next epoch now, from all of this epoch's feedback, and learn its length
             # before batch 0; then reset DALI, which calls the callback for the new epoch.
-            info, plan = loader.epoch_info(), epoch_plan(loader)
+            info, plan = loader.epoch_info(), loader.epoch_plan()
             it.reset()
     result["final_report"] = loader.report()
     loader.close()

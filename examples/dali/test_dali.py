@@ -73,7 +73,9 @@ def run(images):
 
 def test_every_planned_id_is_read_once_and_delivered(run):
     for e, rec in enumerate(run["epochs"]):
-        plan_ids, plan_weights = rec["plan"]
+        plan = rec["plan"]  # thresher.EpochPlan, taken before the epoch's batch 0
+        assert plan.epoch == e and plan.batches == rec["steps"] and plan.padding == 0
+        plan_ids, plan_weights = plan.ids.astype(np.int64), plan.weights
         reads = np.asarray(rec["reads"])
         assert len(np.unique(reads)) == len(reads), f"epoch {e}: an id was read twice"
         # The files read are this epoch's plan, in order, and nothing else.
@@ -149,5 +151,6 @@ def test_prefetch_depth_changes_nothing(run, images):
     # but all of it is in before the next plan, so every epoch's plan is the same.
     other = _train(images[0], prefetch=3)
     for e, (a, b) in enumerate(zip(run["epochs"], other["epochs"])):
-        np.testing.assert_array_equal(a["plan"][0], b["plan"][0], err_msg=f"epoch {e}")
-        np.testing.assert_array_equal(a["plan"][1], b["plan"][1], err_msg=f"epoch {e}")
+        np.testing.assert_array_equal(a["plan"].ids, b["plan"].ids, err_msg=f"epoch {e}")
+        np.testing.assert_array_equal(a["plan"].weights, b["plan"].weights,
+                                      err_msg=f"epoch {e}")

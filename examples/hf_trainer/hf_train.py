@@ -160,8 +160,9 @@ def _trainer_class():
                             attention_mask=inputs["attention_mask"])
             per_sample = F.cross_entropy(outputs.logits, labels, reduction="none")
             if model.training:
-                # Books the losses for the batch they came from; mean(w * l) to minimise.
-                loss = self.sampler.weighted_loss(per_sample)
+                # Books the losses for the batch they came from (the oldest the sampler handed
+                # out and nobody booked; with ids, checked to be that batch's); mean(w * l).
+                loss = self.sampler.weighted_loss(per_sample, ids=ids)
                 self.booked_batches += 1
                 if self.epoch_log is not None and ids is not None:
                     self.epoch_log.epochs[-1]["ids"].extend(ids.tolist())
@@ -245,6 +246,7 @@ def train(out_dir: str, n_train: int = 2000, n_eval: int = 500, epochs: int = 2,
         "epochs": callback.epochs, "eval_before": before, "eval_after": after,
         "global_step": output.global_step, "booked_batches": trainer.booked_batches,
         "train_losses": losses, "seconds": seconds, "n_train": len(train_set),
+        "pending": sampler.num_pending,  # batches handed out whose losses were never booked
     }
 
 
@@ -255,7 +257,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--prune", type=float, default=0.5)
     p.add_argument("--anneal", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="thresher-hf-") as out:

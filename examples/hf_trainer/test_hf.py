@@ -57,6 +57,7 @@ def test_trains_through_every_epoch_and_books_every_batch(run):
     batches = [e["report"]["batches"] for e in epochs]
     # Every optimiser step was one batch whose losses went through sampler.weighted_loss.
     assert run["global_step"] == sum(batches) == run["booked_batches"]
+    assert run["pending"] == 0
     for i, e in enumerate(epochs):
         r = e["report"]
         assert r["epoch"] == i
