@@ -40,7 +40,7 @@ check: setup
 	$(PY) bindings/python/gen_capi.py --check
 	$(MAKE) test-c test-julia
 
-test: setup test-rust test-c test-julia test-valgrind test-cpp test-mpi test-cpp-trainer test-install test-python test-wheel test-trainer test-fuzz
+test: setup test-rust test-c test-julia test-valgrind test-cpp test-cpp-reader test-mpi test-cpp-trainer test-cpp-mnist test-install test-python test-wheel test-dali test-hf test-trainer test-fuzz
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -299,3 +299,28 @@ cpp-mnist-dataloader: setup
 	@mkdir -p build
 	abi=$$($(PY) -c 'import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))') && \
 	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -D_GLIBCXX_USE_CXX11_ABI=$$abi $(TORCH_INCLUDES) examples/cpp_mnist/mnist_dataloader.cpp $(TORCH_LIBS) -o build/cpp_mnist_dataloader
+
+# ---- Examples with other frameworks' data pipelines and trainers (examples/dali, examples/hf_trainer)
+
+.PHONY: test-dali test-hf
+
+# Packages these examples use, installed into .venv when missing (scripts/setup.sh installs them too).
+DALI_PIP := nvidia-dali-cuda130==2.4.0
+HF_PIP := transformers==5.23.0 datasets==5.2.0 accelerate==1.15.0
+# Exits 0 when every module named after it is installed (found, not imported: importing
+# transformers takes seconds).
+HAS_MODULES := import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in sys.argv[1:]))
+EXAMPLE_ENV := THRESHER_LIBRARY=$(CURDIR)/$(LIB_DIR)/libthresher.so PYTHONPATH=$(CURDIR)/bindings/python
+
+# thresher's index mode drives a CPU-only DALI pipeline (external source reads the planned ids'
+# PNGs, DALI decodes and augments), 3 epochs of InfoBatch on 2,000 Fashion-MNIST images.
+test-dali: setup build
+	@$(PY) -c "$(HAS_MODULES)" nvidia.dali || $(PY) -m pip install --quiet "$(DALI_PIP)"
+	THRESHER_REQUIRE_DALI=1 $(EXAMPLE_ENV) $(PY) -m pytest examples/dali -q
+
+# transformers.Trainer with thresher.torch.Sampler as its batch sampler and per-sample losses
+# booked through sampler.weighted_loss: a tiny BERT from a config (random weights, nothing
+# downloaded) on a synthetic text set, 2 epochs of InfoBatch.
+test-hf: setup build
+	@$(PY) -c "$(HAS_MODULES)" transformers datasets accelerate || $(PY) -m pip install --quiet $(HF_PIP)
+	HF_HUB_OFFLINE=1 THRESHER_REQUIRE_HF=1 $(EXAMPLE_ENV) $(PY) -m pytest examples/hf_trainer -q

@@ -33,6 +33,13 @@ if [ ! -x .venv/bin/mpicxx ]; then
   .venv/bin/pip install --quiet "mpich==5.0.2"
 fi
 
+# --- Other pipelines thresher drives in the examples (examples/dali, examples/hf_trainer):
+# NVIDIA DALI (CPU-only pipelines) and Hugging Face transformers; looked up, not imported, so
+# this check stays fast.
+if ! .venv/bin/python -c "import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in ('nvidia.dali', 'transformers', 'accelerate')))"; then
+  .venv/bin/pip install --quiet "nvidia-dali-cuda130==2.4.0" "transformers==5.23.0" "accelerate==1.15.0"
+fi
+
 # --- Fashion-MNIST from Debian's dataset-fashion-mnist ------------------------------
 if [ ! -f data/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   src=/usr/share/datasets/fashion-mnist
