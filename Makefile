@@ -226,7 +226,7 @@ install: build
 	install -d $(DESTDIR)$(INSTALL_PREFIX)/lib/pkgconfig $(DESTDIR)$(INSTALL_PREFIX)/lib/cmake/thresher $(DESTDIR)$(INSTALL_PREFIX)/include
 	install -m 755 $(LIB_DIR)/libthresher.so $(DESTDIR)$(INSTALL_PREFIX)/lib/libthresher.so
 	install -m 644 $(LIB_DIR)/libthresher.a $(DESTDIR)$(INSTALL_PREFIX)/lib/libthresher.a
-	install -m 644 include/thresher.h include/thresher.hpp $(DESTDIR)$(INSTALL_PREFIX)/include/
+	install -m 644 include/thresher.h include/thresher.hpp include/thresher_torch.hpp $(DESTDIR)$(INSTALL_PREFIX)/include/
 	sed -e 's|@PREFIX@|$(INSTALL_PREFIX)|g' -e 's|@VERSION@|$(CARGO_VERSION)|g' packaging/thresher.pc.in > $(DESTDIR)$(INSTALL_PREFIX)/lib/pkgconfig/thresher.pc
 	install -m 644 packaging/thresherConfig.cmake.in $(DESTDIR)$(INSTALL_PREFIX)/lib/cmake/thresher/thresherConfig.cmake
 	sed -e 's|@VERSION@|$(CARGO_VERSION)|g' packaging/thresherConfigVersion.cmake.in > $(DESTDIR)$(INSTALL_PREFIX)/lib/cmake/thresher/thresherConfigVersion.cmake

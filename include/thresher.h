@@ -516,6 +516,17 @@ thresher_status thresher_loader_save_state(const thresher_loader *loader, const 
 thresher_status thresher_loader_end_epoch(thresher_loader *loader);
 
 /**
+ * Index mode only: counts `batches` more batches of the epoch under way as handed out, without
+ * building them — for a reader that consumed them from thresher_loader_epoch_plan, so that the
+ * report (`delivered`, `saved_fraction`) and checkpoints see its real position. Begins the next
+ * epoch first when the last one has ended; thresher_loader_next then continues after them
+ * (THRESHER_END_OF_EPOCH once none is left). Returns THRESHER_OK, THRESHER_INVALID_ARGUMENT for
+ * NULL or when fewer than `batches` are left (nothing changes), or THRESHER_STATE for a loader
+ * with data. Thread-safe.
+ */
+thresher_status thresher_loader_advance(thresher_loader *loader, uint64_t batches);
+
+/**
  * Writes a checkpoint like thresher_loader_save_state, but as if only the first `batches`
  * batches of this rank's latest epoch (the one under way or, between epochs, the one that just
  * ended) had been handed out: for consumers that fetch ahead of the trainer (a DataLoader
@@ -548,9 +559,10 @@ thresher_status thresher_loader_state_save(const thresher_loader *loader, const 
  * a reader that schedules its own reads (DALI's external source, FFCV's traversal order, a C++
  * reader with its own threads). Right after thresher_loader_next returned
  * THRESHER_END_OF_EPOCH, this call makes (and fixes) the next epoch's plan, like
- * thresher_loader_epoch_info. It does not move the position: call thresher_loader_next per
- * batch consumed (cheap in index mode) to keep checkpoints exact, or thresher_loader_end_epoch
- * once the epoch is done. Works in both modes.
+ * thresher_loader_epoch_info. It does not move the position: in index mode, call
+ * thresher_loader_advance as batches are consumed (or thresher_loader_next per batch) so that
+ * reports and checkpoints see the reader's position, and thresher_loader_end_epoch to leave the
+ * epoch early. Works in both modes.
  *
  * On THRESHER_OK `*out` receives a plan the caller owns and must pass to
  * thresher_epoch_plan_free exactly once. THRESHER_INVALID_ARGUMENT for NULL arguments (`*out`

@@ -216,3 +216,33 @@ fn through_the_c_abi_data_calls_fail_clearly_and_ids_work() {
         thresher_loader_free(l);
     }
 }
+
+#[test]
+fn a_plan_reader_advances_and_the_report_counts_what_it_read() {
+    let l = Loader::new(config("")).unwrap();
+    let plan = l.epoch_plan();
+    l.advance(plan.batches - 1).unwrap();
+    assert!(l.advance(2).is_err(), "only one batch is left");
+    assert_eq!(l.report().delivered as usize, plan.batches - 1);
+    let last = l.next().unwrap().unwrap();
+    assert_eq!(last.index(), plan.batches - 1);
+    assert_eq!(last.ids(), &plan.ids[(plan.batches - 1) * 100..]);
+    assert!(l.next().unwrap().is_none());
+    assert_eq!(
+        l.report().saved_fraction,
+        0.0,
+        "every sample of epoch 0 was read"
+    );
+    // Advancing between epochs begins the next one.
+    l.advance(1).unwrap();
+    assert_eq!((l.report().epoch, l.report().delivered), (1, 1));
+    let data = Loader::with_source(
+        Config::default_for_memory(),
+        std::sync::Arc::new(
+            thresher_core::source::ArraySource::new(vec![0; 40], [2, 2, 1], vec![0; 10]).unwrap(),
+        ),
+    )
+    .unwrap();
+    let err = data.advance(1).unwrap_err();
+    assert!(err.to_string().contains("index mode"), "{err}");
+}

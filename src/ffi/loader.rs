@@ -392,6 +392,27 @@ pub unsafe extern "C" fn thresher_loader_end_epoch(
     })
 }
 
+/// Index mode only: counts `batches` more batches of the epoch under way as handed out, without
+/// building them — for a reader that consumed them from thresher_loader_epoch_plan, so that the
+/// report (`delivered`, `saved_fraction`) and checkpoints see its real position. Begins the next
+/// epoch first when the last one has ended; thresher_loader_next then continues after them
+/// (THRESHER_END_OF_EPOCH once none is left). Returns THRESHER_OK, THRESHER_INVALID_ARGUMENT for
+/// NULL or when fewer than `batches` are left (nothing changes), or THRESHER_STATE for a loader
+/// with data. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn thresher_loader_advance(
+    loader: *mut thresher_loader,
+    batches: u64,
+) -> thresher_status {
+    guard(|| {
+        let l = unsafe { loader_ref(loader) }?;
+        let batches = usize::try_from(batches)
+            .map_err(|_| Error::invalid(format!("batches = {batches} is too large")))?;
+        l.advance(batches)?;
+        Ok(thresher_status::THRESHER_OK)
+    })
+}
+
 /// Writes a checkpoint like thresher_loader_save_state, but as if only the first `batches`
 /// batches of this rank's latest epoch (the one under way or, between epochs, the one that just
 /// ended) had been handed out: for consumers that fetch ahead of the trainer (a DataLoader

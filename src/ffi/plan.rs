@@ -24,9 +24,10 @@ unsafe fn plan_ref<'a>(p: *const thresher_epoch_plan) -> Option<&'a EpochPlan> {
 /// a reader that schedules its own reads (DALI's external source, FFCV's traversal order, a C++
 /// reader with its own threads). Right after thresher_loader_next returned
 /// THRESHER_END_OF_EPOCH, this call makes (and fixes) the next epoch's plan, like
-/// thresher_loader_epoch_info. It does not move the position: call thresher_loader_next per
-/// batch consumed (cheap in index mode) to keep checkpoints exact, or thresher_loader_end_epoch
-/// once the epoch is done. Works in both modes.
+/// thresher_loader_epoch_info. It does not move the position: in index mode, call
+/// thresher_loader_advance as batches are consumed (or thresher_loader_next per batch) so that
+/// reports and checkpoints see the reader's position, and thresher_loader_end_epoch to leave the
+/// epoch early. Works in both modes.
 ///
 /// On THRESHER_OK `*out` receives a plan the caller owns and must pass to
 /// thresher_epoch_plan_free exactly once. THRESHER_INVALID_ARGUMENT for NULL arguments (`*out`

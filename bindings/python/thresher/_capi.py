@@ -362,6 +362,15 @@ thresher_loader_save_state = bind('thresher_loader_save_state', thresher_status,
 # Thread-safe.
 thresher_loader_end_epoch = bind('thresher_loader_end_epoch', thresher_status, [POINTER(thresher_loader)], ['loader'])
 
+# Index mode only: counts `batches` more batches of the epoch under way as handed out, without
+# building them — for a reader that consumed them from thresher_loader_epoch_plan, so that the
+# report (`delivered`, `saved_fraction`) and checkpoints see its real position. Begins the next
+# epoch first when the last one has ended; thresher_loader_next then continues after them
+# (THRESHER_END_OF_EPOCH once none is left). Returns THRESHER_OK, THRESHER_INVALID_ARGUMENT for
+# NULL or when fewer than `batches` are left (nothing changes), or THRESHER_STATE for a loader
+# with data. Thread-safe.
+thresher_loader_advance = bind('thresher_loader_advance', thresher_status, [POINTER(thresher_loader), c_uint64], ['loader', 'batches'])
+
 # Writes a checkpoint like thresher_loader_save_state, but as if only the first `batches`
 # batches of this rank's latest epoch (the one under way or, between epochs, the one that just
 # ended) had been handed out: for consumers that fetch ahead of the trainer (a DataLoader
@@ -386,9 +395,10 @@ thresher_loader_state_save = bind('thresher_loader_state_save', thresher_status,
 # a reader that schedules its own reads (DALI's external source, FFCV's traversal order, a C++
 # reader with its own threads). Right after thresher_loader_next returned
 # THRESHER_END_OF_EPOCH, this call makes (and fixes) the next epoch's plan, like
-# thresher_loader_epoch_info. It does not move the position: call thresher_loader_next per
-# batch consumed (cheap in index mode) to keep checkpoints exact, or thresher_loader_end_epoch
-# once the epoch is done. Works in both modes.
+# thresher_loader_epoch_info. It does not move the position: in index mode, call
+# thresher_loader_advance as batches are consumed (or thresher_loader_next per batch) so that
+# reports and checkpoints see the reader's position, and thresher_loader_end_epoch to leave the
+# epoch early. Works in both modes.
 #
 # On THRESHER_OK `*out` receives a plan the caller owns and must pass to
 # thresher_epoch_plan_free exactly once. THRESHER_INVALID_ARGUMENT for NULL arguments (`*out`
@@ -472,6 +482,7 @@ __all__ = [
     'thresher_loader_save_scores',
     'thresher_loader_save_state',
     'thresher_loader_end_epoch',
+    'thresher_loader_advance',
     'thresher_loader_save_state_at',
     'thresher_loader_epoch',
     'thresher_loader_state_save',

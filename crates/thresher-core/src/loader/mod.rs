@@ -117,6 +117,20 @@ impl Loader {
         }
     }
 
+    /// Index mode: counts `batches` more batches of the epoch under way as handed out, for a
+    /// reader that consumed them from `epoch_plan` (see `Planner::advance_by`); `next` then
+    /// continues after them and reports the end when none is left. A loader with data refuses
+    /// it (its batches are filled by workers and taken with `next`).
+    pub fn advance(&self, batches: usize) -> Result<()> {
+        match &self.engine {
+            Engine::Pipeline(_) => Err(Error::state(
+                "advance: only a loader in index mode (source kind `index`) can skip ahead; \
+                 take batches with next",
+            )),
+            Engine::Index(i) => i.planner().lock().advance_by(batches),
+        }
+    }
+
     /// Ends the epoch under way now, as if `next` had reached its end: its report is written,
     /// the batches it has not handed out are abandoned (not visited: they count as saved in the
     /// report, and no feedback is expected for them), feedback already booked stays, and the

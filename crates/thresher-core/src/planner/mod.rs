@@ -180,6 +180,25 @@ impl Planner {
         }
     }
 
+    /// Counts `batches` more batches of the epoch under way as handed out without building
+    /// them: for a reader of the whole-epoch view, which consumed them from `epoch_plan`, so
+    /// that reports, `saved_fraction` and checkpoints see its real position. Begins the next
+    /// epoch first when the last one has ended. Refused (changing nothing) past the epoch's end.
+    pub fn advance_by(&mut self, batches: usize) -> Result<()> {
+        self.begin_epoch();
+        let c = self.current.as_mut().expect("begin_epoch sets it");
+        let left = c.plan.batches() - c.delivered;
+        if batches > left {
+            return Err(Error::invalid(format!(
+                "advance: batches = {batches} but epoch {} has {left} of its {} batches left",
+                c.plan.epoch,
+                c.plan.batches()
+            )));
+        }
+        c.delivered += batches;
+        Ok(())
+    }
+
     /// The report of the epoch under way so far (the plan's part; the loader adds what the
     /// epoch cost), or of the last one once it has ended. Never begins an epoch.
     pub fn report(&self) -> EpochReport {
