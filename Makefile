@@ -138,7 +138,9 @@ test-fuzz:
 # Every side-by-side comparison in one go (its duration is in docs/performance.md), then docs/performance.md
 # with its plots and raw JSON (docs/bench/): the micro bench (plan time per policy and N,
 # feedback ingest, ScoreBook bytes, next+release, epoch-boundary wait; benches/micro/),
-# pre-decoded IDX and the PNG/JPEG pipelines against PyTorch's DataLoader, and a link to the
+# the whole-epoch view in index mode; thresher.torch.Sampler against torch's BatchSampler on one
+# DataLoader (benches/compare_sampler.py); pre-decoded IDX and the PNG/JPEG pipelines against
+# PyTorch's DataLoader, and a link to the
 # trainer's accuracy-against-time comparison (results/long, not rerun: it takes hours).
 # matplotlib (for the plots) and torchvision are installed into .venv when missing. Cargo honours
 # an externally set CARGO_TARGET_DIR; so do the scripts. Criterion's per-epoch figure is

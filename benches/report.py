@@ -52,6 +52,8 @@ def measure(raw, quick):
     run(micro + (["--quick"] if quick else []))
     run([PY, "benches/compare_dataloader.py", "2" if quick else "3",
          "--json", os.path.join(raw, "dataloader.json")])
+    run([PY, "benches/compare_sampler.py", "--json", os.path.join(raw, "sampler.json")]
+        + (["--quick"] if quick else []))
     images = os.path.join(raw, "images.json")
     try:
         import torchvision  # noqa: F401
@@ -213,6 +215,7 @@ def write_page(docs, raw, quick):
     micro = read(raw, "micro.json")
     dl = read(raw, "dataloader.json")
     images = read(raw, "images.json")
+    sampler = read(raw, "sampler.json")
     out = []
     w = out.append
     w("# Performance record\n")
@@ -366,6 +369,11 @@ def write_page(docs, raw, quick):
                 ok = r["plan_s"] <= 0.020
                 goals.append((f"plan for 1.28M ids ≤ 20 ms: {r['policy']}", fig, r["load"],
                               ok if cached is None else (ok, cached <= 0.020)))
+
+    if sampler:
+        from compare_sampler import section as sampler_section
+        for line in sampler_section(sampler, goals):
+            w(line)
 
     if micro and "epoch_plan" in micro:
         w("## Whole-epoch view in index mode, through the C ABI\n")
