@@ -246,3 +246,32 @@ fn a_plan_reader_advances_and_the_report_counts_what_it_read() {
     let err = data.advance(1).unwrap_err();
     assert!(err.to_string().contains("index mode"), "{err}");
 }
+
+#[test]
+fn a_checkpoint_from_another_run_says_what_differs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.ckpt");
+    Loader::new(config("")).unwrap().save_state(&path).unwrap();
+    let quoted = serde_json::to_string(path.to_str().unwrap()).unwrap();
+    let text = format!(
+        r#"{{"source": {{"kind": "index", "len": 4000}}, "seed": 9, "batch_size": 100,
+            "policy": {{"kind": "infobatch", "prune": 0.5, "epochs": 4}}, "resume_from": {quoted}}}"#
+    );
+    let err = Config::from_json(&text)
+        .and_then(Loader::new)
+        .err()
+        .unwrap();
+    let msg = err.to_string();
+    for want in [
+        "resume_from",
+        "dataset size (N samples) 5000 in the saved run, 4000 here",
+        "seed 3 in the saved run, 9 here",
+        "did the dataset change?",
+    ] {
+        assert!(msg.contains(want), "{msg}");
+    }
+    assert!(
+        !msg.contains("shuffle"),
+        "only what differs is named: {msg}"
+    );
+}

@@ -34,6 +34,41 @@ pub(crate) struct Fingerprint {
     pub policy: String,
 }
 
+impl Fingerprint {
+    /// In words, what differs between the saved run (`self`) and this one.
+    fn differences(&self, here: &Fingerprint) -> String {
+        let mut parts = Vec::new();
+        let mut differ = |what: &str, saved: String, now: String| {
+            if saved != now {
+                parts.push(format!("{what} {saved} in the saved run, {now} here"));
+            }
+        };
+        differ(
+            "dataset size (N samples)",
+            self.n.to_string(),
+            here.n.to_string(),
+        );
+        differ("seed", self.seed.to_string(), here.seed.to_string());
+        differ(
+            "shuffle",
+            self.shuffle.to_string(),
+            here.shuffle.to_string(),
+        );
+        differ(
+            "drop_last",
+            self.drop_last.to_string(),
+            here.drop_last.to_string(),
+        );
+        differ("policy kind", self.policy.clone(), here.policy.clone());
+        let hint = if self.n != here.n {
+            " (did the dataset change?)"
+        } else {
+            ""
+        };
+        format!("{}{hint}", parts.join("; "))
+    }
+}
+
 /// The current epoch's global plan and how far the ranks got.
 pub(crate) struct SavedJob {
     pub epoch: u64,
@@ -129,8 +164,9 @@ pub(crate) fn restore(
     };
     if &found != expect {
         return Err(Error::invalid(format!(
-            "config key `resume_from`: {} was saved with {found:?} but this loader has {expect:?}",
-            path.display()
+            "config key `resume_from`: {} is from another run: {}",
+            path.display(),
+            found.differences(expect)
         )));
     }
     let epoch = r.u64().ok_or_else(truncated)?;
