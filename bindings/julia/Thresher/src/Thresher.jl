@@ -31,7 +31,7 @@ using Libdl
 
 export ThresherError, Loader, Batch, epoch, next!, feedback!, epoch_info, report,
        save_scores, save_state, padding, digest, has_data, end_epoch!, save_state_at,
-       EpochPlan, epoch_plan
+       EpochPlan, epoch_plan, advance!
 
 # ---- the library ---------------------------------------------------------------------------
 
@@ -528,6 +528,24 @@ function end_epoch!(l::Loader)
     return nothing
 end
 
+"""
+    advance!(loader, batches)
+
+`thresher_loader_advance` (index mode only): counts `batches` more batches of the epoch under
+way as handed out, without building them: for a reader that consumed them from `epoch_plan`, so that
+`report` (`delivered`, `saved_fraction`) and checkpoints see its real position. Begins the next
+epoch first when the last one has ended; `next!` then continues after them (`nothing` once none
+is left). Throws `ThresherError`: THRESHER_INVALID_ARGUMENT when fewer than `batches` are left
+(or it is negative; nothing changes), THRESHER_STATE for a loader with data. Thread-safe.
+"""
+function advance!(l::Loader, batches::Integer)
+    batches >= 0 || throw(ThresherError(THRESHER_INVALID_ARGUMENT,
+                                        "advance: batches = $batches is negative"))
+    check(@ccall libthresher.thresher_loader_advance(l.ptr::Ptr{Cvoid},
+                                                     UInt64(batches)::UInt64)::Cint)
+    return nothing
+end
+
 # ---- EpochPlan -----------------------------------------------------------------------------
 
 """
@@ -556,8 +574,9 @@ end
 
 `thresher_loader_epoch_plan`: this rank's whole epoch under way, from its batch 0 (right after
 `next!` returned `nothing`: the next epoch's, made now). It does not move the loader's
-position: call `next!` per batch consumed (cheap in index mode) to keep checkpoints exact, or
-`end_epoch!(loader)` once the epoch is done. For a reader that schedules its own reads.
+position: in index mode, call `advance!(loader, k)` as batches are consumed (or `next!` per
+batch) so that reports and checkpoints see the reader's position, and `end_epoch!(loader)` to
+leave the epoch early. For a reader that schedules its own reads.
 """
 function epoch_plan(l::Loader)
     out = Ref{Ptr{Cvoid}}(C_NULL)
