@@ -239,8 +239,9 @@ test-install: setup build
 
 # bindings/julia/check_binding.py: every .jl file parses (tree-sitter's Julia grammar), every
 # @ccall names a thresher.h function with its argument count and kinds (the header read by
-# pycparser), every function has a wrapper, structs and constants match. Then its own tests,
-# which feed it broken copies of the binding. The packages come from scripts/setup.sh.
+# pycparser), every function has a wrapper in a file Thresher.jl includes, structs and constants
+# match. Then its own tests, which feed it broken copies of the binding. The packages come from
+# scripts/setup.sh.
 .PHONY: test-julia
 test-julia: setup
 	$(PY) bindings/julia/check_binding.py
