@@ -29,14 +29,14 @@
 //     for (std::size_t k = 0; k < plan.batches(); k++) {
 //         thresher::PlanBatch b = plan.batch(k, 256);   // ids and weights of batch k
 //         // ... read b.ids yourself, step on mean(b.weights[i] * loss[i]), feed back ...
-//         loader.next();                                // keeps checkpoints exact (cheap here)
+//         loader.advance(1);                            // keeps checkpoints exact (cheap)
 //     }
 //     loader.end_epoch();
 //
 // Thread-safety is that of the C API (see thresher.h): Loader::next / epoch iteration from one
-// thread at a time; feedback, epoch_info, epoch_plan, end_epoch, report, save_scores, save_state
-// and save_state_at from any thread; a Batch or EpochPlan may be read and destroyed on any
-// thread, also after its Loader is gone.
+// thread at a time; feedback, epoch_info, epoch_plan, advance, end_epoch, report, save_scores,
+// save_state and save_state_at from any thread; a Batch or EpochPlan may be read and destroyed
+// on any thread, also after its Loader is gone.
 //
 // Link with libthresher (static: also -lpthread -ldl -lm). Requires C++17; under C++20,
 // thresher::span and std::span convert into each other implicitly (both are contiguous ranges
@@ -611,8 +611,9 @@ class Loader {
 
     /// This rank's whole epoch under way, from its batch 0 (right after the end of an epoch:
     /// the next epoch's, made now), for a reader that schedules its own reads. It does not move
-    /// the position: call next() per batch consumed (cheap in index mode) to keep checkpoints
-    /// exact, or end_epoch() once the epoch is done. Thread-safe.
+    /// the position: in index mode, call advance() as batches are consumed (or next() per
+    /// batch) to keep reports and checkpoints exact, and end_epoch() to leave the epoch early.
+    /// Thread-safe.
     EpochPlan epoch_plan() const {
         thresher_epoch_plan *p = nullptr;
         detail::check(thresher_loader_epoch_plan(raw_, &p));
@@ -625,6 +626,15 @@ class Loader {
     /// epoch_plan(). A no-op between epochs. Throws Error(THRESHER_IO) when the report line
     /// cannot be written (the epoch is ended anyway). Thread-safe.
     void end_epoch() { detail::check(thresher_loader_end_epoch(raw_)); }
+    /// Index mode only: counts `batches` more batches of the epoch under way as handed out,
+    /// without building them, for a reader that consumed them from epoch_plan(): report()
+    /// (`delivered`, `saved_fraction`) and checkpoints then see its real position. Begins the
+    /// next epoch first when the last one has ended; next() continues after them (std::nullopt
+    /// once none is left). Throws Error: THRESHER_INVALID_ARGUMENT when fewer than `batches`
+    /// are left (nothing changes), THRESHER_STATE for a loader with data. Thread-safe.
+    void advance(std::uint64_t batches) {
+        detail::check(thresher_loader_advance(raw_, batches));
+    }
 
   private:
     struct adopt_tag {};

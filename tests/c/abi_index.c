@@ -2,7 +2,8 @@
  * abi_index.c — index mode (source {"kind": "index", "len": N}): batches of ids, weights and
  * padding without data; the whole-epoch view (thresher_loader_epoch_plan and
  * thresher_epoch_plan_*) against what thresher_loader_next hands out; ending an epoch early
- * (thresher_loader_end_epoch); checkpoints at the consumer's position
+ * (thresher_loader_end_epoch); advancing without building batches (thresher_loader_advance);
+ * checkpoints at the consumer's position
  * (thresher_loader_save_state_at) resumed like an uninterrupted loader; two ranks; InfoBatch
  * fed back; NULL arguments.
  */
@@ -320,6 +321,73 @@ void test_index_end_epoch(void) {
     }
 out:
     unlink(report);
+    CHECK(rmdir(dir) == 0);
+}
+
+/* ---- advancing without building batches -------------------------------------------------- */
+
+/* A reader of the whole-epoch view counts what it consumed with thresher_loader_advance: the
+ * report and a checkpoint follow it, next continues after it, and it is refused (changing
+ * nothing) past the epoch's end, for a loader with data, and for NULL. */
+void test_index_advance(void) {
+    static const char *keys = "\"batch_size\": 100, \"seed\": 9";
+    char dir[] = "/tmp/thresher-abi-advance-XXXXXX", path[1100], quoted[1200], extra[1400];
+    thresher_loader *l = NULL, *c = NULL, *data = NULL;
+    thresher_epoch_plan *p = NULL;
+    thresher_epoch_report r;
+    thresher_batch *b = NULL;
+    if (mkdtemp(dir) == NULL) {
+        CHECK(!"mkdtemp failed");
+        return;
+    }
+    snprintf(path, sizeof path, "%s/advance.ckpt", dir);
+    l = open_index(1000, keys);
+    if (l == NULL) goto out;
+    CHECK_STATUS(thresher_loader_advance(NULL, 1), THRESHER_INVALID_ARGUMENT, "loader");
+    CHECK_OK(thresher_loader_epoch_plan(l, &p));
+    if (p == NULL) goto out;
+    CHECK(thresher_epoch_plan_batches(p) == 10);
+    CHECK_OK(thresher_loader_advance(l, 0));
+    CHECK_OK(thresher_loader_advance(l, 4));
+    CHECK_OK(thresher_loader_report(l, &r));
+    CHECK(r.epoch == 0 && r.delivered == 4 && r.batches == 10);
+    /* Past the epoch's end: refused, the position unchanged. */
+    CHECK_STATUS(thresher_loader_advance(l, 7), THRESHER_INVALID_ARGUMENT, "batches = 7");
+    CHECK_STATUS(thresher_loader_advance(l, UINT64_MAX), THRESHER_INVALID_ARGUMENT, NULL);
+    CHECK_OK(thresher_loader_report(l, &r));
+    CHECK(r.delivered == 4);
+    /* A checkpoint taken now resumes at batch 4; next continues there too. */
+    CHECK_OK(thresher_loader_save_state(l, path));
+    json_string(quoted, sizeof quoted, path);
+    snprintf(extra, sizeof extra, "%s, \"resume_from\": %s", keys, quoted);
+    c = open_index(1000, extra);
+    if (c != NULL) {
+        CHECK_OK(thresher_loader_next(c, &b));
+        CHECK(b != NULL && plan_holds(p, 400, b));
+        thresher_batch_release(b);
+    }
+    CHECK_OK(thresher_loader_next(l, &b));
+    CHECK(b != NULL && plan_holds(p, 400, b));
+    thresher_batch_release(b);
+    /* The rest at once: the epoch ends with every sample visited. */
+    CHECK_OK(thresher_loader_advance(l, 5));
+    CHECK_STATUS(thresher_loader_next(l, &b), THRESHER_END_OF_EPOCH, NULL);
+    CHECK_OK(thresher_loader_report(l, &r));
+    CHECK(r.epoch == 0 && r.delivered == 10 && r.saved_fraction == 0.0);
+    /* Between epochs, advancing begins the next one. */
+    CHECK_OK(thresher_loader_advance(l, 1));
+    CHECK_OK(thresher_loader_report(l, &r));
+    CHECK(r.epoch == 1 && r.delivered == 1);
+    /* A loader with data takes its batches with next. */
+    data = open_loader(test_images, test_labels, "\"batch_size\": 500");
+    if (data != NULL)
+        CHECK_STATUS(thresher_loader_advance(data, 1), THRESHER_STATE, "index mode");
+out:
+    thresher_epoch_plan_free(p);
+    thresher_loader_free(l);
+    thresher_loader_free(c);
+    thresher_loader_free(data);
+    unlink(path);
     CHECK(rmdir(dir) == 0);
 }
 

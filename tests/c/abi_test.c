@@ -206,6 +206,7 @@ int main(int argc, char **argv) {
     test_index_no_data();
     test_index_epoch_plan();
     test_index_end_epoch();
+    test_index_advance();
     test_index_save_state_at();
     test_index_ranks();
     test_index_infobatch();

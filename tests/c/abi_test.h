@@ -126,6 +126,7 @@ void test_dlpack(void);
 void test_index_no_data(void);
 void test_index_epoch_plan(void);
 void test_index_end_epoch(void);
+void test_index_advance(void);
 void test_index_save_state_at(void);
 void test_index_ranks(void);
 void test_index_infobatch(void);

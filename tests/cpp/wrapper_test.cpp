@@ -6,7 +6,8 @@
 // LeakSanitizer and ASan check), exceptions (status and message), range-for over an epoch,
 // spans against the C accessors, move semantics, a Batch outliving its Loader, feedback
 // overloads, report/save_scores/save_state and DLPack; index mode (has_data, EpochPlan against
-// the batches next hands out, end_epoch, save_state_at resumed). Prints "N passed, M failed".
+// the batches next hands out, end_epoch, save_state_at resumed, advance). Prints "N passed, M
+// failed".
 
 #include "thresher.hpp"
 
@@ -681,6 +682,46 @@ static void test_end_epoch_and_save_state_at() {
     rmdir(dir.c_str());
 }
 
+static void test_advance() {
+    // A plan reader tells the loader how far it has read: the report and a checkpoint follow.
+    const std::string extra = "\"batch_size\": 100, \"seed\": 8";
+    thresher::Loader loader(index_config(1000, extra));
+    thresher::EpochPlan plan = loader.epoch_plan();
+    CHECK(plan.batches() == 10);
+    loader.advance(0); // counts nothing
+    CHECK(loader.report().delivered == 0);
+    loader.advance(3);
+    CHECK(loader.report().epoch == 0 && loader.report().delivered == 3);
+    // Refused past the epoch's end, with the position unchanged.
+    CHECK_THROWS(loader.advance(8), THRESHER_INVALID_ARGUMENT, "batches = 8");
+    CHECK(loader.report().delivered == 3);
+    // next() continues after what was advanced: batch 3 of the plan.
+    std::optional<thresher::Batch> b = loader.next();
+    thresher::PlanBatch pb = plan.batch(3, 100);
+    CHECK(b && std::equal(pb.ids.begin(), pb.ids.end(), b->ids().begin()));
+    // A checkpoint taken now resumes at batch 4.
+    const std::string dir = temp_dir(), path = dir + "/advance.ckpt";
+    loader.save_state(path);
+    thresher::Loader resumed(index_config(1000, extra + ", \"resume_from\": " + json_string(path)));
+    std::optional<thresher::Batch> r = resumed.next();
+    pb = plan.batch(4, 100);
+    CHECK(r && std::equal(pb.ids.begin(), pb.ids.end(), r->ids().begin()));
+    // The rest of the epoch at once; then next() reports its end.
+    loader.advance(6);
+    CHECK(loader.report().delivered == 10 && loader.report().saved_fraction == 0.0);
+    CHECK(!loader.next());
+    // Between epochs, advancing begins the next one.
+    loader.advance(2);
+    CHECK(loader.report().epoch == 1 && loader.report().delivered == 2);
+    // A loader with data refuses it; an empty Loader too.
+    thresher::Loader data(config("\"batch_size\": 500"));
+    CHECK_THROWS(data.advance(1), THRESHER_STATE, "index mode");
+    loader.reset();
+    CHECK_THROWS(loader.advance(1), THRESHER_INVALID_ARGUMENT, "loader");
+    std::remove(path.c_str());
+    rmdir(dir.c_str());
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         std::fprintf(stderr, "usage: %s FASHION_MNIST_DIR (gzipped IDX files)\n", argv[0]);
@@ -703,6 +744,7 @@ int main(int argc, char **argv) {
     run("epoch_plan", test_epoch_plan);
     run("plan_padding", test_plan_padding);
     run("end_epoch_and_save_state_at", test_end_epoch_and_save_state_at);
+    run("advance", test_advance);
 
     std::printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed != 0;
