@@ -59,7 +59,7 @@ class _InfoBatchSampler(_PlanSampler, torch.utils.data.Sampler):
     def __repr__(self) -> str:
         if self._loader.closed:
             return "<InfoBatch sampler, closed>"
-        r = self._loader.report()
+        r = self.report()
         return (f"<thresher.torch.InfoBatch sampler N={self._n}: epoch {r['epoch']}, "
                 f"{r['delivered']} of {r['batches']} samples handed out, {self._pending()} "
                 "pending>")

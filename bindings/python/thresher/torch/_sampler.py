@@ -11,12 +11,17 @@ not consumed yet: a FIFO, here the range [consumed, handed) of the epoch's batch
 weighted_loss() and consumed() take from its front; state_dict() is taken at its front — what
 the trainer saw, not what the DataLoader prefetched (torchdata's StatefulDataLoader
 convention).
+
+The sampler reads each epoch whole (Loader.epoch_plan) and hands its batches — or, for
+InfoBatch's per-sample sampler, its samples — out of that plan without calling the C layer.
+The loader is told how far the DataLoader got in bulk (Loader.advance, one C call for any
+number of batches) whenever its position is read: report(), len(), epoch_info(), state_dict(),
+end_epoch(), the next epoch, or the `loader` property.
 """
 
 from __future__ import annotations
 
 import collections.abc
-import ctypes
 import os
 import sys
 import threading
@@ -27,8 +32,8 @@ import numpy as np
 import torch
 import torch.utils.data
 
-from .. import _capi, _config
-from .._errors import InvalidArgument, StateError, check
+from .. import _config
+from .._errors import InvalidArgument, StateError
 from .._loader import DEFAULT_BATCH_SIZE, Loader
 from .._plan import EpochPlan
 
@@ -124,6 +129,7 @@ class _PlanSampler:
         self._plan: Optional[EpochPlan] = None
         self._consumed = 0        # C batches of _plan the trainer consumed
         self._handed = 0          # C batches of _plan handed to the DataLoader
+        self._synced = 0          # ... of which the loader has been told (see _sync)
         self._started: Optional[int] = None  # the epoch the last iteration began
         self._resume = False      # load_state_dict/resume_epoch: continue the epoch
         self._datasets: list = []
@@ -140,8 +146,11 @@ class _PlanSampler:
     def loader(self) -> Loader:
         """The index-mode thresher.Loader underneath: for digest(), save_scores(), or feedback
         of other ranks' samples (loader.feedback) when you exchange feedback yourself. Do not
-        iterate it or call next()/end_epoch() on it: that moves the plan under the sampler."""
-        return self._loader
+        iterate it or call next()/advance()/end_epoch() on it: that moves the plan under the
+        sampler. Its position is brought up to the DataLoader's when this property is read."""
+        with self._lock:
+            self._sync()
+            return self._loader
 
     @property
     def config(self) -> dict:
@@ -169,7 +178,9 @@ class _PlanSampler:
     def report(self) -> dict[str, Any]:
         """The epoch report of the epoch under way so far (thresher.Loader.report). `delivered`
         counts batches handed to the DataLoader, prefetched ones included."""
-        return self._loader.report()
+        with self._lock:
+            self._sync()
+            return self._loader.report()
 
     def digest(self) -> dict[str, int]:
         return self._loader.digest()
@@ -190,6 +201,7 @@ class _PlanSampler:
     def _coming(self) -> dict[str, Any]:
         """epoch_info() of the epoch the trainer is in; once it has consumed all of it, of the
         next one (planned now: all feedback of the last epoch is in)."""
+        self._sync()
         loader = self._loader
         info = loader.epoch_info()
         delivered = int(loader.report()["delivered"])
@@ -224,6 +236,7 @@ class _PlanSampler:
         now under way. Returns the iteration's token."""
         with self._lock:
             self._check_datasets()
+            self._sync()
             loader = self._loader
             resume, self._resume = self._resume, False
             info = loader.epoch_info()
@@ -238,31 +251,24 @@ class _PlanSampler:
                 raise StateError(f"thresher: the epoch plan ({plan!r}) does not match "
                                  f"epoch_info ({info}); please report this bug")
             self._plan = plan
-            self._consumed = self._handed = delivered
+            self._consumed = self._handed = self._synced = delivered
             self._started = plan.epoch
             self._token += 1
             return self._token
 
-    def _advance(self, k: int) -> None:
-        """Hands out batch k on the loader too (so its position, report and checkpoints follow
-        the DataLoader), checking that it is the plan's batch k."""
-        out = ctypes.POINTER(_capi.thresher_batch)()
-        status = check(_capi.thresher_loader_next(self._loader.ptr(), ctypes.byref(out)))
-        if status == _capi.THRESHER_END_OF_EPOCH:
-            raise StateError("thresher: the loader's epoch ended before its plan; please "
-                             "report this bug")
+    def _sync(self) -> None:
+        """Tells the loader about the batches of _plan handed to the DataLoader since it last
+        heard (Loader.advance: one C call however many), so that its report, its checkpoints
+        and its end of the epoch see them. Called, under the lock, before anything that reads
+        or ends the loader's position; iteration itself never calls the C layer."""
+        if self._plan is None or self._handed == self._synced:
+            return
         try:
-            # The length and the first id: cheap (this runs once per sample for InfoBatch) and
-            # enough to catch a loader that went out of step with the plan.
-            start, stop = self._plan.bounds(k)
-            n = _capi.thresher_batch_len(out)
-            same = n == stop - start and (n == 0 or
-                                          _capi.thresher_batch_ids(out)[0] == self._plan.ids[start])
-        finally:
-            _capi.thresher_batch_release(out)
-        if not same:
-            raise StateError(f"thresher: batch {k} differs from the epoch plan; please report "
-                             "this bug")
+            self._loader.advance(self._handed - self._synced)
+        except InvalidArgument:
+            raise StateError("thresher: the loader's epoch ended before its plan (was "
+                             "sampler.loader iterated or advanced?)") from None
+        self._synced = self._handed
 
     def _iterate(self):
         # A generator: nothing happens until the DataLoader asks for the first batch (it calls
@@ -280,8 +286,7 @@ class _PlanSampler:
                 k = self._handed
                 if k >= plan.batches:
                     return
-                self._advance(k)
-                self._handed = k + 1
+                self._handed = k + 1  # the loader hears of it at the next _sync
                 item = self._item(plan, k)
             yield item
 
@@ -298,13 +303,14 @@ class _PlanSampler:
         its remaining batches abandoned, pending ones dropped, feedback kept; the next epoch is
         planned now, so len() tells its length. A no-op when no epoch was begun."""
         with self._lock:
+            self._sync()
             loader = self._loader
             info = loader.epoch_info()
             if int(loader.report()["delivered"]) > 0 or self._started == info["epoch"]:
                 loader.end_epoch()
                 loader.epoch_info()
             self._plan = None
-            self._consumed = self._handed = 0
+            self._consumed = self._handed = self._synced = 0
             self._resume = False
             self._token += 1
 
@@ -477,6 +483,7 @@ class _PlanSampler:
     # Checkpoints --------------------------------------------------------------------------
 
     def _position(self) -> int:
+        self._sync()
         if self._pending():
             return self._consumed
         return int(self._loader.report()["delivered"])
@@ -508,7 +515,7 @@ class _PlanSampler:
                 raise InvalidArgument(f"load_state_dict: {e.message}", e.status) from None
             self._loader.epoch_info()  # never between epochs (a state saved between them)
             self._plan = None
-            self._consumed = self._handed = 0
+            self._consumed = self._handed = self._synced = 0
             self._started = None
             self._resume = True
             self._token += 1
@@ -679,7 +686,7 @@ class Sampler(_PlanSampler, torch.utils.data.Sampler):
     def __repr__(self) -> str:
         if self._loader.closed:
             return "<thresher.torch.Sampler, closed>"
-        r = self._loader.report()
+        r = self.report()
         return (f"<thresher.torch.Sampler N={self._n} batch_size={self.batch_size}: epoch "
                 f"{r['epoch']}, {r['delivered']} of {r['batches']} batches handed out, "
                 f"{self._pending()} pending>")
