@@ -23,7 +23,8 @@ import torch
 import torch.utils.data
 
 from .._errors import InvalidArgument
-from ._sampler import _PlanSampler, _weighted_mean
+from ._pending import _weighted_mean
+from ._plan_sampler import _PlanSampler
 
 __all__ = ["InfoBatch"]
 
