@@ -184,11 +184,12 @@ PREFIX ?= /usr/local
 CARGO_VERSION = $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1)
 INSTALL_PREFIX = $(abspath $(PREFIX))
 
-# The C++17 wrapper against the static library under ASan + UBSan + LSan, on Fashion-MNIST;
-# then the header alone as C++17 and C++20 (it must not depend on what one standard lacks).
+# The C++17 wrapper against the static library under ASan + UBSan + LSan, on Fashion-MNIST (one
+# program: wrapper_test.cpp, loaders with data and main; wrapper_index.cpp, index mode); then
+# the header alone as C++17 and C++20 (it must not depend on what one standard lacks).
 test-cpp: setup build
 	@mkdir -p build
-	$(CXX) $(CXXFLAGS_STRICT) $(SAN) -Iinclude tests/cpp/wrapper_test.cpp $(LIB_DIR)/libthresher.a $(RUST_LINK) -o build/wrapper_test
+	$(CXX) $(CXXFLAGS_STRICT) $(SAN) -Iinclude tests/cpp/wrapper_test.cpp tests/cpp/wrapper_index.cpp $(LIB_DIR)/libthresher.a $(RUST_LINK) -o build/wrapper_test
 	@nm build/wrapper_test | grep -q __asan_init || { echo "AddressSanitizer is not linked"; exit 1; }
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ./build/wrapper_test data/fashion-mnist
 	$(CXX) -std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only -x c++ include/thresher.hpp
