@@ -51,7 +51,7 @@ test-rust:
 # The C ABI from a strict C99 program under AddressSanitizer + UBSan, linked statically.
 test-c: build
 	@mkdir -p build
-	$(CC) $(CFLAGS_STRICT) $(SAN) -Iinclude tests/c/abi_test.c tests/c/abi_errors.c tests/c/abi_epochs.c tests/c/abi_state.c tests/c/abi_dlpack.c tests/c/abi_index.c $(LIB_DIR)/libthresher.a $(RUST_LINK) -o build/abi_test
+	$(CC) $(CFLAGS_STRICT) $(SAN) -Iinclude tests/c/abi_test.c tests/c/abi_errors.c tests/c/abi_epochs.c tests/c/abi_state.c tests/c/abi_dlpack.c tests/c/abi_index.c tests/c/abi_index_epochs.c $(LIB_DIR)/libthresher.a $(RUST_LINK) -o build/abi_test
 	@nm build/abi_test | grep -q __asan_init || { echo "AddressSanitizer is not linked"; exit 1; }
 	@echo "AddressSanitizer linked: $$(nm build/abi_test | grep -c __asan_) asan symbols"
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ./build/abi_test data/mnist
@@ -185,23 +185,30 @@ PREFIX ?= /usr/local
 # header's THRESHER_VERSION and thresher_version() are tested against.
 CARGO_VERSION = $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1)
 INSTALL_PREFIX = $(abspath $(PREFIX))
+# The parts of the C++ wrapper that thresher.hpp includes (installed beside it).
+CXX_PARTS = $(wildcard include/thresher/*.hpp)
 
-# The C++17 wrapper against the static library under ASan + UBSan + LSan, on Fashion-MNIST;
-# then the header alone as C++17 and C++20 (it must not depend on what one standard lacks).
+# The C++17 wrapper against the static library under ASan + UBSan + LSan, on Fashion-MNIST (one
+# program: wrapper_test.cpp, loaders with data and main; wrapper_index.cpp, index mode); then
+# the header alone as C++17 and C++20 (it must not depend on what one standard lacks).
 test-cpp: setup build
 	@mkdir -p build
-	$(CXX) $(CXXFLAGS_STRICT) $(SAN) -Iinclude tests/cpp/wrapper_test.cpp $(LIB_DIR)/libthresher.a $(RUST_LINK) -o build/wrapper_test
+	$(CXX) $(CXXFLAGS_STRICT) $(SAN) -Iinclude tests/cpp/wrapper_test.cpp tests/cpp/wrapper_index.cpp $(LIB_DIR)/libthresher.a $(RUST_LINK) -o build/wrapper_test
 	@nm build/wrapper_test | grep -q __asan_init || { echo "AddressSanitizer is not linked"; exit 1; }
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ./build/wrapper_test data/fashion-mnist
 	$(CXX) -std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only -x c++ include/thresher.hpp
 	$(CXX) -std=c++20 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only -x c++ include/thresher.hpp
+	# Each part under include/thresher/ compiles alone (it includes what it uses).
+	for h in $(CXX_PARTS); do \
+	  $(CXX) -std=c++17 -Wall -Wextra -Werror -pedantic -fsyntax-only -x c++ $$h || exit 1; \
+	done
 
 # The libtorch C++ trainer (examples/cpp_trainer). The object depends only on its sources, so
 # the slow compile of torch's headers happens once; the link reruns after every build.
 # _GLIBCXX_USE_CXX11_ABI must match the wheel's, which only torch itself can say.
 cpp-trainer: setup build build/cpp_trainer
 
-build/cpp_trainer.o: examples/cpp_trainer/train.cpp include/thresher.hpp include/thresher.h | setup
+build/cpp_trainer.o: examples/cpp_trainer/train.cpp include/thresher.hpp $(CXX_PARTS) include/thresher.h | setup
 	@mkdir -p build
 	abi=$$($(PY) -c 'import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))') && \
 	$(CXX) -std=c++17 -O2 -Wall -Wextra -D_GLIBCXX_USE_CXX11_ABI=$$abi -Iinclude $(TORCH_INCLUDES) -c $< -o $@
@@ -223,12 +230,14 @@ test-cpp-trainer: cpp-trainer
 	./build/cpp_trainer --data data/fashion-mnist --epochs 1 --limit 3000 --test-limit 2000 --threads 1
 
 # make install PREFIX=/opt/thresher [DESTDIR=staging]: the shared and static library, the C
-# header and the C++ wrapper, thresher.pc and the CMake package (templates in packaging/).
+# header and the C++ wrapper (thresher.hpp with its parts under thresher/, thresher_torch.hpp),
+# thresher.pc and the CMake package (templates in packaging/).
 install: build
-	install -d $(DESTDIR)$(INSTALL_PREFIX)/lib/pkgconfig $(DESTDIR)$(INSTALL_PREFIX)/lib/cmake/thresher $(DESTDIR)$(INSTALL_PREFIX)/include
+	install -d $(DESTDIR)$(INSTALL_PREFIX)/lib/pkgconfig $(DESTDIR)$(INSTALL_PREFIX)/lib/cmake/thresher $(DESTDIR)$(INSTALL_PREFIX)/include/thresher
 	install -m 755 $(LIB_DIR)/libthresher.so $(DESTDIR)$(INSTALL_PREFIX)/lib/libthresher.so
 	install -m 644 $(LIB_DIR)/libthresher.a $(DESTDIR)$(INSTALL_PREFIX)/lib/libthresher.a
 	install -m 644 include/thresher.h include/thresher.hpp include/thresher_torch.hpp $(DESTDIR)$(INSTALL_PREFIX)/include/
+	install -m 644 $(CXX_PARTS) $(DESTDIR)$(INSTALL_PREFIX)/include/thresher/
 	sed -e 's|@PREFIX@|$(INSTALL_PREFIX)|g' -e 's|@VERSION@|$(CARGO_VERSION)|g' packaging/thresher.pc.in > $(DESTDIR)$(INSTALL_PREFIX)/lib/pkgconfig/thresher.pc
 	install -m 644 packaging/thresherConfig.cmake.in $(DESTDIR)$(INSTALL_PREFIX)/lib/cmake/thresher/thresherConfig.cmake
 	sed -e 's|@VERSION@|$(CARGO_VERSION)|g' packaging/thresherConfigVersion.cmake.in > $(DESTDIR)$(INSTALL_PREFIX)/lib/cmake/thresher/thresherConfigVersion.cmake
@@ -241,8 +250,9 @@ test-install: setup build
 
 # bindings/julia/check_binding.py: every .jl file parses (tree-sitter's Julia grammar), every
 # @ccall names a thresher.h function with its argument count and kinds (the header read by
-# pycparser), every function has a wrapper, structs and constants match. Then its own tests,
-# which feed it broken copies of the binding. The packages come from scripts/setup.sh.
+# pycparser), every function has a wrapper in a file Thresher.jl includes, structs and constants
+# match. Then its own tests, which feed it broken copies of the binding. The packages come from
+# scripts/setup.sh.
 .PHONY: test-julia
 test-julia: setup
 	$(PY) bindings/julia/check_binding.py
@@ -275,7 +285,7 @@ test-cpp-reader: setup build
 # 12,000 training samples (smoke.json) and 2,000 test samples.
 cpp-mnist: setup build build/cpp_mnist
 
-build/cpp_mnist.o: examples/cpp_mnist/mnist.cpp include/thresher_torch.hpp include/thresher.hpp include/thresher.h | setup
+build/cpp_mnist.o: examples/cpp_mnist/mnist.cpp include/thresher_torch.hpp include/thresher.hpp $(CXX_PARTS) include/thresher.h | setup
 	@mkdir -p build
 	abi=$$($(PY) -c 'import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))') && \
 	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -D_GLIBCXX_USE_CXX11_ABI=$$abi -Iinclude $(TORCH_INCLUDES) -c $< -o $@
@@ -283,7 +293,7 @@ build/cpp_mnist.o: examples/cpp_mnist/mnist.cpp include/thresher_torch.hpp inclu
 build/cpp_mnist: build/cpp_mnist.o build
 	$(CXX) $< $(LIB_DIR)/libthresher.a $(TORCH_LIBS) $(RUST_LINK) -o $@
 
-build/torch_adapter_test: tests/cpp/torch_adapter_test.cpp include/thresher_torch.hpp include/thresher.hpp include/thresher.h $(LIB_DIR)/libthresher.a | setup
+build/torch_adapter_test: tests/cpp/torch_adapter_test.cpp include/thresher_torch.hpp include/thresher.hpp $(CXX_PARTS) include/thresher.h $(LIB_DIR)/libthresher.a | setup
 	@mkdir -p build
 	abi=$$($(PY) -c 'import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))') && \
 	$(CXX) -std=c++17 -g -O1 -Wall -Wextra -Werror $(SAN) -D_GLIBCXX_USE_CXX11_ABI=$$abi -Iinclude $(TORCH_INCLUDES) $< $(LIB_DIR)/libthresher.a $(TORCH_LIBS) $(RUST_LINK) -o $@

@@ -12,9 +12,12 @@ run. This script checks by machine what a first run would otherwise find:
    bindings/tools/cheader.py (the C preprocessor and pycparser, shared with
    bindings/python/gen_capi.py), so the prototypes are read as a C compiler reads them.
    Calls through a function pointer (`ccall(ptr, ...)`, `@ccall $(ptr)(...)`) name no header
-   function and are skipped (Thresher.jl makes one: the DLPack deleter).
+   function and are skipped (batch.jl makes one: the DLPack deleter).
 3. Every function of the header has a wrapper in the package (bindings/julia/*/src): a Julia
-   function whose body ccalls it.
+   function whose body ccalls it. The package may be split into files: every .jl under
+   NAME/src other than NAME/src/NAME.jl (the module) must be reached from it through
+   `include("file.jl")` calls with literal paths, and every include must name a file, so that a
+   wrapper counted here is one the module really loads.
 4. What the package copies from the header by hand matches it: each struct (the Julia struct
    whose docstring starts with the C name in backquotes) field for field, in order and of
    compatible types; every enum constant's value; ABI_VERSION and HEADER_VERSION.
@@ -340,6 +343,71 @@ def julia_constants(root: Node, path: Path) -> dict[str, tuple[str, str]]:
     return out
 
 
+def find_includes(root: Node, path: Path) -> tuple[list[tuple[str, Path]], list[str]]:
+    """Every `include("x.jl")` under `root`: (file:line:col, the path it names, resolved from
+    the including file's folder, as Julia does); and one problem per include whose path is not
+    a plain string literal (it could not be followed)."""
+    found: list[tuple[str, Path]] = []
+    problems: list[str] = []
+
+    def visit(n: Node) -> None:
+        if n.type == "call_expression" and n.named_children:
+            callee = n.named_children[0]
+            if callee.type == "identifier" and _text(callee) == "include":
+                args = [c for c in n.named_children[1:] if c.type == "argument_list"]
+                lits = _named(args[0]) if args else []
+                lit = lits[0] if len(lits) == 1 else None
+                if (lit is None or lit.type != "string_literal"
+                        or any(c.type != "content" for c in lit.named_children)):
+                    problems.append(f"{_at(path, n)}: include with a computed path cannot be "
+                                    "followed by this check; name the file with a string literal")
+                else:
+                    name = "".join(_text(c) for c in lit.named_children)
+                    found.append((_at(path, n), path.parent / name))
+                return
+        for c in n.children:
+            visit(c)
+
+    visit(root)
+    return found, problems
+
+
+def check_includes(parsed: list[tuple[Path, Node, bool]], julia_dir: Path) -> list[str]:
+    """Every package file (NAME/src/*.jl) is NAME/src/NAME.jl or reached from it by includes;
+    every include in the package names an existing file."""
+    problems: list[str] = []
+    edges: dict[Path, list[Path]] = {}
+    for path, root, in_package in parsed:
+        if not in_package:
+            continue
+        found, form = find_includes(root, path)
+        problems += form
+        for where, target in found:
+            if not target.is_file():
+                problems.append(f"{where}: include(\"{target.name}\") names no file "
+                                f"({target} does not exist)")
+            edges.setdefault(path.resolve(), []).append(target.resolve())
+    package_files = [path for path, _, in_package in parsed if in_package]
+    for src in sorted({julia_dir / p.relative_to(julia_dir).parts[0] / "src"
+                       for p in package_files}):
+        main = src / f"{src.parent.name}.jl"
+        if not main.is_file():
+            problems.append(f"{src}: no {main.name}, the file that defines module "
+                            f"{src.parent.name}")
+            continue
+        reached, todo = set(), [main.resolve()]
+        while todo:
+            f = todo.pop()
+            if f not in reached:
+                reached.add(f)
+                todo += edges.get(f, [])
+        for path in package_files:
+            if src in path.parents and path.resolve() not in reached:
+                problems.append(f"{path}: not included by {main.name} (directly or through an "
+                                "included file), so the module does not load what it defines")
+    return problems
+
+
 # ---- the checks ----------------------------------------------------------------------------
 
 
@@ -371,6 +439,7 @@ def check(julia_dir: Path, header: cheader.Header, verbose: bool = False) -> lis
         # every later finding would be noise.
         return problems
 
+    problems += check_includes(parsed, julia_dir)
     constants: dict[str, tuple[str, str]] = {}
     structs: list[JuliaStruct] = []
     for path, root, in_package in parsed:

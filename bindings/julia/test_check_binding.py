@@ -24,14 +24,16 @@ HEADER = cb.cheader.parse_file(HEADER_PATH)
 
 @pytest.fixture
 def pkg(tmp_path):
-    """A copy of bindings/julia; returns its root (holding Thresher/src/Thresher.jl)."""
+    """A copy of bindings/julia; returns its root (holding Thresher/src/Thresher.jl and the
+    files it includes)."""
     root = tmp_path / "julia"
     shutil.copytree(HERE / "Thresher", root / "Thresher")
     return root
 
 
-def jl(root):
-    return root / "Thresher" / "src" / "Thresher.jl"
+def jl(root, name="Thresher.jl"):
+    """A file of the copied package: Thresher.jl (the module) or a file it includes."""
+    return root / "Thresher" / "src" / name
 
 
 def mutate(path, old, new):
@@ -56,7 +58,9 @@ def problems(root, header=HEADER):
 
 def test_header_functions_and_aliases():
     f = {x.name: x for x in HEADER.functions}
-    assert len(f) == 33
+    assert len(f) == 34
+    assert [str(p.type) for p in f["thresher_loader_advance"].params] == [
+        "thresher_loader *", "uint64_t"]
     assert [str(p.type) for p in f["thresher_loader_save_state_at"].params] == [
         "const thresher_loader *", "const char *", "uint64_t"]
     assert str(f["thresher_epoch_plan_ids"].result) == "const uint64_t *"
@@ -91,14 +95,15 @@ def test_real_binding_passes():
 
 
 def test_cli_exit_status(pkg):
+    src = jl(pkg, "loader.jl")
     script = HERE / "check_binding.py"
     ok = subprocess.run([sys.executable, script], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
-    mutate(jl(pkg), "function save_state(", "function save_state(((")
+    mutate(src, "function save_state(", "function save_state(((")
     bad = subprocess.run([sys.executable, script, "--julia-dir", pkg], capture_output=True,
                          text=True)
     assert bad.returncode == 1
-    assert f"{jl(pkg)}:{line_of(jl(pkg), 'function save_state(((')}:" in bad.stderr
+    assert f"{src}:{line_of(src, 'function save_state(((')}:" in bad.stderr
 
 
 def test_cli_refuses_a_header_it_cannot_model(tmp_path):
@@ -135,11 +140,12 @@ def test_broken_jl_is_reported_with_file_and_line(pkg, snippet, kind, line):
 
 
 def test_wrong_argument_count(pkg):
-    mutate(jl(pkg), "save_scores(l.ptr::Ptr{Cvoid}, path::Cstring)",
+    src = jl(pkg, "loader.jl")
+    mutate(src, "save_scores(l.ptr::Ptr{Cvoid}, path::Cstring)",
            "save_scores(l.ptr::Ptr{Cvoid})")
-    line = line_of(jl(pkg), "thresher_loader_save_scores(l.ptr::Ptr{Cvoid})")
+    line = line_of(src, "thresher_loader_save_scores(l.ptr::Ptr{Cvoid})")
     assert problems(pkg) == [
-        f"{jl(pkg)}:{line}:11: thresher_loader_save_scores takes 2 argument(s) in thresher.h:"
+        f"{src}:{line}:11: thresher_loader_save_scores takes 2 argument(s) in thresher.h:"
         f"{HEADER.function('thresher_loader_save_scores').line}, the ccall passes 1"
     ]
 
@@ -156,7 +162,8 @@ def test_wrong_argument_count_in_plain_ccall(pkg):
 
 
 def test_unknown_symbol(pkg):
-    mutate(jl(pkg), "libthresher.thresher_loader_digest(", "libthresher.thresher_loader_digests(")
+    src = jl(pkg, "loader.jl")
+    mutate(src, "libthresher.thresher_loader_digest(", "libthresher.thresher_loader_digests(")
     found = problems(pkg)
     assert any("thresher_loader_digests is not a function of thresher.h" in p for p in found)
     # ... and the function it was meant to wrap is now unwrapped.
@@ -165,7 +172,8 @@ def test_unknown_symbol(pkg):
 
 
 def test_deprecated_alias_is_refused(pkg):
-    mutate(jl(pkg), "libthresher.thresher_loader_save_state(",
+    src = jl(pkg, "loader.jl")
+    mutate(src, "libthresher.thresher_loader_save_state(",
            "libthresher.thresher_loader_state_save(")
     found = problems(pkg)
     assert any("thresher_loader_state_save is a deprecated alias; call "
@@ -174,14 +182,16 @@ def test_deprecated_alias_is_refused(pkg):
 
 
 def test_wrong_argument_type(pkg):
-    mutate(jl(pkg), "field::Int32,", "field::Int64,")
+    src = jl(pkg, "batch.jl")
+    mutate(src, "field::Int32,", "field::Int64,")
     assert [p.split(": ", 1)[1] for p in problems(pkg)] == [
         "thresher_batch_dlpack argument 2 is `int32_t` in C, `Int64` in Julia"
     ]
 
 
 def test_pointer_passed_as_scalar(pkg):
-    mutate(jl(pkg), "thresher_loader_next(l.ptr::Ptr{Cvoid}, out::Ref{Ptr{Cvoid}})",
+    src = jl(pkg, "loader.jl")
+    mutate(src, "thresher_loader_next(l.ptr::Ptr{Cvoid}, out::Ref{Ptr{Cvoid}})",
            "thresher_loader_next(l.ptr::Ptr{Cvoid}, out::Ptr{Cvoid})")
     assert [p.split(": ", 1)[1] for p in problems(pkg)] == [
         "thresher_loader_next argument 2 is `thresher_batch **` in C, `Ptr{Cvoid}` in Julia"
@@ -189,7 +199,8 @@ def test_pointer_passed_as_scalar(pkg):
 
 
 def test_wrong_result_type(pkg):
-    mutate(jl(pkg), "thresher_batch_padding(b.ptr::Ptr{Cvoid})::Csize_t",
+    src = jl(pkg, "batch.jl")
+    mutate(src, "thresher_batch_padding(b.ptr::Ptr{Cvoid})::Csize_t",
            "thresher_batch_padding(b.ptr::Ptr{Cvoid})::Cint")
     assert [p.split(": ", 1)[1] for p in problems(pkg)] == [
         "thresher_batch_padding returns `size_t` in C, `Cint` in Julia"
@@ -197,15 +208,17 @@ def test_wrong_result_type(pkg):
 
 
 def test_wrong_library(pkg):
-    mutate(jl(pkg), "libthresher.thresher_loader_report(", "libthreshr.thresher_loader_report(")
+    src = jl(pkg, "loader.jl")
+    mutate(src, "libthresher.thresher_loader_report(", "libthreshr.thresher_loader_report(")
     assert [p.split(": ", 1)[1] for p in problems(pkg)] == [
         "thresher_loader_report is called from libthreshr, not libthresher"
     ]
 
 
 def test_function_pointer_ccall_is_not_a_header_call(pkg):
-    # The DLPack deleter call in Thresher.jl is of this form; the real binding passes with it.
-    assert "ccall(deleter, Cvoid" in jl(pkg).read_text()
+    src = jl(pkg, "batch.jl")
+    # The DLPack deleter call in batch.jl is of this form; the real binding passes with it.
+    assert "ccall(deleter, Cvoid" in src.read_text()
     extra = pkg / "Thresher" / "test" / "fptr.jl"
     extra.write_text("call(fp) = @ccall $(fp)(1::Cint)::Cvoid\n")
     assert problems(pkg) == []
@@ -215,7 +228,8 @@ def test_function_pointer_ccall_is_not_a_header_call(pkg):
 
 
 def test_missing_wrapper(pkg):
-    mutate(jl(pkg), "padding(b::Batch) = Int(", "padding(b::Batch) = 0 # Int(")
+    src = jl(pkg, "batch.jl")
+    mutate(src, "padding(b::Batch) = Int(", "padding(b::Batch) = 0 # Int(")
     assert problems(pkg) == [
         f"{HEADER_PATH}:{HEADER.function('thresher_batch_padding').line}: "
         f"thresher_batch_padding has no wrapper in the Julia package (no function under "
@@ -236,8 +250,9 @@ def test_a_new_header_function_needs_a_wrapper(pkg, tmp_path):
 
 
 def test_a_ccall_in_the_tests_is_no_wrapper(pkg):
+    src = jl(pkg, "batch.jl")
     # Moving the only call into test/ leaves the package without the wrapper.
-    mutate(jl(pkg), "padding(b::Batch) = Int(", "padding(b::Batch) = 0 # Int(")
+    mutate(src, "padding(b::Batch) = Int(", "padding(b::Batch) = 0 # Int(")
     (pkg / "Thresher" / "test" / "pad.jl").write_text(
         "pad(p) = @ccall libthresher.thresher_batch_padding(p::Ptr{Cvoid})::Csize_t\n"
     )
@@ -247,39 +262,81 @@ def test_a_ccall_in_the_tests_is_no_wrapper(pkg):
     ]
 
 
+# ---- the package's files: Thresher.jl and what it includes ---------------------------------
+
+
+def test_a_package_file_that_is_not_included_is_reported(pkg):
+    # A wrapper in a file the module never includes would pass (c) but not exist in Julia.
+    mutate(jl(pkg), 'include("plan.jl")', '# include("plan.jl")')
+    assert problems(pkg) == [
+        f"{jl(pkg, 'plan.jl')}: not included by Thresher.jl (directly or through an included "
+        "file), so the module does not load what it defines"
+    ]
+
+
+def test_an_include_may_be_nested(pkg):
+    mutate(jl(pkg), 'include("plan.jl")', "")
+    (pkg / "Thresher" / "src" / "parts").mkdir()
+    jl(pkg, "plan.jl").rename(pkg / "Thresher" / "src" / "parts" / "plan.jl")
+    mutate(jl(pkg, "loader.jl"), "# ---- Loader -", 'include("parts/plan.jl")\n# ---- Loader -')
+    assert problems(pkg) == []
+
+
+def test_an_include_of_a_missing_file_is_reported(pkg):
+    mutate(jl(pkg), 'include("plan.jl")', 'include("plan.jl")\ninclude("plans.jl")')
+    line = line_of(jl(pkg), 'include("plans.jl")')
+    assert problems(pkg) == [
+        f"{jl(pkg)}:{line}:1: include(\"plans.jl\") names no file "
+        f"({jl(pkg, 'plans.jl')} does not exist)"
+    ]
+
+
+def test_a_computed_include_is_reported(pkg):
+    mutate(jl(pkg), 'include("plan.jl")', 'include(joinpath(@__DIR__, "plan.jl"))')
+    found = problems(pkg)
+    assert len(found) == 2, found
+    assert "include with a computed path cannot be followed" in found[0]
+    assert "plan.jl: not included by Thresher.jl" in found[1]
+
+
 # ---- structs and constants mirrored from the header ----------------------------------------
 
 
 def test_struct_missing_a_field(pkg):
-    mutate(jl(pkg), "    worker_busy_s::Float64\n    skipped::UInt64\n",
+    src = jl(pkg, "capi.jl")
+    mutate(src, "    worker_busy_s::Float64\n    skipped::UInt64\n",
            "    worker_busy_s::Float64\n")
     found = problems(pkg)
     assert len(found) == 1 and "EpochReport has fields" in found[0], found
 
 
 def test_struct_field_of_the_wrong_width(pkg):
-    mutate(jl(pkg), "    ndim::UInt32\n", "    ndim::UInt64\n")
+    src = jl(pkg, "capi.jl")
+    mutate(src, "    ndim::UInt32\n", "    ndim::UInt64\n")
     assert [p.split(": ", 1)[1] for p in problems(pkg)] == [
         "Tensor.ndim is `UInt64` in Julia, `uint32_t ndim` in C"
     ]
 
 
 def test_struct_array_field_length(pkg):
-    mutate(jl(pkg), "shape::NTuple{4,Int64}", "shape::NTuple{3,Int64}")
+    src = jl(pkg, "capi.jl")
+    mutate(src, "shape::NTuple{4,Int64}", "shape::NTuple{3,Int64}")
     assert [p.split(": ", 1)[1] for p in problems(pkg)] == [
         "Tensor.shape is `NTuple{3,Int64}` in Julia, `int64_t shape[4]` in C"
     ]
 
 
 def test_stale_abi_version(pkg):
-    mutate(jl(pkg), "const ABI_VERSION = 2", "const ABI_VERSION = 1")
+    src = jl(pkg, "Thresher.jl")
+    mutate(src, "const ABI_VERSION = 2", "const ABI_VERSION = 1")
     assert [p.split(": ", 1)[1] for p in problems(pkg)] == [
         "ABI_VERSION = 1 in Julia, THRESHER_ABI_VERSION is 2 in thresher.h"
     ]
 
 
 def test_wrong_enum_value(pkg):
-    mutate(jl(pkg), "const THRESHER_FORMAT = Cint(4)", "const THRESHER_FORMAT = Cint(5)")
+    src = jl(pkg, "capi.jl")
+    mutate(src, "const THRESHER_FORMAT = Cint(4)", "const THRESHER_FORMAT = Cint(5)")
     assert [p.split(": ", 1)[1] for p in problems(pkg)] == [
         "THRESHER_FORMAT = Cint(5) in Julia, 4 in thresher.h"
     ]

@@ -23,7 +23,10 @@ prefix="$tmp/prefix"
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 
 "$MAKE" --no-print-directory install PREFIX="$prefix" >/dev/null
+# thresher.hpp includes its parts from include/thresher/: each must be installed beside it.
+parts=$(cd include && ls thresher/*.hpp)
 for f in lib/libthresher.so lib/libthresher.a include/thresher.h include/thresher.hpp \
+         include/thresher_torch.hpp $(sed 's|^|include/|' <<<"$parts") \
          lib/pkgconfig/thresher.pc lib/cmake/thresher/thresherConfig.cmake \
          lib/cmake/thresher/thresherConfigVersion.cmake; do
   [ -f "$prefix/$f" ] || { echo "test-install: $prefix/$f was not installed" >&2; exit 1; }

@@ -6,13 +6,6 @@
 
 /* ---- thresher_loader_save_scores and thresher_loader_save_state --------------------------- */
 
-static int file_exists(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) return 0;
-    fclose(f);
-    return 1;
-}
-
 void test_save_scores(void) {
     char dir[] = "/tmp/thresher-abi-scores-XXXXXX";
     char path[1024], missing_dir[1024], under_file[1100];

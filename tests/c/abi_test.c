@@ -74,6 +74,13 @@ void check_status_impl(thresher_status got, thresher_status want, const char *ne
 
 char train_images[1024], train_labels[1024], test_images[1024], test_labels[1024];
 
+int file_exists(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) return 0;
+    fclose(f);
+    return 1;
+}
+
 blob read_file(const char *path) {
     blob b = {NULL, 0};
     FILE *f = fopen(path, "rb");
@@ -206,10 +213,11 @@ int main(int argc, char **argv) {
     test_index_no_data();
     test_index_epoch_plan();
     test_index_end_epoch();
+    test_index_advance();
+    test_index_null_arguments();
     test_index_save_state_at();
     test_index_ranks();
     test_index_infobatch();
-    test_index_null_arguments();
 
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed != 0;

@@ -50,6 +50,8 @@ typedef struct {
     size_t size;
 } blob;
 
+/* 1 when `path` can be opened for reading. */
+int file_exists(const char *path);
 /* Exits with status 2 when the file cannot be read or written: the test cannot go on. */
 blob read_file(const char *path);
 void write_file(const char *path, const void *bytes, size_t size);
@@ -95,6 +97,19 @@ typedef struct DLManagedTensor {
     void (*deleter)(struct DLManagedTensor *self);
 } DLManagedTensor;
 
+/* ---- index mode (abi_index.c; also used by abi_index_epochs.c) ---------------------------- */
+
+/* An index-mode loader over `len` ids with `extra` keys ("" or more top-level keys). */
+thresher_loader *open_index(size_t len, const char *extra);
+/* A loss that depends on the sample id only: below the mean for even ids, above for odd. */
+float even_low(uint64_t id);
+/* Feeds back the real (non-padding) samples of `b` with even_low. */
+void feed(thresher_loader *l, thresher_batch *b);
+/* Runs the rest of the epoch under way with feedback; returns the batches taken. */
+size_t drain(thresher_loader *l);
+/* 1 when the plan's entries [from, from + len) are the batch's ids and weights. */
+int plan_holds(const thresher_epoch_plan *p, size_t from, thresher_batch *b);
+
 /* ---- the tests, in the order main runs them ---------------------------------------------- */
 
 /* abi_errors.c */
@@ -126,9 +141,11 @@ void test_dlpack(void);
 void test_index_no_data(void);
 void test_index_epoch_plan(void);
 void test_index_end_epoch(void);
+void test_index_advance(void);
+void test_index_null_arguments(void);
+/* abi_index_epochs.c */
 void test_index_save_state_at(void);
 void test_index_ranks(void);
 void test_index_infobatch(void);
-void test_index_null_arguments(void);
 
 #endif /* THRESHER_ABI_TEST_H */

@@ -1,14 +1,15 @@
-// wrapper_test.cpp — bindings/cpp/thresher.hpp exercised on Fashion-MNIST.
+// wrapper_test.cpp — include/thresher.hpp exercised on Fashion-MNIST: the harness, main, and
+// loaders with data; index mode is in wrapper_index.cpp (one program, shared wrapper_test.hpp).
 //
 // Built by `make test-cpp` with -std=c++17 -Wall -Wextra -Werror under AddressSanitizer, UBSan
 // and LeakSanitizer, linked against the static library. Usage: wrapper_test FASHION_DIR, where
 // FASHION_DIR holds the gzipped IDX files. Covers RAII (every handle freed exactly once, which
 // LeakSanitizer and ASan check), exceptions (status and message), range-for over an epoch,
 // spans against the C accessors, move semantics, a Batch outliving its Loader, feedback
-// overloads, report/save_scores/save_state and DLPack; index mode (has_data, EpochPlan against
-// the batches next hands out, end_epoch, save_state_at resumed). Prints "N passed, M failed".
+// overloads, report/save_scores/save_state and DLPack; then wrapper_index.cpp's index-mode
+// tests. Prints "N passed, M failed".
 
-#include "thresher.hpp"
+#include "wrapper_test.hpp"
 
 #include <algorithm>
 #include <array>
@@ -25,55 +26,39 @@
 
 // ---- a tiny test harness (the same shape as tests/c/abi_test.c) ---------------------------
 
-static int g_passed, g_failed;
+int g_passed, g_failed;
 
-static void check_impl(bool ok, const char *expr, int line) {
+void check_impl(bool ok, const char *expr, const char *file, int line) {
     if (ok) {
         g_passed++;
         return;
     }
     g_failed++;
-    std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, line, expr);
+    std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", file, line, expr);
 }
-#define CHECK(cond) check_impl(static_cast<bool>(cond), #cond, __LINE__)
 
-// `body` must throw thresher::Error with `want` and a message containing `needle`.
-static void check_throws_impl(const std::function<void()> &body, thresher_status want,
-                              const std::string &needle, const char *expr, int line) {
+void check_throws_impl(const std::function<void()> &body, thresher_status want,
+                       const std::string &needle, const char *expr, const char *file, int line) {
     try {
         body();
     } catch (const thresher::Error &e) {
         bool ok = e.status() == want && e.message().find(needle) != std::string::npos &&
                   std::string(e.what()).find(thresher::status_name(want)) != std::string::npos;
         if (!ok)
-            std::fprintf(stderr,
-                         "%s:%d: %s threw %s (\"%s\"), expected %s with \"%s\"\n", __FILE__,
+            std::fprintf(stderr, "%s:%d: %s threw %s (\"%s\"), expected %s with \"%s\"\n", file,
                          line, expr, thresher::status_name(e.status()), e.message().c_str(),
                          thresher::status_name(want), needle.c_str());
-        check_impl(ok, expr, line);
+        check_impl(ok, expr, file, line);
         return;
     } catch (const std::exception &e) {
-        std::fprintf(stderr, "%s:%d: %s threw a non-thresher exception: %s\n", __FILE__, line,
-                     expr, e.what());
-        check_impl(false, expr, line);
+        std::fprintf(stderr, "%s:%d: %s threw a non-thresher exception: %s\n", file, line, expr,
+                     e.what());
+        check_impl(false, expr, file, line);
         return;
     }
-    std::fprintf(stderr, "%s:%d: %s did not throw\n", __FILE__, line, expr);
-    check_impl(false, expr, line);
+    std::fprintf(stderr, "%s:%d: %s did not throw\n", file, line, expr);
+    check_impl(false, expr, file, line);
 }
-#define CHECK_THROWS(stmt, want, needle) \
-    check_throws_impl([&] { stmt; }, (want), (needle), #stmt, __LINE__)
-// `stmt` must throw the standard exception `type`.
-#define CHECK_THROWS_STD(stmt, type)                                                            \
-    do {                                                                                         \
-        bool threw_ = false;                                                                     \
-        try {                                                                                    \
-            (void)(stmt);                                                                        \
-        } catch (const type &) {                                                                 \
-            threw_ = true;                                                                       \
-        }                                                                                        \
-        check_impl(threw_, #stmt " throws " #type, __LINE__);                                    \
-    } while (0)
 
 // Runs one test; an unexpected exception counts as a failure, not a crash.
 static void run(const char *name, void (*test)()) {
@@ -87,10 +72,9 @@ static void run(const char *name, void (*test)()) {
 
 // ---- helpers -------------------------------------------------------------------------------
 
-static std::string g_images, g_labels; // Fashion-MNIST t10k: 10,000 samples
+std::string g_images, g_labels;
 
-// A JSON string literal (quotes and backslashes escaped).
-static std::string json_string(const std::string &s) {
+std::string json_string(const std::string &s) {
     std::string out = "\"";
     for (char c : s) {
         if (c == '"' || c == '\\') out += '\\';
@@ -99,15 +83,19 @@ static std::string json_string(const std::string &s) {
     return out + "\"";
 }
 
-// A config over (images, labels) plus `extra` top-level keys.
-static std::string config(const std::string &extra = "", const std::string &images = g_images,
-                          const std::string &labels = g_labels) {
+std::string config(const std::string &extra, const std::string &images,
+                   const std::string &labels) {
     return "{\"source\": {\"kind\": \"idx\", \"images\": " + json_string(images) +
            ", \"labels\": " + json_string(labels) + "}" + (extra.empty() ? "" : ", " + extra) +
            "}";
 }
 
-static std::string temp_dir() {
+std::string index_config(std::size_t len, const std::string &extra) {
+    return "{\"source\": {\"kind\": \"index\", \"len\": " + std::to_string(len) + "}" +
+           (extra.empty() ? "" : ", " + extra) + "}";
+}
+
+std::string temp_dir() {
     char dir[] = "/tmp/thresher-cpp-test-XXXXXX";
     if (mkdtemp(dir) == nullptr) {
         std::perror("mkdtemp");
@@ -116,7 +104,7 @@ static std::string temp_dir() {
     return dir;
 }
 
-static bool file_exists(const std::string &path) { return access(path.c_str(), F_OK) == 0; }
+bool file_exists(const std::string &path) { return access(path.c_str(), F_OK) == 0; }
 
 // ---- compile-time properties ---------------------------------------------------------------
 
@@ -484,30 +472,6 @@ static void test_report_and_files() {
     rmdir(dir.c_str());
 }
 
-// DLPack 0.8, declared here as a consumer would (thresher.h deliberately does not).
-namespace dl {
-struct Device {
-    std::int32_t device_type, device_id;
-};
-struct DataType {
-    std::uint8_t code, bits;
-    std::uint16_t lanes;
-};
-struct Tensor {
-    void *data;
-    Device device;
-    std::int32_t ndim;
-    DataType dtype;
-    std::int64_t *shape, *strides;
-    std::uint64_t byte_offset;
-};
-struct ManagedTensor {
-    Tensor dl_tensor;
-    void *manager_ctx;
-    void (*deleter)(ManagedTensor *);
-};
-} // namespace dl
-
 static void test_dlpack() {
     dl::ManagedTensor *m = nullptr;
     const void *want = nullptr;
@@ -529,156 +493,6 @@ static void test_dlpack() {
     const float *px = static_cast<const float *>(m->dl_tensor.data);
     CHECK(px[32 * 784 - 1] >= 0.0f); // readable: ASan would flag freed memory
     m->deleter(m);
-}
-
-// ---- index mode ----------------------------------------------------------------------------
-
-static std::string index_config(std::size_t len, const std::string &extra = "") {
-    return "{\"source\": {\"kind\": \"index\", \"len\": " + std::to_string(len) + "}" +
-           (extra.empty() ? "" : ", " + extra) + "}";
-}
-
-static void test_index_batches() {
-    thresher::Loader loader(index_config(1000, "\"batch_size\": 128, \"seed\": 2"));
-    std::vector<unsigned char> seen(1000, 0);
-    std::size_t n = 0, batches = 0;
-    for (auto &batch : loader.epoch()) {
-        CHECK(!batch.has_data());
-        CHECK(batch.labels().empty() && batch.labels().data() == nullptr);
-        CHECK(batch.ids().size() == batch.size() && batch.weights().size() == batch.size());
-        CHECK(batch.padding() == 0);
-        for (std::uint64_t id : batch.ids()) seen[id < 1000 ? id : 0]++;
-        CHECK(std::all_of(batch.weights().begin(), batch.weights().end(),
-                          [](float w) { return w == 1.0f; }));
-        if (batches == 0) {
-            CHECK_THROWS(batch.data(), THRESHER_STATE, "index mode");
-            CHECK_THROWS(batch.dlpack(THRESHER_FIELD_LABELS), THRESHER_STATE, "no data");
-            void *ids = batch.dlpack(THRESHER_FIELD_IDS); // ids and weights still export
-            CHECK(ids != nullptr);
-            auto *m = static_cast<dl::ManagedTensor *>(ids);
-            CHECK(m->dl_tensor.data == batch.ids().data());
-            m->deleter(m);
-        }
-        n += batch.size();
-        batches++;
-    }
-    CHECK(n == 1000 && batches == 8);
-    CHECK(std::all_of(seen.begin(), seen.end(), [](unsigned char c) { return c == 1; }));
-    // With data: has_data() is true; an empty Batch has none.
-    thresher::Loader data(config("\"batch_size\": 10"));
-    std::optional<thresher::Batch> b = data.next();
-    CHECK(b && b->has_data() && b->labels().size() == 10);
-    CHECK(!thresher::Batch().has_data() && thresher::Batch().labels().empty());
-}
-
-static void test_epoch_plan() {
-    // InfoBatch over 1000 ids, below-mean loss on even ids: epoch 1 keeps 750 (250 weigh 2).
-    thresher::Loader loader(index_config(
-        1000, "\"batch_size\": 96, \"seed\": 4, "
-              "\"policy\": {\"kind\": \"infobatch\", \"prune\": 0.5, \"epochs\": 4}"));
-    for (std::uint64_t epoch = 0; epoch < 2; epoch++) {
-        thresher::EpochPlan plan = loader.epoch_plan();
-        thresher::EpochInfo info = loader.epoch_info();
-        CHECK(plan && plan.epoch() == epoch && plan.padding() == 0);
-        CHECK(plan.size() == info.samples && plan.batches() == info.batches);
-        CHECK(plan.size() == (epoch == 0 ? 1000u : 750u));
-        // The spans are the C accessors'.
-        CHECK(plan.ids().data() == thresher_epoch_plan_ids(plan.get()));
-        CHECK(plan.weights().size() == thresher_epoch_plan_len(plan.get()));
-        const auto twos = std::count(plan.weights().begin(), plan.weights().end(), 2.0f);
-        CHECK(twos == (epoch == 0 ? 0 : 250));
-        std::size_t k = 0, mismatches = 0;
-        for (auto &batch : loader.epoch()) {
-            thresher::PlanBatch pb = plan.batch(k, 96);
-            if (pb.index != k || pb.ids.size() != batch.size() || pb.padding != 0 ||
-                !std::equal(pb.ids.begin(), pb.ids.end(), batch.ids().begin()) ||
-                !std::equal(pb.weights.begin(), pb.weights.end(), batch.weights().begin()))
-                mismatches++;
-            std::vector<float> loss(batch.size());
-            for (std::size_t i = 0; i < batch.size(); i++)
-                loss[i] = batch.ids()[i] % 2 == 0 ? 0.1f : 1.0f;
-            loader.feedback(batch.ids(), loss);
-            k++;
-        }
-        CHECK(mismatches == 0 && k == plan.batches());
-        CHECK_THROWS_STD(plan.batch(k, 96), std::out_of_range);
-        CHECK_THROWS_STD(plan.batch(0, 150), std::invalid_argument); // 7 or 5 batches, not 11 or 8
-        CHECK_THROWS_STD(plan.batch(0, 0), std::invalid_argument);
-        CHECK(plan.batch(k - 1, 96).ids.size() == plan.size() - 96 * (k - 1));
-    }
-    // Move semantics; a plan outlives its loader; release/adopt.
-    thresher::EpochPlan a = loader.epoch_plan();
-    CHECK(a.epoch() == 2);
-    std::vector<std::uint64_t> ids(a.ids().begin(), a.ids().end());
-    thresher::EpochPlan b(std::move(a));
-    CHECK(!a && a.size() == 0 && a.ids().empty() && a.weights().empty() && a.batches() == 0);
-    loader.reset();
-    CHECK(b.size() == ids.size() && std::equal(ids.begin(), ids.end(), b.ids().begin()));
-    thresher_epoch_plan *raw = b.release();
-    CHECK(!b && raw != nullptr);
-    thresher::EpochPlan adopted(raw);
-    b = std::move(adopted);
-    CHECK(b.get() == raw);
-    b = thresher::EpochPlan(); // frees it (LeakSanitizer would see a leak otherwise)
-    CHECK(!b);
-    CHECK_THROWS(loader.epoch_plan(), THRESHER_INVALID_ARGUMENT, "loader");
-}
-
-static void test_plan_padding() {
-    // Two ranks over 1001 ids, batch 64: the last step is padded; each rank's plan says where.
-    for (int r = 0; r < 2; r++) {
-        thresher::Loader loader(index_config(1001, "\"batch_size\": 64, \"rank\": " +
-                                                       std::to_string(r) +
-                                                       ", \"world_size\": 2"));
-        thresher::EpochPlan plan = loader.epoch_plan();
-        std::size_t k = 0, padding = 0, mismatches = 0;
-        for (auto &batch : loader.epoch()) {
-            thresher::PlanBatch pb = plan.batch(k++, 64);
-            if (pb.padding != batch.padding() ||
-                !std::equal(pb.ids.begin(), pb.ids.end(), batch.ids().begin()))
-                mismatches++;
-            padding += batch.padding();
-        }
-        CHECK(mismatches == 0 && k == plan.batches() && k == 8);
-        CHECK(padding == plan.padding());
-        const auto tail = plan.weights().end() - static_cast<std::ptrdiff_t>(plan.padding());
-        CHECK(std::all_of(tail, plan.weights().end(), [](float w) { return w == 0.0f; }));
-    }
-}
-
-static void test_end_epoch_and_save_state_at() {
-    const std::string extra = "\"batch_size\": 100, \"seed\": 6";
-    thresher::Loader loader(index_config(1000, extra));
-    // Leaving a range early and ending the epoch: the next range is epoch 1, whole.
-    for (auto &batch : loader.epoch()) {
-        (void)batch;
-        break;
-    }
-    loader.end_epoch();
-    CHECK(loader.report().delivered == 1 && loader.report().epoch == 0);
-    loader.end_epoch(); // a no-op between epochs
-    CHECK(loader.epoch_info().epoch == 1);
-    // A reader four batches ahead of a trainer that consumed one.
-    std::vector<thresher::Batch> ahead;
-    for (int k = 0; k < 4; k++) ahead.push_back(std::move(*loader.next()));
-    const std::string dir = temp_dir(), path = dir + "/at.ckpt";
-    CHECK_THROWS(loader.save_state_at(path, 5), THRESHER_INVALID_ARGUMENT, "batches = 5");
-    CHECK(!file_exists(path));
-    loader.save_state_at(path, 1);
-    thresher::Loader resumed(index_config(1000, extra + ", \"resume_from\": " + json_string(path)));
-    for (std::size_t k = 1; k < 4; k++) {
-        std::optional<thresher::Batch> b = resumed.next();
-        CHECK(b && std::equal(b->ids().begin(), b->ids().end(), ahead[k].ids().begin()));
-    }
-    CHECK(resumed.epoch_info().epoch == 1);
-    std::size_t rest = 0;
-    for (auto &b : resumed.epoch()) rest += b.size();
-    CHECK(rest == 600);
-    loader.reset(); // an empty Loader: every call throws, none crashes
-    CHECK_THROWS(loader.save_state_at(path, 0), THRESHER_INVALID_ARGUMENT, "loader");
-    CHECK_THROWS(loader.end_epoch(), THRESHER_INVALID_ARGUMENT, "loader");
-    std::remove(path.c_str());
-    rmdir(dir.c_str());
 }
 
 int main(int argc, char **argv) {
@@ -703,6 +517,7 @@ int main(int argc, char **argv) {
     run("epoch_plan", test_epoch_plan);
     run("plan_padding", test_plan_padding);
     run("end_epoch_and_save_state_at", test_end_epoch_and_save_state_at);
+    run("advance", test_advance);
 
     std::printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed != 0;

@@ -1,5 +1,5 @@
 """Index mode through the NumPy binding: batches without data, the whole-epoch plan, ending an
-epoch early, and checkpoints at a consumer's position."""
+epoch early, advancing without building batches, and checkpoints at a consumer's position."""
 
 from __future__ import annotations
 
@@ -127,3 +127,37 @@ def test_save_state_at_resumes_at_the_consumers_position(tmp_path):
     assert len(got) == len(got_sd) == len(rest_of_epoch) == 8
     for x, y, z in zip(got, got_sd, rest_of_epoch):
         assert np.array_equal(x, z) and np.array_equal(y, z)
+
+
+def test_advance_moves_the_position_a_plan_reader_consumed(tmp_path):
+    report = tmp_path / "report.jsonl"
+    cfg = index_config(n=1000, batch_size=100)
+    with thresher.Loader({**cfg, "report": str(report)}) as loader:
+        plan = loader.epoch_plan()
+        loader.advance(0)
+        loader.advance(4)
+        assert (loader.report()["epoch"], loader.report()["delivered"]) == (0, 4)
+        # refused past the epoch's end, and for bad counts: the position is unchanged
+        with pytest.raises(thresher.InvalidArgument, match="batches = 7"):
+            loader.advance(7)
+        for bad in (-1, 1.5, True, "2"):
+            with pytest.raises(thresher.InvalidArgument, match="batches must be an integer"):
+                loader.advance(bad)
+        assert loader.report()["delivered"] == 4
+        # a checkpoint and next() continue after the advanced batches
+        sd = loader.state_dict()
+        assert np.array_equal(loader.next().ids, plan.batch(4)[0])
+        with thresher.Loader(cfg) as resumed:
+            resumed.load_state_dict(sd)
+            assert np.array_equal(next(iter(resumed)).ids, plan.batch(4)[0])
+        loader.advance(5)  # the rest at once
+        assert loader.next() is None
+        r = loader.report()
+        assert (r["delivered"], r["saved_fraction"]) == (10, 0.0)
+        loader.advance(1)  # between epochs it begins the next one
+        assert (loader.report()["epoch"], loader.report()["delivered"]) == (1, 1)
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    assert [(r["epoch"], r["delivered"], r["batches"]) for r in lines][0] == (0, 10, 10)
+    with thresher.Loader(make_config(limit=100)) as data:
+        with pytest.raises(thresher.StateError, match="index mode"):
+            data.advance(1)

@@ -116,3 +116,37 @@ def test_distributed_like_the_repository():
     with pytest.raises(thresher.StateError, match="torch.distributed is not initialised"):
         ranks[0].update(torch.ones(8))
     assert ranks[0].sampler.num_pending == 51  # nothing consumed by the refused call
+
+
+def test_the_sampler_hands_out_samples_without_a_c_call_each(monkeypatch):
+    # The per-sample sampler reads the epoch's plan whole; the loader hears how far the
+    # DataLoader got in one Loader.advance when its position is read, not once per sample.
+    from thresher import _capi
+
+    calls = {"next": 0, "advance": 0}
+
+    def counting(name):
+        real = getattr(_capi, name)
+
+        def call(*args):
+            calls[name.rsplit("_", 1)[1]] += 1
+            return real(*args)
+        return call
+
+    for name in ("thresher_loader_next", "thresher_loader_advance"):
+        monkeypatch.setattr(_capi, name, counting(name))
+    ib = InfoBatch(list(range(300)), 2, seed=1)
+    it = iter(ib.sampler)
+    handed = [next(it) for _ in range(100)]
+    assert calls == {"next": 0, "advance": 0}
+    assert ib.sampler.report()["delivered"] == 100 and calls["advance"] == 1
+    assert ib.sampler.report()["delivered"] == 100 and calls["advance"] == 1  # nothing new
+    assert ib.sampler.num_pending == 100
+    ib.update(torch.ones(32))  # the trainer's first batch of 32
+    sd = ib.state_dict()       # at the trainer's position, not the sampler's
+    handed += list(it)
+    assert sorted(handed) == list(range(300)) and calls["next"] == 0
+    assert ib.report()["delivered"] == 300 and calls["advance"] == 2
+    again = InfoBatch(list(range(300)), 2, seed=1)
+    again.load_state_dict(sd)
+    assert list(again.sampler) == handed[32:]

@@ -189,6 +189,15 @@ class Loader(Managed):
         epoch left early."""
         check(_capi.thresher_loader_end_epoch(self.ptr()))
 
+    def advance(self, batches: int) -> None:
+        """Index mode only: counts `batches` more batches of the epoch under way as handed out,
+        without building them — for a reader that consumed them from epoch_plan(), so that
+        report() (`delivered`, `saved_fraction`) and checkpoints see its real position. Begins
+        the next epoch first when the last one has ended; next() then continues after them
+        (None once none is left). InvalidArgument when fewer than `batches` are left (nothing
+        changes); StateError for a loader with data. One C call however many batches."""
+        check(_capi.thresher_loader_advance(self.ptr(), _count("advance", batches)))
+
     def __len__(self) -> int:
         """Batches of the coming epoch (or of the current one, mid-epoch and until next() has
         reported its end)."""
@@ -198,7 +207,8 @@ class Loader(Managed):
         """This rank's whole epoch under way, from its batch 0 (planned now if the last one
         ended, like epoch_info()): ids and weights as NumPy arrays in delivery order, with
         `epoch`, `batches`, `padding` and `batch(k)`. It does not move the position: next()
-        still hands out the same batches one by one."""
+        still hands out the same batches one by one; in index mode, advance(k) tells the
+        loader that a reader of the plan consumed k more."""
         return EpochPlan._read(self.ptr(), self.batch_size)
 
     # Feedback and reports ------------------------------------------------------------------

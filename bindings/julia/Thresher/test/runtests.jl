@@ -129,11 +129,35 @@ config(extra = "") = """{"source": {"kind": "idx",
             end_epoch!(l)
             @test report(l).delivered == 2
             @test epoch_info(l).epoch == 2
+            # A plan reader tells the loader how far it read: advance! moves the position
+            # without building batches; next! continues after it.
+            plan = epoch_plan(l)
+            nb = Thresher.nbatches(plan)
+            last_ids = copy(Thresher.ids(plan)[(nb-1)*100+1:end])
+            close(plan)
+            advance!(l, nb - 1)
+            @test report(l).epoch == 2 && report(l).delivered == nb - 1
+            err = try advance!(l, 2); nothing catch e; e end
+            @test err isa ThresherError && err.status == Thresher.THRESHER_INVALID_ARGUMENT
+            @test report(l).delivered == nb - 1                 # refused: nothing changed
+            b = next!(l)
+            @test Thresher.ids(b) == last_ids
+            close(b)
+            @test next!(l) === nothing
+            @test_throws ThresherError advance!(l, -1)
             Loader(cfg[1:end-1] * """, "resume_from": "$(joinpath(dir, "ckpt"))"}""") do r
                 b = next!(r)
                 @test Thresher.ids(b) == second
                 close(b)
             end
+        end
+    end
+
+    @testset "advance! is for index mode only" begin
+        Loader(config("\"batch_size\": 500")) do l
+            err = try advance!(l, 1); nothing catch e; e end
+            @test err isa ThresherError && err.status == Thresher.THRESHER_STATE
+            @test occursin("index mode", err.message)
         end
     end
 end

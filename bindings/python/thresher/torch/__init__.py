@@ -60,7 +60,9 @@ def weighted_loss(per_sample_loss: torch.Tensor, batch) -> torch.Tensor:
 
 
 from ._infobatch import InfoBatch  # noqa: E402  (after weighted_loss: they import this module)
-from ._sampler import PendingBatch, Sampler, WithIds  # noqa: E402
+from ._pending import PendingBatch  # noqa: E402
+from ._sampler import Sampler  # noqa: E402
+from ._withids import WithIds  # noqa: E402
 
 for _cls in (Batch, InfoBatch, Loader, PendingBatch, Sampler, WithIds):
     _cls.__module__ = __name__

@@ -23,7 +23,8 @@ import torch
 import torch.utils.data
 
 from .._errors import InvalidArgument
-from ._sampler import _PlanSampler, _weighted_mean
+from ._pending import _weighted_mean
+from ._plan_sampler import _PlanSampler
 
 __all__ = ["InfoBatch"]
 
@@ -59,7 +60,7 @@ class _InfoBatchSampler(_PlanSampler, torch.utils.data.Sampler):
     def __repr__(self) -> str:
         if self._loader.closed:
             return "<InfoBatch sampler, closed>"
-        r = self._loader.report()
+        r = self.report()
         return (f"<thresher.torch.InfoBatch sampler N={self._n}: epoch {r['epoch']}, "
                 f"{r['delivered']} of {r['batches']} samples handed out, {self._pending()} "
                 "pending>")

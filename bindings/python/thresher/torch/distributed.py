@@ -71,7 +71,7 @@ def all_gather_feedback(
     bit-exactly as two float32 words each). With NCCL the tensors go through the current CUDA
     device. Returns the number of samples fed. Raises InvalidArgument when ranks disagree on
     the fields (on every rank, after the collectives, so no rank is left waiting)."""
-    from ._sampler import _PlanSampler
+    from ._plan_sampler import _PlanSampler
 
     target = loader
     if isinstance(loader, _PlanSampler):

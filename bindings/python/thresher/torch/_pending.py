@@ -1,0 +1,234 @@
+"""The batches the sampler handed to the DataLoader that the trainer has not consumed yet.
+
+The DataLoader's main process asks the sampler for batches ahead of the trainer (prefetch) and
+delivers them in that order, so the sampler keeps the batches it handed out and the trainer has
+not consumed yet: a FIFO, here the range [consumed, handed) of the epoch's batch numbers.
+weighted_loss() (InfoBatch: update()) and consumed() take from its front, booking the
+trainer's feedback for those batches; state_dict() is taken at its front — what the trainer
+saw, not what the DataLoader prefetched (torchdata's StatefulDataLoader convention).
+
+PendingBatch is one entry of the FIFO as the user sees it; _PendingBatches is the FIFO's
+consumption and feedback, a part of _PlanSampler (_plan_sampler.py), which hands batches out.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .._errors import InvalidArgument, StateError
+
+__all__ = ["PendingBatch"]
+
+
+class PendingBatch:
+    """A batch the sampler handed to the DataLoader that the trainer has not consumed yet:
+    `ids` (torch.int64, the dataset indices, in the order the DataLoader collates them),
+    `weights` (torch.float32 loss weights), `padding` (trailing weight-0 repeats, several
+    ranks only), `epoch` and `index` (the batch's number in the epoch). Duck-compatible with
+    thresher.torch.Batch for thresher.torch.weighted_loss and all_gather_feedback."""
+
+    __slots__ = ("epoch", "index", "padding", "_ids", "_weights")
+
+    def __init__(self, epoch: int, index: int, ids: np.ndarray, weights: np.ndarray,
+                 padding: int):
+        self.epoch = epoch
+        self.index = index
+        self.padding = padding
+        self._ids = ids
+        self._weights = weights
+
+    @property
+    def ids(self) -> torch.Tensor:
+        return torch.from_numpy(self._ids.astype(np.int64))
+
+    @property
+    def weights(self) -> torch.Tensor:
+        return torch.from_numpy(self._weights.copy())
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __repr__(self) -> str:
+        return (f"<thresher.torch.PendingBatch {self.index} of epoch {self.epoch}: "
+                f"{len(self)} samples, {self.padding} padding>")
+
+
+def _rows(name: str, value, n: int, what: str) -> None:
+    try:
+        rows = len(value)
+    except TypeError:
+        raise InvalidArgument(f"{what}: `{name}` must hold one value per sample") from None
+    if rows != n:
+        raise InvalidArgument(f"{what}: `{name}` has {rows} rows but the batch has {n} samples")
+
+
+class _PendingBatches:
+    """The FIFO [_consumed, _handed) of _PlanSampler's C batches of `_plan`, and the feedback
+    of the trainer for the batch at its front. A part of _PlanSampler, whose state it uses:
+    _lock, _loader, _plan, _consumed, _handed, _what, _per_sample, _rank, _world_size."""
+
+    def _pending(self) -> int:
+        return self._handed - self._consumed if self._plan is not None else 0
+
+    @property
+    def pending(self) -> Optional[PendingBatch]:
+        """The oldest batch handed to the DataLoader and not yet consumed — the batch the
+        trainer is on — or None."""
+        with self._lock:
+            if not self._pending():
+                return None
+            return self._pending_batch(self._consumed)
+
+    @property
+    def num_pending(self) -> int:
+        """Batches handed to the DataLoader and not yet consumed (the DataLoader's prefetch)."""
+        with self._lock:
+            return self._pending()
+
+    def _pending_batch(self, k: int) -> PendingBatch:
+        ids, weights, padding = self._plan.batch(k)
+        return PendingBatch(self._plan.epoch, k, ids, weights, padding)
+
+    def consumed(self, batches: int = 1) -> None:
+        """Marks the oldest `batches` pending batches as consumed by the trainer (weighted_loss
+        does it for you): state_dict() resumes after them."""
+        with self._lock:
+            if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
+                raise InvalidArgument(f"consumed: batches must be an integer ≥ 1, got {batches!r}")
+            if batches > self._pending():
+                raise StateError(
+                    f"consumed: {batches} batches marked but only {self._pending()} are pending "
+                    "(handed to the DataLoader and not yet consumed)"
+                )
+            self._consumed += batches
+
+    def _no_pending(self, what: str) -> StateError:
+        return StateError(
+            f"{what}: no batch is pending: every batch this {self._what} handed to the "
+            "DataLoader was consumed already (or a new iter(), end_epoch() or load_state_dict() "
+            "dropped the rest). Call it once per batch, in delivery order, with a DataLoader "
+            f"built on this {self._what}"
+        )
+
+    def _gathering(self, gather, group, what: str) -> bool:
+        import torch.distributed as dist
+
+        ready = dist.is_available() and dist.is_initialized()
+        if gather is None:
+            if self._world_size == 1:
+                return False
+            if not ready:
+                raise StateError(
+                    f"{what}: this {self._what} is rank {self._rank} of world_size "
+                    f"{self._world_size}, but torch.distributed is not initialised: every "
+                    "rank's feedback must reach every rank. Initialise the process group "
+                    "(the feedback is then gathered), or pass gather=False and give the other "
+                    "ranks' feedback to sampler.loader.feedback() yourself"
+                )
+            gather = True
+        if gather:
+            if not ready:
+                raise StateError(f"{what}: gather=True needs torch.distributed initialised")
+            if dist.get_world_size(group) != self._world_size:
+                raise InvalidArgument(
+                    f"{what}: the process group has {dist.get_world_size(group)} ranks, the "
+                    f"{self._what} world_size {self._world_size}"
+                )
+        return bool(gather)
+
+    def _take(self, count: int, loss, ids, fields: dict, gather, group, what: str):
+        """Books the feedback of the oldest `count` pending C batches and marks them consumed;
+        returns their weights (NumPy). Everything is checked before anything is booked."""
+        if not isinstance(loss, torch.Tensor):
+            raise InvalidArgument(
+                f"{what}: the per-sample loss must be a torch.Tensor, got {type(loss).__name__}"
+            )
+        with self._lock:
+            pending = self._pending()
+            if not pending:
+                raise self._no_pending(what)
+            plan = self._plan
+            k = self._consumed
+            if count > pending:
+                raise InvalidArgument(
+                    f"{what}: the per-sample loss has {loss.shape[0] if loss.dim() else 1} "
+                    f"values but only {plan.bounds(k + pending - 1)[1] - plan.bounds(k)[0]} "
+                    f"samples are pending; use reduction='none'"
+                )
+            start = plan.bounds(k)[0]
+            stop = plan.bounds(k + count - 1)[1]
+            n = stop - start
+            if loss.dim() != 1 or loss.shape[0] != n:
+                shape = tuple(loss.shape)
+                hint = "; use reduction='none'" if loss.dim() != 1 else ""
+                if not self._per_sample and loss.dim() == 1 and loss.shape[0] < n:
+                    hint = ("; was the Sampler passed as DataLoader(sampler=...)? It is a batch "
+                            "sampler: DataLoader(dataset, batch_sampler=sampler)")
+                raise InvalidArgument(
+                    f"{what}: the per-sample loss has shape {shape} but the pending batch "
+                    f"(batch {k} of epoch {plan.epoch}) has {n} samples{hint}"
+                )
+            batch_ids = plan.ids[start:stop]
+            if ids is not None:
+                given = np.asarray(ids.detach().cpu() if isinstance(ids, torch.Tensor) else ids)
+                if given.shape != (n,) or not np.array_equal(given.astype(np.int64),
+                                                             batch_ids.astype(np.int64)):
+                    raise InvalidArgument(
+                        f"{what}: `ids` are not the pending batch's (batch {k} of epoch "
+                        f"{plan.epoch}); the DataLoader must deliver batches in the order the "
+                        "sampler hands them out (not in_order=False) and from this sampler"
+                    )
+            for name, value in fields.items():
+                if value is not None:
+                    _rows(name, value, n, what)
+            real = max(0, min(stop, plan.real) - start)
+            sliced = {name: (None if v is None else v[:real]) for name, v in fields.items()}
+            if self._gathering(gather, group, what):
+                from .distributed import _gather_rows
+
+                gathered = _gather_rows(batch_ids, real, loss, group=group, **sliced)
+                self._loader.feedback(**gathered)
+            else:
+                self._loader.feedback(batch_ids[:real], loss[:real], **sliced)
+            self._consumed += count
+            return plan.weights[start:stop]
+
+    def feedback(self, ids, loss, grad_norm=None, el2n=None, correct=None,
+                 embedding=None) -> None:
+        """Feedback by explicit ids (e.g. from thresher.torch.WithIds) for samples of the
+        pending batch the trainer is on: every id must be one of its real (not padding)
+        samples. Does not mark the batch consumed (call consumed() when done with it, or use
+        weighted_loss). Invalid feedback raises InvalidArgument and books nothing."""
+        with self._lock:
+            if not self._pending():
+                raise self._no_pending("feedback")
+            plan = self._plan
+            k = self._consumed
+            start, stop = plan.bounds(k)
+            real = plan.ids[start:max(start, min(stop, plan.real))]
+            given = ids.detach().cpu().numpy() if isinstance(ids, torch.Tensor) else np.asarray(ids)
+            if given.ndim != 1:
+                raise InvalidArgument(f"feedback: `ids` must be 1-D, got shape {given.shape}")
+            if given.size and given.dtype.kind not in "iu":
+                raise InvalidArgument(f"feedback: `ids` must hold integers, got {given.dtype}")
+            inside = np.isin(given.astype(np.int64), real.astype(np.int64))
+            if not inside.all():
+                i = int(np.argmin(inside))
+                raise InvalidArgument(
+                    f"feedback: ids[{i}] = {given[i].item()!r} is not a sample of the pending batch "
+                    f"(batch {k} of epoch {plan.epoch}, {len(real)} samples"
+                    f"{' without its padding' if len(real) < stop - start else ''}); feedback "
+                    "is for the batch the trainer is on — call consumed() after each batch"
+                )
+            self._loader.feedback(given, loss, grad_norm=grad_norm, el2n=el2n,
+                                  correct=correct, embedding=embedding)
+
+
+def _weighted_mean(loss: torch.Tensor, weights: np.ndarray) -> torch.Tensor:
+    dtype = loss.dtype if loss.is_floating_point() else torch.float32
+    w = torch.from_numpy(np.ascontiguousarray(weights)).to(device=loss.device, dtype=dtype,
+                                                           non_blocking=True)
+    return (w * loss).mean()
