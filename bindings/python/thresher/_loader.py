@@ -7,7 +7,6 @@ import ctypes
 import json
 import operator
 import os
-import re
 import tempfile
 from typing import Any, Iterator, Optional
 
@@ -322,7 +321,7 @@ class Loader(Managed):
             except Error as e:
                 # The library names the temporary file, which is gone by the time anyone reads
                 # the message: say where the bytes came from instead.
-                message = _explain_mismatch(e.message.replace(path, "the state"))
+                message = e.message.replace(path, "the state")
                 raise type(e)(f"state_dict: {message}", e.status) from None
 
     def _base_config(self) -> dict:
@@ -341,28 +340,6 @@ class Loader(Managed):
         # report(), not epoch_info(): looking at a loader must never begin its next epoch.
         r = self.report()
         return f"<{name} epoch {r['epoch']}, batch {r['delivered']} of {r['batches']}>"
-
-
-_FINGERPRINT = re.compile(r"Fingerprint \{ (.*?) \}")
-_FIELD = re.compile(r"(\w+): (\"[^\"]*\"|[^,]+)")
-_NAMES = {"n": "dataset size (N samples)", "seed": "seed", "shuffle": "shuffle",
-          "drop_last": "drop_last", "policy": "policy kind"}
-
-
-def _explain_mismatch(message: str) -> str:
-    """The library's refusal of a checkpoint from another run names both fingerprints; say in
-    words which of them differ (most often the dataset's length)."""
-    prints = _FINGERPRINT.findall(message)
-    if len(prints) != 2:
-        return message
-    saved, ours = (dict(_FIELD.findall(p)) for p in prints)
-    differ = [k for k in saved if saved.get(k) != ours.get(k)]
-    if not differ:
-        return message
-    parts = [f"{_NAMES.get(k, k)} {saved[k].strip(chr(34))} in the saved run, "
-             f"{ours.get(k, '?').strip(chr(34))} here" for k in differ]
-    hint = " (did the dataset change?)" if "n" in differ else ""
-    return f"the state is from another run: {'; '.join(parts)}{hint}"
 
 
 def _count(what: str, value) -> int:
