@@ -70,27 +70,34 @@ namespace thresher {
 
 class Loader;
 
-/// One epoch of a Loader as an input range: `for (auto& batch : loader.epoch())` takes batches
-/// with Loader::next until THRESHER_END_OF_EPOCH. Each batch is released when the iterator
-/// advances (move it out to keep it longer). Leaving the loop early leaves the loader mid-epoch:
-/// the next epoch() continues the same epoch, unless Loader::end_epoch() abandons the rest.
-/// A failed batch (THRESHER_IO/FORMAT) throws Error
-/// from begin() or ++; the loader has skipped it, so iteration may be resumed with epoch().
-class Epoch {
+/// One epoch of a loader as an input range: `for (auto& batch : loader.epoch())` takes batches
+/// with `LoaderT::next` (which returns std::optional<BatchT>) until THRESHER_END_OF_EPOCH. Each
+/// batch is released when the iterator advances (move it out to keep it longer). Leaving the
+/// loop early leaves the loader mid-epoch: the next epoch() continues the same epoch, unless
+/// end_epoch() abandons the rest. A failed batch (THRESHER_IO/FORMAT) throws Error from begin()
+/// or ++; the loader has skipped it, so iteration may be resumed with epoch(). One template for
+/// thresher::Loader (`thresher::Epoch`) and thresher::torch::Loader.
+template <class LoaderT, class BatchT> class BasicEpoch {
   public:
     struct sentinel {};
     class iterator {
       public:
         using iterator_category = std::input_iterator_tag;
-        using value_type = Batch;
+        using value_type = BatchT;
         using difference_type = std::ptrdiff_t;
-        using pointer = Batch *;
-        using reference = Batch &;
+        using pointer = BatchT *;
+        using reference = BatchT &;
 
         iterator() = default;
-        Batch &operator*() noexcept { return *current_; }
-        Batch *operator->() noexcept { return &*current_; }
-        iterator &operator++();
+        BatchT &operator*() noexcept { return *current_; }
+        BatchT *operator->() noexcept { return &*current_; }
+        iterator &operator++() {
+            // Release the previous batch before waiting for the next one, so the loader's pool
+            // can reuse its memory (and the sentinel compares equal if next() throws).
+            current_.reset();
+            current_ = loader_->next();
+            return *this;
+        }
         void operator++(int) { ++*this; }
         friend bool operator==(const iterator &it, sentinel) noexcept { return !it.current_; }
         friend bool operator!=(const iterator &it, sentinel s) noexcept { return !(it == s); }
@@ -98,20 +105,23 @@ class Epoch {
         friend bool operator!=(sentinel s, const iterator &it) noexcept { return !(it == s); }
 
       private:
-        friend class Epoch;
-        explicit iterator(Loader *loader) : loader_(loader) { ++*this; }
-        Loader *loader_ = nullptr;
-        std::optional<Batch> current_;
+        friend class BasicEpoch;
+        explicit iterator(LoaderT *loader) : loader_(loader) { ++*this; }
+        LoaderT *loader_ = nullptr;
+        std::optional<BatchT> current_;
     };
 
-    explicit Epoch(Loader &loader) noexcept : loader_(&loader) {}
+    explicit BasicEpoch(LoaderT &loader) noexcept : loader_(&loader) {}
     /// Takes the first batch (so the range may be begun once).
     iterator begin() { return iterator(loader_); }
     sentinel end() const noexcept { return {}; }
 
   private:
-    Loader *loader_;
+    LoaderT *loader_;
 };
+
+/// One epoch of a thresher::Loader (see BasicEpoch).
+using Epoch = BasicEpoch<Loader, Batch>;
 
 /// Per-sample feedback for one step, as spans; the optional fields are empty when absent.
 /// Every non-empty field holds ids.size() elements (embedding: ids.size() * embedding_dim).
@@ -314,14 +324,6 @@ class Loader {
 
     thresher_loader *raw_ = nullptr;
 };
-
-inline Epoch::iterator &Epoch::iterator::operator++() {
-    // Release the previous batch before waiting for the next one, so the loader's pool can
-    // reuse its memory (and the sentinel compares equal if next() throws).
-    current_.reset();
-    current_ = loader_->next();
-    return *this;
-}
 
 } // namespace thresher
 

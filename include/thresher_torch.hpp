@@ -102,42 +102,8 @@ struct Batch {
 
 class Loader;
 
-/// One epoch of a Loader as an input range of Batch (see thresher::Epoch).
-class Epoch {
-  public:
-    struct sentinel {};
-    class iterator {
-      public:
-        using iterator_category = std::input_iterator_tag;
-        using value_type = Batch;
-        using difference_type = std::ptrdiff_t;
-        using pointer = Batch *;
-        using reference = Batch &;
-
-        iterator() = default;
-        Batch &operator*() noexcept { return *current_; }
-        Batch *operator->() noexcept { return &*current_; }
-        iterator &operator++();
-        void operator++(int) { ++*this; }
-        friend bool operator==(const iterator &it, sentinel) noexcept { return !it.current_; }
-        friend bool operator!=(const iterator &it, sentinel s) noexcept { return !(it == s); }
-        friend bool operator==(sentinel s, const iterator &it) noexcept { return it == s; }
-        friend bool operator!=(sentinel s, const iterator &it) noexcept { return !(it == s); }
-
-      private:
-        friend class Epoch;
-        explicit iterator(Loader *loader) : loader_(loader) { ++*this; }
-        Loader *loader_ = nullptr;
-        std::optional<Batch> current_;
-    };
-
-    explicit Epoch(Loader &loader) noexcept : loader_(&loader) {}
-    iterator begin() { return iterator(loader_); }
-    sentinel end() const noexcept { return {}; }
-
-  private:
-    Loader *loader_;
-};
+/// One epoch of a Loader as an input range of Batch (thresher::BasicEpoch).
+using Epoch = thresher::BasicEpoch<Loader, Batch>;
 
 /// A thresher::Loader whose batches are torch tensors. Move-only (as thresher::Loader).
 class Loader {
@@ -220,12 +186,6 @@ class Loader {
 
     thresher::Loader loader_;
 };
-
-inline Epoch::iterator &Epoch::iterator::operator++() {
-    current_.reset(); // this Batch's hold on its memory goes before the next is taken
-    current_ = loader_->next();
-    return *this;
-}
 
 /// A Loader on the heap, as torch::data::make_data_loader returns its DataLoader: so that
 /// `auto loader = thresher::torch::make_data_loader(json); train(*loader);` reads the same.
