@@ -52,10 +52,22 @@ def _ptr(arr, ctype):
     return None if arr is None else arr.ctypes.data_as(ctypes.POINTER(ctype))
 
 
+_U64 = ctypes.POINTER(ctypes.c_uint64)
+_F32 = ctypes.POINTER(ctypes.c_float)
+
+
 def build(ids, loss, grad_norm=None, el2n=None, correct=None, embedding=None):
     """The struct and the arrays it points into; keep both alive for the duration of the call."""
     ids = _array("ids", ids, np.uint64)
     n = ids.shape[0]
+    if grad_norm is None and el2n is None and correct is None and embedding is None:
+        # Loss only, the per-step case: the same checks without the optional fields' loop.
+        loss = _array("loss", loss, np.float32)
+        if loss.shape[0] != n:
+            raise InvalidArgument(f"feedback: `loss` has {loss.shape[0]} elements but `ids` has {n}")
+        fb = _capi.thresher_feedback(len=n, ids=ids.ctypes.data_as(_U64),
+                                     loss=loss.ctypes.data_as(_F32), embedding_dim=0)
+        return fb, (ids, loss)
     arrays = {"ids": ids, "loss": _array("loss", loss, np.float32)}
     optional = {"grad_norm": (grad_norm, np.float32), "el2n": (el2n, np.float32),
                 "correct": (correct, np.uint8)}

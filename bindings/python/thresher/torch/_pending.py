@@ -114,12 +114,12 @@ class _PendingBatches:
         )
 
     def _gathering(self, gather, group, what: str) -> bool:
+        if gather is None and self._world_size == 1:
+            return False  # the common case, decided before touching torch.distributed
         import torch.distributed as dist
 
         ready = dist.is_available() and dist.is_initialized()
         if gather is None:
-            if self._world_size == 1:
-                return False
             if not ready:
                 raise StateError(
                     f"{what}: this {self._what} is rank {self._rank} of world_size "
@@ -228,7 +228,8 @@ class _PendingBatches:
 
 
 def _weighted_mean(loss: torch.Tensor, weights: np.ndarray) -> torch.Tensor:
-    dtype = loss.dtype if loss.is_floating_point() else torch.float32
-    w = torch.from_numpy(np.ascontiguousarray(weights)).to(device=loss.device, dtype=dtype,
-                                                           non_blocking=True)
+    w = torch.from_numpy(np.ascontiguousarray(weights))
+    if loss.dtype != torch.float32 or loss.device.type != "cpu":
+        dtype = loss.dtype if loss.is_floating_point() else torch.float32
+        w = w.to(device=loss.device, dtype=dtype, non_blocking=True)
     return (w * loss).mean()
