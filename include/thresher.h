@@ -381,12 +381,13 @@ thresher_status thresher_batch_dlpack(const thresher_batch *b,
  * Copies this thread's last error message into `buf`.
  *
  * The message describes the most recent call on this thread that failed (successful calls do
- * not clear it). At most `len - 1` bytes are copied and the copy is always NUL-terminated when
- * `len > 0`; `buf` may be NULL when `len` is 0. Returns the message's full length in bytes
+ * not clear it). At most `len - 1` bytes are copied, cut at a UTF-8 character boundary (so the
+ * copy may be a few bytes shorter), and the copy is always NUL-terminated when `len > 0`; `buf` may be NULL when `len` is 0. Returns the message's full length in bytes
  * without the NUL, so a caller can size a buffer (call with len 0 first); 0 when no call on
  * this thread has failed. Thread-safe (each thread has its own message); never fails.
  */
-size_t thresher_last_error(char *buf, size_t len);
+size_t thresher_last_error(char *buf,
+                           size_t len);
 
 /**
  * Creates a loader from a JSON configuration and starts its worker threads; the first epoch's

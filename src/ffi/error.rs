@@ -95,8 +95,8 @@ pub(crate) fn guard_value<T>(fallback: T, f: impl FnOnce() -> T) -> T {
 /// Copies this thread's last error message into `buf`.
 ///
 /// The message describes the most recent call on this thread that failed (successful calls do
-/// not clear it). At most `len - 1` bytes are copied and the copy is always NUL-terminated when
-/// `len > 0`; `buf` may be NULL when `len` is 0. Returns the message's full length in bytes
+/// not clear it). At most `len - 1` bytes are copied, cut at a UTF-8 character boundary (so the
+/// copy may be a few bytes shorter), and the copy is always NUL-terminated when `len > 0`; `buf` may be NULL when `len` is 0. Returns the message's full length in bytes
 /// without the NUL, so a caller can size a buffer (call with len 0 first); 0 when no call on
 /// this thread has failed. Thread-safe (each thread has its own message); never fails.
 #[no_mangle]
@@ -105,7 +105,11 @@ pub unsafe extern "C" fn thresher_last_error(buf: *mut c_char, len: usize) -> us
         LAST_ERROR.with(|e| {
             let e = e.borrow();
             if !buf.is_null() && len > 0 {
-                let n = e.len().min(len - 1);
+                // Cut on a character boundary: a truncated message stays valid UTF-8.
+                let mut n = e.len().min(len - 1);
+                while n < e.len() && n > 0 && (e[n] & 0xC0) == 0x80 {
+                    n -= 1;
+                }
                 // SAFETY: the caller gives `len` writable bytes at `buf`.
                 unsafe {
                     std::ptr::copy_nonoverlapping(e.as_ptr(), buf.cast::<u8>(), n);
@@ -130,6 +134,29 @@ mod tests {
         assert_eq!(n, 18);
         assert_eq!(buf.map(|c| c as u8), *b"bad\0");
         assert_eq!(unsafe { thresher_last_error(std::ptr::null_mut(), 0) }, 18);
+    }
+
+    #[test]
+    fn truncation_never_cuts_a_character() {
+        // "é" is two bytes and "€" three: every buffer size gives valid UTF-8.
+        guard(|| Err(Error::invalid("é€ path: /tmp/données")));
+        let full = unsafe { thresher_last_error(std::ptr::null_mut(), 0) };
+        for len in 1..=full + 1 {
+            let mut buf = vec![1 as c_char; len];
+            unsafe { thresher_last_error(buf.as_mut_ptr(), len) };
+            let msg = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
+            let text = msg
+                .to_str()
+                .unwrap_or_else(|_| panic!("len {len}: {msg:?}"));
+            assert!(
+                "é€ path: /tmp/données".starts_with(text),
+                "len {len}: {text}"
+            );
+            assert!(
+                text.len() + 4 > len.saturating_sub(1),
+                "cut at most one character short"
+            );
+        }
     }
 
     #[test]

@@ -249,8 +249,8 @@ thresher_batch_dlpack = bind('thresher_batch_dlpack', thresher_status, [POINTER(
 # Copies this thread's last error message into `buf`.
 #
 # The message describes the most recent call on this thread that failed (successful calls do
-# not clear it). At most `len - 1` bytes are copied and the copy is always NUL-terminated when
-# `len > 0`; `buf` may be NULL when `len` is 0. Returns the message's full length in bytes
+# not clear it). At most `len - 1` bytes are copied, cut at a UTF-8 character boundary (so the
+# copy may be a few bytes shorter), and the copy is always NUL-terminated when `len > 0`; `buf` may be NULL when `len` is 0. Returns the message's full length in bytes
 # without the NUL, so a caller can size a buffer (call with len 0 first); 0 when no call on
 # this thread has failed. Thread-safe (each thread has its own message); never fails.
 thresher_last_error = bind('thresher_last_error', c_size_t, [POINTER(c_char), c_size_t], ['buf', 'len'])
