@@ -54,6 +54,21 @@ def test_bad_config_value_is_named():
         thresher.Loader(make_config(seed=float("nan")))
 
 
+def test_a_key_given_twice_is_refused_like_the_library_does(tmp_path):
+    index = '"source": {"kind": "index", "len": 10}'
+    for text, key in [
+        ('{%s, "seed": 1, "seed": 2}' % index, "seed"),
+        ('{%s, "policy": {"kind": "random", "prune": 0.3, "prune": 0.5}}' % index, "prune"),
+        ('{"source": {"kind": "index", "len": 10, "len": 11}}', "len"),
+    ]:
+        with expect(thresher.InvalidArgument, 2, key, "given twice"):
+            thresher.Loader(text)
+        path = tmp_path / "dup.json"
+        path.write_text(text)
+        with expect(thresher.InvalidArgument, 2, key, "given twice", str(path)):
+            thresher.Loader(path)
+
+
 def test_malformed_configs(tmp_path):
     with expect(thresher.InvalidArgument, 2, "config"):
         thresher.Loader('{"batch_size": ')

@@ -11,9 +11,26 @@ from ._errors import InvalidArgument, IoError
 ConfigLike = Union[Mapping[str, Any], str, bytes, "os.PathLike[str]"]
 
 
+class _Duplicate(ValueError):
+    pass
+
+
+def _unique(pairs: list) -> dict:
+    # json.loads keeps the last of two equal keys silently; the library refuses them, and so
+    # does this parse, before anything reaches the library.
+    seen: dict = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _Duplicate(key)
+        seen[key] = value
+    return seen
+
+
 def _parse(text: str, origin: str) -> dict:
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=_unique)
+    except _Duplicate as e:
+        raise InvalidArgument(f"config{origin}: key `{e}` given twice") from None
     except json.JSONDecodeError as e:
         raise InvalidArgument(f"config{origin}: {e}") from None
     if not isinstance(value, dict):

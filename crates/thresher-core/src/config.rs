@@ -177,6 +177,28 @@ mod tests {
     }
 
     #[test]
+    fn a_key_given_twice_is_refused_at_every_level() {
+        for (json, key) in [
+            (r#"{"seed": 1, "seed": 2}"#, "seed"),
+            (
+                r#"{"policy": {"kind": "random", "prune": 0.3, "prune": 0.5}}"#,
+                "policy.prune",
+            ),
+            (
+                r#"{"policy": {"kind": "random", "kind": "full"}}"#,
+                "policy.kind",
+            ),
+            (
+                r#"{"source": {"kind": "index", "len": 5, "len": 6}}"#,
+                "source.len",
+            ),
+        ] {
+            let e = err(json);
+            assert!(e.contains(key), "{json}: {e}");
+        }
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         assert!(err(r#"{"batch_size": 0}"#).contains("batch_size"));
         assert!(err(r#"{"batch_size": "x"}"#).contains("batch_size"));

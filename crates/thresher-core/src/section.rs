@@ -2,8 +2,6 @@
 //! with errors that keep the key path. A leaf module: the sections' own types use it, and
 //! `config` uses theirs, so nothing imports back in a circle.
 
-use serde::Deserialize;
-
 /// Parses a `{"kind": NAME, ...}` section. serde's internally tagged enums buffer the
 /// section and lose the key path of an error inside it (`policy` instead of `policy.epochs`),
 /// so the kind is read by hand and the rest parsed with its own path tracking. `variants` maps
@@ -17,7 +15,7 @@ where
     D: serde::Deserializer<'de>,
 {
     use serde::de::Error as _;
-    let mut map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+    let mut map = d.deserialize_map(UniqueKeys { section })?;
     let kind = match map.remove("kind") {
         Some(serde_json::Value::String(k)) => k,
         Some(other) => {
@@ -58,4 +56,38 @@ pub(crate) fn variant<T: serde::de::DeserializeOwned, V>(
     wrap: fn(T) -> V,
 ) -> impl Fn(serde_json::Value) -> VariantResult<V> {
     move |v| serde_path_to_error::deserialize(v).map(wrap)
+}
+
+/// Reads a section's object, refusing a key given twice (serde_json's own map keeps the last
+/// one silently, where the top level, a derived struct, refuses duplicates): both levels of the
+/// config answer a duplicate the same way.
+struct UniqueKeys<'a> {
+    section: &'a str,
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeys<'_> {
+    type Value = serde_json::Map<String, serde_json::Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "an object {{\"kind\": NAME, ...}}")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut access: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        use serde::de::Error as _;
+        let mut map = serde_json::Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            let value: serde_json::Value = access.next_value()?;
+            if map.contains_key(&key) {
+                return Err(A::Error::custom(format!(
+                    "config key `{}.{key}`: given twice",
+                    self.section
+                )));
+            }
+            map.insert(key, value);
+        }
+        Ok(map)
+    }
 }

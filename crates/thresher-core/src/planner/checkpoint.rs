@@ -133,9 +133,10 @@ pub(crate) struct Restored {
 pub(crate) fn restore(
     path: &Path,
     expect: &Fingerprint,
+    max_bytes: u64,
     scores: &mut ScoreBook,
 ) -> Result<Restored> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, &e))?;
+    let bytes = crate::util::read_bounded(path, max_bytes, "checkpoint")?;
     let bad = |what: &str| {
         Error::format(format!(
             "{}: not a usable checkpoint: {what}",
@@ -178,11 +179,20 @@ pub(crate) fn restore(
             let ids = r.u64s().ok_or_else(truncated)?;
             let weights = r.f32s().ok_or_else(truncated)?;
             let position = r.u64().ok_or_else(truncated)?;
-            if ids.len() != weights.len()
-                || ids.iter().any(|&id| id >= expect.n)
-                || plan_epoch != epoch
-            {
+            if ids.len() != weights.len() || plan_epoch != epoch {
                 return Err(bad("inconsistent plan"));
+            }
+            // A checksum only says the bytes are the ones written: what they say is checked too.
+            let mut seen = vec![false; expect.n as usize];
+            for &id in &ids {
+                match seen.get_mut(id as usize) {
+                    Some(s) if !*s => *s = true,
+                    Some(_) => return Err(bad(&format!("its plan holds id {id} twice"))),
+                    None => return Err(bad(&format!("its plan holds id {id} ≥ N"))),
+                }
+            }
+            if let Some(w) = weights.iter().find(|w| !w.is_finite() || **w < 0.0) {
+                return Err(bad(&format!("its plan holds the weight {w}")));
             }
             Some(SavedJob {
                 epoch: plan_epoch,
@@ -210,4 +220,71 @@ pub(crate) fn restore(
         job,
         policy_state,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scores::ScoreFields;
+
+    fn fingerprint() -> Fingerprint {
+        Fingerprint {
+            n: 4,
+            seed: 1,
+            shuffle: true,
+            drop_last: false,
+            policy: "full".into(),
+        }
+    }
+
+    /// Writes a checkpoint with a valid checksum whose plan is `ids`/`weights`, and restores it.
+    fn restore_plan(ids: Vec<u64>, weights: Vec<f32>) -> Result<Restored> {
+        let book = ScoreBook::new(4, ScoreFields::NONE);
+        let bytes = encode(&Snapshot {
+            fingerprint: fingerprint(),
+            epoch: 0,
+            total_samples: ids.len() as u64,
+            job: Some(SavedJob {
+                epoch: 0,
+                ids,
+                weights,
+                position: 0,
+                mean_weight: 1.0,
+                score_mean: f64::NAN,
+                score_std: f64::NAN,
+            }),
+            scores: &book,
+            policy_state: Vec::new(),
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ck");
+        std::fs::write(&path, bytes).unwrap();
+        let mut into = ScoreBook::new(4, ScoreFields::NONE);
+        restore(&path, &fingerprint(), 1 << 20, &mut into)
+    }
+
+    #[test]
+    fn a_checksummed_but_impossible_plan_is_refused() {
+        assert!(restore_plan(vec![0, 1, 2, 3], vec![1.0; 4]).is_ok());
+        for (ids, weights, want) in [
+            (vec![0, 1, 1], vec![1.0; 3], "id 1 twice"),
+            (vec![0, 9], vec![1.0; 2], "id 9"),
+            (vec![0, 1], vec![1.0, f32::NAN], "weight NaN"),
+            (vec![0, 1], vec![1.0, -2.0], "weight -2"),
+            (vec![0, 1], vec![f32::INFINITY, 1.0], "weight inf"),
+        ] {
+            let e = restore_plan(ids, weights).err().expect("refused");
+            assert!(e.message().contains(want), "{want}: {e}");
+            assert!(e.message().contains("not a usable checkpoint"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_special_file_is_refused_before_reading() {
+        let mut into = ScoreBook::new(4, ScoreFields::NONE);
+        let e = restore(Path::new("/dev/zero"), &fingerprint(), 1 << 20, &mut into)
+            .err()
+            .expect("refused");
+        assert!(e.message().contains("not a regular file"), "{e}");
+    }
 }

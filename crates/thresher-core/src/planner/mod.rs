@@ -44,6 +44,8 @@ pub struct Planner {
     last_report: Option<EpochReport>,
     last_delivered: usize,
     report_file: Option<ReportFile>,
+    /// The policy's embedding length bound (`sketch_dim`): sizes what a checkpoint may hold.
+    sketch_dim: usize,
 }
 
 /// The epoch under way.
@@ -128,6 +130,7 @@ impl Planner {
             last_report: None,
             last_delivered: 0,
             report_file,
+            sketch_dim: config.policy.sketch_dim(),
         };
         match &config.resume_from {
             None => planner.make_plan(0),

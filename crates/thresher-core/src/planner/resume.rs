@@ -13,7 +13,12 @@ use crate::plan::{Plan, PlanOptions};
 impl Planner {
     /// Replaces the fresh state with a checkpoint's; on error the Planner is not used.
     pub(super) fn resume(&mut self, path: &Path) -> Result<()> {
-        let r = checkpoint::restore(path, &self.fingerprint, &mut self.scores)?;
+        let r = checkpoint::restore(
+            path,
+            &self.fingerprint,
+            self.max_state_bytes(),
+            &mut self.scores,
+        )?;
         if !self.policy.load_state(&r.policy_state) {
             return Err(Error::format(format!(
                 "{}: not a usable checkpoint: the policy state does not fit policy `{}`",
@@ -53,6 +58,17 @@ impl Planner {
             }
         });
         Ok(())
+    }
+}
+
+impl Planner {
+    /// The most bytes a checkpoint of this Planner can take: the plan (12 bytes an id), the
+    /// ScoreBook (every field, and an embedding of at most `sketch_dim` floats a sample), the
+    /// policy's state (a subset and figures, 16 bytes a sample), and 1 MiB of headers.
+    fn max_state_bytes(&self) -> u64 {
+        let n = self.scores.len() as u64;
+        let per_sample = 12 + 64 + 4 * self.sketch_dim as u64 + 16;
+        (1 << 20) + n.saturating_mul(per_sample)
     }
 }
 

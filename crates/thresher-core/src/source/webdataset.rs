@@ -110,7 +110,8 @@ pub fn expand_braces(pattern: &str) -> Result<Vec<String>> {
         } else {
             0
         };
-        let count = hi.abs_diff(lo) + 1;
+        // Saturating: {0..18446744073709551615} is "too many", not an overflow.
+        let count = hi.abs_diff(lo).saturating_add(1);
         if count > MAX_SHARDS as u64 {
             return Err(bad(&format!("{count} shards is more than {MAX_SHARDS}")));
         }
@@ -126,7 +127,13 @@ pub fn expand_braces(pattern: &str) -> Result<Vec<String>> {
         return Err(bad("braces must hold `FIRST..LAST` or `a,b,...`"));
     };
     let tails = expand_braces(tail)?;
-    let mut out = Vec::with_capacity(alternatives.len() * tails.len());
+    // The count is checked before anything of that size is allocated.
+    let total = alternatives
+        .len()
+        .checked_mul(tails.len())
+        .filter(|&t| t <= MAX_SHARDS)
+        .ok_or_else(|| bad(&format!("more than {MAX_SHARDS} shards")))?;
+    let mut out = Vec::with_capacity(total);
     for alt in &alternatives {
         for t in &tails {
             out.push(format!("{head}{alt}{t}"));
@@ -387,6 +394,18 @@ mod tests {
         for bad in ["a{0..", "a}", "a{x..y}", "{a{b}}", "{}", "{0..99999999}"] {
             let e = expand_braces(bad).unwrap_err();
             assert!(e.message().contains("source.shards"), "{e}");
+        }
+        // Ranges and products too large to hold are refused before anything is allocated,
+        // with the key named (not a panic or an abort).
+        for huge in [
+            "{0..18446744073709551615}",
+            "{18446744073709551615..0}",
+            "{0..999999}-{0..999999}",
+            "{0..1023}{0..1023}{0..1023}{0..1023}",
+        ] {
+            let e = expand_braces(huge).unwrap_err();
+            assert!(e.message().contains("source.shards"), "{huge}: {e}");
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument, "{huge}");
         }
     }
 

@@ -1,12 +1,14 @@
-//! Small helpers shared across the crate, each in one place: atomic file writes, the FNV digest,
-//! a prefetch hint, and the text of a caught panic.
+//! Small helpers shared across the crate, each in one place: atomic file writes, bounded reads
+//! of state files, the FNV digest, a prefetch hint, and the text of a caught panic.
 
 mod atomic_write;
 mod fnv;
 mod panic;
 mod prefetch;
+mod read_bounded;
 
 pub use atomic_write::write_atomic;
 pub use fnv::Fnv;
 pub use panic::panic_text;
 pub(crate) use prefetch::prefetch;
+pub use read_bounded::read_bounded;
