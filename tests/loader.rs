@@ -389,3 +389,32 @@ fn concurrent_feedback_and_reports_equal_the_serial_run() {
     // The policy really pruned (the plans depended on the feedback).
     assert!(seen.len() < 12 * 15);
 }
+
+/// The report line cannot be written (/dev/full): the end of the epoch returns the error once
+/// and then reports the end; ending an epoch early returns it, ends the epoch anyway, and a
+/// second call neither fails again nor counts the abandoned rest twice.
+#[test]
+fn a_failed_report_write_is_returned_once_and_counts_nothing_twice() {
+    let cfg = || config(r#"{"batch_size": 4, "workers": 2, "report": "/dev/full"}"#);
+    let l = Loader::with_source(cfg(), array_source(20)).unwrap();
+    while let Ok(Some(_)) = l.next() {}
+    assert!(
+        l.next().unwrap().is_none(),
+        "the end is reported after the failed write"
+    );
+    assert_eq!(l.next().unwrap().unwrap().epoch(), 1);
+
+    let l = Loader::with_source(cfg(), array_source(20)).unwrap();
+    let _first = l.next().unwrap().unwrap();
+    let e = l.end_epoch().unwrap_err();
+    assert!(e.to_string().contains("/dev/full"), "{e}");
+    l.end_epoch().unwrap();
+    let r = l.report();
+    assert_eq!((r.epoch, r.delivered), (0, 1));
+    assert!(
+        (r.saved_fraction - 0.8).abs() < 1e-9,
+        "{}",
+        r.saved_fraction
+    );
+    assert_eq!(l.next().unwrap().unwrap().epoch(), 1);
+}

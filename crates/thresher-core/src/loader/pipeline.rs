@@ -142,15 +142,9 @@ impl Pipeline {
         loop {
             let job = state.job.as_mut().expect("begin_epoch sets the job");
             if job.delivered == job.plan.batches() {
-                let mut planner = s.planner.lock();
-                let report = s.report_of(job, &planner);
-                if !job.reported {
-                    job.reported = true;
-                    // A failed report write is returned once; the next call reports the end.
-                    let extra = s.skips.lock().report_value(report.epoch);
-                    planner.write_report(&report, extra.map(|v| ("skipped_samples", v)))?;
-                }
-                planner.finish_epoch(report);
+                // A failed report write is returned once (the job stays); the next call
+                // reports the end.
+                s.close_epoch(job, &mut s.planner.lock())?;
                 state.job = None;
                 return Ok(None);
             }
@@ -238,20 +232,16 @@ impl Pipeline {
             return Ok(());
         };
         let mut planner = s.planner.lock();
-        if planner.abandon_rest().is_some() {
-            let report = s.report_of(job, &planner);
-            if !job.reported {
-                job.reported = true;
-                let extra = s.skips.lock().report_value(report.epoch);
-                planner.write_report(&report, extra.map(|v| ("skipped_samples", v)))?;
-            }
-            planner.finish_epoch(report);
-        }
+        // Only an epoch still under way in the Planner has a rest to abandon (a retried call
+        // after a failed report write must not count it twice).
+        let _ = planner.abandon_rest();
+        let written = s.close_epoch(job, &mut planner);
         for buf in job.window.drain(..).flatten().flatten() {
             s.pool.put(buf);
         }
+        // Ended either way, as the header says; a failed report write is returned.
         state.job = None;
-        Ok(())
+        written
     }
 
     /// This rank's whole epoch under way (begun now when the last one has ended).
@@ -304,6 +294,19 @@ impl Shared {
         job.window.reserve(self.prefetch);
         state.job = Some(job);
         self.work.notify_all();
+    }
+
+    /// Closes the epoch of `job` in the Planner (a no-op when it is closed already) and writes
+    /// its report line once, whether it ended at its last batch or early.
+    fn close_epoch(&self, job: &mut Job, planner: &mut Planner) -> Result<()> {
+        let report = self.report_of(job, planner);
+        planner.finish_epoch(report);
+        if job.reported {
+            return Ok(());
+        }
+        job.reported = true;
+        let extra = self.skips.lock().report_value(report.epoch);
+        planner.write_report(&report, extra.map(|v| ("skipped_samples", v)))
     }
 
     /// The Planner's report of the epoch under way with what loading it cost.
