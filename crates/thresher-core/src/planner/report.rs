@@ -77,11 +77,25 @@ pub(crate) struct ReportFile {
 
 impl ReportFile {
     pub(crate) fn open(path: &Path) -> Result<ReportFile> {
+        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::io::AsRawFd;
+        let ctx = |e: std::io::Error| Error::io(path, &e).context("config key `report`");
+        // Non-blocking for the open: opening a FIFO without a reader for writing would block
+        // forever; so it fails at once instead (ENXIO). Writes then block as usual.
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(path)
-            .map_err(|e| Error::io(path, &e).context("config key `report`"))?;
+            .map_err(ctx)?;
+        // SAFETY: fcntl on a descriptor this function owns.
+        let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+        if flags < 0
+            || unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) }
+                < 0
+        {
+            return Err(ctx(std::io::Error::last_os_error()));
+        }
         Ok(ReportFile {
             path: path.to_path_buf(),
             file: Mutex::new(file),
