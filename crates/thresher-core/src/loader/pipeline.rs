@@ -312,7 +312,12 @@ impl Drop for Pipeline {
         let deadline = Instant::now() + SHUTDOWN_WAIT;
         let mut running = self.shared.running.lock();
         while *running > 0 {
-            if self.shared.exited.wait_until(&mut running, deadline).timed_out() {
+            if self
+                .shared
+                .exited
+                .wait_until(&mut running, deadline)
+                .timed_out()
+            {
                 break;
             }
         }

@@ -92,8 +92,12 @@ impl CifarSource {
             let records = usize::try_from(len / record as u64)
                 .unwrap_or(usize::MAX)
                 .min(limit - labels.len());
-            let too_large =
-                || Error::format(format!("{}: {len} bytes: too large to load", path.display()));
+            let too_large = || {
+                Error::format(format!(
+                    "{}: {len} bytes: too large to load",
+                    path.display()
+                ))
+            };
             let mut bytes = Vec::new();
             bytes
                 .try_reserve_exact(records * record)

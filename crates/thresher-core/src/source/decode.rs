@@ -309,7 +309,10 @@ pub(crate) fn read_file(
         .map_err(|e| crate::Error::format(format!("{}: {e}", path.display())))?;
     buf.clear();
     buf.try_reserve(len as usize).map_err(|_| {
-        crate::Error::format(format!("{}: {len} bytes: too large to load", path.display()))
+        crate::Error::format(format!(
+            "{}: {len} bytes: too large to load",
+            path.display()
+        ))
     })?;
     // `take` bounds a file that grows while it is read.
     (&mut file)

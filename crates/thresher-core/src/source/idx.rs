@@ -42,10 +42,7 @@ fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
     };
     // Reads up to `n` bytes: fewer only at the end of the stream.
     let mut read_up_to = |n: u64, out: &mut Vec<u8>| -> Result<usize> {
-        (&mut reader)
-            .take(n)
-            .read_to_end(out)
-            .map_err(read_err)
+        (&mut reader).take(n).read_to_end(out).map_err(read_err)
     };
     let mut header = Vec::with_capacity(4 + 4 * 255);
     let got = read_up_to(4, &mut header)?;
