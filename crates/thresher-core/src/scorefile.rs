@@ -195,7 +195,8 @@ impl ScoreFile {
     }
 
     pub fn read(path: &Path) -> Result<ScoreFile> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, &e))?;
+        // Only a regular file (a FIFO would block the open, /dev/zero never end).
+        let bytes = crate::util::read_bounded(path, u64::MAX, "score file")?;
         Self::from_bytes(path, &bytes)
     }
 
