@@ -193,7 +193,7 @@ fn special_image(make: impl Fn(&Path), status: thresher_status, needle: &str) {
 
 #[test]
 fn a_fifo_named_like_an_image_is_an_error_not_a_hang() {
-    special_image(|p| mkfifo(p), THRESHER_FORMAT, "a FIFO");
+    special_image(mkfifo, THRESHER_FORMAT, "a FIFO");
 }
 
 #[test]
@@ -371,11 +371,14 @@ fn symlink(target: impl AsRef<Path>, link: &Path) {
     std::os::unix::fs::symlink(target, link).unwrap();
 }
 
+/// Makes links in a fresh image folder.
+type MakeLinks = dyn Fn(&Path);
+
 /// Symbolic links to `.`, to a parent, to the root or to another class: refused, naming the
 /// link, instead of walking 2^depth directories or counting images many times over.
 #[test]
 fn directory_link_loops_are_refused_not_walked() {
-    let cases: [(&str, &dyn Fn(&Path)); 5] = [
+    let cases: [(&str, &MakeLinks); 5] = [
         ("two links to .", &|r: &Path| {
             symlink(".", &r.join("cat/a"));
             symlink(".", &r.join("cat/b"));
