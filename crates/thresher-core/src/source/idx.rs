@@ -220,6 +220,24 @@ mod tests {
             .unwrap();
         assert_eq!(e.kind(), ErrorKind::Io);
         assert!(e.message().contains("missing"));
+        // Compressed: inflated only up to the size the header announces (plus one byte), so
+        // a stream longer than its header says, or a header announcing far more than the
+        // stream holds, is refused without allocating what the header claims.
+        let gz = |content: &[u8]| {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut enc, content).unwrap();
+            enc.finish().unwrap()
+        };
+        std::fs::write(&bad, gz(&[&bytes[..], &[0; 100_000]].concat())).unwrap();
+        let e = IdxSource::open(&bad, &l).err().unwrap();
+        assert!(e.message().contains("the file has more than 12"), "{e}");
+        let mut huge = vec![0, 0, 0x08, 3];
+        for d in [0xffff_ffffu32, 0xffff, 0xffff] {
+            huge.extend_from_slice(&d.to_be_bytes());
+        }
+        std::fs::write(&bad, gz(&[&huge[..], &[7; 64]].concat())).unwrap();
+        let e = IdxSource::open(&bad, &l).err().unwrap();
+        assert!(e.message().contains("the file has 64 (truncated?)"), "{e}");
         // label count mismatch
         write_idx(&bad, &[2], &[0, 1]).unwrap();
         let e = IdxSource::open(&i, &bad).err().unwrap();
