@@ -378,7 +378,13 @@ type MakeLinks = dyn Fn(&Path);
 /// link, instead of walking 2^depth directories or counting images many times over.
 #[test]
 fn directory_link_loops_are_refused_not_walked() {
-    let cases: [(&str, &MakeLinks); 5] = [
+    let cases: [(&str, &MakeLinks); 7] = [
+        ("a link to /", &|r: &Path| {
+            symlink("/", &r.join("cat/everything"))
+        }),
+        ("a link above the root", &|r: &Path| {
+            symlink("../../..", &r.join("dog/above"))
+        }),
         ("two links to .", &|r: &Path| {
             symlink(".", &r.join("cat/a"));
             symlink(".", &r.join("cat/b"));

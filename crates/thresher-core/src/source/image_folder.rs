@@ -96,6 +96,15 @@ impl ImageFolderSource {
         let mut seen = Visited::default();
         let root_meta = std::fs::metadata(root).map_err(|e| ctx(Error::io(root, &e)))?;
         seen.first(root, &root_meta)?;
+        // The root's parents count as reached too: a link to one of them (`/`, `../..`) would
+        // walk everything above the dataset before it met the root again.
+        if let Ok(real) = std::fs::canonicalize(root) {
+            for parent in real.ancestors().skip(1) {
+                if let Ok(meta) = std::fs::metadata(parent) {
+                    seen.parent(parent, &meta);
+                }
+            }
+        }
         let mut classes: Vec<(Vec<u8>, PathBuf, std::fs::Metadata)> = Vec::new();
         for entry in std::fs::read_dir(root).map_err(|e| ctx(Error::io(root, &e)))? {
             let entry = entry.map_err(|e| ctx(Error::io(root, &e)))?;
@@ -265,6 +274,16 @@ fn dir_meta(entry: &std::fs::DirEntry) -> Result<Option<std::fs::Metadata>> {
 struct Visited(std::collections::HashMap<(u64, u64), PathBuf>);
 
 impl Visited {
+    /// Records `dir`, a parent of the root.
+    fn parent(&mut self, dir: &Path, meta: &std::fs::Metadata) {
+        use std::os::unix::fs::MetadataExt;
+        let mut name = dir.as_os_str().to_owned();
+        name.push(" (a parent of the root)");
+        self.0
+            .entry((meta.dev(), meta.ino()))
+            .or_insert(name.into());
+    }
+
     /// Records `dir`; an error naming both paths when it was reached before.
     fn first(&mut self, dir: &Path, meta: &std::fs::Metadata) -> Result<()> {
         use std::os::unix::fs::MetadataExt;
