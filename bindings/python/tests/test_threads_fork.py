@@ -175,3 +175,30 @@ def test_a_forked_child_gets_a_clear_error_from_the_parents_sampler():
     assert _in_child(child) == "iter: ok; len: ok; state_dict: ok"
     assert len(next(it)) == 10
     sampler.close()
+
+
+def test_two_threads_sharing_a_sampler_iteration_never_block():
+    torch_mod = pytest.importorskip("thresher.torch")
+    sampler = torch_mod.Sampler(1000, batch_size=10, seed=0)
+    it = iter(sampler)
+    got, errors = [], []
+
+    def consume():
+        while True:
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            except ValueError as e:  # "generator already executing": a clear refusal
+                errors.append(e)
+                continue
+            got.append(batch)
+
+    threads = [threading.Thread(target=consume) for _ in range(2)]
+    for t in threads:
+        t.start()
+    _join(threads)
+    # Every batch was handed out once, to one of the threads.
+    assert len(got) == 100
+    assert sorted(int(i) for b in got for i in b) == list(range(1000))
+    sampler.close()
