@@ -4,7 +4,10 @@
 //!
 //! JPEG: zune-jpeg in strict mode. image's wrapper for it turns strict mode off, and then a
 //! truncated or corrupt file decodes "successfully" with gray where the data ran out; strict
-//! mode makes those errors. PNG: image's decoder (the `png` crate), given image's `Limits`.
+//! mode makes those errors. The workspace patches its chroma upsampling at the right and bottom
+//! edge to repeat the last chroma sample as libjpeg-turbo (Pillow) does (see
+//! vendor/zune-jpeg/THRESHER-PATCH.md). PNG: image's decoder (the `png` crate), given image's
+//! `Limits`.
 //!
 //! Colour conversion follows Pillow's `Image.convert`, which torchvision's `ImageFolder` applies
 //! (`convert("RGB")`): alpha is dropped (not composited), gray is replicated to RGB, and RGB → gray
