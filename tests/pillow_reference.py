@@ -121,6 +121,19 @@ def noise_jpeg_cases():
                 ref = np.asarray(Image.open(os.path.join(OUT, name)).convert("RGB"))
                 add(f"decode {name} RGB", name, "decode_edges", save_ref(f"{name}.RGB", ref),
                     color="rgb", shape=ref.shape, subsampling=tag)
+    # Progressive and with restart markers: the other decoding paths.
+    for (w, h), sub, tag, opts in [((40, 24), 2, "420", dict(progressive=True)),
+                                   ((56, 40), 1, "422", dict(progressive=True)),
+                                   ((72, 56), 2, "420", dict(restart_marker_blocks=2))]:
+        img = Image.fromarray(rng.randint(0, 256, (h, w, 3)).astype(np.uint8), "RGB")
+        name = f"noise_{w}x{h}_{tag}_{next(iter(opts))}.jpg"
+        try:
+            img.save(os.path.join(OUT, name), quality=90, subsampling=sub, **opts)
+        except TypeError:  # a Pillow without restart_marker_blocks
+            continue
+        ref = np.asarray(Image.open(os.path.join(OUT, name)).convert("RGB"))
+        add(f"decode {name} RGB", name, "decode_edges", save_ref(f"{name}.RGB", ref),
+            color="rgb", shape=ref.shape, subsampling=tag)
 
 
 def write_png(path, size, depth, color_type, rows):
