@@ -174,3 +174,34 @@ def test_bad_inputs_name_file_and_key(tmp_path):
                                 "y": str(tmp_path / "y.npy")}))
     with pytest.raises(thresher.InvalidArgument, match=r"source\.x_dtype.*x\.npy"):
         thresher.Loader(config({"kind": "npy", "x": str(tmp_path / "x.npy"), "x_dtype": "f64"}))
+
+
+def test_token_blocks_train_and_prune_with_feedback(tmp_path):
+    """The README's token loop: one loss per sequence fed back, InfoBatch prunes sequences."""
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(0)
+    rng.integers(0, 50, 4000, dtype=np.uint16).tofile(tmp_path / "train.bin")
+    loader = thresher.torch.Loader({
+        "source": {"kind": "tokens", "path": str(tmp_path / "train.bin"), "dtype": "u16",
+                   "block": 16},
+        "batch_size": 32, "seed": 1,
+        "policy": {"kind": "infobatch", "prune": 0.5, "epochs": 4}})
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Embedding(50, 8), torch.nn.Linear(8, 50))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    n = len(loader.dataset)
+    assert n == (4000 - 17) // 16 + 1
+    seen = []
+    for _ in range(2):
+        ids = []
+        for batch in loader:
+            x, y = batch.data.long(), batch.targets.long()
+            per_seq = F.cross_entropy(model(x).transpose(1, 2), y, reduction="none").mean(1)
+            opt.zero_grad()
+            loader.weighted_loss(per_seq, batch).backward()
+            opt.step()
+            ids.extend(batch.ids.tolist())
+        seen.append(ids)
+    assert sorted(seen[0]) == list(range(n))          # epoch 0: every sequence
+    assert len(seen[1]) < n and set(seen[1]) <= set(range(n))  # epoch 1: pruned
