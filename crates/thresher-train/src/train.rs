@@ -263,7 +263,11 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
         while let Some(batch) = loader.next()? {
             let (x, y, w) = batch_tensors(&batch, o.device)?;
             if model.is_none() {
-                let [_, ch, h, wd] = batch.shape();
+                let &[_, ch, h, wd] = batch.shape() else {
+                    return Err(
+                        format!("expected [B, C, H, W] images, got {:?}", batch.shape()).into(),
+                    );
+                };
                 let net = model::build(c.model, &vs.root(), [ch, h, wd], 10, c.width);
                 let opt = nn::Sgd {
                     momentum: c.momentum,
