@@ -176,8 +176,12 @@ pub(crate) fn restore(
         0 => None,
         1 => {
             let plan_epoch = r.u64().ok_or_else(truncated)?;
-            let ids = r.u64s().ok_or_else(truncated)?;
-            let weights = r.f32s().ok_or_else(truncated)?;
+            // A plan keeps each of the N ids at most once: a longer stored length is refused
+            // before it is allocated.
+            let n = expect.n as usize;
+            let too_long = || bad("its plan is longer than the dataset");
+            let ids = r.u64s_max(n).ok_or_else(too_long)?;
+            let weights = r.f32s_max(n).ok_or_else(too_long)?;
             let position = r.u64().ok_or_else(truncated)?;
             if ids.len() != weights.len() || plan_epoch != epoch {
                 return Err(bad("inconsistent plan"));

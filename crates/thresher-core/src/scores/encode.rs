@@ -3,6 +3,7 @@
 
 use super::{ScoreBook, ScoreFields};
 use crate::codec::{Reader, Writer};
+use crate::sketch::MAX_EMBEDDING_DIM;
 
 impl ScoreBook {
     /// Appends every per-sample array (for checkpoints).
@@ -38,10 +39,12 @@ impl ScoreBook {
         }
         let mut b = self.clone();
         let same = |a: usize, b: usize| (a == b).then_some(());
+        // Each stored length is compared with what this book holds before the array is read,
+        // so a hostile length allocates nothing.
         macro_rules! load {
             ($field:ident, $read:ident) => {{
+                same(usize::try_from(r.peek_len()?).ok()?, b.$field.len())?;
                 let v = r.$read()?;
-                same(v.len(), b.$field.len())?;
                 b.$field = v;
             }};
         }
@@ -58,19 +61,22 @@ impl ScoreBook {
         load!(ever_correct, u8s);
         load!(forgets, f32s);
         let in_dim = usize::try_from(r.u64()?).ok()?;
-        let embeddings = r.f32s()?;
-        if in_dim > 0 {
-            b.sketch.fix_dim(in_dim);
+        if in_dim > MAX_EMBEDDING_DIM {
+            return None;
         }
         let want = if in_dim > 0 && b.fields.contains(ScoreFields::EMBEDDING) {
-            self.n.checked_mul(b.sketch.out_dim())?
+            self.n.checked_mul(b.sketch.out_dim_for(in_dim))?
         } else {
             0
         };
-        if embeddings.len() != want && !(embeddings.is_empty()) {
+        let stored = usize::try_from(r.peek_len()?).ok()?;
+        if stored != want && stored != 0 {
             return None;
         }
-        b.embeddings = embeddings;
+        b.embeddings = r.f32s_max(want)?;
+        if in_dim > 0 {
+            b.sketch.fix_dim(in_dim);
+        }
         load!(has_embedding, u8s);
         *self = b;
         Some(())
