@@ -110,6 +110,17 @@ fn alloc<T: Clone>(on: bool, n: usize, value: T) -> Vec<T> {
     }
 }
 
+/// Bytes a sample takes in a book holding `fields` (embeddings excluded), rounded up.
+fn book_bytes_per_sample(fields: ScoreFields) -> usize {
+    let f = |x, bytes| if fields.contains(x) { bytes } else { 0 };
+    13 + f(ScoreFields::LOSS_LAST, 4)
+        + f(ScoreFields::LOSS_EMA, 8)
+        + f(ScoreFields::GRAD_NORM, 4)
+        + f(ScoreFields::EL2N, 8)
+        + f(ScoreFields::CORRECT, 6)
+        + f(ScoreFields::EMBEDDING, 1)
+}
+
 impl ScoreBook {
     /// A book for `n` samples holding `fields` (besides the always-present counters), with the
     /// default EMA momentum 0.8 and sketch dimension 512.
@@ -119,6 +130,8 @@ impl ScoreBook {
 
     /// `momentum` weighs the newest value in the EMAs; embeddings longer than `sketch_dim` are
     /// projected to it with a projection seeded by `seed`.
+    ///
+    /// Panics when the arrays cannot be allocated; `try_with_options` returns `None` instead.
     pub fn with_options(
         n: usize,
         fields: ScoreFields,
@@ -126,8 +139,24 @@ impl ScoreBook {
         sketch_dim: usize,
         seed: u64,
     ) -> Self {
+        Self::try_with_options(n, fields, momentum, sketch_dim, seed)
+            .unwrap_or_else(|| panic!("a ScoreBook for {n} samples does not fit in memory"))
+    }
+
+    /// `with_options`, or `None` when N samples' arrays do not fit. Checked first with a
+    /// fallible reservation of their total size, freed at once: it takes only address space,
+    /// and the arrays themselves are then allocated as zeroed pages, untouched until used.
+    pub fn try_with_options(
+        n: usize,
+        fields: ScoreFields,
+        momentum: f32,
+        sketch_dim: usize,
+        seed: u64,
+    ) -> Option<Self> {
+        let total = n.checked_mul(book_bytes_per_sample(fields))?;
+        Vec::<u8>::new().try_reserve_exact(total).ok()?;
         let f = |x| fields.contains(x);
-        ScoreBook {
+        Some(ScoreBook {
             n,
             fields,
             momentum,
@@ -148,7 +177,7 @@ impl ScoreBook {
             sketch: Sketch::new(sketch_dim, seed),
             dup_bits: vec![0; n.div_ceil(64)],
             dup_scratch: Vec::new(),
-        }
+        })
     }
 
     pub fn len(&self) -> usize {

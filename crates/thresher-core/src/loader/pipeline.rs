@@ -89,6 +89,7 @@ impl Pipeline {
         let transform =
             Transform::new(&config.transform, source.sample_shape(), source.channels())?
                 .with_seed(config.seed);
+        check_batch_memory(config, &transform)?;
         let planner = Planner::new(config, source.len())?;
         let job = planner
             .plan()
@@ -280,6 +281,43 @@ impl Job {
             reported: false,
         }
     }
+}
+
+/// Refuses, before any batch is allocated, a batch whose data would exceed `max_batch_bytes`
+/// (sizes computed with checked arithmetic), and batches in flight that this process cannot
+/// allocate (probed with a fallible reservation that is freed at once: it only takes address
+/// space, so it catches a memory limit or an over-large request without touching memory).
+fn check_batch_memory(config: &Config, transform: &Transform) -> Result<()> {
+    let [a, b, c] = transform.out_shape();
+    let shape = format!("{a}×{b}×{c} {:?}", transform.dtype()).to_lowercase();
+    let per_batch = transform
+        .checked_sample_bytes()
+        .and_then(|s| s.checked_mul(config.batch_size));
+    let budget = config.max_batch_bytes;
+    match per_batch {
+        Some(bytes) if bytes as u64 <= budget => {}
+        _ => {
+            return Err(Error::invalid(format!(
+                "config keys `batch_size` and `transform`: one batch of {} samples of {shape} \
+                 takes {} bytes, more than `max_batch_bytes` = {budget}; lower `batch_size` or \
+                 the output size (`transform.resize` or the crop), or raise `max_batch_bytes`",
+                config.batch_size,
+                per_batch.map_or("more than 2^64".to_string(), |b| b.to_string()),
+            )))
+        }
+    }
+    let per_batch = per_batch.unwrap_or(0);
+    // The workers' batches, the window's, and one the consumer holds.
+    let in_flight = (config.prefetch + config.workers + 1).saturating_mul(per_batch);
+    let mut probe: Vec<u8> = Vec::new();
+    if probe.try_reserve_exact(in_flight).is_err() {
+        return Err(Error::invalid(format!(
+            "config keys `batch_size`, `prefetch` and `workers`: the batches in flight \
+             ((prefetch + workers + 1) × {per_batch} bytes = {in_flight}) cannot be allocated \
+             in this process; lower one of them or the output size"
+        )));
+    }
+    Ok(())
 }
 
 impl Shared {

@@ -26,6 +26,18 @@ use crate::scorefile::ScoreFile;
 use crate::scores::{Feedback, ScoreBook};
 use checkpoint::{Fingerprint, SavedJob, Snapshot};
 
+/// Bytes a sample may take in a policy's arrays and an epoch's plan together (ids, weights,
+/// scratch), for the check made before they are allocated.
+const POLICY_AND_PLAN_BYTES: usize = 64;
+
+/// The error for a dataset whose per-sample state does not fit in memory.
+fn out_of_memory(n: usize, what: &str) -> Error {
+    Error::invalid(format!(
+        "source: a dataset of {n} samples is too large for this process: {what} cannot be \
+         allocated (for an index source, config key `source.len`)"
+    ))
+}
+
 pub struct Planner {
     policy: Box<dyn Policy>,
     options: PlanOptions,
@@ -94,14 +106,26 @@ impl Planner {
         if dataset_len == 0 {
             return Err(Error::invalid("source: the dataset is empty"));
         }
-        let policy = config.policy.build(dataset_len);
-        let mut scores = ScoreBook::with_options(
+        let needs = config.policy.build(1).needs();
+        let mut scores = ScoreBook::try_with_options(
             dataset_len,
-            policy.needs(),
+            needs,
             config.policy.momentum(),
             config.policy.sketch_dim(),
             config.seed,
-        );
+        )
+        .ok_or_else(|| out_of_memory(dataset_len, "its ScoreBook"))?;
+        // The policy's and the plan's per-sample arrays are allocated infallibly as they are
+        // made: check first that they fit (a reservation of address space, freed at once).
+        let mut probe: Vec<u8> = Vec::new();
+        if dataset_len
+            .checked_mul(POLICY_AND_PLAN_BYTES)
+            .is_none_or(|b| probe.try_reserve_exact(b).is_err())
+        {
+            return Err(out_of_memory(dataset_len, "the policy's and plan's arrays"));
+        }
+        drop(probe);
+        let policy = config.policy.build(dataset_len);
         seed_from_files(config.policy.scores_from(), &mut scores)?;
         let report_file = config.report.as_deref().map(ReportFile::open).transpose()?;
         let mut planner = Planner {

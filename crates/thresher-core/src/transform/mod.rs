@@ -178,6 +178,15 @@ impl Transform {
         self.out.0 * self.out.1 * self.channels * self.dtype.size()
     }
 
+    /// `sample_bytes`, or `None` when it overflows (the loader checks it before the first).
+    pub fn checked_sample_bytes(&self) -> Option<usize> {
+        self.out
+            .0
+            .checked_mul(self.out.1)?
+            .checked_mul(self.channels)?
+            .checked_mul(self.dtype.size())
+    }
+
     /// Whether any step draws random numbers.
     pub fn is_random(&self) -> bool {
         self.hflip > 0.0 || matches!(self.crop, Crop::Random(..) | Crop::RandomResized { .. })
