@@ -176,6 +176,89 @@ fn damaged_or_mismatched_checkpoints_are_refused() {
     assert_eq!(e.kind(), ErrorKind::Io);
 }
 
+/// A checkpoint names what it belongs to: another dataset of the same length, or other policy
+/// parameters, are refused with a message saying which part differs; the same parameters
+/// written differently (a default spelled out, other loading keys) resume.
+#[test]
+fn a_checkpoint_resumes_only_onto_its_dataset_and_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ck");
+    let l = loader(None).unwrap();
+    step(&l);
+    l.save_state(&path).unwrap();
+    let resume = |config: &str, source: Arc<dyn Source>| {
+        let mut c = Config::from_json(config).unwrap();
+        c.resume_from = Some(path.clone());
+        Loader::with_source(c, source)
+    };
+    // Same N, other labels; same N and labels, other pixels.
+    let relabelled: Arc<dyn Source> = Arc::new(
+        ArraySource::new(
+            (0..300 * 4).map(|i| (i * 31 % 251) as u8).collect(),
+            [2, 2, 1],
+            (0..300).map(|i| i % 5).collect(),
+        )
+        .unwrap(),
+    );
+    let repainted: Arc<dyn Source> = Arc::new(
+        ArraySource::new(
+            (0..300 * 4).map(|i| (i * 37 % 251) as u8).collect(),
+            [2, 2, 1],
+            (0..300).map(|i| i % 7).collect(),
+        )
+        .unwrap(),
+    );
+    for other in [relabelled, repainted] {
+        let e = resume(CONFIG, other).err().expect("refused");
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert!(e.message().contains("dataset contents"), "{e}");
+        assert!(!e.message().contains("policy"), "{e}");
+    }
+    // Another value of a policy key, and a key added: each named.
+    for (config, key) in [
+        (
+            r#"{"batch_size": 32, "seed": 11,
+                "policy": {"kind": "random", "prune": 0.5, "rescale": true}}"#,
+            "`policy.prune` 0.4 in the saved run, 0.5 here",
+        ),
+        (
+            r#"{"batch_size": 32, "seed": 11,
+                "policy": {"kind": "random", "prune": 0.4, "rescale": true, "period": 2}}"#,
+            "`policy.period` 1 in the saved run, 2 here",
+        ),
+    ] {
+        let e = resume(config, source()).err().expect("refused");
+        assert!(e.message().contains(key), "{e}");
+        assert!(!e.message().contains("dataset"), "{e}");
+    }
+    // A default spelled out, other workers, prefetch and batch size: the same run.
+    let same = r#"{"batch_size": 16, "workers": 1, "prefetch": 2, "seed": 11,
+        "policy": {"kind": "random", "prune": 0.4, "rescale": true, "period": 1}}"#;
+    assert!(resume(same, source()).is_ok());
+    // A checkpoint of the format before these were recorded is refused by its version.
+    let mut old = std::fs::read(&path).unwrap();
+    old[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let body = old.len() - 4;
+    let crc = crc32(&old[..body]);
+    old[body..].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &old).unwrap();
+    let e = resume(CONFIG, source()).err().expect("refused");
+    assert_eq!(e.kind(), ErrorKind::Format);
+    assert!(e.message().contains("version 2"), "{e}");
+}
+
+/// CRC-32 (IEEE), as the checkpoint trailer uses, bit by bit (a test needs no table).
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
 #[test]
 fn report_lines_and_saved_fraction() {
     let dir = tempfile::tempdir().unwrap();

@@ -101,7 +101,16 @@ impl Planner {
     /// `policy`, `seed`, `shuffle`, `batch_size`, `drop_last`, `rank`, `world_size`,
     /// `resume_from`, `report`; the loading keys are the Loader's). Epoch 0's plan, or the
     /// checkpoint's epoch, is made at once.
+    ///
+    /// A checkpoint records the dataset by N alone here (what an index source knows); a loader
+    /// with data uses `for_dataset` with a fingerprint of its source.
     pub fn new(config: &Config, dataset_len: usize) -> Result<Planner> {
+        Self::for_dataset(config, dataset_len, 0)
+    }
+
+    /// `new` for a dataset whose identity beyond N is `dataset` (a fingerprint that checkpoints
+    /// record and `resume_from` compares; 0 = N alone).
+    pub fn for_dataset(config: &Config, dataset_len: usize, dataset: u64) -> Result<Planner> {
         config.validate()?;
         if dataset_len == 0 {
             return Err(Error::invalid("source: the dataset is empty"));
@@ -146,6 +155,8 @@ impl Planner {
                 shuffle: config.shuffle,
                 drop_last: config.drop_last,
                 policy: config.policy.kind().to_string(),
+                dataset,
+                policy_config: serde_json::Value::Object(config.policy.canonical()).to_string(),
             },
             epoch: 0,
             total_samples: 0,
