@@ -526,7 +526,7 @@ fn seed_from_files(paths: &[std::path::PathBuf], scores: &mut ScoreBook) -> Resu
     }
     let files = paths
         .iter()
-        .map(|p| ScoreFile::read(p).map(|f| (p.clone(), f)))
+        .map(|p| ScoreFile::read_for(p, Some(scores.len())).map(|f| (p.clone(), f)))
         .collect::<Result<Vec<_>>>()
         .map_err(|e| e.context("config key `policy.scores_from`"))?;
     let merged =

@@ -11,4 +11,4 @@ pub use atomic_write::write_atomic;
 pub use fnv::Fnv;
 pub use panic::panic_text;
 pub(crate) use prefetch::prefetch;
-pub use read_bounded::read_bounded;
+pub use read_bounded::{open_regular, read_bounded};

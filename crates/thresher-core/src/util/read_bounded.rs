@@ -10,14 +10,7 @@ use crate::error::{Error, Result};
 /// The bytes of the regular file `path`, at most `max` of them; `what` names the file's role
 /// in errors (e.g. "checkpoint").
 pub fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, &e))?;
-    let meta = file.metadata().map_err(|e| Error::io(path, &e))?;
-    if !meta.is_file() {
-        return Err(Error::format(format!(
-            "{}: not a usable {what}: not a regular file",
-            path.display()
-        )));
-    }
+    let (mut file, meta) = open_regular(path, what)?;
     if meta.len() > max {
         return Err(Error::format(format!(
             "{}: not a usable {what}: {} bytes, more than the {max} a {what} of this size can hold",
@@ -35,6 +28,26 @@ pub fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io(path, &e))?;
     Ok(bytes)
+}
+
+/// Opens `path` for reading only when it is a regular file, with its metadata. The open is
+/// non-blocking, so a FIFO is refused instead of waiting for a writer; the check is made on the
+/// opened file (`fstat`), so what is read is what was checked.
+pub fn open_regular(path: &Path, what: &str) -> Result<(std::fs::File, std::fs::Metadata)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| Error::io(path, &e))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, &e))?;
+    if !meta.is_file() {
+        return Err(Error::format(format!(
+            "{}: not a usable {what}: not a regular file",
+            path.display()
+        )));
+    }
+    Ok((file, meta))
 }
 
 #[cfg(test)]
@@ -56,5 +69,11 @@ mod tests {
             "{e}"
         );
         assert_eq!(read_bounded(&big, 4096, "checkpoint").unwrap().len(), 4096);
+        // A FIFO with no writer: refused at once, not waited on.
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = read_bounded(&fifo, 1 << 20, "checkpoint").unwrap_err();
+        assert!(e.message().contains("not a regular file"), "{e}");
     }
 }
