@@ -126,9 +126,6 @@ impl<'a> Reader<'a> {
     pub(crate) fn f32s_max(&mut self, max: usize) -> Option<Vec<f32>> {
         self.array_max(4, max, |c| f32::from_le_bytes(c.try_into().unwrap()))
     }
-    pub(crate) fn u64s(&mut self) -> Option<Vec<u64>> {
-        self.array(8, |c| u64::from_le_bytes(c.try_into().unwrap()))
-    }
     pub(crate) fn u32s(&mut self) -> Option<Vec<u32>> {
         self.array(4, |c| u32::from_le_bytes(c.try_into().unwrap()))
     }

@@ -385,7 +385,8 @@ pub(crate) fn load_subset(bytes: &[u8], tag: u8, n: usize) -> Option<Option<(Vec
     if r.u8()? != tag {
         return None;
     }
-    let ids = r.u64s()?;
+    // Ascending and below n: at most n of them, refused beyond before being read.
+    let ids = r.u64s_max(n)?;
     let count = r.u64()?;
     let extra = (0..count.min(16))
         .map(|_| r.f64())
