@@ -229,7 +229,10 @@ impl ScoreFile {
     fn size_bound(path: &Path) -> Result<(u64, u64)> {
         use std::io::Read;
         let bad = |what: String| {
-            Error::format(format!("{}: not a valid score file: {what}", path.display()))
+            Error::format(format!(
+                "{}: not a valid score file: {what}",
+                path.display()
+            ))
         };
         let (file, _) = crate::util::open_regular(path, "score file")?;
         let mut header = Vec::with_capacity(HEADER);

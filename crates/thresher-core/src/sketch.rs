@@ -198,7 +198,9 @@ mod tests {
         let mut s = Sketch::new(256, 1);
         s.fix_dim(2048);
         let x = vector(2048);
-        let z: Vec<f32> = (0..2048).map(|i| ((i * 11 % 13) as f32 - 6.0) / 6.0).collect();
+        let z: Vec<f32> = (0..2048)
+            .map(|i| ((i * 11 % 13) as f32 - 6.0) / 6.0)
+            .collect();
         let (mut px, mut pz) = (vec![0.0; 256], vec![0.0; 256]);
         s.project(&x, &mut px);
         s.project(&z, &mut pz);
@@ -223,7 +225,9 @@ mod tests {
         let y: Vec<f32> = x.iter().map(|v| v * -0.5 + 0.25).collect();
         let run = |s: &Sketch| {
             let mut out = vec![0f32; 128];
-            s.project_rows(&[&x, &y], |i, p| out[i * 64..(i + 1) * 64].copy_from_slice(p));
+            s.project_rows(&[&x, &y], |i, p| {
+                out[i * 64..(i + 1) * 64].copy_from_slice(p)
+            });
             out
         };
         assert_eq!(run(&cached), run(&generated));
@@ -269,7 +273,12 @@ mod tests {
     #[test]
     #[ignore]
     fn sketch_timing() {
-        for (d, rows) in [(4096, 1), (4096, 256), (CACHE_ENTRIES / SPARSITY, 16), (11_000_000, 1)] {
+        for (d, rows) in [
+            (4096, 1),
+            (4096, 256),
+            (CACHE_ENTRIES / SPARSITY, 16),
+            (11_000_000, 1),
+        ] {
             let mut cached = Sketch::new(512, 1);
             cached.fix_dim(d);
             let mut generated = cached.clone();
@@ -282,7 +291,10 @@ mod tests {
                 for _ in 0..3 {
                     s.project_rows(&r, |_, p| sum += p[0]);
                 }
-                println!("d={d} rows={rows} {name}: {:?} per call ({sum})", t.elapsed() / 3);
+                println!(
+                    "d={d} rows={rows} {name}: {:?} per call ({sum})",
+                    t.elapsed() / 3
+                );
             }
         }
     }
