@@ -147,5 +147,8 @@ void test_index_null_arguments(void);
 void test_index_save_state_at(void);
 void test_index_ranks(void);
 void test_index_infobatch(void);
+/* abi_hostile.c */
+void test_hostile_sizes(void);
+void test_checkpoint_identity(void);
 
 #endif /* THRESHER_ABI_TEST_H */
