@@ -288,10 +288,10 @@ const FINGERPRINT_SAMPLES: usize = 16;
 
 /// What a checkpoint records of the dataset besides N (see docs/policies.md, *Resume*): a hash
 /// of the sample shape, every label, and of `FINGERPRINT_SAMPLES` samples spread evenly over
-/// the ids (ids ⌊j·N/16⌋), where each comes from (path, or shard and member) and its decoded
-/// pixels (their first 64 KiB; or, when it cannot be read, that it could not). Reading 16
-/// samples keeps this cheap for any N; a change confined to other samples' pixels with the same
-/// labels goes unnoticed.
+/// the ids (ids ⌊j·N/16⌋): the last path component of where each comes from (a file name or a
+/// member's, so a moved dataset keeps its identity) and its decoded pixels (their first 64 KiB;
+/// or, when it cannot be read, that it could not). Reading 16 samples keeps this cheap for any
+/// N; a change confined to other samples' pixels with the same labels goes unnoticed.
 fn dataset_fingerprint(source: &dyn Source) -> u64 {
     let mut h = crate::util::Fnv::default();
     let n = source.len();
@@ -306,7 +306,10 @@ fn dataset_fingerprint(source: &dyn Source) -> u64 {
     let mut scratch = crate::source::Scratch::default();
     for j in 0..FINGERPRINT_SAMPLES.min(n) {
         let id = j * n / FINGERPRINT_SAMPLES.min(n);
-        h.write(source.location(id).unwrap_or_default().as_bytes());
+        // The last path component only: a dataset moved to another directory (or mounted
+        // elsewhere on another machine) is the same dataset.
+        let location = source.location(id).unwrap_or_default();
+        h.write(location.rsplit('/').next().unwrap_or_default().as_bytes());
         match source.read(id, &mut scratch) {
             Ok(view) => {
                 for v in [view.height, view.width, view.channels] {

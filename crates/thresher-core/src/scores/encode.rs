@@ -89,6 +89,58 @@ mod tests {
     use super::*;
     use crate::scores::Feedback;
 
+    /// The bytes of a 2-sample EMBEDDING book whose stored embedding length is `in_dim` and
+    /// whose embedding array claims `claimed` floats (holding none).
+    fn hostile(in_dim: u64, claimed: u64) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.u32(ScoreFields::EMBEDDING.0);
+        w.u64(2);
+        for _ in 0..3 {
+            w.u32s(&[0, 0]);
+        }
+        for _ in 0..5 {
+            w.f32s(&[]);
+        }
+        w.u32s(&[]);
+        w.u8s(&[]);
+        w.u8s(&[]);
+        w.f32s(&[]);
+        w.u64(in_dim);
+        w.u64(claimed);
+        w.u8s(&[0, 0]);
+        w.buf
+    }
+
+    #[test]
+    fn hostile_lengths_are_refused_before_allocating() {
+        let fresh = || ScoreBook::with_options(2, ScoreFields::EMBEDDING, 0.8, 4, 5);
+        let mut b = fresh();
+        // Nothing stored yet: accepted.
+        assert!(b.decode(&mut Reader::new(&hostile(0, 0), 0)).is_some());
+        for (in_dim, claimed) in [
+            (1 << 40, 0),   // above the embedding length limit
+            (8, 1 << 61),   // N × 4 floats expected, an exabyte claimed
+            (8, u64::MAX),  // a length that overflows
+            (3, 2 * 3 + 1), // off by one
+        ] {
+            let mut b = fresh();
+            let bytes = hostile(in_dim, claimed);
+            assert!(
+                b.decode(&mut Reader::new(&bytes, 0)).is_none(),
+                "{in_dim} {claimed}"
+            );
+            assert_eq!(b.embedding_dim(), 0, "nothing fixed on refusal");
+        }
+        // A per-sample array claiming more than N values.
+        let mut w = Writer::default();
+        w.u32(ScoreFields::NONE.0);
+        w.u64(2);
+        w.u64(1 << 60);
+        assert!(ScoreBook::new(2, ScoreFields::NONE)
+            .decode(&mut Reader::new(&w.buf, 0))
+            .is_none());
+    }
+
     #[test]
     fn encode_decode_round_trip() {
         let mut b = ScoreBook::with_options(3, ScoreFields::ALL, 0.8, 2, 5);
