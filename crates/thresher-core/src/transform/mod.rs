@@ -139,7 +139,16 @@ impl Transform {
                 }
                 None => (vec![0.0], vec![1.0]),
             };
-            lut.reserve(256 * c);
+            // One table entry per byte value and channel: a source claiming absurdly many
+            // channels is refused here rather than aborting the allocation.
+            if 256usize
+                .checked_mul(c)
+                .is_none_or(|len| lut.try_reserve_exact(len).is_err())
+            {
+                return Err(Error::invalid(format!(
+                    "source: samples have {c} channels, too many for `transform.dtype` f32 here"
+                )));
+            }
             for ch in 0..c {
                 let m = mean[ch.min(mean.len() - 1)];
                 let s = std[ch.min(std.len() - 1)];
