@@ -254,6 +254,15 @@ fn state_files_that_are_huge_or_special() {
         let fifo = dir.path().join("fifo");
         let c = CString::new(fifo.to_str().unwrap()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        // A report FIFO: refused at once (no reader: the open fails; it is never waited on).
+        let (_d, src) = idx();
+        let (st, l) = new(&format!(r#"{{{src}, "report": "{}"}}"#, fifo.display()));
+        assert!(l.is_null());
+        assert!(
+            st == THRESHER_IO || st == THRESHER_INVALID_ARGUMENT,
+            "{st:?}"
+        );
+        assert!(last_error().contains("report"), "{}", last_error());
         for path in [
             huge.as_path(),
             fifo.as_path(),
