@@ -35,6 +35,10 @@ const CACHE_ENTRIES: usize = 1 << 20;
 /// Columns whose draws are made at once for an uncached input.
 const CHUNK: usize = 4096;
 
+/// Rows projected together: they share each chunk of draws, and their accumulators (8·k bytes
+/// a row) stay bounded however many rows a call has.
+const ROW_BLOCK: usize = 64;
+
 /// One table entry: the row (low 31 bits) and the sign (top bit set = negative).
 const NEGATIVE: u32 = 1 << 31;
 
@@ -141,38 +145,48 @@ impl Sketch {
             }
             return;
         }
-        let mut acc = vec![0f64; rows.len() * k];
-        let mut add = |table: &[u32], first: usize| {
-            let cols = table.len() / s;
-            for (x, a) in rows.iter().zip(acc.chunks_exact_mut(k)) {
-                for (&v, entries) in x[first..first + cols].iter().zip(table.chunks_exact(s)) {
-                    let bits = (v as f64).to_bits();
-                    for &e in entries {
-                        // The sign flips the value's sign bit: random signs would defeat the
-                        // branch predictor.
-                        let signed = f64::from_bits(bits ^ (((e & NEGATIVE) as u64) << 32));
-                        a[(e & !NEGATIVE) as usize] += signed;
+        // Rows go ROW_BLOCK at a time, so the f64 accumulators stay small whatever the call's
+        // length; each row's sum is the same whichever block it is in.
+        let mut acc = vec![0f64; ROW_BLOCK.min(rows.len()) * k];
+        let mut table = if self.cache.is_empty() {
+            vec![0u32; CHUNK * s]
+        } else {
+            Vec::new()
+        };
+        let mut out = vec![0f32; k];
+        let scale = 1.0 / (s as f64).sqrt();
+        for (b, block) in rows.chunks(ROW_BLOCK).enumerate() {
+            let acc = &mut acc[..block.len() * k];
+            acc.fill(0.0);
+            let mut add = |table: &[u32], first: usize| {
+                let cols = table.len() / s;
+                for (x, a) in block.iter().zip(acc.chunks_exact_mut(k)) {
+                    for (&v, entries) in x[first..first + cols].iter().zip(table.chunks_exact(s)) {
+                        let bits = (v as f64).to_bits();
+                        for &e in entries {
+                            // The sign flips the value's sign bit: random signs would defeat
+                            // the branch predictor.
+                            let signed = f64::from_bits(bits ^ (((e & NEGATIVE) as u64) << 32));
+                            a[(e & !NEGATIVE) as usize] += signed;
+                        }
                     }
                 }
+            };
+            if !self.cache.is_empty() {
+                add(&self.cache, 0);
+            } else {
+                for first in (0..d).step_by(CHUNK) {
+                    let cols = CHUNK.min(d - first);
+                    self.draws(first, &mut table[..cols * s]);
+                    add(&table[..cols * s], first);
+                }
             }
-        };
-        if !self.cache.is_empty() {
-            add(&self.cache, 0);
-        } else {
-            let mut table = vec![0u32; CHUNK * s];
-            for first in (0..d).step_by(CHUNK) {
-                let cols = CHUNK.min(d - first);
-                self.draws(first, &mut table[..cols * s]);
-                add(&table[..cols * s], first);
+            for (i, a) in acc.chunks_exact(k).enumerate() {
+                for (o, &v) in out.iter_mut().zip(a) {
+                    *o = (v * scale) as f32;
+                }
+                store(b * ROW_BLOCK + i, &out);
             }
-        }
-        let scale = 1.0 / (s as f64).sqrt();
-        let mut out = vec![0f32; k];
-        for (i, a) in acc.chunks_exact(k).enumerate() {
-            for (o, &v) in out.iter_mut().zip(a) {
-                *o = (v * scale) as f32;
-            }
-            store(i, &out);
         }
     }
 
@@ -231,6 +245,20 @@ mod tests {
             out
         };
         assert_eq!(run(&cached), run(&generated));
+        // More rows than a block: each the same as alone.
+        let many: Vec<Vec<f32>> = (0..ROW_BLOCK + 3)
+            .map(|r| x.iter().map(|v| v * (r as f32 - 30.0)).collect())
+            .collect();
+        let refs: Vec<&[f32]> = many.iter().map(|v| v.as_slice()).collect();
+        let mut together = vec![0f32; refs.len() * 64];
+        generated.project_rows(&refs, |i, p| {
+            together[i * 64..(i + 1) * 64].copy_from_slice(p)
+        });
+        for (i, row) in refs.iter().enumerate() {
+            let mut alone = vec![0f32; 64];
+            cached.project(row, &mut alone);
+            assert_eq!(alone, together[i * 64..(i + 1) * 64], "row {i}");
+        }
         // One vector at a time gives the same as both at once.
         let mut one = vec![0f32; 64];
         generated.project(&y, &mut one);
