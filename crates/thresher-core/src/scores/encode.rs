@@ -78,6 +78,20 @@ impl ScoreBook {
             b.sketch.fix_dim(in_dim);
         }
         load!(has_embedding, u8s);
+        // A checksum says the bytes are the ones written, not that they make sense: values no
+        // feedback can produce are refused too.
+        let flags = |v: &[u8], max: u8| v.iter().all(|&x| x <= max);
+        let valid = flags(&b.has_embedding, 1)
+            && flags(&b.correct_last, 2)
+            && flags(&b.ever_correct, 1)
+            && b.embeddings.iter().all(|x| x.is_finite())
+            && b.forgets.iter().all(|x| x.is_finite() && *x >= 0.0)
+            && b.grad_norm_ema
+                .iter()
+                .all(|x| x.is_nan() || (x.is_finite() && *x >= 0.0));
+        if !valid {
+            return None;
+        }
         *self = b;
         Some(())
     }
@@ -131,6 +145,27 @@ mod tests {
             );
             assert_eq!(b.embedding_dim(), 0, "nothing fixed on refusal");
         }
+        // Values no feedback produces: a flag of 5, a NaN embedding.
+        let mut b = fresh();
+        let mut w = Writer::default();
+        b.encode(&mut w);
+        let last = w.buf.len() - 1;
+        w.buf[last] = 5;
+        assert!(b.decode(&mut Reader::new(&w.buf, 0)).is_none());
+        let mut b = fresh();
+        b.feedback(
+            &crate::scores::Feedback {
+                embedding: Some(&[1.0, 2.0]),
+                embedding_dim: 2,
+                ..super::super::tests::fb(&[0], &[1.0])
+            },
+            0,
+        )
+        .unwrap();
+        b.embeddings[1] = f32::NAN;
+        let mut w = Writer::default();
+        b.encode(&mut w);
+        assert!(fresh().decode(&mut Reader::new(&w.buf, 0)).is_none());
         // A per-sample array claiming more than N values.
         let mut w = Writer::default();
         w.u32(ScoreFields::NONE.0);
