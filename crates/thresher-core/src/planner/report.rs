@@ -76,38 +76,25 @@ pub(crate) struct ReportFile {
 }
 
 impl ReportFile {
-    ///
-    /// Only a regular file or a character device (`/dev/null`, a terminal): the open is
-    /// non-blocking, so a FIFO without a reader fails at once instead of hanging the caller,
-    /// and a FIFO or socket is refused, since a write to one that nobody reads would block the
-    /// epoch's end forever.
     pub(crate) fn open(path: &Path) -> Result<ReportFile> {
-        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+        use std::os::unix::fs::OpenOptionsExt;
         use std::os::unix::io::AsRawFd;
+        let ctx = |e: std::io::Error| Error::io(path, &e).context("config key `report`");
+        // Non-blocking for the open: opening a FIFO without a reader for writing would block
+        // forever; so it fails at once instead (ENXIO). Writes then block as usual.
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .custom_flags(libc::O_NONBLOCK)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(path)
-            .map_err(|e| Error::io(path, &e).context("config key `report`"))?;
-        let kind = file
-            .metadata()
-            .map_err(|e| Error::io(path, &e).context("config key `report`"))?
-            .file_type();
-        if !(kind.is_file() || kind.is_char_device()) {
-            return Err(Error::invalid(format!(
-                "config key `report`: {} is not a regular file (nor a character device)",
-                path.display()
-            )));
-        }
-        // Back to blocking writes (the flag only guarded the open).
+            .map_err(ctx)?;
         // SAFETY: fcntl on a descriptor this function owns.
-        unsafe {
-            let fd = file.as_raw_fd();
-            let flags = libc::fcntl(fd, libc::F_GETFL);
-            if flags >= 0 {
-                libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
-            }
+        let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+        if flags < 0
+            || unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) }
+                < 0
+        {
+            return Err(ctx(std::io::Error::last_os_error()));
         }
         Ok(ReportFile {
             path: path.to_path_buf(),

@@ -1,14 +1,16 @@
-//! Small helpers shared across the crate, each in one place: atomic file writes, bounded reads
-//! of state files, the FNV digest, a prefetch hint, and the text of a caught panic.
+//! Small helpers shared across the crate, each in one place: atomic file writes, opening only
+//! regular files, bounded reads of state files, the FNV digest, a prefetch hint, and the text of a caught panic.
 
 mod atomic_write;
 mod fnv;
+mod open_regular;
 mod panic;
 mod prefetch;
 mod read_bounded;
 
 pub use atomic_write::write_atomic;
 pub use fnv::Fnv;
+pub use open_regular::open_regular;
 pub use panic::panic_text;
 pub(crate) use prefetch::prefetch;
-pub use read_bounded::{open_regular, read_bounded};
+pub use read_bounded::read_bounded;
