@@ -207,6 +207,8 @@ int main(int argc, char **argv) {
     test_report();
     test_save_scores();
     test_state_resume();
+    test_hostile_sizes();
+    test_checkpoint_identity();
     test_deprecated_aliases();
     test_dlpack();
     test_ranks();
@@ -218,8 +220,6 @@ int main(int argc, char **argv) {
     test_index_save_state_at();
     test_index_ranks();
     test_index_infobatch();
-    test_hostile_sizes();
-    test_checkpoint_identity();
 
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed != 0;

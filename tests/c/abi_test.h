@@ -135,6 +135,9 @@ void test_save_scores(void);
 void test_state_resume(void);
 void test_deprecated_aliases(void);
 void test_ranks(void);
+/* abi_hostile.c */
+void test_hostile_sizes(void);
+void test_checkpoint_identity(void);
 /* abi_dlpack.c */
 void test_dlpack(void);
 /* abi_index.c */
@@ -147,8 +150,5 @@ void test_index_null_arguments(void);
 void test_index_save_state_at(void);
 void test_index_ranks(void);
 void test_index_infobatch(void);
-/* abi_hostile.c */
-void test_hostile_sizes(void);
-void test_checkpoint_identity(void);
 
 #endif /* THRESHER_ABI_TEST_H */
