@@ -51,7 +51,7 @@ test-rust:
 # The C ABI from a strict C99 program under AddressSanitizer + UBSan, linked statically.
 test-c: build
 	@mkdir -p build
-	$(CC) $(CFLAGS_STRICT) $(SAN) -Iinclude tests/c/abi_test.c tests/c/abi_errors.c tests/c/abi_epochs.c tests/c/abi_state.c tests/c/abi_dlpack.c tests/c/abi_index.c tests/c/abi_index_epochs.c tests/c/abi_hostile.c $(LIB_DIR)/libthresher.a $(RUST_LINK) -o build/abi_test
+	$(CC) $(CFLAGS_STRICT) $(SAN) -Iinclude tests/c/abi_test.c tests/c/abi_errors.c tests/c/abi_epochs.c tests/c/abi_state.c tests/c/abi_dlpack.c tests/c/abi_index.c tests/c/abi_index_epochs.c tests/c/abi_special.c tests/c/abi_hostile.c $(LIB_DIR)/libthresher.a $(RUST_LINK) -o build/abi_test
 	@nm build/abi_test | grep -q __asan_init || { echo "AddressSanitizer is not linked"; exit 1; }
 	@echo "AddressSanitizer linked: $$(nm build/abi_test | grep -c __asan_) asan symbols"
 	# allocator_may_return_null: the library allocates fallibly where a size may not fit (a

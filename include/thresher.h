@@ -423,10 +423,16 @@ size_t thresher_last_error(char *buf,
 thresher_status thresher_loader_new(const char *config_json, thresher_loader **out);
 
 /**
- * Stops and joins the worker threads and frees the loader. Returns promptly, also mid-epoch
- * and while batches are still lent out: those batches stay valid and must still be released
- * with thresher_batch_release. NULL is a no-op. Must not run concurrently with any other call
- * on the same loader; the loader must not be used afterwards.
+ * Stops the worker threads and frees the loader. Returns within a second whatever the workers
+ * are doing: they stop between samples, and a worker still inside one read or decode by then
+ * (a hung network file system, a very large image) is detached — it keeps what it needs alive,
+ * exits by itself when that read returns, and nothing it produces is delivered. Also returns
+ * promptly mid-epoch and while batches are still lent out: those batches stay valid and must
+ * still be released with thresher_batch_release. In a child process made by fork() the
+ * parent's loader is neither stopped nor freed (its threads do not exist there): the call
+ * returns at once and the child's copy of the memory is left as it is. NULL is a no-op. Must
+ * not run concurrently with any other call on the same loader; the loader must not be used
+ * afterwards.
  */
 void thresher_loader_free(thresher_loader *loader);
 
@@ -442,8 +448,17 @@ void thresher_loader_free(thresher_loader *loader);
  * the message, sets `*out` to NULL and skips that batch: the next call continues with the
  * following one. THRESHER_INVALID_ARGUMENT for NULL arguments.
  *
- * Call from one thread at a time (thresher_loader_feedback and thresher_loader_epoch_info may run
- * concurrently on other threads).
+ * Dataset files are opened only when they are regular files: a FIFO, a socket, a device or a
+ * directory where an image is expected is THRESHER_FORMAT (a socket THRESHER_IO) naming the
+ * path and the sample id, never a read that blocks; with config `"on_error": "skip"` the
+ * sample is left out instead.
+ *
+ * Meant to be called from one thread at a time (thresher_loader_feedback and
+ * thresher_loader_epoch_info may run concurrently on other threads). Several threads calling
+ * it at once are safe and never wait forever: each batch goes to one of them, and a caller
+ * still waiting when another takes the last batch of the epoch (or thresher_loader_end_epoch
+ * ends it) returns THRESHER_END_OF_EPOCH. In a child process made by fork(), this and every
+ * other call on the parent's loader returns THRESHER_STATE.
  */
 thresher_status thresher_loader_next(thresher_loader *loader, thresher_batch **out);
 

@@ -136,8 +136,8 @@ struct Feedback {
 };
 
 /// A thresher loader: worker threads, prefetched batches, the ScoreBook and the pruning
-/// policy. Move-only; the destructor stops and joins the workers (thresher_loader_free), also
-/// while batches are still lent out (they stay valid). A moved-from Loader is empty, and every
+/// policy. Move-only; the destructor stops the workers (thresher_loader_free: within a second,
+/// detaching one stuck in a read), also while batches are still lent out (they stay valid). A moved-from Loader is empty, and every
 /// call on it throws Error(THRESHER_INVALID_ARGUMENT).
 class Loader {
   public:

@@ -296,7 +296,7 @@ mod source_files {
             => IO, "/nonexistent/i";
         images_a_directory: |d| {
             format!("{{{}}}", source(d.dir.path().to_str().unwrap(), &d.labels))
-        } => IO, "";
+        } => FORMAT, "it is a directory, not a regular file";
     }
 }
 

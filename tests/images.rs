@@ -522,14 +522,40 @@ fn image_folder_follows_symbolic_links_as_torchvision() {
         &DynamicImage::ImageRgb8(photo(4, 4, 2)),
         &root.join("b/y.png"),
     );
+    std::fs::create_dir_all(root.join("b/nested")).unwrap();
+    save_png(
+        &DynamicImage::ImageRgb8(photo(4, 4, 3)),
+        &root.join("b/nested/z.png"),
+    );
     std::os::unix::fs::symlink(&elsewhere, root.join("a")).unwrap();
-    std::os::unix::fs::symlink(&elsewhere, root.join("b/nested")).unwrap();
+    std::os::unix::fs::symlink(root.join("b/y.png"), root.join("b/nested/w.png")).unwrap();
     let s = open(json!({"kind": "image_folder", "root": root}));
     let locations: Vec<String> = (0..s.len()).map(|i| s.location(i).unwrap()).collect();
     assert!(locations[0].ends_with("root/a/x.png"), "{locations:?}");
     // sorted(os.walk("root/b")): "root/b" (y.png) comes before "root/b/nested".
     assert!(locations[1].ends_with("root/b/y.png"), "{locations:?}");
-    let nested = &locations[2];
-    assert!(nested.ends_with("root/b/nested/x.png"), "{locations:?}");
-    assert_eq!((s.label(0), s.label(1), s.label(2)), (0, 1, 1));
+    // A link to a file is that file, kept as often as it is linked.
+    assert!(
+        locations[2].ends_with("root/b/nested/w.png"),
+        "{locations:?}"
+    );
+    assert!(
+        locations[3].ends_with("root/b/nested/z.png"),
+        "{locations:?}"
+    );
+    assert_eq!(
+        (s.label(0), s.label(1), s.label(2), s.label(3)),
+        (0, 1, 1, 1)
+    );
+    // Unlike os.walk, a directory is walked once: a second link to `elsewhere` (torchvision
+    // would count its images in both classes) is refused, naming both paths.
+    std::os::unix::fs::symlink(&elsewhere, root.join("b/again")).unwrap();
+    let c: SourceConfig =
+        serde_json::from_value(json!({"kind": "image_folder", "root": root})).unwrap();
+    let e = c.open().err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::Format);
+    assert!(
+        e.message().contains("root/b/again") && e.message().contains("root/a"),
+        "{e}"
+    );
 }

@@ -6,6 +6,7 @@ Python): writes test images with Pillow, then what torchvision's PIL pipeline ma
 OUTDIR/cases.json lists the cases; each names an image file, an operation and a raw reference
 (uint8 HWC, or float32 CHW for "normalize") in OUTDIR. Operations:
   decode        Image.open(f).convert(color)                      (torchvision's pil_loader)
+  decode_edges  the same for noise JPEGs, compared apart at the last column and row
   resize        .resize((w, h), BILINEAR)                         (Resize([h, w]))
   resize_short  Resize(n): shorter side n, long int(n * long / short)
   resize_center Resize(n) then CenterCrop(crop), zero padding where the crop is larger
@@ -103,6 +104,38 @@ def decode_cases():
                 color="rgb" if color == "RGB" else "gray", exact=False, shape=ref.shape)
 
 
+def noise_jpeg_cases():
+    """Uniform noise, the worst case for chroma upsampling: 4:2:0, 4:2:2 and 4:4:4 at sides
+    that are even but not multiples of 16 (the chroma plane then ends inside a block, and the
+    decoders treat the samples past its edge differently), and at multiples of 16 and odd sides
+    for contrast. Compared in two parts: the last pixel column and row, and the rest."""
+    rng = np.random.RandomState(11)
+    sizes = [(24, 24), (40, 40), (56, 24), (72, 40), (100, 75), (136, 120), (8, 8), (42, 26),
+             (32, 32), (48, 16), (33, 33), (41, 57)]
+    for w, h in sizes:
+        for sub, tag in ((2, "420"), (1, "422"), (0, "444")):
+            for q in (75, 95):
+                img = Image.fromarray(rng.randint(0, 256, (h, w, 3)).astype(np.uint8), "RGB")
+                name = f"noise_{w}x{h}_{tag}_q{q}.jpg"
+                img.save(os.path.join(OUT, name), quality=q, subsampling=sub)
+                ref = np.asarray(Image.open(os.path.join(OUT, name)).convert("RGB"))
+                add(f"decode {name} RGB", name, "decode_edges", save_ref(f"{name}.RGB", ref),
+                    color="rgb", shape=ref.shape, subsampling=tag)
+    # Progressive and with restart markers: the other decoding paths.
+    for (w, h), sub, tag, opts in [((40, 24), 2, "420", dict(progressive=True)),
+                                   ((56, 40), 1, "422", dict(progressive=True)),
+                                   ((72, 56), 2, "420", dict(restart_marker_blocks=2))]:
+        img = Image.fromarray(rng.randint(0, 256, (h, w, 3)).astype(np.uint8), "RGB")
+        name = f"noise_{w}x{h}_{tag}_{next(iter(opts))}.jpg"
+        try:
+            img.save(os.path.join(OUT, name), quality=90, subsampling=sub, **opts)
+        except TypeError:  # a Pillow without restart_marker_blocks
+            continue
+        ref = np.asarray(Image.open(os.path.join(OUT, name)).convert("RGB"))
+        add(f"decode {name} RGB", name, "decode_edges", save_ref(f"{name}.RGB", ref),
+            color="rgb", shape=ref.shape, subsampling=tag)
+
+
 def write_png(path, size, depth, color_type, rows):
     """A PNG from raw scanlines (filter type 0)."""
     import struct
@@ -173,6 +206,7 @@ def transform_cases():
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     decode_cases()
+    noise_jpeg_cases()
     transform_cases()
     with open(os.path.join(OUT, "cases.json"), "w") as f:
         json.dump(CASES, f, indent=1)

@@ -104,9 +104,12 @@ pub struct thresher_epoch_report {
 
 pub(crate) unsafe fn loader_ref<'a>(loader: *const thresher_loader) -> Result<&'a Loader> {
     // SAFETY: non-NULL loaders come from thresher_loader_new and are live (documented).
-    unsafe { loader.as_ref() }
+    let l = unsafe { loader.as_ref() }
         .map(|l| &l.inner)
-        .ok_or_else(|| Error::invalid("loader is NULL"))
+        .ok_or_else(|| Error::invalid("loader is NULL"))?;
+    // A child made by fork() gets THRESHER_STATE instead of a call that would block for good.
+    l.check_process()?;
+    Ok(l)
 }
 
 /// Creates a loader from a JSON configuration and starts its worker threads; the first epoch's
@@ -154,10 +157,16 @@ pub unsafe extern "C" fn thresher_loader_new(
     })
 }
 
-/// Stops and joins the worker threads and frees the loader. Returns promptly, also mid-epoch
-/// and while batches are still lent out: those batches stay valid and must still be released
-/// with thresher_batch_release. NULL is a no-op. Must not run concurrently with any other call
-/// on the same loader; the loader must not be used afterwards.
+/// Stops the worker threads and frees the loader. Returns within a second whatever the workers
+/// are doing: they stop between samples, and a worker still inside one read or decode by then
+/// (a hung network file system, a very large image) is detached — it keeps what it needs alive,
+/// exits by itself when that read returns, and nothing it produces is delivered. Also returns
+/// promptly mid-epoch and while batches are still lent out: those batches stay valid and must
+/// still be released with thresher_batch_release. In a child process made by fork() the
+/// parent's loader is neither stopped nor freed (its threads do not exist there): the call
+/// returns at once and the child's copy of the memory is left as it is. NULL is a no-op. Must
+/// not run concurrently with any other call on the same loader; the loader must not be used
+/// afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn thresher_loader_free(loader: *mut thresher_loader) {
     super::error::guard_value((), || {
@@ -179,18 +188,31 @@ pub unsafe extern "C" fn thresher_loader_free(loader: *mut thresher_loader) {
 /// the message, sets `*out` to NULL and skips that batch: the next call continues with the
 /// following one. THRESHER_INVALID_ARGUMENT for NULL arguments.
 ///
-/// Call from one thread at a time (thresher_loader_feedback and thresher_loader_epoch_info may run
-/// concurrently on other threads).
+/// Dataset files are opened only when they are regular files: a FIFO, a socket, a device or a
+/// directory where an image is expected is THRESHER_FORMAT (a socket THRESHER_IO) naming the
+/// path and the sample id, never a read that blocks; with config `"on_error": "skip"` the
+/// sample is left out instead.
+///
+/// Meant to be called from one thread at a time (thresher_loader_feedback and
+/// thresher_loader_epoch_info may run concurrently on other threads). Several threads calling
+/// it at once are safe and never wait forever: each batch goes to one of them, and a caller
+/// still waiting when another takes the last batch of the epoch (or thresher_loader_end_epoch
+/// ends it) returns THRESHER_END_OF_EPOCH. In a child process made by fork(), this and every
+/// other call on the parent's loader returns THRESHER_STATE.
 #[no_mangle]
 pub unsafe extern "C" fn thresher_loader_next(
     loader: *mut thresher_loader,
     out: *mut *mut thresher_batch,
 ) -> thresher_status {
     guard(|| {
-        let l = unsafe { loader_ref(loader) }?;
+        if loader.is_null() {
+            // Before `out` is touched: a NULL loader leaves it as it was.
+            return Err(Error::invalid("loader is NULL"));
+        }
         let out = out_arg(out, "out")?;
         // NULL on every path but success, errors included (documented above).
         unsafe { out.write(std::ptr::null_mut()) };
+        let l = unsafe { loader_ref(loader) }?;
         match l.next()? {
             Some(batch) => {
                 unsafe { out.write(super::batch::into_raw(batch)) };

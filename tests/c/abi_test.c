@@ -220,6 +220,10 @@ int main(int argc, char **argv) {
     test_index_save_state_at();
     test_index_ranks();
     test_index_infobatch();
+    test_special_fifo_image();
+    test_special_link_loop();
+    test_special_concurrent_next();
+    test_special_fork();
 
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed != 0;

@@ -150,5 +150,10 @@ void test_index_null_arguments(void);
 void test_index_save_state_at(void);
 void test_index_ranks(void);
 void test_index_infobatch(void);
+/* abi_special.c */
+void test_special_fifo_image(void);
+void test_special_link_loop(void);
+void test_special_concurrent_next(void);
+void test_special_fork(void);
 
 #endif /* THRESHER_ABI_TEST_H */

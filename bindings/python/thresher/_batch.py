@@ -59,9 +59,9 @@ class Batch(Managed):
                     "which plans batches of ids and loss weights only; read the samples by "
                     "batch.ids from your own dataset"
                 )
-            ptr = self._ptr
-            if ptr is None:
+            if self._ptr is None:
                 raise StateError(f"Batch is released: its `{name}` was not read before release()")
+            ptr = self.ptr()  # raises in a child made by os.fork()
             view = self._export(_dlpack.export(ptr, field))
             self._views[field] = view
         return view

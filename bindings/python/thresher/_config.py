@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from typing import Any, Mapping, Union
 
-from ._errors import InvalidArgument, IoError
+from ._errors import FormatError, InvalidArgument, IoError
 
 ConfigLike = Union[Mapping[str, Any], str, bytes, "os.PathLike[str]"]
 
@@ -57,15 +58,44 @@ def load(config: ConfigLike) -> dict:
         return _parse(config, "")
     if isinstance(config, (str, os.PathLike)):
         path = os.fspath(config)
-        try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-        except OSError as e:
-            raise IoError(f"config file {path}: {e.strerror or e}") from None
-        return _parse(text, f" file {path}")
+        return _parse(_read_config_file(path), f" file {path}")
     raise InvalidArgument(
         f"config: expected a dict, a JSON string or a path, got {type(config).__name__}"
     )
+
+
+# A config file is a few kilobytes; this bounds the read of a huge file given by mistake.
+MAX_CONFIG_FILE_BYTES = 16 << 20
+
+
+def _read_config_file(path) -> str:
+    """The text of a config file: only a regular file, opened non-blocking (a FIFO would block
+    open() forever, /dev/zero never end) and checked on the opened descriptor."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise IoError(f"config file {path}: {e.strerror or e}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise FormatError(f"config file {path}: not a regular file")
+        if st.st_size > MAX_CONFIG_FILE_BYTES:
+            raise InvalidArgument(
+                f"config file {path}: {st.st_size} bytes, more than the "
+                f"{MAX_CONFIG_FILE_BYTES} a config file may have"
+            )
+        with os.fdopen(fd, "rb", closefd=True) as f:
+            fd = -1
+            data = f.read(MAX_CONFIG_FILE_BYTES + 1)
+    except OSError as e:
+        raise IoError(f"config file {path}: {e.strerror or e}") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidArgument(f"config file {path}: not UTF-8 ({e})") from None
 
 
 def dumps(config: dict) -> str:

@@ -13,7 +13,7 @@ from typing import Any, Iterator, Optional
 from . import _capi, _config, _feedback
 from ._batch import Batch
 from ._errors import Error, InvalidArgument, StateError, check
-from ._managed import Managed
+from ._managed import Managed, ProcessLock
 from ._plan import EpochPlan
 
 STATE_VERSION = 1
@@ -58,18 +58,21 @@ class Epoch:
         return self
 
     def __next__(self) -> Batch:
-        if self._done:
-            raise StopIteration
-        if self._loader._generation != self._generation:
-            raise StateError(
-                "this epoch iterator is stale: a later iter(loader), load_state_dict() or "
-                "end_epoch() moved the loader on"
-            )
-        batch = self._loader.next()
-        if batch is None:
-            self._done = True
-            raise StopIteration
-        return batch
+        # Under the loader's lock: threads sharing this iterator take turns, and one that
+        # waited while another reached the end stops too instead of beginning the next epoch.
+        with self._loader._lock:
+            if self._done:
+                raise StopIteration
+            if self._loader._generation != self._generation:
+                raise StateError(
+                    "this epoch iterator is stale: a later iter(loader), load_state_dict() or "
+                    "end_epoch() moved the loader on"
+                )
+            batch = self._loader.next()
+            if batch is None:
+                self._done = True
+                raise StopIteration
+            return batch
 
 
 class Loader(Managed):
@@ -89,8 +92,15 @@ class Loader(Managed):
     DataLoader's attributes: `dataset` (a Source: len() = N), `batch_size`, `drop_last`, and
     len(loader) (the epoch's batches).
 
-    next() and iteration belong to one thread at a time; feedback(), epoch_info(), report() and
-    save_scores() may run on other threads meanwhile. close() must not race with other calls.
+    Threads: next(), iteration, end_epoch(), load_state_dict() and close() take a lock, so
+    threads that share a loader (or one epoch iterator) take turns: each batch goes to exactly
+    one of them and none waits forever — when one reaches the end of the epoch, the others'
+    next() on that iterator stops too. feedback(), epoch_info(), report() and save_scores() do
+    not wait for it and may run on other threads meanwhile.
+
+    Processes: a loader belongs to the process that made it. In a child made by os.fork() its
+    worker threads do not exist, so every use there raises StateError (create a new loader in
+    the child) and closing it there only drops the child's reference.
     """
 
     _what = "Loader"
@@ -111,8 +121,22 @@ class Loader(Managed):
         check(_capi.thresher_loader_new(text.encode("utf-8"), ctypes.byref(out)))
         return out
 
+    def _take(self, ptr) -> None:
+        super()._take(ptr)
+        self._lock = ProcessLock(self._what)
+
     def _delete(self, ptr) -> None:
         _capi.thresher_loader_free(ptr)
+
+    def close(self) -> None:
+        """Frees the loader (its worker threads stop within about a second, whatever they are
+        reading). Waits for a next() under way on another thread; in a child made by
+        os.fork() it only drops the child's reference."""
+        if self._ptr is not None and self._pid == os.getpid():
+            with self._lock:
+                super().close()
+        else:
+            super().close()
 
     @property
     def config(self) -> dict:
@@ -155,7 +179,9 @@ class Loader(Managed):
         """The next batch of the current epoch, or None at its end (the call after that starts
         the next epoch)."""
         out = ctypes.POINTER(_capi.thresher_batch)()
-        status = check(_capi.thresher_loader_next(self.ptr(), ctypes.byref(out)))
+        self.ptr()  # closed or forked: raise before taking the lock
+        with self._lock:
+            status = check(_capi.thresher_loader_next(self.ptr(), ctypes.byref(out)))
         if status == _capi.THRESHER_END_OF_EPOCH:
             return None
         return self._batch_class(out)
@@ -166,13 +192,14 @@ class Loader(Managed):
         feedback kept) — unless resume_epoch() or load_state_dict() asked to continue it and
         it has batches left."""
         self.ptr()
-        resume, self._resume = self._resume, False
-        info = self.epoch_info()  # plans the next epoch if the last one ended
-        delivered = int(self.report()["delivered"])
-        if delivered and not (resume and delivered < info["batches"]):
-            self.end_epoch()
-        self._generation += 1
-        return Epoch(self, self._generation)
+        with self._lock:
+            resume, self._resume = self._resume, False
+            info = self.epoch_info()  # plans the next epoch if the last one ended
+            delivered = int(self.report()["delivered"])
+            if delivered and not (resume and delivered < info["batches"]):
+                self.end_epoch()
+            self._generation += 1
+            return Epoch(self, self._generation)
 
     def resume_epoch(self) -> None:
         """Makes the next iter() continue the epoch under way from the batch next() would give,
@@ -186,7 +213,9 @@ class Loader(Managed):
         abandoned (not visited; no feedback expected for them), the feedback given stays, and
         the next batch begins the next epoch. A no-op between epochs. iter() calls it for an
         epoch left early."""
-        check(_capi.thresher_loader_end_epoch(self.ptr()))
+        self.ptr()
+        with self._lock:
+            check(_capi.thresher_loader_end_epoch(self.ptr()))
 
     def advance(self, batches: int) -> None:
         """Index mode only: counts `batches` more batches of the epoch under way as handed out,
@@ -293,10 +322,11 @@ class Loader(Managed):
         the next one if it was complete). On error this loader is left as it was."""
         self.ptr()
         new = self._resume_from(self._base_config(), state_dict)
-        old, self._ptr = self._ptr, new
-        self._delete(old)
-        self._generation += 1
-        self._resume = True
+        with self._lock:
+            old, self._ptr = self._ptr, new
+            self._delete(old)
+            self._generation += 1
+            self._resume = True
 
     @classmethod
     def from_state_dict(cls, state_dict: dict[str, Any]) -> "Loader":

@@ -34,7 +34,8 @@ function Loader(f::Function, config_json::AbstractString)
     end
 end
 
-"""Stops and joins the worker threads and frees the loader; idempotent. Lent batches stay valid."""
+"""Stops the worker threads (within a second; one stuck in a read is detached) and frees the
+loader; idempotent. Lent batches stay valid."""
 function Base.close(l::Loader)
     ptr = l.ptr
     l.ptr = C_NULL

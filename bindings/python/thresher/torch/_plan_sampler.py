@@ -14,7 +14,6 @@ end_epoch(), the next epoch, or the `loader` property.
 from __future__ import annotations
 
 import sys
-import threading
 import weakref
 from typing import Any, Optional
 
@@ -23,6 +22,7 @@ import torch.utils.data
 
 from .._errors import InvalidArgument, StateError
 from .._loader import Loader
+from .._managed import ProcessLock
 from .._plan import EpochPlan
 from ._pending import _PendingBatches
 
@@ -38,7 +38,7 @@ class _PlanSampler(_PendingBatches):
 
     def _setup(self, config: dict, dataset=None) -> None:
         self._loader = Loader(config)
-        self._lock = threading.RLock()
+        self._lock = ProcessLock(self._what)
         self._token = 0           # bumped whenever running generators become stale
         self._plan: Optional[EpochPlan] = None
         self._consumed = 0        # C batches of _plan the trainer consumed

@@ -16,6 +16,7 @@ mod workers;
 
 pub use skips::SkippedSample;
 
+use std::mem::ManuallyDrop;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -31,7 +32,13 @@ use index::IndexEngine;
 use pipeline::Pipeline;
 
 pub struct Loader {
-    engine: Engine,
+    /// Dropped by hand (see `Drop`): never in a process forked from the one that made it.
+    engine: ManuallyDrop<Engine>,
+    /// The process that made the loader. A child made by fork() inherits the memory but not
+    /// the worker threads, and any lock a worker held at the fork stays locked for good, so
+    /// the child must not use the loader, nor stop its threads (joining one that does not
+    /// exist in the child would wait forever).
+    pid: u32,
 }
 
 enum Engine {
@@ -57,24 +64,47 @@ impl Loader {
                 ))
             }
         };
-        Ok(Loader { engine })
+        Ok(Loader::of(engine))
+    }
+
+    fn of(engine: Engine) -> Loader {
+        Loader {
+            engine: ManuallyDrop::new(engine),
+            pid: std::process::id(),
+        }
+    }
+
+    /// An error (STATE) when called in another process than the one that made the loader: a
+    /// child made by fork() cannot use its parent's loader (its workers did not survive the
+    /// fork, and locks held at the fork are held for good). Every call of the C ABI checks it.
+    pub fn check_process(&self) -> Result<()> {
+        let here = std::process::id();
+        if here == self.pid {
+            return Ok(());
+        }
+        Err(Error::state(format!(
+            "this loader was created in process {} and cannot be used in process {here}, a \
+             child made by fork(): its worker threads and locks did not survive the fork; \
+             create a new loader in the child",
+            self.pid
+        )))
     }
 
     /// A loader over any `Source` (e.g. an in-memory `ArraySource`); `config.source` is ignored.
     pub fn with_source(config: Config, source: Arc<dyn Source>) -> Result<Loader> {
         config.validate()?;
-        Ok(Loader {
-            engine: Engine::Pipeline(Pipeline::new(&config, source)?),
-        })
+        Ok(Loader::of(Engine::Pipeline(Pipeline::new(
+            &config, source,
+        )?)))
     }
 
     /// Whether this loader runs in index mode: batches without data or labels.
     pub fn is_index(&self) -> bool {
-        matches!(self.engine, Engine::Index(_))
+        matches!(*self.engine, Engine::Index(_))
     }
 
     fn planner(&self) -> &Mutex<Planner> {
-        match &self.engine {
+        match &*self.engine {
             Engine::Pipeline(p) => p.planner(),
             Engine::Index(i) => i.planner(),
         }
@@ -86,7 +116,7 @@ impl Loader {
     /// Under `on_error: "skip"` the sample is left out of its batch instead, and a batch left
     /// with no sample is passed over. In index mode the batch has ids, weights and padding only.
     pub fn next(&self) -> Result<Option<Batch>> {
-        match &self.engine {
+        match &*self.engine {
             Engine::Pipeline(p) => p.next(),
             Engine::Index(i) => i.next(),
         }
@@ -101,7 +131,7 @@ impl Loader {
     /// The current epoch's plan; when `next` has just reported the end of an epoch, the next
     /// epoch's plan is made now (so its length is known before its first batch).
     pub fn epoch_info(&self) -> EpochInfo {
-        match &self.engine {
+        match &*self.engine {
             Engine::Pipeline(p) => p.epoch_info(),
             Engine::Index(i) => i.planner().lock().epoch_info(),
         }
@@ -111,7 +141,7 @@ impl Loader {
     /// for readers that schedule their own reads. It does not move the position: `next` still
     /// hands out the same batches, and `end_epoch` closes the epoch when the reader is done.
     pub fn epoch_plan(&self) -> EpochPlan {
-        match &self.engine {
+        match &*self.engine {
             Engine::Pipeline(p) => p.epoch_plan(),
             Engine::Index(i) => i.planner().lock().epoch_plan(),
         }
@@ -122,7 +152,7 @@ impl Loader {
     /// continues after them and reports the end when none is left. A loader with data refuses
     /// it (its batches are filled by workers and taken with `next`).
     pub fn advance(&self, batches: usize) -> Result<()> {
-        match &self.engine {
+        match &*self.engine {
             Engine::Pipeline(_) => Err(Error::state(
                 "advance: only a loader in index mode (source kind `index`) can skip ahead; \
                  take batches with next",
@@ -136,7 +166,7 @@ impl Loader {
     /// report, and no feedback is expected for them), feedback already booked stays, and the
     /// next `next` begins the next epoch. A no-op between epochs. Thread-safe.
     pub fn end_epoch(&self) -> Result<()> {
-        match &self.engine {
+        match &*self.engine {
             Engine::Pipeline(p) => p.end_epoch(),
             Engine::Index(i) => i.end_epoch(),
         }
@@ -145,7 +175,7 @@ impl Loader {
     /// The report of the current epoch so far, or of the last one when it has just ended (this
     /// call never begins an epoch). Thread-safe.
     pub fn report(&self) -> EpochReport {
-        match &self.engine {
+        match &*self.engine {
             Engine::Pipeline(p) => p.report(),
             Engine::Index(i) => i.planner().lock().report(),
         }
@@ -155,7 +185,7 @@ impl Loader {
     /// has just ended, sorted by id: at most the first 1000 the workers met; the report's
     /// `skipped` has the exact count. Always empty in index mode. Thread-safe.
     pub fn skipped_samples(&self) -> Vec<SkippedSample> {
-        match &self.engine {
+        match &*self.engine {
             Engine::Pipeline(p) => p.skipped_samples(),
             Engine::Index(_) => Vec::new(),
         }
@@ -192,5 +222,17 @@ impl Loader {
     /// Runs `f` with the ScoreBook locked (for inspection and tests).
     pub fn with_scores<R>(&self, f: impl FnOnce(&ScoreBook) -> R) -> R {
         f(self.planner().lock().scores())
+    }
+}
+
+impl Drop for Loader {
+    /// Stops the workers (see `Pipeline`'s drop: within a bounded time) and frees everything.
+    /// In a child made by fork() nothing is stopped or freed: the child's copy is left as it is
+    /// (joining threads that do not exist there would wait forever).
+    fn drop(&mut self) {
+        if std::process::id() == self.pid {
+            // SAFETY: dropped once, here; the field is not used afterwards.
+            unsafe { ManuallyDrop::drop(&mut self.engine) };
+        }
     }
 }

@@ -55,7 +55,15 @@ pub(super) struct Shared {
     pub(super) planner: Mutex<Planner>,
     /// Nanoseconds workers spent in `fill` during the current epoch.
     pub(super) busy_ns: AtomicU64,
+    /// Worker threads still running, and the signal that one has returned (see `Drop`).
+    pub(super) running: Mutex<usize>,
+    pub(super) exited: Condvar,
 }
+
+/// How long dropping the loader waits for its workers to return. A worker checks the shutdown
+/// flag between samples, so one that is still busy after this is stuck in a read or a decode
+/// (a hung network mount, a huge image): it is left to finish on its own and exits then.
+pub(super) const SHUTDOWN_WAIT: Duration = Duration::from_secs(1);
 
 pub(super) struct State {
     /// The epoch being loaded; `None` after `next` reported the end of an epoch, until the
@@ -108,16 +116,23 @@ impl Pipeline {
             shutdown: AtomicBool::new(false),
             planner: Mutex::new(planner),
             busy_ns: AtomicU64::new(0),
+            running: Mutex::new(0),
+            exited: Condvar::new(),
         });
         let mut threads = Vec::with_capacity(config.workers);
         for i in 0..config.workers {
             let s = Arc::clone(&shared);
+            *shared.running.lock() += 1;
             let spawned = std::thread::Builder::new()
                 .name(format!("thresher-worker-{i}"))
-                .spawn(move || s.worker());
+                .spawn(move || {
+                    let _exit = Exited(&s);
+                    s.worker()
+                });
             match spawned {
                 Ok(t) => threads.push(t),
                 Err(e) => {
+                    *shared.running.lock() -= 1;
                     drop(Pipeline { shared, threads });
                     return Err(Error::new(
                         ErrorKind::Io,
@@ -140,21 +155,31 @@ impl Pipeline {
         if state.job.is_none() {
             s.begin_epoch(&mut state);
         }
-        loop {
+        'outer: loop {
             let job = state.job.as_mut().expect("begin_epoch sets the job");
             if job.delivered == job.plan.batches() {
                 // A failed report write is returned once (the job stays); the next call
                 // reports the end.
                 s.close_epoch(job, &mut s.planner.lock())?;
                 state.job = None;
+                // Another caller waiting for a batch of this epoch learns that it has ended.
+                s.ready.notify_all();
                 return Ok(None);
             }
+            let epoch = job.plan.epoch;
             let start = Instant::now();
             let mut waited = false;
-            while !matches!(
-                state.job.as_ref().and_then(|j| j.window.front()),
-                Some(Some(_))
-            ) {
+            loop {
+                match state.job.as_ref() {
+                    // Ended (or ended and the next begun) by another thread while this call
+                    // waited: for this caller the epoch it waited in is over.
+                    None => return Ok(None),
+                    Some(j) if j.plan.epoch != epoch => return Ok(None),
+                    Some(j) if matches!(j.window.front(), Some(Some(_))) => break,
+                    // Another caller took the last batch: report the end as above.
+                    Some(j) if j.delivered == j.plan.batches() => continue 'outer,
+                    Some(_) => {}
+                }
                 waited = true;
                 s.ready.wait(&mut state);
             }
@@ -164,6 +189,10 @@ impl Pipeline {
             }
             let result = job.window.pop_front().flatten().expect("checked above");
             job.delivered += 1;
+            if job.delivered == job.plan.batches() {
+                // Any other caller waiting in this epoch now has no batch to wait for.
+                s.ready.notify_all();
+            }
             s.planner.lock().advance();
             // One more batch may now be claimed.
             s.work.notify_one();
@@ -242,6 +271,8 @@ impl Pipeline {
         }
         // Ended either way, as the header says; a failed report write is returned.
         state.job = None;
+        // A caller waiting in `next` for a batch of this epoch gets its end instead.
+        s.ready.notify_all();
         written
     }
 
@@ -256,7 +287,22 @@ impl Pipeline {
     }
 }
 
+/// Counts a worker out when its thread ends, also by a panic.
+struct Exited<'a>(&'a Shared);
+
+impl Drop for Exited<'_> {
+    fn drop(&mut self) {
+        *self.0.running.lock() -= 1;
+        self.0.exited.notify_all();
+    }
+}
+
 impl Drop for Pipeline {
+    /// Stops the workers and returns within `SHUTDOWN_WAIT` whatever they are doing: the
+    /// workers that have returned by then are joined; one still inside a read or a decode is
+    /// detached. It holds its own reference to what it uses (source, pool, Planner), so that
+    /// stays valid until it returns, sees the shutdown flag and exits; nothing it produces is
+    /// delivered.
     fn drop(&mut self) {
         self.shared.shutdown.store(true, Ordering::Release);
         {
@@ -264,8 +310,26 @@ impl Drop for Pipeline {
             let _state = self.shared.state.lock();
             self.shared.work.notify_all();
         }
+        let deadline = Instant::now() + SHUTDOWN_WAIT;
+        let mut running = self.shared.running.lock();
+        while *running > 0 {
+            if self
+                .shared
+                .exited
+                .wait_until(&mut running, deadline)
+                .timed_out()
+            {
+                break;
+            }
+        }
+        // Zero: every worker is past its body and only returning, so joining is prompt.
+        let all_done = *running == 0;
+        drop(running);
         for t in self.threads.drain(..) {
-            let _ = t.join();
+            if all_done || t.is_finished() {
+                let _ = t.join();
+            }
+            // Otherwise dropping the handle detaches the thread.
         }
     }
 }

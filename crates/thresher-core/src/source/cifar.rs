@@ -64,8 +64,10 @@ impl CifarSource {
             if labels.len() >= limit {
                 break;
             }
-            let bytes = std::fs::read(path).map_err(|e| Error::io(path, &e))?;
-            if bytes.is_empty() || bytes.len() % record != 0 {
+            // Only a regular file, its size checked against the record size before a byte is
+            // read: /dev/zero or a FIFO is refused, not read until memory runs out.
+            let (mut file, len) = crate::util::open_regular(path, "CIFAR batch file")?;
+            if len == 0 || len % record as u64 != 0 {
                 // A hint when the size fits the other variant's records.
                 let (other, hint) = if record == PIXELS + 1 {
                     (PIXELS + 2, "CIFAR-100 records: set `source.cifar100_label`")
@@ -75,11 +77,10 @@ impl CifarSource {
                         "CIFAR-10 records: leave out `source.cifar100_label`",
                     )
                 };
-                let fits_other = !bytes.is_empty() && bytes.len() % other == 0;
+                let fits_other = len != 0 && len % other as u64 == 0;
                 return Err(Error::format(format!(
-                    "{}: {} bytes is not a whole number of {record}-byte CIFAR records{}",
+                    "{}: {len} bytes is not a whole number of {record}-byte CIFAR records{}",
                     path.display(),
-                    bytes.len(),
                     if fits_other {
                         format!(" (it is a whole number of {other}-byte {hint})")
                     } else {
@@ -87,6 +88,26 @@ impl CifarSource {
                     }
                 )));
             }
+            // Only the records `limit` still wants are read.
+            let records = usize::try_from(len / record as u64)
+                .unwrap_or(usize::MAX)
+                .min(limit - labels.len());
+            let too_large = || {
+                Error::format(format!(
+                    "{}: {len} bytes: too large to load",
+                    path.display()
+                ))
+            };
+            let mut bytes = Vec::new();
+            bytes
+                .try_reserve_exact(records * record)
+                .map_err(|_| too_large())?;
+            bytes.resize(records * record, 0);
+            std::io::Read::read_exact(&mut file, &mut bytes).map_err(|e| Error::io(path, &e))?;
+            pixels
+                .try_reserve_exact(records * PIXELS)
+                .map_err(|_| too_large())?;
+            labels.try_reserve_exact(records).map_err(|_| too_large())?;
             let max_label = if record == PIXELS + 1 {
                 9
             } else if label_at == 0 {

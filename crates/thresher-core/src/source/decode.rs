@@ -4,7 +4,10 @@
 //!
 //! JPEG: zune-jpeg in strict mode. image's wrapper for it turns strict mode off, and then a
 //! truncated or corrupt file decodes "successfully" with gray where the data ran out; strict
-//! mode makes those errors. PNG: image's decoder (the `png` crate), given image's `Limits`.
+//! mode makes those errors. The workspace patches its chroma upsampling at the right and bottom
+//! edge to repeat the last chroma sample as libjpeg-turbo (Pillow) does (see
+//! vendor/zune-jpeg/THRESHER-PATCH.md). PNG: image's decoder (the `png` crate), given image's
+//! `Limits`.
 //!
 //! Colour conversion follows Pillow's `Image.convert`, which torchvision's `ImageFolder` applies
 //! (`convert("RGB")`): alpha is dropped (not composited), gray is replicated to RGB, and RGB → gray
@@ -294,24 +297,26 @@ fn convert(buf: &mut Vec<u8>, n: usize, native: Native, color: Color) -> usize {
     c
 }
 
-/// Reads a whole file into `buf` (its capacity reused), refusing files above `max_bytes` before
-/// reading them. Errors name the path.
+/// Reads a whole image file into `buf` (its capacity reused). Only a regular file is read (a
+/// FIFO, a device or a directory named like an image is refused before any read, see
+/// `open_regular`), and one above `max_bytes` is refused before it is read. Errors name the path.
 pub(crate) fn read_file(
     path: &std::path::Path,
     buf: &mut Vec<u8>,
     config: &DecodeConfig,
 ) -> crate::Result<()> {
     use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(|e| crate::Error::io(path, &e))?;
-    let len = file
-        .metadata()
-        .map_err(|e| crate::Error::io(path, &e))?
-        .len();
+    let (mut file, len) = crate::util::open_regular(path, "image file")?;
     config
         .check_bytes(len)
         .map_err(|e| crate::Error::format(format!("{}: {e}", path.display())))?;
     buf.clear();
-    buf.reserve(len as usize);
+    buf.try_reserve(len as usize).map_err(|_| {
+        crate::Error::format(format!(
+            "{}: {len} bytes: too large to load",
+            path.display()
+        ))
+    })?;
     // `take` bounds a file that grows while it is read.
     (&mut file)
         .take(config.max_bytes + 1)

@@ -13,80 +13,108 @@ use crate::error::{Error, Result};
 /// fills. Never a value, only a namespace.
 pub enum IdxSource {}
 
-/// Reads a file, un-gzipping it when it starts with the gzip magic.
-fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|e| Error::io(path, &e))?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len() * 4);
-        flate2::read::MultiGzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| Error::format(format!("{}: bad gzip data: {e}", path.display())))?;
-        Ok(out)
+/// Reads an IDX file of u8 values, raw or gzip-compressed, and returns its dims and data. Only a
+/// regular file is read (see `open_regular`), and nothing beyond what its header announces:
+/// the header is parsed first, a raw file's size must then match it before the data is read,
+/// and a compressed stream is decompressed only up to one byte past the announced size.
+fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
+    let (mut file, len) = crate::util::open_regular(path, "IDX file")?;
+    let not_idx =
+        |what: String| Error::format(format!("{}: not an IDX file: {what}", path.display()));
+    let mut magic = Vec::with_capacity(2);
+    (&mut file)
+        .take(2)
+        .read_to_end(&mut magic)
+        .map_err(|e| Error::io(path, &e))?;
+    let gzip = magic == [0x1f, 0x8b];
+    let head = std::io::Cursor::new(magic).chain(file);
+    let mut reader: Box<dyn Read> = if gzip {
+        Box::new(flate2::read::MultiGzDecoder::new(head))
     } else {
-        Ok(raw)
+        Box::new(head)
+    };
+    let read_err = |e: std::io::Error| {
+        if gzip {
+            Error::format(format!("{}: bad gzip data: {e}", path.display()))
+        } else {
+            Error::io(path, &e)
+        }
+    };
+    // Reads up to `n` bytes: fewer only at the end of the stream.
+    let mut read_up_to = |n: u64, out: &mut Vec<u8>| -> Result<usize> {
+        (&mut reader).take(n).read_to_end(out).map_err(read_err)
+    };
+    let mut header = Vec::with_capacity(4 + 4 * 255);
+    let got = read_up_to(4, &mut header)?;
+    if got < 4 {
+        return Err(not_idx(format!("{got} bytes is shorter than the header")));
     }
-}
-
-/// Parses an IDX header of u8 values; returns the dims and the offset of the data. The data
-/// must be exactly as long as the dims say.
-fn parse_idx(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, usize)> {
-    let bad = |what: String| Error::format(format!("{}: not an IDX file: {what}", path.display()));
-    if bytes.len() < 4 {
-        return Err(bad(format!(
-            "{} bytes is shorter than the header",
-            bytes.len()
-        )));
-    }
-    if bytes[0] != 0 || bytes[1] != 0 {
-        return Err(bad(format!(
+    if header[0] != 0 || header[1] != 0 {
+        return Err(not_idx(format!(
             "magic {:02x}{:02x} is not 0000",
-            bytes[0], bytes[1]
+            header[0], header[1]
         )));
     }
-    if bytes[2] != 0x08 {
-        return Err(bad(format!(
+    if header[2] != 0x08 {
+        return Err(not_idx(format!(
             "element type 0x{:02x} is not unsigned byte (0x08)",
-            bytes[2]
+            header[2]
         )));
     }
-    let ndim = bytes[3] as usize;
+    let ndim = header[3] as usize;
     if ndim == 0 {
-        return Err(bad("zero dimensions".into()));
+        return Err(not_idx("zero dimensions".into()));
     }
-    let header = 4 + 4 * ndim;
-    if bytes.len() < header {
-        return Err(bad(format!("truncated header ({} bytes)", bytes.len())));
+    let got = read_up_to(4 * ndim as u64, &mut header)?;
+    if got < 4 * ndim {
+        return Err(not_idx(format!("truncated header ({} bytes)", 4 + got)));
     }
-    let dims: Vec<usize> = (0..ndim)
-        .map(|i| {
-            let b = &bytes[4 + 4 * i..8 + 4 * i];
-            u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize
-        })
+    let dims: Vec<usize> = header[4..]
+        .chunks_exact(4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
         .collect();
     let expected = dims
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| bad(format!("dims {dims:?} overflow")))?;
-    let actual = bytes.len() - header;
-    if actual != expected {
-        return Err(Error::format(format!(
+        .ok_or_else(|| not_idx(format!("dims {dims:?} overflow")))?;
+    let mismatch = |actual: String, short: bool| {
+        Error::format(format!(
             "{}: IDX header says {dims:?} = {expected} bytes of data but the file has {actual}{}",
             path.display(),
-            if actual < expected {
-                " (truncated?)"
-            } else {
-                ""
-            }
-        )));
+            if short { " (truncated?)" } else { "" }
+        ))
+    };
+    let mut data = Vec::new();
+    if !gzip {
+        // The size is known: a lying header (or /dev/zero's endless bytes) is refused here,
+        // before the data is read.
+        let actual = len.saturating_sub(header.len() as u64);
+        if actual != expected as u64 {
+            return Err(mismatch(actual.to_string(), actual < expected as u64));
+        }
+        data.try_reserve_exact(expected).map_err(|_| {
+            Error::format(format!(
+                "{}: {expected} bytes of IDX data: too large to load",
+                path.display()
+            ))
+        })?;
     }
-    Ok((dims, header))
+    let actual = read_up_to(expected as u64 + 1, &mut data)?;
+    if actual != expected {
+        let actual = if actual > expected {
+            format!("more than {expected}")
+        } else {
+            actual.to_string()
+        };
+        return Err(mismatch(actual, data.len() < expected));
+    }
+    Ok((dims, data))
 }
 
 impl IdxSource {
     /// Reads an image file and its label file; errors name the file at fault.
     pub fn open(images: &Path, labels: &Path) -> Result<MemorySource> {
-        let img = read_maybe_gzip(images)?;
-        let (dims, off) = parse_idx(images, &img)?;
+        let (dims, pixels) = read_idx(images)?;
         let shape = match dims[..] {
             [_, h, w] => [h, w, 1],
             [_, h, w, c] => [h, w, c],
@@ -104,8 +132,7 @@ impl IdxSource {
             )));
         }
         let n = dims[0];
-        let lab = read_maybe_gzip(labels)?;
-        let (ldims, loff) = parse_idx(labels, &lab)?;
+        let (ldims, lab) = read_idx(labels)?;
         if ldims.len() != 1 || ldims[0] != n {
             return Err(Error::format(format!(
                 "{}: labels have dims {ldims:?} but {} holds {n} images",
@@ -113,10 +140,7 @@ impl IdxSource {
                 images.display()
             )));
         }
-        let mut pixels = img;
-        pixels.drain(..off);
-        pixels.shrink_to_fit();
-        let labels = lab[loff..].iter().map(|&l| i64::from(l)).collect();
+        let labels = lab.iter().map(|&l| i64::from(l)).collect();
         Ok(MemorySource::from_parts(pixels, shape, labels))
     }
 }
@@ -196,6 +220,24 @@ mod tests {
             .unwrap();
         assert_eq!(e.kind(), ErrorKind::Io);
         assert!(e.message().contains("missing"));
+        // Compressed: inflated only up to the size the header announces (plus one byte), so
+        // a stream longer than its header says, or a header announcing far more than the
+        // stream holds, is refused without allocating what the header claims.
+        let gz = |content: &[u8]| {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut enc, content).unwrap();
+            enc.finish().unwrap()
+        };
+        std::fs::write(&bad, gz(&[&bytes[..], &[0; 100_000]].concat())).unwrap();
+        let e = IdxSource::open(&bad, &l).err().unwrap();
+        assert!(e.message().contains("the file has more than 12"), "{e}");
+        let mut huge = vec![0, 0, 0x08, 3];
+        for d in [0xffff_ffffu32, 0xffff, 0xffff] {
+            huge.extend_from_slice(&d.to_be_bytes());
+        }
+        std::fs::write(&bad, gz(&[&huge[..], &[7; 64]].concat())).unwrap();
+        let e = IdxSource::open(&bad, &l).err().unwrap();
+        assert!(e.message().contains("the file has 64 (truncated?)"), "{e}");
         // label count mismatch
         write_idx(&bad, &[2], &[0, 1]).unwrap();
         let e = IdxSource::open(&i, &bad).err().unwrap();

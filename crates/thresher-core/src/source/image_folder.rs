@@ -52,6 +52,10 @@ pub struct ImageFolderSource {
     decode: DecodeConfig,
 }
 
+/// The longest manifest line: a path of the longest length Linux takes (PATH_MAX) plus its
+/// label, with room to spare.
+const MAX_MANIFEST_LINE: usize = 16 << 10;
+
 /// The extensions torchvision's ImageFolder would take that we decode (case-insensitive).
 fn is_image(name: &OsStr) -> bool {
     let Some(ext) = Path::new(name).extension() else {
@@ -83,17 +87,33 @@ impl ImageFolderSource {
 
     /// torchvision's `find_classes` + `make_dataset`: class directories sorted by name; in
     /// each, `sorted(os.walk(class_dir, followlinks=True))` and each directory's files sorted.
+    /// Unlike os.walk, every directory (by device and inode) is walked at most once: a
+    /// symbolic link that leads to a directory already reached — `.`, a parent, the root, or
+    /// one reached by another path — is refused with an error naming the link, since following
+    /// it would loop or count the same images twice.
     fn scan(root: &Path, decode: DecodeConfig) -> Result<Self> {
         let ctx = |e: Error| e.context("config key `source.root`");
-        let mut classes: Vec<(Vec<u8>, PathBuf)> = Vec::new();
+        let mut seen = Visited::default();
+        let root_meta = std::fs::metadata(root).map_err(|e| ctx(Error::io(root, &e)))?;
+        seen.first(root, &root_meta)?;
+        // The root's parents count as reached too: a link to one of them (`/`, `../..`) would
+        // walk everything above the dataset before it met the root again.
+        if let Ok(real) = std::fs::canonicalize(root) {
+            for parent in real.ancestors().skip(1) {
+                if let Ok(meta) = std::fs::metadata(parent) {
+                    seen.parent(parent, &meta);
+                }
+            }
+        }
+        let mut classes: Vec<(Vec<u8>, PathBuf, std::fs::Metadata)> = Vec::new();
         for entry in std::fs::read_dir(root).map_err(|e| ctx(Error::io(root, &e)))? {
             let entry = entry.map_err(|e| ctx(Error::io(root, &e)))?;
-            if is_dir(&entry) {
-                classes.push((entry.file_name().as_bytes().to_vec(), entry.path()));
+            if let Some(meta) = dir_meta(&entry)? {
+                classes.push((entry.file_name().as_bytes().to_vec(), entry.path(), meta));
             }
         }
         // Python sorts str by code point; UTF-8 bytes sort the same way.
-        classes.sort();
+        classes.sort_by(|a, b| a.0.cmp(&b.0));
         if classes.is_empty() {
             return Err(Error::format(format!(
                 "{}: no class directories (expected root/<class>/<image>)",
@@ -107,9 +127,10 @@ impl ImageFolderSource {
             classes: Vec::new(),
             decode,
         };
-        for (label, (name, dir)) in classes.iter().enumerate() {
+        for (label, (name, dir, meta)) in classes.iter().enumerate() {
+            seen.first(dir, meta)?;
             let mut dirs: Vec<(PathBuf, Vec<PathBuf>)> = Vec::new();
-            walk(dir, &mut dirs, 0)?;
+            walk(dir, &mut dirs, &mut seen, 0)?;
             dirs.sort_by(|a, b| a.0.as_os_str().as_bytes().cmp(b.0.as_os_str().as_bytes()));
             let before = s.labels.len();
             for (_, files) in &dirs {
@@ -129,9 +150,14 @@ impl ImageFolderSource {
         Ok(s)
     }
 
+    /// Reads the manifest line by line (never whole): only a regular file, and a line longer
+    /// than `MAX_MANIFEST_LINE` is refused, so a huge file that is not a manifest fails at its
+    /// first line instead of being loaded.
     fn from_manifest(manifest: &Path, decode: DecodeConfig) -> Result<Self> {
-        let text = std::fs::read(manifest)
-            .map_err(|e| Error::io(manifest, &e).context("config key `source.manifest`"))?;
+        use std::io::{BufRead, Read};
+        let ctx = |e: Error| e.context("config key `source.manifest`");
+        let (file, _) = crate::util::open_regular(manifest, "manifest").map_err(ctx)?;
+        let mut reader = std::io::BufReader::new(file);
         let base = manifest.parent().unwrap_or(Path::new("."));
         let mut s = ImageFolderSource {
             arena: Vec::new(),
@@ -140,10 +166,15 @@ impl ImageFolderSource {
             classes: Vec::new(),
             decode,
         };
-        for (i, line) in text.split(|&b| b == b'\n').enumerate() {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
+        let mut line = Vec::new();
+        for i in 0.. {
+            line.clear();
+            let got = (&mut reader)
+                .take(MAX_MANIFEST_LINE as u64 + 1)
+                .read_until(b'\n', &mut line)
+                .map_err(|e| ctx(Error::io(manifest, &e)))?;
+            if got == 0 {
+                break;
             }
             let bad = |what: &str| {
                 Error::format(format!(
@@ -152,6 +183,16 @@ impl ImageFolderSource {
                     i + 1
                 ))
             };
+            if line.len() > MAX_MANIFEST_LINE {
+                return Err(bad(&format!(
+                    "a line longer than {MAX_MANIFEST_LINE} bytes: not a manifest"
+                )));
+            }
+            let line = line.strip_suffix(b"\n").unwrap_or(&line);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
             let tab = line
                 .iter()
                 .rposition(|&b| b == b'\t')
@@ -163,6 +204,12 @@ impl ImageFolderSource {
                 .ok_or_else(|| bad("the label is not an integer"))?;
             if path.is_empty() {
                 return Err(bad("empty path"));
+            }
+            if s.labels.len() as u64 >= crate::source::MAX_INDEX_LEN {
+                return Err(bad(&format!(
+                    "more than {} samples",
+                    crate::source::MAX_INDEX_LEN
+                )));
             }
             let path = Path::new(OsStr::from_bytes(path));
             s.push(&base.join(path), label);
@@ -202,23 +249,74 @@ impl ImageFolderSource {
     }
 }
 
-/// Whether a directory entry is a directory, following symbolic links as os.scandir's
-/// `is_dir()` does; the file type comes with the listing, so only links cost a `stat`.
-fn is_dir(entry: &std::fs::DirEntry) -> bool {
+/// The metadata of a directory entry that is a directory, following symbolic links as
+/// os.scandir's `is_dir()` does; `None` for anything else (files, dangling links). The file
+/// type comes with the listing, so plain files cost no `stat`.
+fn dir_meta(entry: &std::fs::DirEntry) -> Result<Option<std::fs::Metadata>> {
+    let path = entry.path();
     match entry.file_type() {
-        Ok(t) if t.is_symlink() => entry.path().is_dir(),
-        Ok(t) => t.is_dir(),
-        Err(_) => entry.path().is_dir(),
+        Ok(t) if !t.is_dir() && !t.is_symlink() => return Ok(None),
+        Err(e) => return Err(Error::io(&path, &e)),
+        Ok(_) => {}
+    }
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_dir() => Ok(Some(m)),
+        Ok(_) => Ok(None),
+        // A dangling link is no directory (os.walk skips it too); it may still be named like an
+        // image, and then fails when read, naming its path.
+        Err(_) => Ok(None),
+    }
+}
+
+/// The directories reached so far, by (device, inode), with the path each was first reached
+/// by (for the error).
+#[derive(Default)]
+struct Visited(std::collections::HashMap<(u64, u64), PathBuf>);
+
+impl Visited {
+    /// Records `dir`, a parent of the root.
+    fn parent(&mut self, dir: &Path, meta: &std::fs::Metadata) {
+        use std::os::unix::fs::MetadataExt;
+        let mut name = dir.as_os_str().to_owned();
+        name.push(" (a parent of the root)");
+        self.0
+            .entry((meta.dev(), meta.ino()))
+            .or_insert(name.into());
+    }
+
+    /// Records `dir`; an error naming both paths when it was reached before.
+    fn first(&mut self, dir: &Path, meta: &std::fs::Metadata) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        match self.0.entry((meta.dev(), meta.ino())) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(dir.to_path_buf());
+                Ok(())
+            }
+            std::collections::hash_map::Entry::Occupied(o) => Err(Error::format(format!(
+                "{}: leads to the directory already reached as {} (a symbolic link to `.`, to \
+                 a parent or to another directory of the dataset?); each directory is walked \
+                 once, so such links are refused rather than followed again",
+                dir.display(),
+                o.get().display()
+            ))),
+        }
     }
 }
 
 /// Collects (directory, its image files sorted) for `dir` and every directory below it,
-/// following symbolic links (torchvision walks with followlinks=True); depth-bounded so a link
-/// cycle ends in an error instead of a hang.
-fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<PathBuf>)>, depth: usize) -> Result<()> {
+/// following symbolic links to directories (torchvision walks with followlinks=True) but
+/// entering each directory once (`seen`), so a link cycle is an error instead of a hang or a
+/// dataset counted many times over. Symbolic links to files are taken as the files they lead
+/// to. Depth-bounded as well, for very deep trees.
+fn walk(
+    dir: &Path,
+    out: &mut Vec<(PathBuf, Vec<PathBuf>)>,
+    seen: &mut Visited,
+    depth: usize,
+) -> Result<()> {
     if depth > 64 {
         return Err(Error::format(format!(
-            "{}: directories nested more than 64 deep (a symbolic link cycle?)",
+            "{}: directories nested more than 64 deep",
             dir.display()
         )));
     }
@@ -226,7 +324,8 @@ fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<PathBuf>)>, depth: usize) -> Res
     let mut subdirs = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, &e))? {
         let entry = entry.map_err(|e| Error::io(dir, &e))?;
-        if is_dir(&entry) {
+        if let Some(meta) = dir_meta(&entry)? {
+            seen.first(&entry.path(), &meta)?;
             subdirs.push(entry.path());
         } else if is_image(&entry.file_name()) {
             files.push(entry.path());
@@ -235,7 +334,7 @@ fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<PathBuf>)>, depth: usize) -> Res
     files.sort_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
     out.push((dir.to_path_buf(), files));
     for d in subdirs {
-        walk(&d, out, depth + 1)?;
+        walk(&d, out, seen, depth + 1)?;
     }
     Ok(())
 }

@@ -205,7 +205,8 @@ impl TarSource {
             if s.labels.len() >= limit {
                 break;
             }
-            let file = File::open(&path).map_err(|e| Error::io(&path, &e))?;
+            // A FIFO or device named like a shard would block or never end: regular files only.
+            let (file, _) = crate::util::open_regular(&path, "tar shard")?;
             s.index_shard(i as u32, &path, &file, limit)?;
             if keep_open {
                 s.files.push(file);
@@ -350,9 +351,11 @@ impl Source for TarSource {
         let io_err = |e: std::io::Error| Error::new(ErrorKind::Io, format!("{}: {e}", where_()));
         match self.files.get(shard) {
             Some(f) => f.read_exact_at(buf, self.offset[id]).map_err(io_err)?,
-            None => File::open(path)
-                .and_then(|f| f.read_exact_at(buf, self.offset[id]))
-                .map_err(io_err)?,
+            None => {
+                // Checked again: the path may have been replaced since the index was made.
+                let (f, _) = crate::util::open_regular(path, "tar shard")?;
+                f.read_exact_at(buf, self.offset[id]).map_err(io_err)?
+            }
         }
         let [height, width, channels] = decode::decode(buf, &mut scratch.pixels, &self.decode)
             .map_err(|e| Error::format(format!("{}: {e}", where_())))?;
