@@ -191,29 +191,20 @@ fn a_checkpoint_resumes_only_onto_its_dataset_and_policy() {
         c.resume_from = Some(path.clone());
         Loader::with_source(c, source)
     };
-    // Same N, other labels; same N and labels, other pixels.
+    // Same N, other labels (an in-memory source is known by its labels and shape: pixels are
+    // never read for the fingerprint, see docs/policies.md).
     let relabelled: Arc<dyn Source> = Arc::new(
         ArraySource::new(
             (0..300 * 4).map(|i| (i * 31 % 251) as u8).collect(),
             [2, 2, 1],
-            (0..300).map(|i| i % 5).collect(),
+            (0..300).map(|i| if i == 150 { 6 } else { i % 7 }).collect(),
         )
         .unwrap(),
     );
-    let repainted: Arc<dyn Source> = Arc::new(
-        ArraySource::new(
-            (0..300 * 4).map(|i| (i * 37 % 251) as u8).collect(),
-            [2, 2, 1],
-            (0..300).map(|i| i % 7).collect(),
-        )
-        .unwrap(),
-    );
-    for other in [relabelled, repainted] {
-        let e = resume(CONFIG, other).err().expect("refused");
-        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
-        assert!(e.message().contains("dataset contents"), "{e}");
-        assert!(!e.message().contains("policy"), "{e}");
-    }
+    let e = resume(CONFIG, relabelled).err().expect("refused");
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.message().contains("dataset contents"), "{e}");
+    assert!(!e.message().contains("policy"), "{e}");
     // Another value of a policy key, and a key added: each named.
     for (config, key) in [
         (
