@@ -365,3 +365,46 @@ fn sigkill_during_save_leaves_a_loadable_checkpoint() {
         );
     }
 }
+
+/// An image folder's checkpoint knows its files by name and size: the folder moved elsewhere
+/// resumes; a sampled file rewritten at another size is another dataset.
+#[test]
+fn an_image_folder_checkpoint_knows_its_files_not_where_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    std::fs::create_dir_all(root.join("cat")).unwrap();
+    let png = |side: u32, v: u8, path: &Path| {
+        image::GrayImage::from_raw(side, side, vec![v; (side * side) as usize])
+            .unwrap()
+            .save(path)
+            .unwrap();
+    };
+    for i in 0..8u8 {
+        png(2, i * 20, &root.join("cat").join(format!("{i}.png")));
+    }
+    let config = |root: &Path, resume: Option<&Path>| {
+        let mut c = Config::from_json(
+            &serde_json::json!({
+                "source": {"kind": "image_folder", "root": root},
+                "transform": {"resize": [2, 2]}, "batch_size": 4, "workers": 1, "seed": 1
+            })
+            .to_string(),
+        )
+        .unwrap();
+        c.resume_from = resume.map(Path::to_path_buf);
+        c
+    };
+    let ck = dir.path().join("ck");
+    let l = Loader::new(config(&root, None)).unwrap();
+    l.next().unwrap().unwrap();
+    l.save_state(&ck).unwrap();
+    drop(l);
+    let moved = dir.path().join("elsewhere");
+    std::fs::rename(&root, &moved).unwrap();
+    Loader::new(config(&moved, Some(&ck))).expect("the same files, moved");
+    png(3, 7, &moved.join("cat").join("5.png"));
+    let e = Loader::new(config(&moved, Some(&ck)))
+        .err()
+        .expect("refused");
+    assert!(e.message().contains("dataset contents"), "{e}");
+}
