@@ -97,7 +97,9 @@ impl Pipeline {
         let transform =
             Transform::new(&config.transform, source.sample_shape(), source.channels())?
                 .with_seed(config.seed);
-        check_batch_memory(config, &transform)?;
+        let [a, b, c] = transform.out_shape();
+        let shape = format!("{a}×{b}×{c} {:?}", transform.dtype()).to_lowercase();
+        check_batch_memory(config, transform.checked_sample_bytes(), &shape)?;
         let planner = Planner::for_dataset(config, source.len(), dataset_fingerprint(&*source))?;
         let job = planner
             .plan()
@@ -391,12 +393,11 @@ fn dataset_fingerprint(source: &dyn Source) -> u64 {
 /// (sizes computed with checked arithmetic), and batches in flight that this process cannot
 /// allocate (probed with a fallible reservation that is freed at once: it only takes address
 /// space, so it catches a memory limit or an over-large request without touching memory).
-fn check_batch_memory(config: &Config, transform: &Transform) -> Result<()> {
-    let [a, b, c] = transform.out_shape();
-    let shape = format!("{a}×{b}×{c} {:?}", transform.dtype()).to_lowercase();
-    let per_batch = transform
-        .checked_sample_bytes()
-        .and_then(|s| s.checked_mul(config.batch_size));
+///
+/// `per_sample` is the bytes one sample takes in a batch (`None` when computing it overflowed)
+/// and `shape` says what a sample is, for the message.
+fn check_batch_memory(config: &Config, per_sample: Option<usize>, shape: &str) -> Result<()> {
+    let per_batch = per_sample.and_then(|s| s.checked_mul(config.batch_size));
     let budget = config.max_batch_bytes;
     match per_batch {
         Some(bytes) if bytes as u64 <= budget => {}
