@@ -479,10 +479,16 @@ size_t thresher_last_error(char *buf,
  * digest, rank share, checkpoint and score file works as with a data source.
  *
  * With `"resume_from": PATH` the loader continues exactly where the loader that wrote the
- * checkpoint PATH (thresher_loader_save_state) was; the config must match its dataset size,
- * seed, shuffle, drop_last and policy kind (a mismatch is THRESHER_INVALID_ARGUMENT naming
- * both). The checkpoint holds the global plan and how many of its positions were consumed, so
- * batch_size, rank and world_size may differ: the rest of the epoch is laid out anew for them.
+ * checkpoint PATH (thresher_loader_save_state) was; the config must match its dataset (size
+ * and fingerprint), seed, shuffle, drop_last and policy (kind and every parameter); a mismatch
+ * is THRESHER_INVALID_ARGUMENT saying which part differs (the dataset, or each policy key)
+ * with both values. The checkpoint holds the global plan and how many of its positions were
+ * consumed, so batch_size, rank and world_size may differ: the rest of the epoch is laid out
+ * anew for them.
+ *
+ * Sizes are checked before anything is allocated: a batch whose data would exceed the config
+ * key `max_batch_bytes`, or state that cannot be allocated in this process, is refused with
+ * THRESHER_INVALID_ARGUMENT naming the keys.
  *
  * Returns THRESHER_OK; THRESHER_INVALID_ARGUMENT for NULL arguments, malformed JSON, an
  * unknown key or a bad value (the message names the key); THRESHER_IO when a dataset or

@@ -176,6 +176,84 @@ fn damaged_or_mismatched_checkpoints_are_refused() {
     assert_eq!(e.kind(), ErrorKind::Io);
 }
 
+/// A checkpoint names what it belongs to: another dataset of the same length, or other policy
+/// parameters, are refused with a message saying which part differs; the same parameters
+/// written differently (a default spelled out, other loading keys) resume.
+#[test]
+fn a_checkpoint_resumes_only_onto_its_dataset_and_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ck");
+    let l = loader(None).unwrap();
+    step(&l);
+    l.save_state(&path).unwrap();
+    let resume = |config: &str, source: Arc<dyn Source>| {
+        let mut c = Config::from_json(config).unwrap();
+        c.resume_from = Some(path.clone());
+        Loader::with_source(c, source)
+    };
+    // Same N, other labels (an in-memory source is known by its labels and shape: pixels are
+    // never read for the fingerprint, see docs/policies.md).
+    let relabelled: Arc<dyn Source> = Arc::new(
+        ArraySource::new(
+            (0..300 * 4).map(|i| (i * 31 % 251) as u8).collect(),
+            [2, 2, 1],
+            (0..300).map(|i| if i == 150 { 6 } else { i % 7 }).collect(),
+        )
+        .unwrap(),
+    );
+    let e = resume(CONFIG, relabelled).err().expect("refused");
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.message().contains("dataset contents"), "{e}");
+    assert!(!e.message().contains("policy"), "{e}");
+    // Another value of a policy key, and a key added: each named.
+    for (config, key) in [
+        (
+            r#"{"batch_size": 32, "seed": 11,
+                "policy": {"kind": "random", "prune": 0.5, "rescale": true}}"#,
+            "`policy.prune` 0.4 in the saved run, 0.5 here",
+        ),
+        (
+            r#"{"batch_size": 32, "seed": 11,
+                "policy": {"kind": "random", "prune": 0.4, "rescale": true, "period": 2}}"#,
+            "`policy.period` 1 in the saved run, 2 here",
+        ),
+    ] {
+        let e = resume(config, source()).err().expect("refused");
+        assert!(e.message().contains(key), "{e}");
+        assert!(!e.message().contains("dataset"), "{e}");
+    }
+    // A default spelled out, other workers, prefetch and batch size: the same run.
+    let same = r#"{"batch_size": 16, "workers": 1, "prefetch": 2, "seed": 11,
+        "policy": {"kind": "random", "prune": 0.4, "rescale": true, "period": 1}}"#;
+    assert!(resume(same, source()).is_ok());
+    // A checkpoint of the format before these were recorded is refused by its version.
+    let mut old = std::fs::read(&path).unwrap();
+    old[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let body = old.len() - 4;
+    let crc = crc32(&old[..body]);
+    old[body..].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &old).unwrap();
+    let e = resume(CONFIG, source()).err().expect("refused");
+    assert_eq!(e.kind(), ErrorKind::Format);
+    assert!(e.message().contains("version 2"), "{e}");
+}
+
+/// CRC-32 (IEEE), as the checkpoint trailer uses, bit by bit (a test needs no table).
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
 #[test]
 fn report_lines_and_saved_fraction() {
     let dir = tempfile::tempdir().unwrap();
@@ -286,4 +364,47 @@ fn sigkill_during_save_leaves_a_loadable_checkpoint() {
             "round {round}: resumed at the start"
         );
     }
+}
+
+/// An image folder's checkpoint knows its files by name and size: the folder moved elsewhere
+/// resumes; a sampled file rewritten at another size is another dataset.
+#[test]
+fn an_image_folder_checkpoint_knows_its_files_not_where_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    std::fs::create_dir_all(root.join("cat")).unwrap();
+    let png = |side: u32, v: u8, path: &Path| {
+        image::GrayImage::from_raw(side, side, vec![v; (side * side) as usize])
+            .unwrap()
+            .save(path)
+            .unwrap();
+    };
+    for i in 0..8u8 {
+        png(2, i * 20, &root.join("cat").join(format!("{i}.png")));
+    }
+    let config = |root: &Path, resume: Option<&Path>| {
+        let mut c = Config::from_json(
+            &serde_json::json!({
+                "source": {"kind": "image_folder", "root": root},
+                "transform": {"resize": [2, 2]}, "batch_size": 4, "workers": 1, "seed": 1
+            })
+            .to_string(),
+        )
+        .unwrap();
+        c.resume_from = resume.map(Path::to_path_buf);
+        c
+    };
+    let ck = dir.path().join("ck");
+    let l = Loader::new(config(&root, None)).unwrap();
+    l.next().unwrap().unwrap();
+    l.save_state(&ck).unwrap();
+    drop(l);
+    let moved = dir.path().join("elsewhere");
+    std::fs::rename(&root, &moved).unwrap();
+    Loader::new(config(&moved, Some(&ck))).expect("the same files, moved");
+    png(3, 7, &moved.join("cat").join("5.png"));
+    let e = Loader::new(config(&moved, Some(&ck)))
+        .err()
+        .expect("refused");
+    assert!(e.message().contains("dataset contents"), "{e}");
 }

@@ -7,9 +7,9 @@
  * status a caller can provoke; prints "N passed, M failed" and exits nonzero on any failure.
  *
  * This file holds the harness, the shared helpers and main, which runs the tests in order;
- * the tests live by concern in abi_errors.c, abi_epochs.c, abi_state.c, abi_dlpack.c and
- * abi_index.c (index mode, epoch plans, end_epoch, save_state_at), and abi_test.h declares
- * what they share.
+ * the tests live by concern in abi_errors.c, abi_epochs.c, abi_state.c, abi_dlpack.c,
+ * abi_index.c (index mode, epoch plans, end_epoch, save_state_at) and abi_hostile.c (hostile
+ * sizes, checkpoint identity), and abi_test.h declares what they share.
  */
 #include "abi_test.h"
 
@@ -217,6 +217,8 @@ int main(int argc, char **argv) {
     test_report();
     test_save_scores();
     test_state_resume();
+    test_hostile_sizes();
+    test_checkpoint_identity();
     test_deprecated_aliases();
     test_dlpack();
     test_ranks();

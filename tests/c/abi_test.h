@@ -137,6 +137,9 @@ void test_save_scores(void);
 void test_state_resume(void);
 void test_deprecated_aliases(void);
 void test_ranks(void);
+/* abi_hostile.c */
+void test_hostile_sizes(void);
+void test_checkpoint_identity(void);
 /* abi_dlpack.c */
 void test_dlpack(void);
 /* abi_index.c */

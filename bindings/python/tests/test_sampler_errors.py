@@ -186,6 +186,13 @@ def test_load_state_dict_from_another_dataset_length():
         b.load_state_dict(bare)
     with pytest.raises(thresher.InvalidArgument, match="seed 1 in the saved run, 2 here"):
         tt.Sampler(N, batch_size=10, seed=2).load_state_dict(sd)
+    # other policy parameters: the key is named
+    r = tt.Sampler(N, batch_size=10, seed=1, policy={"kind": "random", "prune": 0.3})
+    rsd = r.state_dict()
+    other = tt.Sampler(N, batch_size=10, seed=1, policy={"kind": "random", "prune": 0.5})
+    with pytest.raises(thresher.InvalidArgument,
+                       match=r"`policy.prune` 0.3 in the saved run, 0.5 here"):
+        other.load_state_dict(rsd)
     # a refused state leaves the sampler as it was
     assert len(list(b)) == 11 and b.epoch == 0
     ib = tt.InfoBatch(dataset(), 3)

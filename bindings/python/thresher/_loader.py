@@ -300,8 +300,8 @@ class Loader(Managed):
         The checkpoint holds the global plan and how many of its positions were consumed, not
         batches, so the loader it is loaded into may have another batch_size, rank or
         world_size (the rest of the epoch is laid out anew for them). Its config must match in
-        dataset size, seed, shuffle, drop_last and policy kind; a mismatch raises
-        InvalidArgument naming both values."""
+        dataset (size and fingerprint), seed, shuffle, drop_last and policy (kind and every
+        parameter); a mismatch raises InvalidArgument naming what differs with both values."""
         ptr = self.ptr()
         if batches is not None:
             batches = _count("state_dict", batches)

@@ -103,12 +103,28 @@ impl<'a> Reader<'a> {
         String::from_utf8(self.take(n)?.to_vec()).ok()
     }
     fn array<T>(&mut self, size: usize, f: impl Fn(&[u8]) -> T) -> Option<Vec<T>> {
+        self.array_max(size, usize::MAX, f)
+    }
+    /// An array of at most `max` elements: a longer stored length is refused before anything
+    /// is allocated (besides being bounded by the bytes left).
+    fn array_max<T>(&mut self, size: usize, max: usize, f: impl Fn(&[u8]) -> T) -> Option<Vec<T>> {
         let n = usize::try_from(self.u64()?).ok()?;
+        if n > max {
+            return None;
+        }
         let raw = self.take(n.checked_mul(size)?)?;
         Some(raw.chunks_exact(size).map(f).collect())
     }
-    pub(crate) fn u64s(&mut self) -> Option<Vec<u64>> {
-        self.array(8, |c| u64::from_le_bytes(c.try_into().unwrap()))
+    /// The stored length of the next array, without consuming it.
+    pub(crate) fn peek_len(&self) -> Option<u64> {
+        let mut r = Reader::new(self.b, self.at);
+        r.u64()
+    }
+    pub(crate) fn u64s_max(&mut self, max: usize) -> Option<Vec<u64>> {
+        self.array_max(8, max, |c| u64::from_le_bytes(c.try_into().unwrap()))
+    }
+    pub(crate) fn f32s_max(&mut self, max: usize) -> Option<Vec<f32>> {
+        self.array_max(4, max, |c| f32::from_le_bytes(c.try_into().unwrap()))
     }
     pub(crate) fn u32s(&mut self) -> Option<Vec<u32>> {
         self.array(4, |c| u32::from_le_bytes(c.try_into().unwrap()))

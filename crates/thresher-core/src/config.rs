@@ -57,7 +57,15 @@ pub struct Config {
     /// What a sample that cannot be read, decoded or transformed does.
     #[serde(default)]
     pub on_error: OnError,
+    /// Memory budget of one batch's data: a loader whose batch (`batch_size` samples of the
+    /// transform's output) would take more is refused when it is created, naming the keys.
+    #[serde(default = "default_max_batch_bytes")]
+    pub max_batch_bytes: u64,
 }
+
+/// The default `max_batch_bytes`: 4 GiB, above any usual image batch (256 × 3 × 224 × 224 f32
+/// is about 154 MB) and far below what a mistyped size asks for.
+pub const DEFAULT_MAX_BATCH_BYTES: u64 = 1 << 32;
 
 /// The `on_error` key.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -86,6 +94,9 @@ fn default_workers() -> usize {
 }
 fn default_prefetch() -> usize {
     4
+}
+fn default_max_batch_bytes() -> u64 {
+    DEFAULT_MAX_BATCH_BYTES
 }
 
 impl Config {
@@ -146,6 +157,11 @@ impl Config {
                 "config key `rank`: {} is out of range 0..{} (world_size is {})",
                 self.rank, self.world_size, self.world_size
             )));
+        }
+        if self.max_batch_bytes == 0 {
+            return Err(Error::invalid(
+                "config key `max_batch_bytes`: must be ≥ 1 (the memory budget of one batch)",
+            ));
         }
         if let Some(t) = &self.transform {
             t.validate()?;

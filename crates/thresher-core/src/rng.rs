@@ -23,6 +23,9 @@ pub enum Stream {
     Projection = 4,
 }
 
+/// SplitMix64's increment.
+const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+
 /// SplitMix64 (Steele, Lea, Flood 2014).
 #[derive(Clone, Debug)]
 pub struct Rng {
@@ -46,8 +49,19 @@ impl Rng {
         Rng { state: s }
     }
 
+    /// The state before the first draw (with `at`, any draw without the ones before it).
+    pub(crate) fn state(&self) -> u64 {
+        self.state
+    }
+
+    /// Draw number `p` (0-based) of the generator whose `state()` was `base`: equal to the
+    /// `p + 1`-th `next_u64`, computed directly (SplitMix64 is a counter).
+    pub(crate) fn at(base: u64, p: u64) -> u64 {
+        mix(base.wrapping_add(p.wrapping_add(1).wrapping_mul(GAMMA)))
+    }
+
     pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        self.state = self.state.wrapping_add(GAMMA);
         mix(self.state)
     }
 
@@ -154,6 +168,15 @@ const AHEAD: usize = 16;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_draw_by_position_equals_the_sequence() {
+        let mut r = Rng::new(3, Stream::Projection, 7, 9);
+        let base = r.state();
+        for p in 0..100 {
+            assert_eq!(Rng::at(base, p), r.next_u64(), "{p}");
+        }
+    }
 
     #[test]
     fn same_key_same_sequence_and_streams_differ() {

@@ -17,6 +17,10 @@ use crate::util::write_atomic;
 
 const MAGIC: &[u8; 8] = b"THRSCORE";
 const VERSION: u32 = 1;
+/// Magic, version, N and the column count.
+const HEADER: usize = 24;
+/// More columns than any ScoreBook writes (a dozen), few enough to bound a file's size.
+const MAX_COLUMNS: u32 = 256;
 
 /// One column of per-sample values.
 #[derive(Clone, Debug, PartialEq)]
@@ -157,6 +161,11 @@ impl ScoreFile {
         }
         let n = r.u64().ok_or_else(|| bad("truncated header"))? as usize;
         let count = r.u32().ok_or_else(|| bad("truncated header"))?;
+        if count > MAX_COLUMNS {
+            return Err(bad(&format!(
+                "{count} columns, more than the {MAX_COLUMNS} a score file can have"
+            )));
+        }
         let mut columns = Vec::new();
         for _ in 0..count {
             let len = r.u16().ok_or_else(|| bad("truncated column"))? as usize;
@@ -194,10 +203,62 @@ impl ScoreFile {
         Ok(ScoreFile { n, columns })
     }
 
+    /// Reads a score file: only a regular file, and only when its size is within what its
+    /// header implies (N values per column, at most `MAX_COLUMNS` columns), checked before the
+    /// body is read or allocated.
     pub fn read(path: &Path) -> Result<ScoreFile> {
-        // Only a regular file (a FIFO would block the open, /dev/zero never end).
-        let bytes = crate::util::read_bounded(path, u64::MAX, "score file")?;
+        Self::read_for(path, None)
+    }
+
+    /// `read`, for a dataset of `n` samples when `n` is given: a file of another N is refused
+    /// from its header, before its body is read.
+    pub fn read_for(path: &Path, n: Option<usize>) -> Result<ScoreFile> {
+        let (stored_n, max) = Self::size_bound(path)?;
+        if let Some(n) = n.filter(|&n| n as u64 != stored_n) {
+            return Err(Error::invalid(format!(
+                "{}: score file holds {stored_n} samples but the dataset has {n}",
+                path.display()
+            )));
+        }
+        let bytes = crate::util::read_bounded(path, max, "score file")?;
         Self::from_bytes(path, &bytes)
+    }
+
+    /// N and the most bytes the file at `path` may hold, from its header (magic, version, N,
+    /// column count); errors name the file.
+    fn size_bound(path: &Path) -> Result<(u64, u64)> {
+        use std::io::Read;
+        let bad = |what: String| {
+            Error::format(format!(
+                "{}: not a valid score file: {what}",
+                path.display()
+            ))
+        };
+        let (file, _) = crate::util::open_regular(path, "score file")?;
+        let mut header = Vec::with_capacity(HEADER);
+        file.take(HEADER as u64)
+            .read_to_end(&mut header)
+            .map_err(|e| Error::io(path, &e))?;
+        if header.len() < HEADER || &header[..8] != MAGIC {
+            return Err(bad("bad magic (expected THRSCORE)".into()));
+        }
+        let mut r = Reader::new(&header, 12);
+        let n = r.u64().unwrap_or(0);
+        let count = r.u32().unwrap_or(0);
+        if count > MAX_COLUMNS {
+            return Err(bad(format!(
+                "{count} columns, more than the {MAX_COLUMNS} a score file can have"
+            )));
+        }
+        // Per column: name length, name, type, and N values of at most 4 bytes; then the CRC.
+        let per_column = n
+            .checked_mul(4)
+            .and_then(|v| v.checked_add(2 + u16::MAX as u64 + 1))
+            .ok_or_else(|| bad(format!("N = {n} is impossibly large")))?;
+        let max = (count as u64)
+            .saturating_mul(per_column)
+            .saturating_add(HEADER as u64 + 4);
+        Ok((n, max))
     }
 
     /// Writes atomically (temporary file, fsync, rename, fsync of the directory).
@@ -359,6 +420,44 @@ mod tests {
         };
         b.feedback(&f, 0).unwrap();
         b
+    }
+
+    #[test]
+    fn hostile_files_are_refused_before_their_body_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = ScoreFile::from_book(&book()).to_bytes();
+        let path = dir.path().join("s");
+        // Special files: never read.
+        for special in [Path::new("/dev/zero"), dir.path()] {
+            let e = ScoreFile::read(special).unwrap_err();
+            assert!(e.message().contains("not a regular file"), "{e}");
+        }
+        // Larger than the header allows (N = 4, 12 columns): refused by size.
+        let mut long = good.clone();
+        long.resize(1 << 22, 0);
+        std::fs::write(&path, &long).unwrap();
+        let e = ScoreFile::read(&path).unwrap_err();
+        assert!(e.message().contains("more than the"), "{e}");
+        // A header claiming too many columns.
+        let mut many = good.clone();
+        many[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
+        std::fs::write(&path, &many).unwrap();
+        let e = ScoreFile::read(&path).unwrap_err();
+        assert!(e.message().contains("columns"), "{e}");
+        // Another N than the dataset's: refused from the header.
+        std::fs::write(&path, &good).unwrap();
+        let e = ScoreFile::read_for(&path, Some(5)).unwrap_err();
+        assert!(e.message().contains("holds 4 samples"), "{e}");
+        assert_eq!(ScoreFile::read_for(&path, Some(4)).unwrap().n, 4);
+        // A header claiming N = 2^61 on a short file: refused as short, nothing allocated.
+        let mut huge = good;
+        huge[12..20].copy_from_slice(&(1u64 << 61).to_le_bytes());
+        let body = huge.len() - 4;
+        let crc = crc32fast::hash(&huge[..body]);
+        huge[body..].copy_from_slice(&crc.to_le_bytes());
+        std::fs::write(&path, &huge).unwrap();
+        let e = ScoreFile::read(&path).unwrap_err();
+        assert!(e.message().contains("shorter than N"), "{e}");
     }
 
     #[test]

@@ -110,6 +110,17 @@ fn alloc<T: Clone>(on: bool, n: usize, value: T) -> Vec<T> {
     }
 }
 
+/// Bytes a sample takes in a book holding `fields` (embeddings excluded), rounded up.
+fn book_bytes_per_sample(fields: ScoreFields) -> usize {
+    let f = |x, bytes| if fields.contains(x) { bytes } else { 0 };
+    13 + f(ScoreFields::LOSS_LAST, 4)
+        + f(ScoreFields::LOSS_EMA, 8)
+        + f(ScoreFields::GRAD_NORM, 4)
+        + f(ScoreFields::EL2N, 8)
+        + f(ScoreFields::CORRECT, 6)
+        + f(ScoreFields::EMBEDDING, 1)
+}
+
 impl ScoreBook {
     /// A book for `n` samples holding `fields` (besides the always-present counters), with the
     /// default EMA momentum 0.8 and sketch dimension 512.
@@ -119,6 +130,8 @@ impl ScoreBook {
 
     /// `momentum` weighs the newest value in the EMAs; embeddings longer than `sketch_dim` are
     /// projected to it with a projection seeded by `seed`.
+    ///
+    /// Panics when the arrays cannot be allocated; `try_with_options` returns `None` instead.
     pub fn with_options(
         n: usize,
         fields: ScoreFields,
@@ -126,8 +139,24 @@ impl ScoreBook {
         sketch_dim: usize,
         seed: u64,
     ) -> Self {
+        Self::try_with_options(n, fields, momentum, sketch_dim, seed)
+            .unwrap_or_else(|| panic!("a ScoreBook for {n} samples does not fit in memory"))
+    }
+
+    /// `with_options`, or `None` when N samples' arrays do not fit. Checked first with a
+    /// fallible reservation of their total size, freed at once: it takes only address space,
+    /// and the arrays themselves are then allocated as zeroed pages, untouched until used.
+    pub fn try_with_options(
+        n: usize,
+        fields: ScoreFields,
+        momentum: f32,
+        sketch_dim: usize,
+        seed: u64,
+    ) -> Option<Self> {
+        let total = n.checked_mul(book_bytes_per_sample(fields))?;
+        Vec::<u8>::new().try_reserve_exact(total).ok()?;
         let f = |x| fields.contains(x);
-        ScoreBook {
+        Some(ScoreBook {
             n,
             fields,
             momentum,
@@ -148,7 +177,7 @@ impl ScoreBook {
             sketch: Sketch::new(sketch_dim, seed),
             dup_bits: vec![0; n.div_ceil(64)],
             dup_scratch: Vec::new(),
-        }
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -252,7 +281,35 @@ impl ScoreBook {
     /// the epoch the feedback belongs to.
     pub fn feedback(&mut self, fb: &Feedback<'_>, epoch: u64) -> Result<()> {
         self.validate(fb)?;
+        self.prepare_embeddings(fb)?;
         self.apply(fb, epoch);
+        Ok(())
+    }
+
+    /// Before the first embedding is stored: allocates the N rows (fallibly: N × `sketch_dim`
+    /// floats may not fit) and fixes the input length. A call with no ids fixes nothing.
+    fn prepare_embeddings(&mut self, fb: &Feedback<'_>) -> Result<()> {
+        if !self.fields.contains(ScoreFields::EMBEDDING)
+            || fb.embedding.is_none()
+            || fb.ids.is_empty()
+            || !self.embeddings.is_empty()
+        {
+            return Ok(());
+        }
+        let d = self.sketch.out_dim_for(fb.embedding_dim);
+        let floats = self.n.checked_mul(d);
+        let mut rows = Vec::new();
+        if floats.is_none_or(|f| rows.try_reserve_exact(f).is_err()) {
+            return Err(crate::Error::invalid(format!(
+                "feedback: storing gradient embeddings of {d} floats for {} samples needs {} \
+                 bytes, more than can be allocated here; lower config key `policy.sketch_dim`",
+                self.n,
+                floats.map_or("over 2^64".to_string(), |f| (f as u128 * 4).to_string())
+            )));
+        }
+        rows.resize(self.n * d, 0.0);
+        self.sketch.fix_dim(fb.embedding_dim);
+        self.embeddings = rows;
         Ok(())
     }
 
@@ -297,19 +354,20 @@ impl ScoreBook {
     }
 
     fn apply(&mut self, fb: &Feedback<'_>, epoch: u64) {
-        if let (true, Some(e)) = (self.fields.contains(ScoreFields::EMBEDDING), fb.embedding) {
-            let d_in = fb.embedding_dim;
-            self.sketch.fix_dim(d_in);
+        if let (true, Some(e), false) = (
+            self.fields.contains(ScoreFields::EMBEDDING),
+            fb.embedding,
+            fb.ids.is_empty(),
+        ) {
+            // `prepare_embeddings` has fixed the length and allocated the rows.
             let d = self.sketch.out_dim();
-            if self.embeddings.is_empty() {
-                self.embeddings = vec![0.0; self.n * d];
-            }
-            for (row, &id) in e.chunks_exact(d_in).zip(fb.ids) {
-                let id = id as usize;
-                self.sketch
-                    .project(row, &mut self.embeddings[id * d..(id + 1) * d]);
-                self.has_embedding[id] = 1;
-            }
+            let rows: Vec<&[f32]> = e.chunks_exact(fb.embedding_dim).collect();
+            let (embeddings, has) = (&mut self.embeddings, &mut self.has_embedding);
+            self.sketch.project_rows(&rows, |i, projected| {
+                let id = fb.ids[i] as usize;
+                embeddings[id * d..(id + 1) * d].copy_from_slice(projected);
+                has[id] = 1;
+            });
         }
         let m = self.momentum;
         let epoch = epoch.min(NEVER as u64 - 1) as u32;
@@ -411,6 +469,67 @@ mod tests {
         c.feedback(&h, 0).unwrap();
         assert_eq!(a.embedding_dim(), 4);
         assert_eq!(a.embedding(0), c.embedding(0));
+    }
+
+    #[test]
+    fn an_empty_call_fixes_no_embedding_length() {
+        let mut b = ScoreBook::with_options(3, ScoreFields::EMBEDDING, 0.8, 4, 7);
+        let empty = Feedback {
+            embedding: Some(&[]),
+            embedding_dim: 1000,
+            ..fb(&[], &[])
+        };
+        b.feedback(&empty, 0).unwrap();
+        assert_eq!((b.embedding_dim(), b.embeddings().len()), (0, 0));
+        let f = Feedback {
+            embedding: Some(&[1.0, 2.0]),
+            embedding_dim: 2,
+            ..fb(&[1], &[1.0])
+        };
+        b.feedback(&f, 0).unwrap();
+        assert_eq!(b.embedding(1), Some(&[1.0, 2.0][..]));
+    }
+
+    #[test]
+    fn long_and_oversized_embeddings() {
+        // Longer than the projection table kept between calls: generated per call, and the
+        // same for the same seed.
+        let d = 1 << 19;
+        let long: Vec<f32> = (0..d).map(|i| (i % 7) as f32 - 3.0).collect();
+        let h = Feedback {
+            embedding: Some(&long),
+            embedding_dim: d,
+            ..fb(&[0], &[1.0])
+        };
+        let mut a = ScoreBook::with_options(2, ScoreFields::EMBEDDING, 0.8, 16, 7);
+        let mut c = a.clone();
+        a.feedback(&h, 0).unwrap();
+        c.feedback(&h, 0).unwrap();
+        assert_eq!(a.embedding(0).unwrap().len(), 16);
+        assert_eq!(a.embedding(0), c.embedding(0));
+        // Above the documented limit: refused by name, before anything is fixed.
+        let mut b = ScoreBook::with_options(2, ScoreFields::EMBEDDING, 0.8, 16, 7);
+        let huge = crate::sketch::MAX_EMBEDDING_DIM + 1;
+        let e = b.validate(&Feedback {
+            embedding: Some(&[]),
+            embedding_dim: huge,
+            ..fb(&[], &[])
+        });
+        assert!(e.unwrap_err().message().contains("embedding_dim"));
+        // Storage that cannot be allocated is an error naming the key, not an abort.
+        // (N = 2^40 is set by hand: the book's own arrays for it would not fit either.)
+        let mut big = ScoreBook::with_options(2, ScoreFields::EMBEDDING, 0.8, 8192, 0);
+        big.n = 1 << 40;
+        let row = vec![0.5f32; 8192];
+        let e = big
+            .prepare_embeddings(&Feedback {
+                embedding: Some(&row),
+                embedding_dim: 8192,
+                ..fb(&[0], &[1.0])
+            })
+            .unwrap_err();
+        assert!(e.message().contains("policy.sketch_dim"), "{e}");
+        assert_eq!(big.embedding_dim(), 0);
     }
 
     pub(super) fn fb<'a>(ids: &'a [u64], loss: &'a [f32]) -> Feedback<'a> {

@@ -9,11 +9,13 @@
 //! bytes, and a checkpoint written at one world size (or per-rank batch size) continues the
 //! same global plan at another (see `plan` for the layout).
 //!
-//! Format, version 2, little-endian: magic "THRSTATE" · u32 version · fingerprint (N, seed,
-//! shuffle, drop_last, policy kind) · u64 epoch · u64 total samples · u8 has-plan · [plan
-//! epoch, global ids, weights, u64 position, mean weight, score mean, score std] · ScoreBook ·
-//! policy state · CRC-32. Written atomically like score files. Version 1 (before ranks; its
-//! position counted batches) is refused with a clear error: no release ever wrote it.
+//! Format, version 3, little-endian: magic "THRSTATE" · u32 version · fingerprint (N, seed,
+//! shuffle, drop_last, policy kind, dataset fingerprint, canonical policy parameters) · u64
+//! epoch · u64 total samples · u8 has-plan · [plan epoch, global ids, weights, u64 position,
+//! mean weight, score mean, score std] · ScoreBook · policy state · CRC-32. Written atomically
+//! like score files. Versions 1 (before ranks) and 2 (before the dataset fingerprint and the
+//! policy parameters were recorded) are refused with a message naming the version: without
+//! what version 3 adds, resuming could not be checked.
 
 use std::path::Path;
 
@@ -22,20 +24,26 @@ use crate::error::{Error, Result};
 use crate::scores::ScoreBook;
 
 const MAGIC: &[u8; 8] = b"THRSTATE";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
-/// What must match between the saving and the restoring loader.
+/// What must match between the saving and the restoring loader: the dataset (N and its
+/// fingerprint, see `Planner::for_dataset`), the seed, `shuffle`, `drop_last` and the policy
+/// (its kind and its canonical parameters, `PolicyConfig::canonical`).
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Fingerprint {
     pub n: u64,
+    pub dataset: u64,
     pub seed: u64,
     pub shuffle: bool,
     pub drop_last: bool,
     pub policy: String,
+    /// The canonical policy section as JSON text (sorted keys).
+    pub policy_config: String,
 }
 
 impl Fingerprint {
-    /// In words, what differs between the saved run (`self`) and this one.
+    /// In words, what differs between the saved run (`self`) and this one: the dataset first,
+    /// then the run's keys, then each policy key that differs.
     fn differences(&self, here: &Fingerprint) -> String {
         let mut parts = Vec::new();
         let mut differ = |what: &str, saved: String, now: String| {
@@ -48,6 +56,13 @@ impl Fingerprint {
             self.n.to_string(),
             here.n.to_string(),
         );
+        if self.n == here.n && self.dataset != here.dataset {
+            differ(
+                "dataset contents (same N, other labels or samples: fingerprint)",
+                format!("{:016x}", self.dataset),
+                format!("{:016x}", here.dataset),
+            );
+        }
         differ("seed", self.seed.to_string(), here.seed.to_string());
         differ(
             "shuffle",
@@ -60,7 +75,25 @@ impl Fingerprint {
             here.drop_last.to_string(),
         );
         differ("policy kind", self.policy.clone(), here.policy.clone());
-        let hint = if self.n != here.n {
+        if self.policy == here.policy && self.policy_config != here.policy_config {
+            let map = |text: &str| {
+                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text)
+                    .unwrap_or_default()
+            };
+            let (saved, now) = (map(&self.policy_config), map(&here.policy_config));
+            let mut keys: Vec<&String> = saved.keys().chain(now.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            let show = |v: Option<&serde_json::Value>| v.map_or("unset".into(), |v| v.to_string());
+            for key in keys {
+                differ(
+                    &format!("policy key `policy.{key}`"),
+                    show(saved.get(key)),
+                    show(now.get(key)),
+                );
+            }
+        }
+        let hint = if self.n != here.n || self.dataset != here.dataset {
             " (did the dataset change?)"
         } else {
             ""
@@ -100,6 +133,8 @@ pub(crate) fn encode(s: &Snapshot<'_>) -> Vec<u8> {
     w.u8(f.shuffle as u8);
     w.u8(f.drop_last as u8);
     w.str(&f.policy);
+    w.u64(f.dataset);
+    w.str(&f.policy_config);
     w.u64(s.epoch);
     w.u64(s.total_samples);
     match &s.job {
@@ -151,6 +186,13 @@ pub(crate) fn restore(
     let mut r = Reader::new(body, 8);
     let truncated = || bad("truncated");
     let version = r.u32().ok_or_else(truncated)?;
+    if version == 2 {
+        return Err(bad(
+            "format version 2, written before checkpoints recorded which dataset and which \
+             policy parameters they belong to; this build reads version 3 only (finish that run \
+             with the build that wrote it, or start afresh)",
+        ));
+    }
     if version != VERSION {
         return Err(bad(&format!(
             "version {version}; this build reads {VERSION}"
@@ -162,6 +204,8 @@ pub(crate) fn restore(
         shuffle: r.u8().ok_or_else(truncated)? != 0,
         drop_last: r.u8().ok_or_else(truncated)? != 0,
         policy: r.str().ok_or_else(truncated)?,
+        dataset: r.u64().ok_or_else(truncated)?,
+        policy_config: r.str().ok_or_else(truncated)?,
     };
     if &found != expect {
         return Err(Error::invalid(format!(
@@ -176,8 +220,12 @@ pub(crate) fn restore(
         0 => None,
         1 => {
             let plan_epoch = r.u64().ok_or_else(truncated)?;
-            let ids = r.u64s().ok_or_else(truncated)?;
-            let weights = r.f32s().ok_or_else(truncated)?;
+            // A plan keeps each of the N ids at most once: a longer stored length is refused
+            // before it is allocated.
+            let n = expect.n as usize;
+            let too_long = || bad("its plan is longer than the dataset");
+            let ids = r.u64s_max(n).ok_or_else(too_long)?;
+            let weights = r.f32s_max(n).ok_or_else(too_long)?;
             let position = r.u64().ok_or_else(truncated)?;
             if ids.len() != weights.len() || plan_epoch != epoch {
                 return Err(bad("inconsistent plan"));
@@ -234,6 +282,8 @@ mod tests {
             shuffle: true,
             drop_last: false,
             policy: "full".into(),
+            dataset: 7,
+            policy_config: r#"{"kind":"full"}"#.into(),
         }
     }
 

@@ -26,6 +26,18 @@ use crate::scorefile::ScoreFile;
 use crate::scores::{Feedback, ScoreBook};
 use checkpoint::{Fingerprint, SavedJob, Snapshot};
 
+/// Bytes a sample may take in a policy's arrays and an epoch's plan together (ids, weights,
+/// scratch), for the check made before they are allocated.
+const POLICY_AND_PLAN_BYTES: usize = 64;
+
+/// The error for a dataset whose per-sample state does not fit in memory.
+fn out_of_memory(n: usize, what: &str) -> Error {
+    Error::invalid(format!(
+        "source: a dataset of {n} samples is too large for this process: {what} cannot be \
+         allocated (for an index source, config key `source.len`)"
+    ))
+}
+
 pub struct Planner {
     policy: Box<dyn Policy>,
     options: PlanOptions,
@@ -89,19 +101,40 @@ impl Planner {
     /// `policy`, `seed`, `shuffle`, `batch_size`, `drop_last`, `rank`, `world_size`,
     /// `resume_from`, `report`; the loading keys are the Loader's). Epoch 0's plan, or the
     /// checkpoint's epoch, is made at once.
+    ///
+    /// A checkpoint records the dataset by N alone here (what an index source knows); a loader
+    /// with data uses `for_dataset` with a fingerprint of its source.
     pub fn new(config: &Config, dataset_len: usize) -> Result<Planner> {
+        Self::for_dataset(config, dataset_len, 0)
+    }
+
+    /// `new` for a dataset whose identity beyond N is `dataset` (a fingerprint that checkpoints
+    /// record and `resume_from` compares; 0 = N alone).
+    pub fn for_dataset(config: &Config, dataset_len: usize, dataset: u64) -> Result<Planner> {
         config.validate()?;
         if dataset_len == 0 {
             return Err(Error::invalid("source: the dataset is empty"));
         }
-        let policy = config.policy.build(dataset_len);
-        let mut scores = ScoreBook::with_options(
+        let needs = config.policy.build(1).needs();
+        let mut scores = ScoreBook::try_with_options(
             dataset_len,
-            policy.needs(),
+            needs,
             config.policy.momentum(),
             config.policy.sketch_dim(),
             config.seed,
-        );
+        )
+        .ok_or_else(|| out_of_memory(dataset_len, "its ScoreBook"))?;
+        // The policy's and the plan's per-sample arrays are allocated infallibly as they are
+        // made: check first that they fit (a reservation of address space, freed at once).
+        let mut probe: Vec<u8> = Vec::new();
+        if dataset_len
+            .checked_mul(POLICY_AND_PLAN_BYTES)
+            .is_none_or(|b| probe.try_reserve_exact(b).is_err())
+        {
+            return Err(out_of_memory(dataset_len, "the policy's and plan's arrays"));
+        }
+        drop(probe);
+        let policy = config.policy.build(dataset_len);
         seed_from_files(config.policy.scores_from(), &mut scores)?;
         let report_file = config.report.as_deref().map(ReportFile::open).transpose()?;
         let mut planner = Planner {
@@ -122,6 +155,8 @@ impl Planner {
                 shuffle: config.shuffle,
                 drop_last: config.drop_last,
                 policy: config.policy.kind().to_string(),
+                dataset,
+                policy_config: serde_json::Value::Object(config.policy.canonical()).to_string(),
             },
             epoch: 0,
             total_samples: 0,
@@ -491,7 +526,7 @@ fn seed_from_files(paths: &[std::path::PathBuf], scores: &mut ScoreBook) -> Resu
     }
     let files = paths
         .iter()
-        .map(|p| ScoreFile::read(p).map(|f| (p.clone(), f)))
+        .map(|p| ScoreFile::read_for(p, Some(scores.len())).map(|f| (p.clone(), f)))
         .collect::<Result<Vec<_>>>()
         .map_err(|e| e.context("config key `policy.scores_from`"))?;
     let merged =

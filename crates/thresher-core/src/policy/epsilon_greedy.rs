@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::rng::{Rng, Stream};
 use crate::scores::{ScoreBook, ScoreFields};
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EpsilonGreedyConfig {
     /// p, the fraction pruned each epoch.

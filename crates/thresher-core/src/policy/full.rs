@@ -5,7 +5,7 @@ use serde::Deserialize;
 use super::{PlanContext, Policy, Selection};
 use crate::scores::ScoreFields;
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FullConfig {}
 

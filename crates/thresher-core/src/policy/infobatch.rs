@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::rng::{Rng, Stream};
 use crate::scores::{ScoreBook, ScoreFields};
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct InfoBatchConfig {
     /// r, the fraction of the below-mean samples dropped each pruned epoch.

@@ -158,6 +158,43 @@ impl PolicyConfig {
         }
     }
 
+    /// The policy's parameters in one canonical form, for checkpoints to record and compare:
+    /// every key with its value as used (defaults filled in, `{"kind": "influence"}` and
+    /// `{"kind": "influence", "prune": 0.3}` alike), keys sorted. `scores_from` is left out: it
+    /// only seeds the ScoreBook of a fresh run, and a checkpoint carries its own book.
+    pub fn canonical(&self) -> serde_json::Map<String, serde_json::Value> {
+        use serde_json::{to_value, Value};
+        let value = match self {
+            PolicyConfig::Full(c) => to_value(c),
+            PolicyConfig::Random(c) => to_value(c),
+            PolicyConfig::EpsilonGreedy(c) => to_value(c),
+            PolicyConfig::Ucb(c) => to_value(c),
+            PolicyConfig::InfoBatch(c) => to_value(c),
+            PolicyConfig::El2n(c) | PolicyConfig::Grand(c) | PolicyConfig::Forgetting(c) => {
+                to_value(c)
+            }
+            PolicyConfig::Influence(c) => to_value(c),
+        };
+        let mut map = match value {
+            Ok(Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        map.remove("scores_from");
+        match self {
+            PolicyConfig::El2n(c) | PolicyConfig::Grand(c) | PolicyConfig::Forgetting(c) => {
+                map.insert("score_epochs".into(), c.score_epochs().into());
+            }
+            PolicyConfig::Influence(c) => {
+                if let influence::InfluenceMode::Cardinality { prune } = c.mode() {
+                    map.insert("prune".into(), prune.into());
+                }
+            }
+            _ => {}
+        }
+        map.insert("kind".into(), self.kind().into());
+        map
+    }
+
     /// The ScoreBook's EMA momentum (key `momentum` where the policy has it; 0.8 otherwise).
     pub fn momentum(&self) -> f32 {
         match self {
@@ -348,7 +385,8 @@ pub(crate) fn load_subset(bytes: &[u8], tag: u8, n: usize) -> Option<Option<(Vec
     if r.u8()? != tag {
         return None;
     }
-    let ids = r.u64s()?;
+    // Ascending and below n: at most n of them, refused beyond before being read.
+    let ids = r.u64s_max(n)?;
     let count = r.u64()?;
     let extra = (0..count.min(16))
         .map(|_| r.f64())

@@ -44,7 +44,8 @@ impl PeriodCache {
             return None;
         }
         let key = (r.u64()?, r.u64()?);
-        let ids = r.u64s()?;
+        // Ascending and below n: at most n of them, refused beyond before being read.
+        let ids = r.u64s_max(n)?;
         let ascending = ids.windows(2).all(|w| w[0] < w[1]);
         let in_range = ids.last().is_none_or(|&id| id < n as u64);
         (r.done() && ascending && in_range).then_some((key, ids))

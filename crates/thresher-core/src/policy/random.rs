@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::rng::{Rng, Stream};
 use crate::scores::ScoreFields;
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RandomConfig {
     /// p, the fraction pruned each epoch.

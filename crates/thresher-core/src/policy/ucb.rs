@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::scores::{ScoreBook, ScoreFields};
 
 /// How the variance enters the score.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Spread {
     /// `c·sqrt(loss_var)` (Raju et al.).
@@ -25,7 +25,7 @@ pub enum Spread {
     Var,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UcbConfig {
     /// p, the fraction pruned each epoch.

@@ -3,6 +3,7 @@
 
 use super::{ScoreBook, ScoreFields};
 use crate::codec::{Reader, Writer};
+use crate::sketch::MAX_EMBEDDING_DIM;
 
 impl ScoreBook {
     /// Appends every per-sample array (for checkpoints).
@@ -38,10 +39,12 @@ impl ScoreBook {
         }
         let mut b = self.clone();
         let same = |a: usize, b: usize| (a == b).then_some(());
+        // Each stored length is compared with what this book holds before the array is read,
+        // so a hostile length allocates nothing.
         macro_rules! load {
             ($field:ident, $read:ident) => {{
+                same(usize::try_from(r.peek_len()?).ok()?, b.$field.len())?;
                 let v = r.$read()?;
-                same(v.len(), b.$field.len())?;
                 b.$field = v;
             }};
         }
@@ -58,20 +61,37 @@ impl ScoreBook {
         load!(ever_correct, u8s);
         load!(forgets, f32s);
         let in_dim = usize::try_from(r.u64()?).ok()?;
-        let embeddings = r.f32s()?;
-        if in_dim > 0 {
-            b.sketch.fix_dim(in_dim);
+        if in_dim > MAX_EMBEDDING_DIM {
+            return None;
         }
         let want = if in_dim > 0 && b.fields.contains(ScoreFields::EMBEDDING) {
-            self.n.checked_mul(b.sketch.out_dim())?
+            self.n.checked_mul(b.sketch.out_dim_for(in_dim))?
         } else {
             0
         };
-        if embeddings.len() != want && !(embeddings.is_empty()) {
+        let stored = usize::try_from(r.peek_len()?).ok()?;
+        if stored != want && stored != 0 {
             return None;
         }
-        b.embeddings = embeddings;
+        b.embeddings = r.f32s_max(want)?;
+        if in_dim > 0 {
+            b.sketch.fix_dim(in_dim);
+        }
         load!(has_embedding, u8s);
+        // A checksum says the bytes are the ones written, not that they make sense: values no
+        // feedback can produce are refused too.
+        let flags = |v: &[u8], max: u8| v.iter().all(|&x| x <= max);
+        let valid = flags(&b.has_embedding, 1)
+            && flags(&b.correct_last, 2)
+            && flags(&b.ever_correct, 1)
+            && b.embeddings.iter().all(|x| x.is_finite())
+            && b.forgets.iter().all(|x| x.is_finite() && *x >= 0.0)
+            && b.grad_norm_ema
+                .iter()
+                .all(|x| x.is_nan() || (x.is_finite() && *x >= 0.0));
+        if !valid {
+            return None;
+        }
         *self = b;
         Some(())
     }
@@ -82,6 +102,79 @@ mod tests {
     use super::super::tests::fb;
     use super::*;
     use crate::scores::Feedback;
+
+    /// The bytes of a 2-sample EMBEDDING book whose stored embedding length is `in_dim` and
+    /// whose embedding array claims `claimed` floats (holding none).
+    fn hostile(in_dim: u64, claimed: u64) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.u32(ScoreFields::EMBEDDING.0);
+        w.u64(2);
+        for _ in 0..3 {
+            w.u32s(&[0, 0]);
+        }
+        for _ in 0..5 {
+            w.f32s(&[]);
+        }
+        w.u32s(&[]);
+        w.u8s(&[]);
+        w.u8s(&[]);
+        w.f32s(&[]);
+        w.u64(in_dim);
+        w.u64(claimed);
+        w.u8s(&[0, 0]);
+        w.buf
+    }
+
+    #[test]
+    fn hostile_lengths_are_refused_before_allocating() {
+        let fresh = || ScoreBook::with_options(2, ScoreFields::EMBEDDING, 0.8, 4, 5);
+        let mut b = fresh();
+        // Nothing stored yet: accepted.
+        assert!(b.decode(&mut Reader::new(&hostile(0, 0), 0)).is_some());
+        for (in_dim, claimed) in [
+            (1 << 40, 0),   // above the embedding length limit
+            (8, 1 << 61),   // N × 4 floats expected, an exabyte claimed
+            (8, u64::MAX),  // a length that overflows
+            (3, 2 * 3 + 1), // off by one
+        ] {
+            let mut b = fresh();
+            let bytes = hostile(in_dim, claimed);
+            assert!(
+                b.decode(&mut Reader::new(&bytes, 0)).is_none(),
+                "{in_dim} {claimed}"
+            );
+            assert_eq!(b.embedding_dim(), 0, "nothing fixed on refusal");
+        }
+        // Values no feedback produces: a flag of 5, a NaN embedding.
+        let mut b = fresh();
+        let mut w = Writer::default();
+        b.encode(&mut w);
+        let last = w.buf.len() - 1;
+        w.buf[last] = 5;
+        assert!(b.decode(&mut Reader::new(&w.buf, 0)).is_none());
+        let mut b = fresh();
+        b.feedback(
+            &crate::scores::Feedback {
+                embedding: Some(&[1.0, 2.0]),
+                embedding_dim: 2,
+                ..super::super::tests::fb(&[0], &[1.0])
+            },
+            0,
+        )
+        .unwrap();
+        b.embeddings[1] = f32::NAN;
+        let mut w = Writer::default();
+        b.encode(&mut w);
+        assert!(fresh().decode(&mut Reader::new(&w.buf, 0)).is_none());
+        // A per-sample array claiming more than N values.
+        let mut w = Writer::default();
+        w.u32(ScoreFields::NONE.0);
+        w.u64(2);
+        w.u64(1 << 60);
+        assert!(ScoreBook::new(2, ScoreFields::NONE)
+            .decode(&mut Reader::new(&w.buf, 0))
+            .is_none());
+    }
 
     #[test]
     fn encode_decode_round_trip() {

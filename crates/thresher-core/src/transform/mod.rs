@@ -68,6 +68,11 @@ pub struct Transform {
     lut: Vec<f32>,
 }
 
+/// The longest side a sample may have once resized (before any crop): far above any image a
+/// crop then takes a window of, and small enough for the resampler's tables (a few f64 per
+/// output pixel of one side).
+const MAX_RESIZED_SIDE: usize = 1 << 20;
+
 impl Transform {
     /// Binds `config` to a source whose samples have `channels` channels and, when `shape` is
     /// `Some`, all that (height, width, channels). A variable-size source needs a transform that
@@ -134,7 +139,16 @@ impl Transform {
                 }
                 None => (vec![0.0], vec![1.0]),
             };
-            lut.reserve(256 * c);
+            // One table entry per byte value and channel: a source claiming absurdly many
+            // channels is refused here rather than aborting the allocation.
+            if 256usize
+                .checked_mul(c)
+                .is_none_or(|len| lut.try_reserve_exact(len).is_err())
+            {
+                return Err(Error::invalid(format!(
+                    "source: samples have {c} channels, too many for `transform.dtype` f32 here"
+                )));
+            }
             for ch in 0..c {
                 let m = mean[ch.min(mean.len() - 1)];
                 let s = std[ch.min(std.len() - 1)];
@@ -178,6 +192,15 @@ impl Transform {
         self.out.0 * self.out.1 * self.channels * self.dtype.size()
     }
 
+    /// `sample_bytes`, or `None` when it overflows (the loader checks it before the first).
+    pub fn checked_sample_bytes(&self) -> Option<usize> {
+        self.out
+            .0
+            .checked_mul(self.out.1)?
+            .checked_mul(self.channels)?
+            .checked_mul(self.dtype.size())
+    }
+
     /// Whether any step draws random numbers.
     pub fn is_random(&self) -> bool {
         self.hflip > 0.0 || matches!(self.crop, Crop::Random(..) | Crop::RandomResized { .. })
@@ -208,6 +231,15 @@ impl Transform {
             Some(Size::One(n)) => geometry::resize_shorter(h, w, n),
             Some(Size::Hw(a, b)) => (a, b),
         };
+        // Resize(N) keeps the aspect ratio, so a thin image's long side grows without bound
+        // (1 × 60000 at N = 65536 is 65536 × 3932160000): the resampler's per-side tables would
+        // not fit. Refused as this sample's error, like any sample that cannot be transformed.
+        if rh.max(rw) > MAX_RESIZED_SIDE {
+            return Err(Error::format(format!(
+                "sample is {h}×{w}: `transform.resize` would make it {rh}×{rw}, a side above \
+                 {MAX_RESIZED_SIDE}"
+            )));
+        }
         if rh == 0 || rw == 0 || h == 0 || w == 0 {
             return Err(Error::format(format!(
                 "sample is {h}×{w}: too small to resize"
@@ -414,6 +446,34 @@ mod tests {
             .unwrap();
         assert_eq!(out, PX);
         assert_eq!(t.out_shape(), [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_thin_image_resized_past_the_side_limit_is_this_samples_error() {
+        // A variable-size source, Resize(65536) then a 4×4 crop: a 1×2 image would be resized
+        // to 65536×131072 — fine — but a 1×20 one to 65536×1310720, a side above 2^20.
+        let config = TransformConfig {
+            dtype: Dtype::U8,
+            resize: Some(Size::One(65536)),
+            center_crop: Some(Size::One(4)),
+            ..Default::default()
+        };
+        let t = Transform::new(&config, None, 3).unwrap();
+        let mut out = [0u8; 48];
+        let wide = [7u8; 60];
+        let thin = SampleView {
+            pixels: &wide,
+            height: 1,
+            width: 20,
+            channels: 3,
+        };
+        let e = t
+            .apply(&thin, 0, 0, &mut Workspace::default(), Out::U8(&mut out))
+            .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Format);
+        assert!(e.message().contains("transform.resize"), "{e}");
+        t.apply(&view(), 0, 0, &mut Workspace::default(), Out::U8(&mut out))
+            .unwrap();
     }
 
     #[test]

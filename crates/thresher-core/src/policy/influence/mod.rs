@@ -34,7 +34,7 @@ use crate::scores::{ScoreBook, ScoreFields};
 const DEFAULT_PRUNE: f64 = 0.3;
 const MAX_SKETCH_DIM: usize = 8192;
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct InfluenceConfig {
     /// Cardinality mode: the fraction p removed. At most one of `prune` and `epsilon`; with

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::scores::{ScoreBook, ScoreFields};
 
 /// Config of `el2n`, `grand` and `forgetting`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StaticConfig {
     /// p, the fraction pruned once the subset is fixed.
