@@ -158,7 +158,11 @@ impl Shared {
         buf: &mut BatchBuf,
         scratch: &mut WorkerScratch,
     ) -> Result<()> {
-        let view = self.source.read(id as usize, &mut scratch.read)?;
+        let transform = &self.transform;
+        let want = |h: usize, w: usize| transform.want(h, w, epoch, id);
+        let (view, placed) = self
+            .source
+            .read_hinted(id as usize, &mut scratch.read, &want)?;
         let out = match self.transform.dtype() {
             Dtype::U8 => Out::U8(&mut buf.data.as_bytes_mut()[slot * per..(slot + 1) * per]),
             Dtype::F32 => {
@@ -167,6 +171,6 @@ impl Shared {
             }
         };
         self.transform
-            .apply(&view, epoch, id, &mut scratch.transform, out)
+            .apply_placed(&view, placed, epoch, id, &mut scratch.transform, out)
     }
 }

@@ -23,7 +23,7 @@ pub use config::{
 
 use crate::error::{Error, Result};
 use crate::rng::{Rng, Stream};
-use crate::source::SampleView;
+use crate::source::{scaled_box, Placed, SampleView, Want};
 use emit::Emit;
 use geometry::{Pad, Window};
 use resample::{Job, Rect, Resampler};
@@ -193,12 +193,59 @@ impl Transform {
         ws: &mut Workspace,
         out: Out<'_>,
     ) -> Result<()> {
-        let (h, w, c) = (view.height, view.width, view.channels);
-        if c != self.channels || view.pixels.len() != h * w * c {
+        self.apply_placed(view, None, epoch, id, ws, out)
+    }
+
+    /// The box this transform takes from an image of `height × width` (before any pixel is
+    /// decoded), for sources that can decode only that part (`Source::read_hinted`):
+    /// `random_resized_crop` without `resize`. The same draws as `apply_placed` makes, so the
+    /// box is the one it then uses.
+    pub fn want(&self, height: usize, width: usize, epoch: u64, id: u64) -> Option<Want> {
+        let Crop::RandomResized { size, scale, ratio } = &self.crop else {
+            return None;
+        };
+        if self.resize.is_some() || height == 0 || width == 0 {
+            return None;
+        }
+        let mut rng = Rng::new(self.seed, Stream::Augment, epoch, id);
+        let (top, left, bh, bw) =
+            geometry::random_resized_crop(height, width, *scale, *ratio, &mut rng);
+        Some(Want {
+            top,
+            left,
+            height: bh,
+            width: bw,
+            out_h: size.0,
+            out_w: size.1,
+        })
+    }
+
+    /// As `apply`, for pixels a source decoded for `want`: `placed` says where `view` sits in
+    /// the (possibly reduced) image; `None` means `view` is the whole image.
+    pub fn apply_placed(
+        &self,
+        view: &SampleView<'_>,
+        placed: Option<Placed>,
+        epoch: u64,
+        id: u64,
+        ws: &mut Workspace,
+        out: Out<'_>,
+    ) -> Result<()> {
+        let c = view.channels;
+        if c != self.channels || view.pixels.len() != view.height * view.width * c {
             return Err(Error::format(format!(
-                "sample is {h}×{w}×{c} but the batch expects {} channels",
-                self.channels
+                "sample is {}×{}×{c} but the batch expects {} channels",
+                view.height, view.width, self.channels
             )));
+        }
+        // The geometry is drawn on the whole image's size, wherever its pixels come from.
+        let (h, w) = placed.map_or((view.height, view.width), |p| (p.full_h, p.full_w));
+        if placed.is_some()
+            && (self.resize.is_some() || !matches!(self.crop, Crop::RandomResized { .. }))
+        {
+            return Err(Error::format(
+                "internal: a partly decoded image for a transform that takes no box",
+            ));
         }
         let mut rng = self
             .is_random()
@@ -344,11 +391,40 @@ impl Transform {
                     }
                 };
                 let (oh, ow) = self.out;
-                let bx = Rect {
-                    top: i,
-                    left: j,
-                    height: bh,
-                    width: bw,
+                let bx = match placed {
+                    None => Rect {
+                        top: i,
+                        left: j,
+                        height: bh,
+                        width: bw,
+                    },
+                    Some(p) => {
+                        // The box at the decoded scale, relative to the decoded region.
+                        let want = Want {
+                            top: i,
+                            left: j,
+                            height: bh,
+                            width: bw,
+                            out_h: oh,
+                            out_w: ow,
+                        };
+                        let (t, l, sh, sw) = scaled_box(&want, p.scale, h, w);
+                        let inside = t >= p.top
+                            && l >= p.left
+                            && t + sh <= p.top + src.height
+                            && l + sw <= p.left + src.width;
+                        if !inside {
+                            return Err(Error::format(format!(
+                                "internal: the decoded region misses the crop box {want:?}"
+                            )));
+                        }
+                        Rect {
+                            top: t - p.top,
+                            left: l - p.left,
+                            height: sh,
+                            width: sw,
+                        }
+                    }
                 };
                 let job = Job {
                     bx,
@@ -369,6 +445,16 @@ impl Transform {
         }
         Ok(())
     }
+}
+
+/// `RandomResizedCrop`'s default box (scale 0.08–1, ratio 3/4–4/3), for timing the decoder.
+#[cfg(test)]
+pub(crate) fn random_resized_crop_for_test(
+    h: usize,
+    w: usize,
+    rng: &mut Rng,
+) -> (usize, usize, usize, usize) {
+    geometry::random_resized_crop(h, w, [0.08, 1.0], [0.75, 4.0 / 3.0], rng)
 }
 
 /// Where one transformed sample goes.
