@@ -320,11 +320,18 @@ fn region_decode_matches_pillow() {
             *scales.entry(p.scale).or_insert(0) += 1;
             requests.push(json!({"file": file, "top": w.top, "left": w.left,
                 "height": w.height, "width": w.width, "out": size, "scale": p.scale}));
-            outputs.push((format!("{file} sample {id} scale 1/{}", p.scale), p.scale, got));
+            outputs.push((
+                format!("{file} sample {id} scale 1/{}", p.scale),
+                p.scale,
+                got,
+            ));
         }
     }
     for s in [1, 2, 4, 8] {
-        assert!(scales.contains_key(&s), "no crop at scale 1/{s}: {scales:?}");
+        assert!(
+            scales.contains_key(&s),
+            "no crop at scale 1/{s}: {scales:?}"
+        );
     }
     let path = dir.join("regions.json");
     std::fs::write(&path, serde_json::to_vec(&requests).unwrap()).unwrap();
@@ -343,11 +350,18 @@ fn region_decode_matches_pillow() {
         *e = (e.0.max(max), e.1.max(mean));
     }
     eprintln!("region decode against Pillow's full-size decode + crop + resize, per scale: (max, worst mean) {worst:?}");
-    assert_eq!(worst[&1], (0, 0.0), "full scale differs from Pillow's full decode");
+    assert_eq!(
+        worst[&1],
+        (0, 0.0),
+        "full scale differs from Pillow's full decode"
+    );
     // Reduced, the box's edges fall on the scaled grid (moved by up to half a scaled pixel)
     // and the DCT's reduction is not the bilinear filter: on these images (waves and noise,
     // harder than photographs) the mean difference is up to ~13 levels, single values ~65.
     for (s, (max, mean)) in &worst {
-        assert!(*mean <= 16.0 && *max <= 96, "scale 1/{s}: max {max}, mean {mean}");
+        assert!(
+            *mean <= 16.0 && *max <= 96,
+            "scale 1/{s}: max {max}, mean {mean}"
+        );
     }
 }

@@ -138,6 +138,25 @@ fn decode_region(
 ) -> Result<Option<([usize; 3], Option<Placed>)>, String> {
     HANDLE.with(|cell| {
         let mut cell = cell.borrow_mut();
+        let result = region_with(&mut cell, encoded, out, config, want, stop_early);
+        if result.is_err() {
+            // A failed call can leave the decompressor mid-state (the next header then reads
+            // as sizeless): start the next file on a fresh one.
+            *cell = None;
+        }
+        result
+    })
+}
+
+fn region_with(
+    cell: &mut Option<Handle>,
+    encoded: &[u8],
+    out: &mut Vec<u8>,
+    config: &DecodeConfig,
+    want: &dyn Fn(usize, usize) -> Option<Want>,
+    stop_early: bool,
+) -> Result<Option<([usize; 3], Option<Placed>)>, String> {
+    {
         if cell.is_none() {
             // SAFETY: plain constructor; NULL on failure, checked.
             let h = unsafe { tj::tj3Init(tj::TJINIT_TJINIT_DECOMPRESS as libc::c_int) };
@@ -254,7 +273,7 @@ fn decode_region(
                 full_w: w,
             }),
         )))
-    })
+    }
 }
 
 #[cfg(test)]
@@ -331,10 +350,16 @@ mod tests {
             .map(|(i, f)| {
                 let (h, w) = image_size(f);
                 let mut rng = crate::rng::Rng::new(0, crate::rng::Stream::Augment, 0, i as u64);
-                let (top, left, height, width) = crate::transform::random_resized_crop_for_test(
-                    h, w, &mut rng,
-                );
-                Want { top, left, height, width, out_h: 224, out_w: 224 }
+                let (top, left, height, width) =
+                    crate::transform::random_resized_crop_for_test(h, w, &mut rng);
+                Want {
+                    top,
+                    left,
+                    height,
+                    width,
+                    out_h: 224,
+                    out_w: 224,
+                }
             })
             .collect();
         let time = |name: &str, f: &mut dyn FnMut(usize)| {
@@ -353,26 +378,66 @@ mod tests {
         let mut o2 = Vec::new();
         time("libjpeg-turbo, full", &mut |i| {
             let (h, w) = image_size(&files[i]);
-            let f = |_: usize, _: usize| Some(Want { top: 0, left: 0, height: h, width: w, out_h: h, out_w: w });
-            decode_region(&files[i], &mut o2, &cfg, &f, false).unwrap().unwrap();
+            let f = |_: usize, _: usize| {
+                Some(Want {
+                    top: 0,
+                    left: 0,
+                    height: h,
+                    width: w,
+                    out_h: h,
+                    out_w: w,
+                })
+            };
+            decode_region(&files[i], &mut o2, &cfg, &f, false)
+                .unwrap()
+                .unwrap();
         });
         time("libjpeg-turbo, crop region, to the end", &mut |i| {
-            let f = |_: usize, _: usize| Some(Want { out_h: wants[i].height, out_w: wants[i].width, ..wants[i] });
-            decode_region(&files[i], &mut o2, &cfg, &f, false).unwrap().unwrap();
+            let f = |_: usize, _: usize| {
+                Some(Want {
+                    out_h: wants[i].height,
+                    out_w: wants[i].width,
+                    ..wants[i]
+                })
+            };
+            decode_region(&files[i], &mut o2, &cfg, &f, false)
+                .unwrap()
+                .unwrap();
         });
         time("libjpeg-turbo, crop region, stop early", &mut |i| {
-            let f = |_: usize, _: usize| Some(Want { out_h: wants[i].height, out_w: wants[i].width, ..wants[i] });
-            decode_region(&files[i], &mut o2, &cfg, &f, true).unwrap().unwrap();
+            let f = |_: usize, _: usize| {
+                Some(Want {
+                    out_h: wants[i].height,
+                    out_w: wants[i].width,
+                    ..wants[i]
+                })
+            };
+            decode_region(&files[i], &mut o2, &cfg, &f, true)
+                .unwrap()
+                .unwrap();
         });
         time("libjpeg-turbo, crop region + scale, early", &mut |i| {
             let f = |_: usize, _: usize| Some(wants[i]);
-            decode_region(&files[i], &mut o2, &cfg, &f, true).unwrap().unwrap();
+            decode_region(&files[i], &mut o2, &cfg, &f, true)
+                .unwrap()
+                .unwrap();
         });
         for s in [2usize, 4, 8] {
             time(&format!("libjpeg-turbo, full at 1/{s}"), &mut |i| {
                 let (h, w) = image_size(&files[i]);
-                let f = |_: usize, _: usize| Some(Want { top: 0, left: 0, height: h, width: w, out_h: h / s, out_w: w / s });
-                decode_region(&files[i], &mut o2, &cfg, &f, false).unwrap().unwrap();
+                let f = |_: usize, _: usize| {
+                    Some(Want {
+                        top: 0,
+                        left: 0,
+                        height: h,
+                        width: w,
+                        out_h: h / s,
+                        out_w: w / s,
+                    })
+                };
+                decode_region(&files[i], &mut o2, &cfg, &f, false)
+                    .unwrap()
+                    .unwrap();
             });
         }
     }
@@ -491,6 +556,10 @@ mod tests {
         assert!(decode_hinted(&enc, &mut out, &cfg, &tall).is_ok());
         let e = decode_hinted(&bad, &mut out, &cfg, &tall).unwrap_err();
         assert!(e.starts_with("bad JPEG"), "{e}");
+        // A file cut inside its header, then a whole one on the same thread: the failed call
+        // leaves no state behind.
+        assert!(decode_hinted(&enc[..40], &mut out, &cfg, &want).is_err());
+        assert!(decode_hinted(&enc, &mut out, &cfg, &want).is_ok());
         // No box wanted: the full decoder, strict as before.
         let none = |_: usize, _: usize| None;
         let (shape, p) = decode_hinted(&enc, &mut out, &cfg, &none).unwrap();
