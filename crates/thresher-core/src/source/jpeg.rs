@@ -89,6 +89,9 @@ const MCU: [(usize, usize); 7] = [(8, 8), (16, 8), (16, 16), (8, 8), (8, 16), (3
 
 const STOP_EARLY: bool = true;
 
+/// A decoded region: its (height, width, channels) and where it sits.
+type Region = ([usize; 3], Placed);
+
 /// One TurboJPEG decompressor per thread (workers decode in parallel; a handle is not shareable).
 struct Handle(tj::tjhandle);
 
@@ -121,8 +124,8 @@ pub(crate) fn decode_hinted(
     want: &dyn Fn(usize, usize) -> Option<Want>,
 ) -> Result<([usize; 3], Option<Placed>), String> {
     if encoded.starts_with(&[0xff, 0xd8, 0xff]) {
-        if let Some(done) = decode_region(encoded, out, config, want, STOP_EARLY)? {
-            return Ok(done);
+        if let Some((shape, placed)) = decode_region(encoded, out, config, want, STOP_EARLY)? {
+            return Ok((shape, Some(placed)));
         }
     }
     Ok((decode::decode(encoded, out, config)?, None))
@@ -135,7 +138,7 @@ fn decode_region(
     config: &DecodeConfig,
     want: &dyn Fn(usize, usize) -> Option<Want>,
     stop_early: bool,
-) -> Result<Option<([usize; 3], Option<Placed>)>, String> {
+) -> Result<Option<Region>, String> {
     HANDLE.with(|cell| {
         let mut cell = cell.borrow_mut();
         let result = region_with(&mut cell, encoded, out, config, want, stop_early);
@@ -155,7 +158,7 @@ fn region_with(
     config: &DecodeConfig,
     want: &dyn Fn(usize, usize) -> Option<Want>,
     stop_early: bool,
-) -> Result<Option<([usize; 3], Option<Placed>)>, String> {
+) -> Result<Option<Region>, String> {
     {
         if cell.is_none() {
             // SAFETY: plain constructor; NULL on failure, checked.
@@ -265,13 +268,13 @@ fn region_with(
         }
         Ok(Some((
             [rh, rw, c],
-            Some(Placed {
+            Placed {
                 scale: s,
                 top: y0,
                 left: x0,
                 full_h: ht,
                 full_w: w,
-            }),
+            },
         )))
     }
 }
