@@ -13,10 +13,11 @@
 //!
 //! - The JPEG region decode (`random_resized_crop` without `resize` decodes only the rows and
 //!   columns around the crop, at a reduced DCT scale when the crop is at least twice the output
-//!   in each side): against Pillow's `draft` to the same scale + crop + resize, exactly equal
+//!   in each side): against Pillow's `draft` to the same scale + `resize` of the box at that
+//!   scale (fractional, Pillow's `box=`), exactly equal
 //!   (both are libjpeg-turbo with the same settings); against Pillow's full-size decode + crop +
 //!   resize (torchvision's RandomResizedCrop), equal at full scale, and when reduced within a
-//!   mean of 16 levels and a maximum of 96 (region_decode_matches_pillow).
+//!   mean of 4 levels and a maximum of 32 (region_decode_matches_pillow).
 //!
 //! Without the venv (`make setup` makes it) the test says so and passes, unless
 //! THRESHER_REQUIRE_PILLOW is set (as `make test` does).
@@ -256,7 +257,7 @@ fn decoding_and_transforms_match_pillow() {
 
 /// The region decode against Pillow: for random_resized_crop boxes drawn by the transform on
 /// 500×375 (output 224: full scale) and on 1000×750 and 640×480 JPEGs (output 64: scales 1/2 to
-/// 1/8), the loader's pixels against Pillow's draft + crop + resize (equal) and against its
+/// 1/8), the loader's pixels against Pillow's draft + resize(box) (equal) and against its
 /// full-size decode + crop + resize.
 #[test]
 fn region_decode_matches_pillow() {
@@ -293,6 +294,8 @@ fn region_decode_matches_pillow() {
         ("big_420.jpg", 224),
         ("large_420.jpg", 64),
         ("large_444.jpg", 64),
+        // Tall: Pillow runs the vertical pass first on it.
+        ("tall_420.jpg", 48),
         ("q95_444.jpg", 32),
     ] {
         let manifest = dir.join(format!("manifest-region-{file}.tsv"));
@@ -341,7 +344,7 @@ fn region_decode_matches_pillow() {
         let draft = read_u8(dir, &format!("region{i}.draft.raw"));
         assert!(
             *got == draft,
-            "{name}: differs from Pillow's draft + crop + resize ({:?})",
+            "{name}: differs from Pillow's draft + resize(box) ({:?})",
             diff(got, &draft)
         );
         let full = read_u8(dir, &format!("region{i}.full.raw"));
@@ -355,12 +358,11 @@ fn region_decode_matches_pillow() {
         (0, 0.0),
         "full scale differs from Pillow's full decode"
     );
-    // Reduced, the box's edges fall on the scaled grid (moved by up to half a scaled pixel)
-    // and the DCT's reduction is not the bilinear filter: on these images (waves and noise,
-    // harder than photographs) the mean difference is up to ~13 levels, single values ~65.
+    // Reduced, the DCT's reduction is not the bilinear filter: on these images (waves and
+    // noise, harder than photographs) the mean difference is up to ~3 levels, single values ~21.
     for (s, (max, mean)) in &worst {
         assert!(
-            *mean <= 16.0 && *max <= 96,
+            *mean <= 4.0 && *max <= 32,
             "scale 1/{s}: max {max}, mean {mean}"
         );
     }

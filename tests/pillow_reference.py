@@ -15,9 +15,10 @@ OUTDIR/cases.json lists the cases; each names an image file, an operation and a 
     python tests/pillow_reference.py OUTDIR --region REQUESTS.json
 
 writes, for each request (a JPEG in OUTDIR, a crop box in full-size pixels, the output size and
-the DCT scale 1/s thresher decoded it at), two uint8 HWC references: Pillow's `draft` to that
-scale + crop of the box at that scale + BILINEAR resize (what thresher's region decode computes),
-and the full-size decode + crop + resize (torchvision's RandomResizedCrop).
+the DCT scale 1/s thresher decoded it at), two uint8 HWC references: what thresher's region
+decode computes in Pillow's terms (at s = 1 the full decode + crop + BILINEAR resize; reduced,
+`draft` to that scale + BILINEAR `resize` of the box divided by s, as a fractional box), and
+the full-size decode + crop + resize (torchvision's RandomResizedCrop).
 """
 
 
@@ -106,6 +107,7 @@ def decode_cases():
     # For the region decode's reduced sizes (tests/pillow.rs, region_decode_matches_pillow).
     photo(1000, 750, 8).save(os.path.join(OUT, "large_420.jpg"), quality=90)
     photo(640, 480, 9).save(os.path.join(OUT, "large_444.jpg"), quality=90, subsampling=0)
+    photo(320, 1200, 10).save(os.path.join(OUT, "tall_420.jpg"), quality=90)
     for name in list(jpegs) + ["gray.jpg", "big_420.jpg"]:
         img = Image.open(os.path.join(OUT, name))
         for color in ("RGB", "L"):
@@ -193,17 +195,11 @@ def region_refs(requests):
         im.draft("RGB", (W // s, H // s))
         assert im.size == (math.ceil(W / s), math.ceil(H / s)), (im.size, W, H, s)
         im = im.convert("RGB")
-        sw, sh = im.size
-
-        def side(start, length, size):
-            # thresher's rounding: both edges to the nearest pixel (halves up), kept inside.
-            a = min(math.floor(start / s + 0.5), size - 1)
-            b = min(max(math.floor((start + length) / s + 0.5), a + 1), size)
-            return a, b
-
-        t0, t1 = side(top, h, sh)
-        l0, l1 = side(left, w, sw)
-        ref = im.crop((l0, t0, l1, t1)).resize((out, out), Image.Resampling.BILINEAR)
+        if s == 1:
+            ref = im.crop((left, top, left + w, top + h)).resize((out, out), Image.Resampling.BILINEAR)
+        else:
+            box = (left / s, top / s, (left + w) / s, (top + h) / s)
+            ref = im.resize((out, out), Image.Resampling.BILINEAR, box=box)
         save_ref(f"region{i}.draft", np.asarray(ref))
         save_ref(f"region{i}.full", np.asarray(ref_full))
     print(f"pillow_reference: regions (Pillow {Image.__version__})")

@@ -223,12 +223,14 @@ fn region_with(
             return Ok(None);
         };
         let (mcu_w, mcu_h) = (mcu_w.div_ceil(s), mcu_h.div_ceil(s));
-        let x0 = (bl.saturating_sub(mcu_w) / mcu_w) * mcu_w;
-        let x1 = (bl + bw + mcu_w).min(sw);
-        let y0 = bt.saturating_sub(mcu_h);
+        // Reduced, the resize reads a few pixels past the box (Pillow's `resize(box=...)`).
+        let reach = if s == 1 { 0 } else { 4 };
+        let x0 = (bl.saturating_sub(mcu_w + reach) / mcu_w) * mcu_w;
+        let x1 = (bl + bw + mcu_w + reach).min(sw);
+        let y0 = bt.saturating_sub(mcu_h + reach);
         // Stop below the box only when the file is whole up to its end-of-image marker.
         let y1 = if stop_early && encoded.ends_with(&[0xff, 0xd9]) {
-            (bt + bh + mcu_h).min(sh)
+            (bt + bh + mcu_h + reach).min(sh)
         } else {
             sh
         };

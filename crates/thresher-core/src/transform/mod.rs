@@ -26,7 +26,7 @@ use crate::rng::{Rng, Stream};
 use crate::source::{scaled_box, Placed, SampleView, Want};
 use emit::Emit;
 use geometry::{Pad, Window};
-use resample::{Job, Rect, Resampler};
+use resample::{Frac, Job, Rect, Resampler};
 
 /// The crop step, bound.
 #[derive(Clone, Debug, PartialEq)]
@@ -361,6 +361,7 @@ impl Transform {
                     out_w: rw,
                     rows,
                     cols,
+                    frac: None,
                 };
                 resampler.resample(view, &job, region);
                 let src = SampleView {
@@ -381,6 +382,7 @@ impl Transform {
                         out_w: rw,
                         rows: 0..rh,
                         cols: 0..rw,
+                        frac: None,
                     };
                     resampler.resample(view, &job, resized);
                     SampleView {
@@ -391,15 +393,27 @@ impl Transform {
                     }
                 };
                 let (oh, ow) = self.out;
-                let bx = match placed {
-                    None => Rect {
-                        top: i,
-                        left: j,
-                        height: bh,
-                        width: bw,
-                    },
+                // Reduced decodes are resampled from the fractional box at their scale, as
+                // Pillow's `resize(box=...)` after `draft`: rounding the box to whole pixels
+                // there would move its edges by up to half a reduced pixel.
+                let (bx, frac) = match placed {
+                    None => (
+                        Rect {
+                            top: i,
+                            left: j,
+                            height: bh,
+                            width: bw,
+                        },
+                        None,
+                    ),
                     Some(p) => {
-                        // The box at the decoded scale, relative to the decoded region.
+                        let s = p.scale;
+                        let region = |top: usize, left: usize, height: usize, width: usize| Rect {
+                            top,
+                            left,
+                            height,
+                            width,
+                        };
                         let want = Want {
                             top: i,
                             left: j,
@@ -408,21 +422,38 @@ impl Transform {
                             out_h: oh,
                             out_w: ow,
                         };
-                        let (t, l, sh, sw) = scaled_box(&want, p.scale, h, w);
-                        let inside = t >= p.top
-                            && l >= p.left
-                            && t + sh <= p.top + src.height
-                            && l + sw <= p.left + src.width;
-                        if !inside {
+                        let (t, l, sh, sw) = scaled_box(&want, s, h, w);
+                        let (full_h, full_w) = (h.div_ceil(s), w.div_ceil(s));
+                        // The box and, reduced, the filter's reach past it (under 2.5 pixels:
+                        // the box is less than twice the output there).
+                        let reach = if s == 1 { 0 } else { 3 };
+                        let inside =
+                            |a: usize, len: usize, off: usize, have: usize, full: usize| {
+                                a.saturating_sub(reach) >= off
+                                    && (a + len + reach).min(full) <= off + have
+                            };
+                        if !inside(t, sh, p.top, src.height, full_h)
+                            || !inside(l, sw, p.left, src.width, full_w)
+                        {
                             return Err(Error::format(format!(
                                 "internal: the decoded region misses the crop box {want:?}"
                             )));
                         }
-                        Rect {
-                            top: t - p.top,
-                            left: l - p.left,
-                            height: sh,
-                            width: sw,
+                        if s == 1 {
+                            (region(t - p.top, l - p.left, sh, sw), None)
+                        } else {
+                            let f = |v: usize| (v as f64 / s as f64) as f32;
+                            let frac = Frac {
+                                x0: f(j),
+                                y0: f(i),
+                                x1: f(j + bw),
+                                y1: f(i + bh),
+                                full_w,
+                                full_h,
+                                off_x: p.left,
+                                off_y: p.top,
+                            };
+                            (region(0, 0, src.height, src.width), Some(frac))
                         }
                     }
                 };
@@ -432,6 +463,7 @@ impl Transform {
                     out_w: ow,
                     rows: 0..oh,
                     cols: 0..ow,
+                    frac,
                 };
                 resampler.resample(&src, &job, region);
                 let src = SampleView {
