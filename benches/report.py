@@ -275,8 +275,9 @@ def write_page(docs, raw, quick):
     w = out.append
     w("# Performance record\n")
     w("Every figure on this page comes from one command, `make bench` (5–7 minutes on 2 quiet "
-      "cores once the image data and torchvision are in place; the first run also makes the "
-      "image data and installs torchvision and matplotlib into .venv), which reruns every "
+      "cores before the JPEG anchors were added, which add about 2 minutes, once the image data "
+      "and torchvision are in place; the first run also makes the image data and installs "
+      "torchvision, simplejpeg and matplotlib into .venv), which reruns every "
       "comparison and rewrites this page, its plots and the raw figures in "
       "[`bench/`](bench/). The parts: `benches/micro/` (Rust: plan, feedback, ScoreBook "
       "bytes, next+release, epoch boundary; `cargo bench --bench micro -- --out FILE`), "

@@ -245,8 +245,12 @@ fn region_with(
             w: rw as libc::c_int,
             h: rh as libc::c_int,
         };
-        out.clear();
-        out.resize(rw * rh * c, 0);
+        // Every byte is written by the decoder: grow without clearing what is reused.
+        let n = rw * rh * c;
+        if out.len() < n {
+            out.resize(n, 0);
+        }
+        out.truncate(n);
         // SAFETY: live handle; `out` holds rh rows of rw·c bytes, the pitch given.
         let rc = unsafe {
             if tj::tj3Set(h, tj::TJPARAM_TJPARAM_STOPONWARNING as libc::c_int, 1) != 0
