@@ -297,6 +297,8 @@ fn region_decode_matches_pillow() {
         // Tall: Pillow runs the vertical pass first on it.
         ("tall_420.jpg", 48),
         ("q95_444.jpg", 32),
+        // Gray, read as RGB (replicated, as Pillow's convert).
+        ("gray.jpg", 32),
     ] {
         let manifest = dir.join(format!("manifest-region-{file}.tsv"));
         std::fs::write(&manifest, format!("{file}\t0\n")).unwrap();
