@@ -142,7 +142,9 @@ test-fuzz:
 # feedback ingest, ScoreBook bytes, next+release, epoch-boundary wait; benches/micro/),
 # the whole-epoch view in index mode; thresher.torch.Sampler against torch's BatchSampler on one
 # DataLoader (benches/compare_sampler.py); pre-decoded IDX and the PNG/JPEG pipelines against
-# PyTorch's DataLoader, and a link to the
+# PyTorch's DataLoader, the JPEG pipeline also against DALI's CPU pipeline (installed by
+# setup), torchvision v2 on decode_jpeg tensors and a full-size libjpeg-turbo decode of every
+# file (simplejpeg, installed here, and Pillow), and a link to the
 # trainer's accuracy-against-time comparison (results/long, not rerun: it takes hours).
 # matplotlib (for the plots) and torchvision are installed into .venv when missing. Cargo honours
 # an externally set CARGO_TARGET_DIR; so do the scripts. Criterion's per-epoch figure is
@@ -150,6 +152,7 @@ test-fuzz:
 bench: setup build
 	@$(PY) -c "import matplotlib" 2>/dev/null || $(PY) -m pip install --quiet matplotlib
 	@$(PY) -c "import torchvision" 2>/dev/null || $(PY) -m pip install --quiet "torch==$$($(PY) -c 'import torch; print(torch.__version__.split("+")[0])')" torchvision
+	@$(PY) -c "import simplejpeg" 2>/dev/null || $(PY) -m pip install --quiet "simplejpeg==1.9.0"
 	$(PY) benches/make_image_data.py
 	$(CARGO) build --release --example throughput --example image_throughput
 	$(PY) benches/report.py
@@ -162,6 +165,7 @@ bench: setup build
 .PHONY: bench-images
 bench-images: setup
 	@$(PY) -c "import torchvision" 2>/dev/null || $(PY) -m pip install --quiet "torch==$$($(PY) -c 'import torch; print(torch.__version__.split("+")[0])')" torchvision
+	@$(PY) -c "import simplejpeg" 2>/dev/null || $(PY) -m pip install --quiet "simplejpeg==1.9.0"
 	$(PY) benches/make_image_data.py
 	$(CARGO) build --release --example image_throughput
 	$(PY) benches/compare_images.py

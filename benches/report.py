@@ -207,6 +207,61 @@ def throughput_plot(dl, images, docs, plt):
     return True
 
 
+def anchors_section(images, w, goals):
+    """The JPEG pipeline against DALI's CPU pipeline, the full-decode ceiling and torchvision's
+    v2 transforms on decoded tensors, from the same rounds."""
+    jr = [r for r in images["rounds"] if r["pipeline"] == "jpeg" and "dali" in r]
+    if not jr:
+        return
+    w("### JPEG pipeline against DALI, the full-decode ceiling and torchvision v2\n")
+    w(f"The same 5,000 JPEGs, the same rounds (each round runs every loader in turn). *DALI*: "
+      f"NVIDIA DALI {images.get('dali')} CPU pipeline (`device_id=None`, 2 threads, batch 128): "
+      "`fn.readers.file` → `fn.decoders.image_random_crop` (which decodes only the crop window) "
+      "→ `fn.resize` 224×224 → `fn.crop_mirror_normalize` (random flip, f32 CHW, ImageNet mean "
+      "and std). *Full-decode ceiling*: every file read and decoded at full size by "
+      "libjpeg-turbo and nothing else, in 2 processes (one per core), through simplejpeg "
+      "(accurate IDCT and fancy upsampling, Pillow's settings) and through Pillow "
+      "(`Image.open(path).load()`); the faster of the two is the ceiling of any pipeline that "
+      "decodes every pixel. *torchvision v2*: DataLoader(num_workers=2) over ImageFolder with "
+      "`torchvision.io.decode_jpeg` tensors and the v2 transforms (RandomResizedCrop(224, "
+      "antialias=True), RandomHorizontalFlip, ToDtype(float32, scale=True), Normalize). "
+      "thresher decodes only the iMCU rows and columns around each crop, at a reduced size "
+      "(DCT scaling) when the crop is at least twice the output in each side "
+      "(`crates/thresher-core/src/source/jpeg.rs`).\n")
+    kinds = [k for k in ("simplejpeg", "pillow") if f"ceiling_{k}" in jr[0]]
+    head = ["round", "thresher", "DALI CPU"] + [f"ceiling ({k})" for k in kinds] + [
+        "torchvision v2", "torchvision v1 (PIL)", "÷ ceiling", "÷ DALI", "÷ v2", "load avg"]
+    w("| " + " | ".join(head) + " |")
+    w("|" + "---:|" * len(head))
+    for r in jr:
+        cells = [str(r["round"]), f"{r['thresher']:,.0f}", f"{r['dali']:,.0f}"]
+        cells += [f"{r[f'ceiling_{k}']:,.0f}" for k in kinds]
+        cells += [f"{r['dataloader_v2']:,.0f}", f"{r['dataloader']:,.0f}",
+                  f"{r['thresher'] / r['ceiling']:.2f}×", f"{r['thresher'] / r['dali']:.2f}×",
+                  f"{r['thresher'] / r['dataloader_v2']:.2f}×", f"{r['load']:.2f}"]
+        w("| " + " | ".join(cells) + " |")
+    mean = lambda key: sum(r[key] for r in jr) / len(jr)
+    t = mean("thresher")
+    cells = ["**mean**", f"**{t:,.0f}**", f"**{mean('dali'):,.0f}**"]
+    cells += [f"**{mean(f'ceiling_{k}'):,.0f}**" for k in kinds]
+    cells += [f"**{mean('dataloader_v2'):,.0f}**", f"**{mean('dataloader'):,.0f}**",
+              f"**{t / mean('ceiling'):.2f}×**", f"**{t / mean('dali'):.2f}×**",
+              f"**{t / mean('dataloader_v2'):.2f}×**", ""]
+    w("| " + " | ".join(cells) + " |")
+    w("\n(images/s; ratios are thresher ÷ that loader, the means' ratios are of the means.)\n")
+    load = max(r["load"] for r in jr)
+    c = t / mean("ceiling")
+    goals.append(("JPEG pipeline ≥ 1.0× the full-decode ceiling (stretch 1.3×)",
+                  f"{c:.2f}× ({t:,.0f} vs {mean('ceiling'):,.0f} images/s)"
+                  + (" — stretch met" if c >= 1.3 else ""), load, c >= 1.0))
+    d = t / mean("dali")
+    goals.append(("JPEG pipeline > 1× DALI's CPU pipeline",
+                  f"{d:.2f}× ({t:,.0f} vs {mean('dali'):,.0f} images/s)", load, d > 1.0))
+    v = t / mean("dataloader_v2")
+    goals.append(("JPEG pipeline ≥ 2× the DataLoader with torchvision v2 on decode_jpeg tensors",
+                  f"{v:.2f}× ({t:,.0f} vs {mean('dataloader_v2'):,.0f} images/s)", load, v >= 2))
+
+
 def write_page(docs, raw, quick):
     import matplotlib
     matplotlib.use("Agg")
@@ -220,8 +275,9 @@ def write_page(docs, raw, quick):
     w = out.append
     w("# Performance record\n")
     w("Every figure on this page comes from one command, `make bench` (5–7 minutes on 2 quiet "
-      "cores once the image data and torchvision are in place; the first run also makes the "
-      "image data and installs torchvision and matplotlib into .venv), which reruns every "
+      "cores before the JPEG anchors were added, which add about 2 minutes, once the image data "
+      "and torchvision are in place; the first run also makes the image data and installs "
+      "torchvision, simplejpeg and matplotlib into .venv), which reruns every "
       "comparison and rewrites this page, its plots and the raw figures in "
       "[`bench/`](bench/). The parts: `benches/micro/` (Rust: plan, feedback, ScoreBook "
       "bytes, next+release, epoch boundary; `cargo bench --bench micro -- --out FILE`), "
@@ -282,6 +338,7 @@ def write_page(docs, raw, quick):
                           f"{jm['thresher'] / jm['dataloader']:.1f}× "
                           f"({jm['thresher']:,.0f} vs {jm['dataloader']:,.0f} images/s)",
                           max(r["load"] for r in jr), jm["thresher"] / jm["dataloader"] >= 2))
+        anchors_section(images, w, goals)
     else:
         w("*Image pipelines: not measured in this run (torchvision or the image data was "
           "missing; `make bench` installs and makes both).*\n")

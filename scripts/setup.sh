@@ -74,12 +74,14 @@ if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
   fi
 fi
 
-# --- cmake and pkg-config (make test-install builds consumers through both) ------------------
-if ! command -v cmake >/dev/null || ! command -v pkg-config >/dev/null; then
+# --- cmake and pkg-config (make test-install builds consumers through both; cmake also builds
+# libjpeg-turbo for the JPEG region decoder) and nasm (libjpeg-turbo's SIMD code: without it the
+# library builds, with a cargo warning, at about half the decode speed) --------------------------
+if ! command -v cmake >/dev/null || ! command -v pkg-config >/dev/null || ! command -v nasm >/dev/null; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq >/dev/null && apt-get install -y -qq cmake pkg-config >/dev/null
+    apt-get update -qq >/dev/null && apt-get install -y -qq cmake pkg-config nasm >/dev/null
   else
-    echo "setup: cmake/pkg-config missing; sudo apt-get install cmake pkg-config" >&2
+    echo "setup: cmake/pkg-config/nasm missing; sudo apt-get install cmake pkg-config nasm" >&2
   fi
 fi
 

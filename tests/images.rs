@@ -486,6 +486,33 @@ fn on_error_fail_names_the_sample_and_skip_drops_it() {
     assert!(l.skipped_samples()[0].reason.contains("empty file"));
 }
 
+/// The region decode (random_resized_crop reads only the rows around the crop) still fails on
+/// a truncated JPEG wherever the crop falls, naming the sample and the file.
+#[test]
+fn a_truncated_jpeg_under_a_random_resized_crop_names_the_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    photo_folder(dir.path(), 4);
+    let truncated = dir.path().join("c1/2.jpg");
+    let bytes = std::fs::read(&truncated).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() * 3 / 4]).unwrap();
+    let config = json!({"source": {"kind": "image_folder", "root": dir.path()},
+        "batch_size": 12, "shuffle": false, "workers": 2, "seed": 5,
+        "transform": {"random_resized_crop": {"size": 8, "scale": [0.05, 0.06]}, "dtype": "u8"}});
+    for epoch in 0..3 {
+        let l = loader(config.clone());
+        for _ in 0..epoch {
+            assert!(l.next().is_err());
+            assert!(l.next().unwrap().is_none());
+        }
+        let e = l.next().err().unwrap();
+        assert!(
+            e.message().contains("sample 6") && e.message().contains("c1/2.jpg"),
+            "{e}"
+        );
+        assert!(e.message().contains("bad JPEG"), "{e}");
+    }
+}
+
 #[test]
 fn the_cifar_recipe_pads_crops_and_flips_the_same_for_any_worker_count() {
     let dir = tempfile::tempdir().unwrap();

@@ -13,6 +13,14 @@
 //!   RandomResizedCrop boxes, u8: exactly equal (Pillow's fixed-point bilinear filter, bit for
 //!   bit); ToTensor + Normalize in f32: exactly equal.
 //!
+//! - The JPEG region decode (`random_resized_crop` without `resize` decodes only the rows and
+//!   columns around the crop, at a reduced DCT scale when the crop is at least twice the output
+//!   in each side): against Pillow's `draft` to the same scale + `resize` of the box at that
+//!   scale (fractional, Pillow's `box=`), exactly equal
+//!   (both are libjpeg-turbo with the same settings); against Pillow's full-size decode + crop +
+//!   resize (torchvision's RandomResizedCrop), equal at full scale, and when reduced within a
+//!   mean of 4 levels and a maximum of 32 (region_decode_matches_pillow).
+//!
 //! Without the venv (`make setup` makes it) the test says so and passes, unless
 //! THRESHER_REQUIRE_PILLOW is set (as `make test` does).
 
@@ -310,4 +318,119 @@ fn decoding_and_transforms_match_pillow() {
         "  worst: {} inside, {} at the last column, {} at the last row",
         worst[0], worst[1], worst[2]
     );
+}
+
+/// The region decode against Pillow: for random_resized_crop boxes drawn by the transform on
+/// 500×375 (output 224: full scale) and on 1000×750 and 640×480 JPEGs (output 64: scales 1/2 to
+/// 1/8), the loader's pixels against Pillow's draft + resize(box) (equal) and against its
+/// full-size decode + crop + resize.
+#[test]
+fn region_decode_matches_pillow() {
+    let Some(py) = image_util::pillow_python() else {
+        assert!(
+            std::env::var_os("THRESHER_REQUIRE_PILLOW").is_none(),
+            "THRESHER_REQUIRE_PILLOW is set but .venv/bin/python with Pillow is missing \
+             (run `make setup`)"
+        );
+        eprintln!("SKIPPED: no .venv/bin/python with Pillow and numpy (run `make setup`)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pillow_reference.py");
+    let run = |extra: &[&Path]| {
+        let out = std::process::Command::new(&py)
+            .arg(&script)
+            .arg(dir)
+            .args(extra.iter().flat_map(|p| [Path::new("--region"), p]))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[]);
+    let mut requests = Vec::new();
+    let mut outputs = Vec::new();
+    let mut scales = HashMap::new();
+    for (file, size) in [
+        ("big_420.jpg", 224),
+        ("large_420.jpg", 64),
+        ("large_444.jpg", 64),
+        // Tall: Pillow runs the vertical pass first on it.
+        ("tall_420.jpg", 48),
+        ("q95_444.jpg", 32),
+        // Gray, read as RGB (replicated, as Pillow's convert).
+        ("gray.jpg", 32),
+    ] {
+        let manifest = dir.join(format!("manifest-region-{file}.tsv"));
+        std::fs::write(&manifest, format!("{file}\t0\n")).unwrap();
+        let c: SourceConfig = serde_json::from_value(
+            json!({"kind": "image_folder", "manifest": manifest, "color": "rgb"}),
+        )
+        .unwrap();
+        let source = c.open().unwrap();
+        let tc: TransformConfig = serde_json::from_value(json!({
+            "random_resized_crop": {"size": size}, "dtype": "u8", "layout": "nhwc"}))
+        .unwrap();
+        let t = Transform::new(&tc, None, 3).unwrap();
+        let mut scratch = Scratch::default();
+        let mut ws = Workspace::default();
+        for id in 0..25u64 {
+            let want = |h: usize, w: usize| t.want(h, w, 0, id);
+            let (view, placed) = source.read_hinted(0, &mut scratch, &want).unwrap();
+            let p = placed.expect("a JPEG with a crop box is decoded in part");
+            let w = t.want(p.full_h, p.full_w, 0, id).unwrap();
+            let mut got = vec![0u8; t.sample_bytes()];
+            t.apply_placed(&view, Some(p), 0, id, &mut ws, Out::U8(&mut got))
+                .unwrap();
+            assert!(view.height * view.width < p.full_h * p.full_w || p.scale == 1);
+            *scales.entry(p.scale).or_insert(0) += 1;
+            requests.push(json!({"file": file, "top": w.top, "left": w.left,
+                "height": w.height, "width": w.width, "out": size, "scale": p.scale}));
+            outputs.push((
+                format!("{file} sample {id} scale 1/{}", p.scale),
+                p.scale,
+                got,
+            ));
+        }
+    }
+    for s in [1, 2, 4, 8] {
+        assert!(
+            scales.contains_key(&s),
+            "no crop at scale 1/{s}: {scales:?}"
+        );
+    }
+    let path = dir.join("regions.json");
+    std::fs::write(&path, serde_json::to_vec(&requests).unwrap()).unwrap();
+    run(&[&path]);
+    let mut worst: HashMap<usize, (u8, f64)> = HashMap::new();
+    for (i, (name, scale, got)) in outputs.iter().enumerate() {
+        let draft = read_u8(dir, &format!("region{i}.draft.raw"));
+        assert!(
+            *got == draft,
+            "{name}: differs from Pillow's draft + resize(box) ({:?})",
+            diff(got, &draft)
+        );
+        let full = read_u8(dir, &format!("region{i}.full.raw"));
+        let (max, mean, _) = diff(got, &full);
+        let e = worst.entry(*scale).or_insert((0, 0.0));
+        *e = (e.0.max(max), e.1.max(mean));
+    }
+    eprintln!("region decode against Pillow's full-size decode + crop + resize, per scale: (max, worst mean) {worst:?}");
+    assert_eq!(
+        worst[&1],
+        (0, 0.0),
+        "full scale differs from Pillow's full decode"
+    );
+    // Reduced, the DCT's reduction is not the bilinear filter: on these images (waves and
+    // noise, harder than photographs) the mean difference is up to ~3 levels, single values ~21.
+    for (s, (max, mean)) in &worst {
+        assert!(
+            *mean <= 4.0 && *max <= 32,
+            "scale 1/{s}: max {max}, mean {mean}"
+        );
+    }
 }

@@ -12,7 +12,16 @@ OUTDIR/cases.json lists the cases; each names an image file, an operation and a 
   resize_center Resize(n) then CenterCrop(crop), zero padding where the crop is larger
   rrc           crop(box).resize((s, s)) for every box position     (RandomResizedCrop)
   normalize     ToTensor + Normalize on the decoded image
+
+    python tests/pillow_reference.py OUTDIR --region REQUESTS.json
+
+writes, for each request (a JPEG in OUTDIR, a crop box in full-size pixels, the output size and
+the DCT scale 1/s thresher decoded it at), two uint8 HWC references: what thresher's region
+decode computes in Pillow's terms (at s = 1 the full decode + crop + BILINEAR resize; reduced,
+`draft` to that scale + BILINEAR `resize` of the box divided by s, as a fractional box), and
+the full-size decode + crop + resize (torchvision's RandomResizedCrop).
 """
+
 
 import json
 import os
@@ -96,6 +105,10 @@ def decode_cases():
     base.convert("L").save(os.path.join(OUT, "gray.jpg"), quality=90)
     big = photo(500, 375, 7)
     big.save(os.path.join(OUT, "big_420.jpg"), quality=90)
+    # For the region decode's reduced sizes (tests/pillow.rs, region_decode_matches_pillow).
+    photo(1000, 750, 8).save(os.path.join(OUT, "large_420.jpg"), quality=90)
+    photo(640, 480, 9).save(os.path.join(OUT, "large_444.jpg"), quality=90, subsampling=0)
+    photo(320, 1200, 10).save(os.path.join(OUT, "tall_420.jpg"), quality=90)
     for name in list(jpegs) + ["gray.jpg", "big_420.jpg"]:
         img = Image.open(os.path.join(OUT, name))
         for color in ("RGB", "L"):
@@ -202,6 +215,32 @@ def transform_cases():
     add("normalize", "rgb.png", "normalize", save_ref("normalize", x.astype(np.float32)),
         mean=mean, std=std)
 
+
+def region_refs(requests):
+    import math
+    for i, r in enumerate(json.load(open(requests))):
+        path = os.path.join(OUT, r["file"])
+        top, left, h, w, out, s = r["top"], r["left"], r["height"], r["width"], r["out"], r["scale"]
+        full = Image.open(path).convert("RGB")
+        W, H = full.size
+        ref_full = full.crop((left, top, left + w, top + h)).resize((out, out), Image.Resampling.BILINEAR)
+        im = Image.open(path)
+        im.draft("RGB", (W // s, H // s))
+        assert im.size == (math.ceil(W / s), math.ceil(H / s)), (im.size, W, H, s)
+        im = im.convert("RGB")
+        if s == 1:
+            ref = im.crop((left, top, left + w, top + h)).resize((out, out), Image.Resampling.BILINEAR)
+        else:
+            box = (left / s, top / s, (left + w) / s, (top + h) / s)
+            ref = im.resize((out, out), Image.Resampling.BILINEAR, box=box)
+        save_ref(f"region{i}.draft", np.asarray(ref))
+        save_ref(f"region{i}.full", np.asarray(ref_full))
+    print(f"pillow_reference: regions (Pillow {Image.__version__})")
+
+
+if __name__ == "__main__" and "--region" in sys.argv:
+    region_refs(sys.argv[sys.argv.index("--region") + 1])
+    sys.exit(0)
 
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)

@@ -191,7 +191,10 @@ impl Shared {
                     self.source.read_targets(id as usize, out)?;
                 }
                 let per = transform.sample_bytes();
-                let view = self.source.read(id as usize, &mut scratch.read)?;
+                let want = |h: usize, w: usize| transform.want(h, w, epoch, id);
+                let (view, placed) =
+                    self.source
+                        .read_hinted(id as usize, &mut scratch.read, &want)?;
                 let out = match transform.dtype() {
                     Dtype::F32 => {
                         let n = per / 4;
@@ -199,7 +202,7 @@ impl Shared {
                     }
                     _ => Out::U8(&mut buf.data.bytes.as_bytes_mut()[slot * per..(slot + 1) * per]),
                 };
-                transform.apply(&view, epoch, id, &mut scratch.transform, out)
+                transform.apply_placed(&view, placed, epoch, id, &mut scratch.transform, out)
             }
             DataPath::Tensors(spec) => {
                 fn slice(b: &mut TensorBuf, slot: usize, per: usize) -> &mut [u8] {

@@ -102,7 +102,7 @@ impl DecodeConfig {
         Ok(())
     }
 
-    fn check_pixels(&self, width: u64, height: u64) -> Result<(), String> {
+    pub(crate) fn check_pixels(&self, width: u64, height: u64) -> Result<(), String> {
         let pixels = width.saturating_mul(height);
         if pixels > self.max_pixels {
             return Err(format!(

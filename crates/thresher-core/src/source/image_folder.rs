@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::decode::{self, default_max_bytes, default_max_pixels, Color, DecodeConfig};
+use super::jpeg::{self, Placed, Want};
 use super::{check_limit, SampleView, Scratch, Source};
 use crate::error::{Error, Result};
 
@@ -350,17 +351,26 @@ impl Source for ImageFolderSource {
         self.decode.color.channels()
     }
     fn read<'a>(&'a self, id: usize, scratch: &'a mut Scratch) -> Result<SampleView<'a>> {
+        Ok(self.read_hinted(id, scratch, &|_, _| None)?.0)
+    }
+    fn read_hinted<'a>(
+        &'a self,
+        id: usize,
+        scratch: &'a mut Scratch,
+        want: &dyn Fn(usize, usize) -> Option<Want>,
+    ) -> Result<(SampleView<'a>, Option<Placed>)> {
         let path = self.path(id);
         decode::read_file(path, &mut scratch.encoded, &self.decode)?;
-        let [height, width, channels] =
-            decode::decode(&scratch.encoded, &mut scratch.pixels, &self.decode)
+        let ([height, width, channels], placed) =
+            jpeg::decode_hinted(&scratch.encoded, &mut scratch.pixels, &self.decode, want)
                 .map_err(|e| Error::format(format!("{}: {e}", path.display())))?;
-        Ok(SampleView {
+        let view = SampleView {
             pixels: &scratch.pixels,
             height,
             width,
             channels,
-        })
+        };
+        Ok((view, placed))
     }
     fn label(&self, id: usize) -> i64 {
         self.labels[id]

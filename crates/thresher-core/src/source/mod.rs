@@ -12,6 +12,7 @@ mod cifar;
 mod decode;
 mod idx;
 mod image_folder;
+mod jpeg;
 mod memory;
 mod npy;
 mod tokens;
@@ -21,6 +22,7 @@ pub use cifar::{CifarConfig, CifarLabel, CifarSource};
 pub use decode::{Color, DecodeConfig};
 pub use idx::{write_idx, IdxSource};
 pub use image_folder::{ImageFolderConfig, ImageFolderSource};
+pub use jpeg::{pick_scale, scaled_box, Placed, Want};
 pub use memory::{ArraySource, MemorySource};
 pub use npy::{NpyConfig, NpyLayout, NpySource};
 pub use tokens::{TokenDtype, TokensConfig, TokensSource};
@@ -103,6 +105,20 @@ pub trait Source: Send + Sync {
     /// decoding sources write into `scratch`, which the caller reuses across samples. Errors name
     /// the file (and member) the sample comes from.
     fn read<'a>(&'a self, id: usize, scratch: &'a mut Scratch) -> Result<SampleView<'a>>;
+    /// As `read`, for a transform that will take only the box `want(height, width)` of the
+    /// image (decided from its size alone): a source of encoded JPEGs may then decode only the
+    /// region around that box, at a reduced size when the box is shrunk at least twofold later,
+    /// and says where the returned pixels sit (`Placed`). `None` means the whole image was read,
+    /// as `read` does (the default).
+    fn read_hinted<'a>(
+        &'a self,
+        id: usize,
+        scratch: &'a mut Scratch,
+        want: &dyn Fn(usize, usize) -> Option<Want>,
+    ) -> Result<(SampleView<'a>, Option<Placed>)> {
+        let _ = want;
+        Ok((self.read(id, scratch)?, None))
+    }
     /// The label of sample `id` (< len); meaningful only when `has_labels`.
     fn label(&self, id: usize) -> i64;
     /// Whether samples have integer class labels (a batch's `labels()` is empty otherwise).

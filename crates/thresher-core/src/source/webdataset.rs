@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::decode::{self, default_max_bytes, default_max_pixels, Color, DecodeConfig};
+use super::decode::{default_max_bytes, default_max_pixels, Color, DecodeConfig};
+use super::jpeg::{self, Placed, Want};
 use super::{check_limit, SampleView, Scratch, Source};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -338,6 +339,14 @@ impl Source for TarSource {
         self.decode.color.channels()
     }
     fn read<'a>(&'a self, id: usize, scratch: &'a mut Scratch) -> Result<SampleView<'a>> {
+        Ok(self.read_hinted(id, scratch, &|_, _| None)?.0)
+    }
+    fn read_hinted<'a>(
+        &'a self,
+        id: usize,
+        scratch: &'a mut Scratch,
+        want: &dyn Fn(usize, usize) -> Option<Want>,
+    ) -> Result<(SampleView<'a>, Option<Placed>)> {
         let shard = self.shard[id] as usize;
         let path = &self.shards[shard];
         let where_ = || self.location(id).unwrap_or_default();
@@ -357,14 +366,16 @@ impl Source for TarSource {
                 f.read_exact_at(buf, self.offset[id]).map_err(io_err)?
             }
         }
-        let [height, width, channels] = decode::decode(buf, &mut scratch.pixels, &self.decode)
-            .map_err(|e| Error::format(format!("{}: {e}", where_())))?;
-        Ok(SampleView {
+        let ([height, width, channels], placed) =
+            jpeg::decode_hinted(buf, &mut scratch.pixels, &self.decode, want)
+                .map_err(|e| Error::format(format!("{}: {e}", where_())))?;
+        let view = SampleView {
             pixels: &scratch.pixels,
             height,
             width,
             channels,
-        })
+        };
+        Ok((view, placed))
     }
     fn label(&self, id: usize) -> i64 {
         self.labels[id]

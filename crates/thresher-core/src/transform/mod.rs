@@ -23,10 +23,10 @@ pub use config::{
 
 use crate::error::{Error, Result};
 use crate::rng::{Rng, Stream};
-use crate::source::SampleView;
+use crate::source::{scaled_box, Placed, SampleView, Want};
 use emit::Emit;
 use geometry::{Pad, Window};
-use resample::{Job, Rect, Resampler};
+use resample::{Frac, Job, Rect, Resampler};
 
 /// The crop step, bound.
 #[derive(Clone, Debug, PartialEq)]
@@ -216,12 +216,59 @@ impl Transform {
         ws: &mut Workspace,
         out: Out<'_>,
     ) -> Result<()> {
-        let (h, w, c) = (view.height, view.width, view.channels);
-        if c != self.channels || view.pixels.len() != h * w * c {
+        self.apply_placed(view, None, epoch, id, ws, out)
+    }
+
+    /// The box this transform takes from an image of `height × width` (before any pixel is
+    /// decoded), for sources that can decode only that part (`Source::read_hinted`):
+    /// `random_resized_crop` without `resize`. The same draws as `apply_placed` makes, so the
+    /// box is the one it then uses.
+    pub fn want(&self, height: usize, width: usize, epoch: u64, id: u64) -> Option<Want> {
+        let Crop::RandomResized { size, scale, ratio } = &self.crop else {
+            return None;
+        };
+        if self.resize.is_some() || height == 0 || width == 0 {
+            return None;
+        }
+        let mut rng = Rng::new(self.seed, Stream::Augment, epoch, id);
+        let (top, left, bh, bw) =
+            geometry::random_resized_crop(height, width, *scale, *ratio, &mut rng);
+        Some(Want {
+            top,
+            left,
+            height: bh,
+            width: bw,
+            out_h: size.0,
+            out_w: size.1,
+        })
+    }
+
+    /// As `apply`, for pixels a source decoded for `want`: `placed` says where `view` sits in
+    /// the (possibly reduced) image; `None` means `view` is the whole image.
+    pub fn apply_placed(
+        &self,
+        view: &SampleView<'_>,
+        placed: Option<Placed>,
+        epoch: u64,
+        id: u64,
+        ws: &mut Workspace,
+        out: Out<'_>,
+    ) -> Result<()> {
+        let c = view.channels;
+        if c != self.channels || view.pixels.len() != view.height * view.width * c {
             return Err(Error::format(format!(
-                "sample is {h}×{w}×{c} but the batch expects {} channels",
-                self.channels
+                "sample is {}×{}×{c} but the batch expects {} channels",
+                view.height, view.width, self.channels
             )));
+        }
+        // The geometry is drawn on the whole image's size, wherever its pixels come from.
+        let (h, w) = placed.map_or((view.height, view.width), |p| (p.full_h, p.full_w));
+        if placed.is_some()
+            && (self.resize.is_some() || !matches!(self.crop, Crop::RandomResized { .. }))
+        {
+            return Err(Error::format(
+                "internal: a partly decoded image for a transform that takes no box",
+            ));
         }
         let mut rng = self
             .is_random()
@@ -346,6 +393,7 @@ impl Transform {
                     out_w: rw,
                     rows,
                     cols,
+                    frac: None,
                 };
                 resampler.resample(view, &job, region);
                 let src = SampleView {
@@ -366,6 +414,7 @@ impl Transform {
                         out_w: rw,
                         rows: 0..rh,
                         cols: 0..rw,
+                        frac: None,
                     };
                     resampler.resample(view, &job, resized);
                     SampleView {
@@ -376,11 +425,69 @@ impl Transform {
                     }
                 };
                 let (oh, ow) = self.out;
-                let bx = Rect {
-                    top: i,
-                    left: j,
-                    height: bh,
-                    width: bw,
+                // Reduced decodes are resampled from the fractional box at their scale, as
+                // Pillow's `resize(box=...)` after `draft`: rounding the box to whole pixels
+                // there would move its edges by up to half a reduced pixel.
+                let (bx, frac) = match placed {
+                    None => (
+                        Rect {
+                            top: i,
+                            left: j,
+                            height: bh,
+                            width: bw,
+                        },
+                        None,
+                    ),
+                    Some(p) => {
+                        let s = p.scale;
+                        let region = |top: usize, left: usize, height: usize, width: usize| Rect {
+                            top,
+                            left,
+                            height,
+                            width,
+                        };
+                        let want = Want {
+                            top: i,
+                            left: j,
+                            height: bh,
+                            width: bw,
+                            out_h: oh,
+                            out_w: ow,
+                        };
+                        let (t, l, sh, sw) = scaled_box(&want, s, h, w);
+                        let (full_h, full_w) = (h.div_ceil(s), w.div_ceil(s));
+                        // The box and, reduced, the filter's reach past it (under 2.5 pixels:
+                        // the box is less than twice the output there).
+                        let reach = if s == 1 { 0 } else { 3 };
+                        let inside =
+                            |a: usize, len: usize, off: usize, have: usize, full: usize| {
+                                a.saturating_sub(reach) >= off
+                                    && (a + len + reach).min(full) <= off + have
+                            };
+                        if !inside(t, sh, p.top, src.height, full_h)
+                            || !inside(l, sw, p.left, src.width, full_w)
+                        {
+                            return Err(Error::format(format!(
+                                "internal: the decoded region misses the crop box {want:?}"
+                            )));
+                        }
+                        if s == 1 {
+                            (region(t - p.top, l - p.left, sh, sw), None)
+                        } else {
+                            let f = |v: usize| (v as f64 / s as f64) as f32;
+                            let frac = Frac {
+                                x0: f(j),
+                                y0: f(i),
+                                x1: f(j + bw),
+                                y1: f(i + bh),
+                                full_w,
+                                full_h,
+                                off_x: p.left,
+                                off_y: p.top,
+                            };
+                            (region(0, 0, src.height, src.width), Some(frac))
+                        }
+                    }
                 };
                 let job = Job {
                     bx,
@@ -388,6 +495,7 @@ impl Transform {
                     out_w: ow,
                     rows: 0..oh,
                     cols: 0..ow,
+                    frac,
                 };
                 resampler.resample(&src, &job, region);
                 let src = SampleView {
@@ -401,6 +509,16 @@ impl Transform {
         }
         Ok(())
     }
+}
+
+/// `RandomResizedCrop`'s default box (scale 0.08–1, ratio 3/4–4/3), for timing the decoder.
+#[cfg(test)]
+pub(crate) fn random_resized_crop_for_test(
+    h: usize,
+    w: usize,
+    rng: &mut Rng,
+) -> (usize, usize, usize, usize) {
+    geometry::random_resized_crop(h, w, [0.08, 1.0], [0.75, 4.0 / 3.0], rng)
 }
 
 /// Where one transformed sample goes.

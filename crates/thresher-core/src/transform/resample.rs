@@ -44,8 +44,23 @@ fn triangle(x: f64) -> f64 {
 impl Coeffs {
     /// Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` for resizing `in_size` to
     /// `out_size` (the box being the whole input), with the bilinear (support 1) filter.
+    #[cfg(test)]
     pub(crate) fn compute(&mut self, in_size: usize, out_size: usize) {
-        let scale = in_size as f64 / out_size as f64;
+        self.compute_box(in_size, 0.0, in_size as f64, out_size, 0);
+    }
+
+    /// The same for the box `in0..in1` (fractional, as Pillow's `resize(box=...)`) of an input
+    /// of `in_size`, whose taps may reach past the box (clamped to the input, as Pillow's);
+    /// the taps' positions are then shifted down by `offset` (where the caller's pixels start).
+    pub(crate) fn compute_box(
+        &mut self,
+        in_size: usize,
+        in0: f64,
+        in1: f64,
+        out_size: usize,
+        offset: usize,
+    ) {
+        let scale = (in1 - in0) / out_size as f64;
         let filterscale = scale.max(1.0);
         let support = filterscale;
         let ksize = support.ceil() as usize * 2 + 1;
@@ -56,7 +71,7 @@ impl Coeffs {
         self.kk.clear();
         self.kk.resize(out_size * ksize, 0.0);
         for xx in 0..out_size {
-            let center = (xx as f64 + 0.5) * scale;
+            let center = in0 + (xx as f64 + 0.5) * scale;
             // C's (int) cast truncates toward zero, as `as i64` does.
             let xmin = ((center - support + 0.5) as i64).max(0);
             let xmax = ((center + support + 0.5) as i64).min(in_size as i64);
@@ -72,7 +87,7 @@ impl Coeffs {
                     *w /= ww;
                 }
             }
-            self.start.push(xmin as usize);
+            self.start.push((xmin as usize).saturating_sub(offset));
             self.count.push(n);
         }
         self.max_count = self.count.iter().copied().max().unwrap_or(0);
@@ -121,13 +136,30 @@ pub(crate) struct Rect {
 
 /// One resize: the box `bx` of the source becomes `out_h × out_w`, of which the output rows
 /// `rows` and columns `cols` are computed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Job {
     pub bx: Rect,
     pub out_h: usize,
     pub out_w: usize,
     pub rows: Range<usize>,
     pub cols: Range<usize>,
+    /// Instead of the whole `bx`, a fractional box of a larger image of which `bx` is a part.
+    pub frac: Option<Frac>,
+}
+
+/// Pillow's `resize(size, box=(x0, y0, x1, y1))` on an image of `full_w × full_h`, of which the
+/// source holds the part at (`off_x`, `off_y`) (the `bx` of the job): the filter's taps
+/// may reach past the box into the image, and must fall inside the part.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Frac {
+    pub x0: f32,
+    pub y0: f32,
+    pub x1: f32,
+    pub y1: f32,
+    pub full_w: usize,
+    pub full_h: usize,
+    pub off_x: usize,
+    pub off_y: usize,
 }
 
 impl Resampler {
@@ -165,6 +197,7 @@ impl Resampler {
             out_w,
             rows,
             cols,
+            frac,
         } = job.clone();
         let c = src.channels;
         let stride = src.width * c;
@@ -174,12 +207,28 @@ impl Resampler {
         if oh == 0 || ow == 0 {
             return;
         }
-        let need_h = out_w != bx.width;
-        let need_v = out_h != bx.height;
+        // Pillow's view of the input: the whole (cropped) box, or the fractional box of the
+        // larger image.
+        let f = frac.unwrap_or(Frac {
+            x0: 0.0,
+            y0: 0.0,
+            x1: bx.width as f32,
+            y1: bx.height as f32,
+            full_w: bx.width,
+            full_h: bx.height,
+            off_x: 0,
+            off_y: 0,
+        });
+        let need_h = out_w != f.full_w || f.x0 != 0.0 || f.x1 != out_w as f32;
+        let need_v = out_h != f.full_h || f.y0 != 0.0 || f.y1 != out_h as f32;
+        let horizontal =
+            |co: &mut Coeffs| co.compute_box(f.full_w, f.x0 as f64, f.x1 as f64, out_w, f.off_x);
+        let vertical =
+            |co: &mut Coeffs| co.compute_box(f.full_h, f.y0 as f64, f.y1 as f64, out_h, f.off_y);
         // Pillow 13's order (ImagingResampleInner): "if height is being scaled down more than
         // twice the amount the width is, run the vertical pass first". Older Pillow always ran
         // the horizontal pass first; the order changes some values by one level.
-        let (in_w, in_h) = (bx.width as i64, bx.height as i64);
+        let (in_w, in_h) = (f.full_w as i64, f.full_h as i64);
         let shrink_h = in_h - out_h as i64;
         let horizontal_first = !(shrink_h > 0 && shrink_h > (in_w - out_w as i64) * 2);
         // The box's pixel (y, x) is src.pixels[at(y) + x * c].
@@ -193,14 +242,14 @@ impl Resampler {
                 }
             }
             (true, false) => {
-                self.horizontal.compute(bx.width, out_w);
+                horizontal(&mut self.horizontal);
                 for (r, out) in dst.chunks_exact_mut(row_len).enumerate() {
                     let line = &src.pixels[at(rows.start + r)..];
                     horizontal_row::<SIMD>(line, c, 0, &self.horizontal, cols.clone(), out);
                 }
             }
             (false, true) => {
-                self.vertical.compute(bx.height, out_h);
+                vertical(&mut self.vertical);
                 let from = at(0) + cols.start * c;
                 for (r, out) in dst.chunks_exact_mut(row_len).enumerate() {
                     let (start, k) = self.vertical.taps(rows.start + r);
@@ -208,8 +257,8 @@ impl Resampler {
                 }
             }
             (true, true) if horizontal_first => {
-                self.vertical.compute(bx.height, out_h);
-                self.horizontal.compute(bx.width, out_w);
+                vertical(&mut self.vertical);
+                horizontal(&mut self.horizontal);
                 // Source rows (of the box) the window needs, through the horizontal pass.
                 let (first, _) = self.vertical.taps(rows.start);
                 let (s1, k1) = self.vertical.taps(rows.end - 1);
@@ -226,8 +275,8 @@ impl Resampler {
                 }
             }
             (true, true) => {
-                self.vertical.compute(bx.height, out_h);
-                self.horizontal.compute(bx.width, out_w);
+                vertical(&mut self.vertical);
+                horizontal(&mut self.horizontal);
                 // Source columns (of the box) the window needs, through the vertical pass.
                 let (c0, _) = self.horizontal.taps(cols.start);
                 let (s1, k1) = self.horizontal.taps(cols.end - 1);
@@ -453,6 +502,7 @@ mod tests {
             out_w,
             rows,
             cols,
+            frac: None,
         }
     }
 

@@ -1,0 +1,578 @@
+//! Decoding less of a JPEG: only the part of the image a crop will use, and at a reduced size
+//! when the crop is later shrunk at least twofold anyway.
+//!
+//! The transform decides its crop from the image's size alone (`Want`: the box in full-size
+//! pixels and the output size it is resized to), before any pixel is decoded. The decoder then
+//! picks the smallest DCT-domain scale 1/s (s = 1, 2, 4, 8) that still leaves the box at least
+//! the output size in each side, as Pillow's `draft` does, and decodes only the iMCU rows and
+//! columns around the (scaled) box: rows above it are entropy-decoded and skipped, rows below it
+//! are never read, columns beside it are entropy-decoded but not transformed. This is
+//! libjpeg-turbo's TurboJPEG 3 API (scaling factor, cropping region): the same library (and the
+//! same default settings: accurate integer IDCT, fancy upsampling) as Pillow's, so the pixels
+//! of the region are those Pillow's full decode has there.
+//!
+//! One iMCU of margin is kept on each side of the box, so that the box's pixels never come from
+//! the region's edges, where upsampling lacks its neighbours. The region is returned with where
+//! it sits (`Placed`); the transform maps its box into it with `scaled_box`.
+//!
+//! Strictness: warnings (a truncated or corrupt stream) are errors, as with the full decoder.
+//! Since rows below the box are not read, a file is decoded to its last row unless it ends with
+//! the end-of-image marker, so a truncated file is still an error, wherever the crop falls.
+//!
+//! Anything this path does not handle (colour JPEGs wanted as gray, CMYK/YCCK, 12-bit or
+//! lossless JPEGs, PNG) falls back to the full decode of `decode`.
+
+use std::cell::RefCell;
+use std::ffi::CStr;
+
+use turbojpeg_sys as tj;
+
+use super::decode::{self, Color, DecodeConfig};
+
+/// What a transform will take from an image, decided from its size alone: the box, in the
+/// full-size image's pixels, that is resized to `out_h × out_w`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Want {
+    pub top: usize,
+    pub left: usize,
+    pub height: usize,
+    pub width: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+}
+
+/// Where decoded pixels sit: rows `top..` and columns `left..` of the image scaled by
+/// 1/`scale` (whose size is `ceil(full / scale)`); the image is `full_h × full_w`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placed {
+    pub scale: usize,
+    pub top: usize,
+    pub left: usize,
+    pub full_h: usize,
+    pub full_w: usize,
+}
+
+/// A box (top, left, height, width) in pixels.
+pub type Box4 = (usize, usize, usize, usize);
+
+/// The size of a side of `full` pixels at scale 1/`s` (libjpeg's `jdiv_round_up`).
+fn scaled(full: usize, s: usize) -> usize {
+    full.div_ceil(s)
+}
+
+/// The largest s in {8, 4, 2, 1} with the box still at least the output size in each side at
+/// scale 1/s.
+pub fn pick_scale(want: &Want) -> usize {
+    [8, 4, 2]
+        .into_iter()
+        .find(|&s| want.height >= s * want.out_h && want.width >= s * want.out_w)
+        .unwrap_or(1)
+}
+
+/// The box of `want` in the image scaled by 1/`s`: both edges rounded to the nearest pixel (and
+/// kept inside the scaled image, at least one pixel). At s = 1, the box itself.
+pub fn scaled_box(want: &Want, s: usize, full_h: usize, full_w: usize) -> Box4 {
+    let side = |start: usize, len: usize, full: usize| {
+        let size = scaled(full, s);
+        let a = ((start as f64 / s as f64).round() as usize).min(size - 1);
+        let b = (((start + len) as f64 / s as f64).round() as usize).clamp(a + 1, size);
+        (a, b - a)
+    };
+    let (top, height) = side(want.top, want.height, full_h);
+    let (left, width) = side(want.left, want.width, full_w);
+    (top, left, height, width)
+}
+
+/// The iMCU (width, height) of each TJSAMP subsampling, in order: 4:4:4, 4:2:2, 4:2:0, gray,
+/// 4:4:0, 4:1:1, 4:4:1 (TurboJPEG's `tjMCUWidth`/`tjMCUHeight`, header-only tables).
+const MCU: [(usize, usize); 7] = [(8, 8), (16, 8), (16, 16), (8, 8), (8, 16), (32, 8), (8, 32)];
+
+const STOP_EARLY: bool = true;
+
+/// A decoded region: its (height, width, channels) and where it sits.
+type Region = ([usize; 3], Placed);
+
+/// One TurboJPEG decompressor per thread (workers decode in parallel; a handle is not shareable).
+struct Handle(tj::tjhandle);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from tj3Init and is destroyed once.
+        unsafe { tj::tj3Destroy(self.0) }
+    }
+}
+
+thread_local! {
+    static HANDLE: RefCell<Option<Handle>> = const { RefCell::new(None) };
+}
+
+fn error(h: tj::tjhandle) -> String {
+    // SAFETY: tj3GetErrorStr returns a NUL-terminated string owned by the handle.
+    let msg = unsafe { CStr::from_ptr(tj::tj3GetErrorStr(h)) };
+    format!("bad JPEG: {}", msg.to_string_lossy().trim())
+}
+
+/// Decodes `encoded` for a transform that takes `want(height, width)` from it: the region of
+/// the image it needs, at the smallest scale that serves it, into `out`, returning the region's
+/// (height, width, channels) and where it sits. When the transform takes no box, or the image is
+/// not a JPEG this path handles, the whole image is decoded by `decode::decode` and `Placed` is
+/// `None`. Errors are the reason alone, as `decode::decode`'s.
+pub(crate) fn decode_hinted(
+    encoded: &[u8],
+    out: &mut Vec<u8>,
+    config: &DecodeConfig,
+    want: &dyn Fn(usize, usize) -> Option<Want>,
+) -> Result<([usize; 3], Option<Placed>), String> {
+    if encoded.starts_with(&[0xff, 0xd8, 0xff]) {
+        if let Some((shape, placed)) = decode_region(encoded, out, config, want, STOP_EARLY)? {
+            return Ok((shape, Some(placed)));
+        }
+    }
+    Ok((decode::decode(encoded, out, config)?, None))
+}
+
+/// The region decode; `None` when this path does not apply (the caller decodes in full).
+fn decode_region(
+    encoded: &[u8],
+    out: &mut Vec<u8>,
+    config: &DecodeConfig,
+    want: &dyn Fn(usize, usize) -> Option<Want>,
+    stop_early: bool,
+) -> Result<Option<Region>, String> {
+    HANDLE.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let result = region_with(&mut cell, encoded, out, config, want, stop_early);
+        if result.is_err() {
+            // A failed call can leave the decompressor mid-state (the next header then reads
+            // as sizeless): start the next file on a fresh one.
+            *cell = None;
+        }
+        result
+    })
+}
+
+fn region_with(
+    cell: &mut Option<Handle>,
+    encoded: &[u8],
+    out: &mut Vec<u8>,
+    config: &DecodeConfig,
+    want: &dyn Fn(usize, usize) -> Option<Want>,
+    stop_early: bool,
+) -> Result<Option<Region>, String> {
+    {
+        if cell.is_none() {
+            // SAFETY: plain constructor; NULL on failure, checked.
+            let h = unsafe { tj::tj3Init(tj::TJINIT_TJINIT_DECOMPRESS as libc::c_int) };
+            if h.is_null() {
+                return Err("JPEG decoder: cannot initialise libjpeg-turbo".to_string());
+            }
+            *cell = Some(Handle(h));
+        }
+        let h = cell.as_ref().expect("set above").0;
+        // SAFETY: `h` is a live decompressor; `encoded` outlives the call.
+        let rc =
+            unsafe { tj::tj3DecompressHeader(h, encoded.as_ptr(), encoded.len() as tj::size_t) };
+        if rc != 0 {
+            return Err(error(h));
+        }
+        // SAFETY: reading parameters of a live handle.
+        let get = |p: tj::TJPARAM| unsafe { tj::tj3Get(h, p as libc::c_int) };
+        let (w, ht) = (
+            get(tj::TJPARAM_TJPARAM_JPEGWIDTH),
+            get(tj::TJPARAM_TJPARAM_JPEGHEIGHT),
+        );
+        if w <= 0 || ht <= 0 {
+            return Err("bad JPEG: no frame size".to_string());
+        }
+        let (w, ht) = (w as usize, ht as usize);
+        config.check_pixels(w as u64, ht as u64)?;
+        let space = get(tj::TJPARAM_TJPARAM_COLORSPACE);
+        let simple = get(tj::TJPARAM_TJPARAM_PRECISION) == 8
+            && get(tj::TJPARAM_TJPARAM_LOSSLESS) == 0
+            && get(tj::TJPARAM_TJPARAM_SUBSAMP) >= 0;
+        let gray = space == tj::TJCS_TJCS_GRAY as libc::c_int;
+        let colour = space == tj::TJCS_TJCS_YCbCr as libc::c_int
+            || space == tj::TJCS_TJCS_RGB as libc::c_int;
+        // Gray → RGB replicates (as Pillow's convert); colour → gray would need Pillow's luma on
+        // RGB, which the full path does.
+        let (pf, c) = match (gray, colour, config.color) {
+            (true, _, Color::Gray) => (tj::TJPF_TJPF_GRAY, 1),
+            (true, _, Color::Rgb) | (false, true, Color::Rgb) => (tj::TJPF_TJPF_RGB, 3),
+            _ => return Ok(None),
+        };
+        if !simple {
+            return Ok(None);
+        }
+        let Some(want) = want(ht, w) else {
+            return Ok(None);
+        };
+        if want.height == 0
+            || want.width == 0
+            || want.top + want.height > ht
+            || want.left + want.width > w
+        {
+            return Ok(None);
+        }
+        let s = pick_scale(&want);
+        let (sh, sw) = (scaled(ht, s), scaled(w, s));
+        let (bt, bl, bh, bw) = scaled_box(&want, s, ht, w);
+        // The iMCU at this scale: the region's left edge must fall on one, and one of margin
+        // keeps the box off the region's edges.
+        let sub = get(tj::TJPARAM_TJPARAM_SUBSAMP) as usize;
+        let Some((mcu_w, mcu_h)) = MCU.get(sub) else {
+            return Ok(None);
+        };
+        let (mcu_w, mcu_h) = (mcu_w.div_ceil(s), mcu_h.div_ceil(s));
+        // Reduced, the resize reads a few pixels past the box (Pillow's `resize(box=...)`).
+        let reach = if s == 1 { 0 } else { 4 };
+        let x0 = (bl.saturating_sub(mcu_w + reach) / mcu_w) * mcu_w;
+        let x1 = (bl + bw + mcu_w + reach).min(sw);
+        let y0 = bt.saturating_sub(mcu_h + reach);
+        // Stop below the box only when the file is whole up to its end-of-image marker.
+        let y1 = if stop_early && encoded.ends_with(&[0xff, 0xd9]) {
+            (bt + bh + mcu_h + reach).min(sh)
+        } else {
+            sh
+        };
+        let (rw, rh) = (x1 - x0, y1 - y0);
+        let factor = tj::tjscalingfactor {
+            num: 1,
+            denom: s as libc::c_int,
+        };
+        let region = tj::tjregion {
+            x: x0 as libc::c_int,
+            y: y0 as libc::c_int,
+            w: rw as libc::c_int,
+            h: rh as libc::c_int,
+        };
+        // Every byte is written by the decoder: grow without clearing what is reused.
+        let n = rw * rh * c;
+        if out.len() < n {
+            out.resize(n, 0);
+        }
+        out.truncate(n);
+        // SAFETY: live handle; `out` holds rh rows of rw·c bytes, the pitch given.
+        let rc = unsafe {
+            if tj::tj3Set(h, tj::TJPARAM_TJPARAM_STOPONWARNING as libc::c_int, 1) != 0
+                || tj::tj3SetScalingFactor(h, factor) != 0
+                || tj::tj3SetCroppingRegion(h, region) != 0
+            {
+                -1
+            } else {
+                tj::tj3Decompress8(
+                    h,
+                    encoded.as_ptr(),
+                    encoded.len() as tj::size_t,
+                    out.as_mut_ptr(),
+                    (rw * c) as libc::c_int,
+                    pf as libc::c_int,
+                )
+            }
+        };
+        if rc != 0 {
+            return Err(error(h));
+        }
+        Ok(Some((
+            [rh, rw, c],
+            Placed {
+                scale: s,
+                top: y0,
+                left: x0,
+                full_h: ht,
+                full_w: w,
+            },
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jpeg(w: u32, h: u32, quality: u8) -> Vec<u8> {
+        // A smooth pattern with detail, so upsampling and the IDCT both matter.
+        let img = image::RgbImage::from_fn(w, h, |x, y| {
+            let v = |a: u32, b: u32| ((a * 7 + b * 3 + (a * b) % 31) % 256) as u8;
+            image::Rgb([v(x, y), v(y, x / 2), v(x + y, 5)])
+        });
+        let mut v = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut v, quality)
+            .encode_image(&img)
+            .unwrap();
+        v
+    }
+
+    fn full(encoded: &[u8], s: usize) -> (Vec<u8>, usize, usize) {
+        // The whole image at scale 1/s, through the same library: a box as large as the image.
+        let cfg = DecodeConfig::default();
+        let mut out = Vec::new();
+        let (ht, w) = {
+            let d = image_size(encoded);
+            (d.0, d.1)
+        };
+        let want = move |_: usize, _: usize| {
+            Some(Want {
+                top: 0,
+                left: 0,
+                height: ht,
+                width: w,
+                out_h: ht / s,
+                out_w: w / s,
+            })
+        };
+        let ([rh, rw, _], placed) = decode_hinted(encoded, &mut out, &cfg, &want).unwrap();
+        let p = placed.unwrap();
+        assert_eq!((p.scale, p.top, p.left), (s, 0, 0));
+        (out, rh, rw)
+    }
+
+    fn image_size(encoded: &[u8]) -> (usize, usize) {
+        let mut d = zune_jpeg::JpegDecoder::new(zune_core::bytestream::ZCursor::new(encoded));
+        d.decode_headers().unwrap();
+        let (w, h) = d.dimensions().unwrap();
+        (h, w)
+    }
+
+    /// Single-thread decode time per image on the bench's JPEGs (`make bench` makes them):
+    /// `cargo test --release -p thresher-core --lib timing -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn timing() {
+        use std::time::Instant;
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/bench-jpeg");
+        let mut files = Vec::new();
+        for class in std::fs::read_dir(dir).unwrap() {
+            let class = class.unwrap();
+            if !class.path().is_dir() {
+                continue;
+            }
+            for f in std::fs::read_dir(class.path()).unwrap() {
+                files.push(std::fs::read(f.unwrap().path()).unwrap());
+            }
+        }
+        files.truncate(1000);
+        let cfg = DecodeConfig::default();
+        let mut out = Vec::new();
+        let wants: Vec<Want> = files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let (h, w) = image_size(f);
+                let mut rng = crate::rng::Rng::new(0, crate::rng::Stream::Augment, 0, i as u64);
+                let (top, left, height, width) =
+                    crate::transform::random_resized_crop_for_test(h, w, &mut rng);
+                Want {
+                    top,
+                    left,
+                    height,
+                    width,
+                    out_h: 224,
+                    out_w: 224,
+                }
+            })
+            .collect();
+        let time = |name: &str, f: &mut dyn FnMut(usize)| {
+            for _ in 0..2 {
+                let t = Instant::now();
+                for i in 0..files.len() {
+                    f(i);
+                }
+                let us = t.elapsed().as_secs_f64() * 1e6 / files.len() as f64;
+                println!("{name:40} {us:8.1} µs/image");
+            }
+        };
+        time("zune-jpeg, full", &mut |i| {
+            decode::decode(&files[i], &mut out, &cfg).unwrap();
+        });
+        let mut o2 = Vec::new();
+        time("libjpeg-turbo, full", &mut |i| {
+            let (h, w) = image_size(&files[i]);
+            let f = |_: usize, _: usize| {
+                Some(Want {
+                    top: 0,
+                    left: 0,
+                    height: h,
+                    width: w,
+                    out_h: h,
+                    out_w: w,
+                })
+            };
+            decode_region(&files[i], &mut o2, &cfg, &f, false)
+                .unwrap()
+                .unwrap();
+        });
+        time("libjpeg-turbo, crop region, to the end", &mut |i| {
+            let f = |_: usize, _: usize| {
+                Some(Want {
+                    out_h: wants[i].height,
+                    out_w: wants[i].width,
+                    ..wants[i]
+                })
+            };
+            decode_region(&files[i], &mut o2, &cfg, &f, false)
+                .unwrap()
+                .unwrap();
+        });
+        time("libjpeg-turbo, crop region, stop early", &mut |i| {
+            let f = |_: usize, _: usize| {
+                Some(Want {
+                    out_h: wants[i].height,
+                    out_w: wants[i].width,
+                    ..wants[i]
+                })
+            };
+            decode_region(&files[i], &mut o2, &cfg, &f, true)
+                .unwrap()
+                .unwrap();
+        });
+        time("libjpeg-turbo, crop region + scale, early", &mut |i| {
+            let f = |_: usize, _: usize| Some(wants[i]);
+            decode_region(&files[i], &mut o2, &cfg, &f, true)
+                .unwrap()
+                .unwrap();
+        });
+        for s in [2usize, 4, 8] {
+            time(&format!("libjpeg-turbo, full at 1/{s}"), &mut |i| {
+                let (h, w) = image_size(&files[i]);
+                let f = |_: usize, _: usize| {
+                    Some(Want {
+                        top: 0,
+                        left: 0,
+                        height: h,
+                        width: w,
+                        out_h: h / s,
+                        out_w: w / s,
+                    })
+                };
+                decode_region(&files[i], &mut o2, &cfg, &f, false)
+                    .unwrap()
+                    .unwrap();
+            });
+        }
+    }
+
+    #[test]
+    fn scale_follows_the_output_size() {
+        let w = |height, width| Want {
+            top: 0,
+            left: 0,
+            height,
+            width,
+            out_h: 224,
+            out_w: 224,
+        };
+        assert_eq!(pick_scale(&w(447, 1000)), 1);
+        assert_eq!(pick_scale(&w(448, 448)), 2);
+        assert_eq!(pick_scale(&w(896, 900)), 4);
+        assert_eq!(pick_scale(&w(2000, 1792)), 8);
+        // Rounding keeps the box inside the scaled image.
+        let b = scaled_box(
+            &Want {
+                top: 3,
+                left: 5,
+                height: 97,
+                width: 95,
+                out_h: 10,
+                out_w: 10,
+            },
+            8,
+            100,
+            100,
+        );
+        assert_eq!(b, (0, 1, 13, 12));
+    }
+
+    /// The box's pixels in the decoded region are those of the whole image decoded at the
+    /// same scale, for boxes anywhere (edges included), at every scale and subsampling.
+    #[test]
+    fn region_equals_the_same_pixels_of_the_full_decode() {
+        let cfg = DecodeConfig::default();
+        let mut rng = crate::rng::Rng::new(7, crate::rng::Stream::Augment, 0, 0);
+        for (w, h) in [(203usize, 157usize), (64, 48), (333, 250)] {
+            let enc = jpeg(w as u32, h as u32, 90);
+            let wholes: Vec<_> = [1usize, 2, 4, 8].iter().map(|&s| full(&enc, s)).collect();
+            for k in 0..160 {
+                let s = [1usize, 2, 4, 8][k % 4];
+                let bh = 1 + rng.below(h as u64) as usize;
+                let bw = 1 + rng.below(w as u64) as usize;
+                let top = rng.below((h - bh + 1) as u64) as usize;
+                let left = rng.below((w - bw + 1) as u64) as usize;
+                let want = Want {
+                    top,
+                    left,
+                    height: bh,
+                    width: bw,
+                    out_h: (bh / s).max(1),
+                    out_w: (bw / s).max(1),
+                };
+                let s = pick_scale(&want);
+                let (whole, fh, fw) = &wholes[s.trailing_zeros() as usize];
+                let mut out = Vec::new();
+                let f = |_: usize, _: usize| Some(want);
+                let ([rh, rw, c], p) = decode_hinted(&enc, &mut out, &cfg, &f).unwrap();
+                let p = p.unwrap();
+                assert_eq!((p.scale, p.full_h, p.full_w, c), (s, h, w, 3));
+                assert!(p.top + rh <= *fh && p.left + rw <= *fw);
+                let (bt, bl, bh2, bw2) = scaled_box(&want, s, h, w);
+                assert!(bt >= p.top && bl >= p.left);
+                assert!(bt + bh2 <= p.top + rh && bl + bw2 <= p.left + rw);
+                for y in bt..bt + bh2 {
+                    let got = &out[((y - p.top) * rw + (bl - p.left)) * 3..][..bw2 * 3];
+                    let exp = &whole[(y * fw + bl) * 3..][..bw2 * 3];
+                    assert_eq!(got, exp, "{w}×{h} s={s} box {want:?} row {y}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_and_corrupt_files_are_errors() {
+        let cfg = DecodeConfig::default();
+        let enc = jpeg(256, 256, 90);
+        // The crop is at the top: without the end-of-image check the rows below would never be
+        // read and the truncation would go unseen.
+        let want = |_: usize, _: usize| {
+            Some(Want {
+                top: 0,
+                left: 0,
+                height: 32,
+                width: 32,
+                out_h: 16,
+                out_w: 16,
+            })
+        };
+        let mut out = Vec::new();
+        assert!(decode_hinted(&enc, &mut out, &cfg, &want).is_ok());
+        let cut = &enc[..enc.len() * 2 / 3];
+        let e = decode_hinted(cut, &mut out, &cfg, &want).unwrap_err();
+        assert!(e.starts_with("bad JPEG"), "{e}");
+        // Corrupt entropy data in rows the crop needs (a narrow box of every row).
+        let mut bad = enc.clone();
+        let n = bad.len();
+        for b in &mut bad[n / 3..n / 3 + 64] {
+            *b = 0xff;
+        }
+        let tall = |_: usize, _: usize| {
+            Some(Want {
+                top: 0,
+                left: 100,
+                height: 256,
+                width: 16,
+                out_h: 16,
+                out_w: 16,
+            })
+        };
+        assert!(decode_hinted(&enc, &mut out, &cfg, &tall).is_ok());
+        let e = decode_hinted(&bad, &mut out, &cfg, &tall).unwrap_err();
+        assert!(e.starts_with("bad JPEG"), "{e}");
+        // A file cut inside its header, then a whole one on the same thread: the failed call
+        // leaves no state behind.
+        assert!(decode_hinted(&enc[..40], &mut out, &cfg, &want).is_err());
+        assert!(decode_hinted(&enc, &mut out, &cfg, &want).is_ok());
+        // No box wanted: the full decoder, strict as before.
+        let none = |_: usize, _: usize| None;
+        let (shape, p) = decode_hinted(&enc, &mut out, &cfg, &none).unwrap();
+        assert_eq!((shape, p), ([256, 256, 3], None));
+        assert!(decode_hinted(cut, &mut out, &cfg, &none).is_err());
+    }
+}
