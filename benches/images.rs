@@ -87,7 +87,7 @@ fn stages(c: &mut Criterion) {
                 id += 1;
                 let out = match t.dtype() {
                     thresher_core::transform::Dtype::F32 => Out::F32(&mut out_f32),
-                    thresher_core::transform::Dtype::U8 => Out::U8(&mut out_u8),
+                    _ => Out::U8(&mut out_u8),
                 };
                 t.apply(&view, 0, id, &mut ws, out).unwrap();
             })

@@ -31,7 +31,13 @@
 /**
  * The version of the C ABI this header describes. A breaking change bumps it.
  */
-#define THRESHER_ABI_VERSION 2
+#define THRESHER_ABI_VERSION 3
+
+/**
+ * The most dimensions a thresher_tensor has, the batch axis included: a sample has at most
+ * THRESHER_MAX_NDIM - 1.
+ */
+#define THRESHER_MAX_NDIM 8
 
 /**
  * The result of every fallible call. On anything but THRESHER_OK (and
@@ -71,7 +77,8 @@ typedef enum {
 } thresher_status;
 
 /**
- * Element type of a batch's data.
+ * Element type of a tensor of a batch. Values are in native byte order (the bytes of a
+ * little-endian file, unchanged, on the little-endian machines thresher runs on).
  */
 typedef enum {
   /**
@@ -79,9 +86,45 @@ typedef enum {
    */
   THRESHER_U8 = 0,
   /**
-   * float (IEEE 754 binary32, native byte order)
+   * float (IEEE 754 binary32)
    */
   THRESHER_F32 = 1,
+  /**
+   * int8_t
+   */
+  THRESHER_I8 = 2,
+  /**
+   * uint16_t
+   */
+  THRESHER_U16 = 3,
+  /**
+   * int16_t
+   */
+  THRESHER_I16 = 4,
+  /**
+   * uint32_t
+   */
+  THRESHER_U32 = 5,
+  /**
+   * int32_t
+   */
+  THRESHER_I32 = 6,
+  /**
+   * int64_t
+   */
+  THRESHER_I64 = 7,
+  /**
+   * IEEE 754 binary16 (half), 2 bytes
+   */
+  THRESHER_F16 = 8,
+  /**
+   * bfloat16 (the upper 16 bits of a float), 2 bytes
+   */
+  THRESHER_BF16 = 9,
+  /**
+   * double (IEEE 754 binary64)
+   */
+  THRESHER_F64 = 10,
 } thresher_dtype;
 
 /**
@@ -89,7 +132,8 @@ typedef enum {
  */
 typedef enum {
   /**
-   * The samples: [B, C, H, W] or [B, H, W, C], uint8 or float32.
+   * The samples: [B, C, H, W] or [B, H, W, C] uint8 or float32 images, or [B, ...] in the
+   * dtype of an npy or tokens source.
    */
   THRESHER_FIELD_DATA = 0,
   /**
@@ -104,6 +148,14 @@ typedef enum {
    * The loss weights: [B] float32.
    */
   THRESHER_FIELD_WEIGHTS = 3,
+  /**
+   * The typed targets (see thresher_batch_targets).
+   */
+  THRESHER_FIELD_TARGETS = 4,
+  /**
+   * The mask, [B, block] uint8 (see thresher_batch_mask).
+   */
+  THRESHER_FIELD_MASK = 5,
 } thresher_field;
 
 /**
@@ -128,15 +180,17 @@ typedef struct thresher_epoch_plan thresher_epoch_plan;
 typedef struct thresher_loader thresher_loader;
 
 /**
- * A view of a batch's data: contiguous, row-major, `ndim` dimensions in `shape`
- * ([B, C, H, W] for layout "nchw", [B, H, W, C] for "nhwc"). `data` is 64-byte aligned and
- * owned by the batch: valid until the batch is released. Unused `shape` entries are 0.
+ * A view of a tensor of a batch (data, targets or mask): contiguous, row-major, `ndim`
+ * dimensions in `shape`, the first the batch axis ([B, C, H, W] for images with layout
+ * "nchw", [B, H, W, C] for "nhwc", [B, ...] as in the file for npy and tokens sources).
+ * `data` is 64-byte aligned and owned by the batch: valid until the batch is released.
+ * Unused `shape` entries are 0.
  */
 typedef struct {
   void *data;
   thresher_dtype dtype;
   uint32_t ndim;
-  int64_t shape[4];
+  int64_t shape[THRESHER_MAX_NDIM];
 } thresher_tensor;
 
 /**
@@ -323,9 +377,10 @@ size_t thresher_batch_padding(const thresher_batch *b);
 const uint64_t *thresher_batch_ids(const thresher_batch *b);
 
 /**
- * The batch's labels, thresher_batch_len(b) of them, from the dataset. Owned by the batch,
- * valid until it is released. NULL for NULL, and for a batch without data (index mode: see
- * thresher_batch_has_data).
+ * The batch's int64 class labels, thresher_batch_len(b) of them, from the dataset. Owned by
+ * the batch, valid until it is released. NULL for NULL, for a batch without data (index mode:
+ * see thresher_batch_has_data), and for a source without class labels (token blocks, npy
+ * without `y` or with float or multi-dimensional `y`: see thresher_batch_targets).
  */
 const int64_t *thresher_batch_labels(const thresher_batch *b);
 
@@ -353,6 +408,25 @@ const float *thresher_batch_weights(const thresher_batch *b);
 thresher_status thresher_batch_data(const thresher_batch *b, thresher_tensor *out);
 
 /**
+ * Describes the batch's typed targets in `*out`: for an npy source its `y` in the file's
+ * dtype, [B] or [B, K, ...]; for a tokens source the next tokens y, [B, block] in the token
+ * dtype (x is thresher_batch_data). Same lifetime rules as thresher_batch_data. Returns
+ * THRESHER_OK, THRESHER_INVALID_ARGUMENT for NULL arguments, or THRESHER_STATE when the batch
+ * has no targets (its source has none, or index mode); `*out` is untouched on failure.
+ * Thread-safe.
+ */
+thresher_status thresher_batch_targets(const thresher_batch *b, thresher_tensor *out);
+
+/**
+ * Describes the batch's mask in `*out`: uint8 [B, block], 1 where the target at that position
+ * is a real next token and 0 where it is padding. Only a tokens source with `offsets` (one
+ * document per sample) has a mask. Same lifetime rules as thresher_batch_data. Returns
+ * THRESHER_OK, THRESHER_INVALID_ARGUMENT for NULL arguments, or THRESHER_STATE when the batch
+ * has no mask; `*out` is untouched on failure. Thread-safe.
+ */
+thresher_status thresher_batch_mask(const thresher_batch *b, thresher_tensor *out);
+
+/**
  * Releases the caller's handle. The batch's memory returns to the loader's pool (or is freed
  * when the loader is gone) once the handle and every DLPack tensor exported from it are
  * released. Call exactly once per batch from thresher_loader_next; the handle and the pointers
@@ -370,7 +444,8 @@ void thresher_batch_release(thresher_batch *b);
  * thresher_batch_release (and after thresher_loader_free) until the consumer calls its
  * `deleter`, exactly once, as DLPack requires. Returns THRESHER_OK,
  * THRESHER_INVALID_ARGUMENT for NULL arguments or an unknown field, or THRESHER_STATE for the
- * data or labels of a batch without data (index mode); `*out` is untouched on failure.
+ * data or labels of a batch without data (index mode), the labels of a source without class
+ * labels, and the targets or mask of a batch without them; `*out` is untouched on failure.
  * Thread-safe.
  */
 thresher_status thresher_batch_dlpack(const thresher_batch *b,

@@ -449,18 +449,24 @@ fn npy_files_whose_header_lies() {
         ErrorKind::Format,
         &[xp, "overflows"],
     );
-    // Wrong types, ranks, magic, label counts.
+    // Samples that are not images under a transform, types, magic, label counts.
     write_npy(&x, "<f8", &[4, 8, 8], &[0u8; 4 * 64 * 8]);
     open_fails(
         json!({"kind": "npy", "x": &x, "y": &y}),
-        ErrorKind::Format,
-        &[xp, "'<f8'"],
+        ErrorKind::InvalidArgument,
+        &["config key `transform`", "f64 [8, 8]"],
     );
     write_npy(&x, "|u1", &[4, 64], &[0u8; 4 * 64]);
     open_fails(
         json!({"kind": "npy", "x": &x, "y": &y}),
+        ErrorKind::InvalidArgument,
+        &["config key `transform`", "u8 [64]"],
+    );
+    write_npy(&x, "<c8", &[4, 8, 8], &[0u8; 4 * 64 * 8]);
+    open_fails(
+        json!({"kind": "npy", "x": &x, "y": &y}),
         ErrorKind::Format,
-        &[xp, "found shape [4, 64]"],
+        &["source.x", xp, "'<c8'"],
     );
     std::fs::write(&x, b"PK\x03\x04 a zip, not an npy").unwrap();
     open_fails(
@@ -474,11 +480,11 @@ fn npy_files_whose_header_lies() {
         ErrorKind::Format,
         &["4 labels", "5 samples"],
     );
-    write_npy(&y, "<f4", &[5], &[0u8; 20]);
+    write_npy(&y, "|b1", &[5], &[0u8; 5]);
     open_fails(
         json!({"kind": "npy", "x": &x, "y": &y}),
         ErrorKind::Format,
-        &["labels of type '<f4'"],
+        &["source.y", "bool"],
     );
     // Good files load.
     write_npy(&y, "|u1", &[5], &[1, 2, 3, 4, 5]);

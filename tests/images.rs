@@ -240,18 +240,22 @@ fn npy_u8_f32_and_chw() {
         s.read(0, &mut scratch).unwrap().pixels,
         &[0, 6, 1, 7, 2, 8, 3, 9, 4, 10, 5, 11]
     );
-    // f32 in [0, 1], quantised to bytes; int32 labels.
+    // f32 in [0, 1], quantised to bytes (opt-in `to_u8`); int32 labels.
     let vals = [0.0f32, 1.0, 0.5, -0.2, 1.7, f32::NAN, 0.1, 0.002];
     let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
     write_npy(&x, "<f4", &[2, 2, 2], &bytes);
     let l32: Vec<u8> = [3i32, 4].iter().flat_map(|v| v.to_le_bytes()).collect();
     write_npy(&y, "<i4", &[2], &l32);
-    let s = open(json!({"kind": "npy", "x": x, "y": y}));
+    let s = open(json!({"kind": "npy", "x": x, "y": y, "to_u8": true}));
     assert_eq!(s.read(0, &mut scratch).unwrap().pixels, &[0, 255, 128, 0]);
     assert_eq!(s.read(1, &mut scratch).unwrap().pixels, &[255, 0, 26, 1]);
     assert_eq!(s.label(1), 4);
     write_npy(&y, "|u1", &[2], &[250, 251]);
     assert_eq!(open(json!({"kind": "npy", "x": x, "y": y})).label(0), 250);
+    // Without `to_u8` an f32 array is not an image source: it is delivered as it is.
+    let s = open(json!({"kind": "npy", "x": x, "y": y}));
+    assert_eq!(s.sample_shape(), None);
+    assert!(s.tensors().is_some());
 }
 
 /// Applies `config` to `img` as sample `id` of epoch 0 and returns the u8 HWC output.

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use super::error::{guard, guard_value, thresher_status};
 use super::out_arg;
-use thresher_core::transform::Dtype;
 use thresher_core::Batch;
 use thresher_core::Error;
+use thresher_core::{Dtype, TensorView};
 
 /// One minibatch lent to the caller by thresher_loader_next. Opaque. Its arrays stay valid and
 /// unchanged until thresher_batch_release; the batch may be read from any thread, and released
@@ -18,27 +18,89 @@ pub struct thresher_batch {
     pub(crate) inner: Arc<Batch>,
 }
 
-/// Element type of a batch's data.
+/// Element type of a tensor of a batch. Values are in native byte order (the bytes of a
+/// little-endian file, unchanged, on the little-endian machines thresher runs on).
 #[repr(C)]
 #[allow(non_camel_case_types)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum thresher_dtype {
     /// uint8_t
     THRESHER_U8 = 0,
-    /// float (IEEE 754 binary32, native byte order)
+    /// float (IEEE 754 binary32)
     THRESHER_F32 = 1,
+    /// int8_t
+    THRESHER_I8 = 2,
+    /// uint16_t
+    THRESHER_U16 = 3,
+    /// int16_t
+    THRESHER_I16 = 4,
+    /// uint32_t
+    THRESHER_U32 = 5,
+    /// int32_t
+    THRESHER_I32 = 6,
+    /// int64_t
+    THRESHER_I64 = 7,
+    /// IEEE 754 binary16 (half), 2 bytes
+    THRESHER_F16 = 8,
+    /// bfloat16 (the upper 16 bits of a float), 2 bytes
+    THRESHER_BF16 = 9,
+    /// double (IEEE 754 binary64)
+    THRESHER_F64 = 10,
 }
 
-/// A view of a batch's data: contiguous, row-major, `ndim` dimensions in `shape`
-/// ([B, C, H, W] for layout "nchw", [B, H, W, C] for "nhwc"). `data` is 64-byte aligned and
-/// owned by the batch: valid until the batch is released. Unused `shape` entries are 0.
+/// The most dimensions a thresher_tensor has, the batch axis included: a sample has at most
+/// THRESHER_MAX_NDIM - 1.
+pub const THRESHER_MAX_NDIM: usize = 8;
+
+/// A view of a tensor of a batch (data, targets or mask): contiguous, row-major, `ndim`
+/// dimensions in `shape`, the first the batch axis ([B, C, H, W] for images with layout
+/// "nchw", [B, H, W, C] for "nhwc", [B, ...] as in the file for npy and tokens sources).
+/// `data` is 64-byte aligned and owned by the batch: valid until the batch is released.
+/// Unused `shape` entries are 0.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct thresher_tensor {
     pub data: *mut c_void,
     pub dtype: thresher_dtype,
     pub ndim: u32,
-    pub shape: [i64; 4],
+    pub shape: [i64; THRESHER_MAX_NDIM],
+}
+
+/// The C value of a dtype.
+pub(crate) fn c_dtype(d: Dtype) -> thresher_dtype {
+    use thresher_dtype::*;
+    match d {
+        Dtype::U8 => THRESHER_U8,
+        Dtype::I8 => THRESHER_I8,
+        Dtype::U16 => THRESHER_U16,
+        Dtype::I16 => THRESHER_I16,
+        Dtype::U32 => THRESHER_U32,
+        Dtype::I32 => THRESHER_I32,
+        Dtype::I64 => THRESHER_I64,
+        Dtype::F16 => THRESHER_F16,
+        Dtype::BF16 => THRESHER_BF16,
+        Dtype::F32 => THRESHER_F32,
+        Dtype::F64 => THRESHER_F64,
+    }
+}
+
+/// `shape` padded with zeros to THRESHER_MAX_NDIM entries (a batch's shapes never exceed it:
+/// sources refuse samples of more than THRESHER_MAX_NDIM - 1 dimensions).
+pub(crate) fn padded_shape(shape: &[usize]) -> [i64; THRESHER_MAX_NDIM] {
+    let mut out = [0i64; THRESHER_MAX_NDIM];
+    for (o, &d) in out.iter_mut().zip(shape) {
+        *o = d as i64;
+    }
+    out
+}
+
+fn describe(t: TensorView<'_>) -> thresher_tensor {
+    thresher_tensor {
+        data: t.bytes.as_ptr() as *mut c_void,
+        dtype: c_dtype(t.dtype),
+        ndim: t.shape.len().min(THRESHER_MAX_NDIM) as u32,
+        shape: padded_shape(t.shape),
+    }
 }
 
 pub(crate) fn into_raw(batch: Batch) -> *mut thresher_batch {
@@ -77,13 +139,14 @@ pub unsafe extern "C" fn thresher_batch_ids(b: *const thresher_batch) -> *const 
     })
 }
 
-/// The batch's labels, thresher_batch_len(b) of them, from the dataset. Owned by the batch,
-/// valid until it is released. NULL for NULL, and for a batch without data (index mode: see
-/// thresher_batch_has_data).
+/// The batch's int64 class labels, thresher_batch_len(b) of them, from the dataset. Owned by
+/// the batch, valid until it is released. NULL for NULL, for a batch without data (index mode:
+/// see thresher_batch_has_data), and for a source without class labels (token blocks, npy
+/// without `y` or with float or multi-dimensional `y`: see thresher_batch_targets).
 #[no_mangle]
 pub unsafe extern "C" fn thresher_batch_labels(b: *const thresher_batch) -> *const i64 {
     guard_value(std::ptr::null(), || match unsafe { batch_ref(b) } {
-        Some(b) if b.has_data() => b.labels().as_ptr(),
+        Some(b) if b.has_data() && !b.labels().is_empty() => b.labels().as_ptr(),
         _ => std::ptr::null(),
     })
 }
@@ -132,17 +195,62 @@ pub unsafe extern "C" fn thresher_batch_data(
         if !b.has_data() {
             return Err(no_data());
         }
-        let s = b.shape();
-        let t = thresher_tensor {
-            data: b.data_ptr() as *mut c_void,
-            dtype: match b.dtype() {
-                Dtype::U8 => thresher_dtype::THRESHER_U8,
-                Dtype::F32 => thresher_dtype::THRESHER_F32,
-            },
-            ndim: 4,
-            shape: s.map(|d| d as i64),
-        };
-        unsafe { out.write(t) };
+        let t = b.data().ok_or_else(no_data)?;
+        unsafe { out.write(describe(t)) };
+        Ok(thresher_status::THRESHER_OK)
+    })
+}
+
+/// The error of thresher_batch_targets / thresher_batch_mask on a batch without them.
+pub(crate) fn missing(what: &str, b: &Batch) -> Error {
+    if !b.has_data() {
+        return no_data();
+    }
+    Error::state(match what {
+        "targets" => "this batch has no targets: its source has none (targets come from an npy \
+                      source's `y` and from a tokens source)"
+            .to_string(),
+        _ => "this batch has no mask: only a tokens source with `offsets` (ragged documents) \
+              has one"
+            .to_string(),
+    })
+}
+
+/// Describes the batch's typed targets in `*out`: for an npy source its `y` in the file's
+/// dtype, [B] or [B, K, ...]; for a tokens source the next tokens y, [B, block] in the token
+/// dtype (x is thresher_batch_data). Same lifetime rules as thresher_batch_data. Returns
+/// THRESHER_OK, THRESHER_INVALID_ARGUMENT for NULL arguments, or THRESHER_STATE when the batch
+/// has no targets (its source has none, or index mode); `*out` is untouched on failure.
+/// Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn thresher_batch_targets(
+    b: *const thresher_batch,
+    out: *mut thresher_tensor,
+) -> thresher_status {
+    guard(|| {
+        let b = unsafe { batch_ref(b) }.ok_or_else(|| Error::invalid("batch is NULL"))?;
+        let out = out_arg(out, "out")?;
+        let t = b.targets().ok_or_else(|| missing("targets", b))?;
+        unsafe { out.write(describe(t)) };
+        Ok(thresher_status::THRESHER_OK)
+    })
+}
+
+/// Describes the batch's mask in `*out`: uint8 [B, block], 1 where the target at that position
+/// is a real next token and 0 where it is padding. Only a tokens source with `offsets` (one
+/// document per sample) has a mask. Same lifetime rules as thresher_batch_data. Returns
+/// THRESHER_OK, THRESHER_INVALID_ARGUMENT for NULL arguments, or THRESHER_STATE when the batch
+/// has no mask; `*out` is untouched on failure. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn thresher_batch_mask(
+    b: *const thresher_batch,
+    out: *mut thresher_tensor,
+) -> thresher_status {
+    guard(|| {
+        let b = unsafe { batch_ref(b) }.ok_or_else(|| Error::invalid("batch is NULL"))?;
+        let out = out_arg(out, "out")?;
+        let t = b.mask().ok_or_else(|| missing("mask", b))?;
+        unsafe { out.write(describe(t)) };
         Ok(thresher_status::THRESHER_OK)
     })
 }

@@ -7,18 +7,19 @@
 use std::ffi::c_void;
 use std::sync::Arc;
 
-use super::batch::thresher_batch;
+use super::batch::{padded_shape, thresher_batch, THRESHER_MAX_NDIM};
 use super::error::{guard, thresher_status};
 use super::out_arg;
-use thresher_core::transform::Dtype;
 use thresher_core::Batch;
 use thresher_core::Error;
+use thresher_core::{Dtype, TensorView};
 
 /// Which array of a batch to export.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum thresher_field {
-    /// The samples: [B, C, H, W] or [B, H, W, C], uint8 or float32.
+    /// The samples: [B, C, H, W] or [B, H, W, C] uint8 or float32 images, or [B, ...] in the
+    /// dtype of an npy or tokens source.
     THRESHER_FIELD_DATA = 0,
     /// The labels: [B] int64.
     THRESHER_FIELD_LABELS = 1,
@@ -26,6 +27,10 @@ pub enum thresher_field {
     THRESHER_FIELD_IDS = 2,
     /// The loss weights: [B] float32.
     THRESHER_FIELD_WEIGHTS = 3,
+    /// The typed targets (see thresher_batch_targets).
+    THRESHER_FIELD_TARGETS = 4,
+    /// The mask, [B, block] uint8 (see thresher_batch_mask).
+    THRESHER_FIELD_MASK = 5,
 }
 
 /// cbindgen:ignore
@@ -67,13 +72,26 @@ const K_DL_CPU: i32 = 1;
 const K_DL_INT: u8 = 0;
 const K_DL_UINT: u8 = 1;
 const K_DL_FLOAT: u8 = 2;
+const K_DL_BFLOAT: u8 = 4;
+
+/// DLPack's (type code, bits) of a dtype.
+fn dl_dtype(d: Dtype) -> (u8, u8) {
+    let bits = (d.size() * 8) as u8;
+    let code = match d {
+        Dtype::U8 | Dtype::U16 | Dtype::U32 => K_DL_UINT,
+        Dtype::I8 | Dtype::I16 | Dtype::I32 | Dtype::I64 => K_DL_INT,
+        Dtype::F16 | Dtype::F32 | Dtype::F64 => K_DL_FLOAT,
+        Dtype::BF16 => K_DL_BFLOAT,
+    };
+    (code, bits)
+}
 
 /// The tensor and what it points into, in one allocation; `managed` is the first field so the
 /// pointer handed out is also the holder's.
 #[repr(C)]
 struct Holder {
     managed: DLManagedTensor,
-    shape: [i64; 4],
+    shape: [i64; THRESHER_MAX_NDIM],
     _batch: Arc<Batch>,
 }
 
@@ -95,7 +113,8 @@ unsafe extern "C" fn deleter(t: *mut DLManagedTensor) {
 /// thresher_batch_release (and after thresher_loader_free) until the consumer calls its
 /// `deleter`, exactly once, as DLPack requires. Returns THRESHER_OK,
 /// THRESHER_INVALID_ARGUMENT for NULL arguments or an unknown field, or THRESHER_STATE for the
-/// data or labels of a batch without data (index mode); `*out` is untouched on failure.
+/// data or labels of a batch without data (index mode), the labels of a source without class
+/// labels, and the targets or mask of a batch without them; `*out` is untouched on failure.
 /// Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn thresher_batch_dlpack(
@@ -114,9 +133,11 @@ pub unsafe extern "C" fn thresher_batch_dlpack(
             1 => thresher_field::THRESHER_FIELD_LABELS,
             2 => thresher_field::THRESHER_FIELD_IDS,
             3 => thresher_field::THRESHER_FIELD_WEIGHTS,
+            4 => thresher_field::THRESHER_FIELD_TARGETS,
+            5 => thresher_field::THRESHER_FIELD_MASK,
             other => {
                 return Err(Error::invalid(format!(
-                    "field = {other} is not a thresher_field (0..=3)"
+                    "field = {other} is not a thresher_field (0..=5)"
                 )))
             }
         };
@@ -129,33 +150,44 @@ pub unsafe extern "C" fn thresher_batch_dlpack(
         }
         let batch = Arc::clone(&handle.inner);
         let n = batch.len() as i64;
-        let (data, ndim, code, bits, shape): (*const u8, i32, u8, u8, [i64; 4]) = match field {
-            thresher_field::THRESHER_FIELD_DATA => {
-                let s = batch.shape().map(|d| d as i64);
-                let (code, bits) = match batch.dtype() {
-                    Dtype::U8 => (K_DL_UINT, 8),
-                    Dtype::F32 => (K_DL_FLOAT, 32),
-                };
-                (batch.data_ptr(), 4, code, bits, s)
-            }
-            thresher_field::THRESHER_FIELD_LABELS => (
-                batch.labels().as_ptr().cast(),
-                1,
-                K_DL_INT,
-                64,
-                [n, 0, 0, 0],
-            ),
-            thresher_field::THRESHER_FIELD_IDS => {
-                (batch.ids().as_ptr().cast(), 1, K_DL_UINT, 64, [n, 0, 0, 0])
-            }
-            thresher_field::THRESHER_FIELD_WEIGHTS => (
-                batch.weights().as_ptr().cast(),
-                1,
-                K_DL_FLOAT,
-                32,
-                [n, 0, 0, 0],
-            ),
+        let tensor = |t: Option<TensorView<'_>>, what: &str| {
+            let t = t.ok_or_else(|| super::batch::missing(what, &batch))?;
+            let (code, bits) = dl_dtype(t.dtype);
+            Ok::<_, Error>((
+                t.bytes.as_ptr(),
+                t.shape.len() as i32,
+                code,
+                bits,
+                padded_shape(t.shape),
+            ))
         };
+        let vector = |n: i64| padded_shape(&[n as usize]);
+        let (data, ndim, code, bits, shape): (*const u8, i32, u8, u8, [i64; THRESHER_MAX_NDIM]) =
+            match field {
+                thresher_field::THRESHER_FIELD_DATA => tensor(batch.data(), "data")?,
+                thresher_field::THRESHER_FIELD_LABELS => {
+                    if batch.labels().is_empty() && n > 0 {
+                        return Err(Error::state(
+                            "this batch has no labels: its source has no class labels (token \
+                             blocks, npy without `y` or with float or multi-dimensional `y`); \
+                             use THRESHER_FIELD_TARGETS",
+                        ));
+                    }
+                    (batch.labels().as_ptr().cast(), 1, K_DL_INT, 64, vector(n))
+                }
+                thresher_field::THRESHER_FIELD_IDS => {
+                    (batch.ids().as_ptr().cast(), 1, K_DL_UINT, 64, vector(n))
+                }
+                thresher_field::THRESHER_FIELD_WEIGHTS => (
+                    batch.weights().as_ptr().cast(),
+                    1,
+                    K_DL_FLOAT,
+                    32,
+                    vector(n),
+                ),
+                thresher_field::THRESHER_FIELD_TARGETS => tensor(batch.targets(), "targets")?,
+                thresher_field::THRESHER_FIELD_MASK => tensor(batch.mask(), "mask")?,
+            };
         let holder = Box::into_raw(Box::new(Holder {
             managed: DLManagedTensor {
                 dl_tensor: DLTensor {

@@ -25,7 +25,7 @@ use std::ffi::{c_char, CStr};
 use thresher_core::{Error, Result};
 
 /// The version of the C ABI this header describes. A breaking change bumps it.
-pub const THRESHER_ABI_VERSION: u32 = 2;
+pub const THRESHER_ABI_VERSION: u32 = 3;
 
 // THRESHER_VERSION and its parts, from Cargo.toml (build.rs).
 include!(concat!(env!("OUT_DIR"), "/version.rs"));

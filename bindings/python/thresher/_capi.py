@@ -18,7 +18,11 @@ THRESHER_VERSION_MINOR = 1
 THRESHER_VERSION_PATCH = 0
 
 # The version of the C ABI this header describes. A breaking change bumps it.
-THRESHER_ABI_VERSION = 2
+THRESHER_ABI_VERSION = 3
+
+# The most dimensions a thresher_tensor has, the batch axis included: a sample has at most
+# THRESHER_MAX_NDIM - 1.
+THRESHER_MAX_NDIM = 8
 
 # The result of every fallible call. On anything but THRESHER_OK (and
 # THRESHER_END_OF_EPOCH, which is not an error), thresher_last_error() tells why.
@@ -41,18 +45,38 @@ THRESHER_STATE = 5
 # report the message.
 THRESHER_PANIC = 6
 
-# Element type of a batch's data.
+# Element type of a tensor of a batch. Values are in native byte order (the bytes of a
+# little-endian file, unchanged, on the little-endian machines thresher runs on).
 thresher_dtype = c_int
 
 # uint8_t
 THRESHER_U8 = 0
-# float (IEEE 754 binary32, native byte order)
+# float (IEEE 754 binary32)
 THRESHER_F32 = 1
+# int8_t
+THRESHER_I8 = 2
+# uint16_t
+THRESHER_U16 = 3
+# int16_t
+THRESHER_I16 = 4
+# uint32_t
+THRESHER_U32 = 5
+# int32_t
+THRESHER_I32 = 6
+# int64_t
+THRESHER_I64 = 7
+# IEEE 754 binary16 (half), 2 bytes
+THRESHER_F16 = 8
+# bfloat16 (the upper 16 bits of a float), 2 bytes
+THRESHER_BF16 = 9
+# double (IEEE 754 binary64)
+THRESHER_F64 = 10
 
 # Which array of a batch to export.
 thresher_field = c_int
 
-# The samples: [B, C, H, W] or [B, H, W, C], uint8 or float32.
+# The samples: [B, C, H, W] or [B, H, W, C] uint8 or float32 images, or [B, ...] in the
+# dtype of an npy or tokens source.
 THRESHER_FIELD_DATA = 0
 # The labels: [B] int64.
 THRESHER_FIELD_LABELS = 1
@@ -60,6 +84,10 @@ THRESHER_FIELD_LABELS = 1
 THRESHER_FIELD_IDS = 2
 # The loss weights: [B] float32.
 THRESHER_FIELD_WEIGHTS = 3
+# The typed targets (see thresher_batch_targets).
+THRESHER_FIELD_TARGETS = 4
+# The mask, [B, block] uint8 (see thresher_batch_mask).
+THRESHER_FIELD_MASK = 5
 
 # One minibatch lent to the caller by thresher_loader_next. Opaque. Its arrays stay valid and
 # unchanged until thresher_batch_release; the batch may be read from any thread, and released
@@ -82,15 +110,17 @@ class thresher_loader(Structure):
     pass
 
 
-# A view of a batch's data: contiguous, row-major, `ndim` dimensions in `shape`
-# ([B, C, H, W] for layout "nchw", [B, H, W, C] for "nhwc"). `data` is 64-byte aligned and
-# owned by the batch: valid until the batch is released. Unused `shape` entries are 0.
+# A view of a tensor of a batch (data, targets or mask): contiguous, row-major, `ndim`
+# dimensions in `shape`, the first the batch axis ([B, C, H, W] for images with layout
+# "nchw", [B, H, W, C] for "nhwc", [B, ...] as in the file for npy and tokens sources).
+# `data` is 64-byte aligned and owned by the batch: valid until the batch is released.
+# Unused `shape` entries are 0.
 class thresher_tensor(Structure):
     _fields_ = [
         ('data', c_void_p),
         ('dtype', thresher_dtype),
         ('ndim', c_uint32),
-        ('shape', (c_int64 * 4)),
+        ('shape', (c_int64 * 8)),
     ]
 
 
@@ -205,9 +235,10 @@ thresher_batch_padding = bind('thresher_batch_padding', c_size_t, [POINTER(thres
 # thresher_feedback. Owned by the batch, valid until it is released. NULL for NULL.
 thresher_batch_ids = bind('thresher_batch_ids', POINTER(c_uint64), [POINTER(thresher_batch)], ['b'])
 
-# The batch's labels, thresher_batch_len(b) of them, from the dataset. Owned by the batch,
-# valid until it is released. NULL for NULL, and for a batch without data (index mode: see
-# thresher_batch_has_data).
+# The batch's int64 class labels, thresher_batch_len(b) of them, from the dataset. Owned by
+# the batch, valid until it is released. NULL for NULL, for a batch without data (index mode:
+# see thresher_batch_has_data), and for a source without class labels (token blocks, npy
+# without `y` or with float or multi-dimensional `y`: see thresher_batch_targets).
 thresher_batch_labels = bind('thresher_batch_labels', POINTER(c_int64), [POINTER(thresher_batch)], ['b'])
 
 # 1 when the batch carries samples and labels; 0 for a batch of a loader in index mode
@@ -227,6 +258,21 @@ thresher_batch_weights = bind('thresher_batch_weights', POINTER(c_float), [POINT
 # Thread-safe.
 thresher_batch_data = bind('thresher_batch_data', thresher_status, [POINTER(thresher_batch), POINTER(thresher_tensor)], ['b', 'out'])
 
+# Describes the batch's typed targets in `*out`: for an npy source its `y` in the file's
+# dtype, [B] or [B, K, ...]; for a tokens source the next tokens y, [B, block] in the token
+# dtype (x is thresher_batch_data). Same lifetime rules as thresher_batch_data. Returns
+# THRESHER_OK, THRESHER_INVALID_ARGUMENT for NULL arguments, or THRESHER_STATE when the batch
+# has no targets (its source has none, or index mode); `*out` is untouched on failure.
+# Thread-safe.
+thresher_batch_targets = bind('thresher_batch_targets', thresher_status, [POINTER(thresher_batch), POINTER(thresher_tensor)], ['b', 'out'])
+
+# Describes the batch's mask in `*out`: uint8 [B, block], 1 where the target at that position
+# is a real next token and 0 where it is padding. Only a tokens source with `offsets` (one
+# document per sample) has a mask. Same lifetime rules as thresher_batch_data. Returns
+# THRESHER_OK, THRESHER_INVALID_ARGUMENT for NULL arguments, or THRESHER_STATE when the batch
+# has no mask; `*out` is untouched on failure. Thread-safe.
+thresher_batch_mask = bind('thresher_batch_mask', thresher_status, [POINTER(thresher_batch), POINTER(thresher_tensor)], ['b', 'out'])
+
 # Releases the caller's handle. The batch's memory returns to the loader's pool (or is freed
 # when the loader is gone) once the handle and every DLPack tensor exported from it are
 # released. Call exactly once per batch from thresher_loader_next; the handle and the pointers
@@ -242,7 +288,8 @@ thresher_batch_release = bind('thresher_batch_release', None, [POINTER(thresher_
 # thresher_batch_release (and after thresher_loader_free) until the consumer calls its
 # `deleter`, exactly once, as DLPack requires. Returns THRESHER_OK,
 # THRESHER_INVALID_ARGUMENT for NULL arguments or an unknown field, or THRESHER_STATE for the
-# data or labels of a batch without data (index mode); `*out` is untouched on failure.
+# data or labels of a batch without data (index mode), the labels of a source without class
+# labels, and the targets or mask of a batch without them; `*out` is untouched on failure.
 # Thread-safe.
 thresher_batch_dlpack = bind('thresher_batch_dlpack', thresher_status, [POINTER(thresher_batch), c_int32, POINTER(c_void_p)], ['b', 'field', 'out'])
 
@@ -436,6 +483,7 @@ __all__ = [
     'THRESHER_VERSION_MINOR',
     'THRESHER_VERSION_PATCH',
     'THRESHER_ABI_VERSION',
+    'THRESHER_MAX_NDIM',
     'thresher_status',
     'THRESHER_OK',
     'THRESHER_END_OF_EPOCH',
@@ -447,11 +495,22 @@ __all__ = [
     'thresher_dtype',
     'THRESHER_U8',
     'THRESHER_F32',
+    'THRESHER_I8',
+    'THRESHER_U16',
+    'THRESHER_I16',
+    'THRESHER_U32',
+    'THRESHER_I32',
+    'THRESHER_I64',
+    'THRESHER_F16',
+    'THRESHER_BF16',
+    'THRESHER_F64',
     'thresher_field',
     'THRESHER_FIELD_DATA',
     'THRESHER_FIELD_LABELS',
     'THRESHER_FIELD_IDS',
     'THRESHER_FIELD_WEIGHTS',
+    'THRESHER_FIELD_TARGETS',
+    'THRESHER_FIELD_MASK',
     'thresher_batch',
     'thresher_epoch_plan',
     'thresher_loader',
@@ -469,6 +528,8 @@ __all__ = [
     'thresher_batch_has_data',
     'thresher_batch_weights',
     'thresher_batch_data',
+    'thresher_batch_targets',
+    'thresher_batch_mask',
     'thresher_batch_release',
     'thresher_batch_dlpack',
     'thresher_last_error',

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::transform::Dtype;
+use crate::dtype::{Dtype, TensorView};
 
 /// 64-byte aligned bytes: f32 views are always aligned, and SIMD loads never split lines.
 #[derive(Clone, Copy)]
@@ -48,10 +48,59 @@ impl AlignedBuf {
     }
 }
 
+/// A typed tensor of a batch: its bytes, dtype and full shape ([B, ...]). The shape's storage
+/// is reused with the buffer.
+#[derive(Default)]
+pub(crate) struct TensorBuf {
+    pub(crate) bytes: AlignedBuf,
+    pub(crate) dtype: Dtype,
+    pub(crate) shape: Vec<usize>,
+    /// Whether this batch has the tensor at all (targets and mask are optional).
+    pub(crate) present: bool,
+}
+
+impl TensorBuf {
+    /// Sets dtype and shape [b, ...sample] and sizes the bytes for them.
+    pub(crate) fn describe(&mut self, dtype: Dtype, b: usize, sample: &[usize]) {
+        self.dtype = dtype;
+        self.shape.clear();
+        self.shape.push(b);
+        self.shape.extend_from_slice(sample);
+        self.present = true;
+        self.bytes
+            .set_len(self.shape.iter().product::<usize>() * dtype.size());
+    }
+    /// Sets the batch dimension to `b` (samples were left out) and cuts the bytes to match.
+    pub(crate) fn set_batch(&mut self, b: usize) {
+        if let Some(first) = self.shape.first_mut() {
+            *first = b;
+            let n = self.shape.iter().product::<usize>() * self.dtype.size();
+            self.bytes.set_len(n);
+        }
+    }
+    pub(crate) fn clear(&mut self) {
+        self.present = false;
+        self.shape.clear();
+        self.bytes.set_len(0);
+    }
+    fn view(&self) -> Option<TensorView<'_>> {
+        self.present.then(|| TensorView {
+            dtype: self.dtype,
+            shape: &self.shape,
+            bytes: self.bytes.as_bytes(),
+        })
+    }
+}
+
 /// The reusable part of a batch.
 #[derive(Default)]
 pub(crate) struct BatchBuf {
-    pub(crate) data: AlignedBuf,
+    /// The samples; `data.present` is false in index mode.
+    pub(crate) data: TensorBuf,
+    /// Typed targets (tensor sources with `y`, token blocks).
+    pub(crate) targets: TensorBuf,
+    /// 1 where a target is real (ragged token documents).
+    pub(crate) mask: TensorBuf,
     pub(crate) ids: Vec<u64>,
     pub(crate) labels: Vec<i64>,
     pub(crate) weights: Vec<f32>,
@@ -87,47 +136,35 @@ impl Pool {
     }
 }
 
-/// One minibatch: `len()` samples, their ids, labels, loss weights and data, in plan order.
+/// One minibatch: `len()` samples, their ids, labels, loss weights and data, in plan order;
+/// and, when the source has them, typed targets and a mask.
 pub struct Batch {
     buf: Option<BatchBuf>,
     pool: Arc<Pool>,
-    dtype: Dtype,
-    /// Per-sample shape in the configured layout.
-    sample_shape: [usize; 3],
-    /// False for a batch of a loader in index mode (source kind `index`): ids, weights and
-    /// padding only; the user's own pipeline reads the samples.
-    has_data: bool,
 }
 
 impl Batch {
-    pub(crate) fn new(
-        buf: BatchBuf,
-        pool: Arc<Pool>,
-        dtype: Dtype,
-        sample_shape: [usize; 3],
-    ) -> Batch {
+    /// A batch whose buffer the worker filled (`data.present` set, shapes described).
+    pub(crate) fn new(buf: BatchBuf, pool: Arc<Pool>) -> Batch {
         Batch {
             buf: Some(buf),
             pool,
-            dtype,
-            sample_shape,
-            has_data: true,
         }
     }
     /// A batch of ids, weights and padding with no data and no labels (index mode).
-    pub(crate) fn without_data(buf: BatchBuf, pool: Arc<Pool>) -> Batch {
-        Batch {
-            buf: Some(buf),
-            pool,
-            dtype: Dtype::U8,
-            sample_shape: [0; 3],
-            has_data: false,
-        }
+    pub(crate) fn without_data(mut buf: BatchBuf, pool: Arc<Pool>) -> Batch {
+        let n = buf.ids.len();
+        buf.data.clear();
+        buf.data.shape.extend([n, 0, 0, 0]);
+        buf.targets.clear();
+        buf.mask.clear();
+        buf.labels.clear();
+        Batch::new(buf, pool)
     }
-    /// Whether the batch carries samples and labels; false in index mode, where `labels`,
-    /// `data_bytes` and `data_f32` are empty and `shape` is [len, 0, 0, 0].
+    /// Whether the batch carries samples; false in index mode, where `labels`, `data_bytes`
+    /// and `data_f32` are empty and `shape` is [len, 0, 0, 0].
     pub fn has_data(&self) -> bool {
-        self.has_data
+        self.buf().data.present
     }
     fn buf(&self) -> &BatchBuf {
         self.buf.as_ref().expect("a live batch has its buffer")
@@ -141,6 +178,8 @@ impl Batch {
     pub fn ids(&self) -> &[u64] {
         &self.buf().ids
     }
+    /// The int64 class labels, one per sample; empty when the source has no class labels
+    /// (token blocks, float or multi-dimensional targets, npy without `y`) and in index mode.
     pub fn labels(&self) -> &[i64] {
         &self.buf().labels
     }
@@ -161,29 +200,44 @@ impl Batch {
     pub fn padding(&self) -> usize {
         self.buf().padding
     }
+    /// The data's element type: the transform's (u8 or f32) for images, the file's for tensor
+    /// sources.
     pub fn dtype(&self) -> Dtype {
-        self.dtype
+        self.buf().data.dtype
     }
-    /// [B, C, H, W] (nchw) or [B, H, W, C] (nhwc).
-    pub fn shape(&self) -> [usize; 4] {
-        let [a, b, c] = self.sample_shape;
-        [self.len(), a, b, c]
+    /// The data's full shape, [B, ...sample dims]: [B, C, H, W] (nchw) or [B, H, W, C] (nhwc)
+    /// for images, [B, ...] as in the file for tensor sources, [B, block] for token blocks.
+    pub fn shape(&self) -> &[usize] {
+        &self.buf().data.shape
     }
-    /// The data as raw bytes (f32 data in native byte order).
+    /// The data as raw bytes (values in native byte order).
     pub fn data_bytes(&self) -> &[u8] {
-        self.buf().data.as_bytes()
+        self.buf().data.bytes.as_bytes()
     }
     /// The data's address; 64-byte aligned.
     pub fn data_ptr(&self) -> *const u8 {
-        self.buf().data.as_ptr()
+        self.buf().data.bytes.as_ptr()
     }
     /// The data as f32 values, when the dtype is f32.
     pub fn data_f32(&self) -> Option<&[f32]> {
-        (self.dtype == Dtype::F32).then(|| {
+        (self.dtype() == Dtype::F32).then(|| {
             let b = self.data_bytes();
             // SAFETY: 64-byte aligned storage holding len/4 f32 values.
             unsafe { std::slice::from_raw_parts(b.as_ptr().cast::<f32>(), b.len() / 4) }
         })
+    }
+    /// The data as a typed view (`None` in index mode).
+    pub fn data(&self) -> Option<TensorView<'_>> {
+        self.buf().data.view()
+    }
+    /// The typed targets, [B, ...]: `y` of an npy source in its own dtype, the next tokens of
+    /// a token block. `None` when the source has none. 64-byte aligned.
+    pub fn targets(&self) -> Option<TensorView<'_>> {
+        self.buf().targets.view()
+    }
+    /// The mask, u8 [B, block], 1 where a target is real: ragged token documents only.
+    pub fn mask(&self) -> Option<TensorView<'_>> {
+        self.buf().mask.view()
     }
 }
 

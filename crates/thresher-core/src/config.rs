@@ -41,8 +41,11 @@ pub struct Config {
     /// Ready batches kept ahead of the consumer.
     #[serde(default = "default_prefetch")]
     pub prefetch: usize,
+    /// The image transform. `None` (no `transform` section): image sources get the default
+    /// transform (f32, NCHW, ÷255) and tensor sources (`npy`, `tokens`) deliver their samples
+    /// untouched; `Some`: the samples must be images (an error names the `transform` key).
     #[serde(default)]
-    pub transform: TransformConfig,
+    pub transform: Option<TransformConfig>,
     #[serde(default)]
     pub policy: PolicyConfig,
     /// A file to which one JSON line per epoch is appended (the epoch report).
@@ -144,7 +147,9 @@ impl Config {
                 self.rank, self.world_size, self.world_size
             )));
         }
-        self.transform.validate()?;
+        if let Some(t) = &self.transform {
+            t.validate()?;
+        }
         self.policy.validate()?;
         Ok(())
     }

@@ -9,6 +9,7 @@
 mod batch;
 mod codec;
 pub mod config;
+mod dtype;
 mod error;
 mod loader;
 pub mod plan;
@@ -25,6 +26,7 @@ pub mod util;
 
 pub use batch::Batch;
 pub use config::{Config, OnError};
+pub use dtype::{Dtype, TensorView, MAX_NDIM};
 pub use error::{Error, ErrorKind, Result};
 pub use loader::{Loader, SkippedSample};
 pub use planner::{Digest, EpochInfo, EpochPlan, EpochReport, IndexBatch, Planner};

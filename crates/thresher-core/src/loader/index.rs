@@ -34,7 +34,6 @@ impl IndexEngine {
     pub(super) fn next(&self) -> Result<Option<Batch>> {
         let mut buf = self.pool.take();
         buf.labels.clear();
-        buf.data.set_len(0);
         let handed = self.planner.lock().hand_out(&mut buf.ids, &mut buf.weights);
         match handed {
             Ok(Some((epoch, index, padding))) => {

@@ -30,8 +30,9 @@ use crate::config::{Config, OnError};
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::Plan;
 use crate::planner::{EpochInfo, EpochReport, Planner};
+use crate::source::SampleSpec;
 use crate::source::Source;
-use crate::transform::Transform;
+use crate::transform::{Transform, TransformConfig};
 
 pub(super) struct Pipeline {
     shared: Arc<Shared>,
@@ -40,7 +41,7 @@ pub(super) struct Pipeline {
 
 pub(super) struct Shared {
     pub(super) source: Arc<dyn Source>,
-    pub(super) transform: Transform,
+    pub(super) path: DataPath,
     pub(super) on_error: OnError,
     pub(super) skips: Mutex<SkipLog>,
     pub(super) pool: Arc<Pool>,
@@ -55,6 +56,48 @@ pub(super) struct Shared {
     pub(super) planner: Mutex<Planner>,
     /// Nanoseconds workers spent in `fill` during the current epoch.
     pub(super) busy_ns: AtomicU64,
+}
+
+/// How workers turn a source's sample into batch memory.
+pub(super) enum DataPath {
+    /// Images through the transform.
+    Image(Transform),
+    /// Typed tensors copied as they are (npy and tokens sources without a `transform`).
+    Tensors(SampleSpec),
+}
+
+impl DataPath {
+    /// The tensor path when the source has tensors and the config no `transform` section;
+    /// otherwise the image path, which needs a source of images (the error names the key).
+    fn new(config: &Config, source: &dyn Source) -> Result<DataPath> {
+        match (&config.transform, source.tensors()) {
+            (None, Some(spec)) => Ok(DataPath::Tensors(spec.clone())),
+            (t, spec) => {
+                let is_image = source.sample_shape().is_some() || source.channels() > 0;
+                if let (Some(spec), false) = (spec, is_image) {
+                    return Err(Error::invalid(format!(
+                        "config key `transform`: the samples are {} [{}], not images (u8 \
+                         [H, W] or [H, W, C]); remove `transform` to receive them as they are",
+                        spec.data.dtype,
+                        spec.data
+                            .shape
+                            .iter()
+                            .map(|d| d.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+                let default = TransformConfig::default();
+                let t = t.as_ref().unwrap_or(&default);
+                // A variable-size source (image files) has no shape; the transform must then
+                // fix the output size, and says so when it does not.
+                Ok(DataPath::Image(
+                    Transform::new(t, source.sample_shape(), source.channels())?
+                        .with_seed(config.seed),
+                ))
+            }
+        }
+    }
 }
 
 pub(super) struct State {
@@ -84,18 +127,14 @@ impl Pipeline {
         if source.is_empty() {
             return Err(Error::invalid("source: the dataset is empty"));
         }
-        // A variable-size source (image files) has no shape; the transform must then fix the
-        // output size, and says so when it does not.
-        let transform =
-            Transform::new(&config.transform, source.sample_shape(), source.channels())?
-                .with_seed(config.seed);
+        let path = DataPath::new(config, &*source)?;
         let planner = Planner::new(config, source.len())?;
         let job = planner
             .plan()
             .map(|plan| Job::new(plan, planner.delivered()));
         let shared = Arc::new(Shared {
             source,
-            transform,
+            path,
             on_error: config.on_error,
             skips: Mutex::new(SkipLog::for_epoch(planner.epoch())),
             // Enough for everything in flight plus a few batches the consumer holds.
@@ -173,12 +212,7 @@ impl Pipeline {
                 result => {
                     drop(state);
                     let buf = result?;
-                    return Ok(Some(Batch::new(
-                        buf,
-                        Arc::clone(&s.pool),
-                        s.transform.dtype(),
-                        s.transform.out_shape(),
-                    )));
+                    return Ok(Some(Batch::new(buf, Arc::clone(&s.pool))));
                 }
             }
         }

@@ -7,13 +7,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::pipeline::Shared;
+use super::pipeline::{DataPath, Shared};
 use super::skips::SkippedSample;
-use crate::batch::BatchBuf;
+use crate::batch::{BatchBuf, TensorBuf};
 use crate::config::OnError;
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::Plan;
-use crate::source;
+use crate::source::{self, TensorOut};
 use crate::transform::{Dtype, Out, Workspace};
 use crate::util::panic_text;
 
@@ -99,8 +99,25 @@ impl Shared {
         buf.ids.clear();
         buf.weights.clear();
         buf.labels.clear();
-        let per = self.transform.sample_bytes();
-        buf.data.set_len(per * len);
+        let has_labels = self.source.has_labels();
+        match &self.path {
+            DataPath::Image(t) => {
+                buf.data.describe(t.dtype(), len, &t.out_shape());
+                buf.targets.clear();
+                buf.mask.clear();
+            }
+            DataPath::Tensors(spec) => {
+                buf.data.describe(spec.data.dtype, len, &spec.data.shape);
+                match &spec.targets {
+                    Some(t) => buf.targets.describe(t.dtype, len, &t.shape),
+                    None => buf.targets.clear(),
+                }
+                match &spec.mask {
+                    Some(m) => buf.mask.describe(m.dtype, len, &m.shape),
+                    None => buf.mask.clear(),
+                }
+            }
+        }
         for j in 0..len {
             let (id, weight, padding) = plan.entry(k, j);
             if self.shutdown.load(Ordering::Relaxed) {
@@ -109,7 +126,7 @@ impl Shared {
             let slot = buf.ids.len();
             // A panic in a decoder is this sample's error, not the whole batch's.
             let loaded = catch_unwind(AssertUnwindSafe(|| {
-                self.load(plan.epoch, id, slot, per, buf, scratch)
+                self.load(plan.epoch, id, slot, buf, scratch)
             }))
             .unwrap_or_else(|panic| {
                 Err(Error::new(
@@ -122,7 +139,9 @@ impl Shared {
                     buf.padding += padding as usize;
                     buf.ids.push(id);
                     buf.weights.push(weight);
-                    buf.labels.push(self.source.label(id as usize));
+                    if has_labels {
+                        buf.labels.push(self.source.label(id as usize));
+                    }
                 }
                 Err(e) if self.on_error == OnError::Skip => {
                     self.skips.lock().record(SkippedSample {
@@ -144,29 +163,61 @@ impl Shared {
                 }
             }
         }
-        buf.data.set_len(per * buf.ids.len());
+        let kept = buf.ids.len();
+        buf.data.set_batch(kept);
+        buf.targets.set_batch(kept);
+        buf.mask.set_batch(kept);
         Ok(())
     }
 
-    /// Reads sample `id` and writes it, transformed, into slot `slot` of `buf`.
+    /// Reads sample `id` and writes it, transformed (images) or as it is (tensors), into slot
+    /// `slot` of `buf`.
     fn load(
         &self,
         epoch: u64,
         id: u64,
         slot: usize,
-        per: usize,
         buf: &mut BatchBuf,
         scratch: &mut WorkerScratch,
     ) -> Result<()> {
-        let view = self.source.read(id as usize, &mut scratch.read)?;
-        let out = match self.transform.dtype() {
-            Dtype::U8 => Out::U8(&mut buf.data.as_bytes_mut()[slot * per..(slot + 1) * per]),
-            Dtype::F32 => {
-                let n = per / 4;
-                Out::F32(&mut buf.data.as_f32_mut()[slot * n..(slot + 1) * n])
+        match &self.path {
+            DataPath::Image(transform) => {
+                let per = transform.sample_bytes();
+                let view = self.source.read(id as usize, &mut scratch.read)?;
+                let out = match transform.dtype() {
+                    Dtype::F32 => {
+                        let n = per / 4;
+                        Out::F32(&mut buf.data.bytes.as_f32_mut()[slot * n..(slot + 1) * n])
+                    }
+                    _ => Out::U8(&mut buf.data.bytes.as_bytes_mut()[slot * per..(slot + 1) * per]),
+                };
+                transform.apply(&view, epoch, id, &mut scratch.transform, out)
             }
-        };
-        self.transform
-            .apply(&view, epoch, id, &mut scratch.transform, out)
+            DataPath::Tensors(spec) => {
+                fn slice(b: &mut TensorBuf, slot: usize, per: usize) -> &mut [u8] {
+                    if b.present {
+                        &mut b.bytes.as_bytes_mut()[slot * per..(slot + 1) * per]
+                    } else {
+                        &mut []
+                    }
+                }
+                let BatchBuf {
+                    data,
+                    targets,
+                    mask,
+                    ..
+                } = buf;
+                let out = TensorOut {
+                    data: slice(data, slot, spec.data.bytes()),
+                    targets: slice(
+                        targets,
+                        slot,
+                        spec.targets.as_ref().map_or(0, |t| t.bytes()),
+                    ),
+                    mask: slice(mask, slot, spec.mask.as_ref().map_or(0, |m| m.bytes())),
+                };
+                self.source.read_tensors(id as usize, out)
+            }
+        }
     }
 }

@@ -14,6 +14,7 @@ mod idx;
 mod image_folder;
 mod memory;
 mod npy;
+mod tokens;
 mod webdataset;
 
 pub use cifar::{CifarConfig, CifarLabel, CifarSource};
@@ -22,6 +23,7 @@ pub use idx::{write_idx, IdxSource};
 pub use image_folder::{ImageFolderConfig, ImageFolderSource};
 pub use memory::{ArraySource, MemorySource};
 pub use npy::{NpyConfig, NpyLayout, NpySource};
+pub use tokens::{TokenDtype, TokensConfig, TokensSource};
 pub use webdataset::{expand_braces, Shards, TarConfig, TarSource};
 
 use std::path::PathBuf;
@@ -29,6 +31,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+use crate::dtype::Dtype;
 use crate::error::Result;
 
 /// One decoded sample: `height × width × channels` bytes, row-major HWC.
@@ -50,7 +53,39 @@ pub struct Scratch {
     pub pixels: Vec<u8>,
 }
 
-/// A dataset: N samples with integer labels.
+/// The dtype and per-sample shape of one tensor of a sample (the batch adds the batch axis).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorSpec {
+    pub dtype: Dtype,
+    /// Per-sample dimensions; empty for a scalar (one value a sample, e.g. a regression target).
+    pub shape: Vec<usize>,
+}
+
+impl TensorSpec {
+    /// Bytes one sample's tensor takes.
+    pub fn bytes(&self) -> usize {
+        self.shape.iter().product::<usize>() * self.dtype.size()
+    }
+}
+
+/// What a tensor source delivers per sample: the data, and optionally targets and a mask.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SampleSpec {
+    pub data: TensorSpec,
+    pub targets: Option<TensorSpec>,
+    pub mask: Option<TensorSpec>,
+}
+
+/// Where `Source::read_tensors` writes one sample: slices exactly `TensorSpec::bytes()` long
+/// (empty for a tensor the source does not have).
+pub struct TensorOut<'a> {
+    pub data: &'a mut [u8],
+    pub targets: &'a mut [u8],
+    pub mask: &'a mut [u8],
+}
+
+/// A dataset: N samples, each an image (`read`) or typed tensors (`read_tensors`), with
+/// integer class labels when `has_labels`.
 pub trait Source: Send + Sync {
     /// Number of samples, N; ids are 0..N.
     fn len(&self) -> usize;
@@ -68,8 +103,23 @@ pub trait Source: Send + Sync {
     /// decoding sources write into `scratch`, which the caller reuses across samples. Errors name
     /// the file (and member) the sample comes from.
     fn read<'a>(&'a self, id: usize, scratch: &'a mut Scratch) -> Result<SampleView<'a>>;
-    /// The label of sample `id` (< len).
+    /// The label of sample `id` (< len); meaningful only when `has_labels`.
     fn label(&self, id: usize) -> i64;
+    /// Whether samples have integer class labels (a batch's `labels()` is empty otherwise).
+    fn has_labels(&self) -> bool {
+        true
+    }
+    /// `Some` for a source of typed tensors (`npy`, `tokens`): without a `transform` section
+    /// the loader copies its samples with `read_tensors` instead of transforming images.
+    fn tensors(&self) -> Option<&SampleSpec> {
+        None
+    }
+    /// Writes sample `id` (< len) into `out`, whose slices have the sizes of `tensors()`.
+    fn read_tensors(&self, _id: usize, _out: TensorOut<'_>) -> Result<()> {
+        Err(crate::Error::invalid(
+            "this source's samples are images, not tensors",
+        ))
+    }
     /// Where sample `id` comes from, for error reports: a path, `shard.tar:member`, or `None`
     /// for in-memory data.
     fn location(&self, _id: usize) -> Option<String> {
@@ -90,6 +140,8 @@ pub enum SourceConfig {
     Tar(TarConfig),
     /// NumPy `.npy` arrays, memory-mapped.
     Npy(NpyConfig),
+    /// A flat array of token ids cut into blocks (or one document per sample).
+    Tokens(TokensConfig),
     /// No data: only the dataset's length. The loader then runs in index mode — no workers;
     /// batches carry ids, loss weights and padding for a pipeline that reads its own samples.
     Index(IndexConfig),
@@ -133,6 +185,7 @@ impl<'de> Deserialize<'de> for SourceConfig {
                 ("image_folder", &variant(SourceConfig::ImageFolder)),
                 ("tar", &variant(SourceConfig::Tar)),
                 ("npy", &variant(SourceConfig::Npy)),
+                ("tokens", &variant(SourceConfig::Tokens)),
                 ("index", &variant(SourceConfig::Index)),
             ],
         )
@@ -175,6 +228,7 @@ impl SourceConfig {
             SourceConfig::ImageFolder(c) => Ok(Arc::new(ImageFolderSource::open(c)?)),
             SourceConfig::Tar(c) => Ok(Arc::new(TarSource::open(c)?)),
             SourceConfig::Npy(c) => Ok(Arc::new(NpySource::open(c)?)),
+            SourceConfig::Tokens(c) => Ok(Arc::new(TokensSource::open(c)?)),
             SourceConfig::Index(_) => Err(crate::Error::invalid(
                 "config key `source.kind`: an `index` source has no samples to open; \
                  Loader::new runs it in index mode",

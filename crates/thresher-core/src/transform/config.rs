@@ -7,23 +7,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
-/// Element type of a batch's data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Dtype {
-    U8,
-    #[default]
-    F32,
-}
-
-impl Dtype {
-    pub fn size(self) -> usize {
-        match self {
-            Dtype::U8 => 1,
-            Dtype::F32 => 4,
-        }
-    }
-}
+pub use crate::dtype::Dtype;
 
 /// Memory layout of a batch's data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
@@ -180,6 +164,14 @@ const MAX_SIDE: usize = 1 << 16;
 
 impl TransformConfig {
     pub fn validate(&self) -> Result<()> {
+        if !matches!(self.dtype, Dtype::U8 | Dtype::F32) {
+            return Err(Error::invalid(format!(
+                "config key `transform.dtype`: \"{}\" is not an image output type; give \"u8\" \
+                 or \"f32\" (other dtypes come from the data itself: an npy or tokens source \
+                 without a `transform` section)",
+                self.dtype
+            )));
+        }
         let sizes = [
             ("resize", self.resize),
             ("center_crop", self.center_crop),
