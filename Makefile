@@ -106,7 +106,7 @@ demo-text: setup trainer
 	./target/release/thresher-train compare --config examples/text/train.json --val-config examples/text/val.json --policies full,random,infobatch:prune=0.5 --prune 0.3 $(TEXT_DEMO_FLAGS) --seeds 3 --out results/text
 
 # The model and schedule of the text demo (sized for 2 cores; its duration is in the README).
-TEXT_DEMO_FLAGS := --epochs 5 --classes 256 --d-model 128 --layers 2 --heads 4 --lr 2e-3 --weight-decay 0.01
+TEXT_DEMO_FLAGS := --epochs 4 --classes 256 --d-model 128 --layers 2 --heads 4 --lr 4e-3 --weight-decay 0.01 --threads 1
 
 # The C example that streams a few epochs through the C ABI.
 demo-c: setup build

@@ -129,12 +129,13 @@ fn summarise(label: &str, runs: &[RunResult], metric: Metric) -> Row {
     }
 }
 
-fn table(rows: &[Row], metric: Metric) -> String {
+/// `eval` names the evaluation set ("test", or "validation" for `--val-config`).
+fn table(rows: &[Row], metric: Metric, eval: &str) -> String {
     let full = rows.iter().find(|r| r.label == "full");
     let (figure, delta) = match metric {
-        Metric::Accuracy => ("final test acc % (mean ± std)", "Δ acc vs full"),
+        Metric::Accuracy => (format!("final {eval} acc % (mean ± std)"), "Δ acc vs full"),
         Metric::Loss => (
-            "final test loss (mean ± std) [perplexity]",
+            format!("final {eval} loss (mean ± std) [perplexity]"),
             "Δ loss vs full",
         ),
     };
@@ -212,6 +213,7 @@ fn curves(groups: &[(String, Vec<RunResult>)], metric: Metric) -> Vec<(String, V
 fn plot(
     path: &Path,
     title: &str,
+    y_desc: &str,
     metric: Metric,
     curves: &[(String, Vec<(f64, f64)>)],
 ) -> Result<()> {
@@ -251,10 +253,7 @@ fn plot(
     chart
         .configure_mesh()
         .x_desc("training wall time (s, mean over seeds)")
-        .y_desc(match metric {
-            Metric::Accuracy => "test accuracy (%)",
-            Metric::Loss => "test loss",
-        })
+        .y_desc(y_desc)
         .label_style(("sans-serif", 15))
         .draw()?;
     let mut next = 0;
@@ -302,10 +301,18 @@ fn write_outputs(
         .filter(|(_, r)| !r.is_empty())
         .map(|(l, r)| summarise(l, r, metric))
         .collect();
-    let tab = table(&rows, metric);
-    let what = match metric {
-        Metric::Accuracy => "test accuracy",
-        Metric::Loss => "test loss",
+    let eval = if args.common.data.val_config.is_some() {
+        "validation"
+    } else {
+        "test"
+    };
+    let tab = table(&rows, metric, eval);
+    let (what, y_desc) = match metric {
+        Metric::Accuracy => (format!("{eval} accuracy"), format!("{eval} accuracy (%)")),
+        Metric::Loss => (
+            format!("{eval} loss"),
+            format!("{eval} loss (per token for token blocks)"),
+        ),
     };
     // The model as the first run built it.
     let model = groups
@@ -315,9 +322,16 @@ fn write_outputs(
         .filter(|_| args.common.data.config.is_some())
         .map_or(String::new(), |r| {
             let m = &r.model;
+            let s = |k: &str| m[k].as_str().unwrap_or("?").to_string();
             format!(
-                "Model: {} ({} parameters), loss {}, optimizer {}, input {}.\n\n",
-                m["model"], m["parameters"], m["loss"], m["optimizer"], m["problem"]
+                "Model: {} ({} parameters), loss {}, optimizer {}; samples {} {}, {} outputs.\n\n",
+                s("model"),
+                m["parameters"],
+                s("loss"),
+                s("optimizer"),
+                m["problem"]["input"].as_str().unwrap_or("?"),
+                m["problem"]["sample"],
+                m["outputs"],
             )
         });
     let md = format!(
@@ -344,6 +358,7 @@ fn write_outputs(
     plot(
         &png,
         &format!("{what} against training time"),
+        &y_desc,
         metric,
         &curves(groups, metric),
     )?;
@@ -466,7 +481,7 @@ mod tests {
             ("full".to_string(), vec![(1.0, 80.0), (2.0, 85.0)]),
             ("infobatch".to_string(), vec![(0.7, 79.0), (1.4, 84.5)]),
         ];
-        plot(&path, "t", Metric::Accuracy, &curves).unwrap();
+        plot(&path, "t", "test accuracy (%)", Metric::Accuracy, &curves).unwrap();
         assert!(std::fs::metadata(&path).unwrap().len() > 1000);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 use serde_json::{json, Map, Value};
 use tch::{Device, Kind, Tensor};
-use thresher_core::transform::Dtype; // PRE-MERGE
-use thresher_core::Batch;
+use thresher_core::{Batch, Dtype};
 
 use crate::cli::PolicySpec;
 use crate::Result;
@@ -50,7 +49,8 @@ pub struct DataArgs {
     pub layers: i64,
     #[arg(long, default_value_t = 4)]
     pub heads: i64,
-    /// Clip the global gradient norm to this (default: 1 for the transformer, off otherwise).
+    /// Clip the global gradient norm (over all parameters) to this (default: 1 for the
+    /// transformer, off otherwise; 0 = off).
     #[arg(long)]
     pub clip_grad: Option<f64>,
 }
@@ -206,10 +206,18 @@ pub enum Elem {
 
 impl Elem {
     fn from_dtype(d: Dtype) -> Elem {
-        // PRE-MERGE shim (old core: u8/f32 only)
         match d {
             Dtype::U8 => Elem::U8,
+            Dtype::I8 => Elem::I8,
+            Dtype::U16 => Elem::U16,
+            Dtype::I16 => Elem::I16,
+            Dtype::U32 => Elem::U32,
+            Dtype::I32 => Elem::I32,
+            Dtype::I64 => Elem::I64,
+            Dtype::F16 => Elem::F16,
+            Dtype::BF16 => Elem::BF16,
             Dtype::F32 => Elem::F32,
+            Dtype::F64 => Elem::F64,
         }
     }
     pub fn is_float(self) -> bool {
@@ -237,7 +245,13 @@ pub struct BatchView<'a> {
 
 /// The batch's tensors as the core gives them (the only place that knows its accessors).
 pub fn view(batch: &Batch) -> BatchView<'_> {
-    // PRE-MERGE shim
+    fn tv(t: thresher_core::TensorView<'_>) -> View<'_> {
+        View {
+            elem: Elem::from_dtype(t.dtype),
+            shape: t.shape.to_vec(),
+            bytes: t.bytes,
+        }
+    }
     BatchView {
         data: View {
             elem: Elem::from_dtype(batch.dtype()),
@@ -245,8 +259,8 @@ pub fn view(batch: &Batch) -> BatchView<'_> {
             bytes: batch.data_bytes(),
         },
         labels: batch.labels(),
-        targets: None,
-        mask: None,
+        targets: batch.targets().map(tv),
+        mask: batch.mask().map(tv),
         weights: batch.weights(),
     }
 }
@@ -339,22 +353,23 @@ pub fn problem(b: &BatchView<'_>, config: Option<&Value>) -> Result<Problem> {
             });
         }
     }
+    // An int `y` gives class labels (and the same values as typed targets); float targets are
+    // regression or multi-label.
     let task = match (&b.targets, b.labels.is_empty()) {
-        (Some(t), _) if t.elem.is_float() => Task::Values,
-        (Some(t), _) => {
+        (_, false) => Task::Classes,
+        (Some(t), true) if t.elem.is_float() => Task::Values,
+        (Some(t), true) => {
             return Err(format!(
-                "integer targets of shape {:?} that are not token blocks: give class labels as \
-                 an int [N] `y`",
+                "integer targets of shape {:?} that are neither class labels nor token blocks",
                 t.shape
             )
             .into())
         }
-        (None, false) => Task::Classes,
         (None, true) => return Err("the batches carry neither labels nor targets".into()),
     };
-    let target_dim = match &b.targets {
-        Some(t) => t.shape[1..].iter().product::<usize>().max(1),
-        None => 0,
+    let target_dim = match (&b.targets, task) {
+        (Some(t), Task::Values) => t.shape[1..].iter().product::<usize>().max(1),
+        _ => 0,
     };
     let (input, sample, nhwc) = if dims.len() == 3 {
         // A transform says the layout; raw arrays (npy without a transform) are taken as HWC

@@ -391,7 +391,7 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
             // InfoBatch's convention: mean(w · ℓ), not Σwℓ/Σw, so rescaled samples count more.
             let loss = (&s.loss_t * &t.w).mean(Kind::Float);
             match m.clip {
-                Some(max) => m.opt.backward_step_clip(&loss, max),
+                Some(max) => m.opt.backward_step_clip_norm(&loss, max),
                 None => m.opt.backward_step(&loss),
             }
 

@@ -102,7 +102,7 @@ fn transformer_on_a_token_stream() {
     let source = |stride: usize| json!({"kind": "tokens", "path": train_bin, "dtype": "u16", "block": 32, "stride": stride});
     let config = json!({
         "source": source(32), "batch_size": 32, "workers": 1,
-        "policy": {"kind": "infobatch", "prune": 0.5, "epochs": 2},
+        "policy": {"kind": "infobatch", "prune": 0.5, "epochs": 3},
     });
     let val = json!({"source": source(320), "batch_size": 64, "workers": 1});
     let log = train(
@@ -111,7 +111,7 @@ fn transformer_on_a_token_stream() {
         Some(&val),
         &[
             "--epochs",
-            "2",
+            "3",
             "--lr",
             "3e-3",
             "--classes",
@@ -135,11 +135,13 @@ fn transformer_on_a_token_stream() {
         "the loss did not fall: {first} → {last}"
     );
     let epochs = of_type(&log, "epoch");
-    assert_eq!(epochs.len(), 2);
-    // 750 blocks in epoch 0; InfoBatch prunes part of epoch 1 from the fed-back block losses.
-    assert_eq!(epochs[0]["samples"], 750);
-    assert!(epochs[1]["samples"].as_u64().unwrap() < 750);
-    let val_loss = epochs[1]["test_loss"].as_f64().unwrap();
+    assert_eq!(epochs.len(), 3);
+    // 749 whole windows of 32 + 1 tokens in epoch 0; InfoBatch prunes part of epoch 1 (before
+    // its annealing epoch ⌊0.875 · 3⌋ = 2) from the fed-back block losses.
+    assert_eq!(epochs[0]["samples"], 749);
+    assert!(epochs[1]["samples"].as_u64().unwrap() < 749);
+    assert_eq!(epochs[2]["samples"], 749);
+    let val_loss = epochs[2]["test_loss"].as_f64().unwrap();
     assert!(val_loss < 0.5 * first, "validation loss {val_loss}");
 }
 
