@@ -51,7 +51,7 @@ test-rust:
 # The C ABI from a strict C99 program under AddressSanitizer + UBSan, linked statically.
 test-c: build
 	@mkdir -p build
-	$(CC) $(CFLAGS_STRICT) $(SAN) -Iinclude tests/c/abi_test.c tests/c/abi_errors.c tests/c/abi_epochs.c tests/c/abi_state.c tests/c/abi_dlpack.c tests/c/abi_index.c tests/c/abi_index_epochs.c $(LIB_DIR)/libthresher.a $(RUST_LINK) -o build/abi_test
+	$(CC) $(CFLAGS_STRICT) $(SAN) -Iinclude tests/c/abi_test.c tests/c/abi_errors.c tests/c/abi_epochs.c tests/c/abi_state.c tests/c/abi_dlpack.c tests/c/abi_index.c tests/c/abi_index_epochs.c tests/c/abi_tensors.c $(LIB_DIR)/libthresher.a $(RUST_LINK) -o build/abi_test
 	@nm build/abi_test | grep -q __asan_init || { echo "AddressSanitizer is not linked"; exit 1; }
 	@echo "AddressSanitizer linked: $$(nm build/abi_test | grep -c __asan_) asan symbols"
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ./build/abi_test data/mnist
@@ -140,7 +140,7 @@ test-fuzz:
 	# New inputs go to a scratch corpus (libFuzzer writes into the first directory), so a test
 	# run leaves the checked-in corpus untouched.
 	cd fuzz && scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
-	for t in config idx scorefile cifar tar npy; do \
+	for t in config idx scorefile cifar tar npy tokens; do \
 	  mkdir -p "$$scratch/$$t"; \
 	  TMPDIR=/dev/shm RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -O $$t "$$scratch/$$t" corpus/$$t -- \
 	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 2>&1 | tail -n 2; \

@@ -18,7 +18,8 @@
 // A Batch's tensors are torch::from_blob views of the thresher batch's memory with a deleter
 // that holds the batch: the thresher batch is released when the Batch and every tensor made
 // from it (views, autograd's saved inputs) are gone, on whichever thread that happens. `data`
-// is float32 or uint8 as the config's transform says; `.to(device)` moves it (a copy only when
+// is float32 or uint8 as the config's transform says for images, the file's dtype for npy and
+// tokens sources (with `targets` and `mask` beside it); `.to(device)` moves it (a copy only when
 // the device differs). Iterating is that of thresher::Loader::epoch(): one epoch per range,
 // batches in plan order; leaving a range early leaves the loader mid-epoch and the next range
 // continues it, unless end_epoch() abandons the rest. Index mode (source "index") works too:
@@ -49,11 +50,19 @@ namespace torch {
 
 /// One minibatch as tensors over the thresher batch's memory (CPU, contiguous, no copy).
 struct Batch {
-    /// The samples, [B, C, H, W] ("nchw") or [B, H, W, C] ("nhwc"), float32 or uint8;
+    /// The samples, [B, C, H, W] ("nchw") or [B, H, W, C] ("nhwc"), float32 or uint8 for
+    /// images; [B, ...] in the file's dtype for npy and tokens sources (x of a token block);
     /// undefined in index mode.
     ::torch::Tensor data;
-    /// The labels, [B] int64; undefined in index mode.
+    /// The class labels, [B] int64; undefined in index mode and for a source without class
+    /// labels.
     ::torch::Tensor target;
+    /// The typed targets (an npy source's `y`, the next tokens y of a token block); undefined
+    /// when the source has none.
+    ::torch::Tensor targets;
+    /// The mask, [B, block] uint8, 1 where a target is real (ragged token documents only);
+    /// undefined otherwise.
+    ::torch::Tensor mask;
     /// The policy's loss weights, [B] float32: minimise mean(w_i * loss_i).
     ::torch::Tensor weights;
     /// The sample ids, [B] int64 (thresher's uint64 ids read as int64: ids are below the
@@ -75,17 +84,20 @@ struct Batch {
         const auto hold = [keep](void *) {};
         const auto n = static_cast<std::int64_t>(keep->size());
         Batch out;
+        const auto tensor = [&hold](const thresher::Tensor &t) {
+            const std::vector<std::int64_t> shape(t.shape().begin(), t.shape().end());
+            return ::torch::from_blob(t.data(), shape, hold,
+                                      ::torch::TensorOptions().dtype(scalar_type(t.dtype())));
+        };
         if (keep->has_data()) {
-            const thresher::Tensor x = keep->data();
-            const std::vector<std::int64_t> shape(x.shape().begin(), x.shape().end());
-            out.data = ::torch::from_blob(
-                x.data(), shape, hold,
-                ::torch::TensorOptions().dtype(x.dtype() == THRESHER_F32 ? ::torch::kFloat32
-                                                                         : ::torch::kUInt8));
+            out.data = tensor(keep->data());
             // from_blob takes void*: labels, weights and ids are lent for reading, and nothing
             // here writes them.
-            out.target = ::torch::from_blob(const_cast<std::int64_t *>(keep->labels().data()),
-                                            {n}, hold, ::torch::kInt64);
+            if (!keep->labels().empty())
+                out.target = ::torch::from_blob(
+                    const_cast<std::int64_t *>(keep->labels().data()), {n}, hold, ::torch::kInt64);
+            if (auto t = keep->targets()) out.targets = tensor(*t);
+            if (auto m = keep->mask()) out.mask = tensor(*m);
         }
         out.weights = ::torch::from_blob(const_cast<float *>(keep->weights().data()), {n}, hold,
                                          ::torch::kFloat32);
@@ -94,6 +106,24 @@ struct Batch {
         out.padding = keep->padding();
         out.batch_ = std::move(keep);
         return out;
+    }
+
+    /// libtorch's scalar type of a thresher dtype.
+    static ::torch::ScalarType scalar_type(DType d) {
+        switch (d) {
+        case THRESHER_U8: return ::torch::kUInt8;
+        case THRESHER_I8: return ::torch::kInt8;
+        case THRESHER_U16: return ::torch::kUInt16;
+        case THRESHER_I16: return ::torch::kInt16;
+        case THRESHER_U32: return ::torch::kUInt32;
+        case THRESHER_I32: return ::torch::kInt32;
+        case THRESHER_I64: return ::torch::kInt64;
+        case THRESHER_F16: return ::torch::kFloat16;
+        case THRESHER_BF16: return ::torch::kBFloat16;
+        case THRESHER_F32: return ::torch::kFloat32;
+        case THRESHER_F64: return ::torch::kFloat64;
+        }
+        throw thresher::Error(THRESHER_INVALID_ARGUMENT, "unknown thresher_dtype");
     }
 
   private:

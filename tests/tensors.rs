@@ -202,6 +202,28 @@ fn npy_u8_images_still_take_a_transform_and_quantising_is_opt_in() {
     assert_eq!((b.dtype(), b.shape()), (Dtype::F32, &[2, 1, 2, 2][..]));
     assert_eq!(b.data_f32().unwrap()[..4], [0.0, 0.2, 0.4, 1.0]);
     assert_eq!(b.labels(), [1, 0]);
+    let t = b.targets().unwrap();
+    assert_eq!(
+        (t.dtype, t.shape, t.bytes),
+        (Dtype::U8, &[2][..], &[1, 0][..])
+    );
+    // Images under a transform keep float [N, K] targets too.
+    let yk: Vec<u8> = [0.5f64, 1.5, -2.0, 8.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    write_npy(&y, "<f8", &[2, 2], &yk);
+    let mut c = plain(json!({"kind": "npy", "x": &x, "y": &y}));
+    c["transform"] = json!({"dtype": "u8", "hflip": 1.0});
+    let b = loader(c).unwrap().next().unwrap().unwrap();
+    assert_eq!(b.data_bytes()[..4], [51, 0, 255, 102]);
+    let t = b.targets().unwrap();
+    assert_eq!(
+        (t.dtype, t.shape, t.bytes),
+        (Dtype::F64, &[2, 2][..], &yk[..])
+    );
+    assert!(b.labels().is_empty());
+    write_npy(&y, "|u1", &[2], &[1, 0]);
     // f32 samples under a transform need `to_u8`.
     let f: Vec<u8> = [0.0f32, 0.2, 0.4, 1.0, 0.0, 0.0, 0.0, 0.0]
         .iter()

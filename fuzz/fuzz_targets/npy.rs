@@ -1,8 +1,9 @@
 //! Any bytes as a pair of .npy files (x and y; the first byte splits them): memory-mapped,
-//! checked and read or refused, never a panic.
+//! checked (typed header: every dtype, any rank, y as labels or targets) and read as images
+//! and as raw tensors, or refused, never a panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use thresher_core::source::{Source, SourceConfig};
+use thresher_core::source::{Source, SourceConfig, TensorOut};
 
 /// Opens the source described by `json` and reads its first, middle and last samples.
 fn exercise(json: String) {
@@ -15,6 +16,23 @@ fn exercise(json: String) {
                 let mut scratch = Default::default();
                 let _ = s.read(id, &mut scratch);
                 let _ = s.label(id);
+                // Typed samples: sized from the (checked) header.
+                if let Some(spec) = s.tensors() {
+                    let size = |t: &Option<thresher_core::source::TensorSpec>| {
+                        t.as_ref().map_or(0, |t| t.bytes())
+                    };
+                    let mut x = vec![0u8; spec.data.bytes()];
+                    let mut y = vec![0u8; size(&spec.targets)];
+                    let mut m = vec![0u8; size(&spec.mask)];
+                    let _ = s.read_tensors(
+                        id,
+                        TensorOut {
+                            data: &mut x,
+                            targets: &mut y,
+                            mask: &mut m,
+                        },
+                    );
+                }
             }
         }
     }

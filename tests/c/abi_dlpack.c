@@ -73,7 +73,11 @@ static void check_dlpack(const char *extra, uint8_t data_code, uint8_t data_bits
     out = &untouched;
     CHECK_STATUS(thresher_batch_dlpack(b, 7, &out), THRESHER_INVALID_ARGUMENT, "field");
     CHECK_STATUS(thresher_batch_dlpack(b, -1, &out), THRESHER_INVALID_ARGUMENT, "field");
-    CHECK_STATUS(thresher_batch_dlpack(b, 4, &out), THRESHER_INVALID_ARGUMENT, "4");
+    CHECK_STATUS(thresher_batch_dlpack(b, 6, &out), THRESHER_INVALID_ARGUMENT, "6");
+    /* An image batch has no targets and no mask: STATE, naming what is missing. */
+    CHECK_STATUS(thresher_batch_dlpack(b, THRESHER_FIELD_TARGETS, &out), THRESHER_STATE,
+                 "no targets");
+    CHECK_STATUS(thresher_batch_dlpack(b, THRESHER_FIELD_MASK, &out), THRESHER_STATE, "no mask");
     CHECK_STATUS(thresher_batch_dlpack(NULL, THRESHER_FIELD_DATA, &out),
                  THRESHER_INVALID_ARGUMENT, "batch");
     CHECK(out == &untouched);

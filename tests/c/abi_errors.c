@@ -19,7 +19,11 @@ void test_versions(void) {
     CHECK(THRESHER_OK == 0 && THRESHER_END_OF_EPOCH == 1 && THRESHER_INVALID_ARGUMENT == 2);
     CHECK(THRESHER_IO == 3 && THRESHER_FORMAT == 4 && THRESHER_STATE == 5);
     CHECK(THRESHER_PANIC == 6);
-    CHECK(THRESHER_U8 == 0 && THRESHER_F32 == 1);
+    CHECK(THRESHER_U8 == 0 && THRESHER_F32 == 1 && THRESHER_I8 == 2 && THRESHER_U16 == 3);
+    CHECK(THRESHER_I16 == 4 && THRESHER_U32 == 5 && THRESHER_I32 == 6 && THRESHER_I64 == 7);
+    CHECK(THRESHER_F16 == 8 && THRESHER_BF16 == 9 && THRESHER_F64 == 10);
+    CHECK(THRESHER_MAX_NDIM == 8 && THRESHER_ABI_VERSION == 3);
+    CHECK(THRESHER_FIELD_TARGETS == 4 && THRESHER_FIELD_MASK == 5);
 }
 
 /* ---- thresher_last_error ------------------------------------------------------------------ */

@@ -168,8 +168,18 @@ void expect_config_error(const char *images, const char *labels, const char *ext
 }
 
 /* Bytes of a batch's data, from its tensor description. */
+size_t dtype_size(thresher_dtype d) {
+    switch (d) {
+    case THRESHER_U8: case THRESHER_I8: return 1;
+    case THRESHER_U16: case THRESHER_I16: case THRESHER_F16: case THRESHER_BF16: return 2;
+    case THRESHER_U32: case THRESHER_I32: case THRESHER_F32: return 4;
+    case THRESHER_I64: case THRESHER_F64: return 8;
+    }
+    return 0;
+}
+
 size_t tensor_bytes(const thresher_tensor *t) {
-    size_t n = t->dtype == THRESHER_F32 ? 4 : 1;
+    size_t n = dtype_size(t->dtype);
     uint32_t d;
     for (d = 0; d < t->ndim; d++) n *= (size_t)t->shape[d];
     return n;
@@ -218,6 +228,8 @@ int main(int argc, char **argv) {
     test_index_save_state_at();
     test_index_ranks();
     test_index_infobatch();
+    test_tensor_dtypes();
+    test_tokens();
 
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed != 0;

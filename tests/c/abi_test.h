@@ -66,6 +66,8 @@ thresher_loader *open_loader(const char *images, const char *labels, const char 
 /* thresher_loader_new on `extra` must fail with `want` naming `needle`; no loader is made. */
 void expect_config_error(const char *images, const char *labels, const char *extra,
                          thresher_status want, const char *needle, int line);
+/* Bytes per element of a dtype. */
+size_t dtype_size(thresher_dtype d);
 /* Bytes of a batch's data, from its tensor description. */
 size_t tensor_bytes(const thresher_tensor *t);
 
@@ -78,7 +80,7 @@ typedef struct {
     int32_t device_id;
 } DLDevice;
 typedef struct {
-    uint8_t code; /* DLDataTypeCode: kDLInt = 0, kDLUInt = 1, kDLFloat = 2 */
+    uint8_t code; /* DLDataTypeCode: kDLInt = 0, kDLUInt = 1, kDLFloat = 2, kDLBfloat = 4 */
     uint8_t bits;
     uint16_t lanes;
 } DLDataType;
@@ -147,5 +149,8 @@ void test_index_null_arguments(void);
 void test_index_save_state_at(void);
 void test_index_ranks(void);
 void test_index_infobatch(void);
+/* abi_tensors.c */
+void test_tensor_dtypes(void);
+void test_tokens(void);
 
 #endif /* THRESHER_ABI_TEST_H */

@@ -17,7 +17,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -495,6 +497,77 @@ static void test_dlpack() {
     m->deleter(m);
 }
 
+// Token blocks and ragged documents through the typed accessors: x is data(), y targets(),
+// the mask only with offsets; an image batch has neither targets nor mask.
+static void test_typed_tensors() {
+    const std::string dir = temp_dir();
+    const std::string tokens = dir + "/t.bin", offsets = dir + "/o.npy";
+    std::vector<std::uint32_t> tok(21);
+    for (std::size_t i = 0; i < tok.size(); i++) tok[i] = 70000 + 5 * static_cast<std::uint32_t>(i);
+    {
+        std::ofstream f(tokens, std::ios::binary);
+        f.write(reinterpret_cast<const char *>(tok.data()),
+                static_cast<std::streamsize>(tok.size() * 4));
+    }
+    thresher::Loader l("{\"source\": {\"kind\": \"tokens\", \"path\": " + json_string(tokens) +
+                       ", \"dtype\": \"u32\", \"block\": 5}, \"batch_size\": 8, "
+                       "\"shuffle\": false}");
+    std::optional<thresher::Batch> b = l.next();
+    CHECK(b && b->size() == 4 && b->labels().empty() && !b->mask());
+    if (b) {
+        const thresher::Tensor x = b->data();
+        const std::optional<thresher::Tensor> y = b->targets();
+        CHECK(x.dtype() == THRESHER_U32 && x.ndim() == 2 && x.dim(1) == 5 && x.element_size() == 4);
+        CHECK(y && y->dtype() == THRESHER_U32 && y->nbytes() == 4 * 5 * 4);
+        CHECK_THROWS(x.as<const std::uint16_t>(), THRESHER_INVALID_ARGUMENT, "u32");
+        if (y) {
+            const auto xs = x.as<const std::uint32_t>();
+            const auto ys = y->as<const std::uint32_t>();
+            for (std::size_t i = 0; i < 4; i++)
+                for (std::size_t k = 0; k < 5; k++) {
+                    CHECK(xs[5 * i + k] == tok[5 * i + k]);
+                    CHECK(ys[5 * i + k] == tok[5 * i + k + 1]);
+                }
+        }
+    }
+    // Ragged: one document of 2 tokens and one of 19, block 5.
+    {
+        static const unsigned char npy_header[] =
+            "\x93NUMPY\x01\x00\x76\x00{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }";
+        std::string h(reinterpret_cast<const char *>(npy_header), sizeof npy_header - 1);
+        while ((h.size() + 1) % 64 != 0) h += ' ';
+        h += '\n';
+        h[8] = static_cast<char>(h.size() - 10);
+        const std::int64_t off[3] = {0, 2, 21};
+        std::ofstream f(offsets, std::ios::binary);
+        f.write(h.data(), static_cast<std::streamsize>(h.size()));
+        f.write(reinterpret_cast<const char *>(off), sizeof off);
+    }
+    thresher::Loader r("{\"source\": {\"kind\": \"tokens\", \"path\": " + json_string(tokens) +
+                       ", \"dtype\": \"u32\", \"block\": 5, \"offsets\": " +
+                       json_string(offsets) + "}, \"batch_size\": 8, \"shuffle\": false}");
+    b = r.next();
+    CHECK(b && b->size() == 2);
+    if (b) {
+        const std::optional<thresher::Tensor> m = b->mask();
+        CHECK(m && m->dtype() == THRESHER_U8 && m->dim(0) == 2 && m->dim(1) == 5);
+        if (m) {
+            const auto ms = m->as<const std::uint8_t>();
+            const std::uint8_t want[10] = {1, 0, 0, 0, 0, 1, 1, 1, 1, 1};
+            CHECK(std::equal(ms.begin(), ms.end(), want));
+        }
+    }
+    // Images: no targets, no mask.
+    thresher::Loader images(config("\"batch_size\": 4"));
+    b = images.next();
+    CHECK(b && !b->targets() && !b->mask() && b->labels().size() == 4);
+    CHECK(thresher::dtype_size(THRESHER_BF16) == 2 && thresher::dtype_size(THRESHER_F64) == 8);
+    CHECK(std::string(thresher::dtype_name(THRESHER_BF16)) == "bf16");
+    std::remove(tokens.c_str());
+    std::remove(offsets.c_str());
+    std::remove(dir.c_str());
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         std::fprintf(stderr, "usage: %s FASHION_MNIST_DIR (gzipped IDX files)\n", argv[0]);
@@ -513,6 +586,7 @@ int main(int argc, char **argv) {
     run("feedback", test_feedback);
     run("report_and_files", test_report_and_files);
     run("dlpack", test_dlpack);
+    run("typed_tensors", test_typed_tensors);
     run("index_batches", test_index_batches);
     run("epoch_plan", test_epoch_plan);
     run("plan_padding", test_plan_padding);

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+import ctypes
+
 from . import _capi, _dlpack
-from ._errors import StateError
+from ._errors import StateError, check
 from ._managed import Managed
 
 FIELDS = {
@@ -13,12 +15,33 @@ FIELDS = {
     "labels": _capi.THRESHER_FIELD_LABELS,
     "ids": _capi.THRESHER_FIELD_IDS,
     "weights": _capi.THRESHER_FIELD_WEIGHTS,
+    "targets": _capi.THRESHER_FIELD_TARGETS,
+    "mask": _capi.THRESHER_FIELD_MASK,
+}
+
+# thresher_dtype values -> names (the config's names).
+DTYPE_NAMES = {
+    _capi.THRESHER_U8: "u8", _capi.THRESHER_I8: "i8", _capi.THRESHER_U16: "u16",
+    _capi.THRESHER_I16: "i16", _capi.THRESHER_U32: "u32", _capi.THRESHER_I32: "i32",
+    _capi.THRESHER_I64: "i64", _capi.THRESHER_F16: "f16", _capi.THRESHER_BF16: "bf16",
+    _capi.THRESHER_F32: "f32", _capi.THRESHER_F64: "f64",
 }
 
 
 class Batch(Managed):
-    """A minibatch: `.data` ([B, C, H, W] or [B, H, W, C], uint8 or float32), `.labels` (int64),
-    `.ids` (uint64, pass them back to Loader.feedback) and `.weights` (float32 loss weights).
+    """A minibatch: `.data` (images [B, C, H, W] or [B, H, W, C] as uint8 or float32; the
+    samples of an npy or tokens source in their own dtype and shape), `.labels` (int64 class
+    labels), `.targets` (the typed targets: an npy source's `y`, the next tokens of a token
+    block), `.mask` (uint8 [B, block], ragged token documents), `.ids` (uint64, pass them back
+    to Loader.feedback) and `.weights` (float32 loss weights). For token blocks x is `.data`
+    and y is `.targets`.
+
+    `.labels` raises StateError when the source has no class labels (token blocks, npy without
+    `y` or with a float or multi-dimensional `y`); `.targets` and `.mask` raise StateError when
+    the batch has none. `dtype` names the data's dtype ("u8", ..., "bf16", "f32", "f64").
+    NumPy has no bfloat16: in this NumPy flavour bf16 data and targets are their raw bits as
+    uint16 (`(a.astype(np.uint32) << 16).view(np.float32)` gives the values); the torch
+    flavour gives torch.bfloat16.
 
     A batch of a loader in index mode (config source `{"kind": "index", "len": N}`) has ids,
     weights and padding only: `has_data` is False and `.data`/`.labels` raise StateError.
@@ -73,6 +96,27 @@ class Batch(Managed):
     @property
     def labels(self):
         return self._field("labels")
+
+    @property
+    def targets(self):
+        return self._field("targets")
+
+    @property
+    def mask(self):
+        return self._field("mask")
+
+    @property
+    def dtype(self) -> str:
+        """The data's dtype name: "u8", "i8", "u16", "i16", "u32", "i32", "i64", "f16", "bf16",
+        "f32" or "f64"."""
+        if not self._has_data:
+            raise StateError("Batch has no `data`: its loader is in index mode")
+        ptr = self._ptr
+        if ptr is None:
+            raise StateError("Batch is released")
+        t = _capi.thresher_tensor()
+        check(_capi.thresher_batch_data(ptr, ctypes.byref(t)))
+        return DTYPE_NAMES[int(t.dtype)]
 
     @property
     def ids(self):

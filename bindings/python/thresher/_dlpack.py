@@ -14,7 +14,14 @@ from . import _capi
 from ._errors import check
 
 K_DL_CPU = 1
-_TYPESTR = {(0, 64): "<i8", (1, 8): "|u1", (1, 64): "<u8", (2, 32): "<f4", (0, 32): "<i4"}
+# (DLPack type code, bits) -> NumPy typestr. bfloat16 (code 4) has no NumPy type: the NumPy
+# flavour shows its raw bits as uint16 (documented on Batch.data); torch takes it as bfloat16.
+_TYPESTR = {
+    (0, 8): "|i1", (0, 16): "<i2", (0, 32): "<i4", (0, 64): "<i8",
+    (1, 8): "|u1", (1, 16): "<u2", (1, 32): "<u4", (1, 64): "<u8",
+    (2, 16): "<f2", (2, 32): "<f4", (2, 64): "<f8",
+    (4, 16): "<u2",
+}
 
 
 class DLDevice(ctypes.Structure):

@@ -40,7 +40,7 @@ export ThresherError, Loader, Batch, epoch, next!, feedback!, epoch_info, report
 const libthresher = "libthresher"
 
 """The C ABI version this binding mirrors (`THRESHER_ABI_VERSION` in thresher.h)."""
-const ABI_VERSION = 2
+const ABI_VERSION = 3
 """The thresher.h version this binding mirrors (`THRESHER_VERSION`)."""
 const HEADER_VERSION = v"0.1.0"
 

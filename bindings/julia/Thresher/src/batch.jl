@@ -45,14 +45,19 @@ end
 ids(b::Batch) = borrowed(UInt64, @ccall(libthresher.thresher_batch_ids(
     b.ptr::Ptr{Cvoid})::Ptr{UInt64}), length(b))
 
-"""Labels from the dataset (`Vector{Int64}` view). Throws `ThresherError` (THRESHER_STATE) for
-a batch without data (index mode: see `has_data`)."""
+"""Int64 class labels from the dataset (`Vector{Int64}` view). Throws `ThresherError`
+(THRESHER_STATE) for a batch without data (index mode: see `has_data`) and for a source without
+class labels (token blocks, npy without `y` or with a float or multi-dimensional `y`: see
+`targets`)."""
 function labels(b::Batch)
     isopen(b) && !has_data(b) &&
         throw(ThresherError(THRESHER_STATE, "this batch has no labels: its loader runs in " *
                                             "index mode (source kind `index`)"))
-    return borrowed(Int64, @ccall(libthresher.thresher_batch_labels(
-        b.ptr::Ptr{Cvoid})::Ptr{Int64}), length(b))
+    ptr = @ccall(libthresher.thresher_batch_labels(b.ptr::Ptr{Cvoid})::Ptr{Int64})
+    isopen(b) && ptr == C_NULL && length(b) > 0 &&
+        throw(ThresherError(THRESHER_STATE, "this batch has no labels: its source has no " *
+                                            "class labels; use `targets`"))
+    return borrowed(Int64, ptr, length(b))
 end
 
 """
@@ -80,27 +85,61 @@ function tensor(b::Batch)
     return out[]
 end
 
-"""
-    data(batch) -> Array{Float32,4} or Array{UInt8,4}
-
-The samples as a zero-copy view. thresher's row-major [B, C, H, W] ("nchw") is, read
-column-major, a W×H×C×B array: Flux's WHCN convention, with no permutation. For "nhwc" it is
-C×W×H×B.
-"""
-function data(b::Batch)
-    t = tensor(b)
-    dims = ntuple(i -> Int(t.shape[t.ndim-i+1]), Int(t.ndim))
-    if t.dtype == THRESHER_F32
-        return borrowed(Float32, Ptr{Float32}(t.data), dims)
-    else
-        return borrowed(UInt8, Ptr{UInt8}(t.data), dims)
-    end
+"""`thresher_batch_targets`: the C description of the batch's typed targets. Throws
+`ThresherError` (THRESHER_STATE) when the batch has none."""
+function targets_tensor(b::Batch)
+    out = Ref{Tensor}()
+    check(@ccall libthresher.thresher_batch_targets(b.ptr::Ptr{Cvoid}, out::Ref{Tensor})::Cint)
+    return out[]
 end
+
+"""`thresher_batch_mask`: the C description of the batch's mask (ragged token documents only).
+Throws `ThresherError` (THRESHER_STATE) when the batch has none."""
+function mask_tensor(b::Batch)
+    out = Ref{Tensor}()
+    check(@ccall libthresher.thresher_batch_mask(b.ptr::Ptr{Cvoid}, out::Ref{Tensor})::Cint)
+    return out[]
+end
+
+"""A zero-copy Julia array over a C tensor: row-major dims reversed (column-major)."""
+function view_of(t::Tensor)
+    T = eltype_of(t.dtype)
+    dims = ntuple(i -> Int(t.shape[t.ndim-i+1]), Int(t.ndim))
+    return borrowed(T, Ptr{T}(t.data), dims)
+end
+
+"""
+    data(batch) -> Array
+
+The samples as a zero-copy view, in their own element type (Float32 or UInt8 for images; the
+file's type for npy and tokens sources; bf16 as its `UInt16` bits). thresher's row-major
+[B, C, H, W] ("nchw") is, read column-major, a W×H×C×B array: Flux's WHCN convention, with no
+permutation. For "nhwc" it is C×W×H×B; a token block [B, block] is block×B.
+"""
+data(b::Batch) = view_of(tensor(b))
+
+"""
+    targets(batch) -> Array
+
+The typed targets as a zero-copy view (an npy source's `y`; for a token block the next tokens
+y, while x is `data`), dims reversed as in `data`. Throws `ThresherError` (THRESHER_STATE) when
+the batch has none.
+"""
+targets(b::Batch) = view_of(targets_tensor(b))
+
+"""
+    mask(batch) -> Matrix{UInt8}
+
+block×B, 1 where the target is a real next token: ragged token documents (a tokens source with
+`offsets`) only; throws `ThresherError` (THRESHER_STATE) otherwise.
+"""
+mask(b::Batch) = view_of(mask_tensor(b))
 
 """
     dlpack(batch, field) -> Ptr{DLManagedTensor}
 
-`thresher_batch_dlpack`: exports `THRESHER_FIELD_DATA`, `_LABELS`, `_IDS` or `_WEIGHTS` as a
+`thresher_batch_dlpack`: exports `THRESHER_FIELD_DATA`, `_LABELS`, `_IDS`, `_WEIGHTS`,
+`_TARGETS` or `_MASK` as a
 DLPack 0.8 tensor holding its own reference to the batch (valid after `close(batch)`). The
 caller owns it and must call its deleter exactly once (`dlpack_free`), or hand it to a DLPack
 consumer that does.

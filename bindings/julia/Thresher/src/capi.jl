@@ -16,18 +16,49 @@ const THRESHER_PANIC = Cint(6)
 
 const THRESHER_U8 = Cint(0)
 const THRESHER_F32 = Cint(1)
+const THRESHER_I8 = Cint(2)
+const THRESHER_U16 = Cint(3)
+const THRESHER_I16 = Cint(4)
+const THRESHER_U32 = Cint(5)
+const THRESHER_I32 = Cint(6)
+const THRESHER_I64 = Cint(7)
+const THRESHER_F16 = Cint(8)
+const THRESHER_BF16 = Cint(9)
+const THRESHER_F64 = Cint(10)
+
+const THRESHER_MAX_NDIM = 8
 
 const THRESHER_FIELD_DATA = Int32(0)
 const THRESHER_FIELD_LABELS = Int32(1)
 const THRESHER_FIELD_IDS = Int32(2)
 const THRESHER_FIELD_WEIGHTS = Int32(3)
+const THRESHER_FIELD_TARGETS = Int32(4)
+const THRESHER_FIELD_MASK = Int32(5)
 
-"""`thresher_tensor`: a view of a batch's data (row-major, `ndim` dims in `shape`)."""
+"""`thresher_tensor`: a view of a batch's data, targets or mask (row-major, `ndim` dims in
+`shape`, unused entries 0)."""
 struct Tensor
     data::Ptr{Cvoid}
     dtype::Cint
     ndim::UInt32
-    shape::NTuple{4,Int64}
+    shape::NTuple{8,Int64}
+end
+
+"""The Julia element type of a thresher dtype. Julia's Base has no bfloat16: bf16 tensors are
+their raw bits as `UInt16` (`reinterpret(BFloat16, a)` with BFloat16s.jl gives the values)."""
+function eltype_of(dtype::Cint)
+    dtype == THRESHER_U8 && return UInt8
+    dtype == THRESHER_I8 && return Int8
+    dtype == THRESHER_U16 && return UInt16
+    dtype == THRESHER_I16 && return Int16
+    dtype == THRESHER_U32 && return UInt32
+    dtype == THRESHER_I32 && return Int32
+    dtype == THRESHER_I64 && return Int64
+    dtype == THRESHER_F16 && return Float16
+    dtype == THRESHER_BF16 && return UInt16
+    dtype == THRESHER_F32 && return Float32
+    dtype == THRESHER_F64 && return Float64
+    throw(ThresherError(THRESHER_INVALID_ARGUMENT, "unknown thresher_dtype $dtype"))
 end
 
 """`thresher_feedback`: per-sample feedback for one step (pointers read during the call)."""

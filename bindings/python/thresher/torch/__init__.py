@@ -20,9 +20,12 @@ __all__ = ["Batch", "InfoBatch", "Loader", "PendingBatch", "Sampler", "WithIds",
 
 
 class Batch(_batch.Batch):
-    """A minibatch with `.data`, `.labels` (int64), `.ids` (uint64) and `.weights` (float32) as
-    CPU torch tensors that point into the batch's memory; each tensor keeps that memory alive
-    for as long as it exists. Move them with `.to(device, non_blocking=True)`."""
+    """A minibatch with `.data` (in the samples' dtype: torch.uint8/float32 for images, the
+    file's dtype for npy and tokens sources, torch.float16, torch.bfloat16, torch.uint16, ...),
+    `.labels` (int64), `.targets` (typed targets; for token blocks x is `.data`, y `.targets`),
+    `.mask` (uint8), `.ids` (uint64) and `.weights` (float32) as CPU torch tensors that point
+    into the batch's memory; each tensor keeps that memory alive for as long as it exists. Move
+    them with `.to(device, non_blocking=True)`."""
 
     def _export(self, address: int):
         return torch.utils.dlpack.from_dlpack(_dlpack.capsule(address))

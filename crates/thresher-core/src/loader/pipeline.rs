@@ -60,8 +60,8 @@ pub(super) struct Shared {
 
 /// How workers turn a source's sample into batch memory.
 pub(super) enum DataPath {
-    /// Images through the transform.
-    Image(Transform),
+    /// Images through the transform, with the source's typed targets when it has any.
+    Image(Transform, Option<crate::source::TensorSpec>),
     /// Typed tensors copied as they are (npy and tokens sources without a `transform`).
     Tensors(SampleSpec),
 }
@@ -94,6 +94,7 @@ impl DataPath {
                 Ok(DataPath::Image(
                     Transform::new(t, source.sample_shape(), source.channels())?
                         .with_seed(config.seed),
+                    source.image_targets().cloned(),
                 ))
             }
         }

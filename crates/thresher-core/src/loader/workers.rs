@@ -101,9 +101,12 @@ impl Shared {
         buf.labels.clear();
         let has_labels = self.source.has_labels();
         match &self.path {
-            DataPath::Image(t) => {
+            DataPath::Image(t, targets) => {
                 buf.data.describe(t.dtype(), len, &t.out_shape());
-                buf.targets.clear();
+                match targets {
+                    Some(t) => buf.targets.describe(t.dtype, len, &t.shape),
+                    None => buf.targets.clear(),
+                }
                 buf.mask.clear();
             }
             DataPath::Tensors(spec) => {
@@ -181,7 +184,12 @@ impl Shared {
         scratch: &mut WorkerScratch,
     ) -> Result<()> {
         match &self.path {
-            DataPath::Image(transform) => {
+            DataPath::Image(transform, targets) => {
+                if let Some(t) = targets {
+                    let per = t.bytes();
+                    let out = &mut buf.targets.bytes.as_bytes_mut()[slot * per..(slot + 1) * per];
+                    self.source.read_targets(id as usize, out)?;
+                }
                 let per = transform.sample_bytes();
                 let view = self.source.read(id as usize, &mut scratch.read)?;
                 let out = match transform.dtype() {

@@ -120,6 +120,15 @@ pub trait Source: Send + Sync {
             "this source's samples are images, not tensors",
         ))
     }
+    /// Typed targets that go with the samples also when they are read as images (an npy
+    /// source's `y` under a `transform`); `None` for most image sources.
+    fn image_targets(&self) -> Option<&TensorSpec> {
+        None
+    }
+    /// Writes the targets of sample `id` into `out` (`image_targets().bytes()` long).
+    fn read_targets(&self, _id: usize, _out: &mut [u8]) -> Result<()> {
+        Err(crate::Error::invalid("this source has no targets"))
+    }
     /// Where sample `id` comes from, for error reports: a path, `shard.tar:member`, or `None`
     /// for in-memory data.
     fn location(&self, _id: usize) -> Option<String> {

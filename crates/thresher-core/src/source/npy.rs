@@ -8,7 +8,7 @@
 //!
 //! With a `transform` section the samples must be images: u8 [N, H, W] (one channel) or
 //! [N, H, W, C] — or, with `x_layout: "chw"`, [N, C, H, W]. u8 HWC samples are slices of the
-//! mapping (no copy). The opt-in `to_u8: true` takes an f32 `x` as ToTensor-scaled values in
+//! mapping (no copy); `y` gives labels and targets as above. The opt-in `to_u8: true` takes an f32 `x` as ToTensor-scaled values in
 //! [0, 1] and quantises them to bytes (`round(255·v)`, clamped, NaN → 0) so that they go
 //! through the image transforms; nothing is quantised without it.
 //!
@@ -343,6 +343,8 @@ pub struct NpySource {
     to_u8: bool,
     labels: Vec<i64>,
     targets: Targets,
+    /// The targets' dtype and per-sample shape (also for images under a transform).
+    target_spec: Option<TensorSpec>,
 }
 
 fn keyed(e: Error, key: &str) -> Error {
@@ -482,7 +484,7 @@ impl NpySource {
         }
         let spec = (!config.to_u8).then_some(SampleSpec {
             data: TensorSpec { dtype, shape: dims },
-            targets: target_spec,
+            targets: target_spec.clone(),
             mask: None,
         });
         Ok(NpySource {
@@ -494,6 +496,7 @@ impl NpySource {
             to_u8: config.to_u8,
             labels,
             targets,
+            target_spec,
         })
     }
 }
@@ -574,14 +577,20 @@ impl Source for NpySource {
         let size = spec.data.dtype.size();
         let per = out.data.len();
         copy_le(out.data, &self.x.data()[id * per..(id + 1) * per], size);
+        self.read_targets(id, out.targets)
+    }
+    fn image_targets(&self) -> Option<&TensorSpec> {
+        self.target_spec.as_ref()
+    }
+    fn read_targets(&self, id: usize, out: &mut [u8]) -> Result<()> {
         match &self.targets {
             Targets::None => {}
             Targets::Mapped(y, per) => copy_le(
-                out.targets,
+                out,
                 &y.data()[id * per..(id + 1) * per],
-                spec.targets.as_ref().map_or(1, |t| t.dtype.size()),
+                self.target_spec.as_ref().map_or(1, |t| t.dtype.size()),
             ),
-            Targets::FromLabels => out.targets.copy_from_slice(&self.labels[id].to_ne_bytes()),
+            Targets::FromLabels => out.copy_from_slice(&self.labels[id].to_ne_bytes()),
         }
         Ok(())
     }
