@@ -89,6 +89,7 @@ fn real_main() -> Result<()> {
                 threads,
             })?;
             let figure = match r.metric {
+                _ if r.final_test_loss.is_nan() => "no evaluation (no --val-config)".to_string(),
                 train::Metric::Accuracy => format!("final test accuracy {:.2}%", r.final_test_acc),
                 train::Metric::Loss => format!(
                     "final test loss {:.4} (perplexity {:.3})",

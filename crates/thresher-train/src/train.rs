@@ -275,6 +275,8 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
     let train_json = crate::cli::train_config(c, o.spec, o.seed)?;
     let train_cfg =
         Config::from_json(&train_json.to_string()).map_err(|e| format!("policy {label}: {e}"))?;
+    // The config's (a `--config` file sets its own).
+    let batch_size = train_cfg.batch_size;
     let loader = Loader::new(train_cfg)?;
     let test = match crate::cli::eval_config(c)? {
         Some(v) => Some(Loader::new(
@@ -314,7 +316,7 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
             "dataset_len": n,
             "test_len": test.as_ref().map(|t| t.dataset_len()),
             "epochs": c.epochs,
-            "batch_size": c.batch_size,
+            "batch_size": batch_size,
             "lr": c.lr,
             "momentum": c.momentum,
             "weight_decay": c.weight_decay,
