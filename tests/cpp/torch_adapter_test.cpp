@@ -10,6 +10,8 @@
 
 #include <torch/torch.h>
 
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -136,6 +138,45 @@ static void test_index_mode() {
     EXPECT(loader.raw().epoch_plan().size() == 300); // epoch 1's, made now
 }
 
+// Token blocks: x and y keep the token dtype (uint16), no class labels, and the typed targets
+// are views of the batch like the data.
+static void test_token_blocks() {
+    char dir[] = "/tmp/thresher-torch-tokens-XXXXXX";
+    if (mkdtemp(dir) == nullptr) {
+        EXPECT(!"mkdtemp failed");
+        return;
+    }
+    const std::string path = std::string(dir) + "/t.bin";
+    std::vector<std::uint16_t> tok(33);
+    for (std::size_t i = 0; i < tok.size(); i++) tok[i] = static_cast<std::uint16_t>(60000 + i);
+    {
+        FILE *f = std::fopen(path.c_str(), "wb");
+        EXPECT(f != nullptr);
+        if (f == nullptr) return;
+        std::fwrite(tok.data(), 2, tok.size(), f);
+        std::fclose(f);
+    }
+    {
+        thresher::torch::Loader loader("{\"source\": {\"kind\": \"tokens\", \"path\": \"" + path +
+                                       "\", \"dtype\": \"u16\", \"block\": 8}, "
+                                       "\"batch_size\": 4, \"shuffle\": false}");
+        auto b = loader.next();
+        EXPECT(b.has_value());
+        if (b) {
+            EXPECT(b->data.scalar_type() == torch::kUInt16 && b->data.size(1) == 8);
+            EXPECT(b->targets.defined() && b->targets.scalar_type() == torch::kUInt16);
+            EXPECT(!b->target.defined() && !b->mask.defined());
+            const auto x = b->data.to(torch::kInt64), y = b->targets.to(torch::kInt64);
+            EXPECT(x[1][0].item<int64_t>() == 60008 && y[1][0].item<int64_t>() == 60009);
+            EXPECT(y[3][7].item<int64_t>() == 60032);
+            thresher::Tensor ty = *b->raw().targets();
+            EXPECT(b->targets.data_ptr() == ty.data());
+        }
+    }
+    std::remove(path.c_str());
+    rmdir(dir);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         std::fprintf(stderr, "usage: %s MNIST_DIR (raw IDX files)\n", argv[0]);
@@ -146,6 +187,7 @@ int main(int argc, char **argv) {
         test_zero_copy_and_lifetime();
         test_weighted_loss();
         test_index_mode();
+        test_token_blocks();
     } catch (const std::exception &e) {
         g_failed++;
         std::fprintf(stderr, "unexpected exception: %s\n", e.what());

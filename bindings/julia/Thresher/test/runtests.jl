@@ -153,6 +153,22 @@ config(extra = "") = """{"source": {"kind": "idx",
         end
     end
 
+    @testset "token blocks: x is data, y targets, typed" begin
+        dir = mktempdir()
+        path = joinpath(dir, "t.bin")
+        write(path, UInt16.(1000:1032))                    # 33 tokens, little-endian
+        Loader("""{"source": {"kind": "tokens", "path": "$path", "dtype": "u16",
+                   "block": 8}, "batch_size": 4, "shuffle": false}""") do l
+            b = next!(l)
+            x, y = Thresher.data(b), Thresher.targets(b)    # block×B, column-major
+            @test eltype(x) == UInt16 && size(x) == (8, 4)
+            @test x[:, 2] == UInt16.(1008:1015) && y[:, 2] == UInt16.(1009:1016)
+            @test_throws ThresherError Thresher.labels(b)
+            @test_throws ThresherError Thresher.mask(b)
+            close(b)
+        end
+    end
+
     @testset "advance! is for index mode only" begin
         Loader(config("\"batch_size\": 500")) do l
             err = try advance!(l, 1); nothing catch e; e end
