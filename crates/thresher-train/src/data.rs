@@ -136,7 +136,21 @@ fn max_plus_one(t: Tensor) -> i64 {
     t.max().to_kind(Kind::Int64).int64_value(&[]) + 1
 }
 
-/// The output size when `--classes` is not given, from the config's source.
+/// Where the values of a token file start: after the header of a `.npy` (versions 1–3), at 0
+/// for a raw array.
+fn npy_data_offset(file: &[u8]) -> usize {
+    if file.len() < 12 || !file.starts_with(b"\x93NUMPY") {
+        return 0;
+    }
+    let offset = match file[6] {
+        1 => 10 + u16::from_le_bytes([file[8], file[9]]) as usize,
+        _ => 12 + u32::from_le_bytes([file[8], file[9], file[10], file[11]]) as usize,
+    };
+    offset.min(file.len())
+}
+
+/// The output size when `--classes` is not given, from the config's source (the whole token
+/// file is read: pass `--classes` for a large corpus).
 pub fn default_classes(config: &Value, task: Task) -> Result<i64> {
     let src = &config["source"];
     let kind = src["kind"].as_str().unwrap_or_default();
@@ -149,7 +163,8 @@ pub fn default_classes(config: &Value, task: Task) -> Result<i64> {
     match (task, kind) {
         (Task::Tokens, "tokens") => {
             let p = path("path")?;
-            let bytes = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            let file = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            let bytes = &file[npy_data_offset(&file)..];
             let wide = src["dtype"].as_str() == Some("u32");
             let max = if wide {
                 bytes
@@ -168,7 +183,8 @@ pub fn default_classes(config: &Value, task: Task) -> Result<i64> {
         }
         (Task::Classes, "npy") => {
             let p = path("y")?;
-            let y = Tensor::read_npy(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            let y = Tensor::read_npy(&p)
+                .map_err(|e| format!("{}: {e} (pass --classes)", p.display()))?;
             Ok(max_plus_one(y))
         }
         (Task::Classes, "cifar" | "idx") => Ok(10),
@@ -493,6 +509,26 @@ mod tests {
             (e["policy"]["kind"].clone(), e["shuffle"].clone()),
             (json!("full"), json!(false))
         );
+    }
+
+    #[test]
+    fn vocabulary_from_raw_and_npy_token_files() {
+        let dir = std::env::temp_dir().join(format!("thresher-vocab-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ids: Vec<u8> = [3u16, 41, 7].iter().flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::write(dir.join("t.bin"), &ids).unwrap();
+        // A v1 .npy whose header holds bytes larger than any id.
+        let header = b"{'descr': '<u2', 'fortran_order': False, 'shape': (3,), }          \n";
+        let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+        npy.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        npy.extend_from_slice(header);
+        npy.extend_from_slice(&ids);
+        std::fs::write(dir.join("t.npy"), &npy).unwrap();
+        for f in ["t.bin", "t.npy"] {
+            let c = json!({"source": {"kind": "tokens", "path": dir.join(f), "dtype": "u16"}});
+            assert_eq!(default_classes(&c, Task::Tokens).unwrap(), 42, "{f}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
