@@ -1,6 +1,7 @@
 //! Smoke test of `thresher-train train --config` on data the test makes (`make test-trainer`):
 //! a byte-level token corpus trained by the transformer (next-token loss, per-block losses fed
-//! back to InfoBatch, validation loss and perplexity), an f32 npy feature set with int labels
+//! back to InfoBatch, validation loss and perplexity), the same on ragged documents (padding
+//! masked out of the loss), an f32 npy feature set with int labels
 //! trained by the MLP (cross-entropy, accuracy) and the same features with float targets (MSE).
 //! Each run must finish and its training loss fall.
 
@@ -143,6 +144,65 @@ fn transformer_on_a_token_stream() {
     assert_eq!(epochs[2]["samples"], 749);
     let val_loss = epochs[2]["test_loss"].as_f64().unwrap();
     assert!(val_loss < 0.5 * first, "validation loss {val_loss}");
+}
+
+#[test]
+fn transformer_on_ragged_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    // Documents of 5 to 60 tokens, one sentence each, cut or padded to blocks of 32 with a mask.
+    let words = [
+        "a stitch in time saves nine",
+        "the quick brown fox",
+        "jumps over the lazy dog",
+    ];
+    let (mut tokens, mut offsets) = (Vec::<u16>::new(), vec![0i64]);
+    for i in 0..600 {
+        let doc = words[i % 3].repeat(1 + i % 2);
+        let n = 5 + (i * 7) % 56;
+        tokens.extend(doc.bytes().cycle().take(n).map(u16::from));
+        offsets.push(tokens.len() as i64);
+    }
+    let bin = dir.path().join("docs.bin");
+    std::fs::write(
+        &bin,
+        tokens
+            .iter()
+            .flat_map(|t| t.to_ne_bytes())
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let off = dir.path().join("offsets.npy");
+    let bytes: Vec<u8> = offsets.iter().flat_map(|v| v.to_le_bytes()).collect();
+    write_npy(&off, "<i8", &[offsets.len()], &bytes);
+    let config = json!({
+        "source": {"kind": "tokens", "path": bin, "dtype": "u16", "block": 32, "offsets": off},
+        "batch_size": 32, "workers": 1, "policy": {"kind": "infobatch", "prune": 0.5, "epochs": 3},
+    });
+    let log = train(
+        dir.path(),
+        &config,
+        Some(&config),
+        &[
+            "--epochs",
+            "3",
+            "--lr",
+            "3e-3",
+            "--classes",
+            "128",
+            "--d-model",
+            "32",
+        ],
+    );
+    assert_eq!(of_type(&log, "run")[0]["dataset_len"], 600);
+    let (first, last) = first_last(&log, 3);
+    println!("documents: loss {first:.4} → {last:.4}");
+    assert!(
+        last < 0.6 * first,
+        "the loss did not fall: {first} → {last}"
+    );
+    let epochs = of_type(&log, "epoch");
+    assert!(epochs[1]["samples"].as_u64().unwrap() < 600);
+    assert!(epochs[2]["test_loss"].as_f64().unwrap() < 0.6 * first);
 }
 
 /// x: [N, 8] f32 normal-ish features; the class is the argmax of four fixed projections and the
