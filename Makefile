@@ -11,7 +11,7 @@ CFLAGS_STRICT := -std=c99 -Wall -Wextra -Werror -pedantic -g -O1
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 RUST_LINK := -lpthread -ldl -lm
 
-.PHONY: all setup build header check test test-rust test-c test-python demo bench clean
+.PHONY: all setup build header check test test-rust test-c test-python demo demo-text bench clean
 
 # Crates by role (Cargo workspace): the C ABI crate `thresher` at the root (src/ffi, include/),
 # thresher-core, thresher-cli (the `thresher` command) and thresher-train (links libtorch, so it
@@ -100,6 +100,16 @@ test-wheel: setup
 demo: setup trainer
 	./target/release/thresher-train compare --dataset fashion-mnist --policies full,random,infobatch:prune=0.5 --prune 0.3 --limit 20000 --test-limit 5000 --epochs 8 --seeds 3 --out results
 
+# The text demo: the reference trainer compares full data, random pruning and InfoBatch on a
+# small byte-level transformer trained on English text (the fortune files of Debian's `fortunes`,
+# made into data/text/{train,val}.bin by `make setup`; configs in examples/text/), 3 seeds; writes
+# results/text/compare.{md,png,json} (validation loss against training time) and prints the table.
+demo-text: setup trainer
+	./target/release/thresher-train compare --config examples/text/train.json --val-config examples/text/val.json --policies full,random,infobatch:prune=0.5 --prune 0.3 $(TEXT_DEMO_FLAGS) --seeds 3 --out results/text
+
+# The model and schedule of the text demo (sized for 2 cores; its duration is in the README).
+TEXT_DEMO_FLAGS := --epochs 4 --classes 256 --d-model 128 --layers 2 --heads 4 --lr 4e-3 --weight-decay 0.01 --threads 1
+
 # The C example that streams a few epochs through the C ABI.
 demo-c: setup build
 	@mkdir -p build
@@ -118,8 +128,10 @@ trainer: setup
 
 # CI smoke test: one epoch on 2,000 samples with infobatch and with influence through the built
 # binary; the loss must fall and the test accuracy be well above chance (crates/thresher-train/tests/trainer_smoke.rs).
+# Then --config on data the test makes: a token stream (transformer), npy features with labels
+# and with float targets (MLP) (tests/trainer_config.rs); and the trainer's unit tests.
 test-trainer: setup
-	LIBTORCH_USE_PYTORCH=1 PATH="$(CURDIR)/.venv/bin:$$PATH" $(CARGO) test --release -p thresher-train --test trainer_smoke
+	LIBTORCH_USE_PYTORCH=1 PATH="$(CURDIR)/.venv/bin:$$PATH" $(CARGO) test --release -p thresher-train --bins --test trainer_smoke --test trainer_config
 	LIBTORCH_USE_PYTORCH=1 PATH="$(CURDIR)/.venv/bin:$$PATH" $(CARGO) clippy --release -p thresher-train --all-targets -- -D warnings
 
 # Each fuzz target for about 60 s over its committed corpus (cargo-fuzz is installed on first

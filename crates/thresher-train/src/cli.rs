@@ -115,6 +115,9 @@ pub struct Common {
     /// Directory for logs and reports.
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
+    /// Any thresher config (`--config`), its evaluation set, losses and the other models.
+    #[command(flatten)]
+    pub data: crate::data::DataArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
@@ -265,8 +268,13 @@ fn idx_files(c: &Common, split: &str) -> Result<(PathBuf, PathBuf)> {
     Ok((find("images-idx3")?, find("labels-idx1")?))
 }
 
-/// The thresher config of the training loader for one run.
+/// The thresher config of the training loader for one run: the `--config` file's with the
+/// run's policy and seed, or the `--dataset`'s.
 pub fn train_config(c: &Common, spec: &PolicySpec, seed: u64) -> Result<Value> {
+    if let Some(path) = &c.data.config {
+        let file = crate::data::read_json(path)?;
+        return crate::data::train_config(&file, spec.to_json(c), seed);
+    }
     let (images, labels) = idx_files(c, "train")?;
     Ok(loader_config(
         c,
@@ -279,7 +287,19 @@ pub fn train_config(c: &Common, spec: &PolicySpec, seed: u64) -> Result<Value> {
     ))
 }
 
-/// The evaluation loader: the test split in order, every sample once, no pruning.
+/// The evaluation loader, when there is one: `--val-config` for a `--config` run, the test split
+/// of a `--dataset`; in order, every sample once, no pruning.
+pub fn eval_config(c: &Common) -> Result<Option<Value>> {
+    match (&c.data.config, &c.data.val_config) {
+        (Some(_), Some(path)) => Ok(Some(crate::data::eval_config(&crate::data::read_json(
+            path,
+        )?)?)),
+        (Some(_), None) => Ok(None),
+        (None, _) => test_config(c).map(Some),
+    }
+}
+
+/// The test split of a `--dataset`.
 pub fn test_config(c: &Common) -> Result<Value> {
     let (images, labels) = idx_files(c, "t10k")?;
     let mut v = loader_config(

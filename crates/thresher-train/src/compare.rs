@@ -1,6 +1,6 @@
 //! `compare`: every policy × seed on the same data and the same initialisations, then a table
-//! (results/compare.md, .json) and a plot of test accuracy against training time
-//! (results/compare.png). Seeds are the outer loop so that a slow phase of the machine does not
+//! (results/compare.md, .json) and a plot of test accuracy — or, for token blocks and
+//! regression, test loss — against training time (results/compare.png). Seeds are the outer loop so that a slow phase of the machine does not
 //! fall on one policy only. The files are rewritten after every run, so a long comparison that
 //! is interrupted still leaves its finished runs behind.
 
@@ -11,7 +11,7 @@ use plotters::prelude::*;
 use serde_json::json;
 
 use crate::cli::{CompareArgs, PolicySpec};
-use crate::train::{self, RunOptions, RunResult};
+use crate::train::{self, Metric, RunOptions, RunResult};
 use crate::Result;
 
 /// Matplotlib's "tab10" and a few darker ones: distinct on white (Palette99 has a pale yellow),
@@ -83,7 +83,30 @@ struct Row {
     mean_weight: f64,
 }
 
-fn summarise(label: &str, runs: &[RunResult]) -> Row {
+/// The run's final figure by `metric`.
+fn final_figure(r: &RunResult, metric: Metric) -> f64 {
+    match metric {
+        Metric::Accuracy => r.final_test_acc,
+        Metric::Loss => r.final_test_loss,
+    }
+}
+
+fn epoch_figure(e: &train::EpochRecord, metric: Metric) -> f64 {
+    match metric {
+        Metric::Accuracy => e.test_acc,
+        Metric::Loss => e.test_loss,
+    }
+}
+
+/// What the runs are judged by (the same for every run of a comparison).
+fn metric_of(groups: &[(String, Vec<RunResult>)]) -> Metric {
+    groups
+        .iter()
+        .find_map(|(_, r)| r.first())
+        .map_or(Metric::Accuracy, |r| r.metric)
+}
+
+fn summarise(label: &str, runs: &[RunResult], metric: Metric) -> Row {
     let col = |f: &dyn Fn(&RunResult) -> f64| runs.iter().map(f).collect::<Vec<_>>();
     let weights: Vec<f64> = runs
         .iter()
@@ -98,7 +121,7 @@ fn summarise(label: &str, runs: &[RunResult]) -> Row {
             .iter()
             .flat_map(|r| r.epochs.iter().map(|e| e.prune_fraction))
             .fold(0.0, f64::max),
-        acc: mean_std(&col(&|r| r.final_test_acc)),
+        acc: mean_std(&col(&|r| final_figure(r, metric))),
         time: mean_std(&col(&|r| r.train_s)),
         cpu: mean_std(&col(&|r| r.train_cpu_s)).0,
         visits: mean_std(&col(&|r| r.visits as f64)).0,
@@ -106,35 +129,50 @@ fn summarise(label: &str, runs: &[RunResult]) -> Row {
     }
 }
 
-fn table(rows: &[Row]) -> String {
+/// `eval` names the evaluation set ("test", or "validation" for `--val-config`).
+fn table(rows: &[Row], metric: Metric, eval: &str) -> String {
     let full = rows.iter().find(|r| r.label == "full");
-    let mut s = String::from(
-        "| policy | runs | realised prune (overall / peak epoch) | mean weight | final test acc % \
-         (mean ± std) | Δ acc vs full | train time s (mean ± std) | time saved vs full | \
-         train CPU s (saved) | sample-visits | visits saved vs full |\n\
+    let (figure, delta) = match metric {
+        Metric::Accuracy => (format!("final {eval} acc % (mean ± std)"), "Δ acc vs full"),
+        Metric::Loss => (
+            format!("final {eval} loss (mean ± std) [perplexity]"),
+            "Δ loss vs full",
+        ),
+    };
+    let mut s = format!(
+        "| policy | runs | realised prune (overall / peak epoch) | mean weight | {figure} | \
+         {delta} | train time s (mean ± std) | time saved vs full | train CPU s (saved) | \
+         sample-visits | visits saved vs full |\n\
          |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
+    let (digits, ppl) = match metric {
+        Metric::Accuracy => (2, false),
+        Metric::Loss => (4, true),
+    };
     for r in rows {
         let (d_acc, saved, cpu_saved, v_saved) = match full {
             Some(f) => (
-                format!("{:+.2}", r.acc.0 - f.acc.0),
+                format!("{:+.*}", digits, r.acc.0 - f.acc.0),
                 format!("{:.1}%", 100.0 * (1.0 - r.time.0 / f.time.0)),
                 format!("{:.1}%", 100.0 * (1.0 - r.cpu / f.cpu)),
                 format!("{:.1}%", 100.0 * (1.0 - r.visits / f.visits)),
             ),
             None => ("—".into(), "—".into(), "—".into(), "—".into()),
         };
+        let figure = if ppl {
+            format!("{:.4} ± {:.4} [{:.3}]", r.acc.0, r.acc.1, r.acc.0.exp())
+        } else {
+            format!("{:.2} ± {:.2}", r.acc.0, r.acc.1)
+        };
         let _ = writeln!(
             s,
-            "| {} | {} | {:.1}% / {:.1}% | {:.3} | {:.2} ± {:.2} | {} | {:.1} ± {:.1} | {} | {:.0} ({}) \
+            "| {} | {} | {:.1}% / {:.1}% | {:.3} | {figure} | {} | {:.1} ± {:.1} | {} | {:.0} ({}) \
              | {:.0} | {} |",
             r.label,
             r.runs,
             100.0 * r.realised,
             100.0 * r.peak,
             r.mean_weight,
-            r.acc.0,
-            r.acc.1,
             d_acc,
             r.time.0,
             r.time.1,
@@ -148,8 +186,8 @@ fn table(rows: &[Row]) -> String {
     s
 }
 
-/// Per policy: (mean training seconds, mean test accuracy) at the end of each epoch.
-fn curves(groups: &[(String, Vec<RunResult>)]) -> Vec<(String, Vec<(f64, f64)>)> {
+/// Per policy: (mean training seconds, mean test figure) at the end of each epoch.
+fn curves(groups: &[(String, Vec<RunResult>)], metric: Metric) -> Vec<(String, Vec<(f64, f64)>)> {
     groups
         .iter()
         .filter(|(_, runs)| !runs.is_empty())
@@ -161,7 +199,7 @@ fn curves(groups: &[(String, Vec<RunResult>)]) -> Vec<(String, Vec<(f64, f64)>)>
                     let a = mean_std(
                         &runs
                             .iter()
-                            .map(|r| r.epochs[e].test_acc)
+                            .map(|r| epoch_figure(&r.epochs[e], metric))
                             .collect::<Vec<_>>(),
                     );
                     (t.0, a.0)
@@ -172,7 +210,24 @@ fn curves(groups: &[(String, Vec<RunResult>)]) -> Vec<(String, Vec<(f64, f64)>)>
         .collect()
 }
 
-fn plot(path: &Path, title: &str, curves: &[(String, Vec<(f64, f64)>)]) -> Result<()> {
+fn plot(
+    path: &Path,
+    title: &str,
+    y_desc: &str,
+    metric: Metric,
+    curves: &[(String, Vec<(f64, f64)>)],
+) -> Result<()> {
+    // A run without an evaluation has NaN figures: nothing to draw for them.
+    let curves: Vec<(String, Vec<(f64, f64)>)> = curves
+        .iter()
+        .map(|(l, p)| {
+            (
+                l.clone(),
+                p.iter().copied().filter(|v| v.1.is_finite()).collect(),
+            )
+        })
+        .collect();
+    let curves = curves.as_slice();
     let pts = curves.iter().flat_map(|(_, p)| p.iter());
     let (mut x_max, mut y_min, mut y_max) = (1.0f64, 100.0f64, 0.0f64);
     for &(x, y) in pts {
@@ -183,7 +238,10 @@ fn plot(path: &Path, title: &str, curves: &[(String, Vec<(f64, f64)>)]) -> Resul
     if y_min > y_max {
         (y_min, y_max) = (0.0, 100.0);
     }
-    let pad = ((y_max - y_min) * 0.05).max(0.2);
+    let pad = match metric {
+        Metric::Accuracy => ((y_max - y_min) * 0.05).max(0.2),
+        Metric::Loss => ((y_max - y_min) * 0.05).max(1e-3),
+    };
     let root = BitMapBackend::new(path, (1000, 640)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
@@ -195,7 +253,7 @@ fn plot(path: &Path, title: &str, curves: &[(String, Vec<(f64, f64)>)]) -> Resul
     chart
         .configure_mesh()
         .x_desc("training wall time (s, mean over seeds)")
-        .y_desc("test accuracy (%)")
+        .y_desc(y_desc)
         .label_style(("sans-serif", 15))
         .draw()?;
     let mut next = 0;
@@ -219,7 +277,10 @@ fn plot(path: &Path, title: &str, curves: &[(String, Vec<(f64, f64)>)]) -> Resul
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(match metric {
+            Metric::Accuracy => SeriesLabelPosition::LowerRight,
+            Metric::Loss => SeriesLabelPosition::UpperRight,
+        })
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font(("sans-serif", 16))
@@ -234,14 +295,47 @@ fn write_outputs(
     setup: &str,
 ) -> Result<(String, std::path::PathBuf)> {
     let out = &args.common.out;
+    let metric = metric_of(groups);
     let rows: Vec<Row> = groups
         .iter()
         .filter(|(_, r)| !r.is_empty())
-        .map(|(l, r)| summarise(l, r))
+        .map(|(l, r)| summarise(l, r, metric))
         .collect();
-    let tab = table(&rows);
+    let eval = if args.common.data.val_config.is_some() {
+        "validation"
+    } else {
+        "test"
+    };
+    let tab = table(&rows, metric, eval);
+    let (what, y_desc) = match metric {
+        Metric::Accuracy => (format!("{eval} accuracy"), format!("{eval} accuracy (%)")),
+        Metric::Loss => (
+            format!("{eval} loss"),
+            format!("{eval} loss (per token for token blocks)"),
+        ),
+    };
+    // The model as the first run built it.
+    let model = groups
+        .iter()
+        .flat_map(|(_, r)| r.first())
+        .next()
+        .filter(|_| args.common.data.config.is_some())
+        .map_or(String::new(), |r| {
+            let m = &r.model;
+            let s = |k: &str| m[k].as_str().unwrap_or("?").to_string();
+            format!(
+                "Model: {} ({} parameters), loss {}, optimizer {}; samples {} {}, {} outputs.\n\n",
+                s("model"),
+                m["parameters"],
+                s("loss"),
+                s("optimizer"),
+                m["problem"]["input"].as_str().unwrap_or("?"),
+                m["problem"]["sample"],
+                m["outputs"],
+            )
+        });
     let md = format!(
-        "# thresher-train compare\n\n{setup}\n\n{tab}\n\
+        "# thresher-train compare\n\n{setup}\n\n{model}{tab}\n\
          - *realised prune*: 1 − sample-visits / (epochs · N) over the whole run, and the highest \
          single-epoch value; the nominal `--prune` is the policy's key (InfoBatch's r), not a \
          promise.\n\
@@ -251,7 +345,7 @@ fn write_outputs(
          machine inflate wall time far more than CPU time.\n\
          - *mean weight*: mean loss weight of the kept samples, averaged over epochs.\n\n\
          - 1-minute load average when this file was written: {}.\n\n\
-         ![test accuracy against training time](compare.png)\n",
+         ![{what} against training time](compare.png)\n",
         train::load_average().map_or("?".into(), |l| format!("{l:.2}"))
     );
     std::fs::write(out.join("compare.md"), &md)?;
@@ -261,7 +355,13 @@ fn write_outputs(
         .collect();
     std::fs::write(out.join("compare.json"), serde_json::to_string(&json)?)?;
     let png = out.join("compare.png");
-    plot(&png, "test accuracy against training time", &curves(groups))?;
+    plot(
+        &png,
+        &format!("{what} against training time"),
+        &y_desc,
+        metric,
+        &curves(groups, metric),
+    )?;
     Ok((tab, png))
 }
 
@@ -281,31 +381,55 @@ pub fn run(args: &CompareArgs, device: tch::Device, threads: usize) -> Result<()
     }
     let cmd: Vec<String> = std::env::args().collect();
     let load = train::load_average().map_or("?".into(), |l| format!("{l:.2}"));
-    let setup = format!(
-        "`{}`\n\n{} ({} training samples{}), {} epochs, batch {}, model {:?} (width {}), SGD \
+    let setup = if let Some(config) = &c.data.config {
+        format!(
+            "`{}`\n\nconfig `{}` (evaluation: {}), {} epochs, lr {} wd {} ({:?} schedule), device \
+             {:?}, torch threads {}, {} seeds, nominal prune {}; {} cores, 1-minute load average \
+             {} at the start.",
+            cmd.join(" "),
+            config.display(),
+            c.data
+                .val_config
+                .as_ref()
+                .map_or("none".to_string(), |v| format!("`{}`", v.display())),
+            c.epochs,
+            c.lr,
+            c.weight_decay,
+            c.schedule,
+            device,
+            threads,
+            args.seeds,
+            c.prune,
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            load,
+        )
+    } else {
+        format!(
+            "`{}`\n\n{} ({} training samples{}), {} epochs, batch {}, model {:?} (width {}), SGD \
          lr {} momentum {} wd {} ({:?} schedule), device {:?}, torch threads {}, loader workers \
          {}, {} seeds, nominal prune {}; {} cores, 1-minute load average {} at the start.",
-        cmd.join(" "),
-        c.dataset.dir_name(),
-        c.limit.map_or("all".to_string(), |l| format!("first {l}")),
-        c.test_limit
-            .map_or(String::new(), |l| format!(", first {l} test samples")),
-        c.epochs,
-        c.batch_size,
-        c.model.resolve(c.dataset.shape()),
-        c.width,
-        c.lr,
-        c.momentum,
-        c.weight_decay,
-        c.schedule,
-        device,
-        threads,
-        c.workers,
-        args.seeds,
-        c.prune,
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        load,
-    );
+            cmd.join(" "),
+            c.dataset.dir_name(),
+            c.limit.map_or("all".to_string(), |l| format!("first {l}")),
+            c.test_limit
+                .map_or(String::new(), |l| format!(", first {l} test samples")),
+            c.epochs,
+            c.batch_size,
+            c.model.resolve(c.dataset.shape()),
+            c.width,
+            c.lr,
+            c.momentum,
+            c.weight_decay,
+            c.schedule,
+            device,
+            threads,
+            c.workers,
+            args.seeds,
+            c.prune,
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            load,
+        )
+    };
     let specs: Vec<&PolicySpec> = args.policies.iter().collect();
     for seed in 0..args.seeds {
         for (i, spec) in specs.iter().enumerate() {
@@ -320,9 +444,12 @@ pub fn run(args: &CompareArgs, device: tch::Device, threads: usize) -> Result<()
                 device,
                 threads,
             })?;
+            let figure = match result.metric {
+                Metric::Accuracy => format!("test {:.2}%", result.final_test_acc),
+                Metric::Loss => format!("test loss {:.4}", result.final_test_loss),
+            };
             println!(
-                "== {label} seed {seed}: test {:.2}%, {:.1}s training, realised prune {:.1}%",
-                result.final_test_acc,
+                "== {label} seed {seed}: {figure}, {:.1}s training, realised prune {:.1}%",
                 result.train_s,
                 100.0 * result.realised_prune
             );
@@ -354,7 +481,7 @@ mod tests {
             ("full".to_string(), vec![(1.0, 80.0), (2.0, 85.0)]),
             ("infobatch".to_string(), vec![(0.7, 79.0), (1.4, 84.5)]),
         ];
-        plot(&path, "t", &curves).unwrap();
+        plot(&path, "t", "test accuracy (%)", Metric::Accuracy, &curves).unwrap();
         assert!(std::fs::metadata(&path).unwrap().len() > 1000);
         std::fs::remove_dir_all(&dir).unwrap();
     }

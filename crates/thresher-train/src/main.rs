@@ -4,13 +4,18 @@
 
 mod cli;
 mod compare;
+mod data;
+mod mlp;
 mod model;
 mod signals;
+mod task;
 mod train;
+mod transformer;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 use tch::Device;
 
 use cli::{Cli, Cmd, Common, DeviceArg};
@@ -37,8 +42,33 @@ fn setup(c: &Common) -> Result<(Device, usize)> {
     Ok((device, threads))
 }
 
+/// With `--config`, the file's policy unless `--policy` / `--policies` is on the command line.
+fn apply_config_policy(cli: &mut Cli, matches: &clap::ArgMatches) -> Result<()> {
+    let sub = matches.subcommand().map(|(_, m)| m);
+    let given = |id: &str| sub.and_then(|m| m.value_source(id)) == Some(ValueSource::CommandLine);
+    let common = match &cli.cmd {
+        Cmd::Train(a) => &a.common,
+        Cmd::Compare(a) => &a.common,
+    };
+    if common.data.val_config.is_some() && common.data.config.is_none() {
+        return Err("--val-config goes with --config".into());
+    }
+    let Some(path) = &common.data.config else {
+        return Ok(());
+    };
+    let spec = data::policy_of(&data::read_json(path)?)?;
+    match &mut cli.cmd {
+        Cmd::Train(a) if !given("policy") => a.policy = spec,
+        Cmd::Compare(a) if !given("policies") => a.policies = vec![spec],
+        _ => {}
+    }
+    Ok(())
+}
+
 fn real_main() -> Result<()> {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    apply_config_policy(&mut cli, &matches)?;
     match &cli.cmd {
         Cmd::Train(a) => {
             let (device, threads) = setup(&a.common)?;
@@ -58,11 +88,19 @@ fn real_main() -> Result<()> {
                 device,
                 threads,
             })?;
+            let figure = match r.metric {
+                _ if r.final_test_loss.is_nan() => "no evaluation (no --val-config)".to_string(),
+                train::Metric::Accuracy => format!("final test accuracy {:.2}%", r.final_test_acc),
+                train::Metric::Loss => format!(
+                    "final test loss {:.4} (perplexity {:.3})",
+                    r.final_test_loss,
+                    r.final_test_loss.exp()
+                ),
+            };
             println!(
-                "{}: final test accuracy {:.2}%, {:.1}s training ({:.1}s in all), {} sample-visits, \
-                 realised prune {:.1}%; log {}",
+                "{}: {figure}, {:.1}s training ({:.1}s in all), {} sample-visits, realised prune \
+                 {:.1}%; log {}",
                 r.label,
-                r.final_test_acc,
                 r.train_s,
                 r.total_s,
                 r.visits,

@@ -12,13 +12,17 @@ pub trait Net {
     fn forward(&self, xs: &Tensor, train: bool) -> (Tensor, Tensor);
 }
 
-/// Which model to build; `Auto` picks by the sample shape.
+/// Which model to build; `Auto` picks by the sample's kind and shape (`task::resolve`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelKind {
     Auto,
     Cnn,
     Resnet18,
+    /// For feature vectors (`mlp.rs`).
+    Mlp,
+    /// For token blocks (`transformer.rs`).
+    Transformer,
 }
 
 impl ModelKind {
@@ -44,6 +48,7 @@ pub fn build(
     match kind.resolve(shape) {
         ModelKind::Cnn | ModelKind::Auto => Box::new(SmallCnn::new(vs, shape, classes, width)),
         ModelKind::Resnet18 => Box::new(ResNet18::new(vs, shape[0] as i64, classes)),
+        k => unreachable!("{k:?} is built by task::build"),
     }
 }
 

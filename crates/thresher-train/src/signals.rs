@@ -54,14 +54,34 @@ pub fn compute(h: &Tensor, logits: &Tensor, labels: &Tensor, needs: ScoreFields)
     .map(|c| c as u8)
     .collect();
 
+    let mut s = if needs.contains(ScoreFields::EL2N)
+        || needs.contains(ScoreFields::GRAD_NORM)
+        || needs.contains(ScoreFields::EMBEDDING)
+    {
+        let k = logits.size()[1];
+        let diff =
+            logits.detach().softmax(-1, Kind::Float) - labels.one_hot(k).to_kind(Kind::Float);
+        from_residual(h, &diff, needs)
+    } else {
+        from_residual(h, &Tensor::new(), ScoreFields::NONE)
+    };
+    s.loss_t = loss_t;
+    s.loss = loss;
+    s.correct = correct;
+    s
+}
+
+/// The optional last-layer signals from the residual `diff` = ∂ℓ/∂output [B, K] and the
+/// features `h` [B, F] (the loss and correctness are left empty for the caller): EL2N = ‖diff‖,
+/// gradient norm = ‖diff‖ · ‖[h, 1]‖, embedding = diff ⊗ [h, 1].
+pub fn from_residual(h: &Tensor, diff: &Tensor, needs: ScoreFields) -> Signals {
     let want_el2n = needs.contains(ScoreFields::EL2N);
     let want_gn = needs.contains(ScoreFields::GRAD_NORM);
     let want_emb = needs.contains(ScoreFields::EMBEDDING);
     let (mut el2n, mut grad_norm, mut embedding, mut embedding_dim) = (None, None, None, 0);
     if want_el2n || want_gn || want_emb {
-        let k = logits.size()[1];
-        let diff =
-            logits.detach().softmax(-1, Kind::Float) - labels.one_hot(k).to_kind(Kind::Float);
+        let _guard = tch::no_grad_guard();
+        let k = diff.size()[1];
         let err = diff
             .square()
             .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
@@ -90,9 +110,9 @@ pub fn compute(h: &Tensor, logits: &Tensor, labels: &Tensor, needs: ScoreFields)
         }
     }
     Signals {
-        loss_t,
-        loss,
-        correct,
+        loss_t: Tensor::new(),
+        loss: Vec::new(),
+        correct: Vec::new(),
         el2n,
         grad_norm,
         embedding,

@@ -1,6 +1,7 @@
 //! One training run: thresher feeds the batches, the model trains on mean(w · ℓ), and every step
-//! sends its per-sample signals back to thresher before the optimizer step. Test accuracy is
-//! measured after every epoch through a second loader (policy full, no shuffle).
+//! sends its per-sample signals back to thresher before the optimizer step. The test (or
+//! validation) loss and accuracy are measured after every epoch through a second loader (policy
+//! full, no shuffle). The model, loss and feedback follow from the first batch (`task`).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -9,12 +10,14 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
-use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+use tch::{nn, nn::OptimizerConfig, Device, Kind};
 use thresher_core::{Batch, Config, EpochReport, Feedback, Loader, ScoreFields};
 
 use crate::cli::{Common, PolicySpec, Schedule};
-use crate::model::{self, Net};
-use crate::{signals, Result};
+use crate::data::{self, OptimizerArg, Problem, Task};
+use crate::model::{ModelKind, Net};
+use crate::task::{self, Loss};
+use crate::Result;
 
 /// What a run needs besides the shared flags.
 pub struct RunOptions<'a> {
@@ -40,7 +43,11 @@ pub struct EpochRecord {
     pub mean_weight: f64,
     /// Mean unweighted per-sample training loss and training accuracy over the epoch's samples.
     pub train_loss: f64,
+    /// NaN where the task has no per-sample correctness (token blocks, MSE).
     pub train_acc: f64,
+    /// Mean loss per test sample (per valid token for token blocks); accuracy in % (next-token
+    /// accuracy for token blocks, element accuracy for BCE, NaN for MSE). NaN without an
+    /// evaluation loader.
     pub test_loss: f64,
     pub test_acc: f64,
     /// Learning rate of the epoch's last step.
@@ -75,8 +82,41 @@ pub struct RunResult {
     pub train_cpu_s: f64,
     pub visits: u64,
     pub final_test_acc: f64,
+    pub final_test_loss: f64,
+    /// What the run is judged by: accuracy for classes, the evaluation loss otherwise.
+    pub metric: Metric,
+    /// The model as built (the log's `"type": "model"` line).
+    pub model: serde_json::Value,
     /// 1 − visits / (epochs · N).
     pub realised_prune: f64,
+}
+
+/// The figure a comparison reports: test accuracy (classes, BCE) or test loss (token blocks,
+/// where perplexity = exp(loss), and MSE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    Accuracy,
+    Loss,
+}
+
+impl Metric {
+    pub fn of(loss: Loss) -> Metric {
+        match loss {
+            Loss::CrossEntropy | Loss::Bce => Metric::Accuracy,
+            Loss::Mse | Loss::NextToken => Metric::Loss,
+        }
+    }
+}
+
+/// The model of a run and what it was built for.
+struct Model {
+    net: Box<dyn Net>,
+    opt: nn::Optimizer,
+    problem: Problem,
+    loss: Loss,
+    clip: Option<f64>,
+    outputs: i64,
 }
 
 /// The learning rate at `step` of `batches` in `epoch` of `epochs`. The position within the run
@@ -127,40 +167,92 @@ pub fn load_average() -> Option<f64> {
         .ok()
 }
 
-fn batch_tensors(batch: &Batch, device: Device) -> Result<(Tensor, Tensor, Tensor)> {
-    let data = batch
-        .data_f32()
-        .ok_or("the loader must deliver f32 batches (transform.dtype = \"f32\")")?;
-    let shape: Vec<i64> = batch.shape().iter().map(|&v| v as i64).collect();
-    let x = Tensor::from_slice(data)
-        .view(shape.as_slice())
-        .to_device(device);
-    let y = Tensor::from_slice(batch.labels()).to_device(device);
-    let w = Tensor::from_slice(batch.weights()).to_device(device);
-    Ok((x, y, w))
-}
-
-/// Test loss and accuracy (%) over one epoch of the evaluation loader.
-fn evaluate(net: &dyn Net, test: &Loader, device: Device) -> Result<(f64, f64)> {
+/// Test loss and accuracy (%) over one epoch of the evaluation loader (see `EpochRecord`).
+fn evaluate(m: &Model, test: &Loader, device: Device) -> Result<(f64, f64)> {
     let _guard = tch::no_grad_guard();
-    let (mut loss, mut correct, mut n) = (0.0, 0i64, 0usize);
+    let (mut loss, mut n, mut correct, mut m_n) = (0.0, 0.0, 0.0, 0.0);
     while let Some(batch) = test.next()? {
-        let (x, y, _) = batch_tensors(&batch, device)?;
-        let (_, logits) = net.forward(&x, false);
-        loss += logits
-            .cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Sum, -100, 0.0)
-            .double_value(&[]);
-        correct += logits
-            .argmax(-1, false)
-            .eq_tensor(&y)
-            .sum(Kind::Int64)
-            .int64_value(&[]);
-        n += batch.len();
+        let t = data::batch_tensors(&data::view(&batch), &m.problem, device)?;
+        task::check_range(&t, m.outputs)?;
+        let (_, out) = m.net.forward(&t.x, false);
+        let (l, ln, c, cn) = task::eval_sums(m.loss, &out, &t.target);
+        loss += l;
+        n += ln;
+        correct += c;
+        m_n += cn;
     }
-    if n == 0 {
+    if n == 0.0 {
         return Err("the test set is empty".into());
     }
-    Ok((loss / n as f64, 100.0 * correct as f64 / n as f64))
+    Ok((loss / n, 100.0 * correct / m_n))
+}
+
+/// Builds the model for the problem the first batch shows.
+fn build_model(
+    c: &Common,
+    vs: &nn::VarStore,
+    batch: &Batch,
+    loader_json: &serde_json::Value,
+    needs: ScoreFields,
+    label: &str,
+) -> Result<(Model, serde_json::Value)> {
+    let p = data::problem(&data::view(batch), Some(loader_json))?;
+    let kind = task::resolve(c.model, &p)?;
+    let loss = task::loss_for(c.data.loss, p.task)?;
+    task::check_needs(loss, needs, label)?;
+    let outputs = match (p.task, c.data.classes, &c.data.config) {
+        (Task::Values, _, _) => p.target_dim as i64,
+        (_, Some(k), _) => k,
+        (_, None, Some(_)) => data::default_classes(loader_json, p.task)?,
+        // The built-in datasets: ten classes.
+        (_, None, None) => 10,
+    };
+    let net = task::build(kind, &vs.root(), &p, outputs, c)?;
+    let optimizer = match c.data.optimizer {
+        OptimizerArg::Auto if kind == ModelKind::Transformer => OptimizerArg::Adamw,
+        OptimizerArg::Auto => OptimizerArg::Sgd,
+        o => o,
+    };
+    let opt = match optimizer {
+        OptimizerArg::Adamw => nn::AdamW {
+            wd: c.weight_decay,
+            ..Default::default()
+        }
+        .build(vs, c.lr)?,
+        _ => nn::Sgd {
+            momentum: c.momentum,
+            dampening: 0.0,
+            wd: c.weight_decay,
+            nesterov: c.momentum > 0.0,
+        }
+        .build(vs, c.lr)?,
+    };
+    let clip = match c.data.clip_grad {
+        Some(v) if v > 0.0 => Some(v),
+        Some(_) => None,
+        None if kind == ModelKind::Transformer => Some(1.0),
+        None => None,
+    };
+    let params: i64 = vs
+        .trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum();
+    let info = json!({
+        "type": "model", "model": kind, "loss": loss, "optimizer": optimizer, "problem": p,
+        "outputs": outputs, "parameters": params, "clip_grad": clip,
+    });
+    Ok((
+        Model {
+            net,
+            opt,
+            problem: p,
+            loss,
+            clip,
+            outputs,
+        },
+        info,
+    ))
 }
 
 fn progress_bar(len: u64, prefix: String) -> ProgressBar {
@@ -183,8 +275,15 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
     let train_json = crate::cli::train_config(c, o.spec, o.seed)?;
     let train_cfg =
         Config::from_json(&train_json.to_string()).map_err(|e| format!("policy {label}: {e}"))?;
+    // The config's (a `--config` file sets its own).
+    let batch_size = train_cfg.batch_size;
     let loader = Loader::new(train_cfg)?;
-    let test = Loader::new(Config::from_json(&crate::cli::test_config(c)?.to_string())?)?;
+    let test = match crate::cli::eval_config(c)? {
+        Some(v) => Some(Loader::new(
+            Config::from_json(&v.to_string()).map_err(|e| format!("evaluation config: {e}"))?,
+        )?),
+        None => None,
+    };
     let n = loader.dataset_len() as u64;
     // The signals the policy's ScoreBook holds; nothing else is computed.
     let needs = loader.with_scores(|s| s.fields());
@@ -211,11 +310,13 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
             "policy": policy_json,
             "scoring_epochs": scoring_epochs,
             "seed": o.seed,
-            "dataset": c.dataset,
+            "dataset": if c.data.config.is_some() { json!(null) } else { json!(c.dataset) },
+            "config": c.data.config,
+            "val_config": c.data.val_config,
             "dataset_len": n,
-            "test_len": test.dataset_len(),
+            "test_len": test.as_ref().map(|t| t.dataset_len()),
             "epochs": c.epochs,
-            "batch_size": c.batch_size,
+            "batch_size": batch_size,
             "lr": c.lr,
             "momentum": c.momentum,
             "weight_decay": c.weight_decay,
@@ -240,7 +341,8 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
     tch::manual_seed(o.seed as i64);
     let vs = nn::VarStore::new(o.device);
     // Built on the first batch: the sample shape comes from the data.
-    let mut model: Option<(Box<dyn Net>, nn::Optimizer)> = None;
+    let mut model: Option<Model> = None;
+    let mut model_info = serde_json::Value::Null;
     let mut records = Vec::with_capacity(c.epochs as usize);
     let (mut train_s, mut train_cpu_s, mut visits, mut global_step) = (0.0f64, 0.0f64, 0u64, 0u64);
 
@@ -259,31 +361,24 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
             _ => needs,
         };
         let (mut loss_sum, mut correct, mut seen, mut lr) = (0.0f64, 0u64, 0u64, c.lr);
+        // Samples with a correctness (none for token blocks and MSE).
+        let mut judged = 0u64;
         let mut step = 0u64;
         while let Some(batch) = loader.next()? {
-            let (x, y, w) = batch_tensors(&batch, o.device)?;
             if model.is_none() {
-                let &[_, ch, h, wd] = batch.shape() else {
-                    return Err(
-                        format!("expected [B, C, H, W] images, got {:?}", batch.shape()).into(),
-                    );
-                };
-                let net = model::build(c.model, &vs.root(), [ch, h, wd], 10, c.width);
-                let opt = nn::Sgd {
-                    momentum: c.momentum,
-                    dampening: 0.0,
-                    wd: c.weight_decay,
-                    nesterov: c.momentum > 0.0,
-                }
-                .build(&vs, c.lr)?;
-                model = Some((net, opt));
+                let (m, info) = build_model(c, &vs, &batch, &train_json, needs, &label)?;
+                writeln!(log, "{info}")?;
+                model_info = info;
+                model = Some(m);
             }
-            let (net, opt) = model.as_mut().expect("built above");
+            let m = model.as_mut().expect("built above");
+            let t = data::batch_tensors(&data::view(&batch), &m.problem, o.device)?;
+            task::check_range(&t, m.outputs)?;
             lr = learning_rate(c.schedule, c.lr, epoch, step, info.batches, c.epochs);
-            opt.set_lr(lr);
+            m.opt.set_lr(lr);
 
-            let (h, logits) = net.forward(&x, true);
-            let s = signals::compute(&h, &logits, &y, needs);
+            let (h, out) = m.net.forward(&t.x, true);
+            let s = task::signals(m.loss, &h, &out, &t.target, needs)?;
             loader.feedback(&Feedback {
                 ids: batch.ids(),
                 loss: &s.loss,
@@ -296,8 +391,11 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
                 embedding_dim: s.embedding_dim,
             })?;
             // InfoBatch's convention: mean(w · ℓ), not Σwℓ/Σw, so rescaled samples count more.
-            let loss = (&s.loss_t * &w).mean(Kind::Float);
-            opt.backward_step(&loss);
+            let loss = (&s.loss_t * &t.w).mean(Kind::Float);
+            match m.clip {
+                Some(max) => m.opt.backward_step_clip_norm(&loss, max),
+                None => m.opt.backward_step(&loss),
+            }
 
             let b = batch.len() as u64;
             let bl: f64 = s.loss.iter().map(|&l| l as f64).sum();
@@ -313,13 +411,21 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
             loss_sum += bl;
             correct += bc;
             seen += b;
+            judged += s.correct.len() as u64;
+            let acc = |c: u64, n: u64| {
+                if n == 0 {
+                    f64::NAN
+                } else {
+                    100.0 * c as f64 / n as f64
+                }
+            };
             writeln!(
                 log,
                 "{}",
                 json!({
                     "type": "step", "epoch": epoch, "step": step, "global_step": global_step,
                     "samples": b, "loss": bl / b as f64, "weighted_loss": wl / b as f64,
-                    "acc": 100.0 * bc as f64 / b as f64, "mean_weight": mean_w, "lr": lr,
+                    "acc": acc(bc, s.correct.len() as u64), "mean_weight": mean_w, "lr": lr,
                 })
             )?;
             step += 1;
@@ -329,7 +435,7 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
             pb.set_message(format!(
                 "loss {:.4} acc {:.2}% {:.0} samples/s",
                 loss_sum / seen as f64,
-                100.0 * correct as f64 / seen as f64,
+                acc(correct, judged),
                 seen as f64 / elapsed
             ));
         }
@@ -343,8 +449,11 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
         visits += seen;
 
         let t1 = Instant::now();
-        let (net, _) = model.as_ref().ok_or("the first epoch delivered no batch")?;
-        let (test_loss, test_acc) = evaluate(net.as_ref(), &test, o.device)?;
+        let m = model.as_ref().ok_or("the first epoch delivered no batch")?;
+        let (test_loss, test_acc) = match &test {
+            Some(test) => evaluate(m, test, o.device)?,
+            None => (f64::NAN, f64::NAN),
+        };
         let eval_s = t1.elapsed().as_secs_f64();
         let rec = EpochRecord {
             epoch,
@@ -354,7 +463,11 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
             prune_fraction: report.prune_fraction,
             mean_weight: report.mean_weight,
             train_loss: loss_sum / seen.max(1) as f64,
-            train_acc: 100.0 * correct as f64 / seen.max(1) as f64,
+            train_acc: if judged == 0 {
+                f64::NAN
+            } else {
+                100.0 * correct as f64 / judged as f64
+            },
             test_loss,
             test_acc,
             lr,
@@ -367,9 +480,21 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
             visits,
             report,
         };
+        let figures = match Metric::of(m.loss) {
+            Metric::Accuracy => format!(
+                "loss {:.4} train {:.2}% test {:.2}%",
+                rec.train_loss, rec.train_acc, rec.test_acc
+            ),
+            Metric::Loss => format!(
+                "loss {:.4} test loss {:.4} (perplexity {:.3})",
+                rec.train_loss,
+                rec.test_loss,
+                rec.test_loss.exp()
+            ),
+        };
         println!(
-            "{label} s{} epoch {}/{}: kept {}/{} ({:.1}% pruned, mean w {:.3}) loss {:.4} \
-             train {:.2}% test {:.2}% | {:.1}s ({:.1} CPU s), {:.0} samples/s, waited {:.2}s",
+            "{label} s{} epoch {}/{}: kept {}/{} ({:.1}% pruned, mean w {:.3}) {figures} \
+             | {:.1}s ({:.1} CPU s), {:.0} samples/s, waited {:.2}s",
             o.seed,
             epoch + 1,
             c.epochs,
@@ -377,9 +502,6 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
             n,
             100.0 * rec.prune_fraction,
             rec.mean_weight,
-            rec.train_loss,
-            rec.train_acc,
-            rec.test_acc,
             epoch_s,
             epoch_cpu_s,
             rec.samples_per_s,
@@ -401,6 +523,11 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
         seed: o.seed,
         dataset_len: n,
         final_test_acc: records.last().map_or(f64::NAN, |r| r.test_acc),
+        final_test_loss: records.last().map_or(f64::NAN, |r| r.test_loss),
+        metric: model
+            .as_ref()
+            .map_or(Metric::Accuracy, |m| Metric::of(m.loss)),
+        model: model_info,
         epochs: records,
         train_s,
         train_cpu_s,
@@ -416,6 +543,7 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
             "train_cpu_s": result.train_cpu_s, "load_average": load_average(),
             "visits": result.visits, "realised_prune": result.realised_prune,
             "final_test_acc": result.final_test_acc,
+            "final_test_loss": result.final_test_loss,
         })
     )?;
     log.flush()?;
