@@ -46,6 +46,9 @@ pub struct Planner {
     report_file: Option<ReportFile>,
     /// The policy's embedding length bound (`sketch_dim`): sizes what a checkpoint may hold.
     sketch_dim: usize,
+    /// Samples of each epoch of the run when known before training (`budget`, or `full` and
+    /// `random` with `epochs`).
+    planned_counts: Option<Vec<usize>>,
 }
 
 /// The epoch under way.
@@ -131,12 +134,36 @@ impl Planner {
             last_delivered: 0,
             report_file,
             sketch_dim: config.policy.sketch_dim(),
+            planned_counts: config.policy.planned_counts(dataset_len),
         };
         match &config.resume_from {
             None => planner.make_plan(0),
             Some(path) => planner.resume(path)?,
         }
         Ok(planner)
+    }
+
+    /// The run's total batches on this rank (every rank delivers as many), known before
+    /// training starts: the sum over epochs 0 … `epochs`−1 of each epoch's batch count, from
+    /// the per-epoch sample counts a `budget` fixes in advance (or those of `full` and
+    /// `random`, which never depend on feedback). An error naming `policy.budget` when the
+    /// counts depend on feedback. Counts the whole run also on a resumed Planner.
+    pub fn total_batches(&self) -> Result<u64> {
+        let counts = self.planned_counts.as_ref().ok_or_else(|| {
+            Error::state(
+                "total_batches: the run's batch count depends on feedback under this policy; \
+                 give `policy.epochs` (and, but for `full` and `random`, `policy.budget`) to fix it in advance",
+            )
+        })?;
+        Ok(counts
+            .iter()
+            .map(|&k| self.options.batches_for(k) as u64)
+            .sum())
+    }
+
+    /// The samples each epoch of the run keeps when fixed in advance (see `total_batches`).
+    pub fn planned_counts(&self) -> Option<&[usize]> {
+        self.planned_counts.as_deref()
     }
 
     /// N, the number of samples in the dataset.

@@ -30,6 +30,13 @@ pub struct EpsilonGreedyConfig {
     /// Epochs between re-plans.
     #[serde(default = "default_period")]
     pub period: u64,
+    /// The run's total sample-visits as a share of `epochs`·N (docs/policies.md, "A budget
+    /// fixed in advance"); replaces `prune`.
+    #[serde(default)]
+    pub budget: Option<f64>,
+    /// The run's epochs; needed by `budget`.
+    #[serde(default)]
+    pub epochs: Option<u64>,
 }
 
 fn default_prune() -> f64 {
@@ -67,6 +74,8 @@ const STATE_TAG: u8 = 3;
 
 pub struct EpsilonGreedy {
     config: EpsilonGreedyConfig,
+    /// The epoch's count under a `budget`.
+    keep: Option<usize>,
     n: usize,
     cache: PeriodCache,
     // Scratch reused across re-plans.
@@ -80,6 +89,7 @@ impl EpsilonGreedy {
     pub fn new(config: EpsilonGreedyConfig, n: usize) -> Self {
         EpsilonGreedy {
             config,
+            keep: None,
             n,
             cache: PeriodCache::default(),
             unseen: Vec::with_capacity(n),
@@ -95,7 +105,10 @@ impl EpsilonGreedy {
         let n = book.len();
         let ema = book.loss_ema();
         partition_seen(book, &mut self.unseen, &mut self.seen);
-        let k = seen_budget(n, self.config.prune, self.unseen.len());
+        let k = match self.keep {
+            Some(k) => k.saturating_sub(self.unseen.len()),
+            None => seen_budget(n, self.config.prune, self.unseen.len()),
+        };
         let top = greedy_count(k, self.config.explore);
         top_k_front(&mut self.seen, top, |id| ema[id as usize]);
         self.kept.clear();
@@ -122,6 +135,10 @@ impl EpsilonGreedy {
 impl Policy for EpsilonGreedy {
     fn needs(&self) -> ScoreFields {
         ScoreFields::LOSS_EMA
+    }
+
+    fn set_keep(&mut self, keep: Option<usize>) {
+        self.keep = keep;
     }
 
     fn select(&mut self, ctx: &PlanContext<'_>, out: &mut Selection) {
@@ -160,6 +177,8 @@ mod tests {
 
     fn config(prune: f64, explore: f64, period: u64) -> EpsilonGreedyConfig {
         EpsilonGreedyConfig {
+            budget: None,
+            epochs: None,
             prune,
             explore,
             momentum: 0.8,

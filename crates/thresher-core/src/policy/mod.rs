@@ -4,6 +4,7 @@
 //! threads; shuffling, batching and sharding happen afterwards in `plan`. This file owns the
 //! trait, the config object and the helpers the policies share.
 
+mod budget;
 mod epsilon_greedy;
 mod full;
 mod influence;
@@ -13,6 +14,7 @@ mod random;
 mod static_window;
 mod ucb;
 
+pub use budget::{schedule, total_visits, Budgeted};
 pub use epsilon_greedy::{EpsilonGreedy, EpsilonGreedyConfig};
 pub use full::{Full, FullConfig};
 pub use influence::{Influence, InfluenceConfig};
@@ -76,6 +78,9 @@ pub trait Policy: Send {
     /// Must be a pure function of (config, ctx.seed, ctx.epoch, ctx.scores) and of the policy's
     /// own state as updated by earlier calls with the same inputs.
     fn select(&mut self, ctx: &PlanContext<'_>, out: &mut Selection);
+    /// Under a `budget`: the number of ids the next `select` should keep (`None`: the policy's
+    /// own `prune`). The policy spends it by its own rule; `Budgeted` holds the result to it.
+    fn set_keep(&mut self, _keep: Option<usize>) {}
     /// The policy's own state (cached selections) for checkpoints; empty when it has none.
     fn save_state(&self) -> Vec<u8> {
         Vec::new()
@@ -103,9 +108,20 @@ pub enum PolicyConfig {
 
 impl<'de> Deserialize<'de> for PolicyConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        use crate::section::{tagged_section, variant};
+        use crate::section::{tagged_section, variant, UniqueKeys};
+        use serde::de::Error as _;
+        let map = d.deserialize_map(UniqueKeys { section: "policy" })?;
+        // A budget chooses the prune fractions itself; InfoBatch keeps `prune` as the largest
+        // share of its pool dropped (docs/policies.md).
+        let infobatch = map.get("kind").and_then(|k| k.as_str()) == Some("infobatch");
+        if map.contains_key("budget") && map.contains_key("prune") && !infobatch {
+            return Err(D::Error::custom(
+                "config keys `policy.budget` and `policy.prune`: give one, not both (a budget \
+                 chooses every epoch's prune fraction)",
+            ));
+        }
         tagged_section(
-            d,
+            serde_json::Value::Object(map),
             "policy",
             &[
                 ("full", &variant(PolicyConfig::Full)),
@@ -119,17 +135,35 @@ impl<'de> Deserialize<'de> for PolicyConfig {
                 ("influence", &variant(PolicyConfig::Influence)),
             ],
         )
+        .map_err(|e: serde_json::Error| D::Error::custom(e.to_string()))
     }
 }
 
 impl Default for PolicyConfig {
     fn default() -> Self {
-        PolicyConfig::Full(FullConfig {})
+        PolicyConfig::Full(FullConfig::default())
     }
 }
 
 impl PolicyConfig {
     pub fn validate(&self) -> Result<()> {
+        budget::check_budget(self.budget(), self.epochs())?;
+        if let (Some(b), PolicyConfig::Full(_)) = (self.budget(), self) {
+            if b < 1.0 {
+                return Err(Error::invalid(format!(
+                    "config key `policy.budget`: {b} is below 1, but `full` prunes nothing (use \
+                     `random` for a random subset of that size)"
+                )));
+            }
+        }
+        if let (Some(_), PolicyConfig::Influence(c)) = (self.budget(), self) {
+            if c.epsilon.is_some() {
+                return Err(Error::invalid(
+                    "config keys `policy.budget` and `policy.epsilon`: give one, not both (a \
+                     budget fixes how many samples each epoch keeps)",
+                ));
+            }
+        }
         match self {
             PolicyConfig::Full(_) => Ok(()),
             PolicyConfig::Random(c) => c.validate(),
@@ -155,6 +189,80 @@ impl PolicyConfig {
             PolicyConfig::Grand(_) => "grand",
             PolicyConfig::Forgetting(_) => "forgetting",
             PolicyConfig::Influence(_) => "influence",
+        }
+    }
+
+    /// The `budget` key: the run's sample-visits as a share of `epochs`·N.
+    pub fn budget(&self) -> Option<f64> {
+        match self {
+            PolicyConfig::Full(c) => c.budget,
+            PolicyConfig::Random(c) => c.budget,
+            PolicyConfig::EpsilonGreedy(c) => c.budget,
+            PolicyConfig::Ucb(c) => c.budget,
+            PolicyConfig::InfoBatch(c) => c.budget,
+            PolicyConfig::El2n(c) | PolicyConfig::Grand(c) | PolicyConfig::Forgetting(c) => {
+                c.budget
+            }
+            PolicyConfig::Influence(c) => c.budget,
+        }
+    }
+
+    /// The `epochs` key: the run's length, when given.
+    pub fn epochs(&self) -> Option<u64> {
+        match self {
+            PolicyConfig::Full(c) => c.epochs,
+            PolicyConfig::Random(c) => c.epochs,
+            PolicyConfig::EpsilonGreedy(c) => c.epochs,
+            PolicyConfig::Ucb(c) => c.epochs,
+            PolicyConfig::InfoBatch(c) => Some(c.epochs),
+            PolicyConfig::El2n(c) | PolicyConfig::Grand(c) | PolicyConfig::Forgetting(c) => {
+                c.epochs
+            }
+            PolicyConfig::Influence(c) => c.epochs,
+        }
+    }
+
+    /// The epochs of a run of `epochs` that the policy spends on full data whatever it is
+    /// told: nothing seen yet (the first period of the greedy policies), scoring epochs, and
+    /// InfoBatch's epoch 0 and annealing epochs. A budget pays for these first.
+    pub fn full_epochs(&self, epochs: u64) -> Vec<bool> {
+        let e = epochs as usize;
+        let first = |k: u64| (0..e).map(|i| (i as u64) < k).collect();
+        match self {
+            PolicyConfig::Full(_) => vec![true; e],
+            PolicyConfig::Random(_) => vec![false; e],
+            PolicyConfig::EpsilonGreedy(c) => first(c.period),
+            PolicyConfig::Ucb(c) => first(c.period),
+            PolicyConfig::InfoBatch(c) => {
+                let a = c.anneal_start();
+                (0..e as u64).map(|i| i == 0 || i >= a).collect()
+            }
+            PolicyConfig::El2n(c) | PolicyConfig::Grand(c) | PolicyConfig::Forgetting(c) => {
+                first(c.score_epochs())
+            }
+            PolicyConfig::Influence(c) => first(c.score_epochs),
+        }
+    }
+
+    /// Under a `budget`, the number of samples each epoch keeps (`schedule`), fixed before
+    /// training: index e is epoch e; epochs past the run repeat the last count.
+    pub fn budget_schedule(&self, n: usize) -> Option<Vec<usize>> {
+        let (b, e) = (self.budget()?, self.epochs()?);
+        Some(schedule(n, b, e, &self.full_epochs(e)))
+    }
+
+    /// The number of samples each of the run's `epochs()` epochs keeps, when it is known
+    /// before training: under a `budget`, and for `full` and `random` (whose counts never
+    /// depend on feedback). `None` otherwise.
+    pub fn planned_counts(&self, n: usize) -> Option<Vec<usize>> {
+        if let Some(k) = self.budget_schedule(n) {
+            return Some(k);
+        }
+        let e = self.epochs()? as usize;
+        match self {
+            PolicyConfig::Full(_) => Some(vec![n; e]),
+            PolicyConfig::Random(c) => Some(vec![budget(n, c.prune); e]),
+            _ => None,
         }
     }
 
@@ -187,6 +295,14 @@ impl PolicyConfig {
 
     /// The policy object for a dataset of `n` samples.
     pub fn build(&self, n: usize) -> Box<dyn Policy> {
+        let policy = self.build_unbudgeted(n);
+        match self.budget_schedule(n) {
+            Some(counts) => Box::new(Budgeted::new(policy, counts)),
+            None => policy,
+        }
+    }
+
+    fn build_unbudgeted(&self, n: usize) -> Box<dyn Policy> {
         match self {
             PolicyConfig::Full(_) => Box::new(Full::new(n)),
             PolicyConfig::Random(c) => Box::new(Random::new(c.clone(), n)),

@@ -42,6 +42,13 @@ pub struct UcbConfig {
     /// Epochs between re-plans.
     #[serde(default = "default_period")]
     pub period: u64,
+    /// The run's total sample-visits as a share of `epochs`·N (docs/policies.md, "A budget
+    /// fixed in advance"); replaces `prune`.
+    #[serde(default)]
+    pub budget: Option<f64>,
+    /// The run's epochs; needed by `budget`.
+    #[serde(default)]
+    pub epochs: Option<u64>,
 }
 
 fn default_prune() -> f64 {
@@ -81,6 +88,8 @@ const STATE_TAG: u8 = 4;
 
 pub struct Ucb {
     config: UcbConfig,
+    /// The epoch's count under a `budget`.
+    keep: Option<usize>,
     n: usize,
     cache: PeriodCache,
     // Scratch reused across re-plans.
@@ -96,6 +105,7 @@ impl Ucb {
     pub fn new(config: UcbConfig, n: usize) -> Self {
         Ucb {
             config,
+            keep: None,
             n,
             cache: PeriodCache::default(),
             unseen: Vec::with_capacity(n),
@@ -121,7 +131,10 @@ impl Ucb {
     fn plan(&mut self, book: &ScoreBook, seed: u64, draw: u64) {
         let n = book.len();
         partition_seen(book, &mut self.unseen, &mut self.seen);
-        let k = seen_budget(n, self.config.prune, self.unseen.len());
+        let k = match self.keep {
+            Some(k) => k.saturating_sub(self.unseen.len()),
+            None => seen_budget(n, self.config.prune, self.unseen.len()),
+        };
         let score = &self.score;
         top_k_front(&mut self.seen, k, |id| score[id as usize]);
         self.kept.clear();
@@ -139,6 +152,10 @@ impl Ucb {
 impl Policy for Ucb {
     fn needs(&self) -> ScoreFields {
         ScoreFields::LOSS_EMA
+    }
+
+    fn set_keep(&mut self, keep: Option<usize>) {
+        self.keep = keep;
     }
 
     fn select(&mut self, ctx: &PlanContext<'_>, out: &mut Selection) {
@@ -180,6 +197,8 @@ mod tests {
 
     fn config(prune: f64, c: f64, spread: Spread, period: u64) -> UcbConfig {
         UcbConfig {
+            budget: None,
+            epochs: None,
             prune,
             c,
             spread,

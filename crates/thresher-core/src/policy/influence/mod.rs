@@ -55,6 +55,13 @@ pub struct InfluenceConfig {
     /// Embeddings longer than this are randomly projected to it on arrival.
     #[serde(default = "default_sketch_dim")]
     pub sketch_dim: usize,
+    /// The run's total sample-visits as a share of `epochs`·N (docs/policies.md, "A budget
+    /// fixed in advance"); replaces `prune`.
+    #[serde(default)]
+    pub budget: Option<f64>,
+    /// The run's epochs; needed by `budget`.
+    #[serde(default)]
+    pub epochs: Option<u64>,
 }
 
 fn default_score_epochs() -> u64 {
@@ -192,6 +199,13 @@ impl Influence {
 impl Policy for Influence {
     fn needs(&self) -> ScoreFields {
         ScoreFields::EMBEDDING
+    }
+
+    /// R is chosen once: the count of the epoch that chooses it sizes it (cardinality mode).
+    fn set_keep(&mut self, keep: Option<usize>) {
+        if let Some(k) = keep {
+            self.config.prune = Some(1.0 - k as f64 / self.n as f64);
+        }
     }
 
     fn select(&mut self, ctx: &PlanContext<'_>, out: &mut Selection) {

@@ -36,6 +36,13 @@ pub struct StaticConfig {
     /// ScoreBook with their average before epoch 0; the policy only reads the ScoreBook.
     #[serde(default)]
     pub scores_from: Vec<PathBuf>,
+    /// The run's total sample-visits as a share of `epochs`·N (docs/policies.md, "A budget
+    /// fixed in advance"); replaces `prune`.
+    #[serde(default)]
+    pub budget: Option<f64>,
+    /// The run's epochs; needed by `budget`.
+    #[serde(default)]
+    pub epochs: Option<u64>,
 }
 
 fn default_prune() -> f64 {
@@ -124,6 +131,14 @@ impl<S: StaticScore> Policy for StaticWindow<S> {
         S::NEEDS
     }
 
+    /// The window's size is fixed once, at the first plan after the scoring epochs: the
+    /// epoch's count then becomes the prune fraction the subset is chosen with.
+    fn set_keep(&mut self, keep: Option<usize>) {
+        if let Some(k) = keep {
+            self.prune = 1.0 - k as f64 / self.n as f64;
+        }
+    }
+
     fn select(&mut self, ctx: &PlanContext<'_>, out: &mut Selection) {
         let n = ctx.scores.len();
         self.scratch.clear();
@@ -192,6 +207,8 @@ mod tests {
     #[test]
     fn subset_is_full_while_scoring_then_fixed() {
         let config = StaticConfig {
+            budget: None,
+            epochs: None,
             prune: 0.5,
             score_epochs: Some(2),
             drop_hardest: 0.0,

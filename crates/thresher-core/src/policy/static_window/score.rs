@@ -87,6 +87,8 @@ mod tests {
 
     fn config(prune: f64, score_epochs: u64, drop_hardest: f64) -> StaticConfig {
         StaticConfig {
+            budget: None,
+            epochs: None,
             prune,
             score_epochs: Some(score_epochs),
             drop_hardest,
