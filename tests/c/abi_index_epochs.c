@@ -287,3 +287,31 @@ void test_index_infobatch(void) {
     }
     thresher_loader_free(l);
 }
+
+/* ---- the run's batch count before training ----------------------------------------------- */
+
+/* InfoBatch under a budget of half the run, 6 epochs over 1000 ids: epochs 0 and 5 (annealing)
+ * are full, 1-4 keep 250 each; total_batches says so before the first batch and equals what
+ * next delivers. A score-based policy without a budget is refused (THRESHER_STATE). */
+void test_index_total_batches(void) {
+    thresher_loader *l = open_index(1000, "\"batch_size\": 100, \"seed\": 3, \"policy\": "
+                                          "{\"kind\": \"infobatch\", \"budget\": 0.5, "
+                                          "\"epochs\": 6}");
+    uint64_t total = 0, untouched = 77;
+    size_t delivered = 0;
+    int epoch;
+    if (l == NULL) return;
+    CHECK_OK(thresher_loader_total_batches(l, &total));
+    CHECK(total == 10 + 4 * 3 + 10);
+    for (epoch = 0; epoch < 6; epoch++) delivered += drain(l);
+    CHECK(delivered == total);
+    CHECK_STATUS(thresher_loader_total_batches(l, NULL), THRESHER_INVALID_ARGUMENT, "out");
+    CHECK_STATUS(thresher_loader_total_batches(NULL, &total), THRESHER_INVALID_ARGUMENT,
+                 "loader");
+    thresher_loader_free(l);
+    l = open_index(1000, "\"policy\": {\"kind\": \"el2n\"}");
+    if (l == NULL) return;
+    CHECK_STATUS(thresher_loader_total_batches(l, &untouched), THRESHER_STATE, "policy.budget");
+    CHECK(untouched == 77);
+    thresher_loader_free(l);
+}

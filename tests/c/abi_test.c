@@ -218,6 +218,7 @@ int main(int argc, char **argv) {
     test_index_save_state_at();
     test_index_ranks();
     test_index_infobatch();
+    test_index_total_batches();
 
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed != 0;

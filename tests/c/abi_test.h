@@ -147,5 +147,6 @@ void test_index_null_arguments(void);
 void test_index_save_state_at(void);
 void test_index_ranks(void);
 void test_index_infobatch(void);
+void test_index_total_batches(void);
 
 #endif /* THRESHER_ABI_TEST_H */

@@ -197,3 +197,29 @@ void test_advance() {
     std::remove(path.c_str());
     rmdir(dir.c_str());
 }
+
+void test_total_batches() {
+    // UCB under a budget, two ranks: epoch 0 keeps all 1000 ids (nothing seen), epochs 1-3
+    // share the remaining 600 (200 each); every epoch's batches over 2 ranks of 64 are
+    // ceil(K / 128), known before the first batch.
+    for (int rank = 0; rank < 2; rank++) {
+        thresher::Loader loader(index_config(
+            1000, "\"batch_size\": 64, \"seed\": 1, \"world_size\": 2, \"rank\": " +
+                      std::to_string(rank) +
+                      ", \"policy\": {\"kind\": \"ucb\", \"budget\": 0.4, \"epochs\": 4}"));
+        const std::uint64_t total = loader.total_batches();
+        CHECK(total == 8 + 2 + 2 + 2);
+        std::uint64_t delivered = 0;
+        for (int epoch = 0; epoch < 4; epoch++)
+            for (auto &batch : loader.epoch()) {
+                std::vector<float> loss(batch.size());
+                for (std::size_t i = 0; i < batch.size(); i++)
+                    loss[i] = static_cast<float>(batch.ids()[i] % 7);
+                loader.feedback(batch.ids(), loss);
+                delivered++;
+            }
+        CHECK(delivered == total);
+    }
+    thresher::Loader greedy(index_config(1000, "\"policy\": {\"kind\": \"ucb\"}"));
+    CHECK_THROWS(greedy.total_batches(), THRESHER_STATE, "policy.budget");
+}

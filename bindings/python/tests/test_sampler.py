@@ -332,3 +332,14 @@ def test_samplers_take_configs_and_keywords(tmp_path):
     assert len(s) == 1  # 100 over 2 ranks, whole steps of 60
     assert isinstance(tt.Sampler(100), torch.utils.data.Sampler)
     assert tt.Sampler(100).batch_size == 256
+
+
+def test_total_batches_is_known_before_training_under_a_budget():
+    policy = {"kind": "epsilon_greedy", "budget": 0.5, "epochs": 3}
+    s = tt.Sampler(640, batch_size=32, seed=2, policy=policy)
+    dl = DataLoader(tt.WithIds(FashionMNIST(640)), batch_sampler=s, num_workers=2)
+    total = s.total_batches
+    # epoch 0 keeps all 640 (nothing seen yet); the other two share 320
+    assert total == 20 + 5 + 5
+    steps = sum(1 for _ in range(3) for _ in _consume(s, dl))
+    assert steps == total

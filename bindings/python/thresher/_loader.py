@@ -228,6 +228,15 @@ class Loader(Managed):
         check(_capi.thresher_loader_epoch_info(self.ptr(), ctypes.byref(out)))
         return _as_dict(out)
 
+    @property
+    def total_batches(self) -> int:
+        """The run's total batches on this rank, known before training starts (for learning-
+        rate schedules over the whole run): exact under the policy key `budget`, and for `full`
+        and `random` with `epochs`. StateError when the count depends on feedback."""
+        out = ctypes.c_uint64(0)
+        check(_capi.thresher_loader_total_batches(self.ptr(), ctypes.byref(out)))
+        return int(out.value)
+
     def report(self) -> dict[str, Any]:
         """The epoch report of the current epoch so far, or of the one that just ended."""
         out = _capi.thresher_epoch_report()

@@ -89,6 +89,14 @@ class _PlanSampler(_PendingBatches):
         same rule as len())."""
         return int(self.epoch_info()["epoch"])
 
+    @property
+    def total_batches(self) -> int:
+        """The run's total batches on this rank, known before training starts: pass it to a
+        schedule over the whole run (OneCycleLR's total_steps, a cosine's T_max). Exact under
+        the policy key `budget`, and for `full` and `random` with `epochs`; StateError when the
+        count depends on feedback."""
+        return self._loader.total_batches
+
     def report(self) -> dict[str, Any]:
         """The epoch report of the epoch under way so far (thresher.Loader.report). `delivered`
         counts batches handed to the DataLoader, prefetched ones included."""
