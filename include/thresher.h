@@ -496,6 +496,17 @@ thresher_status thresher_loader_digest(const thresher_loader *loader, thresher_d
 thresher_status thresher_loader_report(const thresher_loader *loader, thresher_epoch_report *out);
 
 /**
+ * Writes into `*out` the fraction of the current epoch's kept samples (or, between epochs,
+ * the last epoch's) that look unlearnable: wrong at each of their last `guard_window`
+ * correctness reports when the plan was made (the report's `unlearnable_fraction`). A high
+ * value means the labels may be noisy and a policy that keeps hard samples may be fitting
+ * them. NaN for `full`, `random` and `infobatch`, and until a feedback call carried
+ * `correct`. Like thresher_loader_report it never begins an epoch. Returns THRESHER_OK, or
+ * THRESHER_INVALID_ARGUMENT for NULL arguments (`*out` untouched). Thread-safe.
+ */
+thresher_status thresher_loader_unlearnable_fraction(const thresher_loader *loader, double *out);
+
+/**
  * Writes the ScoreBook's per-sample scores to the file `path` (NUL-terminated UTF-8), in the
  * versioned, checksummed score-file format that config key `policy.scores_from` and the
  * `thresher scores` command read. The write is atomic: a temporary file beside `path`, fsync,

@@ -356,6 +356,27 @@ pub unsafe extern "C" fn thresher_loader_report(
     })
 }
 
+/// Writes into `*out` the fraction of the current epoch's kept samples (or, between epochs,
+/// the last epoch's) that look unlearnable: wrong at each of their last `guard_window`
+/// correctness reports when the plan was made (the report's `unlearnable_fraction`). A high
+/// value means the labels may be noisy and a policy that keeps hard samples may be fitting
+/// them. NaN for `full`, `random` and `infobatch`, and until a feedback call carried
+/// `correct`. Like thresher_loader_report it never begins an epoch. Returns THRESHER_OK, or
+/// THRESHER_INVALID_ARGUMENT for NULL arguments (`*out` untouched). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn thresher_loader_unlearnable_fraction(
+    loader: *const thresher_loader,
+    out: *mut f64,
+) -> thresher_status {
+    guard(|| {
+        let l = unsafe { loader_ref(loader) }?;
+        let out = out_arg(out, "out")?;
+        let f = l.report().unlearnable_fraction;
+        unsafe { out.write(f) };
+        Ok(thresher_status::THRESHER_OK)
+    })
+}
+
 /// Writes the ScoreBook's per-sample scores to the file `path` (NUL-terminated UTF-8), in the
 /// versioned, checksummed score-file format that config key `policy.scores_from` and the
 /// `thresher scores` command read. The write is atomic: a temporary file beside `path`, fsync,

@@ -345,6 +345,15 @@ thresher_loader_digest = bind('thresher_loader_digest', thresher_status, [POINTE
 # Thread-safe: may run while another thread is in thresher_loader_next.
 thresher_loader_report = bind('thresher_loader_report', thresher_status, [POINTER(thresher_loader), POINTER(thresher_epoch_report)], ['loader', 'out'])
 
+# Writes into `*out` the fraction of the current epoch's kept samples (or, between epochs,
+# the last epoch's) that look unlearnable: wrong at each of their last `guard_window`
+# correctness reports when the plan was made (the report's `unlearnable_fraction`). A high
+# value means the labels may be noisy and a policy that keeps hard samples may be fitting
+# them. NaN for `full`, `random` and `infobatch`, and until a feedback call carried
+# `correct`. Like thresher_loader_report it never begins an epoch. Returns THRESHER_OK, or
+# THRESHER_INVALID_ARGUMENT for NULL arguments (`*out` untouched). Thread-safe.
+thresher_loader_unlearnable_fraction = bind('thresher_loader_unlearnable_fraction', thresher_status, [POINTER(thresher_loader), POINTER(c_double)], ['loader', 'out'])
+
 # Writes the ScoreBook's per-sample scores to the file `path` (NUL-terminated UTF-8), in the
 # versioned, checksummed score-file format that config key `policy.scores_from` and the
 # `thresher scores` command read. The write is atomic: a temporary file beside `path`, fsync,
@@ -491,6 +500,7 @@ __all__ = [
     'thresher_loader_total_batches',
     'thresher_loader_digest',
     'thresher_loader_report',
+    'thresher_loader_unlearnable_fraction',
     'thresher_loader_save_scores',
     'thresher_loader_save_state',
     'thresher_loader_end_epoch',

@@ -115,6 +115,8 @@ pub struct Common {
     /// Directory for logs and reports.
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub noise: crate::noise::NoiseArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]

@@ -5,6 +5,7 @@
 mod cli;
 mod compare;
 mod model;
+mod noise;
 mod signals;
 mod train;
 

@@ -14,7 +14,11 @@ use thresher_core::{Batch, Config, EpochReport, Feedback, Loader, ScoreFields};
 
 use crate::cli::{Common, PolicySpec, Schedule};
 use crate::model::{self, Net};
+use crate::noise::LabelNoise;
 use crate::{signals, Result};
+
+/// Classes of the datasets the trainer reads (Fashion-MNIST, MNIST).
+const CLASSES: i64 = 10;
 
 /// What a run needs besides the shared flags.
 pub struct RunOptions<'a> {
@@ -233,10 +237,17 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
                 "embedding": needs.contains(ScoreFields::EMBEDDING),
             },
             "loader_config": train_json,
+            "label_noise": {
+                "rate": c.noise.label_noise,
+                "kind": c.noise.label_noise_kind,
+                "seed": c.noise.label_noise_seed,
+            },
             "load_average": load_average(),
         })
     )?;
 
+    // Training labels as a mislabeled dataset would hold them; the test loader stays clean.
+    let noise = LabelNoise::from_args(&c.noise, CLASSES);
     tch::manual_seed(o.seed as i64);
     let vs = nn::VarStore::new(o.device);
     // Built on the first batch: the sample shape comes from the data.
@@ -249,6 +260,7 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
         let cpu0 = cpu_seconds();
         // Makes the epoch's plan from the ScoreBook as it stands: its length is known now.
         let info = loader.epoch_info();
+        crate::noise::warn_if_unlearnable(&label, epoch, loader.report().unlearnable_fraction);
         let pb = progress_bar(
             info.batches,
             format!("{label} s{} {}/{}", o.seed, epoch + 1, c.epochs),
@@ -262,9 +274,15 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
         let mut step = 0u64;
         while let Some(batch) = loader.next()? {
             let (x, y, w) = batch_tensors(&batch, o.device)?;
+            let y = match &noise {
+                Some(z) => {
+                    Tensor::from_slice(&z.apply(batch.ids(), batch.labels())).to_device(o.device)
+                }
+                None => y,
+            };
             if model.is_none() {
                 let [_, ch, h, wd] = batch.shape();
-                let net = model::build(c.model, &vs.root(), [ch, h, wd], 10, c.width);
+                let net = model::build(c.model, &vs.root(), [ch, h, wd], CLASSES, c.width);
                 let opt = nn::Sgd {
                     momentum: c.momentum,
                     dampening: 0.0,
@@ -285,9 +303,10 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
                 loss: &s.loss,
                 grad_norm: s.grad_norm.as_deref(),
                 el2n: s.el2n.as_deref(),
-                correct: needs
-                    .contains(ScoreFields::CORRECT)
-                    .then_some(s.correct.as_slice()),
+                // Correctness also feeds the noise guard's streaks.
+                correct: (needs.contains(ScoreFields::CORRECT)
+                    || needs.contains(ScoreFields::STREAK))
+                .then_some(s.correct.as_slice()),
                 embedding: s.embedding.as_deref(),
                 embedding_dim: s.embedding_dim,
             })?;

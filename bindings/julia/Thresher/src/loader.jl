@@ -146,6 +146,16 @@ function total_batches(l::Loader)
     return out[]
 end
 
+"""`thresher_loader_unlearnable_fraction`: the fraction of the current (or last) epoch's kept
+samples that look unlearnable (wrong at each of their last `guard_window` correctness reports);
+NaN when not tracked. A high value warns that labels may be noisy."""
+function unlearnable_fraction(l::Loader)
+    out = Ref{Cdouble}(0)
+    check(@ccall libthresher.thresher_loader_unlearnable_fraction(l.ptr::Ptr{Cvoid},
+                                                                  out::Ref{Cdouble})::Cint)
+    return out[]
+end
+
 """`thresher_loader_report`: the current epoch so far, or the epoch that just ended."""
 function report(l::Loader)
     out = Ref{EpochReport}()

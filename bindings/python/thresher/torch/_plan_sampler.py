@@ -166,6 +166,7 @@ class _PlanSampler(_PendingBatches):
                 info = loader.epoch_info()
                 delivered = int(loader.report()["delivered"])
             plan = loader.epoch_plan()
+            loader.warn_if_unlearnable()
             if plan.epoch != info["epoch"] or plan.batches != info["batches"]:
                 raise StateError(f"thresher: the epoch plan ({plan!r}) does not match "
                                  f"epoch_info ({info}); please report this bug")

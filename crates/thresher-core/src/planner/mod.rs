@@ -49,6 +49,8 @@ pub struct Planner {
     /// Samples of each epoch of the run when known before training (`budget`, or `full` and
     /// `random` with `epochs`).
     planned_counts: Option<Vec<usize>>,
+    /// The streak that counts as unlearnable in the report (`None`: not tracked).
+    unlearnable_window: Option<u8>,
 }
 
 /// The epoch under way.
@@ -135,6 +137,7 @@ impl Planner {
             report_file,
             sketch_dim: config.policy.sketch_dim(),
             planned_counts: config.policy.planned_counts(dataset_len),
+            unlearnable_window: config.policy.unlearnable_window(),
         };
         match &config.resume_from {
             None => planner.make_plan(0),
@@ -457,6 +460,17 @@ impl Planner {
         crate::util::write_atomic(path, &bytes)
     }
 
+    /// The fraction of `ids` that look unlearnable by the policy's window; NaN when the
+    /// policy tracks no streaks or nothing reported correctness.
+    fn unlearnable_fraction(&self, ids: &[u64]) -> f64 {
+        match self.unlearnable_window {
+            Some(w) if self.scores.streak_reported() => {
+                crate::policy::unlearnable_fraction(&self.scores, ids, w)
+            }
+            _ => f64::NAN,
+        }
+    }
+
     /// Makes the plan of `epoch` from the ScoreBook as it stands.
     fn make_plan(&mut self, epoch: u64) {
         // The last plan's arrays, when nothing holds it any more, become this selection's:
@@ -484,6 +498,7 @@ impl Planner {
             weight_sum / sel.len() as f64
         };
         let (score_mean, score_std) = (sel.score_mean, sel.score_std);
+        let unlearnable_fraction = self.unlearnable_fraction(&sel.ids);
         // The selection's buffers move into the plan: one allocation per epoch, none per batch.
         let sel = std::mem::take(&mut self.selection);
         let plan = Plan::new(epoch, sel, &self.options, self.scores.len());
@@ -500,6 +515,7 @@ impl Planner {
             mean_weight,
             score_mean,
             score_std,
+            unlearnable_fraction,
             batches: plan.batches() as u64,
             ..EpochReport::default()
         };

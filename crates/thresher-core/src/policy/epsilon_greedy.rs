@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use super::period_cache::PeriodCache;
 use super::{
-    check_momentum, check_period, check_prune, default_momentum, extend_where, mean_std,
-    partition_seen, seen_budget, top_k_front, PlanContext, Policy, Selection,
+    check_momentum, check_period, check_prune, default_momentum, extend_where, looks_unlearnable,
+    mean_std, partition_seen, seen_budget, top_k_front, PlanContext, Policy, Selection,
 };
 use crate::error::{Error, Result};
 use crate::rng::{Rng, Stream};
@@ -37,6 +37,14 @@ pub struct EpsilonGreedyConfig {
     /// The run's epochs; needed by `budget`.
     #[serde(default)]
     pub epochs: Option<u64>,
+    /// The noise guard (docs/policies.md, "The noise guard"): samples wrong at each of their
+    /// last `guard_window` correctness reports rank below every other seen sample. `false`
+    /// gives the paper's exact rule.
+    #[serde(default = "super::default_noise_guard")]
+    pub noise_guard: bool,
+    /// Wrong reports in a row that make a sample look unlearnable.
+    #[serde(default = "super::default_guard_window")]
+    pub guard_window: u8,
 }
 
 fn default_prune() -> f64 {
@@ -110,7 +118,13 @@ impl EpsilonGreedy {
             None => seen_budget(n, self.config.prune, self.unseen.len()),
         };
         let top = greedy_count(k, self.config.explore);
-        top_k_front(&mut self.seen, top, |id| ema[id as usize]);
+        // The noise guard: samples that look unlearnable rank below every other seen sample
+        // in the greedy share (they stay in the explore pool).
+        let guard = self.config.noise_guard.then_some(self.config.guard_window);
+        top_k_front(&mut self.seen, top, |id| match guard {
+            Some(w) if looks_unlearnable(book, id as usize, w) => f32::NEG_INFINITY,
+            _ => ema[id as usize],
+        });
         self.kept.clear();
         self.kept.resize(n, false);
         for &id in &self.seen[..top] {
@@ -134,7 +148,7 @@ impl EpsilonGreedy {
 
 impl Policy for EpsilonGreedy {
     fn needs(&self) -> ScoreFields {
-        ScoreFields::LOSS_EMA
+        ScoreFields::LOSS_EMA.union(ScoreFields::STREAK)
     }
 
     fn set_keep(&mut self, keep: Option<usize>) {
@@ -177,6 +191,8 @@ mod tests {
 
     fn config(prune: f64, explore: f64, period: u64) -> EpsilonGreedyConfig {
         EpsilonGreedyConfig {
+            noise_guard: false,
+            guard_window: 2,
             budget: None,
             epochs: None,
             prune,

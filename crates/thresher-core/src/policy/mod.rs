@@ -156,6 +156,11 @@ impl PolicyConfig {
                 )));
             }
         }
+        if let Some((_, 0)) = self.guard() {
+            return Err(Error::invalid(
+                "config key `policy.guard_window`: must be ≥ 1",
+            ));
+        }
         if let (Some(_), PolicyConfig::Influence(c)) = (self.budget(), self) {
             if c.epsilon.is_some() {
                 return Err(Error::invalid(
@@ -190,6 +195,36 @@ impl PolicyConfig {
             PolicyConfig::Forgetting(_) => "forgetting",
             PolicyConfig::Influence(_) => "influence",
         }
+    }
+
+    /// The noise guard of the score-based policies: (`noise_guard`, `guard_window`); `None`
+    /// for `full`, `random` and `infobatch`, which have none (and track no streaks).
+    pub fn guard(&self) -> Option<(bool, u8)> {
+        match self {
+            PolicyConfig::EpsilonGreedy(c) => Some((c.noise_guard, c.guard_window)),
+            PolicyConfig::Ucb(c) => Some((c.noise_guard, c.guard_window)),
+            PolicyConfig::El2n(c) | PolicyConfig::Grand(c) | PolicyConfig::Forgetting(c) => {
+                Some((c.noise_guard, c.guard_window))
+            }
+            PolicyConfig::Influence(c) => Some((c.noise_guard, c.guard_window)),
+            _ => None,
+        }
+    }
+
+    /// The streak that makes a sample look unlearnable for the report (and, with
+    /// `noise_guard`, for the guard): `guard_window`, capped for the static policies and
+    /// `influence` at their scoring epochs (at least 1), which are all the reports a sample
+    /// has when their subset is chosen.
+    pub fn unlearnable_window(&self) -> Option<u8> {
+        let (_, w) = self.guard()?;
+        let cap = match self {
+            PolicyConfig::El2n(c) | PolicyConfig::Grand(c) | PolicyConfig::Forgetting(c) => {
+                c.score_epochs()
+            }
+            PolicyConfig::Influence(c) => c.score_epochs,
+            _ => u64::MAX,
+        };
+        Some((w as u64).min(cap.max(1)) as u8)
     }
 
     /// The `budget` key: the run's sample-visits as a share of `epochs`·N.
@@ -343,6 +378,34 @@ pub(crate) fn check_momentum(key: &str, m: f64) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The noise guard is on unless the config says `"noise_guard": false`.
+pub(crate) fn default_noise_guard() -> bool {
+    true
+}
+
+/// Two wrong reports in a row: one can be an early, untrained epoch's guess.
+pub(crate) fn default_guard_window() -> u8 {
+    2
+}
+
+/// Whether `id` looks unlearnable: wrong at each of its last `window` correctness reports.
+/// Always false in a book without streaks (no STREAK field, or no correctness reported).
+pub fn looks_unlearnable(book: &ScoreBook, id: usize, window: u8) -> bool {
+    book.wrong_streak().get(id).is_some_and(|&s| s >= window)
+}
+
+/// The fraction of `ids` that look unlearnable; NaN for a book without streaks or no ids.
+pub fn unlearnable_fraction(book: &ScoreBook, ids: &[u64], window: u8) -> f64 {
+    if book.wrong_streak().is_empty() || ids.is_empty() {
+        return f64::NAN;
+    }
+    let k = ids
+        .iter()
+        .filter(|&&id| looks_unlearnable(book, id as usize, window))
+        .count();
+    k as f64 / ids.len() as f64
 }
 
 /// The ScoreBook's default EMA momentum, that of the configs with a `momentum` key.

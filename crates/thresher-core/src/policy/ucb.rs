@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use super::period_cache::PeriodCache;
 use super::{
-    check_momentum, check_period, check_prune, default_momentum, extend_where, mean_std,
-    partition_seen, seen_budget, top_k_front, PlanContext, Policy, Selection,
+    check_momentum, check_period, check_prune, default_momentum, extend_where, looks_unlearnable,
+    mean_std, partition_seen, seen_budget, top_k_front, PlanContext, Policy, Selection,
 };
 use crate::error::{Error, Result};
 use crate::scores::{ScoreBook, ScoreFields};
@@ -49,6 +49,14 @@ pub struct UcbConfig {
     /// The run's epochs; needed by `budget`.
     #[serde(default)]
     pub epochs: Option<u64>,
+    /// The noise guard (docs/policies.md, "The noise guard"): samples wrong at each of their
+    /// last `guard_window` correctness reports rank below every other seen sample. `false`
+    /// gives the paper's exact rule.
+    #[serde(default = "super::default_noise_guard")]
+    pub noise_guard: bool,
+    /// Wrong reports in a row that make a sample look unlearnable.
+    #[serde(default = "super::default_guard_window")]
+    pub guard_window: u8,
 }
 
 fn default_prune() -> f64 {
@@ -136,7 +144,12 @@ impl Ucb {
             None => seen_budget(n, self.config.prune, self.unseen.len()),
         };
         let score = &self.score;
-        top_k_front(&mut self.seen, k, |id| score[id as usize]);
+        // The noise guard: samples that look unlearnable rank below every other seen sample.
+        let guard = self.config.noise_guard.then_some(self.config.guard_window);
+        top_k_front(&mut self.seen, k, |id| match guard {
+            Some(w) if looks_unlearnable(book, id as usize, w) => f32::NEG_INFINITY,
+            _ => score[id as usize],
+        });
         self.kept.clear();
         self.kept.resize(n, false);
         for &id in &self.seen[..k] {
@@ -151,7 +164,7 @@ impl Ucb {
 
 impl Policy for Ucb {
     fn needs(&self) -> ScoreFields {
-        ScoreFields::LOSS_EMA
+        ScoreFields::LOSS_EMA.union(ScoreFields::STREAK)
     }
 
     fn set_keep(&mut self, keep: Option<usize>) {
@@ -197,6 +210,8 @@ mod tests {
 
     fn config(prune: f64, c: f64, spread: Spread, period: u64) -> UcbConfig {
         UcbConfig {
+            noise_guard: false,
+            guard_window: 2,
             budget: None,
             epochs: None,
             prune,

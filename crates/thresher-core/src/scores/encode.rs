@@ -28,12 +28,21 @@ impl ScoreBook {
         w.u64(self.sketch.in_dim() as u64);
         w.f32s(&self.embeddings);
         w.u8s(&self.has_embedding);
+        // Appended last, and only by books that hold it, so that every checkpoint written
+        // before the field existed still has the same bytes and loads (see `decode`).
+        if self.fields.contains(ScoreFields::STREAK) {
+            w.u8s(&self.wrong_streak);
+        }
     }
 
     /// Restores what `encode` wrote into this book, which must have the same N and fields;
     /// `None` when the bytes do not fit (the caller names the file). Nothing is changed then.
     pub(crate) fn decode(&mut self, r: &mut Reader<'_>) -> Option<()> {
-        if r.u32()? != self.fields.0 || r.u64()? != self.n as u64 {
+        let stored = ScoreFields(r.u32()?);
+        // A book written before the noise guard's streak existed: the same fields less
+        // STREAK. Its streaks start at 0.
+        let without_streak = ScoreFields(self.fields.0 & !ScoreFields::STREAK.0);
+        if (stored != self.fields && stored != without_streak) || r.u64()? != self.n as u64 {
             return None;
         }
         let mut b = self.clone();
@@ -72,6 +81,10 @@ impl ScoreBook {
         }
         b.embeddings = embeddings;
         load!(has_embedding, u8s);
+        if stored.contains(ScoreFields::STREAK) {
+            load!(wrong_streak, u8s);
+        }
+        b.streak_reported = b.wrong_streak.iter().any(|&s| s > 0);
         *self = b;
         Some(())
     }

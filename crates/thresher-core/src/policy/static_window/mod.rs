@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{check_prune, mean_std, PlanContext, Policy, Selection};
+use super::{check_prune, looks_unlearnable, mean_std, PlanContext, Policy, Selection};
 use crate::error::{Error, Result};
 use crate::scores::{ScoreBook, ScoreFields};
 
@@ -43,6 +43,14 @@ pub struct StaticConfig {
     /// The run's epochs; needed by `budget`.
     #[serde(default)]
     pub epochs: Option<u64>,
+    /// The noise guard (docs/policies.md, "The noise guard"): samples wrong at each of their
+    /// last `guard_window` correctness reports rank below every other seen sample. `false`
+    /// gives the paper's exact rule.
+    #[serde(default = "crate::policy::default_noise_guard")]
+    pub noise_guard: bool,
+    /// Wrong reports in a row that make a sample look unlearnable.
+    #[serde(default = "crate::policy::default_guard_window")]
+    pub guard_window: u8,
 }
 
 fn default_prune() -> f64 {
@@ -97,6 +105,8 @@ pub struct StaticWindow<S: StaticScore> {
     prune: f64,
     drop_hardest: f64,
     score_epochs: u64,
+    /// The noise guard's window when it is on.
+    guard: Option<u8>,
     n: usize,
     /// Per-sample scores of the current epoch, reused.
     scratch: Vec<f32>,
@@ -112,6 +122,9 @@ impl<S: StaticScore> StaticWindow<S> {
             prune: config.prune,
             drop_hardest: config.drop_hardest,
             score_epochs: config.score_epochs(),
+            guard: config
+                .noise_guard
+                .then_some((config.guard_window as u64).min(config.score_epochs().max(1)) as u8),
             n,
             scratch: Vec::with_capacity(n),
             kept: None,
@@ -128,7 +141,7 @@ impl<S: StaticScore> StaticWindow<S> {
 
 impl<S: StaticScore> Policy for StaticWindow<S> {
     fn needs(&self) -> ScoreFields {
-        S::NEEDS
+        S::NEEDS.union(ScoreFields::STREAK)
     }
 
     /// The window's size is fixed once, at the first plan after the scoring epochs: the
@@ -152,6 +165,15 @@ impl<S: StaticScore> Policy for StaticWindow<S> {
             out.ids.extend(0..n as u64);
             out.weights.resize(n, 1.0);
             return;
+        }
+        if let (Some(w), None) = (self.guard, &self.kept) {
+            // The noise guard: a seen sample that looks unlearnable ranks below every other
+            // seen sample (−∞ ranks first in the ascending order, the easy end).
+            for (id, s) in self.scratch.iter_mut().enumerate() {
+                if !s.is_nan() && looks_unlearnable(ctx.scores, id, w) {
+                    *s = f32::NEG_INFINITY;
+                }
+            }
         }
         let (scratch, prune, drop) = (&self.scratch, self.prune, self.drop_hardest);
         let kept = self
@@ -207,6 +229,8 @@ mod tests {
     #[test]
     fn subset_is_full_while_scoring_then_fixed() {
         let config = StaticConfig {
+            noise_guard: false,
+            guard_window: 2,
             budget: None,
             epochs: None,
             prune: 0.5,
