@@ -57,6 +57,15 @@ pub struct CompareArgs {
     /// order, identically for every policy.
     #[arg(long, default_value_t = 3)]
     pub seeds: u64,
+    /// After each run of a pruning policy other than `random` that is not under `--budget`,
+    /// also run `random` with a budget equal to that run's realised sample-visits, so that
+    /// every policy is reported against random pruning at the same visits (under `--budget`
+    /// every policy already has the visits of the `random` row).
+    #[arg(long)]
+    pub match_random: bool,
+    /// First seed (the seeds are FIRST, FIRST+1, …).
+    #[arg(long, default_value_t = 0)]
+    pub first_seed: u64,
 }
 
 /// Flags shared by `train` and `compare`.
@@ -81,6 +90,10 @@ pub struct Common {
     /// realises less; the reports give the realised fraction).
     #[arg(long, default_value_t = 0.3)]
     pub prune: f64,
+    /// The run's total sample-visits as a share of epochs·N, given to every policy but `full`
+    /// as its `budget` key in place of `prune` (docs/policies.md, "A budget fixed in advance").
+    #[arg(long)]
+    pub budget: Option<f64>,
     /// Full-data scoring epochs of the static policies (el2n, grand, forgetting, influence);
     /// default: a fifth of the epochs, at least 1.
     #[arg(long)]
@@ -239,6 +252,17 @@ impl PolicySpec {
         // influence in guarantee mode takes `epsilon` instead of `prune`.
         if self.overrides.contains_key("epsilon") {
             m.remove("prune");
+        }
+        // Under a budget the policy chooses its own prune fractions (InfoBatch keeps its
+        // default r as the largest share of its pool dropped).
+        if let (Some(b), false) = (c.budget, self.kind == "full") {
+            m.remove("prune");
+            m.insert("budget".into(), json!(b));
+            m.insert("epochs".into(), json!(c.epochs));
+        }
+        if self.overrides.contains_key("budget") {
+            m.remove("prune");
+            m.insert("epochs".into(), json!(c.epochs));
         }
         for (k, v) in &self.overrides {
             m.insert(k.clone(), v.clone());

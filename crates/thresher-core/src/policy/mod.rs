@@ -390,10 +390,14 @@ pub(crate) fn default_guard_window() -> u8 {
     2
 }
 
-/// Whether `id` looks unlearnable: wrong at each of its last `window` correctness reports.
+/// Whether `id` looks unlearnable: wrong at each of its last `window` correctness reports, or
+/// at every one of its reports when it has had fewer feedback calls than `window` (so that a
+/// sample presented once, wrongly, is not ranked hardest before it can be judged twice).
 /// Always false in a book without streaks (no STREAK field, or no correctness reported).
 pub fn looks_unlearnable(book: &ScoreBook, id: usize, window: u8) -> bool {
-    book.wrong_streak().get(id).is_some_and(|&s| s >= window)
+    book.wrong_streak()
+        .get(id)
+        .is_some_and(|&s| s > 0 && (s >= window || u32::from(s) >= book.seen()[id]))
 }
 
 /// The fraction of `ids` that look unlearnable; NaN for a book without streaks or no ids.

@@ -368,7 +368,10 @@ mod tests {
         let ids: Vec<u64> = (0..n as u64).collect();
         let mut book = book_with_embeddings(n, &ids, 4, 1);
         let mut policy = Influence::new(config(r#"{"kind": "influence", "prune": 0.25}"#), n);
-        assert_eq!(policy.needs(), ScoreFields::EMBEDDING.union(ScoreFields::STREAK));
+        assert_eq!(
+            policy.needs(),
+            ScoreFields::EMBEDDING.union(ScoreFields::STREAK)
+        );
         for e in 0..3 {
             let out = select(&mut policy, &book, e);
             assert_eq!(out.ids, ids, "epoch {e}");
