@@ -623,6 +623,45 @@ mod tests {
     }
 
     #[test]
+    fn unlearnable_means_wrong_at_the_last_window_reports() {
+        let mut book = ScoreBook::new(6, ScoreFields::STREAK);
+        // Per id, its correctness reports in order (one feedback call each).
+        let history: [&[u8]; 6] = [&[0, 0], &[1, 0, 0], &[0, 1], &[0], &[1], &[0, 0, 1, 0]];
+        for step in 0..4 {
+            let (ids, correct): (Vec<u64>, Vec<u8>) = history
+                .iter()
+                .enumerate()
+                .filter_map(|(id, h)| h.get(step).map(|&c| (id as u64, c)))
+                .unzip();
+            let loss = vec![1.0; ids.len()];
+            let fb = crate::scores::Feedback {
+                ids: &ids,
+                loss: &loss,
+                correct: Some(&correct),
+                ..Default::default()
+            };
+            book.feedback(&fb, step as u64).unwrap();
+        }
+        let flagged = |w: u8| -> Vec<usize> {
+            (0..6)
+                .filter(|&id| looks_unlearnable(&book, id, w))
+                .collect()
+        };
+        // Window 2: ids 0 and 1 (two wrong in a row), id 3 (wrong at its only report).
+        assert_eq!(flagged(2), vec![0, 1, 3]);
+        // Window 3: id 0 (every report wrong), id 3; id 1 was right once before.
+        assert_eq!(flagged(3), vec![0, 3]);
+        // Window 1: every sample whose latest report was wrong.
+        assert_eq!(flagged(1), vec![0, 1, 3, 5]);
+        let ids: Vec<u64> = (0..6).collect();
+        assert!((unlearnable_fraction(&book, &ids, 2) - 0.5).abs() < 1e-12);
+        // Without the streak field nothing looks unlearnable.
+        let plain = ScoreBook::new(6, ScoreFields::LOSS_EMA);
+        assert!(!looks_unlearnable(&plain, 0, 1));
+        assert!(unlearnable_fraction(&plain, &ids, 2).is_nan());
+    }
+
+    #[test]
     fn budgets() {
         assert_eq!(budget(10, 0.25), 8); // round(7.5) = 8
         assert_eq!(budget(90, 0.9), 9);

@@ -120,4 +120,29 @@ mod tests {
             .decode(&mut Reader::new(&w.buf[..w.buf.len() - 1], 0))
             .is_none());
     }
+
+    #[test]
+    fn a_book_from_before_the_streaks_still_loads() {
+        let old_fields = ScoreFields::LOSS_EMA;
+        let mut old = ScoreBook::new(3, old_fields);
+        old.feedback(&fb(&[0, 1], &[1.0, 2.0]), 0).unwrap();
+        let mut w = Writer::default();
+        old.encode(&mut w);
+        let mut new = ScoreBook::new(3, old_fields.union(ScoreFields::STREAK));
+        new.decode(&mut Reader::new(&w.buf, 0)).unwrap();
+        assert_eq!(new.loss_ema(), old.loss_ema());
+        assert_eq!(new.wrong_streak(), &[0, 0, 0]);
+        // The streak's bytes are part of a new book's encoding, and round-trip.
+        let f = Feedback {
+            correct: Some(&[0, 0]),
+            ..fb(&[0, 2], &[1.0, 2.0])
+        };
+        new.feedback(&f, 1).unwrap();
+        let mut w = Writer::default();
+        new.encode(&mut w);
+        let mut back = ScoreBook::new(3, old_fields.union(ScoreFields::STREAK));
+        back.decode(&mut Reader::new(&w.buf, 0)).unwrap();
+        assert_eq!(back.wrong_streak(), &[1, 0, 1]);
+        assert!(back.streak_reported());
+    }
 }
