@@ -119,8 +119,12 @@ fn every_policy_spends_the_budget_exactly() {
 
 #[test]
 fn epochs_that_are_full_data_anyway_are_paid_first() {
-    // ε-greedy's epoch 0 sees nothing, so it keeps everything; the later epochs prune more.
+    // ε-greedy's epoch 0 sees nothing, and with the noise guard a sample is judged only after
+    // two feedback calls, so epochs 0 and 1 keep everything; the later epochs prune more.
     let (_, _, samples) = run(&policies(0.5)[2], 1, false);
+    assert_eq!(samples, vec![1000, 1000, 250, 250, 250, 250]);
+    let paper = r#"{"kind": "epsilon_greedy", "noise_guard": false, "budget": 0.5, "epochs": 6}"#;
+    let (_, _, samples) = run(paper, 1, false);
     assert_eq!(samples, vec![1000, 400, 400, 400, 400, 400]);
     // Random has no such epoch: the budget is spread evenly.
     let (_, _, samples) = run(&policies(0.5)[0], 1, false);

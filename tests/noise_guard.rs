@@ -98,12 +98,29 @@ fn greedy_policies_keep_the_hardest_learnable_samples() {
 }
 
 #[test]
-fn a_single_wrong_report_counts_until_a_second_one_can() {
-    // After one epoch every sample has one report: ids 0..40 were wrong at it, so the
-    // hardest learnable-looking 50 are 40..90. (UCB, with no random share, does not present
-    // ids 20..40 again while 50 others rank above them: docs/policies.md says so.)
+fn a_sample_is_judged_after_two_reports() {
+    // After one epoch every sample has one report (ids 0..40 wrong at it): none is judged yet,
+    // so the guarded UCB keeps everything once more; the paper's rule prunes at once.
     let (kept, _) = kept_after(r#"{"kind": "ucb", "c": 0, "prune": 0.5}"#, 1);
-    assert_eq!(kept, range(40, 90));
+    assert_eq!(kept, range(0, 100));
+    let (kept, _) = kept_after(
+        r#"{"kind": "ucb", "c": 0, "prune": 0.5, "noise_guard": false}"#,
+        1,
+    );
+    assert_eq!(kept, range(0, 50));
+    // After the second epoch (period 1: epoch 1 was the full one), ids 20..40 were right and
+    // only 0..20 look unlearnable.
+    let (kept, _) = kept_after(r#"{"kind": "ucb", "c": 0, "prune": 0.5}"#, 2);
+    assert_eq!(kept, range(20, 70));
+}
+
+#[test]
+fn static_policies_score_for_at_least_the_window() {
+    // One scoring epoch asked for, two used: at epoch 1 the subset is not fixed yet.
+    let (kept, _) = kept_after(r#"{"kind": "el2n", "score_epochs": 1, "prune": 0.5}"#, 1);
+    assert_eq!(kept, range(0, 100));
+    let (kept, _) = kept_after(r#"{"kind": "el2n", "score_epochs": 1, "prune": 0.5}"#, 2);
+    assert_eq!(kept, range(20, 70));
 }
 
 #[test]

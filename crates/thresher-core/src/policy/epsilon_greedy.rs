@@ -8,8 +8,9 @@ use serde::Deserialize;
 
 use super::period_cache::PeriodCache;
 use super::{
-    check_momentum, check_period, check_prune, default_momentum, extend_where, looks_unlearnable,
-    mean_std, partition_seen, seen_budget, top_k_front, PlanContext, Policy, Selection,
+    check_momentum, check_period, check_prune, default_momentum, extend_where, judged_mask,
+    looks_unlearnable, mean_std, partition_judged, seen_budget, top_k_front, PlanContext, Policy,
+    Selection,
 };
 use crate::error::{Error, Result};
 use crate::rng::{Rng, Stream};
@@ -94,6 +95,16 @@ pub struct EpsilonGreedy {
 }
 
 impl EpsilonGreedy {
+    /// The feedback calls after which a sample counts as seen: `guard_window` with the noise
+    /// guard, else 1.
+    fn window(&self) -> u32 {
+        if self.config.noise_guard {
+            self.config.guard_window.into()
+        } else {
+            1
+        }
+    }
+
     pub fn new(config: EpsilonGreedyConfig, n: usize) -> Self {
         EpsilonGreedy {
             config,
@@ -112,7 +123,8 @@ impl EpsilonGreedy {
     fn plan(&mut self, book: &ScoreBook, seed: u64, draw: u64) {
         let n = book.len();
         let ema = book.loss_ema();
-        partition_seen(book, &mut self.unseen, &mut self.seen);
+        let window = self.window();
+        partition_judged(book, window, &mut self.unseen, &mut self.seen);
         let k = match self.keep {
             Some(k) => k.saturating_sub(self.unseen.len()),
             None => seen_budget(n, self.config.prune, self.unseen.len()),
@@ -133,7 +145,8 @@ impl EpsilonGreedy {
         // The explore pool in id order, so the draw is a function of the set alone.
         self.rest.clear();
         let kept = &self.kept;
-        extend_where(&mut self.rest, n, |id| book.is_seen(id) & !kept[id]);
+        let judged = judged_mask(book, window);
+        extend_where(&mut self.rest, n, |id| judged[id] & !kept[id]);
         let fill = k - top;
         Rng::new(seed, Stream::Select, draw, 0).choose_front(&mut self.rest, fill);
         for &id in &self.rest[..fill] {
@@ -141,7 +154,7 @@ impl EpsilonGreedy {
         }
         self.cache.ids.clear();
         let kept = &self.kept;
-        extend_where(&mut self.cache.ids, n, |id| !book.is_seen(id) | kept[id]);
+        extend_where(&mut self.cache.ids, n, |id| !judged[id] | kept[id]);
         self.cache.set(seed, draw);
     }
 }

@@ -211,20 +211,20 @@ impl PolicyConfig {
         }
     }
 
-    /// The streak that makes a sample look unlearnable for the report (and, with
-    /// `noise_guard`, for the guard): `guard_window`, capped for the static policies and
-    /// `influence` at their scoring epochs (at least 1), which are all the reports a sample
-    /// has when their subset is chosen.
+    /// The streak that makes a sample look unlearnable, for the report (and, with
+    /// `noise_guard`, for the guard): `guard_window`.
     pub fn unlearnable_window(&self) -> Option<u8> {
-        let (_, w) = self.guard()?;
-        let cap = match self {
-            PolicyConfig::El2n(c) | PolicyConfig::Grand(c) | PolicyConfig::Forgetting(c) => {
-                c.score_epochs()
-            }
-            PolicyConfig::Influence(c) => c.score_epochs,
-            _ => u64::MAX,
-        };
-        Some((w as u64).min(cap.max(1)) as u8)
+        self.guard().map(|(_, w)| w)
+    }
+
+    /// The warm-up epochs the noise guard adds: with it on, the greedy policies keep every
+    /// sample until it has `guard_window` feedback calls, and the static policies and
+    /// `influence` score for at least `guard_window` epochs (0 without the guard).
+    fn guard_epochs(&self) -> u64 {
+        match self.guard() {
+            Some((true, w)) => w as u64,
+            _ => 0,
+        }
     }
 
     /// The `budget` key: the run's sample-visits as a share of `epochs`·N.
@@ -266,16 +266,16 @@ impl PolicyConfig {
         match self {
             PolicyConfig::Full(_) => vec![true; e],
             PolicyConfig::Random(_) => vec![false; e],
-            PolicyConfig::EpsilonGreedy(c) => first(c.period),
-            PolicyConfig::Ucb(c) => first(c.period),
+            PolicyConfig::EpsilonGreedy(c) => first(c.period.max(self.guard_epochs())),
+            PolicyConfig::Ucb(c) => first(c.period.max(self.guard_epochs())),
             PolicyConfig::InfoBatch(c) => {
                 let a = c.anneal_start();
                 (0..e as u64).map(|i| i == 0 || i >= a).collect()
             }
             PolicyConfig::El2n(c) | PolicyConfig::Grand(c) | PolicyConfig::Forgetting(c) => {
-                first(c.score_epochs())
+                first(c.effective_score_epochs())
             }
-            PolicyConfig::Influence(c) => first(c.score_epochs),
+            PolicyConfig::Influence(c) => first(c.effective_score_epochs()),
         }
     }
 
@@ -390,14 +390,37 @@ pub(crate) fn default_guard_window() -> u8 {
     2
 }
 
-/// Whether `id` looks unlearnable: wrong at each of its last `window` correctness reports, or
-/// at every one of its reports when it has had fewer feedback calls than `window` (so that a
-/// sample presented once, wrongly, is not ranked hardest before it can be judged twice).
+/// Whether `id` looks unlearnable: wrong at each of its last `window` correctness reports.
 /// Always false in a book without streaks (no STREAK field, or no correctness reported).
 pub fn looks_unlearnable(book: &ScoreBook, id: usize, window: u8) -> bool {
-    book.wrong_streak()
-        .get(id)
-        .is_some_and(|&s| s > 0 && (s >= window || u32::from(s) >= book.seen()[id]))
+    book.wrong_streak().get(id).is_some_and(|&s| s >= window)
+}
+
+/// Per id: whether a policy counts it as seen. With the noise guard on (`window` > 1) a
+/// sample counts as seen only once it has had `window` feedback calls, so it is judged
+/// (ranked, or found unlearnable) only when it can have `window` correctness reports; until
+/// then it is kept like a never-seen sample.
+pub fn judged_mask(scores: &ScoreBook, window: u32) -> Vec<bool> {
+    let need = window.max(1);
+    scores.seen().iter().map(|&c| c >= need).collect()
+}
+
+/// `partition_seen` by `judged_mask`.
+pub fn partition_judged(
+    scores: &ScoreBook,
+    window: u32,
+    unseen: &mut Vec<u64>,
+    seen: &mut Vec<u64>,
+) {
+    unseen.clear();
+    seen.clear();
+    for (id, judged) in judged_mask(scores, window).into_iter().enumerate() {
+        if judged {
+            seen.push(id as u64);
+        } else {
+            unseen.push(id as u64);
+        }
+    }
 }
 
 /// The fraction of `ids` that look unlearnable; NaN for a book without streaks or no ids.
@@ -647,14 +670,19 @@ mod tests {
                 .filter(|&id| looks_unlearnable(&book, id, w))
                 .collect()
         };
-        // Window 2: ids 0 and 1 (two wrong in a row), id 3 (wrong at its only report).
-        assert_eq!(flagged(2), vec![0, 1, 3]);
-        // Window 3: id 0 (every report wrong), id 3; id 1 was right once before.
-        assert_eq!(flagged(3), vec![0, 3]);
+        // Window 2: ids 0 and 1 (two wrong in a row); id 3 has one report only.
+        assert_eq!(flagged(2), vec![0, 1]);
+        // Window 3: nobody has three wrong in a row.
+        assert_eq!(flagged(3), Vec::<usize>::new());
         // Window 1: every sample whose latest report was wrong.
         assert_eq!(flagged(1), vec![0, 1, 3, 5]);
         let ids: Vec<u64> = (0..6).collect();
-        assert!((unlearnable_fraction(&book, &ids, 2) - 0.5).abs() < 1e-12);
+        assert!((unlearnable_fraction(&book, &ids, 2) - 2.0 / 6.0).abs() < 1e-12);
+        // Judged (counted as seen by a guarded policy) after two feedback calls.
+        assert_eq!(
+            judged_mask(&book, 2),
+            vec![true, true, true, false, false, true]
+        );
         // Without the streak field nothing looks unlearnable.
         let plain = ScoreBook::new(6, ScoreFields::LOSS_EMA);
         assert!(!looks_unlearnable(&plain, 0, 1));

@@ -8,8 +8,9 @@ use serde::Deserialize;
 
 use super::period_cache::PeriodCache;
 use super::{
-    check_momentum, check_period, check_prune, default_momentum, extend_where, looks_unlearnable,
-    mean_std, partition_seen, seen_budget, top_k_front, PlanContext, Policy, Selection,
+    check_momentum, check_period, check_prune, default_momentum, extend_where, judged_mask,
+    looks_unlearnable, mean_std, partition_judged, seen_budget, top_k_front, PlanContext, Policy,
+    Selection,
 };
 use crate::error::{Error, Result};
 use crate::scores::{ScoreBook, ScoreFields};
@@ -110,6 +111,16 @@ pub struct Ucb {
 }
 
 impl Ucb {
+    /// The feedback calls after which a sample counts as seen: `guard_window` with the noise
+    /// guard, else 1.
+    fn window(&self) -> u32 {
+        if self.config.noise_guard {
+            self.config.guard_window.into()
+        } else {
+            1
+        }
+    }
+
     pub fn new(config: UcbConfig, n: usize) -> Self {
         Ucb {
             config,
@@ -138,7 +149,8 @@ impl Ucb {
     /// the standard library's selection happened to permute ids). Expects fresh `self.score`.
     fn plan(&mut self, book: &ScoreBook, seed: u64, draw: u64) {
         let n = book.len();
-        partition_seen(book, &mut self.unseen, &mut self.seen);
+        let window = self.window();
+        partition_judged(book, window, &mut self.unseen, &mut self.seen);
         let k = match self.keep {
             Some(k) => k.saturating_sub(self.unseen.len()),
             None => seen_budget(n, self.config.prune, self.unseen.len()),
@@ -157,7 +169,8 @@ impl Ucb {
         }
         self.cache.ids.clear();
         let kept = &self.kept;
-        extend_where(&mut self.cache.ids, n, |id| !book.is_seen(id) | kept[id]);
+        let judged = judged_mask(book, window);
+        extend_where(&mut self.cache.ids, n, |id| !judged[id] | kept[id]);
         self.cache.set(seed, draw);
     }
 }

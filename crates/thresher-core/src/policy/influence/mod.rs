@@ -89,6 +89,15 @@ pub enum InfluenceMode {
 }
 
 impl InfluenceConfig {
+    /// The scoring epochs in effect: with the noise guard on, at least `guard_window`.
+    pub fn effective_score_epochs(&self) -> u64 {
+        if self.noise_guard {
+            self.score_epochs.max(self.guard_window as u64)
+        } else {
+            self.score_epochs
+        }
+    }
+
     pub fn mode(&self) -> InfluenceMode {
         match (self.prune, self.epsilon) {
             (_, Some(epsilon)) => InfluenceMode::Guarantee { epsilon },
@@ -178,9 +187,7 @@ impl Influence {
         let embedded: Vec<usize> = (0..n).filter(|&id| book.embedding(id).is_some()).collect();
         // The noise guard: samples that look unlearnable are removed first and left out of
         // G and of the search; the search then chooses the rest of R among the others.
-        let window = self.config.noise_guard.then_some(
-            (self.config.guard_window as u64).min(self.config.score_epochs.max(1)) as u8,
-        );
+        let window = self.config.noise_guard.then_some(self.config.guard_window);
         let flagged = |id: usize| window.is_some_and(|w| looks_unlearnable(book, id, w));
         let wanted = match self.config.mode() {
             InfluenceMode::Cardinality { prune } => n - budget(n, prune),
@@ -242,7 +249,7 @@ impl Policy for Influence {
     }
 
     fn select(&mut self, ctx: &PlanContext<'_>, out: &mut Selection) {
-        if ctx.epoch < self.config.score_epochs {
+        if ctx.epoch < self.config.effective_score_epochs() {
             let n = ctx.scores.len();
             out.ids.extend(0..n as u64);
             out.weights.resize(n, 1.0);

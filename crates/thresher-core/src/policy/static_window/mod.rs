@@ -65,6 +65,18 @@ impl StaticConfig {
             .unwrap_or(if self.scores_from.is_empty() { 3 } else { 0 })
     }
 
+    /// The scoring epochs in effect: with the noise guard on, at least `guard_window` (so that
+    /// every sample can have that many correctness reports when the subset is chosen), unless
+    /// the scores come from `scores_from` alone (`score_epochs` 0).
+    pub fn effective_score_epochs(&self) -> u64 {
+        let s = self.score_epochs();
+        if self.noise_guard && s > 0 {
+            s.max(self.guard_window as u64)
+        } else {
+            s
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
         check_prune("policy.prune", self.prune)?;
         if !(0.0..=1.0).contains(&self.drop_hardest) {
@@ -121,10 +133,8 @@ impl<S: StaticScore> StaticWindow<S> {
         StaticWindow {
             prune: config.prune,
             drop_hardest: config.drop_hardest,
-            score_epochs: config.score_epochs(),
-            guard: config
-                .noise_guard
-                .then_some((config.guard_window as u64).min(config.score_epochs().max(1)) as u8),
+            score_epochs: config.effective_score_epochs(),
+            guard: config.noise_guard.then_some(config.guard_window),
             n,
             scratch: Vec::with_capacity(n),
             kept: None,
