@@ -219,6 +219,7 @@ int main(int argc, char **argv) {
     test_index_ranks();
     test_index_infobatch();
     test_index_total_batches();
+    test_index_unlearnable_fraction();
 
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed != 0;

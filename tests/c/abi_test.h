@@ -148,5 +148,6 @@ void test_index_save_state_at(void);
 void test_index_ranks(void);
 void test_index_infobatch(void);
 void test_index_total_batches(void);
+void test_index_unlearnable_fraction(void);
 
 #endif /* THRESHER_ABI_TEST_H */

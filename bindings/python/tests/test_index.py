@@ -198,3 +198,32 @@ def test_total_batches_is_refused_when_feedback_decides_it():
     with thresher.Loader(index_config(policy={"kind": "ucb", "prune": 0.5})) as loader:
         with pytest.raises(thresher.StateError, match="policy.budget"):
             loader.total_batches
+
+
+def test_unlearnable_fraction_warns_when_a_policy_keeps_misclassified_samples():
+    # ids below 300 are always misclassified and have the highest loss: the paper's UCB keeps
+    # them all (300 of the 500 it keeps); the guarded one ranks them last.
+    def run(policy):
+        lo = thresher.Loader(index_config(n=1000, batch_size=100, policy=policy))
+        assert lo.unlearnable_fraction != lo.unlearnable_fraction  # NaN before any report
+        for _ in range(2):
+            for b in lo:
+                ids = np.asarray(b.ids)
+                loss = np.where(ids < 300, 5.0, 1.0 - ids / 1000.0).astype(np.float32)
+                lo.feedback(ids, loss, correct=(ids >= 300).astype(np.uint8))
+        return lo
+
+    paper = run({"kind": "ucb", "prune": 0.5, "noise_guard": False})
+    with pytest.warns(thresher.NoisyLabelsWarning, match="60.0%"):
+        iter(paper)
+    assert paper.unlearnable_fraction == pytest.approx(0.6)
+    guarded = run({"kind": "ucb", "prune": 0.5})
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        iter(guarded)
+    assert guarded.unlearnable_fraction == 0.0
+    with thresher.Loader(index_config(policy={"kind": "random"})) as lo:
+        assert lo.unlearnable_fraction != lo.unlearnable_fraction
+    paper.close()
+    guarded.close()
