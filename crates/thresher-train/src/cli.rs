@@ -393,6 +393,37 @@ mod tests {
     }
 
     #[test]
+    fn budget_replaces_prune_for_every_policy_but_full() {
+        let c = common(&["--epochs", "6", "--budget", "0.4", "--prune", "0.3"]);
+        for kind in ["random", "ucb", "infobatch", "el2n", "influence"] {
+            let j: PolicySpec = kind.parse().unwrap();
+            let j = j.to_json(&c);
+            assert_eq!(j["budget"], json!(0.4), "{kind}");
+            assert_eq!(j["epochs"], json!(6), "{kind}");
+            assert!(j.get("prune").is_none(), "{kind}");
+            let v = json!({"source": {"kind": "index", "len": 100}, "policy": j});
+            thresher_core::Config::from_json(&v.to_string()).unwrap();
+        }
+        let f: PolicySpec = "full".parse().unwrap();
+        assert_eq!(f.to_json(&c), json!({"kind": "full"}));
+        // A matched random run: its own budget, no prune.
+        let plain = common(&["--epochs", "6"]);
+        let r: PolicySpec = "random:budget=0.55".parse().unwrap();
+        assert_eq!(
+            r.to_json(&plain),
+            json!({"kind": "random", "budget": 0.55, "epochs": 6})
+        );
+    }
+
+    #[test]
+    fn label_noise_flags() {
+        let c = common(&["--label-noise", "0.2", "--label-noise-kind", "pairs"]);
+        assert_eq!(c.noise.label_noise, 0.2);
+        assert_eq!(c.noise.label_noise_kind, crate::noise::NoiseKind::Pairs);
+        assert_eq!(common(&[]).noise.label_noise, 0.0);
+    }
+
+    #[test]
     fn configs_parse_as_thresher_configs() {
         let c = common(&["--data-dir", "../../data", "--limit", "100"]);
         let v = loader_config(

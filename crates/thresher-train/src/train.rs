@@ -187,6 +187,8 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
     let train_json = crate::cli::train_config(c, o.spec, o.seed)?;
     let train_cfg =
         Config::from_json(&train_json.to_string()).map_err(|e| format!("policy {label}: {e}"))?;
+    // The scoring epochs in effect (the noise guard lengthens them to `guard_window`).
+    let scoring_epochs = train_cfg.policy.scoring_epochs();
     let loader = Loader::new(train_cfg)?;
     let test = Loader::new(Config::from_json(&crate::cli::test_config(c)?.to_string())?)?;
     let n = loader.dataset_len() as u64;
@@ -196,10 +198,6 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
     // fixed subset: their extra signals are dead weight afterwards (for `influence` the
     // embeddings and their sketching would double the cost of every later step).
     let policy_json = o.spec.to_json(c);
-    let scoring_epochs = match o.spec.kind.as_str() {
-        "el2n" | "grand" | "forgetting" | "influence" => policy_json["score_epochs"].as_u64(),
-        _ => None,
-    };
 
     if let Some(dir) = o.log.parent() {
         std::fs::create_dir_all(dir)?;

@@ -227,6 +227,19 @@ impl PolicyConfig {
         }
     }
 
+    /// The full-data epochs during which a static policy or `influence` collects its scores
+    /// (at least `guard_window` with the noise guard); `None` for the other policies. A
+    /// trainer can stop computing their signals afterwards.
+    pub fn scoring_epochs(&self) -> Option<u64> {
+        match self {
+            PolicyConfig::El2n(c) | PolicyConfig::Grand(c) | PolicyConfig::Forgetting(c) => {
+                Some(c.effective_score_epochs())
+            }
+            PolicyConfig::Influence(c) => Some(c.effective_score_epochs()),
+            _ => None,
+        }
+    }
+
     /// The `budget` key: the run's sample-visits as a share of `epochs`·N.
     pub fn budget(&self) -> Option<f64> {
         match self {
