@@ -43,7 +43,10 @@ fn feed(p: &mut Planner, ids: &[u64], epoch: u64) {
         .iter()
         .map(|&i| ((i * 37 + epoch * 11) % 101) as f32 / 10.0)
         .collect();
-    let correct: Vec<u8> = ids.iter().map(|&i| ((i + epoch) % 3 != 0) as u8).collect();
+    let correct: Vec<u8> = ids
+        .iter()
+        .map(|&i| u8::from(!(i + epoch).is_multiple_of(3)))
+        .collect();
     let emb: Vec<f32> = ids
         .iter()
         .flat_map(|&i| (0..4).map(move |j| ((i * 7 + j * 13) % 17) as f32 - 8.0))

@@ -43,6 +43,9 @@ impl ScoreFields {
     pub const fn union(self, other: ScoreFields) -> ScoreFields {
         ScoreFields(self.0 | other.0)
     }
+    pub const fn intersect(self, other: ScoreFields) -> ScoreFields {
+        ScoreFields(self.0 & other.0)
+    }
     pub const fn contains(self, other: ScoreFields) -> bool {
         self.0 & other.0 == other.0
     }

@@ -265,7 +265,9 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
         );
         let needs = match scoring_epochs {
             // The loss is always sent.
-            Some(k) if epoch >= k => ScoreFields::NONE,
+            // Correctness stays: it is cheap, and the noise guard's streaks behind the
+            // report's unlearnable fraction (and its warning) keep following the kept set.
+            Some(k) if epoch >= k => needs.intersect(ScoreFields::STREAK),
             _ => needs,
         };
         let (mut loss_sum, mut correct, mut seen, mut lr) = (0.0f64, 0u64, 0u64, c.lr);
