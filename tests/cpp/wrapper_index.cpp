@@ -199,16 +199,17 @@ void test_advance() {
 }
 
 void test_total_batches() {
-    // UCB under a budget, two ranks: epoch 0 keeps all 1000 ids (nothing seen), epochs 1-3
-    // share the remaining 600 (200 each); every epoch's batches over 2 ranks of 64 are
-    // ceil(K / 128), known before the first batch.
+    // UCB under a budget of 1,600 visits over 4 epochs, two ranks: with the noise guard its
+    // epochs 0 and 1 would be full data (2,000 visits, more than the budget), so all four
+    // share it, 400 each; every epoch's batches over 2 ranks of 64 are ceil(400 / 128) = 4,
+    // known before the first batch.
     for (int rank = 0; rank < 2; rank++) {
         thresher::Loader loader(index_config(
             1000, "\"batch_size\": 64, \"seed\": 1, \"world_size\": 2, \"rank\": " +
                       std::to_string(rank) +
                       ", \"policy\": {\"kind\": \"ucb\", \"budget\": 0.4, \"epochs\": 4}"));
         const std::uint64_t total = loader.total_batches();
-        CHECK(total == 8 + 2 + 2 + 2);
+        CHECK(total == 4 * 4);
         std::uint64_t delivered = 0;
         for (int epoch = 0; epoch < 4; epoch++)
             for (auto &batch : loader.epoch()) {
