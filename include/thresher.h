@@ -559,6 +559,19 @@ thresher_status thresher_loader_feedback(thresher_loader *loader, const thresher
 thresher_status thresher_loader_epoch_info(const thresher_loader *loader, thresher_epoch_info *out);
 
 /**
+ * Writes the run's total batches on this rank (every rank delivers as many) into `*out`,
+ * known before training starts, for learning-rate schedules that need the step count up
+ * front (OneCycle, cosine over the run). It is the sum over the policy's `epochs` of each
+ * epoch's batch count, exact for every epoch's plan: under the policy key `budget` the
+ * per-epoch sample counts are fixed in advance; `full` and `random` need only `epochs`.
+ * Index mode and the whole-epoch view deliver the same batches. Returns THRESHER_OK,
+ * THRESHER_INVALID_ARGUMENT for NULL arguments, or THRESHER_STATE when the count depends on
+ * feedback (a score-based policy without `budget`, or no `epochs`); `*out` is then untouched.
+ * Thread-safe.
+ */
+thresher_status thresher_loader_total_batches(const thresher_loader *loader, uint64_t *out);
+
+/**
  * Writes digests of the loader's rank-independent state into `*out`: the current epoch's
  * global plan (or the last one's between epochs: this call never begins an epoch) and the
  * ScoreBook with the policy's state. Ranks that share one global plan (config `rank`,
@@ -577,6 +590,17 @@ thresher_status thresher_loader_digest(const thresher_loader *loader, thresher_d
  * Thread-safe: may run while another thread is in thresher_loader_next.
  */
 thresher_status thresher_loader_report(const thresher_loader *loader, thresher_epoch_report *out);
+
+/**
+ * Writes into `*out` the fraction of the current epoch's kept samples (or, between epochs,
+ * the last epoch's) that look unlearnable: wrong at each of their last `guard_window`
+ * correctness reports when the plan was made (the report's `unlearnable_fraction`). A high
+ * value means the labels may be noisy and a policy that keeps hard samples may be fitting
+ * them. NaN for `full`, `random` and `infobatch`, and until a feedback call carried
+ * `correct`. Like thresher_loader_report it never begins an epoch. Returns THRESHER_OK, or
+ * THRESHER_INVALID_ARGUMENT for NULL arguments (`*out` untouched). Thread-safe.
+ */
+thresher_status thresher_loader_unlearnable_fraction(const thresher_loader *loader, double *out);
 
 /**
  * Writes the ScoreBook's per-sample scores to the file `path` (NUL-terminated UTF-8), in the

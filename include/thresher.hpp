@@ -248,6 +248,23 @@ class Loader {
         detail::check(thresher_loader_epoch_info(raw_, &info));
         return info;
     }
+    /// The run's total batches on this rank, known before training (for schedules that need
+    /// the step count up front): exact under the policy key `budget`, and for `full` and
+    /// `random` with `epochs`; throws (THRESHER_STATE) when it depends on feedback.
+    /// Thread-safe.
+    std::uint64_t total_batches() const {
+        std::uint64_t n = 0;
+        detail::check(thresher_loader_total_batches(raw_, &n));
+        return n;
+    }
+    /// The fraction of the current (or last) epoch's kept samples that look unlearnable (wrong
+    /// at each of their last `guard_window` correctness reports); NaN when not tracked. A high
+    /// value warns that labels may be noisy. Thread-safe.
+    double unlearnable_fraction() const {
+        double f = 0;
+        detail::check(thresher_loader_unlearnable_fraction(raw_, &f));
+        return f;
+    }
     /// The current epoch so far, or the one that just ended. Thread-safe.
     EpochReport report() const {
         EpochReport r;

@@ -300,6 +300,29 @@ pub unsafe extern "C" fn thresher_loader_epoch_info(
     })
 }
 
+/// Writes the run's total batches on this rank (every rank delivers as many) into `*out`,
+/// known before training starts, for learning-rate schedules that need the step count up
+/// front (OneCycle, cosine over the run). It is the sum over the policy's `epochs` of each
+/// epoch's batch count, exact for every epoch's plan: under the policy key `budget` the
+/// per-epoch sample counts are fixed in advance; `full` and `random` need only `epochs`.
+/// Index mode and the whole-epoch view deliver the same batches. Returns THRESHER_OK,
+/// THRESHER_INVALID_ARGUMENT for NULL arguments, or THRESHER_STATE when the count depends on
+/// feedback (a score-based policy without `budget`, or no `epochs`); `*out` is then untouched.
+/// Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn thresher_loader_total_batches(
+    loader: *const thresher_loader,
+    out: *mut u64,
+) -> thresher_status {
+    guard(|| {
+        let l = unsafe { loader_ref(loader) }?;
+        let out = out_arg(out, "out")?;
+        let total = l.total_batches()?;
+        unsafe { out.write(total) };
+        Ok(thresher_status::THRESHER_OK)
+    })
+}
+
 /// Writes digests of the loader's rank-independent state into `*out`: the current epoch's
 /// global plan (or the last one's between epochs: this call never begins an epoch) and the
 /// ScoreBook with the policy's state. Ranks that share one global plan (config `rank`,
@@ -357,6 +380,27 @@ pub unsafe extern "C" fn thresher_loader_report(
             skipped: r.skipped,
         };
         unsafe { out.write(report) };
+        Ok(thresher_status::THRESHER_OK)
+    })
+}
+
+/// Writes into `*out` the fraction of the current epoch's kept samples (or, between epochs,
+/// the last epoch's) that look unlearnable: wrong at each of their last `guard_window`
+/// correctness reports when the plan was made (the report's `unlearnable_fraction`). A high
+/// value means the labels may be noisy and a policy that keeps hard samples may be fitting
+/// them. NaN for `full`, `random` and `infobatch`, and until a feedback call carried
+/// `correct`. Like thresher_loader_report it never begins an epoch. Returns THRESHER_OK, or
+/// THRESHER_INVALID_ARGUMENT for NULL arguments (`*out` untouched). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn thresher_loader_unlearnable_fraction(
+    loader: *const thresher_loader,
+    out: *mut f64,
+) -> thresher_status {
+    guard(|| {
+        let l = unsafe { loader_ref(loader) }?;
+        let out = out_arg(out, "out")?;
+        let f = l.report().unlearnable_fraction;
+        unsafe { out.write(f) };
         Ok(thresher_status::THRESHER_OK)
     })
 }

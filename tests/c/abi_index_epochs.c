@@ -287,3 +287,71 @@ void test_index_infobatch(void) {
     }
     thresher_loader_free(l);
 }
+
+/* ---- the run's batch count before training ----------------------------------------------- */
+
+/* InfoBatch under a budget of half the run, 6 epochs over 1000 ids: epochs 0 and 5 (annealing)
+ * are full, 1-4 keep 250 each; total_batches says so before the first batch and equals what
+ * next delivers. A score-based policy without a budget is refused (THRESHER_STATE). */
+void test_index_total_batches(void) {
+    thresher_loader *l = open_index(1000, "\"batch_size\": 100, \"seed\": 3, \"policy\": "
+                                          "{\"kind\": \"infobatch\", \"budget\": 0.5, "
+                                          "\"epochs\": 6}");
+    uint64_t total = 0, untouched = 77;
+    size_t delivered = 0;
+    int epoch;
+    if (l == NULL) return;
+    CHECK_OK(thresher_loader_total_batches(l, &total));
+    CHECK(total == 10 + 4 * 3 + 10);
+    for (epoch = 0; epoch < 6; epoch++) delivered += drain(l);
+    CHECK(delivered == total);
+    CHECK_STATUS(thresher_loader_total_batches(l, NULL), THRESHER_INVALID_ARGUMENT, "out");
+    CHECK_STATUS(thresher_loader_total_batches(NULL, &total), THRESHER_INVALID_ARGUMENT,
+                 "loader");
+    thresher_loader_free(l);
+    l = open_index(1000, "\"policy\": {\"kind\": \"el2n\"}");
+    if (l == NULL) return;
+    CHECK_STATUS(thresher_loader_total_batches(l, &untouched), THRESHER_STATE, "policy.budget");
+    CHECK(untouched == 77);
+    thresher_loader_free(l);
+}
+
+/* The report's unlearnable fraction: NaN before any correctness report and for policies
+ * without the noise guard; the share of kept samples wrong at their last two reports. */
+void test_index_unlearnable_fraction(void) {
+    thresher_loader *l = open_index(1000, "\"batch_size\": 100, \"seed\": 3, \"policy\": "
+                                          "{\"kind\": \"ucb\", \"prune\": 0.5, "
+                                          "\"noise_guard\": false}");
+    double f = 7;
+    int epoch;
+    thresher_epoch_info info;
+    if (l == NULL) return;
+    CHECK_OK(thresher_loader_unlearnable_fraction(l, &f));
+    CHECK(f != f);
+    for (epoch = 0; epoch < 2; epoch++) {
+        thresher_batch *b;
+        while (thresher_loader_next(l, &b) == THRESHER_OK) {
+            static float loss[100];
+            static uint8_t correct[100];
+            const uint64_t *ids = thresher_batch_ids(b);
+            size_t i, n = thresher_batch_len(b);
+            thresher_feedback fb;
+            for (i = 0; i < n; i++) {
+                loss[i] = ids[i] < 300 ? 5.0f : 1.0f;
+                correct[i] = ids[i] >= 300;
+            }
+            memset(&fb, 0, sizeof fb);
+            fb.len = n;
+            fb.ids = ids;
+            fb.loss = loss;
+            fb.correct = correct;
+            CHECK_OK(thresher_loader_feedback(l, &fb));
+            thresher_batch_release(b);
+        }
+    }
+    CHECK_OK(thresher_loader_epoch_info(l, &info)); /* plans epoch 2 */
+    CHECK_OK(thresher_loader_unlearnable_fraction(l, &f));
+    CHECK(f > 0.599 && f < 0.601); /* the 300 hardest of the 500 kept */
+    CHECK_STATUS(thresher_loader_unlearnable_fraction(l, NULL), THRESHER_INVALID_ARGUMENT, "out");
+    thresher_loader_free(l);
+}

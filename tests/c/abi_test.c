@@ -236,6 +236,8 @@ int main(int argc, char **argv) {
     test_special_fork();
     test_tensor_dtypes();
     test_tokens();
+    test_index_total_batches();
+    test_index_unlearnable_fraction();
 
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed != 0;

@@ -160,5 +160,7 @@ void test_special_fork(void);
 /* abi_tensors.c */
 void test_tensor_dtypes(void);
 void test_tokens(void);
+void test_index_total_batches(void);
+void test_index_unlearnable_fraction(void);
 
 #endif /* THRESHER_ABI_TEST_H */

@@ -197,3 +197,30 @@ void test_advance() {
     std::remove(path.c_str());
     rmdir(dir.c_str());
 }
+
+void test_total_batches() {
+    // UCB under a budget of 1,600 visits over 4 epochs, two ranks: with the noise guard its
+    // epochs 0 and 1 would be full data (2,000 visits, more than the budget), so all four
+    // share it, 400 each; every epoch's batches over 2 ranks of 64 are ceil(400 / 128) = 4,
+    // known before the first batch.
+    for (int rank = 0; rank < 2; rank++) {
+        thresher::Loader loader(index_config(
+            1000, "\"batch_size\": 64, \"seed\": 1, \"world_size\": 2, \"rank\": " +
+                      std::to_string(rank) +
+                      ", \"policy\": {\"kind\": \"ucb\", \"budget\": 0.4, \"epochs\": 4}"));
+        const std::uint64_t total = loader.total_batches();
+        CHECK(total == 4 * 4);
+        std::uint64_t delivered = 0;
+        for (int epoch = 0; epoch < 4; epoch++)
+            for (auto &batch : loader.epoch()) {
+                std::vector<float> loss(batch.size());
+                for (std::size_t i = 0; i < batch.size(); i++)
+                    loss[i] = static_cast<float>(batch.ids()[i] % 7);
+                loader.feedback(batch.ids(), loss);
+                delivered++;
+            }
+        CHECK(delivered == total);
+    }
+    thresher::Loader greedy(index_config(1000, "\"policy\": {\"kind\": \"ucb\"}"));
+    CHECK_THROWS(greedy.total_batches(), THRESHER_STATE, "policy.budget");
+}

@@ -589,6 +589,7 @@ int main(int argc, char **argv) {
     run("typed_tensors", test_typed_tensors);
     run("index_batches", test_index_batches);
     run("epoch_plan", test_epoch_plan);
+    run("total_batches", test_total_batches);
     run("plan_padding", test_plan_padding);
     run("end_epoch_and_save_state_at", test_end_epoch_and_save_state_at);
     run("advance", test_advance);

@@ -82,6 +82,7 @@ struct ManagedTensor {
 
 void test_index_batches();
 void test_epoch_plan();
+void test_total_batches();
 void test_plan_padding();
 void test_end_epoch_and_save_state_at();
 void test_advance();

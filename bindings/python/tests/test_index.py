@@ -161,3 +161,69 @@ def test_advance_moves_the_position_a_plan_reader_consumed(tmp_path):
     with thresher.Loader(make_config(limit=100)) as data:
         with pytest.raises(thresher.StateError, match="index mode"):
             data.advance(1)
+
+
+@pytest.mark.parametrize("world_size", [1, 3])
+@pytest.mark.parametrize("policy", [
+    {"kind": "ucb", "budget": 0.4, "epochs": 5},
+    {"kind": "infobatch", "budget": 0.6, "epochs": 5},
+    {"kind": "el2n", "score_epochs": 1, "budget": 0.4, "epochs": 5},
+    {"kind": "random", "budget": 0.3, "epochs": 5},
+])
+def test_total_batches_before_training_equals_batches_delivered(policy, world_size):
+    n = 1000
+    loaders = [thresher.Loader(index_config(n=n, batch_size=32, world_size=world_size, rank=r,
+                                            policy=policy)) for r in range(world_size)]
+    totals = [lo.total_batches for lo in loaders]
+    delivered = [0] * world_size
+    samples = 0
+    for _ in range(5):
+        samples += loaders[0].epoch_info()["samples"]
+        while True:
+            batches = [lo.next() for lo in loaders]
+            if batches[0] is None:
+                break
+            for r, b in enumerate(batches):
+                delivered[r] += 1
+                real = np.asarray(b.ids)[: len(b.ids) - b.padding]
+                for lo in loaders:
+                    lo.feedback(real, fake_loss(real), el2n=fake_loss(real))
+    assert totals == delivered
+    assert samples == round(policy["budget"] * 5 * n)
+    for lo in loaders:
+        lo.close()
+
+
+def test_total_batches_is_refused_when_feedback_decides_it():
+    with thresher.Loader(index_config(policy={"kind": "ucb", "prune": 0.5})) as loader:
+        with pytest.raises(thresher.StateError, match="policy.budget"):
+            loader.total_batches
+
+
+def test_unlearnable_fraction_warns_when_a_policy_keeps_misclassified_samples():
+    # ids below 300 are always misclassified and have the highest loss: the paper's UCB keeps
+    # them all (300 of the 500 it keeps); the guarded one ranks them last.
+    def run(policy):
+        lo = thresher.Loader(index_config(n=1000, batch_size=100, policy=policy))
+        assert lo.unlearnable_fraction != lo.unlearnable_fraction  # NaN before any report
+        for _ in range(2):
+            for b in lo:
+                ids = np.asarray(b.ids)
+                loss = np.where(ids < 300, 5.0, 1.0 - ids / 1000.0).astype(np.float32)
+                lo.feedback(ids, loss, correct=(ids >= 300).astype(np.uint8))
+        return lo
+
+    paper = run({"kind": "ucb", "prune": 0.5, "noise_guard": False})
+    with pytest.warns(thresher.NoisyLabelsWarning, match="60.0%"):
+        iter(paper)
+    assert paper.unlearnable_fraction == pytest.approx(0.6)
+    guarded = run({"kind": "ucb", "prune": 0.5})
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        iter(guarded)
+    assert guarded.unlearnable_fraction == 0.0
+    with thresher.Loader(index_config(policy={"kind": "random"})) as lo:
+        assert lo.unlearnable_fraction != lo.unlearnable_fraction
+    paper.close()
+    guarded.close()

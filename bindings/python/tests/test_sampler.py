@@ -332,3 +332,15 @@ def test_samplers_take_configs_and_keywords(tmp_path):
     assert len(s) == 1  # 100 over 2 ranks, whole steps of 60
     assert isinstance(tt.Sampler(100), torch.utils.data.Sampler)
     assert tt.Sampler(100).batch_size == 256
+
+
+def test_total_batches_is_known_before_training_under_a_budget():
+    policy = {"kind": "epsilon_greedy", "budget": 0.5, "epochs": 3}
+    s = tt.Sampler(640, batch_size=32, seed=2, policy=policy)
+    dl = DataLoader(tt.WithIds(FashionMNIST(640)), batch_sampler=s, num_workers=2)
+    total = s.total_batches
+    # 960 visits: with the noise guard epochs 0 and 1 would be full data (1,280), more than
+    # the budget, so the three epochs share it, 320 each (10 batches of 32)
+    assert total == 3 * 10
+    steps = sum(1 for _ in range(3) for _ in _consume(s, dl))
+    assert steps == total

@@ -21,6 +21,7 @@ from ._errors import (
     FormatError,
     InvalidArgument,
     IoError,
+    NoisyLabelsWarning,
     PanicError,
     StateError,
     Status,
@@ -31,8 +32,8 @@ from ._loader import Epoch, Loader, Source
 from ._plan import EpochPlan
 
 # Show the public names in reprs and tracebacks (thresher.Loader, not thresher._loader.Loader).
-for _cls in (Batch, Epoch, EpochPlan, Error, FormatError, InvalidArgument, IoError, Loader, PanicError,
-             Source, StateError, Status):
+for _cls in (Batch, Epoch, EpochPlan, Error, FormatError, InvalidArgument, IoError, Loader,
+             NoisyLabelsWarning, PanicError, Source, StateError, Status):
     _cls.__module__ = __name__
 del _cls
 
@@ -54,6 +55,7 @@ __all__ = [
     "InvalidArgument",
     "IoError",
     "Loader",
+    "NoisyLabelsWarning",
     "PanicError",
     "Source",
     "StateError",

@@ -386,6 +386,17 @@ thresher_loader_feedback = bind('thresher_loader_feedback', thresher_status, [PO
 # THRESHER_INVALID_ARGUMENT for NULL arguments (`*out` untouched). Thread-safe.
 thresher_loader_epoch_info = bind('thresher_loader_epoch_info', thresher_status, [POINTER(thresher_loader), POINTER(thresher_epoch_info)], ['loader', 'out'])
 
+# Writes the run's total batches on this rank (every rank delivers as many) into `*out`,
+# known before training starts, for learning-rate schedules that need the step count up
+# front (OneCycle, cosine over the run). It is the sum over the policy's `epochs` of each
+# epoch's batch count, exact for every epoch's plan: under the policy key `budget` the
+# per-epoch sample counts are fixed in advance; `full` and `random` need only `epochs`.
+# Index mode and the whole-epoch view deliver the same batches. Returns THRESHER_OK,
+# THRESHER_INVALID_ARGUMENT for NULL arguments, or THRESHER_STATE when the count depends on
+# feedback (a score-based policy without `budget`, or no `epochs`); `*out` is then untouched.
+# Thread-safe.
+thresher_loader_total_batches = bind('thresher_loader_total_batches', thresher_status, [POINTER(thresher_loader), POINTER(c_uint64)], ['loader', 'out'])
+
 # Writes digests of the loader's rank-independent state into `*out`: the current epoch's
 # global plan (or the last one's between epochs: this call never begins an epoch) and the
 # ScoreBook with the policy's state. Ranks that share one global plan (config `rank`,
@@ -401,6 +412,15 @@ thresher_loader_digest = bind('thresher_loader_digest', thresher_status, [POINTE
 # THRESHER_OK, or THRESHER_INVALID_ARGUMENT for NULL arguments (`*out` untouched).
 # Thread-safe: may run while another thread is in thresher_loader_next.
 thresher_loader_report = bind('thresher_loader_report', thresher_status, [POINTER(thresher_loader), POINTER(thresher_epoch_report)], ['loader', 'out'])
+
+# Writes into `*out` the fraction of the current epoch's kept samples (or, between epochs,
+# the last epoch's) that look unlearnable: wrong at each of their last `guard_window`
+# correctness reports when the plan was made (the report's `unlearnable_fraction`). A high
+# value means the labels may be noisy and a policy that keeps hard samples may be fitting
+# them. NaN for `full`, `random` and `infobatch`, and until a feedback call carried
+# `correct`. Like thresher_loader_report it never begins an epoch. Returns THRESHER_OK, or
+# THRESHER_INVALID_ARGUMENT for NULL arguments (`*out` untouched). Thread-safe.
+thresher_loader_unlearnable_fraction = bind('thresher_loader_unlearnable_fraction', thresher_status, [POINTER(thresher_loader), POINTER(c_double)], ['loader', 'out'])
 
 # Writes the ScoreBook's per-sample scores to the file `path` (NUL-terminated UTF-8), in the
 # versioned, checksummed score-file format that config key `policy.scores_from` and the
@@ -559,8 +579,10 @@ __all__ = [
     'thresher_loader_next',
     'thresher_loader_feedback',
     'thresher_loader_epoch_info',
+    'thresher_loader_total_batches',
     'thresher_loader_digest',
     'thresher_loader_report',
+    'thresher_loader_unlearnable_fraction',
     'thresher_loader_save_scores',
     'thresher_loader_save_state',
     'thresher_loader_end_epoch',

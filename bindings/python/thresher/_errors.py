@@ -18,6 +18,12 @@ class Status(enum.IntEnum):
     PANIC = _capi.THRESHER_PANIC
 
 
+class NoisyLabelsWarning(UserWarning):
+    """An epoch's plan keeps many samples that look unlearnable (wrong at each of their last
+    `guard_window` correctness reports): the labels may be noisy, and a policy that keeps hard
+    samples may be fitting them. Loader.unlearnable_fraction gives the figure."""
+
+
 class Error(Exception):
     """A failed thresher call: `.status` is the thresher_status, `.message` the library's
     reason (thresher_last_error)."""

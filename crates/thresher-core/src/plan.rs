@@ -53,6 +53,19 @@ pub struct PlanOptions {
     pub world_size: usize,
 }
 
+impl PlanOptions {
+    /// Batches each rank delivers for an epoch that keeps `len` samples (a fresh epoch, from
+    /// position 0): what `Plan::batches` will say, known before the plan exists.
+    pub fn batches_for(&self, len: usize) -> usize {
+        let step = self.batch_size * self.world_size;
+        if self.drop_last {
+            len / step
+        } else {
+            len.div_ceil(step)
+        }
+    }
+}
+
 impl Plan {
     /// Orders the selection (shuffled with (seed, epoch), or ascending by id) and lays it out
     /// for this rank from global position 0.
@@ -292,6 +305,21 @@ mod tests {
     /// Every layout: equal batch counts on all ranks, full batches when W > 1, the non-padding
     /// entries of all ranks disjoint and together exactly positions [start, samples()), each
     /// step one contiguous block of the global order.
+    #[test]
+    fn batches_for_matches_the_plan() {
+        for n in [0u64, 1, 5, 17, 64, 100] {
+            for (w, b) in [(1, 1), (1, 8), (2, 8), (3, 5), (4, 32)] {
+                for drop_last in [false, true] {
+                    for rank in 0..w {
+                        let o = sharded(true, drop_last, b, rank, w);
+                        let p = Plan::new(1, sel(n), &o, 100);
+                        assert_eq!(o.batches_for(n as usize), p.batches(), "n {n} w {w} b {b}");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn every_layout_shares_the_global_order_exactly() {
         for n in [0u64, 1, 5, 7, 8, 9, 16, 33, 100] {

@@ -21,6 +21,8 @@ pub enum Stream {
     Augment = 3,
     /// Random projection of gradient embeddings.
     Projection = 4,
+    /// The trim or fill that holds an epoch to its count under a `budget`.
+    Budget = 5,
 }
 
 /// SplitMix64's increment.

@@ -35,11 +35,16 @@ impl ScoreFields {
     pub const CORRECT: ScoreFields = ScoreFields(16);
     /// Per-sample gradient embeddings (sketched to `sketch_dim`).
     pub const EMBEDDING: ScoreFields = ScoreFields(32);
+    /// `wrong_streak`: consecutive wrong correctness reports (the noise guard's signal).
+    pub const STREAK: ScoreFields = ScoreFields(64);
     /// Every field.
-    pub const ALL: ScoreFields = ScoreFields(63);
+    pub const ALL: ScoreFields = ScoreFields(127);
 
     pub const fn union(self, other: ScoreFields) -> ScoreFields {
         ScoreFields(self.0 | other.0)
+    }
+    pub const fn intersect(self, other: ScoreFields) -> ScoreFields {
+        ScoreFields(self.0 & other.0)
     }
     pub const fn contains(self, other: ScoreFields) -> bool {
         self.0 & other.0 == other.0
@@ -89,6 +94,11 @@ pub struct ScoreBook {
     pub(crate) ever_correct: Vec<u8>,
     /// Forgetting events (f32: averaged score files make it fractional).
     pub(crate) forgets: Vec<f32>,
+    /// Correctness reports in a row that were wrong, up to the latest (saturating at 255).
+    pub(crate) wrong_streak: Vec<u8>,
+    /// Whether any correctness report has reached the streaks (a book restored from a
+    /// checkpoint: whether any streak is above 0).
+    pub(crate) streak_reported: bool,
     /// Gradient embeddings, `n × embedding_dim()` row-major (EMBEDDING only).
     pub(crate) embeddings: Vec<f32>,
     /// 1 when the id has an embedding.
@@ -172,6 +182,8 @@ impl ScoreBook {
             correct_last: alloc(f(ScoreFields::CORRECT), n, 2),
             ever_correct: alloc(f(ScoreFields::CORRECT), n, 0),
             forgets: alloc(f(ScoreFields::CORRECT), n, 0.0),
+            wrong_streak: alloc(f(ScoreFields::STREAK), n, 0),
+            streak_reported: false,
             embeddings: Vec::new(),
             has_embedding: alloc(f(ScoreFields::EMBEDDING), n, 0),
             sketch: Sketch::new(sketch_dim, seed),
@@ -239,6 +251,14 @@ impl ScoreBook {
     pub fn ever_correct(&self) -> &[u8] {
         &self.ever_correct
     }
+    /// Whether the streaks have had a correctness report (see `wrong_streak`).
+    pub fn streak_reported(&self) -> bool {
+        self.streak_reported
+    }
+    /// Wrong correctness reports in a row per id, up to the latest (empty unless STREAK).
+    pub fn wrong_streak(&self) -> &[u8] {
+        &self.wrong_streak
+    }
     /// Forgetting events per id (empty unless CORRECT).
     pub fn forgets(&self) -> &[f32] {
         &self.forgets
@@ -251,7 +271,7 @@ impl ScoreBook {
 
     /// Bytes of per-sample state (what the book costs per sample, embeddings excluded).
     pub fn bytes_per_sample(&self) -> usize {
-        let vecs: [(usize, usize); 13] = [
+        let vecs: [(usize, usize); 14] = [
             (self.seen.len(), 4),
             (self.last_epoch.len(), 4),
             (self.times_kept.len(), 4),
@@ -264,6 +284,7 @@ impl ScoreBook {
             (self.correct_last.len(), 1),
             (self.ever_correct.len(), 1),
             (self.forgets.len(), 4),
+            (self.wrong_streak.len(), 1),
             (self.has_embedding.len(), 1),
         ];
         let total: usize = vecs.iter().map(|(len, size)| len * size).sum();
@@ -419,6 +440,14 @@ impl ScoreBook {
                     self.ever_correct[id] = 1;
                 }
                 self.correct_last[id] = now;
+            }
+            if let (true, Some(c)) = (f.contains(ScoreFields::STREAK), fb.correct) {
+                self.streak_reported = true;
+                self.wrong_streak[id] = if c[i] == 1 {
+                    0
+                } else {
+                    self.wrong_streak[id].saturating_add(1)
+                };
             }
         }
     }

@@ -61,8 +61,8 @@ pub(crate) fn variant<T: serde::de::DeserializeOwned, V>(
 /// Reads a section's object, refusing a key given twice (serde_json's own map keeps the last
 /// one silently, where the top level, a derived struct, refuses duplicates): both levels of the
 /// config answer a duplicate the same way.
-struct UniqueKeys<'a> {
-    section: &'a str,
+pub(crate) struct UniqueKeys<'a> {
+    pub(crate) section: &'a str,
 }
 
 impl<'de> serde::de::Visitor<'de> for UniqueKeys<'_> {

@@ -57,6 +57,15 @@ pub struct CompareArgs {
     /// order, identically for every policy.
     #[arg(long, default_value_t = 3)]
     pub seeds: u64,
+    /// After each run of a pruning policy other than `random` that is not under `--budget`,
+    /// also run `random` with a budget equal to that run's realised sample-visits, so that
+    /// every policy is reported against random pruning at the same visits (under `--budget`
+    /// every policy already has the visits of the `random` row).
+    #[arg(long)]
+    pub match_random: bool,
+    /// First seed (the seeds are FIRST, FIRST+1, …).
+    #[arg(long, default_value_t = 0)]
+    pub first_seed: u64,
 }
 
 /// Flags shared by `train` and `compare`.
@@ -81,6 +90,10 @@ pub struct Common {
     /// realises less; the reports give the realised fraction).
     #[arg(long, default_value_t = 0.3)]
     pub prune: f64,
+    /// The run's total sample-visits as a share of epochs·N, given to every policy but `full`
+    /// as its `budget` key in place of `prune` (docs/policies.md, "A budget fixed in advance").
+    #[arg(long)]
+    pub budget: Option<f64>,
     /// Full-data scoring epochs of the static policies (el2n, grand, forgetting, influence);
     /// default: a fifth of the epochs, at least 1.
     #[arg(long)]
@@ -118,6 +131,9 @@ pub struct Common {
     /// Any thresher config (`--config`), its evaluation set, losses and the other models.
     #[command(flatten)]
     pub data: crate::data::DataArgs,
+    /// Label noise on the training set (`--label-noise`).
+    #[command(flatten)]
+    pub noise: crate::noise::NoiseArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
@@ -240,6 +256,17 @@ impl PolicySpec {
         // influence in guarantee mode takes `epsilon` instead of `prune`.
         if self.overrides.contains_key("epsilon") {
             m.remove("prune");
+        }
+        // Under a budget the policy chooses its own prune fractions (InfoBatch keeps its
+        // default r as the largest share of its pool dropped).
+        if let (Some(b), false) = (c.budget, self.kind == "full") {
+            m.remove("prune");
+            m.insert("budget".into(), json!(b));
+            m.insert("epochs".into(), json!(c.epochs));
+        }
+        if self.overrides.contains_key("budget") {
+            m.remove("prune");
+            m.insert("epochs".into(), json!(c.epochs));
         }
         for (k, v) in &self.overrides {
             m.insert(k.clone(), v.clone());
@@ -384,6 +411,37 @@ mod tests {
             i.to_json(&c),
             json!({"kind": "influence", "epsilon": 0.1, "score_epochs": 4})
         );
+    }
+
+    #[test]
+    fn budget_replaces_prune_for_every_policy_but_full() {
+        let c = common(&["--epochs", "6", "--budget", "0.4", "--prune", "0.3"]);
+        for kind in ["random", "ucb", "infobatch", "el2n", "influence"] {
+            let j: PolicySpec = kind.parse().unwrap();
+            let j = j.to_json(&c);
+            assert_eq!(j["budget"], json!(0.4), "{kind}");
+            assert_eq!(j["epochs"], json!(6), "{kind}");
+            assert!(j.get("prune").is_none(), "{kind}");
+            let v = json!({"source": {"kind": "index", "len": 100}, "policy": j});
+            thresher_core::Config::from_json(&v.to_string()).unwrap();
+        }
+        let f: PolicySpec = "full".parse().unwrap();
+        assert_eq!(f.to_json(&c), json!({"kind": "full"}));
+        // A matched random run: its own budget, no prune.
+        let plain = common(&["--epochs", "6"]);
+        let r: PolicySpec = "random:budget=0.55".parse().unwrap();
+        assert_eq!(
+            r.to_json(&plain),
+            json!({"kind": "random", "budget": 0.55, "epochs": 6})
+        );
+    }
+
+    #[test]
+    fn label_noise_flags() {
+        let c = common(&["--label-noise", "0.2", "--label-noise-kind", "pairs"]);
+        assert_eq!(c.noise.label_noise, 0.2);
+        assert_eq!(c.noise.label_noise_kind, crate::noise::NoiseKind::Pairs);
+        assert_eq!(common(&[]).noise.label_noise, 0.0);
     }
 
     #[test]

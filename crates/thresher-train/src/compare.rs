@@ -129,27 +129,54 @@ fn summarise(label: &str, runs: &[RunResult], metric: Metric) -> Row {
     }
 }
 
+/// The label of the random run matched to `label`'s realised sample-visits.
+pub fn matched_label(label: &str) -> String {
+    format!("random≡{label}")
+}
+
+/// Accuracy of random pruning at `r`'s sample-visits: its matched random run
+/// (`--match-random`), else a `random` row with the same visits to within `slack` (under
+/// `--budget` every policy has random's visits).
+fn random_at_same_visits<'a>(rows: &'a [Row], r: &Row, slack: f64) -> Option<&'a Row> {
+    if r.label.starts_with("random") || r.label == "full" {
+        return None;
+    }
+    rows.iter()
+        .find(|x| x.label == matched_label(&r.label))
+        .or_else(|| {
+            rows.iter()
+                .find(|x| x.label == "random" && (x.visits - r.visits).abs() <= slack)
+        })
+}
+
 /// `eval` names the evaluation set ("test", or "validation" for `--val-config`).
-fn table(rows: &[Row], metric: Metric, eval: &str) -> String {
+fn table(rows: &[Row], metric: Metric, eval: &str, slack: f64) -> String {
     let full = rows.iter().find(|r| r.label == "full");
-    let (figure, delta) = match metric {
-        Metric::Accuracy => (format!("final {eval} acc % (mean ± std)"), "Δ acc vs full"),
+    let (figure, delta, delta_random) = match metric {
+        Metric::Accuracy => (
+            format!("final {eval} acc % (mean ± std)"),
+            "Δ acc vs full",
+            "Δ acc vs random at the same visits",
+        ),
         Metric::Loss => (
             format!("final {eval} loss (mean ± std) [perplexity]"),
             "Δ loss vs full",
+            "Δ loss vs random at the same visits",
         ),
     };
     let mut s = format!(
         "| policy | runs | realised prune (overall / peak epoch) | mean weight | {figure} | \
-         {delta} | train time s (mean ± std) | time saved vs full | train CPU s (saved) | \
+         {delta} | {delta_random} | train time s (mean ± std) | time saved vs full | train CPU s (saved) | \
          sample-visits | visits saved vs full |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n",
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let (digits, ppl) = match metric {
         Metric::Accuracy => (2, false),
         Metric::Loss => (4, true),
     };
     for r in rows {
+        let d_random = random_at_same_visits(rows, r, slack)
+            .map_or("—".to_string(), |x| format!("{:+.2}", r.acc.0 - x.acc.0));
         let (d_acc, saved, cpu_saved, v_saved) = match full {
             Some(f) => (
                 format!("{:+.*}", digits, r.acc.0 - f.acc.0),
@@ -166,7 +193,7 @@ fn table(rows: &[Row], metric: Metric, eval: &str) -> String {
         };
         let _ = writeln!(
             s,
-            "| {} | {} | {:.1}% / {:.1}% | {:.3} | {figure} | {} | {:.1} ± {:.1} | {} | {:.0} ({}) \
+            "| {} | {} | {:.1}% / {:.1}% | {:.3} | {figure} | {} | {} | {:.1} ± {:.1} | {} | {:.0} ({}) \
              | {:.0} | {} |",
             r.label,
             r.runs,
@@ -174,6 +201,7 @@ fn table(rows: &[Row], metric: Metric, eval: &str) -> String {
             100.0 * r.peak,
             r.mean_weight,
             d_acc,
+            d_random,
             r.time.0,
             r.time.1,
             saved,
@@ -306,7 +334,9 @@ fn write_outputs(
     } else {
         "test"
     };
-    let tab = table(&rows, metric, eval);
+    // Under a budget the visits agree to within one batch per epoch (drop_last, ranks).
+    let slack = (args.common.epochs * args.common.batch_size as u64) as f64;
+    let tab = table(&rows, metric, eval, slack);
     let (what, y_desc) = match metric {
         Metric::Accuracy => (format!("{eval} accuracy"), format!("{eval} accuracy (%)")),
         Metric::Loss => (
@@ -345,7 +375,12 @@ fn write_outputs(
          machine inflate wall time far more than CPU time.\n\
          - *mean weight*: mean loss weight of the kept samples, averaged over epochs.\n\n\
          - 1-minute load average when this file was written: {}.\n\n\
-         ![{what} against training time](compare.png)\n",
+         - *Δ … vs random at the same visits*: against `random` pruning with the same \
+         realised sample-visits: the run's matched `random≡…` row (`--match-random`), or under \
+         `--budget` the `random` row, which spends the same budget.\n\n\
+         ![{what} against training time](compare.png)\n\n\
+         ![final {eval} figure against sample-visits, each policy beside random pruning at the \
+         same visits](compare_visits.png)\n",
         train::load_average().map_or("?".into(), |l| format!("{l:.2}"))
     );
     std::fs::write(out.join("compare.md"), &md)?;
@@ -362,7 +397,75 @@ fn write_outputs(
         metric,
         &curves(groups, metric),
     )?;
+    plot_visits(&out.join("compare_visits.png"), &rows, slack)?;
     Ok((tab, png))
+}
+
+/// Final test accuracy against realised sample-visits (share of full data): one filled point
+/// per policy, joined by a grey segment to the hollow point of random pruning at its visits.
+fn plot_visits(path: &Path, rows: &[Row], slack: f64) -> Result<()> {
+    let full_visits = rows.iter().find(|r| r.label == "full").map_or_else(
+        || rows.iter().map(|r| r.visits).fold(1.0, f64::max),
+        |f| f.visits,
+    );
+    let x = |r: &Row| r.visits / full_visits;
+    let (mut y_min, mut y_max) = (100.0f64, 0.0f64);
+    for r in rows {
+        y_min = y_min.min(r.acc.0);
+        y_max = y_max.max(r.acc.0);
+    }
+    if y_min > y_max {
+        (y_min, y_max) = (0.0, 100.0);
+    }
+    let pad = ((y_max - y_min) * 0.08).max(0.3);
+    let root = BitMapBackend::new(path, (1000, 640)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "final test accuracy at equal sample-visits (hollow: random pruning)",
+            ("sans-serif", 20),
+        )
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..1.05, (y_min - pad)..(y_max + pad))?;
+    chart
+        .configure_mesh()
+        .x_desc("sample-visits (share of full data)")
+        .y_desc("final test accuracy (%)")
+        .label_style(("sans-serif", 15))
+        .draw()?;
+    let mut next = 0;
+    for r in rows.iter().filter(|r| !r.label.starts_with("random≡")) {
+        let color = if r.label == "full" {
+            BLACK
+        } else {
+            next += 1;
+            COLORS[(next - 1) % COLORS.len()]
+        };
+        let p = (x(r), r.acc.0);
+        if let Some(m) = random_at_same_visits(rows, r, slack) {
+            let q = (x(m), m.acc.0);
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![p, q],
+                RGBColor(160, 160, 160).stroke_width(1),
+            )))?;
+            chart.draw_series(std::iter::once(Circle::new(q, 5, color.stroke_width(2))))?;
+        }
+        chart
+            .draw_series(std::iter::once(Circle::new(p, 5, color.filled())))?
+            .label(r.label.as_str())
+            .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()?;
+    root.present()?;
+    Ok(())
 }
 
 pub fn run(args: &CompareArgs, device: tch::Device, threads: usize) -> Result<()> {
@@ -431,7 +534,7 @@ pub fn run(args: &CompareArgs, device: tch::Device, threads: usize) -> Result<()
         )
     };
     let specs: Vec<&PolicySpec> = args.policies.iter().collect();
-    for seed in 0..args.seeds {
+    for seed in args.first_seed..args.first_seed + args.seeds {
         for (i, spec) in specs.iter().enumerate() {
             let label = spec.label();
             let file = format!("{}-s{seed}.jsonl", label.replace([':', '=', '/'], "_"));
@@ -453,8 +556,44 @@ pub fn run(args: &CompareArgs, device: tch::Device, threads: usize) -> Result<()
                 result.train_s,
                 100.0 * result.realised_prune
             );
+            let matched = (args.match_random
+                && c.budget.is_none()
+                && !["full", "random"].contains(&spec.kind.as_str()))
+            .then(|| {
+                let share = result.visits as f64 / (c.epochs * result.dataset_len) as f64;
+                let mut m = serde_json::Map::new();
+                m.insert("budget".into(), json!(share.clamp(1e-9, 1.0)));
+                (
+                    matched_label(&label),
+                    PolicySpec {
+                        kind: "random".into(),
+                        overrides: m,
+                    },
+                )
+            });
             groups[i].1.push(result);
             write_outputs(args, &groups, &setup)?;
+            if let Some((mlabel, mspec)) = matched {
+                let file = format!(
+                    "{}-s{seed}.jsonl",
+                    mlabel.replace([':', '=', '/', '≡'], "_")
+                );
+                let r = train::run(&RunOptions {
+                    common: c,
+                    spec: &mspec,
+                    seed,
+                    log: runs_dir.join(file),
+                    save_scores: None,
+                    device,
+                    threads,
+                })?;
+                println!("== {mlabel} seed {seed}: test {:.2}%", r.final_test_acc);
+                match groups.iter_mut().find(|(l, _)| *l == mlabel) {
+                    Some(g) => g.1.push(r),
+                    None => groups.push((mlabel, vec![r])),
+                }
+                write_outputs(args, &groups, &setup)?;
+            }
         }
     }
     let (tab, png) = write_outputs(args, &groups, &setup)?;

@@ -7,6 +7,7 @@ mod compare;
 mod data;
 mod mlp;
 mod model;
+mod noise;
 mod signals;
 mod task;
 mod train;

@@ -16,6 +16,7 @@ use thresher_core::{Batch, Config, EpochReport, Feedback, Loader, ScoreFields};
 use crate::cli::{Common, PolicySpec, Schedule};
 use crate::data::{self, OptimizerArg, Problem, Task};
 use crate::model::{ModelKind, Net};
+use crate::noise::LabelNoise;
 use crate::task::{self, Loss};
 use crate::Result;
 
@@ -277,6 +278,8 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
         Config::from_json(&train_json.to_string()).map_err(|e| format!("policy {label}: {e}"))?;
     // The config's (a `--config` file sets its own).
     let batch_size = train_cfg.batch_size;
+    // The scoring epochs in effect (the noise guard lengthens them to `guard_window`).
+    let scoring_epochs = train_cfg.policy.scoring_epochs();
     let loader = Loader::new(train_cfg)?;
     let test = match crate::cli::eval_config(c)? {
         Some(v) => Some(Loader::new(
@@ -291,10 +294,6 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
     // fixed subset: their extra signals are dead weight afterwards (for `influence` the
     // embeddings and their sketching would double the cost of every later step).
     let policy_json = o.spec.to_json(c);
-    let scoring_epochs = match o.spec.kind.as_str() {
-        "el2n" | "grand" | "forgetting" | "influence" => policy_json["score_epochs"].as_u64(),
-        _ => None,
-    };
 
     if let Some(dir) = o.log.parent() {
         std::fs::create_dir_all(dir)?;
@@ -334,10 +333,17 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
                 "embedding": needs.contains(ScoreFields::EMBEDDING),
             },
             "loader_config": train_json,
+            "label_noise": {
+                "rate": c.noise.label_noise,
+                "kind": c.noise.label_noise_kind,
+                "seed": c.noise.label_noise_seed,
+            },
             "load_average": load_average(),
         })
     )?;
 
+    // Set once the model is built (the class count comes from the data).
+    let mut noise: Option<LabelNoise> = None;
     tch::manual_seed(o.seed as i64);
     let vs = nn::VarStore::new(o.device);
     // Built on the first batch: the sample shape comes from the data.
@@ -351,13 +357,16 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
         let cpu0 = cpu_seconds();
         // Makes the epoch's plan from the ScoreBook as it stands: its length is known now.
         let info = loader.epoch_info();
+        crate::noise::warn_if_unlearnable(&label, epoch, loader.report().unlearnable_fraction);
         let pb = progress_bar(
             info.batches,
             format!("{label} s{} {}/{}", o.seed, epoch + 1, c.epochs),
         );
         let needs = match scoring_epochs {
             // The loss is always sent.
-            Some(k) if epoch >= k => ScoreFields::NONE,
+            // Correctness stays: it is cheap, and the noise guard's streaks behind the
+            // report's unlearnable fraction (and its warning) keep following the kept set.
+            Some(k) if epoch >= k => needs.intersect(ScoreFields::STREAK),
             _ => needs,
         };
         let (mut loss_sum, mut correct, mut seen, mut lr) = (0.0f64, 0u64, 0u64, c.lr);
@@ -369,10 +378,26 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
                 let (m, info) = build_model(c, &vs, &batch, &train_json, needs, &label)?;
                 writeln!(log, "{info}")?;
                 model_info = info;
+                // Training labels as a mislabeled dataset would hold them (class labels only;
+                // the evaluation set stays clean).
+                if m.problem.task == Task::Classes {
+                    noise = LabelNoise::from_args(&c.noise, m.outputs);
+                } else if c.noise.label_noise > 0.0 {
+                    return Err(format!(
+                        "--label-noise needs class labels; {label} trains on {:?} targets",
+                        m.problem.task
+                    )
+                    .into());
+                }
                 model = Some(m);
             }
             let m = model.as_mut().expect("built above");
-            let t = data::batch_tensors(&data::view(&batch), &m.problem, o.device)?;
+            let mut t = data::batch_tensors(&data::view(&batch), &m.problem, o.device)?;
+            if let (Some(z), data::Target::Labels(_)) = (&noise, &t.target) {
+                let noisy = z.apply(batch.ids(), batch.labels());
+                t.target =
+                    data::Target::Labels(tch::Tensor::from_slice(&noisy).to_device(o.device));
+            }
             task::check_range(&t, m.outputs)?;
             lr = learning_rate(c.schedule, c.lr, epoch, step, info.batches, c.epochs);
             m.opt.set_lr(lr);
@@ -384,9 +409,10 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
                 loss: &s.loss,
                 grad_norm: s.grad_norm.as_deref(),
                 el2n: s.el2n.as_deref(),
-                correct: needs
-                    .contains(ScoreFields::CORRECT)
-                    .then_some(s.correct.as_slice()),
+                // Correctness also feeds the noise guard's streaks.
+                correct: (needs.contains(ScoreFields::CORRECT)
+                    || needs.contains(ScoreFields::STREAK))
+                .then_some(s.correct.as_slice()),
                 embedding: s.embedding.as_deref(),
                 embedding_dim: s.embedding_dim,
             })?;

@@ -29,7 +29,7 @@ module Thresher
 
 using Libdl
 
-export ThresherError, Loader, Batch, epoch, next!, feedback!, epoch_info, report,
+export ThresherError, Loader, Batch, epoch, next!, feedback!, epoch_info, total_batches, unlearnable_fraction, report,
        save_scores, save_state, padding, digest, has_data, end_epoch!, save_state_at,
        EpochPlan, epoch_plan, advance!
 

@@ -138,6 +138,25 @@ function epoch_info(l::Loader)
     return out[]
 end
 
+"""`thresher_loader_total_batches`: the run's total batches on this rank, known before
+training (exact under the policy key `budget`; `full` and `random` need only `epochs`)."""
+function total_batches(l::Loader)
+    out = Ref{UInt64}(0)
+    check(@ccall libthresher.thresher_loader_total_batches(l.ptr::Ptr{Cvoid},
+                                                           out::Ref{UInt64})::Cint)
+    return out[]
+end
+
+"""`thresher_loader_unlearnable_fraction`: the fraction of the current (or last) epoch's kept
+samples that look unlearnable (wrong at each of their last `guard_window` correctness reports);
+NaN when not tracked. A high value warns that labels may be noisy."""
+function unlearnable_fraction(l::Loader)
+    out = Ref{Cdouble}(0)
+    check(@ccall libthresher.thresher_loader_unlearnable_fraction(l.ptr::Ptr{Cvoid},
+                                                                  out::Ref{Cdouble})::Cint)
+    return out[]
+end
+
 """`thresher_loader_report`: the current epoch so far, or the epoch that just ended."""
 function report(l::Loader)
     out = Ref{EpochReport}()

@@ -89,6 +89,14 @@ class _PlanSampler(_PendingBatches):
         same rule as len())."""
         return int(self.epoch_info()["epoch"])
 
+    @property
+    def total_batches(self) -> int:
+        """The run's total batches on this rank, known before training starts: pass it to a
+        schedule over the whole run (OneCycleLR's total_steps, a cosine's T_max). Exact under
+        the policy key `budget`, and for `full` and `random` with `epochs`; StateError when the
+        count depends on feedback."""
+        return self._loader.total_batches
+
     def report(self) -> dict[str, Any]:
         """The epoch report of the epoch under way so far (thresher.Loader.report). `delivered`
         counts batches handed to the DataLoader, prefetched ones included."""
@@ -158,6 +166,7 @@ class _PlanSampler(_PendingBatches):
                 info = loader.epoch_info()
                 delivered = int(loader.report()["delivered"])
             plan = loader.epoch_plan()
+            loader.warn_if_unlearnable()
             if plan.epoch != info["epoch"] or plan.batches != info["batches"]:
                 raise StateError(f"thresher: the epoch plan ({plan!r}) does not match "
                                  f"epoch_info ({info}); please report this bug")

@@ -214,6 +214,13 @@ impl Loader {
         self.planner().lock().digest()
     }
 
+    /// The run's total batches on this rank, known before training (see
+    /// `Planner::total_batches`): exact under a `budget`, and for `full` and `random` with
+    /// `epochs`; an error otherwise.
+    pub fn total_batches(&self) -> Result<u64> {
+        self.planner().lock().total_batches()
+    }
+
     /// Number of samples in the dataset.
     pub fn dataset_len(&self) -> usize {
         self.planner().lock().dataset_len()

@@ -58,6 +58,11 @@ pub struct Planner {
     report_file: Option<ReportFile>,
     /// The policy's embedding length bound (`sketch_dim`): sizes what a checkpoint may hold.
     sketch_dim: usize,
+    /// Samples of each epoch of the run when known before training (`budget`, or `full` and
+    /// `random` with `epochs`).
+    planned_counts: Option<Vec<usize>>,
+    /// The streak that counts as unlearnable in the report (`None`: not tracked).
+    unlearnable_window: Option<u8>,
 }
 
 /// The epoch under way.
@@ -166,12 +171,37 @@ impl Planner {
             last_delivered: 0,
             report_file,
             sketch_dim: config.policy.sketch_dim(),
+            planned_counts: config.policy.planned_counts(dataset_len),
+            unlearnable_window: config.policy.unlearnable_window(),
         };
         match &config.resume_from {
             None => planner.make_plan(0),
             Some(path) => planner.resume(path)?,
         }
         Ok(planner)
+    }
+
+    /// The run's total batches on this rank (every rank delivers as many), known before
+    /// training starts: the sum over epochs 0 … `epochs`−1 of each epoch's batch count, from
+    /// the per-epoch sample counts a `budget` fixes in advance (or those of `full` and
+    /// `random`, which never depend on feedback). An error naming `policy.budget` when the
+    /// counts depend on feedback. Counts the whole run also on a resumed Planner.
+    pub fn total_batches(&self) -> Result<u64> {
+        let counts = self.planned_counts.as_ref().ok_or_else(|| {
+            Error::state(
+                "total_batches: the run's batch count depends on feedback under this policy; \
+                 give `policy.epochs` (and, but for `full` and `random`, `policy.budget`) to fix it in advance",
+            )
+        })?;
+        Ok(counts
+            .iter()
+            .map(|&k| self.options.batches_for(k) as u64)
+            .sum())
+    }
+
+    /// The samples each epoch of the run keeps when fixed in advance (see `total_batches`).
+    pub fn planned_counts(&self) -> Option<&[usize]> {
+        self.planned_counts.as_deref()
     }
 
     /// N, the number of samples in the dataset.
@@ -465,6 +495,17 @@ impl Planner {
         crate::util::write_atomic(path, &bytes)
     }
 
+    /// The fraction of `ids` that look unlearnable by the policy's window; NaN when the
+    /// policy tracks no streaks or nothing reported correctness.
+    fn unlearnable_fraction(&self, ids: &[u64]) -> f64 {
+        match self.unlearnable_window {
+            Some(w) if self.scores.streak_reported() => {
+                crate::policy::unlearnable_fraction(&self.scores, ids, w)
+            }
+            _ => f64::NAN,
+        }
+    }
+
     /// Makes the plan of `epoch` from the ScoreBook as it stands.
     fn make_plan(&mut self, epoch: u64) {
         // The last plan's arrays, when nothing holds it any more, become this selection's:
@@ -492,6 +533,7 @@ impl Planner {
             weight_sum / sel.len() as f64
         };
         let (score_mean, score_std) = (sel.score_mean, sel.score_std);
+        let unlearnable_fraction = self.unlearnable_fraction(&sel.ids);
         // The selection's buffers move into the plan: one allocation per epoch, none per batch.
         let sel = std::mem::take(&mut self.selection);
         let plan = Plan::new(epoch, sel, &self.options, self.scores.len());
@@ -508,6 +550,7 @@ impl Planner {
             mean_weight,
             score_mean,
             score_std,
+            unlearnable_fraction,
             batches: plan.batches() as u64,
             ..EpochReport::default()
         };

@@ -46,6 +46,10 @@ pub struct EpochReport {
     /// policy has none).
     pub score_mean: f64,
     pub score_std: f64,
+    /// Fraction of the epoch's kept samples that look unlearnable (wrong at each of their last
+    /// `guard_window` correctness reports) when the plan was made; NaN for policies without
+    /// the noise guard's streaks or when no correctness was reported.
+    pub unlearnable_fraction: f64,
     pub batches: u64,
     pub delivered: u64,
     /// Seconds the consumer waited for batches this epoch.

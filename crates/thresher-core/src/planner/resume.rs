@@ -48,6 +48,8 @@ impl Planner {
                 mean_weight: j.mean_weight,
                 score_mean: j.score_mean,
                 score_std: j.score_std,
+                // Not in the checkpoint: recomputed from the restored book.
+                unlearnable_fraction: self.unlearnable_fraction(&plan.ids),
                 batches: plan.batches() as u64,
                 ..EpochReport::default()
             };

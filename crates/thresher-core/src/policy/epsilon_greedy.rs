@@ -8,8 +8,9 @@ use serde::Deserialize;
 
 use super::period_cache::PeriodCache;
 use super::{
-    check_momentum, check_period, check_prune, default_momentum, extend_where, mean_std,
-    partition_seen, seen_budget, top_k_front, PlanContext, Policy, Selection,
+    check_momentum, check_period, check_prune, default_momentum, extend_where, judged_mask,
+    looks_unlearnable, mean_std, partition_judged, seen_budget, top_k_front, PlanContext, Policy,
+    Selection,
 };
 use crate::error::{Error, Result};
 use crate::rng::{Rng, Stream};
@@ -30,6 +31,21 @@ pub struct EpsilonGreedyConfig {
     /// Epochs between re-plans.
     #[serde(default = "default_period")]
     pub period: u64,
+    /// The run's total sample-visits as a share of `epochs`·N (docs/policies.md, "A budget
+    /// fixed in advance"); replaces `prune`.
+    #[serde(default)]
+    pub budget: Option<f64>,
+    /// The run's epochs; needed by `budget`.
+    #[serde(default)]
+    pub epochs: Option<u64>,
+    /// The noise guard (docs/policies.md, "The noise guard"): samples wrong at each of their
+    /// last `guard_window` correctness reports rank below every other seen sample. `false`
+    /// gives the paper's exact rule.
+    #[serde(default = "super::default_noise_guard")]
+    pub noise_guard: bool,
+    /// Wrong reports in a row that make a sample look unlearnable.
+    #[serde(default = "super::default_guard_window")]
+    pub guard_window: u8,
 }
 
 fn default_prune() -> f64 {
@@ -67,6 +83,8 @@ const STATE_TAG: u8 = 3;
 
 pub struct EpsilonGreedy {
     config: EpsilonGreedyConfig,
+    /// The epoch's count under a `budget`.
+    keep: Option<usize>,
     n: usize,
     cache: PeriodCache,
     // Scratch reused across re-plans.
@@ -77,9 +95,20 @@ pub struct EpsilonGreedy {
 }
 
 impl EpsilonGreedy {
+    /// The feedback calls after which a sample counts as seen: `guard_window` with the noise
+    /// guard, else 1.
+    fn window(&self) -> u32 {
+        if self.config.noise_guard {
+            self.config.guard_window.into()
+        } else {
+            1
+        }
+    }
+
     pub fn new(config: EpsilonGreedyConfig, n: usize) -> Self {
         EpsilonGreedy {
             config,
+            keep: None,
             n,
             cache: PeriodCache::default(),
             unseen: Vec::with_capacity(n),
@@ -94,10 +123,20 @@ impl EpsilonGreedy {
     fn plan(&mut self, book: &ScoreBook, seed: u64, draw: u64) {
         let n = book.len();
         let ema = book.loss_ema();
-        partition_seen(book, &mut self.unseen, &mut self.seen);
-        let k = seen_budget(n, self.config.prune, self.unseen.len());
+        let window = self.window();
+        partition_judged(book, window, &mut self.unseen, &mut self.seen);
+        let k = match self.keep {
+            Some(k) => k.saturating_sub(self.unseen.len()),
+            None => seen_budget(n, self.config.prune, self.unseen.len()),
+        };
         let top = greedy_count(k, self.config.explore);
-        top_k_front(&mut self.seen, top, |id| ema[id as usize]);
+        // The noise guard: samples that look unlearnable rank below every other seen sample
+        // in the greedy share (they stay in the explore pool).
+        let guard = self.config.noise_guard.then_some(self.config.guard_window);
+        top_k_front(&mut self.seen, top, |id| match guard {
+            Some(w) if looks_unlearnable(book, id as usize, w) => f32::NEG_INFINITY,
+            _ => ema[id as usize],
+        });
         self.kept.clear();
         self.kept.resize(n, false);
         for &id in &self.seen[..top] {
@@ -106,7 +145,8 @@ impl EpsilonGreedy {
         // The explore pool in id order, so the draw is a function of the set alone.
         self.rest.clear();
         let kept = &self.kept;
-        extend_where(&mut self.rest, n, |id| book.is_seen(id) & !kept[id]);
+        let judged = judged_mask(book, window);
+        extend_where(&mut self.rest, n, |id| judged[id] & !kept[id]);
         let fill = k - top;
         Rng::new(seed, Stream::Select, draw, 0).choose_front(&mut self.rest, fill);
         for &id in &self.rest[..fill] {
@@ -114,14 +154,18 @@ impl EpsilonGreedy {
         }
         self.cache.ids.clear();
         let kept = &self.kept;
-        extend_where(&mut self.cache.ids, n, |id| !book.is_seen(id) | kept[id]);
+        extend_where(&mut self.cache.ids, n, |id| !judged[id] | kept[id]);
         self.cache.set(seed, draw);
     }
 }
 
 impl Policy for EpsilonGreedy {
     fn needs(&self) -> ScoreFields {
-        ScoreFields::LOSS_EMA
+        ScoreFields::LOSS_EMA.union(ScoreFields::STREAK)
+    }
+
+    fn set_keep(&mut self, keep: Option<usize>) {
+        self.keep = keep;
     }
 
     fn select(&mut self, ctx: &PlanContext<'_>, out: &mut Selection) {
@@ -160,6 +204,10 @@ mod tests {
 
     fn config(prune: f64, explore: f64, period: u64) -> EpsilonGreedyConfig {
         EpsilonGreedyConfig {
+            noise_guard: false,
+            guard_window: 2,
+            budget: None,
+            epochs: None,
             prune,
             explore,
             momentum: 0.8,

@@ -7,7 +7,15 @@ use crate::scores::ScoreFields;
 
 #[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct FullConfig {}
+pub struct FullConfig {
+    /// The run's total sample-visits as a share of `epochs`·N (docs/policies.md, "A budget
+    /// fixed in advance"); replaces `prune`.
+    #[serde(default)]
+    pub budget: Option<f64>,
+    /// The run's epochs; needed by `budget`.
+    #[serde(default)]
+    pub epochs: Option<u64>,
+}
 
 pub struct Full {
     n: usize,

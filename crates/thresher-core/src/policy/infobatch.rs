@@ -22,6 +22,10 @@ pub struct InfoBatchConfig {
     pub anneal: f64,
     /// E, the run's total epochs. Required: the annealing point depends on it.
     pub epochs: u64,
+    /// The run's total sample-visits as a share of `epochs`·N (docs/policies.md, "A budget
+    /// fixed in advance"); replaces `prune`.
+    #[serde(default)]
+    pub budget: Option<f64>,
 }
 
 fn default_prune() -> f64 {
@@ -70,6 +74,8 @@ fn drop_count(prune: f64, below: usize) -> usize {
 
 pub struct InfoBatch {
     config: InfoBatchConfig,
+    /// The epoch's count under a `budget`.
+    keep: Option<usize>,
     n: usize,
     // Scratch reused across epochs.
     below: Vec<u64>,
@@ -85,6 +91,7 @@ impl InfoBatch {
     pub fn new(config: InfoBatchConfig, n: usize) -> Self {
         InfoBatch {
             config,
+            keep: None,
             n,
             below: Vec::with_capacity(n),
             class: Vec::with_capacity(n),
@@ -94,6 +101,44 @@ impl InfoBatch {
     /// ⌊δ·E⌋, the first epoch of full data.
     pub fn anneal_start(&self) -> u64 {
         self.config.anneal_start()
+    }
+
+    /// Under a `budget`, a pruned epoch drops exactly `drop` samples: from W while that is at
+    /// most the share r of it, otherwise from the ⌈drop/r⌉ lowest-loss seen samples (W grown
+    /// upward by (loss, id), at most all seen samples). `self.below` becomes that pool, in id
+    /// order; returns how many of it to drop and the weight |pool|/(|pool| − drop) of the rest
+    /// (the kept share's inverse, as 1/(1 − r) is without a budget).
+    fn budget_pool(&mut self, book: &ScoreBook, drop: usize) -> (usize, f32) {
+        let loss = book.loss_last();
+        let n = book.len();
+        let r = self.config.prune;
+        let want = if r > 0.0 {
+            snap(drop as f64 / r).ceil() as usize
+        } else {
+            usize::MAX
+        };
+        if want > self.below.len() {
+            let mut seen: Vec<u64> = (0..n as u64)
+                .filter(|&i| scored(book, i as usize))
+                .collect();
+            let size = want.min(seen.len());
+            seen.sort_unstable_by(|&a, &b| {
+                loss[a as usize]
+                    .total_cmp(&loss[b as usize])
+                    .then(a.cmp(&b))
+            });
+            seen.truncate(size);
+            seen.sort_unstable();
+            self.below = seen;
+        }
+        let pool = self.below.len();
+        let drop = drop.min(pool);
+        let weight = if pool > drop {
+            (pool as f64 / (pool - drop) as f64) as f32
+        } else {
+            1.0
+        };
+        (drop, weight)
     }
 }
 
@@ -107,6 +152,10 @@ fn scored(book: &ScoreBook, id: usize) -> bool {
 impl Policy for InfoBatch {
     fn needs(&self) -> ScoreFields {
         ScoreFields::LOSS_LAST
+    }
+
+    fn set_keep(&mut self, keep: Option<usize>) {
+        self.keep = keep;
     }
 
     fn select(&mut self, ctx: &PlanContext<'_>, out: &mut Selection) {
@@ -128,7 +177,13 @@ impl Policy for InfoBatch {
         extend_where(&mut self.below, n, |i| {
             scored(book, i) & ((loss[i] as f64) < mean)
         });
-        let drop = drop_count(self.config.prune, self.below.len());
+        let (drop, rescaled) = match self.keep {
+            None => (
+                drop_count(self.config.prune, self.below.len()),
+                self.config.rescale_weight(),
+            ),
+            Some(k) => self.budget_pool(book, n.saturating_sub(k)),
+        };
         Rng::new(ctx.seed, Stream::Select, ctx.epoch, 0).choose_front(&mut self.below, drop);
         self.class.clear();
         self.class.resize(n, ABOVE);
@@ -139,7 +194,6 @@ impl Policy for InfoBatch {
         for &i in dropped {
             self.class[i as usize] = DROPPED;
         }
-        let rescaled = self.config.rescale_weight();
         // Every id but the dropped, in id order, weighted by class; the weights are filled in a
         // second sequential pass so that neither loop branches on the (random) class.
         let start = out.ids.len();
@@ -165,6 +219,7 @@ mod tests {
 
     fn config(prune: f64, anneal: f64, epochs: u64) -> InfoBatchConfig {
         InfoBatchConfig {
+            budget: None,
             prune,
             anneal,
             epochs,

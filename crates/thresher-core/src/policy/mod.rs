@@ -4,6 +4,7 @@
 //! threads; shuffling, batching and sharding happen afterwards in `plan`. This file owns the
 //! trait, the config object and the helpers the policies share.
 
+mod budget;
 mod epsilon_greedy;
 mod full;
 mod influence;
@@ -13,6 +14,7 @@ mod random;
 mod static_window;
 mod ucb;
 
+pub use budget::{schedule, total_visits, Budgeted};
 pub use epsilon_greedy::{EpsilonGreedy, EpsilonGreedyConfig};
 pub use full::{Full, FullConfig};
 pub use influence::{Influence, InfluenceConfig};
@@ -76,6 +78,9 @@ pub trait Policy: Send {
     /// Must be a pure function of (config, ctx.seed, ctx.epoch, ctx.scores) and of the policy's
     /// own state as updated by earlier calls with the same inputs.
     fn select(&mut self, ctx: &PlanContext<'_>, out: &mut Selection);
+    /// Under a `budget`: the number of ids the next `select` should keep (`None`: the policy's
+    /// own `prune`). The policy spends it by its own rule; `Budgeted` holds the result to it.
+    fn set_keep(&mut self, _keep: Option<usize>) {}
     /// The policy's own state (cached selections) for checkpoints; empty when it has none.
     fn save_state(&self) -> Vec<u8> {
         Vec::new()
@@ -103,9 +108,20 @@ pub enum PolicyConfig {
 
 impl<'de> Deserialize<'de> for PolicyConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        use crate::section::{tagged_section, variant};
+        use crate::section::{tagged_section, variant, UniqueKeys};
+        use serde::de::Error as _;
+        let map = d.deserialize_map(UniqueKeys { section: "policy" })?;
+        // A budget chooses the prune fractions itself; InfoBatch keeps `prune` as the largest
+        // share of its pool dropped (docs/policies.md).
+        let infobatch = map.get("kind").and_then(|k| k.as_str()) == Some("infobatch");
+        if map.contains_key("budget") && map.contains_key("prune") && !infobatch {
+            return Err(D::Error::custom(
+                "config keys `policy.budget` and `policy.prune`: give one, not both (a budget \
+                 chooses every epoch's prune fraction)",
+            ));
+        }
         tagged_section(
-            d,
+            serde_json::Value::Object(map),
             "policy",
             &[
                 ("full", &variant(PolicyConfig::Full)),
@@ -119,17 +135,40 @@ impl<'de> Deserialize<'de> for PolicyConfig {
                 ("influence", &variant(PolicyConfig::Influence)),
             ],
         )
+        .map_err(|e: serde_json::Error| D::Error::custom(e.to_string()))
     }
 }
 
 impl Default for PolicyConfig {
     fn default() -> Self {
-        PolicyConfig::Full(FullConfig {})
+        PolicyConfig::Full(FullConfig::default())
     }
 }
 
 impl PolicyConfig {
     pub fn validate(&self) -> Result<()> {
+        budget::check_budget(self.budget(), self.epochs())?;
+        if let (Some(b), PolicyConfig::Full(_)) = (self.budget(), self) {
+            if b < 1.0 {
+                return Err(Error::invalid(format!(
+                    "config key `policy.budget`: {b} is below 1, but `full` prunes nothing (use \
+                     `random` for a random subset of that size)"
+                )));
+            }
+        }
+        if let Some((_, 0)) = self.guard() {
+            return Err(Error::invalid(
+                "config key `policy.guard_window`: must be ≥ 1",
+            ));
+        }
+        if let (Some(_), PolicyConfig::Influence(c)) = (self.budget(), self) {
+            if c.epsilon.is_some() {
+                return Err(Error::invalid(
+                    "config keys `policy.budget` and `policy.epsilon`: give one, not both (a \
+                     budget fixes how many samples each epoch keeps)",
+                ));
+            }
+        }
         match self {
             PolicyConfig::Full(_) => Ok(()),
             PolicyConfig::Random(c) => c.validate(),
@@ -195,6 +234,123 @@ impl PolicyConfig {
         map
     }
 
+    /// The noise guard of the score-based policies: (`noise_guard`, `guard_window`); `None`
+    /// for `full`, `random` and `infobatch`, which have none (and track no streaks).
+    pub fn guard(&self) -> Option<(bool, u8)> {
+        match self {
+            PolicyConfig::EpsilonGreedy(c) => Some((c.noise_guard, c.guard_window)),
+            PolicyConfig::Ucb(c) => Some((c.noise_guard, c.guard_window)),
+            PolicyConfig::El2n(c) | PolicyConfig::Grand(c) | PolicyConfig::Forgetting(c) => {
+                Some((c.noise_guard, c.guard_window))
+            }
+            PolicyConfig::Influence(c) => Some((c.noise_guard, c.guard_window)),
+            _ => None,
+        }
+    }
+
+    /// The streak that makes a sample look unlearnable, for the report (and, with
+    /// `noise_guard`, for the guard): `guard_window`.
+    pub fn unlearnable_window(&self) -> Option<u8> {
+        self.guard().map(|(_, w)| w)
+    }
+
+    /// The warm-up epochs the noise guard adds: with it on, the greedy policies keep every
+    /// sample until it has `guard_window` feedback calls, and the static policies and
+    /// `influence` score for at least `guard_window` epochs (0 without the guard).
+    fn guard_epochs(&self) -> u64 {
+        match self.guard() {
+            Some((true, w)) => w as u64,
+            _ => 0,
+        }
+    }
+
+    /// The full-data epochs during which a static policy or `influence` collects its scores
+    /// (at least `guard_window` with the noise guard); `None` for the other policies. A
+    /// trainer can stop computing their signals afterwards.
+    pub fn scoring_epochs(&self) -> Option<u64> {
+        match self {
+            PolicyConfig::El2n(c) | PolicyConfig::Grand(c) | PolicyConfig::Forgetting(c) => {
+                Some(c.effective_score_epochs())
+            }
+            PolicyConfig::Influence(c) => Some(c.effective_score_epochs()),
+            _ => None,
+        }
+    }
+
+    /// The `budget` key: the run's sample-visits as a share of `epochs`·N.
+    pub fn budget(&self) -> Option<f64> {
+        match self {
+            PolicyConfig::Full(c) => c.budget,
+            PolicyConfig::Random(c) => c.budget,
+            PolicyConfig::EpsilonGreedy(c) => c.budget,
+            PolicyConfig::Ucb(c) => c.budget,
+            PolicyConfig::InfoBatch(c) => c.budget,
+            PolicyConfig::El2n(c) | PolicyConfig::Grand(c) | PolicyConfig::Forgetting(c) => {
+                c.budget
+            }
+            PolicyConfig::Influence(c) => c.budget,
+        }
+    }
+
+    /// The `epochs` key: the run's length, when given.
+    pub fn epochs(&self) -> Option<u64> {
+        match self {
+            PolicyConfig::Full(c) => c.epochs,
+            PolicyConfig::Random(c) => c.epochs,
+            PolicyConfig::EpsilonGreedy(c) => c.epochs,
+            PolicyConfig::Ucb(c) => c.epochs,
+            PolicyConfig::InfoBatch(c) => Some(c.epochs),
+            PolicyConfig::El2n(c) | PolicyConfig::Grand(c) | PolicyConfig::Forgetting(c) => {
+                c.epochs
+            }
+            PolicyConfig::Influence(c) => c.epochs,
+        }
+    }
+
+    /// The epochs of a run of `epochs` that the policy spends on full data whatever it is
+    /// told: nothing seen yet (the first period of the greedy policies), scoring epochs, and
+    /// InfoBatch's epoch 0 and annealing epochs. A budget pays for these first.
+    pub fn full_epochs(&self, epochs: u64) -> Vec<bool> {
+        let e = epochs as usize;
+        let first = |k: u64| (0..e).map(|i| (i as u64) < k).collect();
+        match self {
+            PolicyConfig::Full(_) => vec![true; e],
+            PolicyConfig::Random(_) => vec![false; e],
+            PolicyConfig::EpsilonGreedy(c) => first(c.period.max(self.guard_epochs())),
+            PolicyConfig::Ucb(c) => first(c.period.max(self.guard_epochs())),
+            PolicyConfig::InfoBatch(c) => {
+                let a = c.anneal_start();
+                (0..e as u64).map(|i| i == 0 || i >= a).collect()
+            }
+            PolicyConfig::El2n(c) | PolicyConfig::Grand(c) | PolicyConfig::Forgetting(c) => {
+                first(c.effective_score_epochs())
+            }
+            PolicyConfig::Influence(c) => first(c.effective_score_epochs()),
+        }
+    }
+
+    /// Under a `budget`, the number of samples each epoch keeps (`schedule`), fixed before
+    /// training: index e is epoch e; epochs past the run repeat the last count.
+    pub fn budget_schedule(&self, n: usize) -> Option<Vec<usize>> {
+        let (b, e) = (self.budget()?, self.epochs()?);
+        Some(schedule(n, b, e, &self.full_epochs(e)))
+    }
+
+    /// The number of samples each of the run's `epochs()` epochs keeps, when it is known
+    /// before training: under a `budget`, and for `full` and `random` (whose counts never
+    /// depend on feedback). `None` otherwise.
+    pub fn planned_counts(&self, n: usize) -> Option<Vec<usize>> {
+        if let Some(k) = self.budget_schedule(n) {
+            return Some(k);
+        }
+        let e = self.epochs()? as usize;
+        match self {
+            PolicyConfig::Full(_) => Some(vec![n; e]),
+            PolicyConfig::Random(c) => Some(vec![budget(n, c.prune); e]),
+            _ => None,
+        }
+    }
+
     /// The ScoreBook's EMA momentum (key `momentum` where the policy has it; 0.8 otherwise).
     pub fn momentum(&self) -> f32 {
         match self {
@@ -224,6 +380,14 @@ impl PolicyConfig {
 
     /// The policy object for a dataset of `n` samples.
     pub fn build(&self, n: usize) -> Box<dyn Policy> {
+        let policy = self.build_unbudgeted(n);
+        match self.budget_schedule(n) {
+            Some(counts) => Box::new(Budgeted::new(policy, counts)),
+            None => policy,
+        }
+    }
+
+    fn build_unbudgeted(&self, n: usize) -> Box<dyn Policy> {
         match self {
             PolicyConfig::Full(_) => Box::new(Full::new(n)),
             PolicyConfig::Random(c) => Box::new(Random::new(c.clone(), n)),
@@ -264,6 +428,61 @@ pub(crate) fn check_momentum(key: &str, m: f64) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The noise guard is on unless the config says `"noise_guard": false`.
+pub(crate) fn default_noise_guard() -> bool {
+    true
+}
+
+/// Two wrong reports in a row: one can be an early, untrained epoch's guess.
+pub(crate) fn default_guard_window() -> u8 {
+    2
+}
+
+/// Whether `id` looks unlearnable: wrong at each of its last `window` correctness reports.
+/// Always false in a book without streaks (no STREAK field, or no correctness reported).
+pub fn looks_unlearnable(book: &ScoreBook, id: usize, window: u8) -> bool {
+    book.wrong_streak().get(id).is_some_and(|&s| s >= window)
+}
+
+/// Per id: whether a policy counts it as seen. With the noise guard on (`window` > 1) a
+/// sample counts as seen only once it has had `window` feedback calls, so it is judged
+/// (ranked, or found unlearnable) only when it can have `window` correctness reports; until
+/// then it is kept like a never-seen sample.
+pub fn judged_mask(scores: &ScoreBook, window: u32) -> Vec<bool> {
+    let need = window.max(1);
+    scores.seen().iter().map(|&c| c >= need).collect()
+}
+
+/// `partition_seen` by `judged_mask`.
+pub fn partition_judged(
+    scores: &ScoreBook,
+    window: u32,
+    unseen: &mut Vec<u64>,
+    seen: &mut Vec<u64>,
+) {
+    unseen.clear();
+    seen.clear();
+    for (id, judged) in judged_mask(scores, window).into_iter().enumerate() {
+        if judged {
+            seen.push(id as u64);
+        } else {
+            unseen.push(id as u64);
+        }
+    }
+}
+
+/// The fraction of `ids` that look unlearnable; NaN for a book without streaks or no ids.
+pub fn unlearnable_fraction(book: &ScoreBook, ids: &[u64], window: u8) -> f64 {
+    if book.wrong_streak().is_empty() || ids.is_empty() {
+        return f64::NAN;
+    }
+    let k = ids
+        .iter()
+        .filter(|&&id| looks_unlearnable(book, id as usize, window))
+        .count();
+    k as f64 / ids.len() as f64
 }
 
 /// The ScoreBook's default EMA momentum, that of the configs with a `momentum` key.
@@ -475,6 +694,50 @@ mod tests {
         assert_eq!(out, vec![99, 1, 4, 7]);
         extend_where(&mut out, 0, |_| true);
         assert_eq!(out, vec![99, 1, 4, 7]);
+    }
+
+    #[test]
+    fn unlearnable_means_wrong_at_the_last_window_reports() {
+        let mut book = ScoreBook::new(6, ScoreFields::STREAK);
+        // Per id, its correctness reports in order (one feedback call each).
+        let history: [&[u8]; 6] = [&[0, 0], &[1, 0, 0], &[0, 1], &[0], &[1], &[0, 0, 1, 0]];
+        for step in 0..4 {
+            let (ids, correct): (Vec<u64>, Vec<u8>) = history
+                .iter()
+                .enumerate()
+                .filter_map(|(id, h)| h.get(step).map(|&c| (id as u64, c)))
+                .unzip();
+            let loss = vec![1.0; ids.len()];
+            let fb = crate::scores::Feedback {
+                ids: &ids,
+                loss: &loss,
+                correct: Some(&correct),
+                ..Default::default()
+            };
+            book.feedback(&fb, step as u64).unwrap();
+        }
+        let flagged = |w: u8| -> Vec<usize> {
+            (0..6)
+                .filter(|&id| looks_unlearnable(&book, id, w))
+                .collect()
+        };
+        // Window 2: ids 0 and 1 (two wrong in a row); id 3 has one report only.
+        assert_eq!(flagged(2), vec![0, 1]);
+        // Window 3: nobody has three wrong in a row.
+        assert_eq!(flagged(3), Vec::<usize>::new());
+        // Window 1: every sample whose latest report was wrong.
+        assert_eq!(flagged(1), vec![0, 1, 3, 5]);
+        let ids: Vec<u64> = (0..6).collect();
+        assert!((unlearnable_fraction(&book, &ids, 2) - 2.0 / 6.0).abs() < 1e-12);
+        // Judged (counted as seen by a guarded policy) after two feedback calls.
+        assert_eq!(
+            judged_mask(&book, 2),
+            vec![true, true, true, false, false, true]
+        );
+        // Without the streak field nothing looks unlearnable.
+        let plain = ScoreBook::new(6, ScoreFields::LOSS_EMA);
+        assert!(!looks_unlearnable(&plain, 0, 1));
+        assert!(unlearnable_fraction(&plain, &ids, 2).is_nan());
     }
 
     #[test]

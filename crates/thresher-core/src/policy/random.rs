@@ -20,6 +20,13 @@ pub struct RandomConfig {
     pub period: u64,
     #[serde(default)]
     pub rescale: bool,
+    /// The run's total sample-visits as a share of `epochs`·N (docs/policies.md, "A budget
+    /// fixed in advance"); replaces `prune`.
+    #[serde(default)]
+    pub budget: Option<f64>,
+    /// The run's epochs; needed by `budget`.
+    #[serde(default)]
+    pub epochs: Option<u64>,
 }
 
 fn default_prune() -> f64 {
@@ -38,6 +45,8 @@ impl RandomConfig {
 
 pub struct Random {
     config: RandomConfig,
+    /// The epoch's count under a `budget`.
+    keep: Option<usize>,
     /// 0..N, permuted in place by each draw: no allocation after the first epoch.
     scratch: Vec<u64>,
 }
@@ -46,6 +55,7 @@ impl Random {
     pub fn new(config: RandomConfig, n: usize) -> Self {
         Random {
             config,
+            keep: None,
             scratch: Vec::with_capacity(n),
         }
     }
@@ -56,16 +66,26 @@ impl Policy for Random {
         ScoreFields::NONE
     }
 
+    fn set_keep(&mut self, keep: Option<usize>) {
+        self.keep = keep;
+    }
+
     fn select(&mut self, ctx: &PlanContext<'_>, out: &mut Selection) {
         let n = ctx.scores.len();
-        let k = budget(n, self.config.prune);
+        let k = self
+            .keep
+            .unwrap_or_else(|| budget(n, self.config.prune))
+            .min(n);
         // Reset to the identity so the draw depends only on (seed, period index), not on the
         // previous epoch's permutation.
         self.scratch.clear();
         self.scratch.extend(0..n as u64);
         let draw = ctx.epoch / self.config.period;
         Rng::new(ctx.seed, Stream::Select, draw, 0).choose_front(&mut self.scratch, k);
-        let weight = if self.config.rescale {
+        let weight = if self.config.rescale && self.keep.is_some() {
+            // 1/(1 − p) with the epoch's own fraction p = 1 − K/N.
+            (n as f64 / k.max(1) as f64) as f32
+        } else if self.config.rescale {
             (1.0 / (1.0 - self.config.prune)) as f32
         } else {
             1.0
@@ -94,6 +114,8 @@ mod tests {
 
     fn config(prune: f64, period: u64, rescale: bool) -> RandomConfig {
         RandomConfig {
+            budget: None,
+            epochs: None,
             prune,
             period,
             rescale,

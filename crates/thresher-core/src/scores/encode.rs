@@ -29,12 +29,21 @@ impl ScoreBook {
         w.u64(self.sketch.in_dim() as u64);
         w.f32s(&self.embeddings);
         w.u8s(&self.has_embedding);
+        // Appended last, and only by books that hold it, so that every checkpoint written
+        // before the field existed still has the same bytes and loads (see `decode`).
+        if self.fields.contains(ScoreFields::STREAK) {
+            w.u8s(&self.wrong_streak);
+        }
     }
 
     /// Restores what `encode` wrote into this book, which must have the same N and fields;
     /// `None` when the bytes do not fit (the caller names the file). Nothing is changed then.
     pub(crate) fn decode(&mut self, r: &mut Reader<'_>) -> Option<()> {
-        if r.u32()? != self.fields.0 || r.u64()? != self.n as u64 {
+        let stored = ScoreFields(r.u32()?);
+        // A book written before the noise guard's streak existed: the same fields less
+        // STREAK. Its streaks start at 0.
+        let without_streak = ScoreFields(self.fields.0 & !ScoreFields::STREAK.0);
+        if (stored != self.fields && stored != without_streak) || r.u64()? != self.n as u64 {
             return None;
         }
         let mut b = self.clone();
@@ -69,8 +78,8 @@ impl ScoreBook {
         } else {
             0
         };
-        let stored = usize::try_from(r.peek_len()?).ok()?;
-        if stored != want && stored != 0 {
+        let stored_len = usize::try_from(r.peek_len()?).ok()?;
+        if stored_len != want && stored_len != 0 {
             return None;
         }
         b.embeddings = r.f32s_max(want)?;
@@ -92,6 +101,10 @@ impl ScoreBook {
         if !valid {
             return None;
         }
+        if stored.contains(ScoreFields::STREAK) {
+            load!(wrong_streak, u8s);
+        }
+        b.streak_reported = b.wrong_streak.iter().any(|&s| s > 0);
         *self = b;
         Some(())
     }
@@ -199,5 +212,30 @@ mod tests {
         assert!(c
             .decode(&mut Reader::new(&w.buf[..w.buf.len() - 1], 0))
             .is_none());
+    }
+
+    #[test]
+    fn a_book_from_before_the_streaks_still_loads() {
+        let old_fields = ScoreFields::LOSS_EMA;
+        let mut old = ScoreBook::new(3, old_fields);
+        old.feedback(&fb(&[0, 1], &[1.0, 2.0]), 0).unwrap();
+        let mut w = Writer::default();
+        old.encode(&mut w);
+        let mut new = ScoreBook::new(3, old_fields.union(ScoreFields::STREAK));
+        new.decode(&mut Reader::new(&w.buf, 0)).unwrap();
+        assert_eq!(new.loss_ema(), old.loss_ema());
+        assert_eq!(new.wrong_streak(), &[0, 0, 0]);
+        // The streak's bytes are part of a new book's encoding, and round-trip.
+        let f = Feedback {
+            correct: Some(&[0, 0]),
+            ..fb(&[0, 2], &[1.0, 2.0])
+        };
+        new.feedback(&f, 1).unwrap();
+        let mut w = Writer::default();
+        new.encode(&mut w);
+        let mut back = ScoreBook::new(3, old_fields.union(ScoreFields::STREAK));
+        back.decode(&mut Reader::new(&w.buf, 0)).unwrap();
+        assert_eq!(back.wrong_streak(), &[1, 0, 1]);
+        assert!(back.streak_reported());
     }
 }

@@ -25,7 +25,7 @@ use serde::Deserialize;
 
 use self::kernels::{dot, influence_vectors};
 use self::removal::{choose_removal, Target};
-use super::{budget, check_prune, mean_std, PlanContext, Policy, Selection};
+use super::{budget, check_prune, looks_unlearnable, mean_std, PlanContext, Policy, Selection};
 use crate::error::{Error, Result};
 use crate::scores::{ScoreBook, ScoreFields};
 
@@ -55,6 +55,21 @@ pub struct InfluenceConfig {
     /// Embeddings longer than this are randomly projected to it on arrival.
     #[serde(default = "default_sketch_dim")]
     pub sketch_dim: usize,
+    /// The run's total sample-visits as a share of `epochs`·N (docs/policies.md, "A budget
+    /// fixed in advance"); replaces `prune`.
+    #[serde(default)]
+    pub budget: Option<f64>,
+    /// The run's epochs; needed by `budget`.
+    #[serde(default)]
+    pub epochs: Option<u64>,
+    /// The noise guard (docs/policies.md, "The noise guard"): samples wrong at each of their
+    /// last `guard_window` correctness reports rank below every other seen sample. `false`
+    /// gives the paper's exact rule.
+    #[serde(default = "crate::policy::default_noise_guard")]
+    pub noise_guard: bool,
+    /// Wrong reports in a row that make a sample look unlearnable.
+    #[serde(default = "crate::policy::default_guard_window")]
+    pub guard_window: u8,
 }
 
 fn default_score_epochs() -> u64 {
@@ -74,6 +89,15 @@ pub enum InfluenceMode {
 }
 
 impl InfluenceConfig {
+    /// The scoring epochs in effect: with the noise guard on, at least `guard_window`.
+    pub fn effective_score_epochs(&self) -> u64 {
+        if self.noise_guard {
+            self.score_epochs.max(self.guard_window as u64)
+        } else {
+            self.score_epochs
+        }
+    }
+
     pub fn mode(&self) -> InfluenceMode {
         match (self.prune, self.epsilon) {
             (_, Some(epsilon)) => InfluenceMode::Guarantee { epsilon },
@@ -160,42 +184,72 @@ impl Influence {
     fn choose(&mut self, book: &ScoreBook) -> Vec<u64> {
         let n = book.len();
         let d = book.embedding_dim();
-        let rows: Vec<usize> = (0..n).filter(|&id| book.embedding(id).is_some()).collect();
-        let all = || (0..n as u64).collect();
+        let embedded: Vec<usize> = (0..n).filter(|&id| book.embedding(id).is_some()).collect();
+        // The noise guard: samples that look unlearnable are removed first and left out of
+        // G and of the search; the search then chooses the rest of R among the others.
+        let window = self.config.noise_guard.then_some(self.config.guard_window);
+        let flagged = |id: usize| window.is_some_and(|w| looks_unlearnable(book, id, w));
+        let wanted = match self.config.mode() {
+            InfluenceMode::Cardinality { prune } => n - budget(n, prune),
+            InfluenceMode::Guarantee { .. } => n,
+        };
+        let guarded: Vec<usize> = embedded
+            .iter()
+            .copied()
+            .filter(|&id| flagged(id))
+            .take(wanted)
+            .collect();
+        let rows: Vec<usize> = embedded
+            .iter()
+            .copied()
+            .filter(|&id| !flagged(id))
+            .collect();
+        let mut removed = vec![false; n];
+        for &id in &guarded {
+            removed[id] = true;
+        }
+        let complement =
+            |removed: &[bool]| (0..n as u64).filter(|&id| !removed[id as usize]).collect();
         if rows.is_empty() || d == 0 {
             self.achieved = Some(0.0);
-            return all();
+            return complement(&removed);
         }
         let Some(vectors) = influence_vectors(book.embeddings(), &rows, d, self.config.damping)
         else {
             // Only non-finite embeddings get here, and the ScoreBook refuses those.
-            return all();
+            return complement(&removed);
         };
         self.damping = Some(vectors.damping);
         self.norm_stats = mean_std(vectors.s.chunks_exact(d).map(|s| dot(s, s).sqrt() as f32));
         let target = match self.config.mode() {
-            InfluenceMode::Cardinality { prune } => {
-                Target::Count((n - budget(n, prune)).min(rows.len()))
+            InfluenceMode::Cardinality { .. } => {
+                Target::Count((wanted - guarded.len()).min(rows.len()))
             }
             InfluenceMode::Guarantee { epsilon } => Target::Within(epsilon),
         };
         let removal = choose_removal(&vectors.s, d, target);
         self.achieved = Some(removal.norm);
-        let mut removed = vec![false; n];
         for &r in &removal.removed {
             removed[rows[r]] = true;
         }
-        (0..n as u64).filter(|&id| !removed[id as usize]).collect()
+        complement(&removed)
     }
 }
 
 impl Policy for Influence {
     fn needs(&self) -> ScoreFields {
-        ScoreFields::EMBEDDING
+        ScoreFields::EMBEDDING.union(ScoreFields::STREAK)
+    }
+
+    /// R is chosen once: the count of the epoch that chooses it sizes it (cardinality mode).
+    fn set_keep(&mut self, keep: Option<usize>) {
+        if let Some(k) = keep {
+            self.config.prune = Some(1.0 - k as f64 / self.n as f64);
+        }
     }
 
     fn select(&mut self, ctx: &PlanContext<'_>, out: &mut Selection) {
-        if ctx.epoch < self.config.score_epochs {
+        if ctx.epoch < self.config.effective_score_epochs() {
             let n = ctx.scores.len();
             out.ids.extend(0..n as u64);
             out.weights.resize(n, 1.0);
@@ -321,7 +375,10 @@ mod tests {
         let ids: Vec<u64> = (0..n as u64).collect();
         let mut book = book_with_embeddings(n, &ids, 4, 1);
         let mut policy = Influence::new(config(r#"{"kind": "influence", "prune": 0.25}"#), n);
-        assert_eq!(policy.needs(), ScoreFields::EMBEDDING);
+        assert_eq!(
+            policy.needs(),
+            ScoreFields::EMBEDDING.union(ScoreFields::STREAK)
+        );
         for e in 0..3 {
             let out = select(&mut policy, &book, e);
             assert_eq!(out.ids, ids, "epoch {e}");

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{check_prune, mean_std, PlanContext, Policy, Selection};
+use super::{check_prune, looks_unlearnable, mean_std, PlanContext, Policy, Selection};
 use crate::error::{Error, Result};
 use crate::scores::{ScoreBook, ScoreFields};
 
@@ -36,6 +36,21 @@ pub struct StaticConfig {
     /// ScoreBook with their average before epoch 0; the policy only reads the ScoreBook.
     #[serde(default)]
     pub scores_from: Vec<PathBuf>,
+    /// The run's total sample-visits as a share of `epochs`·N (docs/policies.md, "A budget
+    /// fixed in advance"); replaces `prune`.
+    #[serde(default)]
+    pub budget: Option<f64>,
+    /// The run's epochs; needed by `budget`.
+    #[serde(default)]
+    pub epochs: Option<u64>,
+    /// The noise guard (docs/policies.md, "The noise guard"): samples wrong at each of their
+    /// last `guard_window` correctness reports rank below every other seen sample. `false`
+    /// gives the paper's exact rule.
+    #[serde(default = "crate::policy::default_noise_guard")]
+    pub noise_guard: bool,
+    /// Wrong reports in a row that make a sample look unlearnable.
+    #[serde(default = "crate::policy::default_guard_window")]
+    pub guard_window: u8,
 }
 
 fn default_prune() -> f64 {
@@ -48,6 +63,18 @@ impl StaticConfig {
     pub fn score_epochs(&self) -> u64 {
         self.score_epochs
             .unwrap_or(if self.scores_from.is_empty() { 3 } else { 0 })
+    }
+
+    /// The scoring epochs in effect: with the noise guard on, at least `guard_window` (so that
+    /// every sample can have that many correctness reports when the subset is chosen), unless
+    /// the scores come from `scores_from` alone (`score_epochs` 0).
+    pub fn effective_score_epochs(&self) -> u64 {
+        let s = self.score_epochs();
+        if self.noise_guard && s > 0 {
+            s.max(self.guard_window as u64)
+        } else {
+            s
+        }
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -90,6 +117,8 @@ pub struct StaticWindow<S: StaticScore> {
     prune: f64,
     drop_hardest: f64,
     score_epochs: u64,
+    /// The noise guard's window when it is on.
+    guard: Option<u8>,
     n: usize,
     /// Per-sample scores of the current epoch, reused.
     scratch: Vec<f32>,
@@ -104,7 +133,8 @@ impl<S: StaticScore> StaticWindow<S> {
         StaticWindow {
             prune: config.prune,
             drop_hardest: config.drop_hardest,
-            score_epochs: config.score_epochs(),
+            score_epochs: config.effective_score_epochs(),
+            guard: config.noise_guard.then_some(config.guard_window),
             n,
             scratch: Vec::with_capacity(n),
             kept: None,
@@ -121,7 +151,15 @@ impl<S: StaticScore> StaticWindow<S> {
 
 impl<S: StaticScore> Policy for StaticWindow<S> {
     fn needs(&self) -> ScoreFields {
-        S::NEEDS
+        S::NEEDS.union(ScoreFields::STREAK)
+    }
+
+    /// The window's size is fixed once, at the first plan after the scoring epochs: the
+    /// epoch's count then becomes the prune fraction the subset is chosen with.
+    fn set_keep(&mut self, keep: Option<usize>) {
+        if let Some(k) = keep {
+            self.prune = 1.0 - k as f64 / self.n as f64;
+        }
     }
 
     fn select(&mut self, ctx: &PlanContext<'_>, out: &mut Selection) {
@@ -137,6 +175,15 @@ impl<S: StaticScore> Policy for StaticWindow<S> {
             out.ids.extend(0..n as u64);
             out.weights.resize(n, 1.0);
             return;
+        }
+        if let (Some(w), None) = (self.guard, &self.kept) {
+            // The noise guard: a seen sample that looks unlearnable ranks below every other
+            // seen sample (−∞ ranks first in the ascending order, the easy end).
+            for (id, s) in self.scratch.iter_mut().enumerate() {
+                if !s.is_nan() && looks_unlearnable(ctx.scores, id, w) {
+                    *s = f32::NEG_INFINITY;
+                }
+            }
         }
         let (scratch, prune, drop) = (&self.scratch, self.prune, self.drop_hardest);
         let kept = self
@@ -192,6 +239,10 @@ mod tests {
     #[test]
     fn subset_is_full_while_scoring_then_fixed() {
         let config = StaticConfig {
+            noise_guard: false,
+            guard_window: 2,
+            budget: None,
+            epochs: None,
             prune: 0.5,
             score_epochs: Some(2),
             drop_hardest: 0.0,

@@ -87,6 +87,10 @@ mod tests {
 
     fn config(prune: f64, score_epochs: u64, drop_hardest: f64) -> StaticConfig {
         StaticConfig {
+            noise_guard: false,
+            guard_window: 2,
+            budget: None,
+            epochs: None,
             prune,
             score_epochs: Some(score_epochs),
             drop_hardest,
@@ -128,7 +132,7 @@ mod tests {
         let n = 8;
         let mut book = ScoreBook::new(n, ScoreFields::ALL);
         let mut policy = El2n::new(config(0.5, 2, 0.0), n);
-        assert_eq!(policy.needs(), ScoreFields::EL2N);
+        assert_eq!(policy.needs(), ScoreFields::EL2N.union(ScoreFields::STREAK));
         let ids: Vec<u64> = (0..n as u64).collect();
         // Means over two epochs: id i → i, a ranking neither epoch has alone.
         feed_el2n(
@@ -193,7 +197,10 @@ mod tests {
         let n = 10;
         let mut book = ScoreBook::new(n, ScoreFields::ALL);
         let mut policy = Grand::new(config(0.6, 1, 0.0), n);
-        assert_eq!(policy.needs(), ScoreFields::GRAD_NORM);
+        assert_eq!(
+            policy.needs(),
+            ScoreFields::GRAD_NORM.union(ScoreFields::STREAK)
+        );
         let ids: Vec<u64> = (0..n as u64).collect();
         let g: Vec<f32> = [3, 9, 1, 7, 5, 0, 8, 2, 6, 4].map(|x| x as f32).to_vec();
         feed_grad_norm(&mut book, &ids, &g, 0);
@@ -237,7 +244,10 @@ mod tests {
         let n = 6;
         let mut book = ScoreBook::new(n, ScoreFields::ALL);
         let mut policy = Forgetting::new(config(0.5, 3, 0.0), n);
-        assert_eq!(policy.needs(), ScoreFields::CORRECT);
+        assert_eq!(
+            policy.needs(),
+            ScoreFields::CORRECT.union(ScoreFields::STREAK)
+        );
         let ids: Vec<u64> = (0..n as u64).collect();
         // Forgets after three epochs: id 0 → 1, id 1 → never correct, id 2 → 0, id 3 → 1,
         // id 4 → 0, id 5 → never correct.

@@ -1,0 +1,191 @@
+//! The `budget` policy key: every policy keeps exactly the per-epoch counts fixed in advance,
+//! so the run's sample-visits equal round(budget·epochs·N) and the total batch count reported
+//! before training equals the batches delivered, on every rank.
+
+use thresher_core::{Config, Feedback, Planner};
+
+const N: usize = 1000;
+const EPOCHS: u64 = 6;
+
+fn policies(budget: f64) -> Vec<String> {
+    let common = format!(r#""budget": {budget}, "epochs": {EPOCHS}"#);
+    let mut out = vec![
+        format!(r#"{{"kind": "random", {common}}}"#),
+        format!(r#"{{"kind": "random", "rescale": true, "period": 2, {common}}}"#),
+        format!(r#"{{"kind": "epsilon_greedy", {common}}}"#),
+        format!(r#"{{"kind": "epsilon_greedy", "period": 2, {common}}}"#),
+        format!(r#"{{"kind": "ucb", {common}}}"#),
+        format!(r#"{{"kind": "infobatch", {common}}}"#),
+        format!(r#"{{"kind": "infobatch", "prune": 0.3, "anneal": 0.5, {common}}}"#),
+        format!(r#"{{"kind": "el2n", "score_epochs": 1, {common}}}"#),
+        format!(r#"{{"kind": "grand", {common}}}"#),
+        format!(r#"{{"kind": "forgetting", "score_epochs": 2, {common}}}"#),
+        format!(r#"{{"kind": "influence", "score_epochs": 1, {common}}}"#),
+    ];
+    if budget == 1.0 {
+        out.push(format!(r#"{{"kind": "full", {common}}}"#));
+    }
+    out
+}
+
+fn planner(policy: &str, rank: usize, world: usize, drop_last: bool) -> Planner {
+    let json = format!(
+        r#"{{"seed": 3, "batch_size": 32, "rank": {rank}, "world_size": {world},
+            "drop_last": {drop_last}, "source": {{"kind": "index", "len": {N}}},
+            "policy": {policy}}}"#
+    );
+    Planner::new(&Config::from_json(&json).unwrap(), N).unwrap()
+}
+
+/// Every signal any policy reads, varying by id and epoch.
+fn feed(p: &mut Planner, ids: &[u64], epoch: u64) {
+    let loss: Vec<f32> = ids
+        .iter()
+        .map(|&i| ((i * 37 + epoch * 11) % 101) as f32 / 10.0)
+        .collect();
+    let correct: Vec<u8> = ids
+        .iter()
+        .map(|&i| u8::from(!(i + epoch).is_multiple_of(3)))
+        .collect();
+    let emb: Vec<f32> = ids
+        .iter()
+        .flat_map(|&i| (0..4).map(move |j| ((i * 7 + j * 13) % 17) as f32 - 8.0))
+        .collect();
+    p.feedback(&Feedback {
+        ids,
+        loss: &loss,
+        grad_norm: Some(&loss),
+        el2n: Some(&loss),
+        correct: Some(&correct),
+        embedding: Some(&emb),
+        embedding_dim: 4,
+    })
+    .unwrap();
+}
+
+/// Runs every rank in lock step, every rank fed every rank's real samples; returns the
+/// batches each rank delivered and the samples of each epoch.
+fn run(policy: &str, world: usize, drop_last: bool) -> (Vec<u64>, Vec<u64>, Vec<u64>) {
+    let mut ranks: Vec<Planner> = (0..world)
+        .map(|r| planner(policy, r, world, drop_last))
+        .collect();
+    let totals: Vec<u64> = ranks.iter().map(|p| p.total_batches().unwrap()).collect();
+    let mut delivered = vec![0u64; world];
+    let mut samples = Vec::new();
+    for _ in 0..EPOCHS {
+        samples.push(ranks[0].epoch_info().samples);
+        loop {
+            let batches: Vec<_> = ranks.iter_mut().map(|p| p.next_batch().unwrap()).collect();
+            if batches[0].is_none() {
+                assert!(batches.iter().all(|b| b.is_none()), "ranks end together");
+                break;
+            }
+            for (r, b) in batches.iter().enumerate() {
+                let b = b.as_ref().unwrap();
+                delivered[r] += 1;
+                let real = &b.ids[..b.ids.len() - b.padding];
+                for p in ranks.iter_mut() {
+                    feed(p, real, b.epoch);
+                }
+            }
+        }
+    }
+    (totals, delivered, samples)
+}
+
+#[test]
+fn every_policy_spends_the_budget_exactly() {
+    for budget in [0.3, 0.7, 1.0] {
+        let visits = (budget * EPOCHS as f64 * N as f64).round() as u64;
+        for policy in policies(budget) {
+            for (world, drop_last) in [(1, false), (3, false), (2, true)] {
+                let (totals, delivered, samples) = run(&policy, world, drop_last);
+                assert_eq!(
+                    totals, delivered,
+                    "{policy} W={world} drop_last={drop_last}"
+                );
+                let sum: u64 = samples.iter().sum();
+                if drop_last {
+                    // Each epoch loses less than one step of W·B samples.
+                    let slack = EPOCHS * (world as u64 * 32);
+                    assert!(
+                        sum <= visits && sum + slack > visits,
+                        "{policy}: {sum} vs {visits}"
+                    );
+                } else {
+                    assert_eq!(sum, visits, "{policy} W={world}: per epoch {samples:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn epochs_that_are_full_data_anyway_are_paid_first() {
+    // ε-greedy's epoch 0 sees nothing, and with the noise guard a sample is judged only after
+    // two feedback calls, so epochs 0 and 1 keep everything; the later epochs prune more.
+    let (_, _, samples) = run(&policies(0.5)[2], 1, false);
+    assert_eq!(samples, vec![1000, 1000, 250, 250, 250, 250]);
+    let paper = r#"{"kind": "epsilon_greedy", "noise_guard": false, "budget": 0.5, "epochs": 6}"#;
+    let (_, _, samples) = run(paper, 1, false);
+    assert_eq!(samples, vec![1000, 400, 400, 400, 400, 400]);
+    // Random has no such epoch: the budget is spread evenly.
+    let (_, _, samples) = run(&policies(0.5)[0], 1, false);
+    assert_eq!(samples, vec![500; 6]);
+    // InfoBatch: epoch 0 and the annealing epoch ⌊0.875·6⌋ = 5 are full data.
+    let (_, _, samples) = run(&policies(0.5)[5], 1, false);
+    assert_eq!(samples, vec![1000, 250, 250, 250, 250, 1000]);
+}
+
+#[test]
+fn total_batches_needs_fixed_counts() {
+    let p = planner(r#"{"kind": "ucb", "prune": 0.5}"#, 0, 1, false);
+    let err = p.total_batches().unwrap_err().to_string();
+    assert!(err.contains("policy.budget"), "{err}");
+    let p = planner(
+        r#"{"kind": "random", "prune": 0.5, "epochs": 3}"#,
+        0,
+        1,
+        false,
+    );
+    assert_eq!(p.total_batches().unwrap(), 3 * 500usize.div_ceil(32) as u64);
+    let p = planner(r#"{"kind": "full", "epochs": 2}"#, 0, 2, false);
+    assert_eq!(
+        p.total_batches().unwrap(),
+        2 * 1000usize.div_ceil(64) as u64
+    );
+}
+
+#[test]
+fn bad_budgets_are_refused_by_name() {
+    for (policy, key) in [
+        (r#"{"kind": "ucb", "budget": 0.5}"#, "policy.epochs"),
+        (
+            r#"{"kind": "ucb", "budget": 0, "epochs": 3}"#,
+            "policy.budget",
+        ),
+        (
+            r#"{"kind": "ucb", "budget": 1.5, "epochs": 3}"#,
+            "policy.budget",
+        ),
+        (
+            r#"{"kind": "ucb", "budget": 0.5, "prune": 0.5, "epochs": 3}"#,
+            "policy.prune",
+        ),
+        (
+            r#"{"kind": "full", "budget": 0.5, "epochs": 3}"#,
+            "policy.budget",
+        ),
+        (
+            r#"{"kind": "influence", "budget": 0.5, "epsilon": 1, "epochs": 3}"#,
+            "policy.epsilon",
+        ),
+    ] {
+        let json = format!(r#"{{"source": {{"kind": "index", "len": 10}}, "policy": {policy}}}"#);
+        let err = match Config::from_json(&json) {
+            Err(e) => e.to_string(),
+            Ok(c) => Planner::new(&c, 10).err().expect(policy).to_string(),
+        };
+        assert!(err.contains(key), "{policy}: {err}");
+    }
+}

@@ -1,0 +1,176 @@
+//! The noise guard of the score-based policies: samples wrong at each of their last
+//! `guard_window` correctness reports (at every one, with fewer reports) rank below every other
+//! seen sample, so a policy that keeps the hardest samples does not keep the mislabeled ones;
+//! `"noise_guard": false` keeps the papers' rules; the report's `unlearnable_fraction` says how
+//! many of the kept samples look unlearnable.
+
+use thresher_core::{Config, Feedback, Planner};
+
+const N: usize = 100;
+
+/// Ids 0..20 behave like mislabeled samples: the highest loss, wrong at every report. Ids
+/// 20..40 are hard but learnable: wrong in epoch 0 only. The rest are right. Loss falls with
+/// the id, so "the hardest" is "the smallest ids".
+fn feedback(id: u64, epoch: u64) -> (f32, u8) {
+    let loss = if id < 20 {
+        5.0
+    } else {
+        2.0 - id as f32 / 100.0
+    };
+    let correct = if id < 20 {
+        0
+    } else {
+        u8::from(id >= 40 || epoch > 0)
+    };
+    (loss, correct)
+}
+
+fn planner(policy: &str) -> Planner {
+    let json = format!(
+        r#"{{"seed": 1, "batch_size": 10, "shuffle": false,
+            "source": {{"kind": "index", "len": {N}}}, "policy": {policy}}}"#
+    );
+    Planner::new(&Config::from_json(&json).unwrap(), N).unwrap()
+}
+
+/// Runs `epochs` epochs feeding every signal; returns the kept ids of the next epoch and its
+/// report's unlearnable fraction.
+fn kept_after(policy: &str, epochs: u64) -> (Vec<u64>, f64) {
+    let mut p = planner(policy);
+    for _ in 0..epochs {
+        while let Some(b) = p.next_batch().unwrap() {
+            let (loss, correct): (Vec<f32>, Vec<u8>) =
+                b.ids.iter().map(|&i| feedback(i, b.epoch)).unzip();
+            let emb: Vec<f32> = b
+                .ids
+                .iter()
+                .flat_map(|&i| {
+                    let s = if i < 20 { 9.0 } else { 1.0 };
+                    (0..3).map(move |j| s * (((i * 5 + j * 3) % 7) as f32 - 3.0))
+                })
+                .collect();
+            p.feedback(&Feedback {
+                ids: &b.ids,
+                loss: &loss,
+                grad_norm: Some(&loss),
+                el2n: Some(&loss),
+                correct: Some(&correct),
+                embedding: Some(&emb),
+                embedding_dim: 3,
+            })
+            .unwrap();
+        }
+    }
+    let plan = p.epoch_plan();
+    let mut ids = plan.ids.clone();
+    ids.sort_unstable();
+    (ids, p.report().unlearnable_fraction)
+}
+
+fn range(a: u64, b: u64) -> Vec<u64> {
+    (a..b).collect()
+}
+
+#[test]
+fn greedy_policies_keep_the_hardest_learnable_samples() {
+    for kind in [
+        // A first period of two epochs: every sample has two reports when the plan is made.
+        r#""kind": "ucb", "c": 0, "period": 2"#,
+        r#""kind": "epsilon_greedy", "explore": 0, "period": 2"#,
+        r#""kind": "el2n", "score_epochs": 2"#,
+        r#""kind": "grand", "score_epochs": 2"#,
+    ] {
+        // K = 50: the 50 hardest that are not unlearnable are ids 20..70.
+        let (kept, unlearnable) = kept_after(&format!(r#"{{{kind}, "prune": 0.5}}"#), 2);
+        assert_eq!(kept, range(20, 70), "{kind}");
+        assert_eq!(unlearnable, 0.0, "{kind}");
+        // The paper's rule: the 50 highest scores, the 20 mislabeled-looking first.
+        let (kept, unlearnable) = kept_after(
+            &format!(r#"{{{kind}, "prune": 0.5, "noise_guard": false}}"#),
+            2,
+        );
+        assert_eq!(kept, range(0, 50), "{kind}");
+        assert!(
+            (unlearnable - 20.0 / 50.0).abs() < 1e-12,
+            "{kind}: {unlearnable}"
+        );
+    }
+}
+
+#[test]
+fn a_sample_is_judged_after_two_reports() {
+    // After one epoch every sample has one report (ids 0..40 wrong at it): none is judged yet,
+    // so the guarded UCB keeps everything once more; the paper's rule prunes at once.
+    let (kept, _) = kept_after(r#"{"kind": "ucb", "c": 0, "prune": 0.5}"#, 1);
+    assert_eq!(kept, range(0, 100));
+    let (kept, _) = kept_after(
+        r#"{"kind": "ucb", "c": 0, "prune": 0.5, "noise_guard": false}"#,
+        1,
+    );
+    assert_eq!(kept, range(0, 50));
+    // After the second epoch (period 1: epoch 1 was the full one), ids 20..40 were right and
+    // only 0..20 look unlearnable.
+    let (kept, _) = kept_after(r#"{"kind": "ucb", "c": 0, "prune": 0.5}"#, 2);
+    assert_eq!(kept, range(20, 70));
+}
+
+#[test]
+fn static_policies_score_for_at_least_the_window() {
+    // One scoring epoch asked for, two used: at epoch 1 the subset is not fixed yet.
+    let (kept, _) = kept_after(r#"{"kind": "el2n", "score_epochs": 1, "prune": 0.5}"#, 1);
+    assert_eq!(kept, range(0, 100));
+    let (kept, _) = kept_after(r#"{"kind": "el2n", "score_epochs": 1, "prune": 0.5}"#, 2);
+    assert_eq!(kept, range(20, 70));
+}
+
+#[test]
+fn forgetting_ranks_never_correct_samples_lowest_not_highest() {
+    // Paper rule: never correct is +∞, kept first. Guarded: they are unlearnable-looking.
+    let (kept, _) = kept_after(
+        r#"{"kind": "forgetting", "score_epochs": 2, "prune": 0.8}"#,
+        2,
+    );
+    assert!(kept.iter().all(|&i| i >= 20), "{kept:?}");
+    let (kept, _) = kept_after(
+        r#"{"kind": "forgetting", "score_epochs": 2, "prune": 0.8, "noise_guard": false}"#,
+        2,
+    );
+    assert_eq!(kept, range(0, 20));
+}
+
+#[test]
+fn influence_removes_unlearnable_samples_first() {
+    let (kept, _) = kept_after(
+        r#"{"kind": "influence", "score_epochs": 2, "prune": 0.5}"#,
+        2,
+    );
+    assert_eq!(kept.len(), 50);
+    assert!(kept.iter().all(|&i| i >= 20), "{kept:?}");
+}
+
+#[test]
+fn policies_without_the_guard_report_nan() {
+    for policy in [
+        r#"{"kind": "random", "prune": 0.5}"#,
+        r#"{"kind": "infobatch", "epochs": 4}"#,
+    ] {
+        let (_, unlearnable) = kept_after(policy, 2);
+        assert!(unlearnable.is_nan(), "{policy}");
+    }
+    // A guarded policy before any correctness report: NaN too.
+    let p = planner(r#"{"kind": "ucb"}"#);
+    assert!(p.report().unlearnable_fraction.is_nan());
+}
+
+#[test]
+fn guard_window_zero_is_refused() {
+    let json = format!(
+        r#"{{"source": {{"kind": "index", "len": {N}}},
+            "policy": {{"kind": "ucb", "guard_window": 0}}}}"#
+    );
+    let err = match Config::from_json(&json) {
+        Err(e) => e.to_string(),
+        Ok(c) => Planner::new(&c, N).err().unwrap().to_string(),
+    };
+    assert!(err.contains("policy.guard_window"), "{err}");
+}
