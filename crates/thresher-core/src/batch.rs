@@ -8,6 +8,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::dtype::{Dtype, TensorView};
+use crate::error::{Error, Result};
 
 /// 64-byte aligned bytes: f32 views are always aligned, and SIMD loads never split lines.
 #[derive(Clone, Copy)]
@@ -22,12 +23,24 @@ pub(crate) struct AlignedBuf {
 
 impl AlignedBuf {
     /// Makes the buffer `len` bytes long, growing (never shrinking) its storage.
-    pub(crate) fn set_len(&mut self, len: usize) {
+    pub(crate) fn set_len(&mut self, len: usize) -> Result<()> {
         let need = len.div_ceil(64);
         if self.lines.len() < need {
+            // Sizes were checked against `max_batch_bytes` when the loader was made; the memory
+            // may still not be there (a limit lowered since, other allocations): refuse the batch
+            // instead of aborting the process.
+            self.lines
+                .try_reserve_exact(need - self.lines.len())
+                .map_err(|_| {
+                    Error::invalid(format!(
+                        "a batch buffer of {len} bytes cannot be allocated in this process; \
+                         lower `batch_size` or the output size"
+                    ))
+                })?;
             self.lines.resize(need, Line([0; 64]));
         }
         self.len = len;
+        Ok(())
     }
     pub(crate) fn as_bytes(&self) -> &[u8] {
         // SAFETY: `lines` holds at least `len` initialised bytes; Line is plain bytes.
@@ -61,27 +74,28 @@ pub(crate) struct TensorBuf {
 
 impl TensorBuf {
     /// Sets dtype and shape [b, ...sample] and sizes the bytes for them.
-    pub(crate) fn describe(&mut self, dtype: Dtype, b: usize, sample: &[usize]) {
+    pub(crate) fn describe(&mut self, dtype: Dtype, b: usize, sample: &[usize]) -> Result<()> {
         self.dtype = dtype;
         self.shape.clear();
         self.shape.push(b);
         self.shape.extend_from_slice(sample);
         self.present = true;
         self.bytes
-            .set_len(self.shape.iter().product::<usize>() * dtype.size());
+            .set_len(self.shape.iter().product::<usize>() * dtype.size())
     }
     /// Sets the batch dimension to `b` (samples were left out) and cuts the bytes to match.
     pub(crate) fn set_batch(&mut self, b: usize) {
         if let Some(first) = self.shape.first_mut() {
             *first = b;
             let n = self.shape.iter().product::<usize>() * self.dtype.size();
-            self.bytes.set_len(n);
+            // Never longer than the buffer `describe` sized, so this cannot fail.
+            let _ = self.bytes.set_len(n);
         }
     }
     pub(crate) fn clear(&mut self) {
         self.present = false;
         self.shape.clear();
-        self.bytes.set_len(0);
+        let _ = self.bytes.set_len(0);
     }
     fn view(&self) -> Option<TensorView<'_>> {
         self.present.then(|| TensorView {

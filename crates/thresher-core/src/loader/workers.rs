@@ -102,21 +102,21 @@ impl Shared {
         let has_labels = self.source.has_labels();
         match &self.path {
             DataPath::Image(t, targets) => {
-                buf.data.describe(t.dtype(), len, &t.out_shape());
+                buf.data.describe(t.dtype(), len, &t.out_shape())?;
                 match targets {
-                    Some(t) => buf.targets.describe(t.dtype, len, &t.shape),
+                    Some(t) => buf.targets.describe(t.dtype, len, &t.shape)?,
                     None => buf.targets.clear(),
                 }
                 buf.mask.clear();
             }
             DataPath::Tensors(spec) => {
-                buf.data.describe(spec.data.dtype, len, &spec.data.shape);
+                buf.data.describe(spec.data.dtype, len, &spec.data.shape)?;
                 match &spec.targets {
-                    Some(t) => buf.targets.describe(t.dtype, len, &t.shape),
+                    Some(t) => buf.targets.describe(t.dtype, len, &t.shape)?,
                     None => buf.targets.clear(),
                 }
                 match &spec.mask {
-                    Some(m) => buf.mask.describe(m.dtype, len, &m.shape),
+                    Some(m) => buf.mask.describe(m.dtype, len, &m.shape)?,
                     None => buf.mask.clear(),
                 }
             }
