@@ -189,13 +189,28 @@ pub unsafe extern "C" fn thresher_batch_data(
     b: *const thresher_batch,
     out: *mut thresher_tensor,
 ) -> thresher_status {
+    // SAFETY: the caller's pointers, as the header states.
+    unsafe {
+        write_tensor(b, out, |b| {
+            b.data().filter(|_| b.has_data()).ok_or_else(no_data)
+        })
+    }
+}
+
+/// The body of thresher_batch_data / _targets / _mask: checks the arguments, picks the tensor
+/// and writes its description to `*out` (untouched on failure).
+///
+/// # Safety
+/// `b` is NULL or a live batch handle; `out` is NULL or writable.
+unsafe fn write_tensor(
+    b: *const thresher_batch,
+    out: *mut thresher_tensor,
+    pick: impl FnOnce(&Batch) -> Result<TensorView<'_>, Error>,
+) -> thresher_status {
     guard(|| {
         let b = unsafe { batch_ref(b) }.ok_or_else(|| Error::invalid("batch is NULL"))?;
         let out = out_arg(out, "out")?;
-        if !b.has_data() {
-            return Err(no_data());
-        }
-        let t = b.data().ok_or_else(no_data)?;
+        let t = pick(b)?;
         unsafe { out.write(describe(t)) };
         Ok(thresher_status::THRESHER_OK)
     })
@@ -227,13 +242,8 @@ pub unsafe extern "C" fn thresher_batch_targets(
     b: *const thresher_batch,
     out: *mut thresher_tensor,
 ) -> thresher_status {
-    guard(|| {
-        let b = unsafe { batch_ref(b) }.ok_or_else(|| Error::invalid("batch is NULL"))?;
-        let out = out_arg(out, "out")?;
-        let t = b.targets().ok_or_else(|| missing("targets", b))?;
-        unsafe { out.write(describe(t)) };
-        Ok(thresher_status::THRESHER_OK)
-    })
+    // SAFETY: as above.
+    unsafe { write_tensor(b, out, |b| b.targets().ok_or_else(|| missing("targets", b))) }
 }
 
 /// Describes the batch's mask in `*out`: uint8 [B, block], 1 where the target at that position
@@ -246,13 +256,8 @@ pub unsafe extern "C" fn thresher_batch_mask(
     b: *const thresher_batch,
     out: *mut thresher_tensor,
 ) -> thresher_status {
-    guard(|| {
-        let b = unsafe { batch_ref(b) }.ok_or_else(|| Error::invalid("batch is NULL"))?;
-        let out = out_arg(out, "out")?;
-        let t = b.mask().ok_or_else(|| missing("mask", b))?;
-        unsafe { out.write(describe(t)) };
-        Ok(thresher_status::THRESHER_OK)
-    })
+    // SAFETY: as above.
+    unsafe { write_tensor(b, out, |b| b.mask().ok_or_else(|| missing("mask", b))) }
 }
 
 /// Releases the caller's handle. The batch's memory returns to the loader's pool (or is freed
