@@ -204,41 +204,12 @@ pub fn default_classes(config: &Value, task: Task) -> Result<i64> {
     }
 }
 
-/// Element type of a tensor in a batch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Elem {
-    U8,
-    I8,
-    U16,
-    I16,
-    U32,
-    I32,
-    I64,
-    F16,
-    BF16,
-    F32,
-    F64,
-}
+/// Element type of a tensor in a batch: the core's own.
+pub type Elem = Dtype;
 
-impl Elem {
-    fn from_dtype(d: Dtype) -> Elem {
-        match d {
-            Dtype::U8 => Elem::U8,
-            Dtype::I8 => Elem::I8,
-            Dtype::U16 => Elem::U16,
-            Dtype::I16 => Elem::I16,
-            Dtype::U32 => Elem::U32,
-            Dtype::I32 => Elem::I32,
-            Dtype::I64 => Elem::I64,
-            Dtype::F16 => Elem::F16,
-            Dtype::BF16 => Elem::BF16,
-            Dtype::F32 => Elem::F32,
-            Dtype::F64 => Elem::F64,
-        }
-    }
-    pub fn is_float(self) -> bool {
-        matches!(self, Elem::F16 | Elem::BF16 | Elem::F32 | Elem::F64)
-    }
+/// Whether the element type is a floating-point one (targets of regression, not classes).
+fn is_float(e: Elem) -> bool {
+    matches!(e, Elem::F16 | Elem::BF16 | Elem::F32 | Elem::F64)
 }
 
 /// A typed tensor of a batch, borrowed.
@@ -263,14 +234,14 @@ pub struct BatchView<'a> {
 pub fn view(batch: &Batch) -> BatchView<'_> {
     fn tv(t: thresher_core::TensorView<'_>) -> View<'_> {
         View {
-            elem: Elem::from_dtype(t.dtype),
+            elem: t.dtype,
             shape: t.shape.to_vec(),
             bytes: t.bytes,
         }
     }
     BatchView {
         data: View {
-            elem: Elem::from_dtype(batch.dtype()),
+            elem: batch.dtype(),
             shape: batch.shape().to_vec(),
             bytes: batch.data_bytes(),
         },
@@ -356,7 +327,7 @@ pub struct Problem {
 pub fn problem(b: &BatchView<'_>, config: Option<&Value>) -> Result<Problem> {
     let dims = &b.data.shape[1..];
     if let Some(t) = &b.targets {
-        if !t.elem.is_float() && !b.data.elem.is_float() && t.shape == b.data.shape {
+        if !is_float(t.elem) && !is_float(b.data.elem) && t.shape == b.data.shape {
             if dims.len() != 1 {
                 return Err(format!("token blocks must be [B, T], got {:?}", b.data.shape).into());
             }
@@ -373,7 +344,7 @@ pub fn problem(b: &BatchView<'_>, config: Option<&Value>) -> Result<Problem> {
     // regression or multi-label.
     let task = match (&b.targets, b.labels.is_empty()) {
         (_, false) => Task::Classes,
-        (Some(t), true) if t.elem.is_float() => Task::Values,
+        (Some(t), true) if is_float(t.elem) => Task::Values,
         (Some(t), true) => {
             return Err(format!(
                 "integer targets of shape {:?} that are neither class labels nor token blocks",
