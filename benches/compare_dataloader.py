@@ -4,7 +4,10 @@ Fashion-MNIST train (60,000 × 28×28 u8), normalised f32 NCHW (mean 0.286, std 
 batch 256, shuffled. PyTorch runs two ways, both with num_workers=2:
   - TensorDataset over the array normalised up front (the fastest PyTorch can be here),
   - a per-sample Dataset that normalises in __getitem__ (the common way).
-thresher runs through examples/throughput.rs with 1 and 2 workers.
+thresher runs through examples/throughput.rs with 1 and 2 workers, each in MEMCPY_ROUNDS rounds
+that alternate with the memory-bandwidth reference for the same bytes (a memcpy of
+samples x 3,136 bytes in batch-sized chunks into reused buffers, on as many threads as workers;
+exactly what it copies is in examples/throughput.rs): the loader's bytes/s as a fraction of it.
 
     .venv/bin/python benches/compare_dataloader.py [epochs] [--json PATH]
 
@@ -26,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "data", "fashion-mnist")
 MEAN, STD = 0.286, 0.353
+MEMCPY_ROUNDS = 5
 
 
 def read_idx(path):
@@ -78,15 +82,23 @@ def main():
 
     rows = []
     loads = {}
+    memcpy = {}
     # cargo run honours CARGO_TARGET_DIR, so `make bench` with its own target dir reuses its build.
     exe = subprocess.run(
-        ["cargo", "run", "--quiet", "--release", "--example", "throughput", "--", DATA, "1,2", str(epochs + 2)],
+        ["cargo", "run", "--quiet", "--release", "--example", "throughput", "--", DATA, "1,2", str(epochs + 2),
+         "--memcpy", str(MEMCPY_ROUNDS)],
         cwd=ROOT, check=True, capture_output=True, text=True,
     )
     for line in exe.stdout.splitlines():
         r = json.loads(line)
         rows.append((f"thresher, workers={r['workers']}", r["samples_per_s"]))
         loads[rows[-1][0]] = load()
+        memcpy[rows[-1][0]] = {
+            "threads": r["memcpy_threads"], "dest_buffers": r["memcpy_dest_buffers"],
+            "sample_bytes": r["sample_bytes"], "bytes_per_s": r["memcpy_bytes_per_s"],
+            "fraction": r["fraction_of_memcpy"], "rounds": r["rounds"],
+            "load": loads[rows[-1][0]],
+        }
 
     x = torch.from_numpy(images.astype(np.float32)).div_(255.0).sub_(MEAN).div_(STD).unsqueeze(1)
     tensor_ds = TensorDataset(x, torch.from_numpy(labels))
@@ -108,6 +120,10 @@ def main():
     print(f"\nthresher (2 workers) vs the fastest DataLoader: {thresher_2 / best_torch:.1f}x "
           f"(target >= 10x and >= 1M samples/s: "
           f"{'met' if thresher_2 / best_torch >= 10 and thresher_2 >= 1e6 else 'NOT met'})")
+    for name, m in memcpy.items():
+        print(f"{name}: {m['fraction']:.0%} of a {m['threads']}-thread memcpy of the same bytes "
+              f"({m['bytes_per_s'] / 1e9:.2f} GB/s; median of {len(m['rounds'])} alternating "
+              f"rounds; load {m['load']:.2f})")
     if json_out:
         with open(json_out, "w") as f:
             json.dump({
@@ -115,6 +131,7 @@ def main():
                 "cores": os.cpu_count(), "torch": torch.__version__, "epochs": epochs,
                 "rows": [{"loader": name, "samples_per_s": sps, "load": loads[name]}
                          for name, sps in rows],
+                "memcpy": memcpy,
             }, f, indent=2)
 
 
