@@ -17,6 +17,11 @@ use crate::source::{self, TensorOut};
 use crate::transform::{Dtype, Out, Workspace};
 use crate::util::panic_text;
 
+/// How many samples ahead of the one being filled a worker hints the source (`Source::prefetch`):
+/// enough to cover a memory access while one sample is transformed, few enough that the hinted
+/// lines are still in the cache when they are read.
+const PREFETCH_AHEAD: usize = 2;
+
 /// What a worker reuses from sample to sample: the source's read buffers and the transform's.
 #[derive(Default)]
 struct WorkerScratch {
@@ -121,7 +126,17 @@ impl Shared {
                 }
             }
         }
+        // The source is told a few samples ahead which it will read next (an in-memory source
+        // fetches them into the cache meanwhile: the plan's order is random, so the hardware
+        // cannot guess it).
+        for j in 0..PREFETCH_AHEAD.min(len) {
+            self.source.prefetch(plan.entry(k, j).0 as usize);
+        }
         for j in 0..len {
+            if j + PREFETCH_AHEAD < len {
+                self.source
+                    .prefetch(plan.entry(k, j + PREFETCH_AHEAD).0 as usize);
+            }
             let (id, weight, padding) = plan.entry(k, j);
             if self.shutdown.load(Ordering::Relaxed) {
                 return Err(Error::state("the loader is shutting down"));

@@ -4,6 +4,7 @@
 
 use super::{SampleView, Scratch, Source};
 use crate::error::{Error, Result};
+use crate::util::prefetch;
 
 pub struct MemorySource {
     /// N samples of `shape`, HWC, back to back.
@@ -78,6 +79,21 @@ impl Source for MemorySource {
     fn label(&self, id: usize) -> i64 {
         self.labels[id]
     }
+    fn prefetch(&self, id: usize) {
+        if id >= self.labels.len() {
+            return;
+        }
+        let per = self.sample_bytes();
+        let (start, end) = (id * per, (id + 1) * per);
+        let base = self.pixels.as_ptr();
+        // One hint per 64 bytes from the start, and the last byte: every cache line the sample
+        // touches, wherever it starts.
+        for at in (start..end).step_by(64) {
+            prefetch(base, at);
+        }
+        prefetch(base, end - 1);
+        prefetch(self.labels.as_ptr(), id);
+    }
 }
 
 #[cfg(test)]
@@ -95,6 +111,27 @@ mod tests {
         assert_eq!(s.label(1), 6);
         assert!(ArraySource::new(vec![0; 11], [2, 3, 1], vec![5, 6]).is_err());
         assert!(ArraySource::new(vec![], [0, 3, 1], vec![]).is_err());
+    }
+
+    #[test]
+    fn prefetch_is_a_hint_at_any_id() {
+        // 13-byte samples straddle cache lines at every offset; ids past the end are ignored.
+        let n = 50;
+        let s = MemorySource::new(
+            (0..13 * n).map(|v| v as u8).collect(),
+            [1, 13, 1],
+            vec![3; n],
+        )
+        .unwrap();
+        let mut scratch = Scratch::default();
+        for id in [0, 1, 4, n - 1, n, n + 7, usize::MAX / 13, usize::MAX] {
+            s.prefetch(id);
+        }
+        for id in 0..n {
+            s.prefetch(id);
+            let want: Vec<u8> = (13 * id..13 * (id + 1)).map(|v| v as u8).collect();
+            assert_eq!(s.read(id, &mut scratch).unwrap().pixels, &want[..]);
+        }
     }
 
     #[test]

@@ -150,6 +150,11 @@ pub trait Source: Send + Sync {
     fn location(&self, _id: usize) -> Option<String> {
         None
     }
+    /// A hint that sample `id` will be read soon (workers give it a few samples ahead along
+    /// the plan): a source holding its samples in memory has the CPU fetch the sample's bytes
+    /// and label into the cache, so the read does not wait on memory. It reads nothing and
+    /// changes no result; ids out of range are ignored. The default does nothing.
+    fn prefetch(&self, _id: usize) {}
 }
 
 /// The `source` config object: `{"kind": NAME, ...}`.
