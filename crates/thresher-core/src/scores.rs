@@ -114,7 +114,7 @@ pub struct ScoreBook {
 
 fn alloc<T: Clone>(on: bool, n: usize, value: T) -> Vec<T> {
     if on {
-        vec![value; n]
+        crate::util::huge::filled(n, value)
     } else {
         Vec::new()
     }
@@ -154,8 +154,9 @@ impl ScoreBook {
     }
 
     /// `with_options`, or `None` when N samples' arrays do not fit. Checked first with a
-    /// fallible reservation of their total size, freed at once: it takes only address space,
-    /// and the arrays themselves are then allocated as zeroed pages, untouched until used.
+    /// fallible reservation of their total size, freed at once: it takes only address space.
+    /// The arrays are then allocated and filled, large ones advised for huge pages first
+    /// (feedback touches them at random positions; see `util::huge`).
     pub fn try_with_options(
         n: usize,
         fields: ScoreFields,
@@ -170,9 +171,9 @@ impl ScoreBook {
             n,
             fields,
             momentum,
-            seen: vec![0; n],
-            last_epoch: vec![NEVER; n],
-            times_kept: vec![0; n],
+            seen: crate::util::huge::filled(n, 0),
+            last_epoch: crate::util::huge::filled(n, NEVER),
+            times_kept: crate::util::huge::filled(n, 0),
             loss_last: alloc(f(ScoreFields::LOSS_LAST), n, f32::NAN),
             loss_ema: alloc(f(ScoreFields::LOSS_EMA), n, 0.0),
             loss_var: alloc(f(ScoreFields::LOSS_EMA), n, 0.0),

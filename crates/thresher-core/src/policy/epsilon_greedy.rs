@@ -111,10 +111,10 @@ impl EpsilonGreedy {
             keep: None,
             n,
             cache: PeriodCache::default(),
-            unseen: Vec::with_capacity(n),
-            seen: Vec::with_capacity(n),
-            rest: Vec::with_capacity(n),
-            kept: Vec::with_capacity(n),
+            unseen: crate::util::huge::with_capacity(n),
+            seen: crate::util::huge::with_capacity(n),
+            rest: crate::util::huge::with_capacity(n),
+            kept: crate::util::huge::with_capacity(n),
         }
     }
 

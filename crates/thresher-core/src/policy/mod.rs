@@ -58,6 +58,18 @@ impl Selection {
         self.score_mean = f64::NAN;
         self.score_std = f64::NAN;
     }
+    /// Room for `n` ids and weights. An empty selection's buffers that are too small are
+    /// replaced by ones advised for huge pages: the plan shuffles them at random positions.
+    pub fn reserve(&mut self, n: usize) {
+        if self.ids.is_empty() && self.ids.capacity() < n {
+            self.ids = crate::util::huge::with_capacity(n);
+        }
+        if self.weights.is_empty() && self.weights.capacity() < n {
+            self.weights = crate::util::huge::with_capacity(n);
+        }
+        self.ids.reserve(n - self.ids.len().min(n));
+        self.weights.reserve(n - self.weights.len().min(n));
+    }
     pub fn push(&mut self, id: u64, weight: f32) {
         self.ids.push(id);
         self.weights.push(weight);
@@ -537,13 +549,14 @@ pub fn top_k_front(ids: &mut [u64], k: usize, score: impl Fn(u64) -> f32) {
         }
     };
     if ids.iter().all(|&id| id <= u32::MAX as u64) {
-        let mut packed: Vec<u64> = ids
-            .iter()
-            .map(|&id| ((!ascending_bits(key(id)) as u64) << 32) | id)
-            .collect();
-        packed.select_nth_unstable(k - 1);
-        for (slot, p) in ids.iter_mut().zip(&packed) {
-            *slot = p & 0xffff_ffff;
+        // Packed in place (no buffer of N keys to allocate and page-fault each epoch), then
+        // unpacked back to the ids.
+        for slot in ids.iter_mut() {
+            *slot |= (!ascending_bits(key(*slot)) as u64) << 32;
+        }
+        ids.select_nth_unstable(k - 1);
+        for slot in ids.iter_mut() {
+            *slot &= 0xffff_ffff;
         }
         return;
     }

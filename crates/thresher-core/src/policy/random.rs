@@ -56,7 +56,7 @@ impl Random {
         Random {
             config,
             keep: None,
-            scratch: Vec::with_capacity(n),
+            scratch: crate::util::huge::with_capacity(n),
         }
     }
 }

@@ -127,10 +127,10 @@ impl Ucb {
             keep: None,
             n,
             cache: PeriodCache::default(),
-            unseen: Vec::with_capacity(n),
-            seen: Vec::with_capacity(n),
-            score: Vec::with_capacity(n),
-            kept: Vec::with_capacity(n),
+            unseen: crate::util::huge::with_capacity(n),
+            seen: crate::util::huge::with_capacity(n),
+            score: crate::util::huge::with_capacity(n),
+            kept: crate::util::huge::with_capacity(n),
         }
     }
 
