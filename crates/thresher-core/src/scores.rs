@@ -112,8 +112,12 @@ pub struct ScoreBook {
     dup_scratch: Vec<u64>,
 }
 
-fn alloc<T: Clone>(on: bool, n: usize, value: T) -> Vec<T> {
-    if on {
+/// A field's array when the book holds it. Zero-filled arrays are allocated zeroed, their pages
+/// untouched until used; the others are written at once (see `util::huge` for the huge pages).
+fn alloc<T: Clone + Default + PartialEq>(on: bool, n: usize, value: T) -> Vec<T> {
+    if on && value == T::default() {
+        crate::util::huge::zeroed(n)
+    } else if on {
         crate::util::huge::filled(n, value)
     } else {
         Vec::new()
@@ -155,8 +159,9 @@ impl ScoreBook {
 
     /// `with_options`, or `None` when N samples' arrays do not fit. Checked first with a
     /// fallible reservation of their total size, freed at once: it takes only address space.
-    /// The arrays are then allocated and filled, large ones advised for huge pages first
-    /// (feedback touches them at random positions; see `util::huge`).
+    /// The zero-filled arrays are then allocated as zeroed pages, untouched until used, the
+    /// others written; large ones are advised for huge pages (feedback touches them at random
+    /// positions; see `util::huge`).
     pub fn try_with_options(
         n: usize,
         fields: ScoreFields,
@@ -171,9 +176,9 @@ impl ScoreBook {
             n,
             fields,
             momentum,
-            seen: crate::util::huge::filled(n, 0),
+            seen: crate::util::huge::zeroed(n),
             last_epoch: crate::util::huge::filled(n, NEVER),
-            times_kept: crate::util::huge::filled(n, 0),
+            times_kept: crate::util::huge::zeroed(n),
             loss_last: alloc(f(ScoreFields::LOSS_LAST), n, f32::NAN),
             loss_ema: alloc(f(ScoreFields::LOSS_EMA), n, 0.0),
             loss_var: alloc(f(ScoreFields::LOSS_EMA), n, 0.0),

@@ -24,6 +24,14 @@ pub(crate) fn filled<T: Clone>(n: usize, value: T) -> Vec<T> {
     v
 }
 
+/// `vec![T::default(); n]` for a numeric T (zero): allocated zeroed, so its pages stay
+/// untouched (and take no memory) until first written, then huge where the kernel can.
+pub(crate) fn zeroed<T: Clone + Default>(n: usize) -> Vec<T> {
+    let v = vec![T::default(); n];
+    advise(&v);
+    v
+}
+
 /// Advises the whole capacity of `v` for huge pages (the part of it that is page aligned).
 pub(crate) fn advise<T>(v: &Vec<T>) {
     let bytes = v.capacity().saturating_mul(std::mem::size_of::<T>());
@@ -58,6 +66,7 @@ mod tests {
         for n in [0, 1, 1000, (5 << 20) / 4 + 3] {
             assert_eq!(super::filled(n, 7u32), vec![7u32; n]);
         }
+        assert_eq!(super::zeroed::<f32>(3 << 20), vec![0.0f32; 3 << 20]);
         let v: Vec<u64> = super::with_capacity(1 << 20);
         assert!(v.is_empty() && v.capacity() >= 1 << 20);
     }
