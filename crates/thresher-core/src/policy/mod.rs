@@ -476,8 +476,10 @@ pub fn partition_judged(
 ) {
     unseen.clear();
     seen.clear();
-    for (id, judged) in judged_mask(scores, window).into_iter().enumerate() {
-        if judged {
+    // `judged_mask`'s test, without building the mask.
+    let need = window.max(1);
+    for (id, &count) in scores.seen().iter().enumerate() {
+        if count >= need {
             seen.push(id as u64);
         } else {
             unseen.push(id as u64);
