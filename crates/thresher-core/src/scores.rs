@@ -69,7 +69,7 @@ pub struct Feedback<'a> {
 const NEVER: u32 = u32::MAX;
 
 /// How many ids ahead `apply` prefetches.
-const PREFETCH_AHEAD: usize = 8;
+const PREFETCH_AHEAD: usize = 16;
 
 /// Per-sample running statistics.
 #[derive(Clone, Debug)]
