@@ -1,5 +1,5 @@
 //! Small helpers shared across the crate, each in one place: atomic file writes, opening only
-//! regular files, bounded reads of state files, the FNV digest, a prefetch hint, huge-page advice for large random-access buffers, and the text of a caught panic.
+//! regular files, bounded reads of state files, the FNV digest, a prefetch hint, and the text of a caught panic.
 
 mod atomic_write;
 mod fnv;
