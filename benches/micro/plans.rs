@@ -118,6 +118,7 @@ fn plan_once(
 ) -> ([f64; 5], usize) {
     let mut sel = std::mem::take(spare);
     sel.clear();
+    sel.reserve(book.len());
     let c0 = cpu_now();
     let t0 = Instant::now();
     policy.select(
@@ -163,6 +164,7 @@ fn plan_recycled(
 ) -> f64 {
     let mut sel = std::mem::take(spare);
     sel.clear();
+    sel.reserve(book.len());
     let t0 = Instant::now();
     policy.select(
         &PlanContext {

@@ -66,6 +66,32 @@ impl PlanOptions {
     }
 }
 
+/// `Rng::shuffle_pair(ids, weights)`, with the same draws and the same result, touching one
+/// array at the random positions instead of two: when every weight is the same (every policy
+/// but InfoBatch) only the ids move; otherwise, with ids below 2^32, each weight rides in the
+/// high half of its id's u64 for the shuffle and is unpacked after it (two sequential passes
+/// cost less than a second cache miss per swap on large plans).
+fn shuffle_ids_weights(rng: &mut Rng, ids: &mut [u64], weights: &mut [f32]) {
+    let uniform = weights.first().is_none_or(|&w0| {
+        let b = w0.to_bits();
+        weights.iter().all(|w| w.to_bits() == b)
+    });
+    if uniform && weights.len() == ids.len() {
+        rng.shuffle_pair(ids, &mut [] as &mut [f32]);
+    } else if weights.len() == ids.len() && ids.iter().all(|&id| id <= u32::MAX as u64) {
+        for (id, w) in ids.iter_mut().zip(weights.iter()) {
+            *id |= (w.to_bits() as u64) << 32;
+        }
+        rng.shuffle_pair(ids, &mut [] as &mut [f32]);
+        for (id, w) in ids.iter_mut().zip(weights.iter_mut()) {
+            *w = f32::from_bits((*id >> 32) as u32);
+            *id &= 0xffff_ffff;
+        }
+    } else {
+        rng.shuffle_pair(ids, weights);
+    }
+}
+
 impl Plan {
     /// Orders the selection (shuffled with (seed, epoch), or ascending by id) and lays it out
     /// for this rank from global position 0.
@@ -74,8 +100,11 @@ impl Plan {
         if opts.shuffle {
             // Fisher–Yates on both arrays with the same swaps (prefetching the positions it
             // will swap: the same draws and result as the plain loop, see `Rng::shuffle_pair`).
-            Rng::new(opts.seed, Stream::Shuffle, epoch, 0)
-                .shuffle_pair(&mut sel.ids, &mut sel.weights);
+            shuffle_ids_weights(
+                &mut Rng::new(opts.seed, Stream::Shuffle, epoch, 0),
+                &mut sel.ids,
+                &mut sel.weights,
+            );
         } else if !sel.ids.windows(2).all(|w| w[0] < w[1]) {
             let mut pairs: Vec<(u64, f32)> = sel.ids.iter().copied().zip(sel.weights).collect();
             pairs.sort_unstable_by_key(|p| p.0);
@@ -267,6 +296,39 @@ mod tests {
                 .iter()
                 .zip(&p.weights)
                 .all(|(&i, &w)| w == i as f32 * 0.5));
+        }
+    }
+
+    #[test]
+    fn every_shuffle_path_equals_shuffle_pair() {
+        // Uniform weights (ids alone move), varied weights packed beside ids below 2^32, and
+        // ids above 2^32 (both arrays swapped): each the same as `Rng::shuffle_pair`.
+        let big = u32::MAX as u64 + 5;
+        let cases: [(Vec<u64>, Vec<f32>); 4] = [
+            ((0..5000).collect(), vec![1.0; 5000]),
+            (
+                (0..5000).collect(),
+                (0..5000).map(|i| i as f32 * 0.25).collect(),
+            ),
+            (
+                (0..5000).collect(),
+                (0..5000)
+                    .map(|i| if i == 7 { f32::NAN } else { -0.0 })
+                    .collect(),
+            ),
+            (
+                (big..big + 5000).collect(),
+                (0..5000).map(|i| i as f32).collect(),
+            ),
+        ];
+        for (ids, weights) in cases {
+            let (mut a, mut b) = (ids.clone(), weights.clone());
+            Rng::new(9, Stream::Shuffle, 2, 0).shuffle_pair(&mut a, &mut b);
+            let (mut c, mut d) = (ids, weights);
+            shuffle_ids_weights(&mut Rng::new(9, Stream::Shuffle, 2, 0), &mut c, &mut d);
+            assert_eq!(a, c);
+            let bits = |v: &[f32]| v.iter().map(|w| w.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&b), bits(&d));
         }
     }
 

@@ -69,7 +69,7 @@ pub struct Feedback<'a> {
 const NEVER: u32 = u32::MAX;
 
 /// How many ids ahead `apply` prefetches.
-const PREFETCH_AHEAD: usize = 8;
+const PREFETCH_AHEAD: usize = 16;
 
 /// Per-sample running statistics.
 #[derive(Clone, Debug)]
@@ -112,9 +112,13 @@ pub struct ScoreBook {
     dup_scratch: Vec<u64>,
 }
 
-fn alloc<T: Clone>(on: bool, n: usize, value: T) -> Vec<T> {
-    if on {
-        vec![value; n]
+/// A field's array when the book holds it. Zero-filled arrays are allocated zeroed, their pages
+/// untouched until used; the others are written at once (see `util::huge` for the huge pages).
+fn alloc<T: Clone + Default + PartialEq>(on: bool, n: usize, value: T) -> Vec<T> {
+    if on && value == T::default() {
+        crate::util::huge::zeroed(n)
+    } else if on {
+        crate::util::huge::filled(n, value)
     } else {
         Vec::new()
     }
@@ -154,8 +158,10 @@ impl ScoreBook {
     }
 
     /// `with_options`, or `None` when N samples' arrays do not fit. Checked first with a
-    /// fallible reservation of their total size, freed at once: it takes only address space,
-    /// and the arrays themselves are then allocated as zeroed pages, untouched until used.
+    /// fallible reservation of their total size, freed at once: it takes only address space.
+    /// The zero-filled arrays are then allocated as zeroed pages, untouched until used, the
+    /// others written; large ones are advised for huge pages (feedback touches them at random
+    /// positions; see `util::huge`).
     pub fn try_with_options(
         n: usize,
         fields: ScoreFields,
@@ -170,9 +176,9 @@ impl ScoreBook {
             n,
             fields,
             momentum,
-            seen: vec![0; n],
-            last_epoch: vec![NEVER; n],
-            times_kept: vec![0; n],
+            seen: crate::util::huge::zeroed(n),
+            last_epoch: crate::util::huge::filled(n, NEVER),
+            times_kept: crate::util::huge::zeroed(n),
             loss_last: alloc(f(ScoreFields::LOSS_LAST), n, f32::NAN),
             loss_ema: alloc(f(ScoreFields::LOSS_EMA), n, 0.0),
             loss_var: alloc(f(ScoreFields::LOSS_EMA), n, 0.0),
@@ -293,7 +299,14 @@ impl ScoreBook {
 
     /// Records that the plan of an epoch kept these ids.
     pub fn mark_kept(&mut self, ids: &[u64]) {
-        for &id in ids {
+        // Some policies keep ids in random order (random's draw): prefetched a few ids ahead,
+        // as in `apply`, so those misses overlap.
+        const AHEAD: usize = 16;
+        let base = self.times_kept.as_ptr();
+        for (i, &id) in ids.iter().enumerate() {
+            if let Some(&ahead) = ids.get(i + AHEAD) {
+                crate::util::prefetch(base, ahead as usize);
+            }
             self.times_kept[id as usize] += 1;
         }
     }

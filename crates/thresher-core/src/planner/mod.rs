@@ -518,6 +518,7 @@ impl Planner {
             }
         }
         self.selection.clear();
+        self.selection.reserve(self.scores.len());
         let ctx = PlanContext {
             epoch,
             seed: self.options.seed,

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::period_cache::PeriodCache;
 use super::{
     check_momentum, check_period, check_prune, default_momentum, extend_where, judged_mask,
-    looks_unlearnable, mean_std, partition_judged, seen_budget, top_k_front, PlanContext, Policy,
+    looks_unlearnable, mark_top_k, mean_std, partition_judged, seen_budget, PlanContext, Policy,
     Selection,
 };
 use crate::error::{Error, Result};
@@ -92,6 +92,8 @@ pub struct EpsilonGreedy {
     seen: Vec<u64>,
     rest: Vec<u64>,
     kept: Vec<bool>,
+    /// The keys `mark_top_k` selects among.
+    band: Vec<u64>,
 }
 
 impl EpsilonGreedy {
@@ -111,10 +113,11 @@ impl EpsilonGreedy {
             keep: None,
             n,
             cache: PeriodCache::default(),
-            unseen: Vec::with_capacity(n),
-            seen: Vec::with_capacity(n),
-            rest: Vec::with_capacity(n),
-            kept: Vec::with_capacity(n),
+            unseen: crate::util::huge::with_capacity(n),
+            seen: crate::util::huge::with_capacity(n),
+            rest: crate::util::huge::with_capacity(n),
+            kept: crate::util::huge::with_capacity(n),
+            band: Vec::new(),
         }
     }
 
@@ -133,15 +136,18 @@ impl EpsilonGreedy {
         // The noise guard: samples that look unlearnable rank below every other seen sample
         // in the greedy share (they stay in the explore pool).
         let guard = self.config.noise_guard.then_some(self.config.guard_window);
-        top_k_front(&mut self.seen, top, |id| match guard {
-            Some(w) if looks_unlearnable(book, id as usize, w) => f32::NEG_INFINITY,
-            _ => ema[id as usize],
-        });
         self.kept.clear();
         self.kept.resize(n, false);
-        for &id in &self.seen[..top] {
-            self.kept[id as usize] = true;
-        }
+        mark_top_k(
+            &self.seen,
+            top,
+            |id| match guard {
+                Some(w) if looks_unlearnable(book, id as usize, w) => f32::NEG_INFINITY,
+                _ => ema[id as usize],
+            },
+            &mut self.kept,
+            &mut self.band,
+        );
         // The explore pool in id order, so the draw is a function of the set alone.
         self.rest.clear();
         let kept = &self.kept;

@@ -93,8 +93,8 @@ impl InfoBatch {
             config,
             keep: None,
             n,
-            below: Vec::with_capacity(n),
-            class: Vec::with_capacity(n),
+            below: crate::util::huge::with_capacity(n),
+            class: crate::util::huge::with_capacity(n),
         }
     }
 

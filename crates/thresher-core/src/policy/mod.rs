@@ -58,6 +58,18 @@ impl Selection {
         self.score_mean = f64::NAN;
         self.score_std = f64::NAN;
     }
+    /// Room for `n` ids and weights. An empty selection's buffers that are too small are
+    /// replaced by ones advised for huge pages: the plan shuffles them at random positions.
+    pub fn reserve(&mut self, n: usize) {
+        if self.ids.is_empty() && self.ids.capacity() < n {
+            self.ids = crate::util::huge::with_capacity(n);
+        }
+        if self.weights.is_empty() && self.weights.capacity() < n {
+            self.weights = crate::util::huge::with_capacity(n);
+        }
+        self.ids.reserve(n - self.ids.len().min(n));
+        self.weights.reserve(n - self.weights.len().min(n));
+    }
     pub fn push(&mut self, id: u64, weight: f32) {
         self.ids.push(id);
         self.weights.push(weight);
@@ -464,8 +476,10 @@ pub fn partition_judged(
 ) {
     unseen.clear();
     seen.clear();
-    for (id, judged) in judged_mask(scores, window).into_iter().enumerate() {
-        if judged {
+    // `judged_mask`'s test, without building the mask.
+    let need = window.max(1);
+    for (id, &count) in scores.seen().iter().enumerate() {
+        if count >= need {
             seen.push(id as u64);
         } else {
             unseen.push(id as u64);
@@ -537,17 +551,106 @@ pub fn top_k_front(ids: &mut [u64], k: usize, score: impl Fn(u64) -> f32) {
         }
     };
     if ids.iter().all(|&id| id <= u32::MAX as u64) {
-        let mut packed: Vec<u64> = ids
-            .iter()
-            .map(|&id| ((!ascending_bits(key(id)) as u64) << 32) | id)
-            .collect();
-        packed.select_nth_unstable(k - 1);
-        for (slot, p) in ids.iter_mut().zip(&packed) {
-            *slot = p & 0xffff_ffff;
+        // Packed in place (no buffer of N keys to allocate and page-fault each epoch), then
+        // unpacked back to the ids.
+        for slot in ids.iter_mut() {
+            *slot |= (!ascending_bits(key(*slot)) as u64) << 32;
+        }
+        ids.select_nth_unstable(k - 1);
+        for slot in ids.iter_mut() {
+            *slot &= 0xffff_ffff;
         }
         return;
     }
     ids.select_nth_unstable_by(k - 1, |&a, &b| key(b).total_cmp(&key(a)).then(a.cmp(&b)));
+}
+
+/// Sets `mark[id]` for the `k` ids of `ids` that `top_k_front` would move to the front (highest
+/// `score`, ties by the smaller id, NaN lowest), without moving `ids`. Every `mark[id]` of `ids`
+/// must be false on entry; `band` is scratch.
+///
+/// Rather than selecting over every id, a sample of the packed keys (strided, so deterministic)
+/// brackets the k-th key; one pass then marks the ids certainly above the bracket and gathers
+/// those inside it, and only that band (a few % of the ids) goes through `select_nth_unstable`.
+/// Keys are unique (they hold the id), so the marked set is the same whatever the bracket; when
+/// the sample misjudges it (the count does not fall inside), the marks are undone and every key
+/// is selected, as `top_k_front` does.
+pub fn mark_top_k(
+    ids: &[u64],
+    k: usize,
+    score: impl Fn(u64) -> f32,
+    mark: &mut [bool],
+    band: &mut Vec<u64>,
+) {
+    let m = ids.len();
+    let k = k.min(m);
+    if k == 0 {
+        return;
+    }
+    if k == m {
+        ids.iter().for_each(|&id| mark[id as usize] = true);
+        return;
+    }
+    if !ids.iter().all(|&id| id <= u32::MAX as u64) {
+        band.clear();
+        band.extend_from_slice(ids);
+        top_k_front(band, k, score);
+        band[..k].iter().for_each(|&id| mark[id as usize] = true);
+        return;
+    }
+    let packed = |id: u64| {
+        let s = score(id);
+        let s = if s.is_nan() { f32::NEG_INFINITY } else { s };
+        ((!ascending_bits(s) as u64) << 32) | id
+    };
+    const SAMPLE: usize = 1 << 14;
+    if m >= 4 * SAMPLE {
+        let mut sample: Vec<u64> = (0..SAMPLE).map(|j| packed(ids[j * m / SAMPLE])).collect();
+        sample.sort_unstable();
+        // k-th of m falls near rank k·S/m of the sample; ±4 standard deviations of that rank.
+        let r = (k as f64 / m as f64 * SAMPLE as f64) as usize;
+        let margin = 4 * (SAMPLE as f64 * 0.25).sqrt() as usize + 16;
+        let lo = match r.checked_sub(margin) {
+            Some(i) => sample[i],
+            None => 0,
+        };
+        let hi = sample.get(r + margin).copied().unwrap_or(u64::MAX);
+        band.clear();
+        band.reserve(m);
+        let spare = &mut band.spare_capacity_mut()[..m];
+        let (mut below, mut inside) = (0usize, 0usize);
+        for &id in ids {
+            let key = packed(id);
+            let is_below = key < lo;
+            // Marks and appends without branching on the key (a coin flip near the bracket).
+            mark[id as usize] |= is_below;
+            spare[inside].write(key);
+            inside += usize::from(!is_below & (key <= hi));
+            below += usize::from(is_below);
+        }
+        // SAFETY: the first `inside` slots were written above (each append writes its slot
+        // before `inside` passes it) and the capacity holds m ≥ inside.
+        unsafe { band.set_len(inside) };
+        if below <= k && below + inside >= k {
+            let need = k - below;
+            if need > 0 {
+                if need < inside {
+                    band.select_nth_unstable(need - 1);
+                }
+                band[..need]
+                    .iter()
+                    .for_each(|&p| mark[(p & 0xffff_ffff) as usize] = true);
+            }
+            return;
+        }
+        ids.iter().for_each(|&id| mark[id as usize] = false);
+    }
+    band.clear();
+    band.extend(ids.iter().map(|&id| packed(id)));
+    band.select_nth_unstable(k - 1);
+    band[..k]
+        .iter()
+        .for_each(|&p| mark[(p & 0xffff_ffff) as usize] = true);
 }
 
 /// The bits of `x` as a u32 whose unsigned order is `f32::total_cmp`'s order.
@@ -684,6 +787,52 @@ mod tests {
             let mut every = ids.clone();
             every.sort_unstable();
             assert_eq!(every, (0..500).collect::<Vec<u64>>());
+        }
+    }
+
+    #[test]
+    fn mark_top_k_marks_the_set_top_k_front_moves() {
+        // Large enough for the sampled bracket (and small ones for the plain path), with ties,
+        // NaN and a skew; ids in scrambled order, some ids absent.
+        let n = 200_000usize;
+        let scores: Vec<f32> = (0..n)
+            .map(|i| match i % 97 {
+                0 => f32::NAN,
+                1..=9 => 2.5,
+                _ => ((i * 7919) % 10_007) as f32 * if i % 5 == 0 { 0.001 } else { 1.0 },
+            })
+            .collect();
+        let score = |i: u64| scores[i as usize];
+        for m in [0usize, 1, 10, 5000, 150_000] {
+            let ids: Vec<u64> = (0..m as u64).map(|i| (i * 131_071) % n as u64).collect();
+            for k in [0, 1, m / 3, m.saturating_sub(1), m] {
+                let k = k.min(m);
+                let mut front = ids.clone();
+                top_k_front(&mut front, k, score);
+                let mut want = vec![false; n];
+                front[..k].iter().for_each(|&id| want[id as usize] = true);
+                let mut got = vec![false; n];
+                let mut band = Vec::new();
+                mark_top_k(&ids, k, score, &mut got, &mut band);
+                assert!(got == want, "m = {m}, k = {k}");
+            }
+        }
+        // A bracket the sample misjudges (the sampled positions all score high, the rest
+        // low): undone, and the plain selection gives the same set.
+        let m = 100_000usize;
+        let mut odd: Vec<f32> = (0..m).map(|i| (i % 13) as f32).collect();
+        for j in 0..1 << 14 {
+            odd[j * m / (1 << 14)] = 100.0;
+        }
+        let ids: Vec<u64> = (0..m as u64).collect();
+        for k in [10, 5000, 50_000] {
+            let mut front = ids.clone();
+            top_k_front(&mut front, k, |i| odd[i as usize]);
+            let mut want = vec![false; m];
+            front[..k].iter().for_each(|&id| want[id as usize] = true);
+            let mut got = vec![false; m];
+            mark_top_k(&ids, k, |i| odd[i as usize], &mut got, &mut Vec::new());
+            assert!(got == want, "k = {k}");
         }
     }
 

@@ -47,17 +47,11 @@ pub struct Random {
     config: RandomConfig,
     /// The epoch's count under a `budget`.
     keep: Option<usize>,
-    /// 0..N, permuted in place by each draw: no allocation after the first epoch.
-    scratch: Vec<u64>,
 }
 
 impl Random {
-    pub fn new(config: RandomConfig, n: usize) -> Self {
-        Random {
-            config,
-            keep: None,
-            scratch: Vec::with_capacity(n),
-        }
+    pub fn new(config: RandomConfig, _n: usize) -> Self {
+        Random { config, keep: None }
     }
 }
 
@@ -78,10 +72,12 @@ impl Policy for Random {
             .min(n);
         // Reset to the identity so the draw depends only on (seed, period index), not on the
         // previous epoch's permutation.
-        self.scratch.clear();
-        self.scratch.extend(0..n as u64);
+        // Drawn in place in the selection's own buffer (no scratch array to copy from).
+        let start = out.ids.len();
+        out.ids.extend(0..n as u64);
         let draw = ctx.epoch / self.config.period;
-        Rng::new(ctx.seed, Stream::Select, draw, 0).choose_front(&mut self.scratch, k);
+        Rng::new(ctx.seed, Stream::Select, draw, 0).choose_front(&mut out.ids[start..], k);
+        out.ids.truncate(start + k);
         let weight = if self.config.rescale && self.keep.is_some() {
             // 1/(1 − p) with the epoch's own fraction p = 1 − K/N.
             (n as f64 / k.max(1) as f64) as f32
@@ -90,8 +86,7 @@ impl Policy for Random {
         } else {
             1.0
         };
-        out.ids.extend_from_slice(&self.scratch[..k]);
-        out.weights.resize(k, weight);
+        out.weights.resize(start + k, weight);
     }
 }
 

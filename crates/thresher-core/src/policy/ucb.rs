@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::period_cache::PeriodCache;
 use super::{
     check_momentum, check_period, check_prune, default_momentum, extend_where, judged_mask,
-    looks_unlearnable, mean_std, partition_judged, seen_budget, top_k_front, PlanContext, Policy,
+    looks_unlearnable, mark_top_k, mean_std, partition_judged, seen_budget, PlanContext, Policy,
     Selection,
 };
 use crate::error::{Error, Result};
@@ -108,6 +108,8 @@ pub struct Ucb {
     /// comparison.
     score: Vec<f32>,
     kept: Vec<bool>,
+    /// The keys `mark_top_k` selects among.
+    band: Vec<u64>,
 }
 
 impl Ucb {
@@ -127,10 +129,11 @@ impl Ucb {
             keep: None,
             n,
             cache: PeriodCache::default(),
-            unseen: Vec::with_capacity(n),
-            seen: Vec::with_capacity(n),
-            score: Vec::with_capacity(n),
-            kept: Vec::with_capacity(n),
+            unseen: crate::util::huge::with_capacity(n),
+            seen: crate::util::huge::with_capacity(n),
+            score: crate::util::huge::with_capacity(n),
+            kept: crate::util::huge::with_capacity(n),
+            band: Vec::new(),
         }
     }
 
@@ -158,15 +161,18 @@ impl Ucb {
         let score = &self.score;
         // The noise guard: samples that look unlearnable rank below every other seen sample.
         let guard = self.config.noise_guard.then_some(self.config.guard_window);
-        top_k_front(&mut self.seen, k, |id| match guard {
-            Some(w) if looks_unlearnable(book, id as usize, w) => f32::NEG_INFINITY,
-            _ => score[id as usize],
-        });
         self.kept.clear();
         self.kept.resize(n, false);
-        for &id in &self.seen[..k] {
-            self.kept[id as usize] = true;
-        }
+        mark_top_k(
+            &self.seen,
+            k,
+            |id| match guard {
+                Some(w) if looks_unlearnable(book, id as usize, w) => f32::NEG_INFINITY,
+                _ => score[id as usize],
+            },
+            &mut self.kept,
+            &mut self.band,
+        );
         self.cache.ids.clear();
         let kept = &self.kept;
         let judged = judged_mask(book, window);

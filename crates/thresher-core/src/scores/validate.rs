@@ -28,6 +28,11 @@ impl ScoreBook {
                 )));
             }
         }
+        // `apply` prefetches each id a few ids ahead of its update; the first few have nobody
+        // ahead of them, so they are prefetched here and load while the checks below run.
+        for &id in fb.ids.iter().take(super::PREFETCH_AHEAD) {
+            self.prefetch(id as usize);
+        }
         let finite = |name: &str, values: &[f32], nonneg: bool| {
             for (i, &v) in values.iter().enumerate() {
                 if !v.is_finite() || (nonneg && v < 0.0) {

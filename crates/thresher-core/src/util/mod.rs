@@ -3,6 +3,7 @@
 
 mod atomic_write;
 mod fnv;
+pub(crate) mod huge;
 mod open_regular;
 mod panic;
 mod prefetch;

@@ -136,7 +136,7 @@ impl<S: StaticScore> StaticWindow<S> {
             score_epochs: config.effective_score_epochs(),
             guard: config.noise_guard.then_some(config.guard_window),
             n,
-            scratch: Vec::with_capacity(n),
+            scratch: crate::util::huge::with_capacity(n),
             kept: None,
             score: PhantomData,
         }

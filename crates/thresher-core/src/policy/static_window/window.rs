@@ -18,33 +18,14 @@ use crate::policy::{ascending_bits, extend_where, seen_budget};
 /// offset = max(0, |seen| − K_seen − round(drop_hardest·N)).
 pub fn static_window(scores: &[f32], prune: f64, drop_hardest: f64) -> Vec<u64> {
     let n = scores.len();
+    if n <= u32::MAX as usize {
+        return packed_window(scores, prune, drop_hardest);
+    }
     let mut seen: Vec<u64> = (0..n as u64)
         .filter(|&id| !scores[id as usize].is_nan())
         .collect();
-    let unseen = n - seen.len();
-    let k = seen_budget(n, prune, unseen).min(seen.len());
-    let drop = (drop_hardest * n as f64).round().max(0.0) as usize;
-    let offset = (seen.len() - k).saturating_sub(drop);
-    // Two selections instead of a sort: O(N), and the order inside the window is irrelevant.
-    // The ranking (score ascending, ties by id) is packed into one u64 per id, so the
-    // selections compare integers in one sequential array rather than looking scores up by id
-    // at random (see `top_k_front`); beyond u32 ids, the comparison on the ids themselves.
-    if k > 0 && n <= u32::MAX as usize {
-        let mut packed: Vec<u64> = seen
-            .iter()
-            .map(|&id| ((ascending_bits(scores[id as usize]) as u64) << 32) | id)
-            .collect();
-        if offset > 0 {
-            packed.select_nth_unstable(offset);
-        }
-        let rest = &mut packed[offset..];
-        if k < rest.len() {
-            rest.select_nth_unstable(k);
-        }
-        for (slot, p) in seen.iter_mut().zip(&packed) {
-            *slot = p & 0xffff_ffff;
-        }
-    } else if k > 0 {
+    let (k, offset) = window_bounds(n, seen.len(), prune, drop_hardest);
+    if k > 0 {
         let cmp = |a: &u64, b: &u64| {
             scores[*a as usize]
                 .total_cmp(&scores[*b as usize])
@@ -58,13 +39,57 @@ pub fn static_window(scores: &[f32], prune: f64, drop_hardest: f64) -> Vec<u64> 
             rest.select_nth_unstable_by(k, cmp);
         }
     }
-    // The never-seen and the window, ascending: marked, then collected in one pass over the
-    // ids (O(N); sorting the window cost more than the selections on large N).
+    collect_kept(scores, seen[offset..offset + k].iter().copied())
+}
+
+/// (K_seen, offset) of the window for `seen` seen samples out of `n`.
+fn window_bounds(n: usize, seen: usize, prune: f64, drop_hardest: f64) -> (usize, usize) {
+    let k = seen_budget(n, prune, n - seen).min(seen);
+    let drop = (drop_hardest * n as f64).round().max(0.0) as usize;
+    (k, (seen - k).saturating_sub(drop))
+}
+
+/// `static_window` for ids below 2^32. Two selections instead of a sort: O(N), and the order
+/// inside the window is irrelevant. The ranking (score ascending, ties by id) is packed into one
+/// u64 per seen id, built straight from the scores in one pass (no list of seen ids first), so
+/// the selections compare integers in one sequential array rather than looking scores up by id
+/// at random (see `top_k_front`).
+fn packed_window(scores: &[f32], prune: f64, drop_hardest: f64) -> Vec<u64> {
+    let n = scores.len();
+    let mut packed: Vec<u64> = crate::util::huge::with_capacity(n);
+    packed.extend(
+        scores
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.is_nan())
+            .map(|(id, &s)| ((ascending_bits(s) as u64) << 32) | id as u64),
+    );
+    let (k, offset) = window_bounds(n, packed.len(), prune, drop_hardest);
+    if k > 0 {
+        if offset > 0 {
+            packed.select_nth_unstable(offset);
+        }
+        let rest = &mut packed[offset..];
+        if k < rest.len() {
+            rest.select_nth_unstable(k);
+        }
+    }
+    collect_kept(
+        scores,
+        packed[offset..offset + k].iter().map(|p| p & 0xffff_ffff),
+    )
+}
+
+/// The never-seen and the window, ascending: marked, then collected in one pass over the ids
+/// (O(N); sorting the window cost more than the selections on large N).
+fn collect_kept(scores: &[f32], window: impl Iterator<Item = u64>) -> Vec<u64> {
+    let n = scores.len();
     let mut in_window = vec![false; n];
-    for &id in &seen[offset..offset + k] {
+    for id in window {
         in_window[id as usize] = true;
     }
-    let mut kept = Vec::with_capacity(n - seen.len() + k);
+    // `extend_where` reserves room for every id.
+    let mut kept = Vec::new();
     extend_where(&mut kept, n, |id| in_window[id] | scores[id].is_nan());
     kept
 }
