@@ -75,13 +75,31 @@ pub(crate) fn overhead(args: &Args) -> Value {
 const BOUNDARY_POLICIES: &[(&str, &str)] = &[
     ("full", r#"{"kind": "full"}"#),
     ("random", r#"{"kind": "random", "prune": 0.5}"#),
-    ("epsilon_greedy", r#"{"kind": "epsilon_greedy", "prune": 0.5}"#),
+    (
+        "epsilon_greedy",
+        r#"{"kind": "epsilon_greedy", "prune": 0.5}"#,
+    ),
     ("ucb", r#"{"kind": "ucb", "prune": 0.5}"#),
-    ("infobatch", r#"{"kind": "infobatch", "prune": 0.5, "epochs": 100}"#),
-    ("el2n", r#"{"kind": "el2n", "prune": 0.5, "score_epochs": 2}"#),
-    ("grand", r#"{"kind": "grand", "prune": 0.5, "score_epochs": 2}"#),
-    ("forgetting", r#"{"kind": "forgetting", "prune": 0.5, "score_epochs": 2}"#),
-    ("influence", r#"{"kind": "influence", "prune": 0.5, "score_epochs": 2}"#),
+    (
+        "infobatch",
+        r#"{"kind": "infobatch", "prune": 0.5, "epochs": 100}"#,
+    ),
+    (
+        "el2n",
+        r#"{"kind": "el2n", "prune": 0.5, "score_epochs": 2}"#,
+    ),
+    (
+        "grand",
+        r#"{"kind": "grand", "prune": 0.5, "score_epochs": 2}"#,
+    ),
+    (
+        "forgetting",
+        r#"{"kind": "forgetting", "prune": 0.5, "score_epochs": 2}"#,
+    ),
+    (
+        "influence",
+        r#"{"kind": "influence", "prune": 0.5, "score_epochs": 2}"#,
+    ),
 ];
 
 /// Embedding length fed to `influence` (a last-layer gradient of a small head).
@@ -142,7 +160,9 @@ pub(crate) fn boundary(args: &Args) -> Value {
             let mut emb = vec![0f32; BATCH * EMBED];
             let mut prev_last = None;
             for epoch in 0..=epochs as u64 {
-                let batches = loader.epoch_info().batches as usize;
+                // Known once the epoch's first batch is out (asking before it would make the
+                // plan without `plan_ahead`, outside the calls timed).
+                let mut batches = usize::MAX;
                 let mut first = None;
                 let mut last_call = 0.0;
                 let mut last = Instant::now();
@@ -159,6 +179,7 @@ pub(crate) fn boundary(args: &Args) -> Value {
                     };
                     if first.is_none() {
                         first = Some(call);
+                        batches = loader.epoch_info().batches as usize;
                     } else if k >= 4 && k + 1 < batches {
                         // Steady state: the interval between deliveries (the trainer's step
                         // included), past the refill, and the time inside `next`.
