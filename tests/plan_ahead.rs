@@ -266,3 +266,74 @@ fn plan_ahead_must_match_to_resume() {
         "{e}"
     );
 }
+
+/// A source whose sample 13 cannot be read.
+struct Broken13(Arc<dyn Source>);
+impl Source for Broken13 {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn sample_shape(&self) -> Option<[usize; 3]> {
+        self.0.sample_shape()
+    }
+    fn read<'a>(
+        &'a self,
+        id: usize,
+        s: &'a mut thresher_core::source::Scratch,
+    ) -> thresher_core::Result<thresher_core::source::SampleView<'a>> {
+        match id {
+            13 => Err(thresher_core::Error::format("/data/13.png: bad magic")),
+            _ => self.0.read(id, s),
+        }
+    }
+    fn label(&self, id: usize) -> i64 {
+        self.0.label(id)
+    }
+}
+
+/// Under `on_error: "skip"`, a sample skipped while the workers fill the next epoch early (its
+/// batch is among the first) counts in that epoch's report, not in the one still ending.
+#[test]
+fn skips_met_while_filling_ahead_count_in_their_own_epoch() {
+    let c = Config::from_json(
+        r#"{"batch_size": 10, "shuffle": false, "workers": 2, "prefetch": 4,
+            "on_error": "skip"}"#,
+    )
+    .unwrap();
+    let l = Loader::with_source(c, Arc::new(Broken13(source()))).unwrap();
+    for epoch in 0..3 {
+        let mut batches = 0;
+        while let Some(b) = l.next().unwrap() {
+            assert_eq!(b.epoch(), epoch);
+            batches += 1;
+            if batches == N / 10 {
+                // The workers now fill the next epoch, whose batch 1 holds sample 13: give
+                // them time to meet it before this epoch's end is reported (the counts below
+                // hold either way).
+                std::thread::sleep(std::time::Duration::from_millis(30));
+            }
+        }
+        let r = l.report();
+        assert_eq!((r.epoch, r.skipped), (epoch, 1), "epoch {epoch}");
+        let skipped = l.skipped_samples();
+        assert_eq!(skipped.len(), 1);
+        assert_eq!((skipped[0].epoch, skipped[0].id), (epoch, 13));
+    }
+}
+
+/// Dropping the loader while its workers fill the next epoch early returns promptly.
+#[test]
+fn drop_during_the_overlap_is_prompt() {
+    let l = Loader::with_source(
+        Config::from_json(r#"{"batch_size": 10, "workers": 3, "prefetch": 8}"#).unwrap(),
+        source(),
+    )
+    .unwrap();
+    let batches = l.epoch_info().batches as usize;
+    for _ in 0..batches {
+        drop(l.next().unwrap().unwrap());
+    }
+    let start = std::time::Instant::now();
+    drop(l);
+    assert!(start.elapsed() < std::time::Duration::from_secs(1));
+}
