@@ -44,7 +44,10 @@ fn feed(l: &Loader, ids: &[u64], epoch: u64) {
         .map(|&i| ((i * 7 + epoch * 13) % 17) as f32 * 0.25)
         .collect();
     let grad: Vec<f32> = ids.iter().map(|&i| ((i * 5 + epoch) % 11) as f32).collect();
-    let correct: Vec<u8> = ids.iter().map(|&i| ((i + epoch) % 3 != 0) as u8).collect();
+    let correct: Vec<u8> = ids
+        .iter()
+        .map(|&i| !(i + epoch).is_multiple_of(3) as u8)
+        .collect();
     let emb: Vec<f32> = ids
         .iter()
         .flat_map(|&i| (0..4).map(move |k| ((i * (k + 3) + epoch) % 13) as f32 - 6.0))

@@ -125,7 +125,7 @@ pub(crate) fn boundary(args: &Args) -> Value {
     for &(policy, pjson) in BOUNDARY_POLICIES {
         cases.push((policy, pjson, true));
     }
-    for &(policy, pjson) in &BOUNDARY_POLICIES[..] {
+    for &(policy, pjson) in BOUNDARY_POLICIES {
         if policy == "full" || policy == "infobatch" {
             cases.push((policy, pjson, false));
         }

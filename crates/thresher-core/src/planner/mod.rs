@@ -452,8 +452,8 @@ impl Planner {
         self.scores.feedback(fb, self.epoch)
     }
 
-    /// The plan under way; right after an epoch ended, the next epoch's plan is made now (so
-    /// its length is known before its first batch).
+    /// The plan under way; right after an epoch ended, the next epoch's (made ahead, or made
+    /// now), so its length is known before its first batch.
     pub fn epoch_info(&mut self) -> EpochInfo {
         let plan = Arc::clone(self.begin_epoch());
         EpochInfo {
