@@ -380,6 +380,35 @@ mod tests {
     }
 
     #[test]
+    fn older_versions_are_refused_naming_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ck");
+        for (version, want) in [(2, "format version 2"), (3, "format version 3")] {
+            let mut w = Writer::default();
+            w.bytes(MAGIC);
+            w.u32(version);
+            std::fs::write(&path, w.finish()).unwrap();
+            let mut into = ScoreBook::new(4, ScoreFields::NONE);
+            let e = restore(&path, &fingerprint(), 1 << 20, &mut into)
+                .err()
+                .expect("refused");
+            assert!(e.message().contains(want), "{e}");
+            assert!(e.message().contains("reads version 4 only"), "{e}");
+        }
+        let e = {
+            let mut w = Writer::default();
+            w.bytes(MAGIC);
+            w.u32(3);
+            std::fs::write(&path, w.finish()).unwrap();
+            let mut into = ScoreBook::new(4, ScoreFields::NONE);
+            restore(&path, &fingerprint(), 1 << 20, &mut into)
+                .err()
+                .unwrap()
+        };
+        assert!(e.message().contains("plan_ahead"), "{e}");
+    }
+
+    #[test]
     fn a_special_file_is_refused_before_reading() {
         let mut into = ScoreBook::new(4, ScoreFields::NONE);
         let e = restore(Path::new("/dev/zero"), &fingerprint(), 1 << 20, &mut into)
