@@ -244,6 +244,10 @@ impl Pipeline {
                 state.job = None;
                 // Another caller waiting for a batch of this epoch learns that it has ended.
                 s.ready.notify_all();
+                if state.ahead.is_some() {
+                    // Every worker may fill the next epoch now (one was woken at its plan).
+                    s.work.notify_all();
+                }
                 return Ok(None);
             }
             let epoch = job.plan.epoch;
@@ -277,13 +281,14 @@ impl Pipeline {
             let mut planner = s.planner.lock();
             planner.advance();
             if last && state.ahead.is_none() {
-                // The Planner made the next plan at this last batch (`plan_ahead`): workers
-                // may start on it now, while the trainer is on this batch.
+                // The Planner made the next plan at this last batch (`plan_ahead`): a worker
+                // may start on it now, while the trainer is on this batch. One: waking them all
+                // would take every core from the trainer's own step; the rest are woken when
+                // the trainer asks for the end of the epoch.
                 if let Some(plan) = planner.next_plan() {
                     let mut ahead = Job::new(plan, 0);
                     ahead.window.reserve(self.shared.prefetch);
                     state.ahead = Some(ahead);
-                    s.work.notify_all();
                 }
             }
             drop(planner);
