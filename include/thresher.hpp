@@ -241,8 +241,9 @@ class Loader {
         detail::check(thresher_loader_feedback(raw_, &fb));
     }
 
-    /// The current epoch's plan; right after the end of an epoch, makes and returns the next
-    /// epoch's (so its length is known before its first batch). Thread-safe.
+    /// The current epoch's plan; right after the end of an epoch, the next epoch's (so its
+    /// length is known before its first batch): made when the last batch was handed out, or
+    /// with config `"plan_ahead": false` made by this call. Thread-safe.
     EpochInfo epoch_info() const {
         EpochInfo info;
         detail::check(thresher_loader_epoch_info(raw_, &info));
@@ -299,7 +300,7 @@ class Loader {
     }
 
     /// This rank's whole epoch under way, from its batch 0 (right after the end of an epoch:
-    /// the next epoch's, made now), for a reader that schedules its own reads. It does not move
+    /// the next epoch's, like epoch_info()), for a reader that schedules its own reads. It does not move
     /// the position: in index mode, call advance() as batches are consumed (or next() per
     /// batch) to keep reports and checkpoints exact, and end_epoch() to leave the epoch early.
     /// Thread-safe.
@@ -319,7 +320,8 @@ class Loader {
     /// without building them, for a reader that consumed them from epoch_plan(): report()
     /// (`delivered`, `saved_fraction`) and checkpoints then see its real position. Begins the
     /// next epoch first when the last one has ended; next() continues after them (std::nullopt
-    /// once none is left). Throws Error: THRESHER_INVALID_ARGUMENT when fewer than `batches`
+    /// once none is left). Reaching the last batch hands it out, which makes the next epoch's
+    /// plan (config `plan_ahead`): advance only as far as the trainer has consumed. Throws Error: THRESHER_INVALID_ARGUMENT when fewer than `batches`
     /// are left (nothing changes), THRESHER_STATE for a loader with data. Thread-safe.
     void advance(std::uint64_t batches) {
         detail::check(thresher_loader_advance(raw_, batches));

@@ -23,10 +23,17 @@ fn source() -> Arc<dyn Source> {
 
 const INFOBATCH: &str = r#"{"kind": "infobatch", "prune": 0.5, "epochs": 6}"#;
 
-fn loader(policy: &str, batch: usize, rank: usize, world: usize, resume: Option<&Path>) -> Loader {
+fn loader(
+    policy: &str,
+    batch: usize,
+    rank: usize,
+    world: usize,
+    resume: Option<&Path>,
+    plan_ahead: bool,
+) -> Loader {
     let mut c = Config::from_json(&format!(
         r#"{{"batch_size": {batch}, "workers": 2, "seed": 7, "rank": {rank},
-            "world_size": {world}, "policy": {policy}}}"#
+            "world_size": {world}, "policy": {policy}, "plan_ahead": {plan_ahead}}}"#
     ))
     .unwrap();
     c.resume_from = resume.map(Path::to_path_buf);
@@ -34,8 +41,18 @@ fn loader(policy: &str, batch: usize, rank: usize, world: usize, resume: Option<
 }
 
 fn ranks(policy: &str, batch: usize, world: usize, resume: Option<&Path>) -> Vec<Loader> {
+    ranks_planning(policy, batch, world, resume, true)
+}
+
+fn ranks_planning(
+    policy: &str,
+    batch: usize,
+    world: usize,
+    resume: Option<&Path>,
+    plan_ahead: bool,
+) -> Vec<Loader> {
     (0..world)
-        .map(|r| loader(policy, batch, r, world, resume))
+        .map(|r| loader(policy, batch, r, world, resume, plan_ahead))
         .collect()
 }
 
@@ -174,10 +191,21 @@ fn ranks_share_one_plan_with_equal_batch_counts() {
 
 #[test]
 fn checkpoints_are_rank_independent_and_resume_at_any_world_size() {
+    for plan_ahead in [true, false] {
+        resume_at_other_world_sizes(plan_ahead);
+    }
+}
+
+/// With `plan_ahead` the next plan is made when the last step is handed out, so it sees the
+/// feedback of every step but the last: a resumed run whose global step (W·B) differs from the
+/// saving run's has another last step, hence another feedback sequence before the next plan,
+/// and only the epoch under way is guaranteed to continue identically. With the same global
+/// step (1 × 64, 4 × 16), or without `plan_ahead`, every later epoch is identical too.
+fn resume_at_other_world_sizes(plan_ahead: bool) {
     let dir = tempfile::tempdir().unwrap();
     // The reference: one process, global batch 64, 3 epochs; the global order of each epoch
     // and the digests at each epoch's end.
-    let reference = ranks(INFOBATCH, 64, 1, None);
+    let reference = ranks_planning(INFOBATCH, 64, 1, None, plan_ahead);
     let mut orders = Vec::new();
     let mut digests = Vec::new();
     for _ in 0..3 {
@@ -186,7 +214,7 @@ fn checkpoints_are_rank_independent_and_resume_at_any_world_size() {
     }
 
     // Two ranks of 32: epoch 0, then 3 steps of epoch 1, then a checkpoint on each rank.
-    let two = ranks(INFOBATCH, 32, 2, None);
+    let two = ranks_planning(INFOBATCH, 32, 2, None, plan_ahead);
     assert_eq!(finish_epoch(&two), orders[0]);
     let mut before = Vec::new();
     for _ in 0..3 {
@@ -205,12 +233,15 @@ fn checkpoints_are_rank_independent_and_resume_at_any_world_size() {
     // Resume at 1 × 64, 4 × 16 (position 192 is a whole number of steps) and 4 × 32 (it is
     // not: the layout starts at 192), and 3 × 10.
     for (world, batch) in [(1, 64), (4, 16), (4, 32), (3, 10)] {
-        let what = format!("resumed at {world} × {batch}");
-        let resumed = ranks(INFOBATCH, batch, world, Some(&paths[0]));
+        let what = format!("resumed at {world} × {batch}, plan_ahead {plan_ahead}");
+        let resumed = ranks_planning(INFOBATCH, batch, world, Some(&paths[0]), plan_ahead);
         let info = resumed[0].epoch_info();
         assert_eq!(info.epoch, 1, "{what}");
         let rest = finish_epoch(&resumed);
         assert_eq!(rest[..], orders[1][192..], "{what}");
+        if plan_ahead && world * batch != 64 {
+            continue;
+        }
         assert_eq!(resumed[0].digest(), digests[1], "{what}");
         assert_eq!(finish_epoch(&resumed), orders[2], "{what}");
         let d: Vec<_> = resumed.iter().map(Loader::digest).collect();

@@ -355,8 +355,17 @@ fn concurrent_feedback_and_reports_equal_the_serial_run() {
             (tx, handle)
         })
         .collect();
+    let sync = || {
+        for (tx, _) in &feeders {
+            tx.send(None).unwrap();
+        }
+        for _ in 0..4 {
+            done_rx.recv().unwrap();
+        }
+    };
     let mut seen = Vec::new();
     for _ in 0..12 {
+        let batches = l.epoch_info().batches as usize;
         while let Some(b) = l.next().unwrap() {
             for (t, (tx, _)) in feeders.iter().enumerate() {
                 let ids: Vec<u64> = b
@@ -368,14 +377,13 @@ fn concurrent_feedback_and_reports_equal_the_serial_run() {
                 tx.send(Some((ids, b.epoch()))).unwrap();
             }
             seen.push((b.ids().to_vec(), b.weights().to_vec()));
+            // The next plan is made when the last batch is handed out (`plan_ahead`): the
+            // feedback of every batch before it must be in by then, as in the serial run.
+            if b.index() + 2 == batches {
+                sync();
+            }
         }
-        // The epoch's feedback must be in before the next plan is made.
-        for (tx, _) in &feeders {
-            tx.send(None).unwrap();
-        }
-        for _ in 0..4 {
-            done_rx.recv().unwrap();
-        }
+        sync();
     }
     for (tx, handle) in feeders {
         drop(tx);

@@ -25,9 +25,12 @@ fn feedback(id: u64, epoch: u64) -> (f32, u8) {
     (loss, correct)
 }
 
+/// `plan_ahead: false`: every batch's feedback is in when the next plan is made, so the counts
+/// of reports below are whole epochs (with the default the last batch's would count one plan
+/// later; that timing is tested in tests/planner.rs).
 fn planner(policy: &str) -> Planner {
     let json = format!(
-        r#"{{"seed": 1, "batch_size": 10, "shuffle": false,
+        r#"{{"seed": 1, "batch_size": 10, "shuffle": false, "plan_ahead": false,
             "source": {{"kind": "index", "len": {N}}}, "policy": {policy}}}"#
     );
     Planner::new(&Config::from_json(&json).unwrap(), N).unwrap()

@@ -568,12 +568,19 @@ fn concurrent_consumers_never_wait_forever() {
             ids
         });
         // A consumer arriving after the end may have begun the next epoch: ids of epoch 0 are
-        // each delivered once, so no id occurs more than twice.
+        // each delivered once, so no id occurs more than twice. With the third thread's
+        // `end_epoch` landing after epoch 0's last batch but before either consumer was told
+        // the end, both go on into epoch 1, and the one not told its end goes on into epoch 2:
+        // then an id may occur three times (each epoch still delivers it once).
         let mut counts = vec![0; 97];
         for id in ids {
             counts[id as usize] += 1;
         }
-        assert!(counts.iter().all(|&c| c <= 2), "{counts:?}");
+        let most = if round % 2 == 1 { 3 } else { 2 };
+        assert!(
+            counts.iter().all(|&c| c <= most),
+            "round {round}: {counts:?}"
+        );
         free(l);
     }
 }

@@ -23,11 +23,11 @@ unsafe fn plan_ref<'a>(p: *const thresher_epoch_plan) -> Option<&'a EpochPlan> {
 /// thresher_loader_next hands out batch by batch (the same ids, order, weights and padding), for
 /// a reader that schedules its own reads (DALI's external source, FFCV's traversal order, a C++
 /// reader with its own threads). Right after thresher_loader_next returned
-/// THRESHER_END_OF_EPOCH, this call makes (and fixes) the next epoch's plan, like
-/// thresher_loader_epoch_info. It does not move the position: in index mode, call
-/// thresher_loader_advance as batches are consumed (or thresher_loader_next per batch) so that
-/// reports and checkpoints see the reader's position, and thresher_loader_end_epoch to leave the
-/// epoch early. Works in both modes.
+/// THRESHER_END_OF_EPOCH, it is the next epoch's plan (made ahead, or with config
+/// `"plan_ahead": false` made now), like thresher_loader_epoch_info. It does not move the
+/// position: in index mode, call thresher_loader_advance as batches are consumed (or
+/// thresher_loader_next per batch) so that reports and checkpoints see the reader's position,
+/// and thresher_loader_end_epoch to leave the epoch early. Works in both modes.
 ///
 /// On THRESHER_OK `*out` receives a plan the caller owns and must pass to
 /// thresher_epoch_plan_free exactly once. THRESHER_INVALID_ARGUMENT for NULL arguments (`*out`

@@ -247,10 +247,12 @@ out:
 
 /* 1000 ids, loss 0.1 for even ids and 1.0 for odd (mean 0.55): W = the 500 even ids, of which
  * round(0.5 * 500) = 250 are dropped per pruned epoch and the rest weigh 1 / (1 - 0.5) = 2;
- * anneal 0.875 of 4 epochs prunes epochs before 3 (epoch 0 has no feedback: full). */
+ * anneal 0.875 of 4 epochs prunes epochs before 3 (epoch 0 has no feedback: full). With
+ * "plan_ahead": false every batch's loss is in when the next plan is made (by default the last
+ * batch's would count one plan later, and its ids would still be unseen in epoch 1). */
 void test_index_infobatch(void) {
     thresher_loader *l = open_index(
-        1000, "\"batch_size\": 100, \"seed\": 4, "
+        1000, "\"batch_size\": 100, \"seed\": 4, \"plan_ahead\": false, "
               "\"policy\": {\"kind\": \"infobatch\", \"prune\": 0.5, \"epochs\": 4}");
     static const size_t want[5] = {1000, 750, 750, 1000, 1000};
     thresher_epoch_plan *p = NULL;
@@ -317,9 +319,11 @@ void test_index_total_batches(void) {
 }
 
 /* The report's unlearnable fraction: NaN before any correctness report and for policies
- * without the noise guard; the share of kept samples wrong at their last two reports. */
+ * without the noise guard; the share of kept samples wrong at their last two reports (both
+ * epochs' reports in: "plan_ahead": false). */
 void test_index_unlearnable_fraction(void) {
-    thresher_loader *l = open_index(1000, "\"batch_size\": 100, \"seed\": 3, \"policy\": "
+    thresher_loader *l = open_index(1000, "\"batch_size\": 100, \"seed\": 3, "
+                                          "\"plan_ahead\": false, \"policy\": "
                                           "{\"kind\": \"ucb\", \"prune\": 0.5, "
                                           "\"noise_guard\": false}");
     double f = 7;

@@ -50,8 +50,10 @@ void test_index_batches() {
 
 void test_epoch_plan() {
     // InfoBatch over 1000 ids, below-mean loss on even ids: epoch 1 keeps 750 (250 weigh 2).
+    // plan_ahead off: epoch 1's plan sees every batch's loss (by default the last batch's
+    // would count one plan later, and its ids would still be unseen).
     thresher::Loader loader(index_config(
-        1000, "\"batch_size\": 96, \"seed\": 4, "
+        1000, "\"batch_size\": 96, \"seed\": 4, \"plan_ahead\": false, "
               "\"policy\": {\"kind\": \"infobatch\", \"prune\": 0.5, \"epochs\": 4}"));
     for (std::uint64_t epoch = 0; epoch < 2; epoch++) {
         thresher::EpochPlan plan = loader.epoch_plan();

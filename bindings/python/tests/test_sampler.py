@@ -344,3 +344,42 @@ def test_total_batches_is_known_before_training_under_a_budget():
     assert total == 3 * 10
     steps = sum(1 for _ in range(3) for _ in _consume(s, dl))
     assert steps == total
+
+
+@pytest.mark.parametrize("plan_ahead", [True, False])
+def test_plans_follow_the_feedback_not_the_dataloaders_prefetch(plan_ahead):
+    """The Sampler makes the plans a loader makes for a trainer that gives the same feedback,
+    batch by batch: with plan_ahead (the default) the next plan is made when the trainer is on
+    the epoch's last batch, however far the DataLoader prefetched and whenever the position is
+    read (report() after every batch)."""
+    raw = FashionMNIST(600)
+    data = tt.WithIds(raw)
+    policy = {"kind": "ucb", "prune": 0.5, "c": 0, "noise_guard": False}
+    config = dict(batch_size=32, seed=5, policy=policy)
+    s = tt.Sampler({"source": {"kind": "index", "len": 600}, "plan_ahead": plan_ahead},
+                   **config)
+    dl = DataLoader(data, batch_sampler=s, num_workers=2)
+    got = []
+    prefetched = 0
+    for _ in range(EPOCHS):
+        for ids, (x, _) in dl:
+            p = s.pending
+            prefetched = max(prefetched, s.num_pending)
+            got.append((p.epoch, ids.tolist(), p.weights.tolist()))
+            s.report()
+            s.weighted_loss(fake_loss(x))
+    assert prefetched > 1, "the DataLoader did not prefetch: the test tests nothing"
+
+    loss = {i: float(fake_loss(raw[i][0].unsqueeze(0))[0]) for i in range(600)}
+    want = []
+    with thresher.Loader({"source": {"kind": "index", "len": 600}, "plan_ahead": plan_ahead,
+                          **config}) as ld:
+        for epoch in range(EPOCHS):
+            while (b := ld.next()) is not None:
+                ids = [int(i) for i in b.ids]
+                want.append((epoch, ids, [float(w) for w in b.weights]))
+                ld.feedback(np.array(ids, dtype=np.uint64),
+                            np.array([loss[i] for i in ids], dtype=np.float32))
+                b.release()
+    assert [(e, i) for e, i, _ in got] == [(e, i) for e, i, _ in want]
+    assert got == want

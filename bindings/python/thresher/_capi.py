@@ -148,7 +148,8 @@ class thresher_feedback(Structure):
 
 
 # A summary of the current epoch's plan (or, right after thresher_loader_next returned
-# THRESHER_END_OF_EPOCH, of the next epoch's plan, which that call fixes).
+# THRESHER_END_OF_EPOCH, of the next epoch's plan: made when the last batch was handed out, or
+# with config `"plan_ahead": false` made by that call).
 class thresher_epoch_info(Structure):
     _fields_ = [
         # 0-based epoch number.
@@ -351,7 +352,11 @@ thresher_loader_free = bind('thresher_loader_free', None, [POINTER(thresher_load
 # On THRESHER_OK `*out` receives a batch lent to the caller: its arrays stay valid until
 # thresher_batch_release(batch), which must be called exactly once (also after the loader is
 # freed). On THRESHER_END_OF_EPOCH the epoch is over and `*out` is set to NULL; the next call
-# starts the next epoch, whose plan is made then from the ScoreBook as it stands. When a
+# starts the next epoch. Its plan is made by the call that hands out the last batch of this
+# one, from the ScoreBook as it stands then (all feedback but that batch's, for a trainer
+# that sends feedback before asking for the next batch), and workers start filling it at
+# once; with config `"plan_ahead": false` it is made by the call after THRESHER_END_OF_EPOCH,
+# from all the feedback given, and workers wait for it. When a
 # sample fails to load, returns THRESHER_IO or THRESHER_FORMAT with the sample id and path in
 # the message, sets `*out` to NULL and skips that batch: the next call continues with the
 # following one. THRESHER_INVALID_ARGUMENT for NULL arguments.
@@ -381,8 +386,9 @@ thresher_loader_feedback = bind('thresher_loader_feedback', thresher_status, [PO
 
 # Describes the current epoch's plan in `*out`: its number, batches, samples, the dataset size
 # and the realised prune fraction. Right after thresher_loader_next returned
-# THRESHER_END_OF_EPOCH this call makes (and fixes) the next epoch's plan, so a trainer can
-# learn an epoch's length before its first batch. Returns THRESHER_OK, or
+# THRESHER_END_OF_EPOCH it describes the next epoch's plan (made when the last batch was handed
+# out; with config `"plan_ahead": false` this call makes and fixes it), so a trainer can learn
+# an epoch's length before its first batch. Returns THRESHER_OK, or
 # THRESHER_INVALID_ARGUMENT for NULL arguments (`*out` untouched). Thread-safe.
 thresher_loader_epoch_info = bind('thresher_loader_epoch_info', thresher_status, [POINTER(thresher_loader), POINTER(thresher_epoch_info)], ['loader', 'out'])
 
@@ -454,7 +460,9 @@ thresher_loader_end_epoch = bind('thresher_loader_end_epoch', thresher_status, [
 # building them — for a reader that consumed them from thresher_loader_epoch_plan, so that the
 # report (`delivered`, `saved_fraction`) and checkpoints see its real position. Begins the next
 # epoch first when the last one has ended; thresher_loader_next then continues after them
-# (THRESHER_END_OF_EPOCH once none is left). Returns THRESHER_OK, THRESHER_INVALID_ARGUMENT for
+# (THRESHER_END_OF_EPOCH once none is left). Reaching the epoch's last batch hands it out as
+# thresher_loader_next would: the next epoch's plan is made then (config `plan_ahead`, the
+# default), so advance only as far as the trainer has consumed. Returns THRESHER_OK, THRESHER_INVALID_ARGUMENT for
 # NULL or when fewer than `batches` are left (nothing changes), or THRESHER_STATE for a loader
 # with data. Thread-safe.
 thresher_loader_advance = bind('thresher_loader_advance', thresher_status, [POINTER(thresher_loader), c_uint64], ['loader', 'batches'])
@@ -482,11 +490,11 @@ thresher_loader_state_save = bind('thresher_loader_state_save', thresher_status,
 # thresher_loader_next hands out batch by batch (the same ids, order, weights and padding), for
 # a reader that schedules its own reads (DALI's external source, FFCV's traversal order, a C++
 # reader with its own threads). Right after thresher_loader_next returned
-# THRESHER_END_OF_EPOCH, this call makes (and fixes) the next epoch's plan, like
-# thresher_loader_epoch_info. It does not move the position: in index mode, call
-# thresher_loader_advance as batches are consumed (or thresher_loader_next per batch) so that
-# reports and checkpoints see the reader's position, and thresher_loader_end_epoch to leave the
-# epoch early. Works in both modes.
+# THRESHER_END_OF_EPOCH, it is the next epoch's plan (made ahead, or with config
+# `"plan_ahead": false` made now), like thresher_loader_epoch_info. It does not move the
+# position: in index mode, call thresher_loader_advance as batches are consumed (or
+# thresher_loader_next per batch) so that reports and checkpoints see the reader's position,
+# and thresher_loader_end_epoch to leave the epoch early. Works in both modes.
 #
 # On THRESHER_OK `*out` receives a plan the caller owns and must pass to
 # thresher_epoch_plan_free exactly once. THRESHER_INVALID_ARGUMENT for NULL arguments (`*out`

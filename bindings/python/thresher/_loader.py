@@ -201,7 +201,7 @@ class Loader(Managed):
         self.ptr()
         with self._lock:
             resume, self._resume = self._resume, False
-            info = self.epoch_info()  # plans the next epoch if the last one ended
+            info = self.epoch_info()  # the next epoch's plan if the last one ended
             delivered = int(self.report()["delivered"])
             if delivered and not (resume and delivered < info["batches"]):
                 self.end_epoch()
@@ -230,8 +230,10 @@ class Loader(Managed):
         without building them — for a reader that consumed them from epoch_plan(), so that
         report() (`delivered`, `saved_fraction`) and checkpoints see its real position. Begins
         the next epoch first when the last one has ended; next() then continues after them
-        (None once none is left). InvalidArgument when fewer than `batches` are left (nothing
-        changes); StateError for a loader with data. One C call however many batches."""
+        (None once none is left). Reaching the last batch hands it out, which makes the next
+        epoch's plan (config plan_ahead): advance only as far as the trainer has consumed.
+        InvalidArgument when fewer than `batches` are left (nothing changes); StateError for a
+        loader with data. One C call however many batches."""
         check(_capi.thresher_loader_advance(self.ptr(), _count("advance", batches)))
 
     def __len__(self) -> int:
@@ -240,8 +242,9 @@ class Loader(Managed):
         return int(self.epoch_info()["batches"])
 
     def epoch_plan(self) -> EpochPlan:
-        """This rank's whole epoch under way, from its batch 0 (planned now if the last one
-        ended, like epoch_info()): ids and weights as NumPy arrays in delivery order, with
+        """This rank's whole epoch under way, from its batch 0 (the next one's if the last one
+        ended, like epoch_info(): planned when its last batch was handed out, or now with
+        config plan_ahead false): ids and weights as NumPy arrays in delivery order, with
         `epoch`, `batches`, `padding` and `batch(k)`. It does not move the position: next()
         still hands out the same batches one by one; in index mode, advance(k) tells the
         loader that a reader of the plan consumed k more."""

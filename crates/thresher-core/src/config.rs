@@ -41,6 +41,12 @@ pub struct Config {
     /// Ready batches kept ahead of the consumer.
     #[serde(default = "default_prefetch")]
     pub prefetch: usize,
+    /// When epoch e+1's plan is made: `true` (default) when the last batch of epoch e is
+    /// handed out, from the feedback received until then, so workers fill e+1 while the
+    /// trainer is on e's last batch; `false` when the first batch of e+1 is asked for, from all
+    /// of e's feedback (workers then wait at every epoch boundary). See docs/policies.md.
+    #[serde(default = "default_true")]
+    pub plan_ahead: bool,
     /// The image transform. `None` (no `transform` section): image sources get the default
     /// transform (f32, NCHW, ÷255) and tensor sources (`npy`, `tokens`) deliver their samples
     /// untouched; `Some`: the samples must be images (an error names the `transform` key).
@@ -186,6 +192,12 @@ mod tests {
         assert!(c.shuffle && !c.drop_last);
         assert_eq!((c.workers, c.prefetch, c.seed), (2, 4, 0));
         assert_eq!((c.rank, c.world_size), (0, 1));
+        assert!(c.plan_ahead);
+        assert!(
+            !Config::from_json(r#"{"plan_ahead": false}"#)
+                .unwrap()
+                .plan_ahead
+        );
     }
 
     #[test]
@@ -225,6 +237,7 @@ mod tests {
         assert!(err(r#"{"batch_size": "x"}"#).contains("batch_size"));
         assert!(err(r#"{"workers": 0}"#).contains("workers"));
         assert!(err(r#"{"prefetch": 0}"#).contains("prefetch"));
+        assert!(err(r#"{"plan_ahead": 1}"#).starts_with("config key `plan_ahead`"));
         assert!(err(r#"{"seed": -1}"#).contains("seed"));
         assert!(err(r#"{"world_size": 0}"#).starts_with("config key `world_size`"));
         let e = err(r#"{"rank": 2, "world_size": 2}"#);

@@ -103,6 +103,7 @@ class _PendingBatches:
                     f"consumed: {batches} batches marked but only {self._pending()} are pending "
                     "(handed to the DataLoader and not yet consumed)"
                 )
+            self._on_last(self._consumed, batches)
             self._consumed += batches
 
     def _no_pending(self, what: str) -> StateError:
@@ -186,6 +187,7 @@ class _PendingBatches:
                     _rows(name, value, n, what)
             real = max(0, min(stop, plan.real) - start)
             sliced = {name: (None if v is None else v[:real]) for name, v in fields.items()}
+            self._on_last(k, count)
             if self._gathering(gather, group, what):
                 from .distributed import _gather_rows
 
@@ -223,6 +225,7 @@ class _PendingBatches:
                     f"{' without its padding' if len(real) < stop - start else ''}); feedback "
                     "is for the batch the trainer is on — call consumed() after each batch"
                 )
+            self._on_last(k, 1)
             self._loader.feedback(given, loss, grad_norm=grad_norm, el2n=el2n,
                                   correct=correct, embedding=embedding)
 

@@ -8,7 +8,11 @@ The sampler reads each epoch whole (Loader.epoch_plan) and hands its batches —
 InfoBatch's per-sample sampler, its samples — out of that plan without calling the C layer.
 The loader is told how far the DataLoader got in bulk (Loader.advance, one C call for any
 number of batches) whenever its position is read: report(), len(), epoch_info(), state_dict(),
-end_epoch(), the next epoch, or the `loader` property.
+end_epoch(), the next epoch, or the `loader` property. The epoch's last batch is the exception:
+handing it out makes the next epoch's plan (config `plan_ahead`), so the loader hears of it only
+when the trainer is on it — its feedback, consumed(), or the epoch's end — never because the
+DataLoader prefetched it. The plans are then the ones a loader with data makes for a trainer
+that sends the same feedback: all of the epoch's but the last batch's.
 """
 
 from __future__ import annotations
@@ -99,7 +103,8 @@ class _PlanSampler(_PendingBatches):
 
     def report(self) -> dict[str, Any]:
         """The epoch report of the epoch under way so far (thresher.Loader.report). `delivered`
-        counts batches handed to the DataLoader, prefetched ones included."""
+        counts batches handed to the DataLoader, prefetched ones included, but the epoch's last
+        batch only once the trainer is on it (see _sync)."""
         with self._lock:
             self._sync()
             return self._loader.report()
@@ -155,7 +160,7 @@ class _PlanSampler(_PendingBatches):
         now under way. Returns the iteration's token."""
         with self._lock:
             self._check_datasets()
-            self._sync()
+            self._sync(final=True)
             loader = self._loader
             resume, self._resume = self._resume, False
             info = loader.epoch_info()
@@ -176,19 +181,35 @@ class _PlanSampler(_PendingBatches):
             self._token += 1
             return self._token
 
-    def _sync(self) -> None:
+    def _sync(self, final: bool = False) -> None:
         """Tells the loader about the batches of _plan handed to the DataLoader since it last
         heard (Loader.advance: one C call however many), so that its report, its checkpoints
         and its end of the epoch see them. Called, under the lock, before anything that reads
-        or ends the loader's position; iteration itself never calls the C layer."""
-        if self._plan is None or self._handed == self._synced:
+        or ends the loader's position; iteration itself never calls the C layer. The last
+        batch is told only once the trainer is on it (`final`, or consumed): that makes the
+        next plan, which must not depend on how far the DataLoader prefetched."""
+        plan = self._plan
+        if plan is None:
+            return
+        target = self._handed
+        if not final and self._consumed < plan.batches:
+            target = min(target, plan.batches - 1)
+        if target <= self._synced:
             return
         try:
-            self._loader.advance(self._handed - self._synced)
+            self._loader.advance(target - self._synced)
         except InvalidArgument:
             raise StateError("thresher: the loader's epoch ended before its plan (was "
                              "sampler.loader iterated or advanced?)") from None
-        self._synced = self._handed
+        self._synced = target
+
+    def _on_last(self, first: int, count: int) -> None:
+        """Before the trainer's feedback (or consumed()) for batches first..first+count of
+        _plan: when they reach the epoch's last batch, the loader is told that it is out, which
+        makes the next plan from the feedback booked so far, as a loader with data does when
+        its `next` hands out the last batch."""
+        if self._plan is not None and first + count >= self._plan.batches:
+            self._sync(final=True)
 
     def _iterate(self):
         # A generator: nothing happens until the DataLoader asks for the first batch (it calls
@@ -223,7 +244,7 @@ class _PlanSampler(_PendingBatches):
         its remaining batches abandoned, pending ones dropped, feedback kept; the next epoch is
         planned now, so len() tells its length. A no-op when no epoch was begun."""
         with self._lock:
-            self._sync()
+            self._sync(final=True)
             loader = self._loader
             info = loader.epoch_info()
             if int(loader.report()["delivered"]) > 0 or self._started == info["epoch"]:

@@ -129,7 +129,8 @@ impl Loader {
     }
 
     /// The current epoch's plan; when `next` has just reported the end of an epoch, the next
-    /// epoch's plan is made now (so its length is known before its first batch).
+    /// epoch's (so its length is known before its first batch): made when the last batch was
+    /// handed out (`plan_ahead`), or made now.
     pub fn epoch_info(&self) -> EpochInfo {
         match &*self.engine {
             Engine::Pipeline(p) => p.epoch_info(),

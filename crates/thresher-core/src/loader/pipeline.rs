@@ -8,16 +8,19 @@
 //! consumer takes batch k only when k is ready, so delivery is in plan order whatever the
 //! thread count. A worker may only claim k < delivered + prefetch, which bounds memory.
 //!
-//! Epochs: the Planner makes the plan of epoch e at creation (e = 0) or at the first
-//! `next`/`epoch_info` call after `next` reported the end of epoch e−1, from the ScoreBook at
-//! that moment. Workers never run ahead across the boundary (that is what makes plans depend on
-//! feedback only).
+//! Epochs: the Planner decides when each plan is made (see `planner`): with `plan_ahead`, the
+//! `next` call that hands out the last batch of epoch e has it make e+1's plan, which becomes
+//! the `ahead` job at once, and workers start filling it while the trainer is still on that
+//! batch (e's window is empty by then, so the `prefetch` bound still holds). Otherwise the
+//! plan is made at the first `next`/`epoch_info` call after `next` reported the end of e, and
+//! workers wait at the boundary. Either way a worker only ever fills a plan the Planner has
+//! made, so batches depend on the feedback sequence only.
 //!
 //! Locks: `state` (the window, shared with the workers) before `planner` (the pruning core,
 //! shared with `feedback`), never the other way round.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -54,8 +57,6 @@ pub(super) struct Shared {
     /// Set once, at drop; workers also check it between samples so shutdown is prompt.
     pub(super) shutdown: AtomicBool,
     pub(super) planner: Mutex<Planner>,
-    /// Nanoseconds workers spent in `fill` during the current epoch.
-    pub(super) busy_ns: AtomicU64,
     /// Worker threads still running, and the signal that one has returned (see `Drop`).
     pub(super) running: Mutex<usize>,
     pub(super) exited: Condvar,
@@ -141,8 +142,12 @@ impl DataPath {
 
 pub(super) struct State {
     /// The epoch being loaded; `None` after `next` reported the end of an epoch, until the
-    /// Planner makes the next plan.
+    /// next one begins.
     pub(super) job: Option<Job>,
+    /// The next epoch, its plan made ahead (`plan_ahead`) when `job` handed out its last
+    /// batch: workers fill it once `job` has nothing left to claim; it becomes `job` when the
+    /// next epoch begins.
+    pub(super) ahead: Option<Job>,
 }
 
 /// The loading side of the epoch under way.
@@ -156,6 +161,8 @@ pub(super) struct Job {
     /// Results for batches delivered.. in order; `None` while a worker is filling it.
     pub(super) window: VecDeque<Option<Result<BatchBuf>>>,
     pub(super) consumer_wait: Duration,
+    /// Time workers spent filling this epoch's batches, summed over workers.
+    pub(super) busy: Duration,
     /// Whether the end-of-epoch report has been written.
     pub(super) reported: bool,
 }
@@ -181,12 +188,14 @@ impl Pipeline {
             // Enough for everything in flight plus a few batches the consumer holds.
             pool: Pool::new(config.prefetch + config.workers + 4),
             prefetch: config.prefetch,
-            state: Mutex::new(State { job }),
+            state: Mutex::new(State {
+                job,
+                ahead: planner.next_plan().map(|plan| Job::new(plan, 0)),
+            }),
             work: Condvar::new(),
             ready: Condvar::new(),
             shutdown: AtomicBool::new(false),
             planner: Mutex::new(planner),
-            busy_ns: AtomicU64::new(0),
             running: Mutex::new(0),
             exited: Condvar::new(),
         });
@@ -235,6 +244,10 @@ impl Pipeline {
                 state.job = None;
                 // Another caller waiting for a batch of this epoch learns that it has ended.
                 s.ready.notify_all();
+                if state.ahead.is_some() {
+                    // Every worker may fill the next epoch now (one was woken at its plan).
+                    s.work.notify_all();
+                }
                 return Ok(None);
             }
             let epoch = job.plan.epoch;
@@ -264,7 +277,21 @@ impl Pipeline {
                 // Any other caller waiting in this epoch now has no batch to wait for.
                 s.ready.notify_all();
             }
-            s.planner.lock().advance();
+            let last = job.delivered == job.plan.batches();
+            let mut planner = s.planner.lock();
+            planner.advance();
+            if last && state.ahead.is_none() {
+                // The Planner made the next plan at this last batch (`plan_ahead`): a worker
+                // may start on it now, while the trainer is on this batch. One: waking them all
+                // would take every core from the trainer's own step; the rest are woken when
+                // the trainer asks for the end of the epoch.
+                if let Some(plan) = planner.next_plan() {
+                    let mut ahead = Job::new(plan, 0);
+                    ahead.window.reserve(self.shared.prefetch);
+                    state.ahead = Some(ahead);
+                }
+            }
+            drop(planner);
             // One more batch may now be claimed.
             s.work.notify_one();
             match result {
@@ -408,6 +435,7 @@ impl Job {
             delivered,
             window: VecDeque::new(),
             consumer_wait: Duration::ZERO,
+            busy: Duration::ZERO,
             reported: false,
         }
     }
@@ -502,15 +530,21 @@ fn check_batch_memory(config: &Config, per_sample: Option<usize>, shape: &str) -
 }
 
 impl Shared {
-    /// Has the Planner make the next epoch's plan and publishes it to the workers.
+    /// Begins the next epoch in the Planner (its plan made ahead, or made now) and publishes
+    /// it to the workers; a plan made ahead keeps what workers already filled of it.
     fn begin_epoch(&self, state: &mut State) {
         let mut planner = self.planner.lock();
         let plan = Arc::clone(planner.begin_epoch());
-        self.busy_ns.store(0, Ordering::Relaxed);
-        // No worker is filling a batch now (the last epoch's batches were all delivered).
-        *self.skips.lock() = SkipLog::for_epoch(plan.epoch);
-        let mut job = Job::new(&plan, 0);
-        job.window.reserve(self.prefetch);
+        // No worker is filling a batch of the last epoch now (its batches were all delivered).
+        self.skips.lock().begin(plan.epoch);
+        let job = match state.ahead.take() {
+            Some(job) if Arc::ptr_eq(&job.plan, &plan) => job,
+            _ => {
+                let mut job = Job::new(&plan, 0);
+                job.window.reserve(self.prefetch);
+                job
+            }
+        };
         state.job = Some(job);
         self.work.notify_all();
     }
@@ -533,7 +567,7 @@ impl Shared {
         EpochReport {
             skipped: self.skips.lock().count(job.plan.epoch),
             consumer_wait_s: job.consumer_wait.as_secs_f64(),
-            worker_busy_s: self.busy_ns.load(Ordering::Relaxed) as f64 * 1e-9,
+            worker_busy_s: job.busy.as_secs_f64(),
             ..planner.report()
         }
     }

@@ -16,12 +16,14 @@ pub struct SkippedSample {
 /// At most this many skipped samples are kept per epoch (the count in the report is exact).
 const MAX_SKIP_RECORDS: usize = 1000;
 
-/// The skipped samples of the current epoch.
+/// The skipped samples of the current epoch, and of the next one when workers already fill it
+/// (its plan made ahead) before the current one's report is written.
 #[derive(Default)]
 pub(super) struct SkipLog {
     epoch: u64,
     count: u64,
     samples: Vec<SkippedSample>,
+    next: Option<Box<SkipLog>>,
 }
 
 impl SkipLog {
@@ -33,8 +35,24 @@ impl SkipLog {
         }
     }
 
-    /// Records a skipped sample of `epoch` (ignored when the log has moved on to another).
+    /// The log of `epoch` when it begins: what workers already met in it while it was the next
+    /// epoch is kept.
+    pub(super) fn begin(&mut self, epoch: u64) {
+        *self = match self.next.take() {
+            Some(next) if next.epoch == epoch => *next,
+            _ => SkipLog::for_epoch(epoch),
+        };
+    }
+
+    /// Records a skipped sample of the current epoch or the next (ignored for any other).
     pub(super) fn record(&mut self, sample: SkippedSample) {
+        if sample.epoch == self.epoch + 1 {
+            let epoch = sample.epoch;
+            return self
+                .next
+                .get_or_insert_with(|| Box::new(SkipLog::for_epoch(epoch)))
+                .record(sample);
+        }
         if sample.epoch != self.epoch {
             return;
         }
@@ -44,12 +62,12 @@ impl SkipLog {
         }
     }
 
-    /// Samples skipped in `epoch` (0 when the log holds another epoch).
+    /// Samples skipped in `epoch` (0 when the log holds neither it nor it as the next).
     pub(super) fn count(&self, epoch: u64) -> u64 {
-        if self.epoch == epoch {
-            self.count
-        } else {
-            0
+        match &self.next {
+            _ if self.epoch == epoch => self.count,
+            Some(next) if next.epoch == epoch => next.count,
+            _ => 0,
         }
     }
 
@@ -74,5 +92,36 @@ impl SkipLog {
                 )
                 .collect(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn skipped(epoch: u64, id: u64) -> SkippedSample {
+        SkippedSample {
+            epoch,
+            id,
+            location: None,
+            reason: "bad".into(),
+        }
+    }
+
+    #[test]
+    fn the_next_epochs_skips_wait_for_it_without_touching_this_one() {
+        let mut log = SkipLog::for_epoch(3);
+        log.record(skipped(3, 7));
+        log.record(skipped(4, 9));
+        log.record(skipped(5, 1));
+        log.record(skipped(2, 1));
+        assert_eq!((log.count(3), log.count(4), log.count(5)), (1, 1, 0));
+        assert_eq!(log.sorted(), vec![skipped(3, 7)]);
+        assert!(log.report_value(3).is_some());
+        log.begin(4);
+        assert_eq!((log.count(3), log.count(4)), (0, 1));
+        assert_eq!(log.sorted(), vec![skipped(4, 9)]);
+        log.begin(6);
+        assert_eq!((log.count(4), log.count(6)), (0, 0));
     }
 }

@@ -40,14 +40,19 @@ impl Shared {
                     if self.shutdown.load(Ordering::Acquire) {
                         return;
                     }
-                    if let Some(job) = state.job.as_mut() {
+                    // The epoch under way first; then the next one when its plan is made ahead.
+                    let st = &mut *state;
+                    let jobs = [st.job.as_mut(), st.ahead.as_mut()];
+                    if let Some(claim) = jobs.into_iter().flatten().find_map(|job| {
                         let limit = job.plan.batches().min(job.delivered + self.prefetch);
-                        if job.claimed < limit {
+                        (job.claimed < limit).then(|| {
                             let k = job.claimed;
                             job.claimed += 1;
                             job.window.push_back(None);
-                            break (Arc::clone(&job.plan), k);
-                        }
+                            (Arc::clone(&job.plan), k)
+                        })
+                    }) {
+                        break claim;
                     }
                     self.work.wait(&mut state);
                 }
@@ -67,8 +72,7 @@ impl Shared {
                     ),
                 ))
             });
-            self.busy_ns
-                .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            let busy = started.elapsed();
             let result = match result {
                 Ok(()) => Ok(buf),
                 Err(e) => {
@@ -76,12 +80,18 @@ impl Shared {
                     Err(e)
                 }
             };
-            let mut state = self.state.lock();
-            if let Some(job) = state.job.as_mut() {
-                if job.plan.epoch == plan.epoch && k >= job.delivered {
-                    job.window[k - job.delivered] = Some(result);
-                    self.ready.notify_one();
-                }
+            let mut guard = self.state.lock();
+            let state = &mut *guard;
+            let jobs = [state.job.as_mut(), state.ahead.as_mut()];
+            // Dropped when its epoch was ended meanwhile (`end_epoch`).
+            let job = jobs
+                .into_iter()
+                .flatten()
+                .find(|j| Arc::ptr_eq(&j.plan, &plan) && k >= j.delivered);
+            if let Some(job) = job {
+                job.window[k - job.delivered] = Some(result);
+                job.busy += busy;
+                self.ready.notify_one();
             }
         }
     }

@@ -9,13 +9,17 @@
 //! bytes, and a checkpoint written at one world size (or per-rank batch size) continues the
 //! same global plan at another (see `plan` for the layout).
 //!
-//! Format, version 3, little-endian: magic "THRSTATE" · u32 version · fingerprint (N, seed,
-//! shuffle, drop_last, policy kind, dataset fingerprint, canonical policy parameters) · u64
-//! epoch · u64 total samples · u8 has-plan · [plan epoch, global ids, weights, u64 position,
-//! mean weight, score mean, score std] · ScoreBook · policy state · CRC-32. Written atomically
-//! like score files. Versions 1 (before ranks) and 2 (before the dataset fingerprint and the
-//! policy parameters were recorded) are refused with a message naming the version: without
-//! what version 3 adds, resuming could not be checked.
+//! Format, version 4, little-endian: magic "THRSTATE" · u32 version · fingerprint (N, seed,
+//! shuffle, drop_last, plan_ahead, policy kind, dataset fingerprint, canonical policy
+//! parameters) · u64 epoch · u64 total samples · u8 has-plan · [plan] · u8 has-next-plan ·
+//! [plan] · ScoreBook · policy state · CRC-32, where a plan is: plan epoch, global ids,
+//! weights, u64 position, mean weight, score mean, score std, unlearnable fraction. The next
+//! plan is the one `plan_ahead` made at the last batch of the epoch before; when it is
+//! present, `epoch` is its epoch. Written atomically like score files. Versions 1 (before
+//! ranks), 2 (before the dataset fingerprint and the policy parameters were recorded) and 3
+//! (before the next plan could be made ahead) are refused with a message naming the version:
+//! a version-3 checkpoint taken at an epoch's end cannot say which feedback the next plan
+//! should see.
 
 use std::path::Path;
 
@@ -24,10 +28,11 @@ use crate::error::{Error, Result};
 use crate::scores::ScoreBook;
 
 const MAGIC: &[u8; 8] = b"THRSTATE";
-const VERSION: u32 = 3;
+const VERSION: u32 = 4;
 
 /// What must match between the saving and the restoring loader: the dataset (N and its
-/// fingerprint, see `Planner::for_dataset`), the seed, `shuffle`, `drop_last` and the policy
+/// fingerprint, see `Planner::for_dataset`), the seed, `shuffle`, `drop_last`, `plan_ahead`
+/// (it decides which feedback each plan sees) and the policy
 /// (its kind and its canonical parameters, `PolicyConfig::canonical`).
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Fingerprint {
@@ -36,6 +41,7 @@ pub(crate) struct Fingerprint {
     pub seed: u64,
     pub shuffle: bool,
     pub drop_last: bool,
+    pub plan_ahead: bool,
     pub policy: String,
     /// The canonical policy section as JSON text (sorted keys).
     pub policy_config: String,
@@ -73,6 +79,11 @@ impl Fingerprint {
             "drop_last",
             self.drop_last.to_string(),
             here.drop_last.to_string(),
+        );
+        differ(
+            "plan_ahead",
+            self.plan_ahead.to_string(),
+            here.plan_ahead.to_string(),
         );
         differ("policy kind", self.policy.clone(), here.policy.clone());
         if self.policy == here.policy && self.policy_config != here.policy_config {
@@ -112,6 +123,8 @@ pub(crate) struct SavedJob {
     pub mean_weight: f64,
     pub score_mean: f64,
     pub score_std: f64,
+    /// The report's, fixed when the plan was made.
+    pub unlearnable_fraction: f64,
 }
 
 pub(crate) struct Snapshot<'a> {
@@ -119,6 +132,8 @@ pub(crate) struct Snapshot<'a> {
     pub epoch: u64,
     pub total_samples: u64,
     pub job: Option<SavedJob>,
+    /// The next epoch's plan, made ahead.
+    pub ahead: Option<SavedJob>,
     pub scores: &'a ScoreBook,
     pub policy_state: Vec<u8>,
 }
@@ -132,22 +147,26 @@ pub(crate) fn encode(s: &Snapshot<'_>) -> Vec<u8> {
     w.u64(f.seed);
     w.u8(f.shuffle as u8);
     w.u8(f.drop_last as u8);
+    w.u8(f.plan_ahead as u8);
     w.str(&f.policy);
     w.u64(f.dataset);
     w.str(&f.policy_config);
     w.u64(s.epoch);
     w.u64(s.total_samples);
-    match &s.job {
-        None => w.u8(0),
-        Some(j) => {
-            w.u8(1);
-            w.u64(j.epoch);
-            w.u64s(&j.ids);
-            w.f32s(&j.weights);
-            w.u64(j.position);
-            w.f64(j.mean_weight);
-            w.f64(j.score_mean);
-            w.f64(j.score_std);
+    for job in [&s.job, &s.ahead] {
+        match job {
+            None => w.u8(0),
+            Some(j) => {
+                w.u8(1);
+                w.u64(j.epoch);
+                w.u64s(&j.ids);
+                w.f32s(&j.weights);
+                w.u64(j.position);
+                w.f64(j.mean_weight);
+                w.f64(j.score_mean);
+                w.f64(j.score_std);
+                w.f64(j.unlearnable_fraction);
+            }
         }
     }
     s.scores.encode(&mut w);
@@ -160,6 +179,7 @@ pub(crate) struct Restored {
     pub epoch: u64,
     pub total_samples: u64,
     pub job: Option<SavedJob>,
+    pub ahead: Option<SavedJob>,
     pub policy_state: Vec<u8>,
 }
 
@@ -189,8 +209,15 @@ pub(crate) fn restore(
     if version == 2 {
         return Err(bad(
             "format version 2, written before checkpoints recorded which dataset and which \
-             policy parameters they belong to; this build reads version 3 only (finish that run \
+             policy parameters they belong to; this build reads version 4 only (finish that run \
              with the build that wrote it, or start afresh)",
+        ));
+    }
+    if version == 3 {
+        return Err(bad(
+            "format version 3, written before the next epoch's plan could be made at the last \
+             batch of an epoch (config key `plan_ahead`) and stored with it; this build reads \
+             version 4 only (finish that run with the build that wrote it, or start afresh)",
         ));
     }
     if version != VERSION {
@@ -203,6 +230,7 @@ pub(crate) fn restore(
         seed: r.u64().ok_or_else(truncated)?,
         shuffle: r.u8().ok_or_else(truncated)? != 0,
         drop_last: r.u8().ok_or_else(truncated)? != 0,
+        plan_ahead: r.u8().ok_or_else(truncated)? != 0,
         policy: r.str().ok_or_else(truncated)?,
         dataset: r.u64().ok_or_else(truncated)?,
         policy_config: r.str().ok_or_else(truncated)?,
@@ -216,44 +244,18 @@ pub(crate) fn restore(
     }
     let epoch = r.u64().ok_or_else(truncated)?;
     let total_samples = r.u64().ok_or_else(truncated)?;
-    let job = match r.u8().ok_or_else(truncated)? {
-        0 => None,
-        1 => {
-            let plan_epoch = r.u64().ok_or_else(truncated)?;
-            // A plan keeps each of the N ids at most once: a longer stored length is refused
-            // before it is allocated.
-            let n = expect.n as usize;
-            let too_long = || bad("its plan is longer than the dataset");
-            let ids = r.u64s_max(n).ok_or_else(too_long)?;
-            let weights = r.f32s_max(n).ok_or_else(too_long)?;
-            let position = r.u64().ok_or_else(truncated)?;
-            if ids.len() != weights.len() || plan_epoch != epoch {
-                return Err(bad("inconsistent plan"));
-            }
-            // A checksum only says the bytes are the ones written: what they say is checked too.
-            let mut seen = vec![false; expect.n as usize];
-            for &id in &ids {
-                match seen.get_mut(id as usize) {
-                    Some(s) if !*s => *s = true,
-                    Some(_) => return Err(bad(&format!("its plan holds id {id} twice"))),
-                    None => return Err(bad(&format!("its plan holds id {id} ≥ N"))),
-                }
-            }
-            if let Some(w) = weights.iter().find(|w| !w.is_finite() || **w < 0.0) {
-                return Err(bad(&format!("its plan holds the weight {w}")));
-            }
-            Some(SavedJob {
-                epoch: plan_epoch,
-                ids,
-                weights,
-                position,
-                mean_weight: r.f64().ok_or_else(truncated)?,
-                score_mean: r.f64().ok_or_else(truncated)?,
-                score_std: r.f64().ok_or_else(truncated)?,
-            })
-        }
-        _ => return Err(bad("bad plan flag")),
+    let job = read_job(&mut r, expect.n as usize, &bad)?;
+    let ahead = read_job(&mut r, expect.n as usize, &bad)?;
+    // The plan under way is of `epoch`; with a next plan, that one is, and the plan before it
+    // (if stored) is its predecessor.
+    let consistent = match (&job, &ahead) {
+        (_, Some(a)) => a.epoch == epoch && job.as_ref().is_none_or(|j| j.epoch + 1 == epoch),
+        (Some(j), None) => j.epoch == epoch,
+        (None, None) => true,
     };
+    if !consistent {
+        return Err(bad("inconsistent plan"));
+    }
     let mut book = scores.clone();
     book.decode(&mut r)
         .ok_or_else(|| bad("its scores do not fit this dataset and policy"))?;
@@ -266,8 +268,53 @@ pub(crate) fn restore(
         epoch,
         total_samples,
         job,
+        ahead,
         policy_state,
     })
+}
+
+/// One stored plan (or none), checked: each id at most once and below N, weights finite and
+/// non-negative.
+fn read_job(r: &mut Reader<'_>, n: usize, bad: &dyn Fn(&str) -> Error) -> Result<Option<SavedJob>> {
+    let truncated = || bad("truncated");
+    match r.u8().ok_or_else(truncated)? {
+        0 => Ok(None),
+        1 => {
+            let plan_epoch = r.u64().ok_or_else(truncated)?;
+            // A plan keeps each of the N ids at most once: a longer stored length is refused
+            // before it is allocated.
+            let too_long = || bad("its plan is longer than the dataset");
+            let ids = r.u64s_max(n).ok_or_else(too_long)?;
+            let weights = r.f32s_max(n).ok_or_else(too_long)?;
+            let position = r.u64().ok_or_else(truncated)?;
+            if ids.len() != weights.len() {
+                return Err(bad("inconsistent plan"));
+            }
+            // A checksum only says the bytes are the ones written: what they say is checked too.
+            let mut seen = vec![false; n];
+            for &id in &ids {
+                match seen.get_mut(id as usize) {
+                    Some(s) if !*s => *s = true,
+                    Some(_) => return Err(bad(&format!("its plan holds id {id} twice"))),
+                    None => return Err(bad(&format!("its plan holds id {id} ≥ N"))),
+                }
+            }
+            if let Some(w) = weights.iter().find(|w| !w.is_finite() || **w < 0.0) {
+                return Err(bad(&format!("its plan holds the weight {w}")));
+            }
+            Ok(Some(SavedJob {
+                epoch: plan_epoch,
+                ids,
+                weights,
+                position,
+                mean_weight: r.f64().ok_or_else(truncated)?,
+                score_mean: r.f64().ok_or_else(truncated)?,
+                score_std: r.f64().ok_or_else(truncated)?,
+                unlearnable_fraction: r.f64().ok_or_else(truncated)?,
+            }))
+        }
+        _ => Err(bad("bad plan flag")),
+    }
 }
 
 #[cfg(test)]
@@ -281,6 +328,7 @@ mod tests {
             seed: 1,
             shuffle: true,
             drop_last: false,
+            plan_ahead: true,
             policy: "full".into(),
             dataset: 7,
             policy_config: r#"{"kind":"full"}"#.into(),
@@ -302,7 +350,9 @@ mod tests {
                 mean_weight: 1.0,
                 score_mean: f64::NAN,
                 score_std: f64::NAN,
+                unlearnable_fraction: f64::NAN,
             }),
+            ahead: None,
             scores: &book,
             policy_state: Vec::new(),
         });
@@ -327,6 +377,35 @@ mod tests {
             assert!(e.message().contains(want), "{want}: {e}");
             assert!(e.message().contains("not a usable checkpoint"), "{e}");
         }
+    }
+
+    #[test]
+    fn older_versions_are_refused_naming_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ck");
+        for (version, want) in [(2, "format version 2"), (3, "format version 3")] {
+            let mut w = Writer::default();
+            w.bytes(MAGIC);
+            w.u32(version);
+            std::fs::write(&path, w.finish()).unwrap();
+            let mut into = ScoreBook::new(4, ScoreFields::NONE);
+            let e = restore(&path, &fingerprint(), 1 << 20, &mut into)
+                .err()
+                .expect("refused");
+            assert!(e.message().contains(want), "{e}");
+            assert!(e.message().contains("reads version 4 only"), "{e}");
+        }
+        let e = {
+            let mut w = Writer::default();
+            w.bytes(MAGIC);
+            w.u32(3);
+            std::fs::write(&path, w.finish()).unwrap();
+            let mut into = ScoreBook::new(4, ScoreFields::NONE);
+            restore(&path, &fingerprint(), 1 << 20, &mut into)
+                .err()
+                .unwrap()
+        };
+        assert!(e.message().contains("plan_ahead"), "{e}");
     }
 
     #[test]

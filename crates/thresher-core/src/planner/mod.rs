@@ -4,9 +4,14 @@
 //! files (checkpoints, score files, the report). The `Loader` is a Planner plus workers, a
 //! source and a transform; a pipeline that reads its own data drives a Planner directly.
 //!
-//! Epochs: the plan of epoch e is made when the Planner is created (e = 0, or the checkpoint's
-//! epoch on resume) or by `begin_epoch` after `finish_epoch` closed epoch e−1, from the
-//! ScoreBook at that moment. Feedback is booked under the epoch of the most recent plan.
+//! Epochs: the plan of epoch 0 is made when the Planner is created (or the checkpoint's plans
+//! are restored). With `plan_ahead` (the default) the plan of epoch e+1 is made when the last
+//! batch of epoch e is handed out (`hand_out`, `advance`, `advance_by` reaching the end), from
+//! the ScoreBook at that moment, and held as the next plan until `begin_epoch`; so a loader's
+//! workers can fill e+1 while the trainer is still on e's last batch, and the rule lives here
+//! once for both engines. Without it, or after an epoch that handed out no batch or was left
+//! early, `begin_epoch` makes the plan after `finish_epoch` closed epoch e. Feedback is booked
+//! under the epoch of the most recent plan.
 
 mod checkpoint;
 mod report;
@@ -63,6 +68,10 @@ pub struct Planner {
     planned_counts: Option<Vec<usize>>,
     /// The streak that counts as unlearnable in the report (`None`: not tracked).
     unlearnable_window: Option<u8>,
+    /// Config `plan_ahead`: make the next epoch's plan when the last batch is handed out.
+    plan_ahead: bool,
+    /// The next epoch's plan, made ahead; `begin_epoch` makes it the epoch under way.
+    ahead: Option<Current>,
 }
 
 /// The epoch under way.
@@ -159,6 +168,7 @@ impl Planner {
                 seed: config.seed,
                 shuffle: config.shuffle,
                 drop_last: config.drop_last,
+                plan_ahead: config.plan_ahead,
                 policy: config.policy.kind().to_string(),
                 dataset,
                 policy_config: serde_json::Value::Object(config.policy.canonical()).to_string(),
@@ -173,9 +183,11 @@ impl Planner {
             sketch_dim: config.policy.sketch_dim(),
             planned_counts: config.policy.planned_counts(dataset_len),
             unlearnable_window: config.policy.unlearnable_window(),
+            plan_ahead: config.plan_ahead,
+            ahead: None,
         };
         match &config.resume_from {
-            None => planner.make_plan(0),
+            None => planner.current = Some(planner.make_plan(0)),
             Some(path) => planner.resume(path)?,
         }
         Ok(planner)
@@ -209,14 +221,30 @@ impl Planner {
         self.scores.len()
     }
 
-    /// The epoch under way, or the last one once it has ended.
+    /// The epoch under way, or the last one once it has ended (also when the next one's plan
+    /// is already made).
     pub fn epoch(&self) -> u64 {
-        self.epoch
+        match (&self.current, &self.ahead) {
+            (Some(c), _) => c.plan.epoch,
+            (None, Some(a)) => a.plan.epoch - 1,
+            (None, None) => self.epoch,
+        }
     }
 
     /// The plan of the epoch under way; `None` between `finish_epoch` and `begin_epoch`.
     pub fn plan(&self) -> Option<&Arc<Plan>> {
         self.current.as_ref().map(|c| &c.plan)
+    }
+
+    /// The next epoch's plan when it is already made (`plan_ahead`: the epoch under way, or the
+    /// one that just ended, has handed out its last batch); `begin_epoch` begins it.
+    pub fn next_plan(&self) -> Option<&Arc<Plan>> {
+        self.ahead.as_ref().map(|c| &c.plan)
+    }
+
+    /// Whether the next epoch's plan is made when the last batch is handed out (`plan_ahead`).
+    pub fn plans_ahead(&self) -> bool {
+        self.plan_ahead
     }
 
     /// Batches of the epoch under way handed out so far on this rank (0 between epochs).
@@ -231,21 +259,41 @@ impl Planner {
             .is_none_or(|c| c.delivered >= c.plan.batches())
     }
 
-    /// Makes the next epoch's plan when the last one has ended (from the ScoreBook as it
-    /// stands now) and returns the plan under way.
+    /// When the last one has ended, begins the next epoch — its plan made ahead, or made now
+    /// from the ScoreBook as it stands — and returns the plan under way.
     pub fn begin_epoch(&mut self) -> &Arc<Plan> {
         if self.current.is_none() {
-            self.make_plan(self.epoch + 1);
+            let next = match self.ahead.take() {
+                Some(next) => next,
+                None => self.make_plan(self.epoch + 1),
+            };
+            self.current = Some(next);
         }
-        &self.current.as_ref().expect("make_plan sets it").plan
+        &self.current.as_ref().expect("set above").plan
     }
 
-    /// Counts one more batch of the epoch under way as handed out.
+    /// With `plan_ahead`: makes the next epoch's plan once the epoch under way has handed out
+    /// its last batch (an epoch of no batches hands out none: its successor is planned by
+    /// `begin_epoch`, as without `plan_ahead`).
+    fn plan_ahead_if_done(&mut self) {
+        let done = self
+            .current
+            .as_ref()
+            .is_some_and(|c| c.plan.batches() > 0 && c.delivered == c.plan.batches());
+        if self.plan_ahead && done && self.ahead.is_none() {
+            let epoch = self.current.as_ref().expect("checked").plan.epoch + 1;
+            self.ahead = Some(self.make_plan(epoch));
+        }
+    }
+
+    /// Counts one more batch of the epoch under way as handed out (making the next epoch's plan
+    /// when it was the last, with `plan_ahead`).
     pub fn advance(&mut self) {
         if let Some(c) = self.current.as_mut() {
             debug_assert!(c.delivered < c.plan.batches());
             c.delivered += 1;
         }
+        self.plan_ahead_if_done();
     }
 
     /// Counts `batches` more batches of the epoch under way as handed out without building
@@ -264,6 +312,7 @@ impl Planner {
             )));
         }
         c.delivered += batches;
+        self.plan_ahead_if_done();
         Ok(())
     }
 
@@ -343,7 +392,9 @@ impl Planner {
             padding += pad as usize;
         }
         c.delivered += 1;
-        Ok(Some((c.plan.epoch, k, padding)))
+        let epoch = c.plan.epoch;
+        self.plan_ahead_if_done();
+        Ok(Some((epoch, k, padding)))
     }
 
     /// This rank's whole epoch under way (made now when the last one has ended), from its batch
@@ -401,8 +452,8 @@ impl Planner {
         self.scores.feedback(fb, self.epoch)
     }
 
-    /// The plan under way; right after an epoch ended, the next epoch's plan is made now (so
-    /// its length is known before its first batch).
+    /// The plan under way; right after an epoch ended, the next epoch's (made ahead, or made
+    /// now), so its length is known before its first batch.
     pub fn epoch_info(&mut self) -> EpochInfo {
         let plan = Arc::clone(self.begin_epoch());
         EpochInfo {
@@ -422,7 +473,7 @@ impl Planner {
     /// ScoreBook, so call it per epoch, not per step.
     pub fn digest(&self) -> Digest {
         let plan = self.plan().or(self.last_plan.as_ref());
-        let (epoch, plan) = plan.map_or((self.epoch, 0), |p| (p.epoch, p.digest()));
+        let (epoch, plan) = plan.map_or((self.epoch(), 0), |p| (p.epoch, p.digest()));
         let mut w = crate::codec::Writer::default();
         self.scores.encode(&mut w);
         w.u8s(&self.policy.save_state());
@@ -452,7 +503,11 @@ impl Planner {
             .current
             .as_ref()
             .map(|c| saved_job(&c.plan, c.delivered, &c.report));
-        self.write_state(path, job)
+        let ahead = self
+            .ahead
+            .as_ref()
+            .map(|c| saved_job(&c.plan, 0, &c.report));
+        self.write_state(path, job, ahead)
     }
 
     /// Writes a checkpoint as if only the first `batches` batches of this rank's latest epoch
@@ -460,10 +515,14 @@ impl Planner {
     /// sampler, a DALI pipeline), whose trainer has consumed fewer batches than the Planner
     /// gave out. The latest epoch is the one under way or, between epochs, the one that just
     /// ended. Fails (changing nothing) when `batches` exceeds what was handed out.
+    ///
+    /// When the next epoch's plan was made ahead (at the last batch) and `batches` is less than
+    /// all, it is not stored: the resumed run hands out the rest of the epoch again and makes
+    /// the next plan at its last batch (with the policy's state as saved).
     pub fn save_state_at(&self, path: &Path, batches: usize) -> Result<()> {
         let (plan, handed, report) = match (&self.current, &self.last_plan) {
             (Some(c), _) => (&c.plan, c.delivered, &c.report),
-            (None, Some(p)) if p.epoch == self.epoch => (
+            (None, Some(p)) if p.epoch == self.epoch() => (
                 p,
                 self.last_delivered,
                 self.last_report.as_ref().expect("set with the last plan"),
@@ -480,15 +539,50 @@ impl Planner {
                 plan.epoch
             )));
         }
-        self.write_state(path, Some(saved_job(plan, batches, report)))
+        let job = saved_job(plan, batches, report);
+        if batches == handed {
+            let ahead = self
+                .ahead
+                .as_ref()
+                .map(|c| saved_job(&c.plan, 0, &c.report));
+            return self.write_state(path, Some(job), ahead);
+        }
+        match &self.ahead {
+            // As if the next plan had not been made yet: the epoch and samples it added go.
+            Some(a) => self.write_snapshot(
+                path,
+                plan.epoch,
+                self.total_samples - a.plan.samples() as u64,
+                Some(job),
+                None,
+            ),
+            None => self.write_state(path, Some(job), None),
+        }
     }
 
-    fn write_state(&self, path: &Path, job: Option<SavedJob>) -> Result<()> {
+    fn write_state(
+        &self,
+        path: &Path,
+        job: Option<SavedJob>,
+        ahead: Option<SavedJob>,
+    ) -> Result<()> {
+        self.write_snapshot(path, self.epoch, self.total_samples, job, ahead)
+    }
+
+    fn write_snapshot(
+        &self,
+        path: &Path,
+        epoch: u64,
+        total_samples: u64,
+        job: Option<SavedJob>,
+        ahead: Option<SavedJob>,
+    ) -> Result<()> {
         let bytes = checkpoint::encode(&Snapshot {
             fingerprint: self.fingerprint.clone(),
-            epoch: self.epoch,
-            total_samples: self.total_samples,
+            epoch,
+            total_samples,
             job,
+            ahead,
             scores: &self.scores,
             policy_state: self.policy.save_state(),
         });
@@ -506,8 +600,9 @@ impl Planner {
         }
     }
 
-    /// Makes the plan of `epoch` from the ScoreBook as it stands.
-    fn make_plan(&mut self, epoch: u64) {
+    /// Makes the plan of `epoch` from the ScoreBook as it stands (it becomes the epoch that
+    /// feedback is booked under), and returns it for the caller to place.
+    fn make_plan(&mut self, epoch: u64) -> Current {
         // The last plan's arrays, when nothing holds it any more, become this selection's:
         // reusing them spares page-faulting ~12 bytes per kept id every epoch (`digest` between
         // epochs has had its chance to read the last plan).
@@ -555,11 +650,11 @@ impl Planner {
             batches: plan.batches() as u64,
             ..EpochReport::default()
         };
-        self.current = Some(Current {
+        Current {
             plan: Arc::new(plan),
             delivered: 0,
             report,
-        });
+        }
     }
 }
 
@@ -588,5 +683,6 @@ fn saved_job(plan: &Plan, delivered: usize, report: &EpochReport) -> SavedJob {
         mean_weight: report.mean_weight,
         score_mean: report.score_mean,
         score_std: report.score_std,
+        unlearnable_fraction: report.unlearnable_fraction,
     }
 }

@@ -28,42 +28,67 @@ impl Planner {
         }
         self.epoch = r.epoch;
         self.total_samples = r.total_samples;
-        let dataset_len = self.scores.len();
-        self.current = r.job.map(|j| {
-            let (plan, delivered) = resume_layout(
-                j.epoch,
-                j.ids,
-                j.weights,
-                j.position,
-                &self.options,
-                dataset_len,
-            );
-            let report = EpochReport {
-                epoch: plan.epoch,
-                samples: plan.samples() as u64,
-                dataset_len: plan.dataset_len as u64,
-                prune_fraction: plan.prune_fraction(),
-                saved_fraction: 1.0
-                    - r.total_samples as f64 / ((plan.epoch + 1) as f64 * plan.dataset_len as f64),
-                mean_weight: j.mean_weight,
-                score_mean: j.score_mean,
-                score_std: j.score_std,
-                // Not in the checkpoint: recomputed from the restored book.
-                unlearnable_fraction: self.unlearnable_fraction(&plan.ids),
-                batches: plan.batches() as u64,
-                ..EpochReport::default()
-            };
-            Current {
-                plan: Arc::new(plan),
-                delivered,
-                report,
+        let ahead = r
+            .ahead
+            .map(|a| (a.position, self.restore_job(a, r.total_samples)));
+        // The epoch before counted its samples when its plan was made, before the next one's.
+        let before = r
+            .total_samples
+            .saturating_sub(ahead.as_ref().map_or(0, |(_, a)| a.plan.samples() as u64));
+        self.current = r.job.map(|j| self.restore_job(j, before));
+        if let Some((position, a)) = ahead {
+            // Made ahead at the last batch of the epoch before: that epoch (when stored) must
+            // have handed out everything, and the next plan begins at its batch 0.
+            if self
+                .current
+                .as_ref()
+                .is_some_and(|c| c.delivered < c.plan.batches())
+                || position != 0
+                || !self.plan_ahead
+            {
+                return Err(Error::format(format!(
+                    "{}: not a usable checkpoint: inconsistent plan",
+                    path.display()
+                )));
             }
-        });
+            self.ahead = Some(a);
+        }
         Ok(())
     }
 }
 
 impl Planner {
+    /// A stored plan laid out for this rank, batch size and world size, with its report.
+    fn restore_job(&self, j: checkpoint::SavedJob, total_samples: u64) -> Current {
+        let (plan, delivered) = resume_layout(
+            j.epoch,
+            j.ids,
+            j.weights,
+            j.position,
+            &self.options,
+            self.scores.len(),
+        );
+        let report = EpochReport {
+            epoch: plan.epoch,
+            samples: plan.samples() as u64,
+            dataset_len: plan.dataset_len as u64,
+            prune_fraction: plan.prune_fraction(),
+            saved_fraction: 1.0
+                - total_samples as f64 / ((plan.epoch + 1) as f64 * plan.dataset_len as f64),
+            mean_weight: j.mean_weight,
+            score_mean: j.score_mean,
+            score_std: j.score_std,
+            unlearnable_fraction: j.unlearnable_fraction,
+            batches: plan.batches() as u64,
+            ..EpochReport::default()
+        };
+        Current {
+            plan: Arc::new(plan),
+            delivered,
+            report,
+        }
+    }
+
     /// The most bytes a checkpoint of this Planner can take: the plan (12 bytes an id), the
     /// ScoreBook (every field, and an embedding of at most `sketch_dim` floats a sample), the
     /// policy's state (a subset and figures, 16 bytes a sample), and 1 MiB of headers.
