@@ -375,6 +375,20 @@ impl Source for ImageFolderSource {
     fn label(&self, id: usize) -> i64 {
         self.labels[id]
     }
+    fn reads_ahead(&self) -> bool {
+        true
+    }
+    fn will_read(&self, id: usize) {
+        // The open (a non-blocking one, as the read's: a FIFO must not block here either)
+        // brings the path's directory entries and inode into the cache; the hint starts the
+        // data's read without waiting for it. A file the read will refuse is left alone.
+        let path = self.path(id);
+        if let Ok((file, len)) = crate::util::open_regular(path, "image file") {
+            if self.decode.check_bytes(len).is_ok() {
+                crate::util::will_need(&file, 0, len);
+            }
+        }
+    }
     fn location(&self, id: usize) -> Option<String> {
         Some(self.path(id).display().to_string())
     }
