@@ -18,7 +18,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.len() < 5 {
         return Err("usage: cold_read ROOT WORKERS IO_DEPTH SAMPLES [BATCH]".into());
     }
-    let (root, workers, io_depth) = (&args[1], args[2].parse::<usize>()?, args[3].parse::<usize>()?);
+    let (root, workers, io_depth) = (
+        &args[1],
+        args[2].parse::<usize>()?,
+        args[3].parse::<usize>()?,
+    );
     let want: usize = args[4].parse()?;
     let batch: usize = args.get(5).map_or(Ok(128), |s| s.parse())?;
     let config = serde_json::json!({
