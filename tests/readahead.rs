@@ -23,8 +23,11 @@ fn loader(config: &serde_json::Value) -> Loader {
     Loader::new(Config::from_json(&config.to_string()).unwrap()).unwrap()
 }
 
-/// Every batch (or its error's text) of `epochs` epochs: ids, labels and bytes.
-fn run(l: &Loader, epochs: usize) -> Vec<Result<(Vec<u64>, Vec<i64>, Vec<u8>), String>> {
+/// One batch (ids, labels, bytes) or its error's text.
+type Outcome = Result<(Vec<u64>, Vec<i64>, Vec<u8>), String>;
+
+/// Every batch (or its error's text) of `epochs` epochs.
+fn run(l: &Loader, epochs: usize) -> Vec<Outcome> {
     let mut out = Vec::new();
     for _ in 0..epochs {
         loop {
