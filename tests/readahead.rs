@@ -212,12 +212,13 @@ impl Source for Hinted {
     fn reads_ahead(&self) -> bool {
         true
     }
-    fn will_read(&self, id: usize) {
+    fn will_read(&self, id: usize) -> bool {
         self.hints.lock().unwrap().push(id);
         while self.hold.load(Ordering::Acquire) {
             self.holding.store(true, Ordering::Release);
             std::thread::sleep(Duration::from_millis(2));
         }
+        false
     }
 }
 
@@ -281,7 +282,7 @@ fn no_hints_for_sources_that_do_not_read_ahead() {
         fn label(&self, _id: usize) -> i64 {
             0
         }
-        fn will_read(&self, id: usize) {
+        fn will_read(&self, id: usize) -> bool {
             self.0.will_read(id)
         }
     }

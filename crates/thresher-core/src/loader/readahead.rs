@@ -11,6 +11,11 @@
 //! (a missing, corrupt or special file) is still met — and reported, or skipped — by the worker,
 //! naming the sample and its path. A hint's own failure is ignored.
 //!
+//! On cached data the hints are wasted work (an open each), so a thread that finds 64 samples
+//! in a row cached already hints only one claimed sample in 8 from then on, until one of those
+//! probes finds a sample that is not (the data has gone cold: a new part of the dataset, or
+//! memory pressure), and it hints every sample again.
+//!
 //! Bounds: the threads hint only samples of batches the workers may claim (`prefetch` ahead of
 //! the consumer) and one batch more, so what they bring into the page cache is at most
 //! `(prefetch + 1) × batch_size` files of at most the source's `max_bytes` each; nothing is
@@ -47,6 +52,44 @@ struct Cursor {
     moves: u64,
 }
 
+/// After this many hints in a row found their sample cached, a thread only probes.
+const WARM_STREAK: u32 = 64;
+/// While probing, a thread hints one claimed sample in this many.
+const PROBE_EVERY: u32 = 8;
+
+/// One I/O thread's view of whether the data is cached already (see the module's comment).
+#[derive(Default)]
+struct Backoff {
+    /// Hints in a row that found their sample cached.
+    streak: u32,
+    /// Claimed samples passed over since the last probe.
+    passed: u32,
+}
+
+impl Backoff {
+    /// Whether to hint the sample just claimed.
+    fn hint(&mut self) -> bool {
+        if self.streak < WARM_STREAK {
+            return true;
+        }
+        self.passed += 1;
+        if self.passed < PROBE_EVERY {
+            return false;
+        }
+        self.passed = 0;
+        true
+    }
+
+    /// What a hint found.
+    fn found(&mut self, cached: bool) {
+        self.streak = if cached {
+            self.streak.saturating_add(1)
+        } else {
+            0
+        };
+    }
+}
+
 /// The longest a waiting I/O thread sleeps before it looks at the plan again, in case a move
 /// was signalled while it was not yet waiting (a belt to the `moves` count's braces).
 const RECHECK: Duration = Duration::from_millis(50);
@@ -65,6 +108,7 @@ impl Shared {
     /// it to the source, until shutdown.
     pub(super) fn read_ahead(&self) {
         let ra = &self.readahead;
+        let mut backoff = Backoff::default();
         loop {
             if self.shutdown.load(Ordering::Acquire) {
                 return;
@@ -85,8 +129,10 @@ impl Shared {
             });
             match (claimed, view) {
                 (Some((k, j)), Some((plan, _))) => {
-                    let (id, _, _) = plan.entry(k, j);
-                    self.source.will_read(id as usize);
+                    if backoff.hint() {
+                        let (id, _, _) = plan.entry(k, j);
+                        backoff.found(self.source.will_read(id as usize));
+                    }
                 }
                 _ => {
                     let mut c = ra.cursor.lock();
@@ -143,6 +189,28 @@ mod tests {
         let ids: Vec<u64> = (0..n).collect();
         let weights = vec![1.0; ids.len()];
         Plan::from_global(epoch, ids, weights, &opts, n as usize, 0)
+    }
+
+    #[test]
+    fn cached_data_is_only_probed_and_a_cold_probe_hints_everything_again() {
+        let mut b = Backoff::default();
+        for _ in 0..WARM_STREAK {
+            assert!(b.hint());
+            b.found(true);
+        }
+        // Warm: one sample in PROBE_EVERY is hinted.
+        let hinted = (0..10 * PROBE_EVERY).filter(|_| b.hint()).count();
+        assert_eq!(hinted, 10);
+        // A probe finds a cold sample: every sample is hinted again.
+        while !b.hint() {}
+        b.found(false);
+        assert!((0..3 * PROBE_EVERY).all(|_| b.hint()));
+        // Cached hints not all in a row do not make a streak.
+        let mut b = Backoff::default();
+        for i in 0..10 * WARM_STREAK {
+            assert!(b.hint());
+            b.found(i % WARM_STREAK != 0);
+        }
     }
 
     #[test]

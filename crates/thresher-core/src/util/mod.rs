@@ -15,4 +15,4 @@ pub use open_regular::open_regular;
 pub use panic::panic_text;
 pub(crate) use prefetch::prefetch;
 pub use read_bounded::read_bounded;
-pub(crate) use will_need::will_need;
+pub(crate) use will_need::{is_cached, will_need};
