@@ -75,7 +75,7 @@ def measure(raw, quick):
     # Cold cache (benches/cold_read.py): its data set is made by make_image_data.py.
     cold = os.path.join(raw, "cold.json")
     if os.path.exists(os.path.join(cold_read.cold_root(), ".done")):
-        run([PY, "benches/cold_read.py", "--rounds", "1" if quick else "2", "--json", cold])
+        run([PY, "benches/cold_read.py", "--rounds", "1" if quick else "3", "--json", cold])
     else:
         print("cold-cache comparison skipped: data/bench-cold-png missing (make bench makes it)")
         if os.path.exists(cold):
