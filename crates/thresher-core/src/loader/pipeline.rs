@@ -213,10 +213,12 @@ impl Pipeline {
                     Shared::read_ahead,
                 )
             };
-            let spawned = std::thread::Builder::new().name(name).spawn(move || {
-                let _exit = Exited(&s);
-                body(&s)
-            });
+            let spawned = std::thread::Builder::new()
+                .name(name.clone())
+                .spawn(move || {
+                    let _exit = Exited(&s);
+                    body(&s)
+                });
             match spawned {
                 Ok(t) => threads.push(t),
                 Err(e) => {
@@ -224,7 +226,7 @@ impl Pipeline {
                     drop(Pipeline { shared, threads });
                     return Err(Error::new(
                         ErrorKind::Io,
-                        format!("could not start worker or I/O thread {i}: {e}"),
+                        format!("could not start thread {name}: {e}"),
                     ));
                 }
             }
