@@ -156,7 +156,9 @@ test-fuzz:
 # DataLoader (benches/compare_sampler.py); pre-decoded IDX and the PNG/JPEG pipelines against
 # PyTorch's DataLoader, the JPEG pipeline also against DALI's CPU pipeline (installed by
 # setup), torchvision v2 on decode_jpeg tensors and a full-size libjpeg-turbo decode of every
-# file (simplejpeg, installed here, and Pillow), and a link to the
+# file (simplejpeg, installed here, and Pillow); 200,000 small PNGs read with the page cache
+# dropped before each run (benches/cold_read.py: read-ahead on and off; the data set, about
+# 1 GB, is made once under data/ by make_image_data.py), and a link to the
 # trainer's accuracy-against-time comparison (results/long, not rerun: it takes hours).
 # matplotlib (for the plots) and torchvision are installed into .venv when missing. Cargo honours
 # an externally set CARGO_TARGET_DIR; so do the scripts. Criterion's per-epoch figure is
@@ -166,7 +168,7 @@ bench: setup build
 	@$(PY) -c "import torchvision" 2>/dev/null || $(PY) -m pip install --quiet "torch==$$($(PY) -c 'import torch; print(torch.__version__.split("+")[0])')" torchvision
 	@$(PY) -c "import simplejpeg" 2>/dev/null || $(PY) -m pip install --quiet "simplejpeg==1.9.0"
 	$(PY) benches/make_image_data.py
-	$(CARGO) build --release --example throughput --example image_throughput
+	$(CARGO) build --release --example throughput --example image_throughput --example cold_read
 	$(PY) benches/report.py
 
 # The image pipeline against torch's DataLoader + torchvision (ImageFolder, RandomResizedCrop,

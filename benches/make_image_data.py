@@ -8,6 +8,12 @@
   data/bench-fmnist-png/<class>/<n>.png
                                     Fashion-MNIST's 60,000 training images as 28×28 grayscale
                                     PNGs (from data/fashion-mnist, which `make setup` fetches).
+  data/bench-cold-png/<class>/<n>.png
+                                    200,000 28×28 grayscale PNGs for the cold-cache bench
+                                    (benches/cold_read.py): Fashion-MNIST's training images
+                                    repeated, each repeat shifted by a pixel so no two files are
+                                    alike; about 1 GB on disk (4 KiB blocks), written by every
+                                    core in parallel. THRESHER_COLD_ROOT moves it elsewhere.
 
 Each part is skipped when its stamp file exists.
 
@@ -111,6 +117,52 @@ def make_fmnist_pngs():
     print(f"make_image_data: {len(labels)} PNGs in {root}")
 
 
+N_COLD = 200_000
+
+
+def cold_root():
+    return os.environ.get("THRESHER_COLD_ROOT") or os.path.join(DATA, "bench-cold-png")
+
+
+def _write_cold(args):
+    root, start, stop = args
+    images = read_idx(os.path.join(DATA, "fashion-mnist", "train-images-idx3-ubyte.gz"))
+    labels = read_idx(os.path.join(DATA, "fashion-mnist", "train-labels-idx1-ubyte.gz"))
+    n = len(labels)
+    for i in range(start, stop):
+        x = images[i % n]
+        shift = i // n
+        if shift:
+            x = np.roll(x, shift, axis=1)
+        Image.fromarray(x).save(os.path.join(root, f"class{labels[i % n]}", f"{i:06d}.png"))
+
+
+def make_cold_pngs():
+    import multiprocessing
+    import shutil
+
+    root = cold_root()
+    stamp = os.path.join(root, ".done")
+    if os.path.exists(stamp):
+        return
+    os.makedirs(root, exist_ok=True)
+    free = shutil.disk_usage(root).free
+    if free < 2 << 30:
+        sys.exit(f"make_image_data: {root}: {free / 2**30:.1f} GiB free, the cold set needs "
+                 "about 1 GiB (and room to spare)")
+    for c in range(10):
+        os.makedirs(os.path.join(root, f"class{c}"), exist_ok=True)
+    cores = os.cpu_count() or 1
+    step = -(-N_COLD // (4 * cores))
+    parts = [(root, a, min(a + step, N_COLD)) for a in range(0, N_COLD, step)]
+    with multiprocessing.Pool(cores) as pool:
+        pool.map(_write_cold, parts)
+    open(stamp, "w").close()
+    print(f"make_image_data: {N_COLD} PNGs in {root}")
+
+
 if __name__ == "__main__":
-    make_jpegs()
-    make_fmnist_pngs()
+    if sys.argv[1:] != ["--cold-only"]:
+        make_jpegs()
+        make_fmnist_pngs()
+    make_cold_pngs()

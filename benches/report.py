@@ -9,7 +9,8 @@ with --from-json without rerunning anything):
   2. benches/compare_dataloader.py: pre-decoded IDX against PyTorch's DataLoader;
   3. benches/compare_images.py: PNG folder and JPEG pipeline against DataLoader + torchvision
      (skipped, and said so on the page, when torchvision or the image data is missing; `make
-     bench` installs and makes both);
+     bench` installs and makes both); benches/cold_read.py: the same kind of folder, 200,000
+     PNGs read with the page cache dropped, read-ahead on and off;
   4. the page and its plots. The reference trainer's accuracy-against-time comparison is not
      rerun (it takes hours): the page links results/long/compare.md and embeds its plot.
 
@@ -25,6 +26,8 @@ import os
 import subprocess
 import sys
 import time
+
+import cold_read  # benches/cold_read.py: the cold-cache comparison and its section
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable
@@ -69,6 +72,14 @@ def measure(raw, quick):
               "(make bench installs and makes them)")
         if os.path.exists(images):
             os.remove(images)
+    # Cold cache (benches/cold_read.py): its data set is made by make_image_data.py.
+    cold = os.path.join(raw, "cold.json")
+    if os.path.exists(os.path.join(cold_read.cold_root(), ".done")):
+        run([PY, "benches/cold_read.py", "--rounds", "1" if quick else "3", "--json", cold])
+    else:
+        print("cold-cache comparison skipped: data/bench-cold-png missing (make bench makes it)")
+        if os.path.exists(cold):
+            os.remove(cold)
 
 
 def read(raw, name):
@@ -357,6 +368,15 @@ def write_page(docs, raw, quick):
         w("*Image pipelines: not measured in this run (torchvision or the image data was "
           "missing; `make bench` installs and makes both).*\n")
         goals.append(("JPEG pipeline ≥ 2× the DataLoader", "not measured in this run", None, None))
+
+    cold = read(raw, "cold.json")
+    if cold:
+        lines, goal = cold_read.section(cold)
+        out.extend(lines)
+        goals.append(goal)
+    else:
+        goals.append(("cold image folder: workers 2 with read-ahead ≥ 2× workers 8 without",
+                      "not measured in this run", None, None))
 
     if micro and "plan" in micro:
         plan = micro["plan"]

@@ -499,8 +499,9 @@ size_t thresher_last_error(char *buf,
 thresher_status thresher_loader_new(const char *config_json, thresher_loader **out);
 
 /**
- * Stops the worker threads and frees the loader. Returns within a second whatever the workers
- * are doing: they stop between samples, and a worker still inside one read or decode by then
+ * Stops the worker and read-ahead (`io_depth`) threads and frees the loader. Returns within a
+ * second whatever they are doing: they stop between samples, and a thread still inside one
+ * read, hint or decode by then
  * (a hung network file system, a very large image) is detached — it keeps what it needs alive,
  * exits by itself when that read returns, and nothing it produces is delivered. Also returns
  * promptly mid-epoch and while batches are still lent out: those batches stay valid and must

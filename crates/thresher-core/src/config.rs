@@ -47,6 +47,11 @@ pub struct Config {
     /// of e's feedback (workers then wait at every epoch boundary). See docs/policies.md.
     #[serde(default = "default_true")]
     pub plan_ahead: bool,
+    /// I/O threads that walk the plan ahead of the workers and have the kernel bring the next
+    /// samples' files into the page cache (image folders and tar shards; see
+    /// `loader/readahead.rs`); 0 turns read-ahead off.
+    #[serde(default = "default_io_depth")]
+    pub io_depth: usize,
     /// The image transform. `None` (no `transform` section): image sources get the default
     /// transform (f32, NCHW, ÷255) and tensor sources (`npy`, `tokens`) deliver their samples
     /// untouched; `Some`: the samples must be images (an error names the `transform` key).
@@ -72,6 +77,12 @@ pub struct Config {
 /// The default `max_batch_bytes`: 4 GiB, above any usual image batch (256 × 3 × 224 × 224 f32
 /// is about 154 MB) and far below what a mistyped size asks for.
 pub const DEFAULT_MAX_BATCH_BYTES: u64 = 1 << 32;
+
+/// The default `io_depth`: enough reads in flight to keep a disk or a network volume busy with
+/// small files, few enough threads to cost nothing when the data is cached.
+pub const DEFAULT_IO_DEPTH: usize = 8;
+/// The largest `io_depth`.
+pub const MAX_IO_DEPTH: usize = 256;
 
 /// The `on_error` key.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -100,6 +111,9 @@ fn default_workers() -> usize {
 }
 fn default_prefetch() -> usize {
     4
+}
+fn default_io_depth() -> usize {
+    DEFAULT_IO_DEPTH
 }
 fn default_max_batch_bytes() -> u64 {
     DEFAULT_MAX_BATCH_BYTES
@@ -152,6 +166,13 @@ impl Config {
                 self.prefetch
             )));
         }
+        if self.io_depth > MAX_IO_DEPTH {
+            return Err(Error::invalid(format!(
+                "config key `io_depth`: {} is out of range 0..={MAX_IO_DEPTH} (0 turns \
+                 read-ahead off)",
+                self.io_depth
+            )));
+        }
         if self.world_size == 0 || self.world_size > 1 << 16 {
             return Err(Error::invalid(format!(
                 "config key `world_size`: {} is out of range 1..=65536",
@@ -191,6 +212,7 @@ mod tests {
         assert_eq!(c.batch_size, 256);
         assert!(c.shuffle && !c.drop_last);
         assert_eq!((c.workers, c.prefetch, c.seed), (2, 4, 0));
+        assert_eq!(c.io_depth, DEFAULT_IO_DEPTH);
         assert_eq!((c.rank, c.world_size), (0, 1));
         assert!(c.plan_ahead);
         assert!(
@@ -238,6 +260,10 @@ mod tests {
         assert!(err(r#"{"workers": 0}"#).contains("workers"));
         assert!(err(r#"{"prefetch": 0}"#).contains("prefetch"));
         assert!(err(r#"{"plan_ahead": 1}"#).starts_with("config key `plan_ahead`"));
+        let e = err(r#"{"io_depth": 257}"#);
+        assert!(e.contains("`io_depth`") && e.contains("0..=256"), "{e}");
+        assert!(err(r#"{"io_depth": -1}"#).contains("io_depth"));
+        assert_eq!(Config::from_json(r#"{"io_depth": 0}"#).unwrap().io_depth, 0);
         assert!(err(r#"{"seed": -1}"#).contains("seed"));
         assert!(err(r#"{"world_size": 0}"#).starts_with("config key `world_size`"));
         let e = err(r#"{"rank": 2, "world_size": 2}"#);

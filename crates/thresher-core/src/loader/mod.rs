@@ -11,6 +11,7 @@
 
 mod index;
 mod pipeline;
+mod readahead;
 mod skips;
 mod workers;
 

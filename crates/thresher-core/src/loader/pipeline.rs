@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+use super::readahead::ReadAhead;
 use super::skips::{SkipLog, SkippedSample};
 use crate::batch::{Batch, BatchBuf, Pool};
 use crate::config::{Config, OnError};
@@ -57,9 +58,12 @@ pub(super) struct Shared {
     /// Set once, at drop; workers also check it between samples so shutdown is prompt.
     pub(super) shutdown: AtomicBool,
     pub(super) planner: Mutex<Planner>,
-    /// Worker threads still running, and the signal that one has returned (see `Drop`).
+    /// Worker and I/O threads still running, and the signal that one has returned (see
+    /// `Drop`).
     pub(super) running: Mutex<usize>,
     pub(super) exited: Condvar,
+    /// The I/O threads' place in the plan (config `io_depth`, `readahead.rs`).
+    pub(super) readahead: ReadAhead,
 }
 
 /// How long dropping the loader waits for its workers to return. A worker checks the shutdown
@@ -198,16 +202,31 @@ impl Pipeline {
             planner: Mutex::new(planner),
             running: Mutex::new(0),
             exited: Condvar::new(),
+            readahead: ReadAhead::default(),
         });
-        let mut threads = Vec::with_capacity(config.workers);
-        for i in 0..config.workers {
+        // Read-ahead only where a hint can save the workers a wait (files, tar shards).
+        let io = if shared.source.reads_ahead() {
+            config.io_depth
+        } else {
+            0
+        };
+        let mut threads = Vec::with_capacity(config.workers + io);
+        for i in 0..config.workers + io {
             let s = Arc::clone(&shared);
             *shared.running.lock() += 1;
+            let (name, body): (_, fn(&Shared)) = if i < config.workers {
+                (format!("thresher-worker-{i}"), Shared::worker)
+            } else {
+                (
+                    format!("thresher-io-{}", i - config.workers),
+                    Shared::read_ahead,
+                )
+            };
             let spawned = std::thread::Builder::new()
-                .name(format!("thresher-worker-{i}"))
+                .name(name.clone())
                 .spawn(move || {
                     let _exit = Exited(&s);
-                    s.worker()
+                    body(&s)
                 });
             match spawned {
                 Ok(t) => threads.push(t),
@@ -216,7 +235,7 @@ impl Pipeline {
                     drop(Pipeline { shared, threads });
                     return Err(Error::new(
                         ErrorKind::Io,
-                        format!("could not start worker thread {i}: {e}"),
+                        format!("could not start thread {name}: {e}"),
                     ));
                 }
             }
@@ -292,8 +311,9 @@ impl Pipeline {
                 }
             }
             drop(planner);
-            // One more batch may now be claimed.
+            // One more batch may now be claimed, and read ahead.
             s.work.notify_one();
+            s.readahead.wake();
             match result {
                 // Every sample of this batch was skipped (on_error "skip"): deliver the next
                 // one instead of an empty batch.
@@ -403,6 +423,7 @@ impl Drop for Pipeline {
             let _state = self.shared.state.lock();
             self.shared.work.notify_all();
         }
+        self.shared.readahead.wake();
         let deadline = Instant::now() + SHUTDOWN_WAIT;
         let mut running = self.shared.running.lock();
         while *running > 0 {
@@ -547,6 +568,7 @@ impl Shared {
         };
         state.job = Some(job);
         self.work.notify_all();
+        self.readahead.wake();
     }
 
     /// Closes the epoch of `job` in the Planner (a no-op when it is closed already) and writes

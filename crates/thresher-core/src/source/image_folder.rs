@@ -375,6 +375,25 @@ impl Source for ImageFolderSource {
     fn label(&self, id: usize) -> i64 {
         self.labels[id]
     }
+    fn reads_ahead(&self) -> bool {
+        true
+    }
+    fn will_read(&self, id: usize) -> bool {
+        // The open (a non-blocking one, as the read's: a FIFO must not block here either)
+        // brings the path's directory entries and inode into the cache; the hint starts the
+        // data's read without waiting for it. A file the read will refuse is left alone.
+        let path = self.path(id);
+        match crate::util::open_regular(path, "image file") {
+            Ok((file, len)) if self.decode.check_bytes(len).is_ok() => {
+                if crate::util::is_cached(&file, 0) {
+                    return true;
+                }
+                crate::util::will_need(&file, 0, len);
+                false
+            }
+            _ => false,
+        }
+    }
     fn location(&self, id: usize) -> Option<String> {
         Some(self.path(id).display().to_string())
     }

@@ -145,6 +145,20 @@ pub trait Source: Send + Sync {
     fn read_targets(&self, _id: usize, _out: &mut [u8]) -> Result<()> {
         Err(crate::Error::invalid("this source has no targets"))
     }
+    /// Whether reading a sample waits on storage that a hint (`will_read`) can bring into the
+    /// page cache ahead of time: a file per sample, or members of tar shards. False for
+    /// in-memory and memory-mapped sources (the loader then starts no read-ahead threads).
+    fn reads_ahead(&self) -> bool {
+        false
+    }
+    /// A hint that sample `id` (< len) will be read soon (config `io_depth`): a source that
+    /// reads files asks the kernel to start bringing the sample's bytes into the page cache and
+    /// returns without waiting for them. It changes no later result; any failure is left for
+    /// the read itself to meet and report. Returns true when the bytes were found in the page
+    /// cache already (nothing was started), which lets the read-ahead ease off on cached data.
+    fn will_read(&self, _id: usize) -> bool {
+        false
+    }
     /// Where sample `id` comes from, for error reports: a path, `shard.tar:member`, or `None`
     /// for in-memory data.
     fn location(&self, _id: usize) -> Option<String> {

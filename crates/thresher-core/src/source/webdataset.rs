@@ -380,6 +380,24 @@ impl Source for TarSource {
     fn label(&self, id: usize) -> i64 {
         self.labels[id]
     }
+    fn reads_ahead(&self) -> bool {
+        // With more shards than handles kept open, each read opens its shard: a hint would
+        // have to open it too, so none is given.
+        !self.files.is_empty()
+    }
+    fn will_read(&self, id: usize) -> bool {
+        let size = self.size[id];
+        if let (Some(f), Ok(())) = (
+            self.files.get(self.shard[id] as usize),
+            self.decode.check_bytes(size),
+        ) {
+            if crate::util::is_cached(f, self.offset[id]) {
+                return true;
+            }
+            crate::util::will_need(f, self.offset[id], size);
+        }
+        false
+    }
     fn location(&self, id: usize) -> Option<String> {
         Some(format!(
             "{}:{}",
