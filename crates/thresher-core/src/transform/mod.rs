@@ -497,6 +497,27 @@ impl Transform {
                     cols: 0..ow,
                     frac,
                 };
+                // f32 RGB planes: the resampler writes them itself (no u8 image between).
+                let out = match out {
+                    Out::F32(dst) if self.layout == Layout::Nchw && c == 3 => {
+                        let t = |ch: usize| -> &[f32; 256] {
+                            self.lut[ch * 256..(ch + 1) * 256]
+                                .try_into()
+                                .expect("256 entries a channel")
+                        };
+                        if resampler.resample_rgb_f32_planar(
+                            &src,
+                            &job,
+                            [t(0), t(1), t(2)],
+                            flip,
+                            dst,
+                        ) {
+                            return Ok(());
+                        }
+                        Out::F32(dst)
+                    }
+                    out => out,
+                };
                 resampler.resample(&src, &job, region);
                 let src = SampleView {
                     pixels: region,

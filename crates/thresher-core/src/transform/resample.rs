@@ -162,6 +162,46 @@ pub(crate) struct Frac {
     pub off_y: usize,
 }
 
+/// Which passes a job needs and in which order.
+struct Passes {
+    /// Pillow's view of the input: the whole (cropped) box, or the fractional box of the
+    /// larger image.
+    f: Frac,
+    need_h: bool,
+    need_v: bool,
+    horizontal_first: bool,
+}
+
+impl Passes {
+    fn of(job: &Job) -> Passes {
+        let (bx, out_h, out_w) = (job.bx, job.out_h, job.out_w);
+        let f = job.frac.unwrap_or(Frac {
+            x0: 0.0,
+            y0: 0.0,
+            x1: bx.width as f32,
+            y1: bx.height as f32,
+            full_w: bx.width,
+            full_h: bx.height,
+            off_x: 0,
+            off_y: 0,
+        });
+        let need_h = out_w != f.full_w || f.x0 != 0.0 || f.x1 != out_w as f32;
+        let need_v = out_h != f.full_h || f.y0 != 0.0 || f.y1 != out_h as f32;
+        // Pillow 13's order (ImagingResampleInner): "if height is being scaled down more than
+        // twice the amount the width is, run the vertical pass first". Older Pillow always ran
+        // the horizontal pass first; the order changes some values by one level.
+        let (in_w, in_h) = (f.full_w as i64, f.full_h as i64);
+        let shrink_h = in_h - out_h as i64;
+        let horizontal_first = !(shrink_h > 0 && shrink_h > (in_w - out_w as i64) * 2);
+        Passes {
+            f,
+            need_h,
+            need_v,
+            horizontal_first,
+        }
+    }
+}
+
 impl Resampler {
     /// Runs `job` on `src` into `dst`: HWC, `rows.len() × cols.len()` pixels of `src`'s
     /// channel count.
@@ -197,7 +237,7 @@ impl Resampler {
             out_w,
             rows,
             cols,
-            frac,
+            ..
         } = job.clone();
         let c = src.channels;
         let stride = src.width * c;
@@ -207,30 +247,16 @@ impl Resampler {
         if oh == 0 || ow == 0 {
             return;
         }
-        // Pillow's view of the input: the whole (cropped) box, or the fractional box of the
-        // larger image.
-        let f = frac.unwrap_or(Frac {
-            x0: 0.0,
-            y0: 0.0,
-            x1: bx.width as f32,
-            y1: bx.height as f32,
-            full_w: bx.width,
-            full_h: bx.height,
-            off_x: 0,
-            off_y: 0,
-        });
-        let need_h = out_w != f.full_w || f.x0 != 0.0 || f.x1 != out_w as f32;
-        let need_v = out_h != f.full_h || f.y0 != 0.0 || f.y1 != out_h as f32;
+        let Passes {
+            f,
+            need_h,
+            need_v,
+            horizontal_first,
+        } = Passes::of(job);
         let horizontal =
             |co: &mut Coeffs| co.compute_box(f.full_w, f.x0 as f64, f.x1 as f64, out_w, f.off_x);
         let vertical =
             |co: &mut Coeffs| co.compute_box(f.full_h, f.y0 as f64, f.y1 as f64, out_h, f.off_y);
-        // Pillow 13's order (ImagingResampleInner): "if height is being scaled down more than
-        // twice the amount the width is, run the vertical pass first". Older Pillow always ran
-        // the horizontal pass first; the order changes some values by one level.
-        let (in_w, in_h) = (f.full_w as i64, f.full_h as i64);
-        let shrink_h = in_h - out_h as i64;
-        let horizontal_first = !(shrink_h > 0 && shrink_h > (in_w - out_w as i64) * 2);
         // The box's pixel (y, x) is src.pixels[at(y) + x * c].
         let at = |y: usize| (bx.top + y) * stride + bx.left * c;
         let row_len = ow * c;
@@ -295,6 +321,230 @@ impl Resampler {
                 }
             }
         }
+    }
+}
+
+/// The per-channel tables of the f32 output (`lut[c * 256 + v]` of the transform, for RGB).
+pub(crate) type Tables<'a> = [&'a [f32; 256]; 3];
+
+impl Resampler {
+    /// `resample` of a whole output (`rows` and `cols` covering it) of an RGB source followed
+    /// by `Emit::to_f32` into NCHW planes, optionally flipped, in one go: the pass that runs
+    /// second writes the normalised f32 planes directly, the flip is folded into where the
+    /// horizontal pass writes, and no u8 image is made in between. Bit for bit the same values
+    /// as the two steps (the same integer arithmetic, then the same tables). `false`, with
+    /// nothing written, when the job is not of that kind (the caller takes the two steps).
+    pub(crate) fn resample_rgb_f32_planar(
+        &mut self,
+        src: &SampleView<'_>,
+        job: &Job,
+        tables: Tables<'_>,
+        flip: bool,
+        dst: &mut [f32],
+    ) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { self.fused_avx2(src, job, tables, flip, dst) };
+        }
+        self.fused_any::<false>(src, job, tables, flip, dst)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn fused_avx2(
+        &mut self,
+        src: &SampleView<'_>,
+        job: &Job,
+        tables: Tables<'_>,
+        flip: bool,
+        dst: &mut [f32],
+    ) -> bool {
+        self.fused_any::<true>(src, job, tables, flip, dst)
+    }
+
+    #[inline(always)]
+    fn fused_any<const SIMD: bool>(
+        &mut self,
+        src: &SampleView<'_>,
+        job: &Job,
+        tables: Tables<'_>,
+        flip: bool,
+        dst: &mut [f32],
+    ) -> bool {
+        const C: usize = 3;
+        let Job {
+            bx,
+            out_h: oh,
+            out_w: ow,
+            ..
+        } = *job;
+        let p = Passes::of(job);
+        if src.channels != C
+            || job.rows != (0..oh)
+            || job.cols != (0..ow)
+            || oh == 0
+            || ow == 0
+            || !(p.need_h && p.need_v)
+            || dst.len() != C * oh * ow
+        {
+            return false;
+        }
+        let f = p.f;
+        self.vertical
+            .compute_box(f.full_h, f.y0 as f64, f.y1 as f64, oh, f.off_y);
+        self.horizontal
+            .compute_box(f.full_w, f.x0 as f64, f.x1 as f64, ow, f.off_x);
+        let stride = src.width * C;
+        let at = |y: usize| (bx.top + y) * stride + bx.left * C;
+        let plane = oh * ow;
+        if p.horizontal_first {
+            // The source rows the output needs, through the horizontal pass into three u8
+            // planes (already flipped), then the vertical pass of each plane into its f32 plane.
+            let (first, _) = self.vertical.taps(0);
+            let (s1, k1) = self.vertical.taps(oh - 1);
+            let n = s1 + k1.len() - first;
+            grow(&mut self.tmp, C * n * ow);
+            let (t0, rest) = self.tmp.split_at_mut(n * ow);
+            let (t1, t2) = rest.split_at_mut(n * ow);
+            for r in 0..n {
+                let line = &src.pixels[at(first + r)..];
+                let rows = [
+                    &mut t0[r * ow..(r + 1) * ow],
+                    &mut t1[r * ow..(r + 1) * ow],
+                    &mut t2[r * ow..(r + 1) * ow],
+                ];
+                horizontal_planes::<SIMD>(line, 0, &self.horizontal, flip, rows);
+            }
+            let planes = [
+                &self.tmp[..n * ow],
+                &self.tmp[n * ow..2 * n * ow],
+                &self.tmp[2 * n * ow..3 * n * ow],
+            ];
+            for (ch, (out, tmp)) in dst.chunks_exact_mut(plane).zip(planes).enumerate() {
+                for (y, out) in out.chunks_exact_mut(ow).enumerate() {
+                    let (start, k) = self.vertical.taps(y);
+                    vertical_f32::<SIMD>(tmp, ow, start - first, k, tables[ch], out);
+                }
+            }
+        } else {
+            // The vertical pass over the source columns the output needs (interleaved, as
+            // `resample`), then the horizontal pass of each row into three u8 rows (flipped),
+            // then the tables into the f32 planes.
+            let (c0, _) = self.horizontal.taps(0);
+            let (s1, k1) = self.horizontal.taps(ow - 1);
+            let tmp_len = (s1 + k1.len() - c0) * C;
+            grow(&mut self.tmp, oh * tmp_len + C * ow);
+            let (tmp, row) = self.tmp.split_at_mut(oh * tmp_len);
+            let from = at(0) + c0 * C;
+            for (r, out) in tmp.chunks_exact_mut(tmp_len).take(oh).enumerate() {
+                let (start, k) = self.vertical.taps(r);
+                vertical_row(&src.pixels[from..], stride, start, k, &mut self.acc, out);
+            }
+            let (r0, rest) = row[..C * ow].split_at_mut(ow);
+            let (r1, r2) = rest.split_at_mut(ow);
+            for y in 0..oh {
+                let line = &tmp[y * tmp_len..];
+                horizontal_planes::<SIMD>(
+                    line,
+                    c0,
+                    &self.horizontal,
+                    flip,
+                    [&mut *r0, &mut *r1, &mut *r2],
+                );
+                for (ch, r) in [&*r0, &*r1, &*r2].into_iter().enumerate() {
+                    let out = &mut dst[ch * plane + y * ow..ch * plane + (y + 1) * ow];
+                    for (o, &v) in out.iter_mut().zip(r) {
+                        *o = tables[ch][v as usize];
+                    }
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Makes `v` at least `n` long without clearing what it reuses (every byte is written before
+/// it is read).
+fn grow(v: &mut Vec<u8>, n: usize) {
+    if v.len() < n {
+        v.resize(n, 0);
+    }
+}
+
+/// The horizontal pass of one RGB row (`line`, starting at column `origin` of the box) into
+/// three u8 rows, one per channel, mirrored when `flip`: the values `horizontal_row` makes.
+#[inline(always)]
+fn horizontal_planes<const SIMD: bool>(
+    line: &[u8],
+    origin: usize,
+    co: &Coeffs,
+    flip: bool,
+    rows: [&mut [u8]; 3],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if SIMD {
+        macro_rules! go {
+            ($($n:literal)*) => {
+                match co.max_count {
+                    // SAFETY: SIMD is only true on CPUs with AVX2.
+                    $($n => return unsafe { x86::planes::<$n>(line, origin, co, flip, rows) },)*
+                    _ => {}
+                }
+            };
+        }
+        go!(1 2 3 4 5 6 7 8);
+    }
+    let ow = rows[0].len();
+    let [r0, r1, r2] = rows;
+    for xx in 0..ow {
+        let px = pixel3(line, origin, co, xx);
+        let xo = if flip { ow - 1 - xx } else { xx };
+        r0[xo] = px[0];
+        r1[xo] = px[1];
+        r2[xo] = px[2];
+    }
+}
+
+/// Output pixel `xx` of the horizontal pass of an RGB row, from its real taps.
+#[inline(always)]
+fn pixel3(line: &[u8], origin: usize, co: &Coeffs, xx: usize) -> [u8; 3] {
+    let (start, k) = co.taps(xx);
+    let base = (start - origin) * 3;
+    let mut acc = [HALF; 3];
+    for (t, &w) in k.iter().enumerate() {
+        for ch in 0..3 {
+            acc[ch] += line[base + 3 * t + ch] as i32 * w;
+        }
+    }
+    acc.map(clip8)
+}
+
+/// One output row of the vertical pass of one u8 plane (rows of `stride` values), through the
+/// channel's table: `out[x] = table[clip8(Σ_t k[t] · plane[(start + t) · stride + x])]`.
+#[inline(always)]
+fn vertical_f32<const SIMD: bool>(
+    plane: &[u8],
+    stride: usize,
+    start: usize,
+    k: &[i32],
+    table: &[f32; 256],
+    out: &mut [f32],
+) {
+    let n = out.len();
+    assert!(n <= stride && (start + k.len()) * stride <= plane.len());
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if SIMD {
+        // SAFETY: AVX2 (SIMD is only true there); the bounds are asserted above.
+        done = unsafe { x86::vertical_f32(plane, stride, start, k, table, out) };
+    }
+    for x in done..n {
+        let mut acc = HALF;
+        for (t, &w) in k.iter().enumerate() {
+            acc += plane[(start + t) * stride + x] as i32 * w;
+        }
+        out[x] = table[clip8(acc) as usize];
     }
 }
 
@@ -468,6 +718,89 @@ mod x86 {
             px.copy_from_slice(&bytes[..C]);
         }
     }
+    /// `horizontal_planes` with AVX2, two output pixels a vector (each pixel's channels in
+    /// four lanes of its half), `N` taps each (the real ones, then zero weights); a pixel whose
+    /// taps end too near the end of `line` for a four-byte load is done from its real taps.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn planes<const N: usize>(
+        line: &[u8],
+        origin: usize,
+        co: &Coeffs,
+        flip: bool,
+        rows: [&mut [u8]; 3],
+    ) {
+        let ow = rows[0].len();
+        let [r0, r1, r2] = rows;
+        let mut put = |xx: usize, px: [u8; 3]| {
+            let xo = if flip { ow - 1 - xx } else { xx };
+            r0[xo] = px[0];
+            r1[xo] = px[1];
+            r2[xo] = px[2];
+        };
+        let fits = |xx: usize| (co.start[xx] - origin) * 3 + 3 * (N - 1) + 4 <= line.len();
+        let half = _mm256_set1_epi32(HALF);
+        let p = line.as_ptr();
+        let mut xx = 0;
+        while xx < ow {
+            if xx + 1 < ow && fits(xx) && fits(xx + 1) {
+                let b0 = (co.start[xx] - origin) * 3;
+                let b1 = (co.start[xx + 1] - origin) * 3;
+                let k0 = &co.k[xx * co.ksize..xx * co.ksize + N];
+                let k1 = &co.k[(xx + 1) * co.ksize..(xx + 1) * co.ksize + N];
+                let mut acc = half;
+                for t in 0..N {
+                    // SAFETY: the four bytes at b + 3t are inside `line` (`fits`).
+                    let v0 = std::ptr::read_unaligned(p.add(b0 + 3 * t) as *const i32);
+                    let v1 = std::ptr::read_unaligned(p.add(b1 + 3 * t) as *const i32);
+                    let v = _mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, v1, v0));
+                    let w = _mm256_set_m128i(_mm_set1_epi32(k1[t]), _mm_set1_epi32(k0[t]));
+                    acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(v, w));
+                }
+                let r = _mm256_srai_epi32::<{ PRECISION_BITS as i32 }>(acc);
+                let r = _mm256_packs_epi32(r, r);
+                let r = _mm256_packus_epi16(r, r);
+                let lo = (_mm_cvtsi128_si32(_mm256_castsi256_si128(r)) as u32).to_le_bytes();
+                let hi = (_mm_cvtsi128_si32(_mm256_extracti128_si256::<1>(r)) as u32).to_le_bytes();
+                put(xx, [lo[0], lo[1], lo[2]]);
+                put(xx + 1, [hi[0], hi[1], hi[2]]);
+                xx += 2;
+            } else {
+                put(xx, super::pixel3(line, origin, co, xx));
+                xx += 1;
+            }
+        }
+    }
+
+    /// `vertical_f32` with AVX2, eight values a vector, the table read by a gather; returns
+    /// how many leading values it wrote (the rest, under eight, are the caller's).
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn vertical_f32(
+        plane: &[u8],
+        stride: usize,
+        start: usize,
+        k: &[i32],
+        table: &[f32; 256],
+        out: &mut [f32],
+    ) -> usize {
+        let n = out.len() / 8 * 8;
+        let (zero, top) = (_mm256_setzero_si256(), _mm256_set1_epi32(255));
+        for x in (0..n).step_by(8) {
+            let mut acc = _mm256_set1_epi32(HALF);
+            for (t, &w) in k.iter().enumerate() {
+                // SAFETY: x + 8 ≤ stride and row start + t is inside the plane (the caller's
+                // assertion).
+                let v =
+                    _mm_loadl_epi64(plane.as_ptr().add((start + t) * stride + x) as *const __m128i);
+                let v = _mm256_cvtepu8_epi32(v);
+                acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(v, _mm256_set1_epi32(w)));
+            }
+            let r = _mm256_srai_epi32::<{ PRECISION_BITS as i32 }>(acc);
+            let idx = _mm256_min_epi32(_mm256_max_epi32(r, zero), top);
+            let f = _mm256_i32gather_ps::<4>(table.as_ptr(), idx);
+            _mm256_storeu_ps(out.as_mut_ptr().add(x), f);
+        }
+        n
+    }
 }
 
 fn horizontal_any(
@@ -582,5 +915,95 @@ mod tests {
         c.compute(2, 4);
         assert_eq!(c.taps(0), (0, &[1 << 22][..]));
         assert_eq!(c.taps(1), (0, &[3145728, 1048576][..]));
+    }
+    /// The fused resample + f32 planes equals `resample` then `Emit::to_f32`, bit for bit, in
+    /// both pass orders, flipped or not, whole and fractional boxes, with and without AVX2.
+    #[test]
+    fn fused_f32_planes_equal_resample_then_emit() {
+        use crate::transform::emit::Emit;
+        let (h, w) = (61, 53);
+        let px: Vec<u8> = (0..h * w * 3)
+            .map(|i| ((i * 7919 + i / 97) % 256) as u8)
+            .collect();
+        let v = view(&px, h, w, 3);
+        let lut: Vec<f32> = (0..3 * 256)
+            .map(|i| ((i % 256) as f32 / 255.0 - 0.4 - 0.01 * (i / 256) as f32) / 0.23)
+            .collect();
+        let t = |ch: usize| -> &[f32; 256] { lut[ch * 256..][..256].try_into().unwrap() };
+        let tables = [t(0), t(1), t(2)];
+        let mut rng = crate::rng::Rng::new(3, crate::rng::Stream::Augment, 0, 0);
+        let mut r = Resampler::default();
+        let mut u8s = Vec::new();
+        let (mut orders, mut fracs) = ([0usize; 2], 0);
+        for case in 0..400 {
+            let bh = 1 + rng.below(h as u64) as usize;
+            let bw = 1 + rng.below(w as u64) as usize;
+            let bx = Rect {
+                top: rng.below((h - bh + 1) as u64) as usize,
+                left: rng.below((w - bw + 1) as u64) as usize,
+                height: bh,
+                width: bw,
+            };
+            let oh = 1 + rng.below(40) as usize;
+            let ow = 1 + rng.below(40) as usize;
+            let mut job = job(bx, oh, ow, 0..oh, 0..ow);
+            if case % 3 == 0 {
+                // A fractional box of the whole image, the source being all of it.
+                let f = |a: usize| a as f32 + 0.37;
+                job.frac = Some(Frac {
+                    x0: f(bx.left).min(w as f32 - 1.0),
+                    y0: f(bx.top).min(h as f32 - 1.0),
+                    x1: (bx.left + bx.width) as f32,
+                    y1: (bx.top + bx.height) as f32,
+                    full_w: w,
+                    full_h: h,
+                    off_x: 0,
+                    off_y: 0,
+                });
+                job.bx = Rect {
+                    top: 0,
+                    left: 0,
+                    height: h,
+                    width: w,
+                };
+                fracs += 1;
+            }
+            let flip = case % 2 == 1;
+            r.resample(&v, &job, &mut u8s);
+            let src = view(&u8s, oh, ow, 3);
+            let e = Emit {
+                top: 0,
+                left: 0,
+                height: oh,
+                width: ow,
+                flip,
+                planar: true,
+            };
+            let mut want = vec![0f32; 3 * oh * ow];
+            e.to_f32(&src, &lut, &mut want);
+            let p = Passes::of(&job);
+            for simd in [true, false] {
+                let mut got = vec![f32::NAN; 3 * oh * ow];
+                let fused = if simd {
+                    r.resample_rgb_f32_planar(&v, &job, tables, flip, &mut got)
+                } else {
+                    r.fused_any::<false>(&v, &job, tables, flip, &mut got)
+                };
+                assert_eq!(fused, p.need_h && p.need_v, "{job:?}");
+                if fused {
+                    let same = got
+                        .iter()
+                        .zip(&want)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "simd {simd} flip {flip} {job:?}");
+                    orders[p.horizontal_first as usize] += 1;
+                }
+            }
+        }
+        // Both pass orders and fractional boxes were exercised.
+        assert!(
+            orders[0] > 20 && orders[1] > 20 && fracs > 100,
+            "{orders:?} {fracs}"
+        );
     }
 }
