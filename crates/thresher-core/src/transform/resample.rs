@@ -123,6 +123,8 @@ pub(crate) struct Resampler {
     /// The first pass's output.
     tmp: Vec<u8>,
     acc: Vec<i32>,
+    /// The horizontal weights laid out for the fused path's AVX2 kernel (`pair_weights`).
+    pairs: Vec<i32>,
 }
 
 /// A rectangle of pixels: rows `top..top + height`, columns `left..left + width`.
@@ -395,6 +397,14 @@ impl Resampler {
             .compute_box(f.full_h, f.y0 as f64, f.y1 as f64, oh, f.off_y);
         self.horizontal
             .compute_box(f.full_w, f.x0 as f64, f.x1 as f64, ow, f.off_x);
+        if SIMD {
+            pair_weights(
+                &self.horizontal,
+                ow,
+                self.horizontal.max_count,
+                &mut self.pairs,
+            );
+        }
         let stride = src.width * C;
         let at = |y: usize| (bx.top + y) * stride + bx.left * C;
         let plane = oh * ow;
@@ -414,7 +424,7 @@ impl Resampler {
                     &mut t1[r * ow..(r + 1) * ow],
                     &mut t2[r * ow..(r + 1) * ow],
                 ];
-                horizontal_planes::<SIMD>(line, 0, &self.horizontal, flip, rows);
+                horizontal_planes::<SIMD>(line, 0, &self.horizontal, &self.pairs, flip, rows);
             }
             let planes = [
                 &self.tmp[..n * ow],
@@ -449,6 +459,7 @@ impl Resampler {
                     line,
                     c0,
                     &self.horizontal,
+                    &self.pairs,
                     flip,
                     [&mut *r0, &mut *r1, &mut *r2],
                 );
@@ -479,6 +490,7 @@ fn horizontal_planes<const SIMD: bool>(
     line: &[u8],
     origin: usize,
     co: &Coeffs,
+    pairs: &[i32],
     flip: bool,
     rows: [&mut [u8]; 3],
 ) {
@@ -488,7 +500,7 @@ fn horizontal_planes<const SIMD: bool>(
             ($($n:literal)*) => {
                 match co.max_count {
                     // SAFETY: SIMD is only true on CPUs with AVX2.
-                    $($n => return unsafe { x86::planes::<$n>(line, origin, co, flip, rows) },)*
+                    $($n => return unsafe { x86::planes::<$n>(line, origin, co, pairs, flip, rows) },)*
                     _ => {}
                 }
             };
@@ -503,6 +515,25 @@ fn horizontal_planes<const SIMD: bool>(
         r0[xo] = px[0];
         r1[xo] = px[1];
         r2[xo] = px[2];
+    }
+}
+
+/// The horizontal weights of output pixels 2p and 2p + 1 for the AVX2 kernel: for each pair
+/// p and tap t < `n`, eight lanes, the first four pixel 2p's weight, the next four 2p + 1's
+/// (zero past a pixel's real taps).
+fn pair_weights(co: &Coeffs, ow: usize, n: usize, out: &mut Vec<i32>) {
+    out.clear();
+    for p in 0..ow / 2 {
+        for t in 0..n {
+            for xx in [2 * p, 2 * p + 1] {
+                let w = if t < co.count[xx] {
+                    co.k[xx * co.ksize + t]
+                } else {
+                    0
+                };
+                out.extend([w; 4]);
+            }
+        }
     }
 }
 
@@ -719,55 +750,68 @@ mod x86 {
         }
     }
     /// `horizontal_planes` with AVX2, two output pixels a vector (each pixel's channels in
-    /// four lanes of its half), `N` taps each (the real ones, then zero weights); a pixel whose
-    /// taps end too near the end of `line` for a four-byte load is done from its real taps.
+    /// four lanes of its half), `N` taps each (the real ones, then zero weights; `pairs` holds
+    /// each pair's weights as `pair_weights` lays them out); the pixels whose taps end too near
+    /// the end of `line` for a four-byte load are done from their real taps.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn planes<const N: usize>(
         line: &[u8],
         origin: usize,
         co: &Coeffs,
+        pairs: &[i32],
         flip: bool,
         rows: [&mut [u8]; 3],
     ) {
         let ow = rows[0].len();
+        assert!(rows[1].len() == ow && rows[2].len() == ow && co.start.len() >= ow);
+        assert!(pairs.len() >= ow / 2 * N * 8);
         let [r0, r1, r2] = rows;
-        let mut put = |xx: usize, px: [u8; 3]| {
+        let (p0, p1, p2) = (r0.as_mut_ptr(), r1.as_mut_ptr(), r2.as_mut_ptr());
+        let put = |xx: usize, px: u32| {
             let xo = if flip { ow - 1 - xx } else { xx };
-            r0[xo] = px[0];
-            r1[xo] = px[1];
-            r2[xo] = px[2];
+            let b = px.to_le_bytes();
+            // SAFETY: xo < ow, the length of each row (asserted above).
+            *p0.add(xo) = b[0];
+            *p1.add(xo) = b[1];
+            *p2.add(xo) = b[2];
         };
+        // The taps' starts never decrease: the pixels that may load four bytes at their last
+        // tap are a prefix.
         let fits = |xx: usize| (co.start[xx] - origin) * 3 + 3 * (N - 1) + 4 <= line.len();
+        let mut lim = ow;
+        while lim > 0 && !fits(lim - 1) {
+            lim -= 1;
+        }
         let half = _mm256_set1_epi32(HALF);
         let p = line.as_ptr();
         let mut xx = 0;
-        while xx < ow {
-            if xx + 1 < ow && fits(xx) && fits(xx + 1) {
-                let b0 = (co.start[xx] - origin) * 3;
-                let b1 = (co.start[xx + 1] - origin) * 3;
-                let k0 = &co.k[xx * co.ksize..xx * co.ksize + N];
-                let k1 = &co.k[(xx + 1) * co.ksize..(xx + 1) * co.ksize + N];
-                let mut acc = half;
-                for t in 0..N {
-                    // SAFETY: the four bytes at b + 3t are inside `line` (`fits`).
-                    let v0 = std::ptr::read_unaligned(p.add(b0 + 3 * t) as *const i32);
-                    let v1 = std::ptr::read_unaligned(p.add(b1 + 3 * t) as *const i32);
-                    let v = _mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, v1, v0));
-                    let w = _mm256_set_m128i(_mm_set1_epi32(k1[t]), _mm_set1_epi32(k0[t]));
-                    acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(v, w));
-                }
-                let r = _mm256_srai_epi32::<{ PRECISION_BITS as i32 }>(acc);
-                let r = _mm256_packs_epi32(r, r);
-                let r = _mm256_packus_epi16(r, r);
-                let lo = (_mm_cvtsi128_si32(_mm256_castsi256_si128(r)) as u32).to_le_bytes();
-                let hi = (_mm_cvtsi128_si32(_mm256_extracti128_si256::<1>(r)) as u32).to_le_bytes();
-                put(xx, [lo[0], lo[1], lo[2]]);
-                put(xx + 1, [hi[0], hi[1], hi[2]]);
-                xx += 2;
-            } else {
-                put(xx, super::pixel3(line, origin, co, xx));
-                xx += 1;
+        while xx + 1 < lim {
+            let b0 = (co.start[xx] - origin) * 3;
+            let b1 = (co.start[xx + 1] - origin) * 3;
+            let w = pairs.as_ptr().add(xx / 2 * N * 8);
+            let mut acc = half;
+            for t in 0..N {
+                // SAFETY: the four bytes at b + 3t are inside `line` (`fits`); the pair's N
+                // weight vectors are inside `pairs` (asserted above).
+                let v0 = std::ptr::read_unaligned(p.add(b0 + 3 * t) as *const i32);
+                let v1 = std::ptr::read_unaligned(p.add(b1 + 3 * t) as *const i32);
+                let v = _mm256_cvtepu8_epi32(_mm_insert_epi32::<1>(_mm_cvtsi32_si128(v0), v1));
+                let k = _mm256_loadu_si256(w.add(t * 8) as *const __m256i);
+                acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(v, k));
             }
+            let r = _mm256_srai_epi32::<{ PRECISION_BITS as i32 }>(acc);
+            let r = _mm256_packs_epi32(r, r);
+            let r = _mm256_packus_epi16(r, r);
+            put(xx, _mm_cvtsi128_si32(_mm256_castsi256_si128(r)) as u32);
+            put(
+                xx + 1,
+                _mm_cvtsi128_si32(_mm256_extracti128_si256::<1>(r)) as u32,
+            );
+            xx += 2;
+        }
+        for xx in xx..ow {
+            let [r, g, b] = super::pixel3(line, origin, co, xx);
+            put(xx, u32::from_le_bytes([r, g, b, 0]));
         }
     }
 
