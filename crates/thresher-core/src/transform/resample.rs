@@ -124,7 +124,7 @@ pub(crate) struct Resampler {
     tmp: Vec<u8>,
     acc: Vec<i32>,
     /// The horizontal weights laid out for the fused path's AVX2 kernel (`pair_weights`).
-    pairs: Vec<i32>,
+    pairs: (Vec<i16>, Vec<i16>),
 }
 
 /// A rectangle of pixels: rows `top..top + height`, columns `left..left + width`.
@@ -402,7 +402,8 @@ impl Resampler {
                 &self.horizontal,
                 ow,
                 self.horizontal.max_count,
-                &mut self.pairs,
+                &mut self.pairs.0,
+                &mut self.pairs.1,
             );
         }
         let stride = src.width * C;
@@ -424,7 +425,14 @@ impl Resampler {
                     &mut t1[r * ow..(r + 1) * ow],
                     &mut t2[r * ow..(r + 1) * ow],
                 ];
-                horizontal_planes::<SIMD>(line, 0, &self.horizontal, &self.pairs, flip, rows);
+                horizontal_planes::<SIMD>(
+                    line,
+                    0,
+                    &self.horizontal,
+                    (&self.pairs.0, &self.pairs.1),
+                    flip,
+                    rows,
+                );
             }
             let planes = [
                 &self.tmp[..n * ow],
@@ -459,7 +467,7 @@ impl Resampler {
                     line,
                     c0,
                     &self.horizontal,
-                    &self.pairs,
+                    (&self.pairs.0, &self.pairs.1),
                     flip,
                     [&mut *r0, &mut *r1, &mut *r2],
                 );
@@ -490,7 +498,7 @@ fn horizontal_planes<const SIMD: bool>(
     line: &[u8],
     origin: usize,
     co: &Coeffs,
-    pairs: &[i32],
+    pairs: (&[i16], &[i16]),
     flip: bool,
     rows: [&mut [u8]; 3],
 ) {
@@ -518,20 +526,31 @@ fn horizontal_planes<const SIMD: bool>(
     }
 }
 
-/// The horizontal weights of output pixels 2p and 2p + 1 for the AVX2 kernel: for each pair
-/// p and tap t < `n`, eight lanes, the first four pixel 2p's weight, the next four 2p + 1's
-/// (zero past a pixel's real taps).
-fn pair_weights(co: &Coeffs, ow: usize, n: usize, out: &mut Vec<i32>) {
-    out.clear();
+/// The horizontal weights of output pixels 2p and 2p + 1 for the AVX2 kernel, split as
+/// k = 2048·hi + lo: for each pair p and tap pair j < ⌈`n`/2⌉, sixteen 16-bit lanes, the first
+/// eight (hi or lo of taps 2j and 2j + 1, four times) pixel 2p's, the next eight 2p + 1's (zero
+/// past a pixel's real taps).
+fn pair_weights(co: &Coeffs, ow: usize, n: usize, hi: &mut Vec<i16>, lo: &mut Vec<i16>) {
+    hi.clear();
+    lo.clear();
     for p in 0..ow / 2 {
-        for t in 0..n {
+        for j in 0..n.div_ceil(2) {
             for xx in [2 * p, 2 * p + 1] {
-                let w = if t < co.count[xx] {
-                    co.k[xx * co.ksize + t]
-                } else {
-                    0
+                let w = |t: usize| {
+                    if t < co.count[xx] {
+                        co.k[xx * co.ksize + t]
+                    } else {
+                        0
+                    }
                 };
-                out.extend([w; 4]);
+                let (a, b) = (w(2 * j), w(2 * j + 1));
+                // The weights are in 0..=2^22 (Pillow's triangle filter): both parts fit.
+                debug_assert!((0..=1 << PRECISION_BITS).contains(&a));
+                debug_assert!((0..=1 << PRECISION_BITS).contains(&b));
+                for _ in 0..4 {
+                    hi.extend([(a >> 11) as i16, (b >> 11) as i16]);
+                    lo.extend([(a & 2047) as i16, (b & 2047) as i16]);
+                }
             }
         }
     }
@@ -750,21 +769,25 @@ mod x86 {
         }
     }
     /// `horizontal_planes` with AVX2, two output pixels a vector (each pixel's channels in
-    /// four lanes of its half), `N` taps each (the real ones, then zero weights; `pairs` holds
-    /// each pair's weights as `pair_weights` lays them out); the pixels whose taps end too near
-    /// the end of `line` for a four-byte load are done from their real taps.
+    /// four lanes of its half), `N` taps each (the real ones, then zero weights), two taps at a
+    /// time by 16-bit multiply-adds: a weight k is split as k = 2048·hi + lo (both under
+    /// 2^15), and Σ v·k = 2048·Σ v·hi + Σ v·lo exactly, so the sums are Pillow's. `hi` and
+    /// `lo` hold each pair's weights as `pair_weights` lays them out. The pixels whose taps
+    /// end too near the end of `line` for the 16-byte loads are done from their real taps.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn planes<const N: usize>(
         line: &[u8],
         origin: usize,
         co: &Coeffs,
-        pairs: &[i32],
+        (hi, lo): (&[i16], &[i16]),
         flip: bool,
         rows: [&mut [u8]; 3],
     ) {
+        // Tap pairs, and 16-byte loads (each covers four taps: 12 bytes and a few more).
+        let (np, nl) = (N.div_ceil(2), N.div_ceil(4));
         let ow = rows[0].len();
         assert!(rows[1].len() == ow && rows[2].len() == ow && co.start.len() >= ow);
-        assert!(pairs.len() >= ow / 2 * N * 8);
+        assert!(hi.len() >= ow / 2 * np * 16 && lo.len() >= ow / 2 * np * 16);
         let [r0, r1, r2] = rows;
         let (p0, p1, p2) = (r0.as_mut_ptr(), r1.as_mut_ptr(), r2.as_mut_ptr());
         let put = |xx: usize, px: u32| {
@@ -775,31 +798,82 @@ mod x86 {
             *p1.add(xo) = b[1];
             *p2.add(xo) = b[2];
         };
-        // The taps' starts never decrease: the pixels that may load four bytes at their last
-        // tap are a prefix.
-        let fits = |xx: usize| (co.start[xx] - origin) * 3 + 3 * (N - 1) + 4 <= line.len();
+        // The taps' starts never decrease: the pixels whose loads stay inside `line` are a
+        // prefix.
+        let fits = |xx: usize| (co.start[xx] - origin) * 3 + 12 * (nl - 1) + 16 <= line.len();
         let mut lim = ow;
         while lim > 0 && !fits(lim - 1) {
             lim -= 1;
         }
+        // Taps (0, 1) and (2, 3) of a load as 16-bit (R, R', G, G', B, B', 0, 0).
+        let z = -128i8;
+        #[rustfmt::skip]
+        let pair = |o: i8| _mm256_setr_epi8(
+            o, z, o + 3, z, o + 1, z, o + 4, z, o + 2, z, o + 5, z, z, z, z, z,
+            o, z, o + 3, z, o + 1, z, o + 4, z, o + 2, z, o + 5, z, z, z, z, z,
+        );
+        let masks = [pair(0), pair(6)];
         let half = _mm256_set1_epi32(HALF);
         let p = line.as_ptr();
-        let mut xx = 0;
-        while xx + 1 < lim {
+        // Pixels xx and xx + 1 (xx even, both loads inside `line`): the sums shifted down, as
+        // 32-bit (R, G, B, junk) in each half.
+        let two = |xx: usize| {
             let b0 = (co.start[xx] - origin) * 3;
             let b1 = (co.start[xx + 1] - origin) * 3;
-            let w = pairs.as_ptr().add(xx / 2 * N * 8);
-            let mut acc = half;
-            for t in 0..N {
-                // SAFETY: the four bytes at b + 3t are inside `line` (`fits`); the pair's N
-                // weight vectors are inside `pairs` (asserted above).
-                let v0 = std::ptr::read_unaligned(p.add(b0 + 3 * t) as *const i32);
-                let v1 = std::ptr::read_unaligned(p.add(b1 + 3 * t) as *const i32);
-                let v = _mm256_cvtepu8_epi32(_mm_insert_epi32::<1>(_mm_cvtsi32_si128(v0), v1));
-                let k = _mm256_loadu_si256(w.add(t * 8) as *const __m256i);
-                acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(v, k));
+            let at = xx / 2 * np * 16;
+            let (mut ah, mut al) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+            for m in 0..nl {
+                // SAFETY: the 16 bytes at b + 12m are inside `line` (`fits`).
+                let v = _mm256_loadu2_m128i(
+                    p.add(b1 + 12 * m) as *const __m128i,
+                    p.add(b0 + 12 * m) as *const __m128i,
+                );
+                for (h, &mask) in masks.iter().enumerate() {
+                    let j = 2 * m + h;
+                    if j < np {
+                        let x = _mm256_shuffle_epi8(v, mask);
+                        // SAFETY: inside `hi` and `lo` (asserted above).
+                        let kh = _mm256_loadu_si256(hi.as_ptr().add(at + j * 16) as *const __m256i);
+                        let kl = _mm256_loadu_si256(lo.as_ptr().add(at + j * 16) as *const __m256i);
+                        ah = _mm256_add_epi32(ah, _mm256_madd_epi16(x, kh));
+                        al = _mm256_add_epi32(al, _mm256_madd_epi16(x, kl));
+                    }
+                }
             }
-            let r = _mm256_srai_epi32::<{ PRECISION_BITS as i32 }>(acc);
+            let acc = _mm256_add_epi32(_mm256_add_epi32(half, _mm256_slli_epi32::<11>(ah)), al);
+            _mm256_srai_epi32::<{ PRECISION_BITS as i32 }>(acc)
+        };
+        // Eight pixels at a time, gathered into eight-byte runs of each plane.
+        #[rustfmt::skip]
+        let group = _mm256_setr_epi8(
+            0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+            0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+        );
+        let reverse = _mm_setr_epi8(7, 6, 5, 4, 3, 2, 1, 0, 15, 14, 13, 12, 11, 10, 9, 8);
+        let mut xx = 0;
+        while xx + 8 <= lim {
+            // Halves: (xx, xx+2 | xx+1, xx+3) and (xx+4, xx+6 | xx+5, xx+7), saturated to
+            // bytes, then each channel's four bytes of a half together.
+            let a = _mm256_packs_epi32(two(xx), two(xx + 2));
+            let b = _mm256_packs_epi32(two(xx + 4), two(xx + 6));
+            let g = _mm256_shuffle_epi8(_mm256_packus_epi16(a, b), group);
+            let (e, o) = (_mm256_castsi256_si128(g), _mm256_extracti128_si256::<1>(g));
+            let (mut rg, mut bb) = (_mm_unpacklo_epi8(e, o), _mm_unpackhi_epi8(e, o));
+            let xo = if flip {
+                rg = _mm_shuffle_epi8(rg, reverse);
+                bb = _mm_shuffle_epi8(bb, reverse);
+                ow - 8 - xx
+            } else {
+                xx
+            };
+            // SAFETY: xo + 8 ≤ ow, the length of each row.
+            _mm_storel_epi64(p0.add(xo) as *mut __m128i, rg);
+            _mm_storel_epi64(p1.add(xo) as *mut __m128i, _mm_unpackhi_epi64(rg, rg));
+            _mm_storel_epi64(p2.add(xo) as *mut __m128i, bb);
+            xx += 8;
+        }
+        while xx + 1 < lim {
+            let r = two(xx);
             let r = _mm256_packs_epi32(r, r);
             let r = _mm256_packus_epi16(r, r);
             put(xx, _mm_cvtsi128_si32(_mm256_castsi256_si128(r)) as u32);
