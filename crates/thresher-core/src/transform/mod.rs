@@ -10,6 +10,9 @@
 //! value. This module binds a config to a source (`Transform::new`) and runs it (`apply`); the
 //! config types and their checks are `config`. Resizing is Pillow's bilinear filter, bit for
 //! bit (`resample`); geometry is torchvision's (`geometry`); the copy into the slot is `emit`.
+//! When a resize ends in f32 NCHW RGB (the ImageNet training recipe), the resampler writes the
+//! normalised planes itself, the flip folded into its horizontal pass, the same values as
+//! resampling to u8 and then `emit`, without the u8 image between.
 
 mod config;
 mod emit;

@@ -9,6 +9,13 @@
 //! `resample` computes only a window of the output (a crop after a resize) and reads only the
 //! source rows that window needs; since every output pixel depends only on its own coefficients,
 //! the window equals the same window of the full resize.
+//!
+//! `resample_rgb_f32_planar` is the same resize of an RGB image fused with the f32 NCHW output
+//! (the tables of `emit`, a flip): the horizontal pass writes three u8 planes (already
+//! mirrored), and whichever pass runs second ends in f32 through the tables. Its AVX2 kernels compute
+//! the same integer sums as Pillow (the 22-bit weights split into two 16-bit halves for the
+//! multiply-adds), and the portable code is the fallback; both are tested against the unfused
+//! two steps, bit for bit.
 
 use std::ops::Range;
 
