@@ -522,6 +522,8 @@ fn horizontal_planes<const SIMD: bool>(
         }
         go!(1 2 3 4 5 6 7 8);
     }
+    // Only the x86 kernel reads the laid-out weights.
+    let _ = pairs;
     let ow = rows[0].len();
     let [r0, r1, r2] = rows;
     for xx in 0..ow {
@@ -590,6 +592,7 @@ fn vertical_f32<const SIMD: bool>(
 ) {
     let n = out.len();
     assert!(n <= stride && (start + k.len()) * stride <= plane.len());
+    #[allow(unused_mut)] // only the x86 kernel sets it
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
     if SIMD {
