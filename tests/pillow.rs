@@ -355,6 +355,8 @@ fn region_decode_matches_pillow() {
     let mut requests = Vec::new();
     let mut outputs = Vec::new();
     let mut scales = HashMap::new();
+    let mut f32s = Vec::new();
+    let mut flips = [0; 2];
     for (file, size) in [
         ("big_420.jpg", 224),
         ("large_420.jpg", 64),
@@ -376,8 +378,24 @@ fn region_decode_matches_pillow() {
             "random_resized_crop": {"size": size}, "dtype": "u8", "layout": "nhwc"}))
         .unwrap();
         let t = Transform::new(&tc, None, 3).unwrap();
+        // The training recipe's f32 NCHW output with a flip (the resampler writes the planes
+        // itself there): the same box, so the u8 pixels normalised, mirrored or not.
+        let (mean, std) = ([0.485f32, 0.456, 0.406], [0.229f32, 0.224, 0.225]);
+        let tc32: TransformConfig = serde_json::from_value(json!({
+            "random_resized_crop": {"size": size}, "hflip": 0.5, "dtype": "f32",
+            "layout": "nchw", "normalize": {"mean": mean, "std": std}}))
+        .unwrap();
+        let t32 = Transform::new(&tc32, None, 3).unwrap();
         let mut scratch = Scratch::default();
         let mut ws = Workspace::default();
+        for id in 0..25u64 {
+            let want = |h: usize, w: usize| t32.want(h, w, 0, id);
+            let (view, placed) = source.read_hinted(0, &mut scratch, &want).unwrap();
+            let mut f = vec![0f32; size * size * 3];
+            t32.apply_placed(&view, placed, 0, id, &mut ws, Out::F32(&mut f))
+                .unwrap();
+            f32s.push((file, id, f));
+        }
         for id in 0..25u64 {
             let want = |h: usize, w: usize| t.want(h, w, 0, id);
             let (view, placed) = source.read_hinted(0, &mut scratch, &want).unwrap();
@@ -390,6 +408,20 @@ fn region_decode_matches_pillow() {
             *scales.entry(p.scale).or_insert(0) += 1;
             requests.push(json!({"file": file, "top": w.top, "left": w.left,
                 "height": w.height, "width": w.width, "out": size, "scale": p.scale}));
+            let (_, _, f) = &f32s[f32s.len() - 25 + id as usize];
+            let mut same = [true; 2];
+            for (i, &v) in got.iter().enumerate() {
+                let (y, x, ch) = (i / 3 / size, i / 3 % size, i % 3);
+                let norm = (v as f32 / 255.0 - mean[ch]) / std[ch];
+                let plane = &f[ch * size * size + y * size..][..size];
+                same[0] &= plane[x].to_bits() == norm.to_bits();
+                same[1] &= plane[size - 1 - x].to_bits() == norm.to_bits();
+            }
+            assert!(
+                same[0] || same[1],
+                "{file} sample {id}: f32 NCHW differs from u8"
+            );
+            flips[same[1] as usize] += 1;
             outputs.push((
                 format!("{file} sample {id} scale 1/{}", p.scale),
                 p.scale,
@@ -397,6 +429,7 @@ fn region_decode_matches_pillow() {
             ));
         }
     }
+    assert!(flips[0] > 0 && flips[1] > 0, "{flips:?}");
     for s in [1, 2, 4, 8] {
         assert!(
             scales.contains_key(&s),

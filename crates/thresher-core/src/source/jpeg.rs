@@ -11,9 +11,14 @@
 //! same default settings: accurate integer IDCT, fancy upsampling) as Pillow's, so the pixels
 //! of the region are those Pillow's full decode has there.
 //!
-//! One iMCU of margin is kept on each side of the box, so that the box's pixels never come from
-//! the region's edges, where upsampling lacks its neighbours. The region is returned with where
-//! it sits (`Placed`); the transform maps its box into it with `scaled_box`.
+//! A margin is kept around the box so that the box's pixels never come from the region's edges,
+//! where (fancy) upsampling lacks its neighbours: one iMCU above; to the left, right and below,
+//! as many pixels as the largest sampling factor (the upsampler blends a pixel with one chroma
+//! sample beyond it), the left edge then moved down to an iMCU boundary, as libjpeg-turbo wants.
+//! Narrower margins mean fewer columns and rows decoded (and the rows below never
+//! entropy-decoded); tests/pillow.rs checks the pixels against Pillow's decode and fails with
+//! no margin. The region is returned with where it sits (`Placed`); the transform maps its box
+//! into it with `scaled_box`.
 //!
 //! Strictness: warnings (a truncated or corrupt stream) are errors, as with the full decoder.
 //! Since rows below the box are not read, a file is decoded to its last row unless it ends with
@@ -222,15 +227,18 @@ fn region_with(
         let Some((mcu_w, mcu_h)) = MCU.get(sub) else {
             return Ok(None);
         };
+        // The largest sampling factors: across a region's left, right and bottom edges the
+        // upsampler lacks its neighbours for this many pixels, so that is the margin there.
+        let (side_x, side_y) = (mcu_w / 8, mcu_h / 8);
         let (mcu_w, mcu_h) = (mcu_w.div_ceil(s), mcu_h.div_ceil(s));
         // Reduced, the resize reads a few pixels past the box (Pillow's `resize(box=...)`).
         let reach = if s == 1 { 0 } else { 4 };
-        let x0 = (bl.saturating_sub(mcu_w + reach) / mcu_w) * mcu_w;
-        let x1 = (bl + bw + mcu_w + reach).min(sw);
+        let x0 = (bl.saturating_sub(side_x + reach) / mcu_w) * mcu_w;
+        let x1 = (bl + bw + side_x + reach).min(sw);
         let y0 = bt.saturating_sub(mcu_h + reach);
         // Stop below the box only when the file is whole up to its end-of-image marker.
         let y1 = if stop_early && encoded.ends_with(&[0xff, 0xd9]) {
-            (bt + bh + mcu_h + reach).min(sh)
+            (bt + bh + side_y + reach).min(sh)
         } else {
             sh
         };

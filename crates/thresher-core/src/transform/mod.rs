@@ -10,6 +10,9 @@
 //! value. This module binds a config to a source (`Transform::new`) and runs it (`apply`); the
 //! config types and their checks are `config`. Resizing is Pillow's bilinear filter, bit for
 //! bit (`resample`); geometry is torchvision's (`geometry`); the copy into the slot is `emit`.
+//! When a resize ends in f32 NCHW RGB (the ImageNet training recipe), the resampler writes the
+//! normalised planes itself, the flip folded into its horizontal pass, the same values as
+//! resampling to u8 and then `emit`, without the u8 image between.
 
 mod config;
 mod emit;
@@ -496,6 +499,27 @@ impl Transform {
                     rows: 0..oh,
                     cols: 0..ow,
                     frac,
+                };
+                // f32 RGB planes: the resampler writes them itself (no u8 image between).
+                let out = match out {
+                    Out::F32(dst) if self.layout == Layout::Nchw && c == 3 => {
+                        let t = |ch: usize| -> &[f32; 256] {
+                            self.lut[ch * 256..(ch + 1) * 256]
+                                .try_into()
+                                .expect("256 entries a channel")
+                        };
+                        if resampler.resample_rgb_f32_planar(
+                            &src,
+                            &job,
+                            [t(0), t(1), t(2)],
+                            flip,
+                            dst,
+                        ) {
+                            return Ok(());
+                        }
+                        Out::F32(dst)
+                    }
+                    out => out,
                 };
                 resampler.resample(&src, &job, region);
                 let src = SampleView {

@@ -9,6 +9,13 @@
 //! `resample` computes only a window of the output (a crop after a resize) and reads only the
 //! source rows that window needs; since every output pixel depends only on its own coefficients,
 //! the window equals the same window of the full resize.
+//!
+//! `resample_rgb_f32_planar` is the same resize of an RGB image fused with the f32 NCHW output
+//! (the tables of `emit`, a flip): the horizontal pass writes three u8 planes (already
+//! mirrored), and whichever pass runs second ends in f32 through the tables. Its AVX2 kernels compute
+//! the same integer sums as Pillow (the 22-bit weights split into two 16-bit halves for the
+//! multiply-adds), and the portable code is the fallback; both are tested against the unfused
+//! two steps, bit for bit.
 
 use std::ops::Range;
 
@@ -123,6 +130,8 @@ pub(crate) struct Resampler {
     /// The first pass's output.
     tmp: Vec<u8>,
     acc: Vec<i32>,
+    /// The horizontal weights laid out for the fused path's AVX2 kernel (`pair_weights`).
+    pairs: (Vec<i16>, Vec<i16>),
 }
 
 /// A rectangle of pixels: rows `top..top + height`, columns `left..left + width`.
@@ -162,6 +171,46 @@ pub(crate) struct Frac {
     pub off_y: usize,
 }
 
+/// Which passes a job needs and in which order.
+struct Passes {
+    /// Pillow's view of the input: the whole (cropped) box, or the fractional box of the
+    /// larger image.
+    f: Frac,
+    need_h: bool,
+    need_v: bool,
+    horizontal_first: bool,
+}
+
+impl Passes {
+    fn of(job: &Job) -> Passes {
+        let (bx, out_h, out_w) = (job.bx, job.out_h, job.out_w);
+        let f = job.frac.unwrap_or(Frac {
+            x0: 0.0,
+            y0: 0.0,
+            x1: bx.width as f32,
+            y1: bx.height as f32,
+            full_w: bx.width,
+            full_h: bx.height,
+            off_x: 0,
+            off_y: 0,
+        });
+        let need_h = out_w != f.full_w || f.x0 != 0.0 || f.x1 != out_w as f32;
+        let need_v = out_h != f.full_h || f.y0 != 0.0 || f.y1 != out_h as f32;
+        // Pillow 13's order (ImagingResampleInner): "if height is being scaled down more than
+        // twice the amount the width is, run the vertical pass first". Older Pillow always ran
+        // the horizontal pass first; the order changes some values by one level.
+        let (in_w, in_h) = (f.full_w as i64, f.full_h as i64);
+        let shrink_h = in_h - out_h as i64;
+        let horizontal_first = !(shrink_h > 0 && shrink_h > (in_w - out_w as i64) * 2);
+        Passes {
+            f,
+            need_h,
+            need_v,
+            horizontal_first,
+        }
+    }
+}
+
 impl Resampler {
     /// Runs `job` on `src` into `dst`: HWC, `rows.len() × cols.len()` pixels of `src`'s
     /// channel count.
@@ -197,7 +246,7 @@ impl Resampler {
             out_w,
             rows,
             cols,
-            frac,
+            ..
         } = job.clone();
         let c = src.channels;
         let stride = src.width * c;
@@ -207,30 +256,16 @@ impl Resampler {
         if oh == 0 || ow == 0 {
             return;
         }
-        // Pillow's view of the input: the whole (cropped) box, or the fractional box of the
-        // larger image.
-        let f = frac.unwrap_or(Frac {
-            x0: 0.0,
-            y0: 0.0,
-            x1: bx.width as f32,
-            y1: bx.height as f32,
-            full_w: bx.width,
-            full_h: bx.height,
-            off_x: 0,
-            off_y: 0,
-        });
-        let need_h = out_w != f.full_w || f.x0 != 0.0 || f.x1 != out_w as f32;
-        let need_v = out_h != f.full_h || f.y0 != 0.0 || f.y1 != out_h as f32;
+        let Passes {
+            f,
+            need_h,
+            need_v,
+            horizontal_first,
+        } = Passes::of(job);
         let horizontal =
             |co: &mut Coeffs| co.compute_box(f.full_w, f.x0 as f64, f.x1 as f64, out_w, f.off_x);
         let vertical =
             |co: &mut Coeffs| co.compute_box(f.full_h, f.y0 as f64, f.y1 as f64, out_h, f.off_y);
-        // Pillow 13's order (ImagingResampleInner): "if height is being scaled down more than
-        // twice the amount the width is, run the vertical pass first". Older Pillow always ran
-        // the horizontal pass first; the order changes some values by one level.
-        let (in_w, in_h) = (f.full_w as i64, f.full_h as i64);
-        let shrink_h = in_h - out_h as i64;
-        let horizontal_first = !(shrink_h > 0 && shrink_h > (in_w - out_w as i64) * 2);
         // The box's pixel (y, x) is src.pixels[at(y) + x * c].
         let at = |y: usize| (bx.top + y) * stride + bx.left * c;
         let row_len = ow * c;
@@ -295,6 +330,281 @@ impl Resampler {
                 }
             }
         }
+    }
+}
+
+/// The per-channel tables of the f32 output (`lut[c * 256 + v]` of the transform, for RGB).
+pub(crate) type Tables<'a> = [&'a [f32; 256]; 3];
+
+impl Resampler {
+    /// `resample` of a whole output (`rows` and `cols` covering it) of an RGB source followed
+    /// by `Emit::to_f32` into NCHW planes, optionally flipped, in one go: the pass that runs
+    /// second writes the normalised f32 planes directly, the flip is folded into where the
+    /// horizontal pass writes, and no u8 image is made in between. Bit for bit the same values
+    /// as the two steps (the same integer arithmetic, then the same tables). `false`, with
+    /// nothing written, when the job is not of that kind (the caller takes the two steps).
+    pub(crate) fn resample_rgb_f32_planar(
+        &mut self,
+        src: &SampleView<'_>,
+        job: &Job,
+        tables: Tables<'_>,
+        flip: bool,
+        dst: &mut [f32],
+    ) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { self.fused_avx2(src, job, tables, flip, dst) };
+        }
+        self.fused_any::<false>(src, job, tables, flip, dst)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn fused_avx2(
+        &mut self,
+        src: &SampleView<'_>,
+        job: &Job,
+        tables: Tables<'_>,
+        flip: bool,
+        dst: &mut [f32],
+    ) -> bool {
+        self.fused_any::<true>(src, job, tables, flip, dst)
+    }
+
+    #[inline(always)]
+    fn fused_any<const SIMD: bool>(
+        &mut self,
+        src: &SampleView<'_>,
+        job: &Job,
+        tables: Tables<'_>,
+        flip: bool,
+        dst: &mut [f32],
+    ) -> bool {
+        const C: usize = 3;
+        let Job {
+            bx,
+            out_h: oh,
+            out_w: ow,
+            ..
+        } = *job;
+        let p = Passes::of(job);
+        if src.channels != C
+            || job.rows != (0..oh)
+            || job.cols != (0..ow)
+            || oh == 0
+            || ow == 0
+            || !(p.need_h && p.need_v)
+            || dst.len() != C * oh * ow
+        {
+            return false;
+        }
+        let f = p.f;
+        self.vertical
+            .compute_box(f.full_h, f.y0 as f64, f.y1 as f64, oh, f.off_y);
+        self.horizontal
+            .compute_box(f.full_w, f.x0 as f64, f.x1 as f64, ow, f.off_x);
+        if SIMD {
+            pair_weights(
+                &self.horizontal,
+                ow,
+                self.horizontal.max_count,
+                &mut self.pairs.0,
+                &mut self.pairs.1,
+            );
+        }
+        let stride = src.width * C;
+        let at = |y: usize| (bx.top + y) * stride + bx.left * C;
+        let plane = oh * ow;
+        if p.horizontal_first {
+            // The source rows the output needs, through the horizontal pass into three u8
+            // planes (already flipped), then the vertical pass of each plane into its f32 plane.
+            let (first, _) = self.vertical.taps(0);
+            let (s1, k1) = self.vertical.taps(oh - 1);
+            let n = s1 + k1.len() - first;
+            grow(&mut self.tmp, C * n * ow);
+            let (t0, rest) = self.tmp.split_at_mut(n * ow);
+            let (t1, t2) = rest.split_at_mut(n * ow);
+            for r in 0..n {
+                let line = &src.pixels[at(first + r)..];
+                let rows = [
+                    &mut t0[r * ow..(r + 1) * ow],
+                    &mut t1[r * ow..(r + 1) * ow],
+                    &mut t2[r * ow..(r + 1) * ow],
+                ];
+                horizontal_planes::<SIMD>(
+                    line,
+                    0,
+                    &self.horizontal,
+                    (&self.pairs.0, &self.pairs.1),
+                    flip,
+                    rows,
+                );
+            }
+            let planes = [
+                &self.tmp[..n * ow],
+                &self.tmp[n * ow..2 * n * ow],
+                &self.tmp[2 * n * ow..3 * n * ow],
+            ];
+            for (ch, (out, tmp)) in dst.chunks_exact_mut(plane).zip(planes).enumerate() {
+                for (y, out) in out.chunks_exact_mut(ow).enumerate() {
+                    let (start, k) = self.vertical.taps(y);
+                    vertical_f32::<SIMD>(tmp, ow, start - first, k, tables[ch], out);
+                }
+            }
+        } else {
+            // The vertical pass over the source columns the output needs (interleaved, as
+            // `resample`), then the horizontal pass of each row into three u8 rows (flipped),
+            // then the tables into the f32 planes.
+            let (c0, _) = self.horizontal.taps(0);
+            let (s1, k1) = self.horizontal.taps(ow - 1);
+            let tmp_len = (s1 + k1.len() - c0) * C;
+            grow(&mut self.tmp, oh * tmp_len + C * ow);
+            let (tmp, row) = self.tmp.split_at_mut(oh * tmp_len);
+            let from = at(0) + c0 * C;
+            for (r, out) in tmp.chunks_exact_mut(tmp_len).take(oh).enumerate() {
+                let (start, k) = self.vertical.taps(r);
+                vertical_row(&src.pixels[from..], stride, start, k, &mut self.acc, out);
+            }
+            let (r0, rest) = row[..C * ow].split_at_mut(ow);
+            let (r1, r2) = rest.split_at_mut(ow);
+            for y in 0..oh {
+                let line = &tmp[y * tmp_len..];
+                horizontal_planes::<SIMD>(
+                    line,
+                    c0,
+                    &self.horizontal,
+                    (&self.pairs.0, &self.pairs.1),
+                    flip,
+                    [&mut *r0, &mut *r1, &mut *r2],
+                );
+                for (ch, r) in [&*r0, &*r1, &*r2].into_iter().enumerate() {
+                    let out = &mut dst[ch * plane + y * ow..ch * plane + (y + 1) * ow];
+                    for (o, &v) in out.iter_mut().zip(r) {
+                        *o = tables[ch][v as usize];
+                    }
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Makes `v` at least `n` long without clearing what it reuses (every byte is written before
+/// it is read).
+fn grow(v: &mut Vec<u8>, n: usize) {
+    if v.len() < n {
+        v.resize(n, 0);
+    }
+}
+
+/// The horizontal pass of one RGB row (`line`, starting at column `origin` of the box) into
+/// three u8 rows, one per channel, mirrored when `flip`: the values `horizontal_row` makes.
+#[inline(always)]
+fn horizontal_planes<const SIMD: bool>(
+    line: &[u8],
+    origin: usize,
+    co: &Coeffs,
+    pairs: (&[i16], &[i16]),
+    flip: bool,
+    rows: [&mut [u8]; 3],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if SIMD {
+        macro_rules! go {
+            ($($n:literal)*) => {
+                match co.max_count {
+                    // SAFETY: SIMD is only true on CPUs with AVX2.
+                    $($n => return unsafe { x86::planes::<$n>(line, origin, co, pairs, flip, rows) },)*
+                    _ => {}
+                }
+            };
+        }
+        go!(1 2 3 4 5 6 7 8);
+    }
+    // Only the x86 kernel reads the laid-out weights.
+    let _ = pairs;
+    let ow = rows[0].len();
+    let [r0, r1, r2] = rows;
+    for xx in 0..ow {
+        let px = pixel3(line, origin, co, xx);
+        let xo = if flip { ow - 1 - xx } else { xx };
+        r0[xo] = px[0];
+        r1[xo] = px[1];
+        r2[xo] = px[2];
+    }
+}
+
+/// The horizontal weights of output pixels 2p and 2p + 1 for the AVX2 kernel, split as
+/// k = 2048·hi + lo: for each pair p and tap pair j < ⌈`n`/2⌉, sixteen 16-bit lanes, the first
+/// eight (hi or lo of taps 2j and 2j + 1, four times) pixel 2p's, the next eight 2p + 1's (zero
+/// past a pixel's real taps).
+fn pair_weights(co: &Coeffs, ow: usize, n: usize, hi: &mut Vec<i16>, lo: &mut Vec<i16>) {
+    hi.clear();
+    lo.clear();
+    for p in 0..ow / 2 {
+        for j in 0..n.div_ceil(2) {
+            for xx in [2 * p, 2 * p + 1] {
+                let w = |t: usize| {
+                    if t < co.count[xx] {
+                        co.k[xx * co.ksize + t]
+                    } else {
+                        0
+                    }
+                };
+                let (a, b) = (w(2 * j), w(2 * j + 1));
+                // The weights are in 0..=2^22 (Pillow's triangle filter): both parts fit.
+                debug_assert!((0..=1 << PRECISION_BITS).contains(&a));
+                debug_assert!((0..=1 << PRECISION_BITS).contains(&b));
+                for _ in 0..4 {
+                    hi.extend([(a >> 11) as i16, (b >> 11) as i16]);
+                    lo.extend([(a & 2047) as i16, (b & 2047) as i16]);
+                }
+            }
+        }
+    }
+}
+
+/// Output pixel `xx` of the horizontal pass of an RGB row, from its real taps.
+#[inline(always)]
+fn pixel3(line: &[u8], origin: usize, co: &Coeffs, xx: usize) -> [u8; 3] {
+    let (start, k) = co.taps(xx);
+    let base = (start - origin) * 3;
+    let mut acc = [HALF; 3];
+    for (t, &w) in k.iter().enumerate() {
+        for ch in 0..3 {
+            acc[ch] += line[base + 3 * t + ch] as i32 * w;
+        }
+    }
+    acc.map(clip8)
+}
+
+/// One output row of the vertical pass of one u8 plane (rows of `stride` values), through the
+/// channel's table: `out[x] = table[clip8(Σ_t k[t] · plane[(start + t) · stride + x])]`.
+#[inline(always)]
+fn vertical_f32<const SIMD: bool>(
+    plane: &[u8],
+    stride: usize,
+    start: usize,
+    k: &[i32],
+    table: &[f32; 256],
+    out: &mut [f32],
+) {
+    let n = out.len();
+    assert!(n <= stride && (start + k.len()) * stride <= plane.len());
+    #[allow(unused_mut)] // only the x86 kernel sets it
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if SIMD {
+        // SAFETY: AVX2 (SIMD is only true there); the bounds are asserted above.
+        done = unsafe { x86::vertical_f32(plane, stride, start, k, table, out) };
+    }
+    for x in done..n {
+        let mut acc = HALF;
+        for (t, &w) in k.iter().enumerate() {
+            acc += plane[(start + t) * stride + x] as i32 * w;
+        }
+        out[x] = table[clip8(acc) as usize];
     }
 }
 
@@ -468,6 +778,157 @@ mod x86 {
             px.copy_from_slice(&bytes[..C]);
         }
     }
+    /// `horizontal_planes` with AVX2, two output pixels a vector (each pixel's channels in
+    /// four lanes of its half), `N` taps each (the real ones, then zero weights), two taps at a
+    /// time by 16-bit multiply-adds: a weight k is split as k = 2048·hi + lo (both under
+    /// 2^15), and Σ v·k = 2048·Σ v·hi + Σ v·lo exactly, so the sums are Pillow's. `hi` and
+    /// `lo` hold each pair's weights as `pair_weights` lays them out. The pixels whose taps
+    /// end too near the end of `line` for the 16-byte loads are done from their real taps.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn planes<const N: usize>(
+        line: &[u8],
+        origin: usize,
+        co: &Coeffs,
+        (hi, lo): (&[i16], &[i16]),
+        flip: bool,
+        rows: [&mut [u8]; 3],
+    ) {
+        // Tap pairs, and 16-byte loads (each covers four taps: 12 bytes and a few more).
+        let (np, nl) = (N.div_ceil(2), N.div_ceil(4));
+        let ow = rows[0].len();
+        assert!(rows[1].len() == ow && rows[2].len() == ow && co.start.len() >= ow);
+        assert!(hi.len() >= ow / 2 * np * 16 && lo.len() >= ow / 2 * np * 16);
+        let [r0, r1, r2] = rows;
+        let (p0, p1, p2) = (r0.as_mut_ptr(), r1.as_mut_ptr(), r2.as_mut_ptr());
+        let put = |xx: usize, px: u32| {
+            let xo = if flip { ow - 1 - xx } else { xx };
+            let b = px.to_le_bytes();
+            // SAFETY: xo < ow, the length of each row (asserted above).
+            *p0.add(xo) = b[0];
+            *p1.add(xo) = b[1];
+            *p2.add(xo) = b[2];
+        };
+        // The taps' starts never decrease: the pixels whose loads stay inside `line` are a
+        // prefix.
+        let fits = |xx: usize| (co.start[xx] - origin) * 3 + 12 * (nl - 1) + 16 <= line.len();
+        let mut lim = ow;
+        while lim > 0 && !fits(lim - 1) {
+            lim -= 1;
+        }
+        // Taps (0, 1) and (2, 3) of a load as 16-bit (R, R', G, G', B, B', 0, 0).
+        let z = -128i8;
+        #[rustfmt::skip]
+        let pair = |o: i8| _mm256_setr_epi8(
+            o, z, o + 3, z, o + 1, z, o + 4, z, o + 2, z, o + 5, z, z, z, z, z,
+            o, z, o + 3, z, o + 1, z, o + 4, z, o + 2, z, o + 5, z, z, z, z, z,
+        );
+        let masks = [pair(0), pair(6)];
+        let half = _mm256_set1_epi32(HALF);
+        let p = line.as_ptr();
+        // Pixels xx and xx + 1 (xx even, both loads inside `line`): the sums shifted down, as
+        // 32-bit (R, G, B, junk) in each half.
+        let two = |xx: usize| {
+            let b0 = (co.start[xx] - origin) * 3;
+            let b1 = (co.start[xx + 1] - origin) * 3;
+            let at = xx / 2 * np * 16;
+            let (mut ah, mut al) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+            for m in 0..nl {
+                // SAFETY: the 16 bytes at b + 12m are inside `line` (`fits`).
+                let v = _mm256_loadu2_m128i(
+                    p.add(b1 + 12 * m) as *const __m128i,
+                    p.add(b0 + 12 * m) as *const __m128i,
+                );
+                for (h, &mask) in masks.iter().enumerate() {
+                    let j = 2 * m + h;
+                    if j < np {
+                        let x = _mm256_shuffle_epi8(v, mask);
+                        // SAFETY: inside `hi` and `lo` (asserted above).
+                        let kh = _mm256_loadu_si256(hi.as_ptr().add(at + j * 16) as *const __m256i);
+                        let kl = _mm256_loadu_si256(lo.as_ptr().add(at + j * 16) as *const __m256i);
+                        ah = _mm256_add_epi32(ah, _mm256_madd_epi16(x, kh));
+                        al = _mm256_add_epi32(al, _mm256_madd_epi16(x, kl));
+                    }
+                }
+            }
+            let acc = _mm256_add_epi32(_mm256_add_epi32(half, _mm256_slli_epi32::<11>(ah)), al);
+            _mm256_srai_epi32::<{ PRECISION_BITS as i32 }>(acc)
+        };
+        // Eight pixels at a time, gathered into eight-byte runs of each plane.
+        #[rustfmt::skip]
+        let group = _mm256_setr_epi8(
+            0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+            0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+        );
+        let reverse = _mm_setr_epi8(7, 6, 5, 4, 3, 2, 1, 0, 15, 14, 13, 12, 11, 10, 9, 8);
+        let mut xx = 0;
+        while xx + 8 <= lim {
+            // Halves: (xx, xx+2 | xx+1, xx+3) and (xx+4, xx+6 | xx+5, xx+7), saturated to
+            // bytes, then each channel's four bytes of a half together.
+            let a = _mm256_packs_epi32(two(xx), two(xx + 2));
+            let b = _mm256_packs_epi32(two(xx + 4), two(xx + 6));
+            let g = _mm256_shuffle_epi8(_mm256_packus_epi16(a, b), group);
+            let (e, o) = (_mm256_castsi256_si128(g), _mm256_extracti128_si256::<1>(g));
+            let (mut rg, mut bb) = (_mm_unpacklo_epi8(e, o), _mm_unpackhi_epi8(e, o));
+            let xo = if flip {
+                rg = _mm_shuffle_epi8(rg, reverse);
+                bb = _mm_shuffle_epi8(bb, reverse);
+                ow - 8 - xx
+            } else {
+                xx
+            };
+            // SAFETY: xo + 8 ≤ ow, the length of each row.
+            _mm_storel_epi64(p0.add(xo) as *mut __m128i, rg);
+            _mm_storel_epi64(p1.add(xo) as *mut __m128i, _mm_unpackhi_epi64(rg, rg));
+            _mm_storel_epi64(p2.add(xo) as *mut __m128i, bb);
+            xx += 8;
+        }
+        while xx + 1 < lim {
+            let r = two(xx);
+            let r = _mm256_packs_epi32(r, r);
+            let r = _mm256_packus_epi16(r, r);
+            put(xx, _mm_cvtsi128_si32(_mm256_castsi256_si128(r)) as u32);
+            put(
+                xx + 1,
+                _mm_cvtsi128_si32(_mm256_extracti128_si256::<1>(r)) as u32,
+            );
+            xx += 2;
+        }
+        for xx in xx..ow {
+            let [r, g, b] = super::pixel3(line, origin, co, xx);
+            put(xx, u32::from_le_bytes([r, g, b, 0]));
+        }
+    }
+
+    /// `vertical_f32` with AVX2, eight values a vector, the table read by a gather; returns
+    /// how many leading values it wrote (the rest, under eight, are the caller's).
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn vertical_f32(
+        plane: &[u8],
+        stride: usize,
+        start: usize,
+        k: &[i32],
+        table: &[f32; 256],
+        out: &mut [f32],
+    ) -> usize {
+        let n = out.len() / 8 * 8;
+        let (zero, top) = (_mm256_setzero_si256(), _mm256_set1_epi32(255));
+        for x in (0..n).step_by(8) {
+            let mut acc = _mm256_set1_epi32(HALF);
+            for (t, &w) in k.iter().enumerate() {
+                // SAFETY: x + 8 ≤ stride and row start + t is inside the plane (the caller's
+                // assertion).
+                let v =
+                    _mm_loadl_epi64(plane.as_ptr().add((start + t) * stride + x) as *const __m128i);
+                let v = _mm256_cvtepu8_epi32(v);
+                acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(v, _mm256_set1_epi32(w)));
+            }
+            let r = _mm256_srai_epi32::<{ PRECISION_BITS as i32 }>(acc);
+            let idx = _mm256_min_epi32(_mm256_max_epi32(r, zero), top);
+            let f = _mm256_i32gather_ps::<4>(table.as_ptr(), idx);
+            _mm256_storeu_ps(out.as_mut_ptr().add(x), f);
+        }
+        n
+    }
 }
 
 fn horizontal_any(
@@ -582,5 +1043,95 @@ mod tests {
         c.compute(2, 4);
         assert_eq!(c.taps(0), (0, &[1 << 22][..]));
         assert_eq!(c.taps(1), (0, &[3145728, 1048576][..]));
+    }
+    /// The fused resample + f32 planes equals `resample` then `Emit::to_f32`, bit for bit, in
+    /// both pass orders, flipped or not, whole and fractional boxes, with and without AVX2.
+    #[test]
+    fn fused_f32_planes_equal_resample_then_emit() {
+        use crate::transform::emit::Emit;
+        let (h, w) = (61, 53);
+        let px: Vec<u8> = (0..h * w * 3)
+            .map(|i| ((i * 7919 + i / 97) % 256) as u8)
+            .collect();
+        let v = view(&px, h, w, 3);
+        let lut: Vec<f32> = (0..3 * 256)
+            .map(|i| ((i % 256) as f32 / 255.0 - 0.4 - 0.01 * (i / 256) as f32) / 0.23)
+            .collect();
+        let t = |ch: usize| -> &[f32; 256] { lut[ch * 256..][..256].try_into().unwrap() };
+        let tables = [t(0), t(1), t(2)];
+        let mut rng = crate::rng::Rng::new(3, crate::rng::Stream::Augment, 0, 0);
+        let mut r = Resampler::default();
+        let mut u8s = Vec::new();
+        let (mut orders, mut fracs) = ([0usize; 2], 0);
+        for case in 0..400 {
+            let bh = 1 + rng.below(h as u64) as usize;
+            let bw = 1 + rng.below(w as u64) as usize;
+            let bx = Rect {
+                top: rng.below((h - bh + 1) as u64) as usize,
+                left: rng.below((w - bw + 1) as u64) as usize,
+                height: bh,
+                width: bw,
+            };
+            let oh = 1 + rng.below(40) as usize;
+            let ow = 1 + rng.below(40) as usize;
+            let mut job = job(bx, oh, ow, 0..oh, 0..ow);
+            if case % 3 == 0 {
+                // A fractional box of the whole image, the source being all of it.
+                let f = |a: usize| a as f32 + 0.37;
+                job.frac = Some(Frac {
+                    x0: f(bx.left).min(w as f32 - 1.0),
+                    y0: f(bx.top).min(h as f32 - 1.0),
+                    x1: (bx.left + bx.width) as f32,
+                    y1: (bx.top + bx.height) as f32,
+                    full_w: w,
+                    full_h: h,
+                    off_x: 0,
+                    off_y: 0,
+                });
+                job.bx = Rect {
+                    top: 0,
+                    left: 0,
+                    height: h,
+                    width: w,
+                };
+                fracs += 1;
+            }
+            let flip = case % 2 == 1;
+            r.resample(&v, &job, &mut u8s);
+            let src = view(&u8s, oh, ow, 3);
+            let e = Emit {
+                top: 0,
+                left: 0,
+                height: oh,
+                width: ow,
+                flip,
+                planar: true,
+            };
+            let mut want = vec![0f32; 3 * oh * ow];
+            e.to_f32(&src, &lut, &mut want);
+            let p = Passes::of(&job);
+            for simd in [true, false] {
+                let mut got = vec![f32::NAN; 3 * oh * ow];
+                let fused = if simd {
+                    r.resample_rgb_f32_planar(&v, &job, tables, flip, &mut got)
+                } else {
+                    r.fused_any::<false>(&v, &job, tables, flip, &mut got)
+                };
+                assert_eq!(fused, p.need_h && p.need_v, "{job:?}");
+                if fused {
+                    let same = got
+                        .iter()
+                        .zip(&want)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "simd {simd} flip {flip} {job:?}");
+                    orders[p.horizontal_first as usize] += 1;
+                }
+            }
+        }
+        // Both pass orders and fractional boxes were exercised.
+        assert!(
+            orders[0] > 20 && orders[1] > 20 && fracs > 100,
+            "{orders:?} {fracs}"
+        );
     }
 }
