@@ -31,6 +31,8 @@ def cell(labels, budget, policy):
     m = st.mean(vals)
     sd = st.stdev(vals) if len(vals) > 1 else 0.0
     out = f"{m:.2f} ± {sd:.2f}"
+    if len(vals) < NSEEDS:
+        out += f" [{len(vals)} seed{'s' if len(vals) > 1 else ''}]"
     extra = []
     for ref in ("random", "full"):
         r = acc.get((labels, budget, ref))
@@ -45,9 +47,10 @@ def cell(labels, budget, policy):
     return out
 
 
-print("Final test accuracy %, mean ± std over seeds "
+print("Final test accuracy %, mean ± std over seeds "  # noqa: E501
       + ", ".join(str(s) for s in sorted({s for v in acc.values() for s in v}))
       + "; in brackets: Δ vs random at the same visits / Δ vs full (means of per-seed differences).\n")
+NSEEDS = len({s for v in acc.values() for s in v})
 policies = [p for p in ORDER if any(k[2] == p for k in acc)]
 policies += sorted({k[2] for k in acc} - set(policies))
 print("| policy | " + " | ".join(f"{LABELS.get(l, l)}, budget {b}" for l, b in settings) + " |")
