@@ -21,6 +21,10 @@ fn policies(budget: f64) -> Vec<String> {
         format!(r#"{{"kind": "grand", {common}}}"#),
         format!(r#"{{"kind": "forgetting", "score_epochs": 2, {common}}}"#),
         format!(r#"{{"kind": "influence", "score_epochs": 1, {common}}}"#),
+        // The papers' rules (their own schedule) and a larger random share.
+        format!(r#"{{"kind": "ucb", "noise_guard": false, {common}}}"#),
+        format!(r#"{{"kind": "el2n", "score_epochs": 2, "noise_guard": false, {common}}}"#),
+        format!(r#"{{"kind": "ucb", "explore": 0.5, {common}}}"#),
     ];
     if budget == 1.0 {
         out.push(format!(r#"{{"kind": "full", {common}}}"#));
@@ -121,14 +125,22 @@ fn every_policy_spends_the_budget_exactly() {
 }
 
 #[test]
-fn epochs_that_are_full_data_anyway_are_paid_first() {
-    // ε-greedy's epoch 0 sees nothing, and with the noise guard a sample is judged only after
-    // two feedback calls, so epochs 0 and 1 keep everything; the later epochs prune more.
-    let (_, _, samples) = run(&policies(0.5)[2], 1, false);
-    assert_eq!(samples, vec![1000, 1000, 250, 250, 250, 250]);
+fn how_each_policy_spends_the_budget() {
+    // With the noise guard (the default) the score-based policies spread the budget evenly,
+    // as random does; their epoch 0 (nothing seen yet) is cut to its share.
+    for policy in [2, 3, 4, 7, 8, 9, 10, 13] {
+        let (_, _, samples) = run(&policies(0.5)[policy], 1, false);
+        assert_eq!(samples, vec![500; 6], "{}", policies(0.5)[policy]);
+    }
+    // The papers' rules pay for the epochs that keep everything first: ε-greedy's epoch 0, a
+    // static policy's scoring epochs.
     let paper = r#"{"kind": "epsilon_greedy", "noise_guard": false, "budget": 0.5, "epochs": 6}"#;
     let (_, _, samples) = run(paper, 1, false);
     assert_eq!(samples, vec![1000, 400, 400, 400, 400, 400]);
+    let paper =
+        r#"{"kind": "el2n", "score_epochs": 2, "noise_guard": false, "budget": 0.5, "epochs": 6}"#;
+    let (_, _, samples) = run(paper, 1, false);
+    assert_eq!(samples, vec![1000, 1000, 250, 250, 250, 250]);
     // Random has no such epoch: the budget is spread evenly.
     let (_, _, samples) = run(&policies(0.5)[0], 1, false);
     assert_eq!(samples, vec![500; 6]);

@@ -78,7 +78,7 @@ fn range(a: u64, b: u64) -> Vec<u64> {
 fn greedy_policies_keep_the_hardest_learnable_samples() {
     for kind in [
         // A first period of two epochs: every sample has two reports when the plan is made.
-        r#""kind": "ucb", "c": 0, "period": 2"#,
+        r#""kind": "ucb", "c": 0, "explore": 0, "period": 2"#,
         r#""kind": "epsilon_greedy", "explore": 0, "period": 2"#,
         r#""kind": "el2n", "score_epochs": 2"#,
         r#""kind": "grand", "score_epochs": 2"#,
@@ -104,7 +104,7 @@ fn greedy_policies_keep_the_hardest_learnable_samples() {
 fn a_sample_is_judged_after_two_reports() {
     // After one epoch every sample has one report (ids 0..40 wrong at it): none is judged yet,
     // so the guarded UCB keeps everything once more; the paper's rule prunes at once.
-    let (kept, _) = kept_after(r#"{"kind": "ucb", "c": 0, "prune": 0.5}"#, 1);
+    let (kept, _) = kept_after(r#"{"kind": "ucb", "c": 0, "explore": 0, "prune": 0.5}"#, 1);
     assert_eq!(kept, range(0, 100));
     let (kept, _) = kept_after(
         r#"{"kind": "ucb", "c": 0, "prune": 0.5, "noise_guard": false}"#,
@@ -113,8 +113,14 @@ fn a_sample_is_judged_after_two_reports() {
     assert_eq!(kept, range(0, 50));
     // After the second epoch (period 1: epoch 1 was the full one), ids 20..40 were right and
     // only 0..20 look unlearnable.
-    let (kept, _) = kept_after(r#"{"kind": "ucb", "c": 0, "prune": 0.5}"#, 2);
+    let (kept, _) = kept_after(r#"{"kind": "ucb", "c": 0, "explore": 0, "prune": 0.5}"#, 2);
     assert_eq!(kept, range(20, 70));
+    // The guarded default also draws a random share (`explore` 0.1): of the 50 kept, the top
+    // ⌈0.9·50⌉ = 45 by score (ids 20..65) and 5 drawn from the other judged samples.
+    let (kept, _) = kept_after(r#"{"kind": "ucb", "c": 0, "prune": 0.5}"#, 2);
+    assert_eq!(kept.len(), 50);
+    assert!(range(20, 65).iter().all(|i| kept.contains(i)), "{kept:?}");
+    assert_ne!(kept, range(20, 70));
 }
 
 #[test]

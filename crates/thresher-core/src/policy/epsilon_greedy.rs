@@ -74,7 +74,7 @@ impl EpsilonGreedyConfig {
 
 /// ⌈(1-ε)·k⌉, capped at k. The slack keeps float error from adding a sample: (1-0.7)·10 is
 /// 3.0000000000000004 in f64, and ⌈·⌉ of that would be 4.
-fn greedy_count(k: usize, explore: f64) -> usize {
+pub(crate) fn greedy_count(k: usize, explore: f64) -> usize {
     let x = (1.0 - explore) * k as f64;
     ((x - x.abs() * 1e-12 - 1e-9).ceil().max(0.0) as usize).min(k)
 }

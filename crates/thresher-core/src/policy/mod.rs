@@ -235,6 +235,9 @@ impl PolicyConfig {
             PolicyConfig::El2n(c) | PolicyConfig::Grand(c) | PolicyConfig::Forgetting(c) => {
                 map.insert("score_epochs".into(), c.score_epochs().into());
             }
+            PolicyConfig::Ucb(c) => {
+                map.insert("explore".into(), c.explore().into());
+            }
             PolicyConfig::Influence(c) => {
                 if let influence::InfluenceMode::Cardinality { prune } = c.mode() {
                     map.insert("prune".into(), prune.into());
@@ -264,16 +267,6 @@ impl PolicyConfig {
     /// `noise_guard`, for the guard): `guard_window`.
     pub fn unlearnable_window(&self) -> Option<u8> {
         self.guard().map(|(_, w)| w)
-    }
-
-    /// The warm-up epochs the noise guard adds: with it on, the greedy policies keep every
-    /// sample until it has `guard_window` feedback calls, and the static policies and
-    /// `influence` score for at least `guard_window` epochs (0 without the guard).
-    fn guard_epochs(&self) -> u64 {
-        match self.guard() {
-            Some((true, w)) => w as u64,
-            _ => 0,
-        }
     }
 
     /// The full-data epochs during which a static policy or `influence` collects its scores
@@ -320,16 +313,23 @@ impl PolicyConfig {
     }
 
     /// The epochs of a run of `epochs` that the policy spends on full data whatever it is
-    /// told: nothing seen yet (the first period of the greedy policies), scoring epochs, and
-    /// InfoBatch's epoch 0 and annealing epochs. A budget pays for these first.
+    /// told and that a budget pays for first: InfoBatch's epoch 0 and annealing epochs, and,
+    /// for the papers' rules (`noise_guard: false`), the first period of the greedy policies
+    /// and the scoring epochs. None for the guarded score-based policies.
     pub fn full_epochs(&self, epochs: u64) -> Vec<bool> {
         let e = epochs as usize;
         let first = |k: u64| (0..e).map(|i| (i as u64) < k).collect();
         match self {
             PolicyConfig::Full(_) => vec![true; e],
             PolicyConfig::Random(_) => vec![false; e],
-            PolicyConfig::EpsilonGreedy(c) => first(c.period.max(self.guard_epochs())),
-            PolicyConfig::Ucb(c) => first(c.period.max(self.guard_epochs())),
+            // With the noise guard on, the score-based policies spread a budget evenly, as
+            // `random` does: an epoch that would keep everything is cut to its share by the
+            // budget's uniform draw instead of being paid in full, so the scored epochs are not
+            // left with less than random's share, and "better than random at equal visits"
+            // compares selections epoch by epoch.
+            _ if matches!(self.guard(), Some((true, _))) => vec![false; e],
+            PolicyConfig::EpsilonGreedy(c) => first(c.period),
+            PolicyConfig::Ucb(c) => first(c.period),
             PolicyConfig::InfoBatch(c) => {
                 let a = c.anneal_start();
                 (0..e as u64).map(|i| i == 0 || i >= a).collect()

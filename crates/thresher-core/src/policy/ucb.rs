@@ -6,6 +6,7 @@
 
 use serde::Deserialize;
 
+use super::epsilon_greedy::greedy_count;
 use super::period_cache::PeriodCache;
 use super::{
     check_momentum, check_period, check_prune, default_momentum, extend_where, judged_mask,
@@ -13,6 +14,7 @@ use super::{
     Selection,
 };
 use crate::error::{Error, Result};
+use crate::rng::{Rng, Stream};
 use crate::scores::{ScoreBook, ScoreFields};
 
 /// How the variance enters the score.
@@ -37,6 +39,11 @@ pub struct UcbConfig {
     pub c: f64,
     #[serde(default)]
     pub spread: Spread,
+    /// The share of the seen budget drawn uniformly at random instead of by score (as
+    /// ε-greedy's `explore`); default 0.1 with the noise guard and 0 (the paper's rule)
+    /// without. See [`UcbConfig::explore`].
+    #[serde(default)]
+    pub explore: Option<f64>,
     /// The ScoreBook's EMA momentum.
     #[serde(default = "default_momentum")]
     pub momentum: f64,
@@ -79,8 +86,23 @@ impl UcbConfig {
                 self.c
             )));
         }
+        if let Some(x) = self.explore {
+            if !(0.0..=1.0).contains(&x) {
+                return Err(Error::invalid(format!(
+                    "config key `policy.explore`: {x} is out of range 0..=1"
+                )));
+            }
+        }
         check_momentum("policy.momentum", self.momentum)?;
         check_period("policy.period", self.period)
+    }
+
+    /// The random share in effect: `explore` when given, else 0.1 with the noise guard (a
+    /// top-K rule with no random part lets the scores of dropped samples go stale, and lost to
+    /// random pruning at equal visits in `results/noise/`) and 0 without it (the paper's rule).
+    pub fn explore(&self) -> f64 {
+        self.explore
+            .unwrap_or(if self.noise_guard { 0.1 } else { 0.0 })
     }
 
     /// The score of one sample.
@@ -107,6 +129,7 @@ pub struct Ucb {
     /// Score by id (meaningful for seen ids), so the selection does not recompute it per
     /// comparison.
     score: Vec<f32>,
+    rest: Vec<u64>,
     kept: Vec<bool>,
     /// The keys `mark_top_k` selects among.
     band: Vec<u64>,
@@ -132,6 +155,7 @@ impl Ucb {
             unseen: crate::util::huge::with_capacity(n),
             seen: crate::util::huge::with_capacity(n),
             score: crate::util::huge::with_capacity(n),
+            rest: crate::util::huge::with_capacity(n),
             kept: crate::util::huge::with_capacity(n),
             band: Vec::new(),
         }
@@ -154,18 +178,21 @@ impl Ucb {
         let n = book.len();
         let window = self.window();
         partition_judged(book, window, &mut self.unseen, &mut self.seen);
+        let judged = judged_mask(book, window);
         let k = match self.keep {
             Some(k) => k.saturating_sub(self.unseen.len()),
             None => seen_budget(n, self.config.prune, self.unseen.len()),
         };
+        let top = greedy_count(k, self.config.explore());
         let score = &self.score;
-        // The noise guard: samples that look unlearnable rank below every other seen sample.
+        // The noise guard: samples that look unlearnable rank below every other seen sample
+        // in the top share (they stay in the random share's pool).
         let guard = self.config.noise_guard.then_some(self.config.guard_window);
         self.kept.clear();
         self.kept.resize(n, false);
         mark_top_k(
             &self.seen,
-            k,
+            top,
             |id| match guard {
                 Some(w) if looks_unlearnable(book, id as usize, w) => f32::NEG_INFINITY,
                 _ => score[id as usize],
@@ -173,9 +200,18 @@ impl Ucb {
             &mut self.kept,
             &mut self.band,
         );
+        // The random share, drawn as ε-greedy's: the other seen ids in id order, a partial
+        // Fisher–Yates with (seed, select stream, period index).
+        self.rest.clear();
+        let kept = &self.kept;
+        extend_where(&mut self.rest, n, |id| judged[id] & !kept[id]);
+        let fill = k - top;
+        Rng::new(seed, Stream::Select, draw, 0).choose_front(&mut self.rest, fill);
+        for &id in &self.rest[..fill] {
+            self.kept[id as usize] = true;
+        }
         self.cache.ids.clear();
         let kept = &self.kept;
-        let judged = judged_mask(book, window);
         extend_where(&mut self.cache.ids, n, |id| !judged[id] | kept[id]);
         self.cache.set(seed, draw);
     }
@@ -229,6 +265,7 @@ mod tests {
 
     fn config(prune: f64, c: f64, spread: Spread, period: u64) -> UcbConfig {
         UcbConfig {
+            explore: None,
             noise_guard: false,
             guard_window: 2,
             budget: None,
@@ -308,6 +345,26 @@ mod tests {
             assert_eq!(set(&s), expected, "p={p} c={c}");
             assert!(s.ids.windows(2).all(|w| w[0] < w[1]));
             assert!(s.weights.iter().all(|&w| w == 1.0));
+        }
+    }
+
+    #[test]
+    fn the_random_share_keeps_the_top_g_and_draws_the_rest_outside_it() {
+        let n = 300;
+        let book = scripted_book(n, 6);
+        let score = |i: usize| book.loss_ema()[i] as f64 + (book.loss_var()[i] as f64).sqrt();
+        for explore in [0.1, 0.5] {
+            let mut c = config(0.5, 1.0, Spread::Std, 1);
+            c.explore = Some(explore);
+            let k = budget(n, 0.5);
+            let g = greedy_count(k, explore);
+            let top = top_by_sort(&book, g, score);
+            let s = run(&mut Ucb::new(c, n), &book, 6);
+            assert_eq!(s.len(), k);
+            let kept = set(&s);
+            assert!(top.is_subset(&kept), "explore {explore}");
+            // The drawn part is not simply the next ranks: the top k by score differs.
+            assert_ne!(kept, top_by_sort(&book, k, score), "explore {explore}");
         }
     }
 
@@ -447,8 +504,22 @@ mod tests {
             panic!("wrong kind")
         };
         assert_eq!((c.spread, c.period), (Spread::Var, 10));
-        let e = config_err(r#"{"kind": "ucb", "explore": 0.1}"#);
-        assert!(e.contains("explore"), "{e}");
+        // The random share: 0.1 with the noise guard, none for the paper's rule, or as given.
+        let explore = |json: &str| match Config::from_json(json).unwrap().policy {
+            PolicyConfig::Ucb(c) => c.explore(),
+            _ => panic!("wrong kind"),
+        };
+        assert_eq!(explore(r#"{"policy": {"kind": "ucb"}}"#), 0.1);
+        assert_eq!(
+            explore(r#"{"policy": {"kind": "ucb", "noise_guard": false}}"#),
+            0.0
+        );
+        assert_eq!(
+            explore(r#"{"policy": {"kind": "ucb", "noise_guard": false, "explore": 0.3}}"#),
+            0.3
+        );
+        let e = config_err(r#"{"kind": "ucb", "explore": 1.5}"#);
+        assert!(e.contains("policy.explore"), "{e}");
         for (bad, key) in [
             (r#""c": -1.0"#, "policy.c"),
             // serde's internally tagged enums report type errors at `policy`, not at the key:
