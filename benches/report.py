@@ -148,9 +148,9 @@ def plan_plot(plan, docs, plt):
                          marker=markers[i % len(markers)], color=line.get_color(), label=key)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.axhline(20, color="gray", linestyle="--", linewidth=1)
+    ax.axhline(15, color="gray", linestyle="--", linewidth=1)
     ax.axvline(IMAGENET, color="gray", linestyle=":", linewidth=1)
-    ax.text(1.1e4, 22, "goal at 1.28M: 20 ms", color="gray")
+    ax.text(1.1e4, 16.5, "goal at 1.28M: 15 ms", color="gray")
     ax.set_xlabel("N (samples in the dataset)")
     ax.set_ylabel("plan time per epoch (ms)")
     ax.set_title("Plan time per epoch, log-log, least-squares slopes")
@@ -285,14 +285,16 @@ def write_page(docs, raw, quick):
     out = []
     w = out.append
     w("# Performance record\n")
-    w("Every figure on this page comes from one command, `make bench` (5–7 minutes on 2 quiet "
-      "cores before the JPEG anchors were added, which add about 2 minutes, once the image data "
-      "and torchvision are in place; the first run also makes the image data and installs "
-      "torchvision, simplejpeg and matplotlib into .venv), which reruns every "
+    w("Every figure on this page comes from one command, `make bench` (5 min 17 s on 2 quiet "
+      "cores in the latest run, once the image data and the Python packages are in place; the "
+      "first run also makes the image data — 5,000 JPEGs, 60,000 PNGs and the 200,000-PNG "
+      "cold-cache set, about a minute — and installs torchvision, simplejpeg and "
+      "matplotlib into .venv; DALI comes with the set-up), which reruns every "
       "comparison and rewrites this page, its plots and the raw figures in "
       "[`bench/`](bench/). The parts: `benches/micro/` (Rust: plan, feedback, ScoreBook "
       "bytes, next+release, epoch boundary; `cargo bench --bench micro -- --out FILE`), "
-      "`benches/compare_dataloader.py`, `benches/compare_images.py`, and `benches/report.py`, "
+      "`benches/compare_dataloader.py`, `benches/compare_images.py`, `benches/cold_read.py`, "
+      "`benches/compare_sampler.py`, and `benches/report.py`, "
       "which runs them and draws this page (`--from-json` redraws it from `bench/` alone). The machine is shared: **the 1-minute load average is "
       "given beside every figure**, and on a 2-core machine anything above ~2 means another "
       "job was competing for the cores, so wall-clock figures are noisy (the ratios less so: "
@@ -457,9 +459,10 @@ def write_page(docs, raw, quick):
                 fig += ")"
                 if cached is not None:
                     fig += f" when the subset is fixed, {ms(cached)} on later epochs"
-                ok = r["plan_s"] <= 0.020
-                goals.append((f"plan for 1.28M ids ≤ 20 ms: {r['policy']}", fig, r["load"],
-                              ok if cached is None else (ok, cached <= 0.020)))
+                # 15 ms median on this machine, so that 20 ms holds on any machine of its kind.
+                ok = r["plan_s"] <= 0.015
+                goals.append((f"plan for 1.28M ids ≤ 15 ms (median): {r['policy']}", fig, r["load"],
+                              ok if cached is None else (ok, cached <= 0.015)))
 
     if sampler:
         from compare_sampler import section as sampler_section
@@ -495,9 +498,12 @@ def write_page(docs, raw, quick):
         for r in micro["feedback"]["rows"]:
             w(f"| {r['n']:,} | `{r['path']}` | {r['variant']} | {r['samples_per_s'] / 1e6:,.1f} M | "
               f"{r['ns_per_sample']:.1f} | {r['load']:.2f} |")
-            goals.append((f"feedback ≥ 50M samples/s: N = {r['n']:,}, `{r['path']}`, {r['variant']}",
+            # Loss only: 50M samples/s; every field (four values and a flag an id): 20M.
+            goal = 20e6 if r["variant"].startswith("all fields") else 50e6
+            goals.append((f"feedback ≥ {goal / 1e6:.0f}M samples/s: N = {r['n']:,}, `{r['path']}`, "
+                          f"{r['variant']}",
                           f"{r['samples_per_s'] / 1e6:,.1f} M samples/s", r["load"],
-                          r["samples_per_s"] >= 50e6))
+                          r["samples_per_s"] >= goal))
         w("")
 
     if micro and "book_bytes" in micro:
@@ -574,6 +580,20 @@ def write_page(docs, raw, quick):
                           f"({r['boundary_wait_ms']:.3f} ms / {r['batch_time_ms']:.3f} ms)",
                           r["load"], r["wait_in_batches"] <= 2))
         w("")
+        w("**What this shows.** With a trainer step of 0 ms the goal of 2 batch times is missed "
+          "by every policy, with or without `plan_ahead`: on this pre-decoded data a batch takes "
+          "a few hundredths of a millisecond, while making the next plan of 60,000 ids takes "
+          "a few tenths (column *of which the last batch's call*), and with both cores busy "
+          "filling batches there is no idle core to hide it on. `plan_ahead` makes the plan in "
+          "the trainer's own call for the last batch, so the plan is still paid by the trainer; "
+          "what it hides is the fill of the next epoch's first batches, which is small here "
+          "(pre-decoded copies) and large where a batch costs tens of milliseconds to decode "
+          "(JPEG). With a 2 ms step the wait is about one batch time or less for every policy, "
+          "but no better than without `plan_ahead`, for the same reason. Not done: making the "
+          "plan on an idle worker while the trainer runs its step (the first call that needs "
+          "the ScoreBook settling it, so the plan still sees exactly the feedback received "
+          "before the last batch was handed out); that would hide the plan behind a real "
+          "trainer's step, not behind a 0 ms one.\n")
 
     w("## Pruning: accuracy against wall time (reference trainer)\n")
     w("From the trainer's comparison, not rerun by `make bench` (it takes hours): "
