@@ -520,10 +520,11 @@ void thresher_loader_free(thresher_loader *loader);
  * On THRESHER_OK `*out` receives a batch lent to the caller: its arrays stay valid until
  * thresher_batch_release(batch), which must be called exactly once (also after the loader is
  * freed). On THRESHER_END_OF_EPOCH the epoch is over and `*out` is set to NULL; the next call
- * starts the next epoch. Its plan is made by the call that hands out the last batch of this
+ * starts the next epoch. Its plan is fixed by the call that hands out the last batch of this
  * one, from the ScoreBook as it stands then (all feedback but that batch's, for a trainer
- * that sends feedback before asking for the next batch), and workers start filling it at
- * once; with config `"plan_ahead": false` it is made by the call after THRESHER_END_OF_EPOCH,
+ * that sends feedback before asking for the next batch): an idle worker computes it (or the
+ * next call that needs it, if that comes first) while the trainer is on that batch, and
+ * workers start filling it at once; with config `"plan_ahead": false` it is made by the call after THRESHER_END_OF_EPOCH,
  * from all the feedback given, and workers wait for it. When a
  * sample fails to load, returns THRESHER_IO or THRESHER_FORMAT with the sample id and path in
  * the message, sets `*out` to NULL and skips that batch: the next call continues with the
@@ -541,7 +542,8 @@ void thresher_loader_free(thresher_loader *loader);
  * ends it) returns THRESHER_END_OF_EPOCH. In a child process made by fork(), this and every
  * other call on the parent's loader returns THRESHER_STATE.
  */
-thresher_status thresher_loader_next(thresher_loader *loader, thresher_batch **out);
+thresher_status thresher_loader_next(thresher_loader *loader,
+                                     thresher_batch **out);
 
 /**
  * Applies one step's per-sample feedback to the ScoreBook, which the policy reads when the

@@ -21,7 +21,7 @@ use std::mem::ManuallyDrop;
 use std::path::Path;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::MutexGuard;
 
 use crate::batch::Batch;
 use crate::config::Config;
@@ -104,10 +104,11 @@ impl Loader {
         matches!(*self.engine, Engine::Index(_))
     }
 
-    fn planner(&self) -> &Mutex<Planner> {
+    /// The Planner, ready for use (a loader with workers first makes a pending plan ahead).
+    fn planner(&self) -> MutexGuard<'_, Planner> {
         match &*self.engine {
             Engine::Pipeline(p) => p.planner(),
-            Engine::Index(i) => i.planner(),
+            Engine::Index(i) => i.planner().lock(),
         }
     }
 
@@ -126,7 +127,7 @@ impl Loader {
     /// Applies per-sample feedback to the ScoreBook; validated whole first, so a rejected call
     /// changes nothing. Callable from any thread, concurrently with `next`.
     pub fn feedback(&self, fb: &Feedback<'_>) -> Result<()> {
-        self.planner().lock().feedback(fb)
+        self.planner().feedback(fb)
     }
 
     /// The current epoch's plan; when `next` has just reported the end of an epoch, the next
@@ -195,42 +196,42 @@ impl Loader {
 
     /// Writes the ScoreBook's scores to `path` (atomically) for `scores_from` or the CLI.
     pub fn save_scores(&self, path: &Path) -> Result<()> {
-        self.planner().lock().save_scores(path)
+        self.planner().save_scores(path)
     }
 
     /// Writes a checkpoint to `path` (atomically): continuing from it with config key
     /// `resume_from` yields exactly the batches this loader would yield next. Thread-safe.
     pub fn save_state(&self, path: &Path) -> Result<()> {
-        self.planner().lock().save_state(path)
+        self.planner().save_state(path)
     }
 
     /// Writes a checkpoint as if only the first `batches` batches of the latest epoch had been
     /// handed out (see `Planner::save_state_at`): for consumers that fetch ahead of the trainer.
     pub fn save_state_at(&self, path: &Path, batches: usize) -> Result<()> {
-        self.planner().lock().save_state_at(path, batches)
+        self.planner().save_state_at(path, batches)
     }
 
     /// Digests that say whether ranks agree (see `Planner::digest`). Thread-safe; it hashes the
     /// whole ScoreBook, so call it per epoch, not per step.
     pub fn digest(&self) -> Digest {
-        self.planner().lock().digest()
+        self.planner().digest()
     }
 
     /// The run's total batches on this rank, known before training (see
     /// `Planner::total_batches`): exact under a `budget`, and for `full` and `random` with
     /// `epochs`; an error otherwise.
     pub fn total_batches(&self) -> Result<u64> {
-        self.planner().lock().total_batches()
+        self.planner().total_batches()
     }
 
     /// Number of samples in the dataset.
     pub fn dataset_len(&self) -> usize {
-        self.planner().lock().dataset_len()
+        self.planner().dataset_len()
     }
 
     /// Runs `f` with the ScoreBook locked (for inspection and tests).
     pub fn with_scores<R>(&self, f: impl FnOnce(&ScoreBook) -> R) -> R {
-        f(self.planner().lock().scores())
+        f(self.planner().scores())
     }
 }
 

@@ -9,8 +9,10 @@
 //! thread count. A worker may only claim k < delivered + prefetch, which bounds memory.
 //!
 //! Epochs: the Planner decides when each plan is made (see `planner`): with `plan_ahead`, the
-//! `next` call that hands out the last batch of epoch e has it make e+1's plan, which becomes
-//! the `ahead` job at once, and workers start filling it while the trainer is still on that
+//! `next` call that hands out the last batch of epoch e fixes e+1's plan and leaves it pending
+//! (`plan_due`); the first worker with nothing to claim computes it (`make_due_plan`), or any
+//! use of the Planner before that does (`planner_settled`: nothing can change the ScoreBook
+//! first), it becomes the `ahead` job, and workers fill it while the trainer is still on that
 //! batch (e's window is empty by then, so the `prefetch` bound still holds). Otherwise the
 //! plan is made at the first `next`/`epoch_info` call after `next` reported the end of e, and
 //! workers wait at the boundary. Either way a worker only ever fills a plan the Planner has
@@ -25,7 +27,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::readahead::ReadAhead;
 use super::skips::{SkipLog, SkippedSample};
@@ -152,6 +154,9 @@ pub(super) struct State {
     /// batch: workers fill it once `job` has nothing left to claim; it becomes `job` when the
     /// next epoch begins.
     pub(super) ahead: Option<Job>,
+    /// The last batch of `job` was handed out and the Planner's plan ahead is pending: the
+    /// first worker with nothing to claim makes it (`Planner::settle`) and sets `ahead`.
+    pub(super) plan_due: bool,
 }
 
 /// The loading side of the epoch under way.
@@ -180,7 +185,10 @@ impl Pipeline {
         let path = DataPath::new(config, &*source)?;
         let (per_sample, shape) = path.sample_bytes();
         check_batch_memory(config, per_sample, &shape)?;
-        let planner = Planner::for_dataset(config, source.len(), dataset_fingerprint(&*source))?;
+        let mut planner =
+            Planner::for_dataset(config, source.len(), dataset_fingerprint(&*source))?;
+        // The plan made ahead is made by an idle worker while the trainer is on the last batch.
+        planner.defer_plans_ahead();
         let job = planner
             .plan()
             .map(|plan| Job::new(plan, planner.delivered()));
@@ -195,6 +203,7 @@ impl Pipeline {
             state: Mutex::new(State {
                 job,
                 ahead: planner.next_plan().map(|plan| Job::new(plan, 0)),
+                plan_due: false,
             }),
             work: Condvar::new(),
             ready: Condvar::new(),
@@ -259,7 +268,7 @@ impl Pipeline {
             if job.delivered == job.plan.batches() {
                 // A failed report write is returned once (the job stays); the next call
                 // reports the end.
-                s.close_epoch(job, &mut s.planner.lock())?;
+                s.close_epoch(job, &mut s.planner_settled())?;
                 state.job = None;
                 // Another caller waiting for a batch of this epoch learns that it has ended.
                 s.ready.notify_all();
@@ -297,18 +306,14 @@ impl Pipeline {
                 s.ready.notify_all();
             }
             let last = job.delivered == job.plan.batches();
-            let mut planner = s.planner.lock();
+            let mut planner = s.planner_settled();
             planner.advance();
-            if last && state.ahead.is_none() {
-                // The Planner made the next plan at this last batch (`plan_ahead`): a worker
-                // may start on it now, while the trainer is on this batch. One: waking them all
-                // would take every core from the trainer's own step; the rest are woken when
-                // the trainer asks for the end of the epoch.
-                if let Some(plan) = planner.next_plan() {
-                    let mut ahead = Job::new(plan, 0);
-                    ahead.window.reserve(self.shared.prefetch);
-                    state.ahead = Some(ahead);
-                }
+            if last && state.ahead.is_none() && planner.plan_pending() {
+                // The next plan is due at this last batch (`plan_ahead`): one worker makes it
+                // now, and starts on it, while the trainer is on this batch (one: waking them
+                // all would take every core from the trainer's own step; the rest are woken
+                // when the plan is made or the trainer asks for the end of the epoch).
+                state.plan_due = true;
             }
             drop(planner);
             // One more batch may now be claimed, and read ahead.
@@ -338,7 +343,7 @@ impl Pipeline {
         let job = state.job.as_ref().expect("begin_epoch sets the job");
         EpochInfo {
             consumer_wait: job.consumer_wait,
-            ..s.planner.lock().epoch_info()
+            ..s.planner_settled().epoch_info()
         }
     }
 
@@ -347,7 +352,7 @@ impl Pipeline {
     pub(super) fn report(&self) -> EpochReport {
         let s = &*self.shared;
         let state = s.state.lock();
-        let planner = s.planner.lock();
+        let planner = s.planner_settled();
         match state.job.as_ref() {
             Some(job) => s.report_of(job, &planner),
             None => planner.report(),
@@ -362,8 +367,8 @@ impl Pipeline {
     }
 
     /// The Planner (feedback, checkpoints, digests and score files need nothing else).
-    pub(super) fn planner(&self) -> &Mutex<Planner> {
-        &self.shared.planner
+    pub(super) fn planner(&self) -> MutexGuard<'_, Planner> {
+        self.shared.planner_settled()
     }
 
     /// Ends the epoch under way now (see `Loader::end_epoch`): the batches still in the
@@ -374,7 +379,7 @@ impl Pipeline {
         let Some(job) = state.job.as_mut() else {
             return Ok(());
         };
-        let mut planner = s.planner.lock();
+        let mut planner = s.planner_settled();
         // Only an epoch still under way in the Planner has a rest to abandon (a retried call
         // after a failed report write must not count it twice).
         let _ = planner.abandon_rest();
@@ -396,7 +401,7 @@ impl Pipeline {
         if state.job.is_none() {
             s.begin_epoch(&mut state);
         }
-        s.planner.lock().epoch_plan()
+        s.planner_settled().epoch_plan()
     }
 }
 
@@ -553,8 +558,33 @@ fn check_batch_memory(config: &Config, per_sample: Option<usize>, shape: &str) -
 impl Shared {
     /// Begins the next epoch in the Planner (its plan made ahead, or made now) and publishes
     /// it to the workers; a plan made ahead keeps what workers already filled of it.
-    fn begin_epoch(&self, state: &mut State) {
+    /// The Planner, its plan ahead made first if it is pending (`Planner::defer_plans_ahead`):
+    /// every use of the Planner goes through here, so a pending plan always sees the ScoreBook
+    /// as it stood when the last batch was handed out.
+    pub(super) fn planner_settled(&self) -> MutexGuard<'_, Planner> {
         let mut planner = self.planner.lock();
+        planner.settle();
+        planner
+    }
+
+    /// A worker with nothing to claim makes the plan due at the last batch (`plan_due`) and
+    /// sets it as the next job. Holds the state lock meanwhile: the trainer's `next` has
+    /// nothing to take from the next epoch before its plan exists anyway.
+    pub(super) fn make_due_plan(&self, state: &mut State) {
+        state.plan_due = false;
+        let planner = self.planner_settled();
+        if state.ahead.is_none() {
+            if let Some(plan) = planner.next_plan() {
+                let mut ahead = Job::new(plan, 0);
+                ahead.window.reserve(self.prefetch);
+                state.ahead = Some(ahead);
+            }
+        }
+    }
+
+    fn begin_epoch(&self, state: &mut State) {
+        let mut planner = self.planner_settled();
+        state.plan_due = false;
         let plan = Arc::clone(planner.begin_epoch());
         // No worker is filling a batch of the last epoch now (its batches were all delivered).
         self.skips.lock().begin(plan.epoch);

@@ -54,6 +54,12 @@ impl Shared {
                     }) {
                         break claim;
                     }
+                    if st.plan_due {
+                        // Nothing to claim and the next plan is due: make it, then claim.
+                        self.make_due_plan(st);
+                        self.work.notify_all();
+                        continue;
+                    }
                     self.work.wait(&mut state);
                 }
             };

@@ -72,6 +72,13 @@ pub struct Planner {
     plan_ahead: bool,
     /// The next epoch's plan, made ahead; `begin_epoch` makes it the epoch under way.
     ahead: Option<Current>,
+    /// Set by a loader with worker threads (`defer_plans_ahead`): the plan made ahead is left
+    /// pending at the last batch and made by `settle`, which a worker calls at once and every
+    /// other access calls first. Nothing changes the ScoreBook in between, so the plan is the
+    /// one the last batch's call would have made, without that call paying for it.
+    defer: bool,
+    /// A plan ahead is due and not made yet (only with `defer`).
+    pending: bool,
 }
 
 /// The epoch under way.
@@ -185,6 +192,8 @@ impl Planner {
             unlearnable_window: config.policy.unlearnable_window(),
             plan_ahead: config.plan_ahead,
             ahead: None,
+            defer: false,
+            pending: false,
         };
         match &config.resume_from {
             None => planner.current = Some(planner.make_plan(0)),
@@ -281,8 +290,36 @@ impl Planner {
             .as_ref()
             .is_some_and(|c| c.plan.batches() > 0 && c.delivered == c.plan.batches());
         if self.plan_ahead && done && self.ahead.is_none() {
-            let epoch = self.current.as_ref().expect("checked").plan.epoch + 1;
-            self.ahead = Some(self.make_plan(epoch));
+            if self.defer {
+                self.pending = true;
+            } else {
+                self.make_plan_ahead();
+            }
+        }
+    }
+
+    fn make_plan_ahead(&mut self) {
+        let epoch = self.current.as_ref().expect("checked").plan.epoch + 1;
+        self.ahead = Some(self.make_plan(epoch));
+    }
+
+    /// Leaves the plan made ahead (`plan_ahead`) pending when the last batch is handed out,
+    /// for `settle` to make: for a loader whose idle workers can make it while the trainer is
+    /// on that batch. The caller must `settle` before every other use of the Planner.
+    pub(crate) fn defer_plans_ahead(&mut self) {
+        self.defer = true;
+    }
+
+    /// Whether a plan ahead is due and not made yet (see `defer_plans_ahead`).
+    pub(crate) fn plan_pending(&self) -> bool {
+        self.pending
+    }
+
+    /// Makes the pending plan ahead, if any: from the ScoreBook as it stood when the last batch
+    /// was handed out, since every access settles first.
+    pub(crate) fn settle(&mut self) {
+        if std::mem::take(&mut self.pending) {
+            self.make_plan_ahead();
         }
     }
 
