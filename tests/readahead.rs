@@ -233,9 +233,12 @@ fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
 #[test]
 fn hints_follow_the_plan_within_the_window() {
     let source = Hinted::new(1000, false);
-    let config =
-        Config::from_json(r#"{"batch_size": 10, "prefetch": 3, "workers": 1, "io_depth": 4}"#)
-            .unwrap();
+    // plan_ahead off: with it, the I/O threads go on to the next epoch's plan once this one's
+    // last batch is out (tested below), and its samples are the same ids again.
+    let config = Config::from_json(
+        r#"{"batch_size": 10, "prefetch": 3, "workers": 1, "io_depth": 4, "plan_ahead": false}"#,
+    )
+    .unwrap();
     let l = Loader::with_source(config, source.clone()).unwrap();
     let plan = l.epoch_plan();
     let order: Vec<usize> = plan.ids.iter().map(|&i| i as usize).collect();
@@ -314,5 +317,31 @@ fn drop_returns_while_io_threads_are_stuck() {
     source.hold.store(false, Ordering::Release);
     wait_for("the detached I/O threads never exited", || {
         Arc::strong_count(&source) == 1
+    });
+}
+
+#[test]
+fn hints_go_on_to_the_next_epoch_once_its_plan_is_made_ahead() {
+    let source = Hinted::new(200, false);
+    let config =
+        Config::from_json(r#"{"batch_size": 10, "prefetch": 3, "workers": 1, "io_depth": 2}"#)
+            .unwrap();
+    let l = Loader::with_source(config, source.clone()).unwrap();
+    while l.next().unwrap().is_some() {}
+    // Epoch 0 is over (its end was reported); epoch 1's plan was made at its last batch and
+    // its first `prefetch` + 1 batches are hinted before the trainer asks for any of them.
+    let next = l.epoch_info();
+    assert_eq!(next.epoch, 1);
+    let want: Vec<usize> = l.epoch_plan().ids[..40]
+        .iter()
+        .map(|&i| i as usize)
+        .collect();
+    let mut want = want;
+    want.sort_unstable();
+    wait_for("the next epoch's window is hinted", || {
+        let hints = source.hints.lock().unwrap();
+        let mut tail: Vec<usize> = hints.iter().rev().take(40).cloned().collect();
+        tail.sort_unstable();
+        tail == want
     });
 }

@@ -578,6 +578,7 @@ impl Shared {
                 let mut ahead = Job::new(plan, 0);
                 ahead.window.reserve(self.prefetch);
                 state.ahead = Some(ahead);
+                self.readahead.wake();
             }
         }
     }

@@ -122,6 +122,7 @@ impl Shared {
                 let state = self.state.lock();
                 let job = match (&state.job, &state.ahead) {
                     (Some(job), Some(ahead)) if job.delivered == job.plan.batches() => Some(ahead),
+                    (None, ahead) => ahead.as_ref(),
                     (job, _) => job.as_ref(),
                 };
                 job.map(|job| (Arc::clone(&job.plan), job.delivered))
