@@ -487,6 +487,17 @@ pub fn partition_judged(
     }
 }
 
+/// `partition_judged` without the unseen list, which the greedy policies only count: appends
+/// the judged ids to `seen` (cleared first, ascending) in one branch-free pass and returns the
+/// number of the others.
+pub(crate) fn judged_ids(scores: &ScoreBook, window: u32, seen: &mut Vec<u64>) -> usize {
+    seen.clear();
+    let need = window.max(1);
+    let counts = scores.seen();
+    extend_where(seen, counts.len(), |id| counts[id] >= need);
+    counts.len() - seen.len()
+}
+
 /// The fraction of `ids` that look unlearnable; NaN for a book without streaks or no ids.
 pub fn unlearnable_fraction(book: &ScoreBook, ids: &[u64], window: u8) -> f64 {
     if book.wrong_streak().is_empty() || ids.is_empty() {

@@ -9,9 +9,8 @@ use serde::Deserialize;
 use super::epsilon_greedy::greedy_count;
 use super::period_cache::PeriodCache;
 use super::{
-    check_momentum, check_period, check_prune, default_momentum, extend_where, judged_mask,
-    looks_unlearnable, mark_top_k, mean_std, partition_judged, seen_budget, PlanContext, Policy,
-    Selection,
+    check_momentum, check_period, check_prune, default_momentum, extend_where, judged_ids,
+    looks_unlearnable, mark_top_k, mean_std, seen_budget, PlanContext, Policy, Selection,
 };
 use crate::error::{Error, Result};
 use crate::rng::{Rng, Stream};
@@ -124,7 +123,6 @@ pub struct Ucb {
     n: usize,
     cache: PeriodCache,
     // Scratch reused across re-plans.
-    unseen: Vec<u64>,
     seen: Vec<u64>,
     /// Score by id (meaningful for seen ids), so the selection does not recompute it per
     /// comparison.
@@ -152,7 +150,6 @@ impl Ucb {
             keep: None,
             n,
             cache: PeriodCache::default(),
-            unseen: crate::util::huge::with_capacity(n),
             seen: crate::util::huge::with_capacity(n),
             score: crate::util::huge::with_capacity(n),
             rest: crate::util::huge::with_capacity(n),
@@ -177,11 +174,11 @@ impl Ucb {
     fn plan(&mut self, book: &ScoreBook, seed: u64, draw: u64) {
         let n = book.len();
         let window = self.window();
-        partition_judged(book, window, &mut self.unseen, &mut self.seen);
-        let judged = judged_mask(book, window);
+        let unseen = judged_ids(book, window, &mut self.seen);
+        let (counts, need) = (book.seen(), window.max(1));
         let k = match self.keep {
-            Some(k) => k.saturating_sub(self.unseen.len()),
-            None => seen_budget(n, self.config.prune, self.unseen.len()),
+            Some(k) => k.saturating_sub(unseen),
+            None => seen_budget(n, self.config.prune, unseen),
         };
         let top = greedy_count(k, self.config.explore());
         let score = &self.score;
@@ -204,7 +201,7 @@ impl Ucb {
         // Fisher–Yates with (seed, select stream, period index).
         self.rest.clear();
         let kept = &self.kept;
-        extend_where(&mut self.rest, n, |id| judged[id] & !kept[id]);
+        extend_where(&mut self.rest, n, |id| (counts[id] >= need) & !kept[id]);
         let fill = k - top;
         Rng::new(seed, Stream::Select, draw, 0).choose_front(&mut self.rest, fill);
         for &id in &self.rest[..fill] {
@@ -212,7 +209,7 @@ impl Ucb {
         }
         self.cache.ids.clear();
         let kept = &self.kept;
-        extend_where(&mut self.cache.ids, n, |id| !judged[id] | kept[id]);
+        extend_where(&mut self.cache.ids, n, |id| (counts[id] < need) | kept[id]);
         self.cache.set(seed, draw);
     }
 }
