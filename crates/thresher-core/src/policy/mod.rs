@@ -577,8 +577,8 @@ pub fn top_k_front(ids: &mut [u64], k: usize, score: impl Fn(u64) -> f32) {
 }
 
 /// Sets `mark[id]` for the `k` ids of `ids` that `top_k_front` would move to the front (highest
-/// `score`, ties by the smaller id, NaN lowest), without moving `ids`. Every `mark[id]` of `ids`
-/// must be false on entry; `band` is scratch.
+/// `score`, ties by the smaller id, NaN lowest), without moving `ids`. Every id must be below
+/// `mark.len()` and every `mark[id]` of `ids` false on entry; `band` is scratch.
 ///
 /// Rather than selecting over every id, a sample of the packed keys (strided, so deterministic)
 /// brackets the k-th key; one pass then marks the ids certainly above the bracket and gathers
@@ -602,7 +602,11 @@ pub fn mark_top_k(
         ids.iter().for_each(|&id| mark[id as usize] = true);
         return;
     }
-    if !ids.iter().all(|&id| id <= u32::MAX as u64) {
+    // Every id indexes `mark` (ids below `mark.len()` is this function's contract), so a mark
+    // of at most 2³² entries bounds them all: no pass over the ids to check that they fit the
+    // packed keys' low half.
+    debug_assert!(ids.iter().all(|&id| id < mark.len() as u64));
+    if mark.len() > 1 << 32 {
         band.clear();
         band.extend_from_slice(ids);
         top_k_front(band, k, score);
