@@ -158,15 +158,25 @@ impl Ucb {
         }
     }
 
-    fn fill_scores(&mut self, book: &ScoreBook) {
+    /// Fills `self.score` and returns the mean and standard deviation of the seen ids' scores
+    /// (`mean_std`, same order, same sums) in one pass: the sums are a chain of dependent adds
+    /// whose latency the score computation and store hide.
+    fn fill_scores(&mut self, book: &ScoreBook) -> (f64, f64) {
         let c = &self.config;
-        self.score.clear();
-        self.score.extend(
+        let score = &mut self.score;
+        score.clear();
+        score.reserve(book.len());
+        mean_std(
             book.loss_ema()
                 .iter()
                 .zip(book.loss_var())
-                .map(|(&ema, &var)| c.score(ema, var)),
-        );
+                .zip(book.seen())
+                .filter_map(|((&ema, &var), &count)| {
+                    let s = c.score(ema, var);
+                    score.push(s);
+                    (count > 0).then_some(s)
+                }),
+        )
     }
 
     /// Re-plans into `self.cache.ids` (ascending, so the later shuffle does not depend on how
@@ -226,7 +236,7 @@ impl Policy for Ucb {
     fn select(&mut self, ctx: &PlanContext<'_>, out: &mut Selection) {
         let book = ctx.scores;
         debug_assert_eq!(book.len(), self.n);
-        self.fill_scores(book);
+        let stats = self.fill_scores(book);
         // Keyed by the period index, not `epoch % period == 0`: a resumed run may start
         // mid-period, and must not return a plan cached for another period.
         let draw = ctx.epoch / self.config.period;
@@ -235,11 +245,7 @@ impl Policy for Ucb {
         }
         out.ids.extend_from_slice(&self.cache.ids);
         out.weights.resize(out.ids.len(), 1.0);
-        (out.score_mean, out.score_std) = mean_std(
-            (0..book.len())
-                .filter(|&id| book.is_seen(id))
-                .map(|id| self.score[id]),
-        );
+        (out.score_mean, out.score_std) = stats;
     }
 
     fn save_state(&self) -> Vec<u8> {
