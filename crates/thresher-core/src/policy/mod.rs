@@ -487,15 +487,25 @@ pub fn partition_judged(
     }
 }
 
-/// `partition_judged` without the unseen list, which the greedy policies only count: appends
-/// the judged ids to `seen` (cleared first, ascending) in one branch-free pass and returns the
-/// number of the others.
+/// `partition_judged` without the unseen list, which the greedy policies only count: leaves
+/// the judged ids in `seen` (ascending) and returns the number of the others.
+///
+/// Once every id is judged (every epoch after the first few), `seen` is 0..n, and a `seen` left
+/// by the previous call that already holds it is kept rather than rewritten: a counting pass
+/// replaces a pass that stores n ids.
 pub(crate) fn judged_ids(scores: &ScoreBook, window: u32, seen: &mut Vec<u64>) -> usize {
-    seen.clear();
     let need = window.max(1);
     let counts = scores.seen();
-    extend_where(seen, counts.len(), |id| counts[id] >= need);
-    counts.len() - seen.len()
+    let n = counts.len();
+    let unseen = counts.iter().filter(|&&c| c < need).count();
+    // Ascending distinct ids, n of them, the last n − 1: exactly 0..n.
+    if unseen == 0 && seen.len() == n && seen.last() == n.checked_sub(1).map(|l| l as u64).as_ref()
+    {
+        return 0;
+    }
+    seen.clear();
+    extend_where(seen, n, |id| counts[id] >= need);
+    unseen
 }
 
 /// The fraction of `ids` that look unlearnable; NaN for a book without streaks or no ids.
@@ -902,6 +912,24 @@ mod tests {
         let plain = ScoreBook::new(6, ScoreFields::LOSS_EMA);
         assert!(!looks_unlearnable(&plain, 0, 1));
         assert!(unlearnable_fraction(&plain, &ids, 2).is_nan());
+    }
+
+    #[test]
+    fn judged_ids_lists_the_judged_and_counts_the_rest() {
+        let mut book = ScoreBook::new(5, ScoreFields::LOSS_EMA);
+        let mut seen = vec![7, 8];
+        book.seen.copy_from_slice(&[2, 1, 0, 3, 2]);
+        assert_eq!(judged_ids(&book, 2, &mut seen), 2);
+        assert_eq!(seen, vec![0, 3, 4]);
+        // All judged: 0..n, whether `seen` is rewritten or kept from the last call.
+        book.seen.copy_from_slice(&[2, 2, 2, 3, 2]);
+        for _ in 0..2 {
+            assert_eq!(judged_ids(&book, 2, &mut seen), 0);
+            assert_eq!(seen, vec![0, 1, 2, 3, 4]);
+        }
+        // Back to some unjudged (a window of 3): the kept list is not reused.
+        assert_eq!(judged_ids(&book, 3, &mut seen), 4);
+        assert_eq!(seen, vec![3]);
     }
 
     #[test]
