@@ -8,9 +8,8 @@ use serde::Deserialize;
 
 use super::period_cache::PeriodCache;
 use super::{
-    check_momentum, check_period, check_prune, default_momentum, extend_where, judged_mask,
-    looks_unlearnable, mark_top_k, mean_std, partition_judged, seen_budget, PlanContext, Policy,
-    Selection,
+    check_momentum, check_period, check_prune, default_momentum, extend_where, judged_ids,
+    looks_unlearnable, mark_top_k, mean_std, seen_budget, PlanContext, Policy, Selection,
 };
 use crate::error::{Error, Result};
 use crate::rng::{Rng, Stream};
@@ -88,7 +87,6 @@ pub struct EpsilonGreedy {
     n: usize,
     cache: PeriodCache,
     // Scratch reused across re-plans.
-    unseen: Vec<u64>,
     seen: Vec<u64>,
     rest: Vec<u64>,
     kept: Vec<bool>,
@@ -113,7 +111,6 @@ impl EpsilonGreedy {
             keep: None,
             n,
             cache: PeriodCache::default(),
-            unseen: crate::util::huge::with_capacity(n),
             seen: crate::util::huge::with_capacity(n),
             rest: crate::util::huge::with_capacity(n),
             kept: crate::util::huge::with_capacity(n),
@@ -127,10 +124,11 @@ impl EpsilonGreedy {
         let n = book.len();
         let ema = book.loss_ema();
         let window = self.window();
-        partition_judged(book, window, &mut self.unseen, &mut self.seen);
+        let unseen = judged_ids(book, window, &mut self.seen);
+        let (counts, need) = (book.seen(), window.max(1));
         let k = match self.keep {
-            Some(k) => k.saturating_sub(self.unseen.len()),
-            None => seen_budget(n, self.config.prune, self.unseen.len()),
+            Some(k) => k.saturating_sub(unseen),
+            None => seen_budget(n, self.config.prune, unseen),
         };
         let top = greedy_count(k, self.config.explore);
         // The noise guard: samples that look unlearnable rank below every other seen sample
@@ -151,8 +149,7 @@ impl EpsilonGreedy {
         // The explore pool in id order, so the draw is a function of the set alone.
         self.rest.clear();
         let kept = &self.kept;
-        let judged = judged_mask(book, window);
-        extend_where(&mut self.rest, n, |id| judged[id] & !kept[id]);
+        extend_where(&mut self.rest, n, |id| (counts[id] >= need) & !kept[id]);
         let fill = k - top;
         Rng::new(seed, Stream::Select, draw, 0).choose_front(&mut self.rest, fill);
         for &id in &self.rest[..fill] {
@@ -160,7 +157,7 @@ impl EpsilonGreedy {
         }
         self.cache.ids.clear();
         let kept = &self.kept;
-        extend_where(&mut self.cache.ids, n, |id| !judged[id] | kept[id]);
+        extend_where(&mut self.cache.ids, n, |id| (counts[id] < need) | kept[id]);
         self.cache.set(seed, draw);
     }
 }

@@ -195,17 +195,18 @@ impl Policy for InfoBatch {
             self.class[i as usize] = DROPPED;
         }
         // Every id but the dropped, in id order, weighted by class; the weights are filled in a
-        // second sequential pass so that neither loop branches on the (random) class.
+        // second sequential pass, and looked up by class rather than chosen by a comparison (which
+        // compiles to a branch), so that neither loop branches on the (random) class.
         let start = out.ids.len();
         let class = &self.class;
         extend_where(&mut out.ids, n, |id| class[id] != DROPPED);
-        out.weights.extend(out.ids[start..].iter().map(|&id| {
-            if class[id as usize] == BELOW {
-                rescaled
-            } else {
-                1.0
-            }
-        }));
+        let mut weight = [1.0f32; 4];
+        weight[BELOW as usize] = rescaled;
+        out.weights.extend(
+            out.ids[start..]
+                .iter()
+                .map(|&id| weight[(class[id as usize] & 3) as usize]),
+        );
     }
 }
 

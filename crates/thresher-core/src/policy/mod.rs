@@ -487,6 +487,27 @@ pub fn partition_judged(
     }
 }
 
+/// `partition_judged` without the unseen list, which the greedy policies only count: leaves
+/// the judged ids in `seen` (ascending) and returns the number of the others.
+///
+/// Once every id is judged (every epoch after the first few), `seen` is 0..n, and a `seen` left
+/// by the previous call that already holds it is kept rather than rewritten: a counting pass
+/// replaces a pass that stores n ids.
+pub(crate) fn judged_ids(scores: &ScoreBook, window: u32, seen: &mut Vec<u64>) -> usize {
+    let need = window.max(1);
+    let counts = scores.seen();
+    let n = counts.len();
+    let unseen = counts.iter().filter(|&&c| c < need).count();
+    // Ascending distinct ids, n of them, the last n − 1: exactly 0..n.
+    if unseen == 0 && seen.len() == n && seen.last() == n.checked_sub(1).map(|l| l as u64).as_ref()
+    {
+        return 0;
+    }
+    seen.clear();
+    extend_where(seen, n, |id| counts[id] >= need);
+    unseen
+}
+
 /// The fraction of `ids` that look unlearnable; NaN for a book without streaks or no ids.
 pub fn unlearnable_fraction(book: &ScoreBook, ids: &[u64], window: u8) -> f64 {
     if book.wrong_streak().is_empty() || ids.is_empty() {
@@ -566,8 +587,8 @@ pub fn top_k_front(ids: &mut [u64], k: usize, score: impl Fn(u64) -> f32) {
 }
 
 /// Sets `mark[id]` for the `k` ids of `ids` that `top_k_front` would move to the front (highest
-/// `score`, ties by the smaller id, NaN lowest), without moving `ids`. Every `mark[id]` of `ids`
-/// must be false on entry; `band` is scratch.
+/// `score`, ties by the smaller id, NaN lowest), without moving `ids`. Every id must be below
+/// `mark.len()` and every `mark[id]` of `ids` false on entry; `band` is scratch.
 ///
 /// Rather than selecting over every id, a sample of the packed keys (strided, so deterministic)
 /// brackets the k-th key; one pass then marks the ids certainly above the bracket and gathers
@@ -591,7 +612,11 @@ pub fn mark_top_k(
         ids.iter().for_each(|&id| mark[id as usize] = true);
         return;
     }
-    if !ids.iter().all(|&id| id <= u32::MAX as u64) {
+    // Every id indexes `mark` (ids below `mark.len()` is this function's contract), so a mark
+    // of at most 2³² entries bounds them all: no pass over the ids to check that they fit the
+    // packed keys' low half.
+    debug_assert!(ids.iter().all(|&id| id < mark.len() as u64));
+    if mark.len() > 1 << 32 {
         band.clear();
         band.extend_from_slice(ids);
         top_k_front(band, k, score);
@@ -887,6 +912,24 @@ mod tests {
         let plain = ScoreBook::new(6, ScoreFields::LOSS_EMA);
         assert!(!looks_unlearnable(&plain, 0, 1));
         assert!(unlearnable_fraction(&plain, &ids, 2).is_nan());
+    }
+
+    #[test]
+    fn judged_ids_lists_the_judged_and_counts_the_rest() {
+        let mut book = ScoreBook::new(5, ScoreFields::LOSS_EMA);
+        let mut seen = vec![7, 8];
+        book.seen.copy_from_slice(&[2, 1, 0, 3, 2]);
+        assert_eq!(judged_ids(&book, 2, &mut seen), 2);
+        assert_eq!(seen, vec![0, 3, 4]);
+        // All judged: 0..n, whether `seen` is rewritten or kept from the last call.
+        book.seen.copy_from_slice(&[2, 2, 2, 3, 2]);
+        for _ in 0..2 {
+            assert_eq!(judged_ids(&book, 2, &mut seen), 0);
+            assert_eq!(seen, vec![0, 1, 2, 3, 4]);
+        }
+        // Back to some unjudged (a window of 3): the kept list is not reused.
+        assert_eq!(judged_ids(&book, 3, &mut seen), 4);
+        assert_eq!(seen, vec![3]);
     }
 
     #[test]

@@ -9,9 +9,8 @@ use serde::Deserialize;
 use super::epsilon_greedy::greedy_count;
 use super::period_cache::PeriodCache;
 use super::{
-    check_momentum, check_period, check_prune, default_momentum, extend_where, judged_mask,
-    looks_unlearnable, mark_top_k, mean_std, partition_judged, seen_budget, PlanContext, Policy,
-    Selection,
+    check_momentum, check_period, check_prune, default_momentum, extend_where, judged_ids,
+    looks_unlearnable, mark_top_k, mean_std, seen_budget, PlanContext, Policy, Selection,
 };
 use crate::error::{Error, Result};
 use crate::rng::{Rng, Stream};
@@ -124,7 +123,6 @@ pub struct Ucb {
     n: usize,
     cache: PeriodCache,
     // Scratch reused across re-plans.
-    unseen: Vec<u64>,
     seen: Vec<u64>,
     /// Score by id (meaningful for seen ids), so the selection does not recompute it per
     /// comparison.
@@ -152,7 +150,6 @@ impl Ucb {
             keep: None,
             n,
             cache: PeriodCache::default(),
-            unseen: crate::util::huge::with_capacity(n),
             seen: crate::util::huge::with_capacity(n),
             score: crate::util::huge::with_capacity(n),
             rest: crate::util::huge::with_capacity(n),
@@ -161,15 +158,25 @@ impl Ucb {
         }
     }
 
-    fn fill_scores(&mut self, book: &ScoreBook) {
+    /// Fills `self.score` and returns the mean and standard deviation of the seen ids' scores
+    /// (`mean_std`, same order, same sums) in one pass: the sums are a chain of dependent adds
+    /// whose latency the score computation and store hide.
+    fn fill_scores(&mut self, book: &ScoreBook) -> (f64, f64) {
         let c = &self.config;
-        self.score.clear();
-        self.score.extend(
+        let score = &mut self.score;
+        score.clear();
+        score.reserve(book.len());
+        mean_std(
             book.loss_ema()
                 .iter()
                 .zip(book.loss_var())
-                .map(|(&ema, &var)| c.score(ema, var)),
-        );
+                .zip(book.seen())
+                .filter_map(|((&ema, &var), &count)| {
+                    let s = c.score(ema, var);
+                    score.push(s);
+                    (count > 0).then_some(s)
+                }),
+        )
     }
 
     /// Re-plans into `self.cache.ids` (ascending, so the later shuffle does not depend on how
@@ -177,11 +184,11 @@ impl Ucb {
     fn plan(&mut self, book: &ScoreBook, seed: u64, draw: u64) {
         let n = book.len();
         let window = self.window();
-        partition_judged(book, window, &mut self.unseen, &mut self.seen);
-        let judged = judged_mask(book, window);
+        let unseen = judged_ids(book, window, &mut self.seen);
+        let (counts, need) = (book.seen(), window.max(1));
         let k = match self.keep {
-            Some(k) => k.saturating_sub(self.unseen.len()),
-            None => seen_budget(n, self.config.prune, self.unseen.len()),
+            Some(k) => k.saturating_sub(unseen),
+            None => seen_budget(n, self.config.prune, unseen),
         };
         let top = greedy_count(k, self.config.explore());
         let score = &self.score;
@@ -204,7 +211,7 @@ impl Ucb {
         // Fisher–Yates with (seed, select stream, period index).
         self.rest.clear();
         let kept = &self.kept;
-        extend_where(&mut self.rest, n, |id| judged[id] & !kept[id]);
+        extend_where(&mut self.rest, n, |id| (counts[id] >= need) & !kept[id]);
         let fill = k - top;
         Rng::new(seed, Stream::Select, draw, 0).choose_front(&mut self.rest, fill);
         for &id in &self.rest[..fill] {
@@ -212,7 +219,7 @@ impl Ucb {
         }
         self.cache.ids.clear();
         let kept = &self.kept;
-        extend_where(&mut self.cache.ids, n, |id| !judged[id] | kept[id]);
+        extend_where(&mut self.cache.ids, n, |id| (counts[id] < need) | kept[id]);
         self.cache.set(seed, draw);
     }
 }
@@ -229,7 +236,7 @@ impl Policy for Ucb {
     fn select(&mut self, ctx: &PlanContext<'_>, out: &mut Selection) {
         let book = ctx.scores;
         debug_assert_eq!(book.len(), self.n);
-        self.fill_scores(book);
+        let stats = self.fill_scores(book);
         // Keyed by the period index, not `epoch % period == 0`: a resumed run may start
         // mid-period, and must not return a plan cached for another period.
         let draw = ctx.epoch / self.config.period;
@@ -238,11 +245,7 @@ impl Policy for Ucb {
         }
         out.ids.extend_from_slice(&self.cache.ids);
         out.weights.resize(out.ids.len(), 1.0);
-        (out.score_mean, out.score_std) = mean_std(
-            (0..book.len())
-                .filter(|&id| book.is_seen(id))
-                .map(|id| self.score[id]),
-        );
+        (out.score_mean, out.score_std) = stats;
     }
 
     fn save_state(&self) -> Vec<u8> {
