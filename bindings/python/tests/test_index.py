@@ -206,8 +206,8 @@ def test_total_batches_is_refused_when_feedback_decides_it():
 
 def test_unlearnable_fraction_warns_when_a_policy_keeps_misclassified_samples():
     # ids below 300 are always misclassified and have the highest loss: the paper's UCB keeps
-    # them all (300 of the 500 it keeps); the guarded one ranks them last. plan_ahead off: the
-    # plan of epoch 2 sees both epochs' reports of every sample.
+    # them all (300 of the 500 it keeps); the guarded one ranks them last in its top share.
+    # plan_ahead off: the plan of epoch 2 sees both epochs' reports of every sample.
     def run(policy):
         lo = thresher.Loader(index_config(n=1000, batch_size=100, policy=policy,
                                           plan_ahead=False))
@@ -228,7 +228,9 @@ def test_unlearnable_fraction_warns_when_a_policy_keeps_misclassified_samples():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         iter(guarded)
-    assert guarded.unlearnable_fraction == 0.0
+    # the guarded top share holds none of them; only its random share (`explore` 0.1 of the
+    # kept, drawn from every seen sample) can bring a few back
+    assert 0.0 <= guarded.unlearnable_fraction <= 0.1
     with thresher.Loader(index_config(policy={"kind": "random"})) as lo:
         assert lo.unlearnable_fraction != lo.unlearnable_fraction
     paper.close()
