@@ -580,20 +580,16 @@ def write_page(docs, raw, quick):
                           f"({r['boundary_wait_ms']:.3f} ms / {r['batch_time_ms']:.3f} ms)",
                           r["load"], r["wait_in_batches"] <= 2))
         w("")
-        w("**What this shows.** With a trainer step of 0 ms the goal of 2 batch times is missed "
-          "by every policy, with or without `plan_ahead`: on this pre-decoded data a batch takes "
-          "a few hundredths of a millisecond, while making the next plan of 60,000 ids takes "
-          "a few tenths (column *of which the last batch's call*), and with both cores busy "
-          "filling batches there is no idle core to hide it on. `plan_ahead` makes the plan in "
-          "the trainer's own call for the last batch, so the plan is still paid by the trainer; "
-          "what it hides is the fill of the next epoch's first batches, which is small here "
-          "(pre-decoded copies) and large where a batch costs tens of milliseconds to decode "
-          "(JPEG). With a 2 ms step the wait is about one batch time or less for every policy, "
-          "but no better than without `plan_ahead`, for the same reason. Not done: making the "
-          "plan on an idle worker while the trainer runs its step (the first call that needs "
-          "the ScoreBook settling it, so the plan still sees exactly the feedback received "
-          "before the last batch was handed out); that would hide the plan behind a real "
-          "trainer's step, not behind a 0 ms one.\n")
+        w("**What this shows.** With `plan_ahead` the plan fixed at the last batch is computed "
+          "by an idle worker while the trainer is on that batch (or by the trainer's next call "
+          "into the loader, if that comes first: the same plan either way). With a 2 ms step the "
+          "wait is well under one batch time for every policy. With a step of 0 ms the goal of "
+          "2 batch times is missed wherever the table says so: a pre-decoded "
+          "batch takes a few hundredths of a millisecond, while making the next plan of 60,000 "
+          "ids takes a few tenths, and a trainer that does no work between calls has nothing to "
+          "hide it behind (its feedback for the last batch waits for the plan, and with both "
+          "cores busy there is no idle core for it). Meeting it would need a plan cheaper than "
+          "two pre-decoded batches.\n")
 
     w("## Pruning: accuracy against wall time (reference trainer)\n")
     w("From the trainer's comparison, not rerun by `make bench` (it takes hours): "
