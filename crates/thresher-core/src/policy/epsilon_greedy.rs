@@ -6,13 +6,13 @@
 
 use serde::Deserialize;
 
+use super::greedy_share::{GreedyShare, Share};
 use super::period_cache::PeriodCache;
 use super::{
-    check_momentum, check_period, check_prune, default_momentum, extend_where, judged_ids,
-    looks_unlearnable, mark_top_k, mean_std, seen_budget, PlanContext, Policy, Selection,
+    check_momentum, check_period, check_prune, default_momentum, mean_std, PlanContext, Policy,
+    Selection,
 };
 use crate::error::{Error, Result};
-use crate::rng::{Rng, Stream};
 use crate::scores::{ScoreBook, ScoreFields};
 
 #[derive(Clone, Debug, Deserialize, serde::Serialize)]
@@ -87,11 +87,8 @@ pub struct EpsilonGreedy {
     n: usize,
     cache: PeriodCache,
     // Scratch reused across re-plans.
-    seen: Vec<u64>,
-    rest: Vec<u64>,
-    kept: Vec<bool>,
-    /// The keys `mark_top_k` selects among.
-    band: Vec<u64>,
+    /// The selection's scratch (`greedy_share.rs`).
+    share: GreedyShare,
 }
 
 impl EpsilonGreedy {
@@ -111,53 +108,24 @@ impl EpsilonGreedy {
             keep: None,
             n,
             cache: PeriodCache::default(),
-            seen: crate::util::huge::with_capacity(n),
-            rest: crate::util::huge::with_capacity(n),
-            kept: crate::util::huge::with_capacity(n),
-            band: Vec::new(),
+            share: GreedyShare::new(n),
         }
     }
 
     /// Re-plans into `self.cache.ids` (ascending, so the later shuffle does not depend on how
     /// the standard library's selection happened to permute ids).
     fn plan(&mut self, book: &ScoreBook, seed: u64, draw: u64) {
-        let n = book.len();
-        let ema = book.loss_ema();
-        let window = self.window();
-        let unseen = judged_ids(book, window, &mut self.seen);
-        let (counts, need) = (book.seen(), window.max(1));
-        let k = match self.keep {
-            Some(k) => k.saturating_sub(unseen),
-            None => seen_budget(n, self.config.prune, unseen),
+        let share = Share {
+            window: self.window(),
+            keep: self.keep,
+            prune: self.config.prune,
+            explore: self.config.explore,
+            guard: self.config.noise_guard.then_some(self.config.guard_window),
+            seed,
+            draw,
         };
-        let top = greedy_count(k, self.config.explore);
-        // The noise guard: samples that look unlearnable rank below every other seen sample
-        // in the greedy share (they stay in the explore pool).
-        let guard = self.config.noise_guard.then_some(self.config.guard_window);
-        self.kept.clear();
-        self.kept.resize(n, false);
-        mark_top_k(
-            &self.seen,
-            top,
-            |id| match guard {
-                Some(w) if looks_unlearnable(book, id as usize, w) => f32::NEG_INFINITY,
-                _ => ema[id as usize],
-            },
-            &mut self.kept,
-            &mut self.band,
-        );
-        // The explore pool in id order, so the draw is a function of the set alone.
-        self.rest.clear();
-        let kept = &self.kept;
-        extend_where(&mut self.rest, n, |id| (counts[id] >= need) & !kept[id]);
-        let fill = k - top;
-        Rng::new(seed, Stream::Select, draw, 0).choose_front(&mut self.rest, fill);
-        for &id in &self.rest[..fill] {
-            self.kept[id as usize] = true;
-        }
-        self.cache.ids.clear();
-        let kept = &self.kept;
-        extend_where(&mut self.cache.ids, n, |id| (counts[id] < need) | kept[id]);
+        self.share
+            .plan(book, book.loss_ema(), &share, &mut self.cache.ids);
         self.cache.set(seed, draw);
     }
 }

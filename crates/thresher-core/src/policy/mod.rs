@@ -7,6 +7,7 @@
 mod budget;
 mod epsilon_greedy;
 mod full;
+mod greedy_share;
 mod influence;
 mod infobatch;
 mod period_cache;

@@ -6,14 +6,13 @@
 
 use serde::Deserialize;
 
-use super::epsilon_greedy::greedy_count;
+use super::greedy_share::{GreedyShare, Share};
 use super::period_cache::PeriodCache;
 use super::{
-    check_momentum, check_period, check_prune, default_momentum, extend_where, judged_ids,
-    looks_unlearnable, mark_top_k, mean_std, seen_budget, PlanContext, Policy, Selection,
+    check_momentum, check_period, check_prune, default_momentum, mean_std, PlanContext, Policy,
+    Selection,
 };
 use crate::error::{Error, Result};
-use crate::rng::{Rng, Stream};
 use crate::scores::{ScoreBook, ScoreFields};
 
 /// How the variance enters the score.
@@ -123,14 +122,11 @@ pub struct Ucb {
     n: usize,
     cache: PeriodCache,
     // Scratch reused across re-plans.
-    seen: Vec<u64>,
+    /// The selection's scratch (`greedy_share.rs`).
+    share: GreedyShare,
     /// Score by id (meaningful for seen ids), so the selection does not recompute it per
     /// comparison.
     score: Vec<f32>,
-    rest: Vec<u64>,
-    kept: Vec<bool>,
-    /// The keys `mark_top_k` selects among.
-    band: Vec<u64>,
 }
 
 impl Ucb {
@@ -150,11 +146,8 @@ impl Ucb {
             keep: None,
             n,
             cache: PeriodCache::default(),
-            seen: crate::util::huge::with_capacity(n),
+            share: GreedyShare::new(n),
             score: crate::util::huge::with_capacity(n),
-            rest: crate::util::huge::with_capacity(n),
-            kept: crate::util::huge::with_capacity(n),
-            band: Vec::new(),
         }
     }
 
@@ -182,44 +175,17 @@ impl Ucb {
     /// Re-plans into `self.cache.ids` (ascending, so the later shuffle does not depend on how
     /// the standard library's selection happened to permute ids). Expects fresh `self.score`.
     fn plan(&mut self, book: &ScoreBook, seed: u64, draw: u64) {
-        let n = book.len();
-        let window = self.window();
-        let unseen = judged_ids(book, window, &mut self.seen);
-        let (counts, need) = (book.seen(), window.max(1));
-        let k = match self.keep {
-            Some(k) => k.saturating_sub(unseen),
-            None => seen_budget(n, self.config.prune, unseen),
+        let share = Share {
+            window: self.window(),
+            keep: self.keep,
+            prune: self.config.prune,
+            explore: self.config.explore(),
+            guard: self.config.noise_guard.then_some(self.config.guard_window),
+            seed,
+            draw,
         };
-        let top = greedy_count(k, self.config.explore());
-        let score = &self.score;
-        // The noise guard: samples that look unlearnable rank below every other seen sample
-        // in the top share (they stay in the random share's pool).
-        let guard = self.config.noise_guard.then_some(self.config.guard_window);
-        self.kept.clear();
-        self.kept.resize(n, false);
-        mark_top_k(
-            &self.seen,
-            top,
-            |id| match guard {
-                Some(w) if looks_unlearnable(book, id as usize, w) => f32::NEG_INFINITY,
-                _ => score[id as usize],
-            },
-            &mut self.kept,
-            &mut self.band,
-        );
-        // The random share, drawn as ε-greedy's: the other seen ids in id order, a partial
-        // Fisher–Yates with (seed, select stream, period index).
-        self.rest.clear();
-        let kept = &self.kept;
-        extend_where(&mut self.rest, n, |id| (counts[id] >= need) & !kept[id]);
-        let fill = k - top;
-        Rng::new(seed, Stream::Select, draw, 0).choose_front(&mut self.rest, fill);
-        for &id in &self.rest[..fill] {
-            self.kept[id as usize] = true;
-        }
-        self.cache.ids.clear();
-        let kept = &self.kept;
-        extend_where(&mut self.cache.ids, n, |id| (counts[id] < need) | kept[id]);
+        self.share
+            .plan(book, &self.score, &share, &mut self.cache.ids);
         self.cache.set(seed, draw);
     }
 }
@@ -261,6 +227,7 @@ impl Policy for Ucb {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::policy::epsilon_greedy::greedy_count;
     use crate::policy::{budget, PolicyConfig};
     use crate::rng::{Rng, Stream};
     use crate::scores::Feedback;
