@@ -201,6 +201,11 @@ def train(root: Path, epochs: int = 3, batch_size: int = 64, seed: int = 0, prun
         "batch_size": batch_size,
         "seed": seed,
         "policy": {"kind": "infobatch", "prune": prune, "anneal": anneal, "epochs": epochs},
+        # DALI's callback takes batches `prefetch` ahead of the training step, so the call that
+        # takes an epoch's last batch comes before the feedback of the last few. With the
+        # default plan_ahead the next plan would be fixed there, without that feedback; this
+        # example plans each epoch at its start instead, from all of the last one's feedback.
+        "plan_ahead": False,
     }
     loader = thresher.Loader(config)
     source = ThresherSource(loader, root, labels, ext)
