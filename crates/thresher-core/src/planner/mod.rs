@@ -251,11 +251,6 @@ impl Planner {
         self.ahead.as_ref().map(|c| &c.plan)
     }
 
-    /// Whether the next epoch's plan is made when the last batch is handed out (`plan_ahead`).
-    pub fn plans_ahead(&self) -> bool {
-        self.plan_ahead
-    }
-
     /// Batches of the epoch under way handed out so far on this rank (0 between epochs).
     pub fn delivered(&self) -> usize {
         self.current.as_ref().map_or(0, |c| c.delivered)
