@@ -1,0 +1,153 @@
+//! The noise guard and the "judged" test it sets (docs/policies.md, "The noise guard"): a
+//! sample looks unlearnable when it was wrong at each of its last `guard_window` correctness
+//! reports, and with the guard on a sample counts as seen (is judged) only after `guard_window`
+//! feedback calls. The config defaults of `noise_guard` and `guard_window` live here too.
+
+use super::extend_where;
+use crate::scores::ScoreBook;
+
+/// The noise guard is on unless the config says `"noise_guard": false`.
+pub(crate) fn default_noise_guard() -> bool {
+    true
+}
+
+/// Two wrong reports in a row: one can be an early, untrained epoch's guess.
+pub(crate) fn default_guard_window() -> u8 {
+    2
+}
+
+/// Whether `id` looks unlearnable: wrong at each of its last `window` correctness reports.
+/// Always false in a book without streaks (no STREAK field, or no correctness reported).
+pub fn looks_unlearnable(book: &ScoreBook, id: usize, window: u8) -> bool {
+    book.wrong_streak().get(id).is_some_and(|&s| s >= window)
+}
+
+/// Per id: whether a policy counts it as seen. With the noise guard on (`window` > 1) a
+/// sample counts as seen only once it has had `window` feedback calls, so it is judged
+/// (ranked, or found unlearnable) only when it can have `window` correctness reports; until
+/// then it is kept like a never-seen sample.
+pub fn judged_mask(scores: &ScoreBook, window: u32) -> Vec<bool> {
+    let need = window.max(1);
+    scores.seen().iter().map(|&c| c >= need).collect()
+}
+
+/// `partition_seen` by `judged_mask`.
+pub fn partition_judged(
+    scores: &ScoreBook,
+    window: u32,
+    unseen: &mut Vec<u64>,
+    seen: &mut Vec<u64>,
+) {
+    unseen.clear();
+    seen.clear();
+    // `judged_mask`'s test, without building the mask.
+    let need = window.max(1);
+    for (id, &count) in scores.seen().iter().enumerate() {
+        if count >= need {
+            seen.push(id as u64);
+        } else {
+            unseen.push(id as u64);
+        }
+    }
+}
+
+/// `partition_judged` without the unseen list, which the greedy policies only count: leaves
+/// the judged ids in `seen` (ascending) and returns the number of the others.
+///
+/// Once every id is judged (every epoch after the first few), `seen` is 0..n, and a `seen` left
+/// by the previous call that already holds it is kept rather than rewritten: a counting pass
+/// replaces a pass that stores n ids.
+pub(crate) fn judged_ids(scores: &ScoreBook, window: u32, seen: &mut Vec<u64>) -> usize {
+    let need = window.max(1);
+    let counts = scores.seen();
+    let n = counts.len();
+    let unseen = counts.iter().filter(|&&c| c < need).count();
+    // Ascending distinct ids, n of them, the last n − 1: exactly 0..n.
+    if unseen == 0 && seen.len() == n && seen.last() == n.checked_sub(1).map(|l| l as u64).as_ref()
+    {
+        return 0;
+    }
+    seen.clear();
+    extend_where(seen, n, |id| counts[id] >= need);
+    unseen
+}
+
+/// The fraction of `ids` that look unlearnable; NaN for a book without streaks or no ids.
+pub fn unlearnable_fraction(book: &ScoreBook, ids: &[u64], window: u8) -> f64 {
+    if book.wrong_streak().is_empty() || ids.is_empty() {
+        return f64::NAN;
+    }
+    let k = ids
+        .iter()
+        .filter(|&&id| looks_unlearnable(book, id as usize, window))
+        .count();
+    k as f64 / ids.len() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scores::ScoreFields;
+
+    #[test]
+    fn unlearnable_means_wrong_at_the_last_window_reports() {
+        let mut book = ScoreBook::new(6, ScoreFields::STREAK);
+        // Per id, its correctness reports in order (one feedback call each).
+        let history: [&[u8]; 6] = [&[0, 0], &[1, 0, 0], &[0, 1], &[0], &[1], &[0, 0, 1, 0]];
+        for step in 0..4 {
+            let (ids, correct): (Vec<u64>, Vec<u8>) = history
+                .iter()
+                .enumerate()
+                .filter_map(|(id, h)| h.get(step).map(|&c| (id as u64, c)))
+                .unzip();
+            let loss = vec![1.0; ids.len()];
+            let fb = crate::scores::Feedback {
+                ids: &ids,
+                loss: &loss,
+                correct: Some(&correct),
+                ..Default::default()
+            };
+            book.feedback(&fb, step as u64).unwrap();
+        }
+        let flagged = |w: u8| -> Vec<usize> {
+            (0..6)
+                .filter(|&id| looks_unlearnable(&book, id, w))
+                .collect()
+        };
+        // Window 2: ids 0 and 1 (two wrong in a row); id 3 has one report only.
+        assert_eq!(flagged(2), vec![0, 1]);
+        // Window 3: nobody has three wrong in a row.
+        assert_eq!(flagged(3), Vec::<usize>::new());
+        // Window 1: every sample whose latest report was wrong.
+        assert_eq!(flagged(1), vec![0, 1, 3, 5]);
+        let ids: Vec<u64> = (0..6).collect();
+        assert!((unlearnable_fraction(&book, &ids, 2) - 2.0 / 6.0).abs() < 1e-12);
+        // Judged (counted as seen by a guarded policy) after two feedback calls.
+        assert_eq!(
+            judged_mask(&book, 2),
+            vec![true, true, true, false, false, true]
+        );
+        // Without the streak field nothing looks unlearnable.
+        let plain = ScoreBook::new(6, ScoreFields::LOSS_EMA);
+        assert!(!looks_unlearnable(&plain, 0, 1));
+        assert!(unlearnable_fraction(&plain, &ids, 2).is_nan());
+    }
+
+    #[test]
+    fn judged_ids_lists_the_judged_and_counts_the_rest() {
+        let mut book = ScoreBook::new(5, ScoreFields::LOSS_EMA);
+        let mut seen = vec![7, 8];
+        book.seen.copy_from_slice(&[2, 1, 0, 3, 2]);
+        assert_eq!(judged_ids(&book, 2, &mut seen), 2);
+        assert_eq!(seen, vec![0, 3, 4]);
+        // All judged: 0..n, whether `seen` is rewritten or kept from the last call.
+        book.seen.copy_from_slice(&[2, 2, 2, 3, 2]);
+        for _ in 0..2 {
+            assert_eq!(judged_ids(&book, 2, &mut seen), 0);
+            assert_eq!(seen, vec![0, 1, 2, 3, 4]);
+        }
+        // Back to some unjudged (a window of 3): the kept list is not reused.
+        assert_eq!(judged_ids(&book, 3, &mut seen), 4);
+        assert_eq!(seen, vec![3]);
+    }
+}
