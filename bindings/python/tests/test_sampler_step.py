@@ -60,7 +60,12 @@ def twin(epochs: int = 3, ranks: dict = {}, **fields) -> list:
     return out
 
 
-def test_returns_the_weighted_mean_and_its_gradient():
+@pytest.mark.parametrize("chunk", [None, 1, 4])
+def test_returns_the_weighted_mean_and_its_gradient(chunk, monkeypatch):
+    if chunk:  # the weights' views are cut this many batches at a time
+        from thresher.torch import _pending
+
+        monkeypatch.setattr(_pending._StepState, "CHUNK", chunk)
     s = sampler()
     seen = 0
     for _ in range(3):
@@ -76,6 +81,29 @@ def test_returns_the_weighted_mean_and_its_gradient():
             torch.testing.assert_close(loss.grad.double(), w / n, rtol=1e-6, atol=0)
             seen += 1
     assert seen > 20
+    s.close()
+
+
+def test_the_weighted_mean_after_a_resume_mid_chunk(monkeypatch):
+    from thresher.torch import _pending
+
+    monkeypatch.setattr(_pending._StepState, "CHUNK", 4)
+    s = sampler()
+    for ids in s:  # epoch 0 keeps everything at weight 1; epoch 1 prunes and re-weights
+        s.weighted_loss(losses(ids))
+    for i, ids in enumerate(s):
+        s.weighted_loss(losses(ids))
+        if i == 5:
+            break
+    s.resume_epoch()  # the rest of the epoch from batch 6, a new plan object: cut at batch 6
+    weights = set()
+    for ids in s:
+        w = s.pending.weights.double()
+        weights.update(w.tolist())
+        out = s.weighted_loss(losses(ids))
+        ref = (w * losses(ids).double()).sum() / len(ids)
+        assert math.isclose(out.item(), ref.item(), rel_tol=1e-6)
+    assert weights == {1.0, 2.0}
     s.close()
 
 

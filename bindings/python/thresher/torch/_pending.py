@@ -200,7 +200,10 @@ class _PendingBatches:
                 self._loader.feedback(plan.ids[start:start + real], loss[:real])
             self._consumed = k + 1
         if fast:
-            return torch.dot(state.scaled[k], loss)
+            i = k - state.first
+            if not 0 <= i < len(state.views):
+                i = state.cut(k)
+            return torch.dot(state.views[i], loss)
         return _weighted_mean(loss, plan.weights[start:stop])
 
     def _take(self, count: int, loss, ids, fields: dict, gather, group, what: str):
@@ -300,10 +303,14 @@ def _weighted_mean(loss: torch.Tensor, weights: np.ndarray) -> torch.Tensor:
 class _StepState:
     """What _take_step needs of an epoch's plan, made once per plan: the address of its ids
     (uint64, contiguous: EpochPlan's own copy), and its weights each divided by the length of
-    its batch, as one float32 tensor per batch, so that a batch's mean(w·ℓ) is one dot
-    product."""
+    its batch, so that a batch's mean(w·ℓ) is one dot product with its span. The spans are
+    views cut CHUNK batches at a time (torch.split: far cheaper per view than slicing a tensor
+    per call), only the chunk in use kept."""
 
-    __slots__ = ("plan", "batch_size", "batches", "entries", "real", "ids_address", "scaled")
+    CHUNK = 1024
+
+    __slots__ = ("plan", "batch_size", "batches", "entries", "real", "ids_address", "scaled",
+                 "first", "views")
 
     def __init__(self, plan):
         self.plan = plan
@@ -321,6 +328,14 @@ class _StepState:
         lengths = np.full(self.entries, self.batch_size, dtype=np.float32)
         last = (self.batches - 1) * self.batch_size
         lengths[last:] = self.entries - last
-        # Batch k's span, as views cut all at once (indexing a tuple costs far less than
-        # slicing a tensor per call).
-        self.scaled = torch.split(torch.from_numpy(plan.weights / lengths), self.batch_size)
+        self.scaled = torch.from_numpy(plan.weights / lengths)
+        self.first = 0
+        self.views = ()
+
+    def cut(self, k: int) -> int:
+        """Cuts the views of the chunk of batch k; returns k's index among them."""
+        self.first = k - k % self.CHUNK
+        start = self.first * self.batch_size
+        self.views = torch.split(self.scaled[start:start + self.CHUNK * self.batch_size],
+                                 self.batch_size)
+        return k - self.first
