@@ -11,7 +11,7 @@ import ctypes
 import numpy as np
 
 from . import _capi
-from ._errors import InvalidArgument
+from ._errors import InvalidArgument, check
 
 
 def _numpy(value):
@@ -100,3 +100,45 @@ def build(ids, loss, grad_norm=None, el2n=None, correct=None, embedding=None):
         embedding_dim=dim,
     )
     return fb, arrays
+
+
+# LossOnly writes the len/ids/loss fields of thresher_feedback as size_t words: each is
+# pointer-sized at a word-aligned offset in the generated layout.
+_WORD = ctypes.sizeof(ctypes.c_size_t)
+if ctypes.sizeof(ctypes.c_void_p) != _WORD or not all(
+        getattr(_capi.thresher_feedback, f).size == _WORD
+        and getattr(_capi.thresher_feedback, f).offset % _WORD == 0
+        for f in ("len", "ids", "loss")):
+    raise ImportError("thresher: thresher_feedback's len/ids/loss are not pointer-sized words")
+
+
+class LossOnly:
+    """A thresher_feedback made once and refilled for each call with raw addresses: the
+    per-step case (ids and loss, nothing else) of a caller that has checked its arrays itself
+    (thresher.torch.Sampler.weighted_loss: the ids of its plan, a float32 CPU tensor's data).
+    The struct's len/ids/loss words are written through an overlay of size_t words, which
+    costs far less than building a struct and casting two pointers per call. The caller keeps
+    the arrays alive through the call and serialises the calls (one instance per lock)."""
+
+    __slots__ = ("fb", "ref", "_words")
+
+    LEN, IDS, LOSS = (getattr(_capi.thresher_feedback, f).offset // _WORD
+                      for f in ("len", "ids", "loss"))
+
+    def __init__(self):
+        self.fb = _capi.thresher_feedback()  # every pointer NULL, embedding_dim 0
+        self.ref = ctypes.byref(self.fb)
+        words = ctypes.sizeof(_capi.thresher_feedback) // _WORD
+        self._words = (ctypes.c_size_t * words).from_buffer(self.fb)
+
+    def book(self, loader_ptr, n: int, ids_address: int, loss_address: int) -> None:
+        """thresher_loader_feedback with `n` uint64 ids at `ids_address` and `n` float32
+        losses at `loss_address`; raises as Loader.feedback does."""
+        words = self._words
+        words[self.LEN] = n
+        words[self.IDS] = ids_address
+        words[self.LOSS] = loss_address
+        try:
+            check(_capi.thresher_loader_feedback(loader_ptr, self.ref))
+        finally:
+            words[self.IDS] = words[self.LOSS] = 0  # no dangling addresses left behind

@@ -19,6 +19,10 @@ import numpy as np
 import torch
 
 from .._errors import InvalidArgument, StateError
+from .._feedback import LossOnly
+
+_F32 = torch.float32
+_STRIDED = torch.strided
 
 __all__ = ["PendingBatch"]
 
@@ -140,6 +144,68 @@ class _PendingBatches:
                 )
         return bool(gather)
 
+    def _shape_error(self, loss, n: int, k: int, what: str) -> InvalidArgument:
+        shape = tuple(loss.shape)
+        hint = "; use reduction='none'" if loss.dim() != 1 else ""
+        if not self._per_sample and loss.dim() == 1 and loss.shape[0] < n:
+            hint = ("; was the Sampler passed as DataLoader(sampler=...)? It is a batch "
+                    "sampler: DataLoader(dataset, batch_sampler=sampler)")
+        return InvalidArgument(
+            f"{what}: the per-sample loss has shape {shape} but the pending batch "
+            f"(batch {k} of epoch {self._plan.epoch}) has {n} samples{hint}"
+        )
+
+    def _step_state(self, plan) -> "_StepState":
+        """The per-epoch state of _take_step for `plan`, made at its first call in the epoch."""
+        state = self._step
+        if state is None or state.plan is not plan:
+            state = self._step = _StepState(plan)
+        return state
+
+    def _take_step(self, loss, ids, what: str) -> torch.Tensor:
+        """_take(1, loss, ids, {}, gather=False) and the weighted mean, for Sampler.weighted_loss's
+        common call (the loss, perhaps ids, this rank's feedback alone): the same checks in the
+        same order with the same messages, and the same booking, done with less. The batch's
+        ids are a span of the plan's array; a float32 CPU loss is booked straight from its data
+        through a reused C struct (anything else goes through Loader.feedback); mean(w·ℓ) is
+        one dot product with the plan's weights divided by their batch's length."""
+        if not isinstance(loss, torch.Tensor):
+            raise InvalidArgument(
+                f"{what}: the per-sample loss must be a torch.Tensor, got {type(loss).__name__}"
+            )
+        with self._lock:
+            plan = self._plan
+            k = self._consumed
+            if plan is None or k >= self._handed:
+                raise self._no_pending(what)
+            state = self._step_state(plan)
+            start = k * state.batch_size
+            stop = min(start + state.batch_size, state.entries)
+            n = stop - start
+            if loss.dim() != 1 or loss.shape[0] != n:
+                raise self._shape_error(loss, n, k, what)
+            if ids is not None:
+                _check_ids(ids, plan.ids[start:stop], k, plan.epoch, what)
+            real = max(0, min(stop, state.real) - start)
+            if k + 1 >= state.batches:
+                self._on_last(k, 1)
+            # Booked from the tensor's memory as it is: float32 in a plain CPU layout (no
+            # pending negation either). Anything else is converted by Loader.feedback.
+            fast = (loss.dtype is _F32 and loss.layout is _STRIDED and loss.is_cpu
+                    and loss.is_contiguous() and not loss.is_neg())
+            if fast:
+                self._booker.book(self._loader.ptr(), real, state.ids_address + 8 * start,
+                                  loss.data_ptr())
+            else:
+                self._loader.feedback(plan.ids[start:start + real], loss[:real])
+            self._consumed = k + 1
+        if fast:
+            i = k - state.first
+            if not 0 <= i < len(state.views):
+                i = state.cut(k)
+            return torch.dot(state.views[i], loss)
+        return _weighted_mean(loss, plan.weights[start:stop])
+
     def _take(self, count: int, loss, ids, fields: dict, gather, group, what: str):
         """Books the feedback of the oldest `count` pending C batches and marks them consumed;
         returns their weights (NumPy). Everything is checked before anything is booked."""
@@ -163,25 +229,10 @@ class _PendingBatches:
             stop = plan.bounds(k + count - 1)[1]
             n = stop - start
             if loss.dim() != 1 or loss.shape[0] != n:
-                shape = tuple(loss.shape)
-                hint = "; use reduction='none'" if loss.dim() != 1 else ""
-                if not self._per_sample and loss.dim() == 1 and loss.shape[0] < n:
-                    hint = ("; was the Sampler passed as DataLoader(sampler=...)? It is a batch "
-                            "sampler: DataLoader(dataset, batch_sampler=sampler)")
-                raise InvalidArgument(
-                    f"{what}: the per-sample loss has shape {shape} but the pending batch "
-                    f"(batch {k} of epoch {plan.epoch}) has {n} samples{hint}"
-                )
+                raise self._shape_error(loss, n, k, what)
             batch_ids = plan.ids[start:stop]
             if ids is not None:
-                given = np.asarray(ids.detach().cpu() if isinstance(ids, torch.Tensor) else ids)
-                if given.shape != (n,) or not np.array_equal(given.astype(np.int64),
-                                                             batch_ids.astype(np.int64)):
-                    raise InvalidArgument(
-                        f"{what}: `ids` are not the pending batch's (batch {k} of epoch "
-                        f"{plan.epoch}); the DataLoader must deliver batches in the order the "
-                        "sampler hands them out (not in_order=False) and from this sampler"
-                    )
+                _check_ids(ids, batch_ids, k, plan.epoch, what)
             for name, value in fields.items():
                 if value is not None:
                     _rows(name, value, n, what)
@@ -230,9 +281,61 @@ class _PendingBatches:
                                   correct=correct, embedding=embedding)
 
 
+def _check_ids(ids, batch_ids: np.ndarray, k: int, epoch: int, what: str) -> None:
+    given = np.asarray(ids.detach().cpu() if isinstance(ids, torch.Tensor) else ids)
+    if given.shape != batch_ids.shape or not np.array_equal(given.astype(np.int64),
+                                                            batch_ids.astype(np.int64)):
+        raise InvalidArgument(
+            f"{what}: `ids` are not the pending batch's (batch {k} of epoch {epoch}); the "
+            "DataLoader must deliver batches in the order the sampler hands them out (not "
+            "in_order=False) and from this sampler"
+        )
+
+
 def _weighted_mean(loss: torch.Tensor, weights: np.ndarray) -> torch.Tensor:
     w = torch.from_numpy(np.ascontiguousarray(weights))
     if loss.dtype != torch.float32 or loss.device.type != "cpu":
         dtype = loss.dtype if loss.is_floating_point() else torch.float32
         w = w.to(device=loss.device, dtype=dtype, non_blocking=True)
     return (w * loss).mean()
+
+
+class _StepState:
+    """What _take_step needs of an epoch's plan, made once per plan: the address of its ids
+    (uint64, contiguous: EpochPlan's own copy), and its weights each divided by the length of
+    its batch, so that a batch's mean(w·ℓ) is one dot product with its span. The spans are
+    views cut CHUNK batches at a time (torch.split: far cheaper per view than slicing a tensor
+    per call), only the chunk in use kept."""
+
+    CHUNK = 1024
+
+    __slots__ = ("plan", "batch_size", "batches", "entries", "real", "ids_address", "scaled",
+                 "first", "views")
+
+    def __init__(self, plan):
+        self.plan = plan
+        self.batch_size = plan.batch_size
+        self.batches = plan.batches
+        self.entries = len(plan.ids)
+        self.real = plan.real
+        ids = plan.ids
+        if ids.dtype != np.uint64 or not ids.flags.c_contiguous:
+            raise StateError("thresher: the epoch plan's ids are not contiguous uint64; "
+                             "please report this bug")
+        self.ids_address = ids.ctypes.data
+        # w / n in float32 as the old mean computed it: (w * ℓ).mean() = Σ (w_i / n) ℓ_i up to
+        # rounding. Every batch has batch_size entries but the last, which may be shorter.
+        lengths = np.full(self.entries, self.batch_size, dtype=np.float32)
+        last = (self.batches - 1) * self.batch_size
+        lengths[last:] = self.entries - last
+        self.scaled = torch.from_numpy(plan.weights / lengths)
+        self.first = 0
+        self.views = ()
+
+    def cut(self, k: int) -> int:
+        """Cuts the views of the chunk of batch k; returns k's index among them."""
+        self.first = k - k % self.CHUNK
+        start = self.first * self.batch_size
+        self.views = torch.split(self.scaled[start:start + self.CHUNK * self.batch_size],
+                                 self.batch_size)
+        return k - self.first

@@ -25,6 +25,7 @@ import torch
 import torch.utils.data
 
 from .._errors import InvalidArgument, StateError
+from .._feedback import LossOnly
 from .._loader import Loader
 from .._managed import ProcessLock
 from .._plan import EpochPlan
@@ -48,6 +49,8 @@ class _PlanSampler(_PendingBatches):
         self._consumed = 0        # C batches of _plan the trainer consumed
         self._handed = 0          # C batches of _plan handed to the DataLoader
         self._synced = 0          # ... of which the loader has been told (see _sync)
+        self._step = None         # _take_step's state for _plan (_pending.py)
+        self._booker = LossOnly()  # _take_step's feedback struct, used under _lock
         self._started: Optional[int] = None  # the epoch the last iteration began
         self._resume = False      # load_state_dict/resume_epoch: continue the epoch
         self._datasets: list = []

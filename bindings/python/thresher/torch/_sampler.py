@@ -120,6 +120,9 @@ class Sampler(_PlanSampler, torch.utils.data.Sampler):
         feedback of every rank is gathered through torch.distributed (a collective: every rank
         calls it each step); gather=False books this rank's alone. A rejected call books
         nothing and consumes nothing."""
+        if (grad_norm is None and el2n is None and correct is None and embedding is None
+                and (gather is False or (gather is None and self._world_size == 1))):
+            return self._take_step(per_sample_loss, ids, "weighted_loss")  # the common call
         fields = {"grad_norm": grad_norm, "el2n": el2n, "correct": correct,
                   "embedding": embedding}
         weights = self._take(1, per_sample_loss, ids, fields, gather, group, "weighted_loss")
