@@ -131,7 +131,7 @@ def measure(rounds):
         median.setdefault(row["name"], []).append(row["samples_per_s"])
     median = {k: statistics.median(v) for k, v in median.items()}
     ratio = median[runs[2][0]] / median[runs[0][0]]
-    return dict(root=root, files=200_000, samples=SAMPLES, samples_torch=SAMPLES_TORCH,
+    return dict(root=os.path.relpath(root, ROOT), files=200_000, samples=SAMPLES, samples_torch=SAMPLES_TORCH,
                 batch=BATCH, io_depth=io, method=" and ".join(sorted(methods)), rows=rows,
                 median=median, ratio=ratio, seconds=time.time() - t0,
                 names=[n for n, _, _ in runs])
