@@ -1,6 +1,7 @@
 //! The filter taps of Pillow's bilinear resize (`precompute_coeffs` + `normalize_coeffs_8bpc`
 //! of libImaging/Resample.c): each output position's first input position and its 22-bit
-//! fixed-point weights, and the rounding back to 8 bits.
+//! fixed-point weights, the rounding back to 8 bits, and one RGB output pixel from its taps
+//! (`pixel3`, shared by the portable and AVX2 fused passes).
 
 /// Pillow's PRECISION_BITS for 8-bit images: 32 − 8 − 2.
 pub(super) const PRECISION_BITS: u32 = 22;
@@ -101,4 +102,18 @@ impl Coeffs {
 #[inline(always)]
 pub(super) fn clip8(v: i32) -> u8 {
     (v >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// Output pixel `xx` of the horizontal pass of an RGB row, from its real taps.
+#[inline(always)]
+pub(super) fn pixel3(line: &[u8], origin: usize, co: &Coeffs, xx: usize) -> [u8; 3] {
+    let (start, k) = co.taps(xx);
+    let base = (start - origin) * 3;
+    let mut acc = [HALF; 3];
+    for (t, &w) in k.iter().enumerate() {
+        for ch in 0..3 {
+            acc[ch] += line[base + 3 * t + ch] as i32 * w;
+        }
+    }
+    acc.map(clip8)
 }

@@ -3,7 +3,7 @@
 //! second ends in f32 through the channel tables of `emit`. The AVX2 kernels it calls are in
 //! `x86`; the portable code here is the fallback.
 
-use super::coeffs::{clip8, Coeffs, HALF, PRECISION_BITS};
+use super::coeffs::{clip8, pixel3, Coeffs, HALF, PRECISION_BITS};
 use super::rows::vertical_row;
 #[cfg(target_arch = "x86_64")]
 use super::x86;
@@ -240,20 +240,6 @@ fn pair_weights(co: &Coeffs, ow: usize, n: usize, hi: &mut Vec<i16>, lo: &mut Ve
             }
         }
     }
-}
-
-/// Output pixel `xx` of the horizontal pass of an RGB row, from its real taps.
-#[inline(always)]
-pub(super) fn pixel3(line: &[u8], origin: usize, co: &Coeffs, xx: usize) -> [u8; 3] {
-    let (start, k) = co.taps(xx);
-    let base = (start - origin) * 3;
-    let mut acc = [HALF; 3];
-    for (t, &w) in k.iter().enumerate() {
-        for ch in 0..3 {
-            acc[ch] += line[base + 3 * t + ch] as i32 * w;
-        }
-    }
-    acc.map(clip8)
 }
 
 /// One output row of the vertical pass of one u8 plane (rows of `stride` values), through the

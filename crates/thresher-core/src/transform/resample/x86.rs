@@ -164,7 +164,7 @@ pub(super) unsafe fn planes<const N: usize>(
         xx += 2;
     }
     for xx in xx..ow {
-        let [r, g, b] = super::fused::pixel3(line, origin, co, xx);
+        let [r, g, b] = super::coeffs::pixel3(line, origin, co, xx);
         put(xx, u32::from_le_bytes([r, g, b, 0]));
     }
 }
