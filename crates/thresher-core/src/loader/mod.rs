@@ -2,13 +2,16 @@
 //!
 //! - `pipeline`: thresher loads — a source, a transform and worker threads that fill pooled
 //!   batches in plan order (`workers.rs`, with the skip log of `on_error: "skip"` in
-//!   `skips.rs`);
+//!   `skips.rs`; what a sample becomes in a batch and the memory check in `data_path.rs`; the
+//!   dataset fingerprint a checkpoint records in `fingerprint.rs`);
 //! - `index`: the user's pipeline loads — source `{"kind": "index", "len": N}`, no threads, and
 //!   batches of ids, loss weights and padding only.
 //!
 //! Every pruning question (plans, feedback, reports, digests, checkpoints, score files) is the
 //! Planner's, asked the same way for both engines.
 
+mod data_path;
+mod fingerprint;
 mod index;
 mod pipeline;
 mod readahead;

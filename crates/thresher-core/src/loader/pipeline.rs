@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
+use super::data_path::{check_batch_memory, DataPath};
+use super::fingerprint::dataset_fingerprint;
 use super::readahead::ReadAhead;
 use super::skips::{SkipLog, SkippedSample};
 use crate::batch::{Batch, BatchBuf, Pool};
@@ -36,9 +38,7 @@ use crate::config::{Config, OnError};
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::Plan;
 use crate::planner::{EpochInfo, EpochReport, Planner};
-use crate::source::SampleSpec;
 use crate::source::Source;
-use crate::transform::{Transform, TransformConfig};
 
 pub(super) struct Pipeline {
     shared: Arc<Shared>,
@@ -72,79 +72,6 @@ pub(super) struct Shared {
 /// flag between samples, so one that is still busy after this is stuck in a read or a decode
 /// (a hung network mount, a huge image): it is left to finish on its own and exits then.
 pub(super) const SHUTDOWN_WAIT: Duration = Duration::from_secs(1);
-/// How workers turn a source's sample into batch memory.
-pub(super) enum DataPath {
-    /// Images through the transform, with the source's typed targets when it has any.
-    Image(Transform, Option<crate::source::TensorSpec>),
-    /// Typed tensors copied as they are (npy and tokens sources without a `transform`).
-    Tensors(SampleSpec),
-}
-
-impl DataPath {
-    /// The bytes one sample takes in a batch (data, targets and mask; `None` when that overflows)
-    /// and its description for the memory-budget error.
-    fn sample_bytes(&self) -> (Option<usize>, String) {
-        fn tensor(t: &crate::source::TensorSpec) -> Option<usize> {
-            t.shape
-                .iter()
-                .try_fold(t.dtype.size(), |acc, &d| acc.checked_mul(d))
-        }
-        fn dims(t: &crate::source::TensorSpec) -> String {
-            let d: Vec<String> = t.shape.iter().map(|d| d.to_string()).collect();
-            format!("{} [{}]", t.dtype, d.join(", "))
-        }
-        let extra = |t: Option<&crate::source::TensorSpec>| t.map_or(Some(0), tensor);
-        match self {
-            DataPath::Image(transform, targets) => {
-                let [a, b, c] = transform.out_shape();
-                let shape = format!("{a}×{b}×{c} {:?}", transform.dtype()).to_lowercase();
-                let bytes = transform
-                    .checked_sample_bytes()
-                    .and_then(|d| d.checked_add(extra(targets.as_ref())?));
-                (bytes, shape)
-            }
-            DataPath::Tensors(spec) => {
-                let bytes = tensor(&spec.data)
-                    .and_then(|d| d.checked_add(extra(spec.targets.as_ref())?))
-                    .and_then(|d| d.checked_add(extra(spec.mask.as_ref())?));
-                (bytes, dims(&spec.data))
-            }
-        }
-    }
-
-    /// The tensor path when the source has tensors and the config no `transform` section;
-    /// otherwise the image path, which needs a source of images (the error names the key).
-    fn new(config: &Config, source: &dyn Source) -> Result<DataPath> {
-        match (&config.transform, source.tensors()) {
-            (None, Some(spec)) => Ok(DataPath::Tensors(spec.clone())),
-            (t, spec) => {
-                let is_image = source.sample_shape().is_some() || source.channels() > 0;
-                if let (Some(spec), false) = (spec, is_image) {
-                    return Err(Error::invalid(format!(
-                        "config key `transform`: the samples are {} [{}], not images (u8 \
-                         [H, W] or [H, W, C]); remove `transform` to receive them as they are",
-                        spec.data.dtype,
-                        spec.data
-                            .shape
-                            .iter()
-                            .map(|d| d.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )));
-                }
-                let default = TransformConfig::default();
-                let t = t.as_ref().unwrap_or(&default);
-                // A variable-size source (image files) has no shape; the transform must then
-                // fix the output size, and says so when it does not.
-                Ok(DataPath::Image(
-                    Transform::new(t, source.sample_shape(), source.channels())?
-                        .with_seed(config.seed),
-                    source.image_targets().cloned(),
-                ))
-            }
-        }
-    }
-}
 
 pub(super) struct State {
     /// The epoch being loaded; `None` after `next` reported the end of an epoch, until the
@@ -465,94 +392,6 @@ impl Job {
             reported: false,
         }
     }
-}
-
-/// Samples whose file name and size enter the dataset fingerprint.
-const FINGERPRINT_SAMPLES: usize = 16;
-
-/// What a checkpoint records of the dataset besides N (see docs/policies.md, *Resume*): a hash
-/// of the sample shape, every label, and for `FINGERPRINT_SAMPLES` samples spread evenly over
-/// the ids (ids ⌊j·N/16⌋) the last path component of where each comes from (a file name, or a
-/// tar member's) and the size of that file (the shard's for a member). Nothing is read: a
-/// source's reads may block (a hung mount) and creating a loader must not; `stat` does not
-/// open the file. Names rather than whole paths, and sizes rather than times, so a dataset
-/// moved or copied elsewhere keeps its identity; a change that keeps every label, the sampled
-/// names and their sizes goes unnoticed.
-fn dataset_fingerprint(source: &dyn Source) -> u64 {
-    let mut h = crate::util::Fnv::default();
-    let n = source.len();
-    h.write(&(n as u64).to_le_bytes());
-    for v in source.sample_shape().unwrap_or_default() {
-        h.write(&(v as u64).to_le_bytes());
-    }
-    h.write(&(source.channels() as u64).to_le_bytes());
-    // Typed sources (npy, tokens): the dtype and per-sample shape of each tensor.
-    if let Some(spec) = source.tensors() {
-        for t in [Some(&spec.data), spec.targets.as_ref(), spec.mask.as_ref()] {
-            let Some(t) = t else { continue };
-            h.write(t.dtype.name().as_bytes());
-            for &d in &t.shape {
-                h.write(&(d as u64).to_le_bytes());
-            }
-        }
-    }
-    for id in 0..n {
-        h.write(&source.label(id).to_le_bytes());
-    }
-    for j in 0..FINGERPRINT_SAMPLES.min(n) {
-        let id = j * n / FINGERPRINT_SAMPLES.min(n);
-        let Some(location) = source.location(id) else {
-            continue;
-        };
-        h.write(location.rsplit('/').next().unwrap_or_default().as_bytes());
-        // A path, or `shard:member` (the shard's size then).
-        // A token source's location is `path (tokens from k)` / `path (document j)`.
-        let file = location.split(" (").next().unwrap_or_default();
-        let size = std::fs::metadata(file)
-            .or_else(|e| match location.rsplit_once(':') {
-                Some((shard, _)) => std::fs::metadata(shard),
-                None => Err(e),
-            })
-            .map_or(u64::MAX, |m| m.len());
-        h.write(&size.to_le_bytes());
-    }
-    h.0
-}
-
-/// Refuses, before any batch is allocated, a batch whose data would exceed `max_batch_bytes`
-/// (sizes computed with checked arithmetic), and batches in flight that this process cannot
-/// allocate (probed with a fallible reservation that is freed at once: it only takes address
-/// space, so it catches a memory limit or an over-large request without touching memory).
-///
-/// `per_sample` is the bytes one sample takes in a batch (`None` when computing it overflowed)
-/// and `shape` says what a sample is, for the message.
-fn check_batch_memory(config: &Config, per_sample: Option<usize>, shape: &str) -> Result<()> {
-    let per_batch = per_sample.and_then(|s| s.checked_mul(config.batch_size));
-    let budget = config.max_batch_bytes;
-    match per_batch {
-        Some(bytes) if bytes as u64 <= budget => {}
-        _ => {
-            return Err(Error::invalid(format!(
-                "config keys `batch_size` and `transform`: one batch of {} samples of {shape} \
-                 takes {} bytes, more than `max_batch_bytes` = {budget}; lower `batch_size` or \
-                 the output size (`transform.resize` or the crop), or raise `max_batch_bytes`",
-                config.batch_size,
-                per_batch.map_or("more than 2^64".to_string(), |b| b.to_string()),
-            )))
-        }
-    }
-    let per_batch = per_batch.unwrap_or(0);
-    // The workers' batches, the window's, and one the consumer holds.
-    let in_flight = (config.prefetch + config.workers + 1).saturating_mul(per_batch);
-    let mut probe: Vec<u8> = Vec::new();
-    if probe.try_reserve_exact(in_flight).is_err() {
-        return Err(Error::invalid(format!(
-            "config keys `batch_size`, `prefetch` and `workers`: the batches in flight \
-             ((prefetch + workers + 1) × {per_batch} bytes = {in_flight}) cannot be allocated \
-             in this process; lower one of them or the output size"
-        )));
-    }
-    Ok(())
 }
 
 impl Shared {

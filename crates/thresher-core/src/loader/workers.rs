@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::pipeline::{DataPath, Shared};
+use super::data_path::DataPath;
+use super::pipeline::Shared;
 use super::skips::SkippedSample;
 use crate::batch::{BatchBuf, TensorBuf};
 use crate::config::OnError;

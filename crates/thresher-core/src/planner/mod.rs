@@ -12,24 +12,33 @@
 //! once for both engines. Without it, or after an epoch that handed out no batch or was left
 //! early, `begin_epoch` makes the plan after `finish_epoch` closed epoch e. Feedback is booked
 //! under the epoch of the most recent plan.
+//!
+//! Files: this one holds the Planner, its construction and the epoch's life (begin, report,
+//! finish, feedback, digest); `planning` makes an epoch's plan (now or ahead); `hand_out` hands
+//! out batches and the whole-epoch view (`IndexBatch`, `EpochPlan`); `report` the epoch report
+//! and digests; `save` writes checkpoints and score files, `checkpoint` is their format and
+//! `resume` restores one.
 
 mod checkpoint;
+mod hand_out;
+mod planning;
 mod report;
 mod resume;
+mod save;
 
+pub use hand_out::{EpochPlan, IndexBatch};
 pub(crate) use report::ReportFile;
 pub use report::{Digest, EpochInfo, EpochReport};
 
-use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::plan::{Plan, PlanOptions};
-use crate::policy::{PlanContext, Policy, Selection};
+use crate::policy::{Policy, Selection};
 use crate::scorefile::ScoreFile;
 use crate::scores::{Feedback, ScoreBook};
-use checkpoint::{Fingerprint, SavedJob, Snapshot};
+use checkpoint::Fingerprint;
 
 /// Bytes a sample may take in a policy's arrays and an epoch's plan together (ids, weights,
 /// scratch), for the check made before they are allocated.
@@ -88,33 +97,6 @@ struct Current {
     delivered: usize,
     /// The plan's part of the report, fixed when the epoch began.
     report: EpochReport,
-}
-
-/// This rank's whole epoch in one piece, for readers that schedule their own reads (DALI's
-/// external source, FFCV's traversal order, a C++ reader with its own threads): the ids and
-/// weights of batches 0.. in delivery order, padding (weight 0) last.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct EpochPlan {
-    pub epoch: u64,
-    /// Batches on this rank; `batch_size` consecutive entries make one (the last may be short).
-    pub batches: usize,
-    pub batch_size: usize,
-    pub ids: Vec<u64>,
-    pub weights: Vec<f32>,
-    /// Trailing entries that are padding.
-    pub padding: usize,
-}
-
-/// One batch of a Planner driven on its own: ids, loss weights, and how many trailing entries
-/// are padding (weight 0, repeated ids that make every rank's batch count equal).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct IndexBatch {
-    pub epoch: u64,
-    /// This batch's index in the epoch, on this rank.
-    pub index: usize,
-    pub ids: Vec<u64>,
-    pub weights: Vec<f32>,
-    pub padding: usize,
 }
 
 impl Planner {
@@ -276,78 +258,6 @@ impl Planner {
         &self.current.as_ref().expect("set above").plan
     }
 
-    /// With `plan_ahead`: makes the next epoch's plan once the epoch under way has handed out
-    /// its last batch (an epoch of no batches hands out none: its successor is planned by
-    /// `begin_epoch`, as without `plan_ahead`).
-    fn plan_ahead_if_done(&mut self) {
-        let done = self
-            .current
-            .as_ref()
-            .is_some_and(|c| c.plan.batches() > 0 && c.delivered == c.plan.batches());
-        if self.plan_ahead && done && self.ahead.is_none() {
-            if self.defer {
-                self.pending = true;
-            } else {
-                self.make_plan_ahead();
-            }
-        }
-    }
-
-    fn make_plan_ahead(&mut self) {
-        let epoch = self.current.as_ref().expect("checked").plan.epoch + 1;
-        self.ahead = Some(self.make_plan(epoch));
-    }
-
-    /// Leaves the plan made ahead (`plan_ahead`) pending when the last batch is handed out,
-    /// for `settle` to make: for a loader whose idle workers can make it while the trainer is
-    /// on that batch. The caller must `settle` before every other use of the Planner.
-    pub(crate) fn defer_plans_ahead(&mut self) {
-        self.defer = true;
-    }
-
-    /// Whether a plan ahead is due and not made yet (see `defer_plans_ahead`).
-    pub(crate) fn plan_pending(&self) -> bool {
-        self.pending
-    }
-
-    /// Makes the pending plan ahead, if any: from the ScoreBook as it stood when the last batch
-    /// was handed out, since every access settles first.
-    pub(crate) fn settle(&mut self) {
-        if std::mem::take(&mut self.pending) {
-            self.make_plan_ahead();
-        }
-    }
-
-    /// Counts one more batch of the epoch under way as handed out (making the next epoch's plan
-    /// when it was the last, with `plan_ahead`).
-    pub fn advance(&mut self) {
-        if let Some(c) = self.current.as_mut() {
-            debug_assert!(c.delivered < c.plan.batches());
-            c.delivered += 1;
-        }
-        self.plan_ahead_if_done();
-    }
-
-    /// Counts `batches` more batches of the epoch under way as handed out without building
-    /// them: for a reader of the whole-epoch view, which consumed them from `epoch_plan`, so
-    /// that reports, `saved_fraction` and checkpoints see its real position. Begins the next
-    /// epoch first when the last one has ended. Refused (changing nothing) past the epoch's end.
-    pub fn advance_by(&mut self, batches: usize) -> Result<()> {
-        self.begin_epoch();
-        let c = self.current.as_mut().expect("begin_epoch sets it");
-        let left = c.plan.batches() - c.delivered;
-        if batches > left {
-            return Err(Error::invalid(format!(
-                "advance: batches = {batches} but epoch {} has {left} of its {} batches left",
-                c.plan.epoch,
-                c.plan.batches()
-            )));
-        }
-        c.delivered += batches;
-        self.plan_ahead_if_done();
-        Ok(())
-    }
-
     /// The report of the epoch under way so far (the plan's part; the loader adds what the
     /// epoch cost), or of the last one once it has ended. Never begins an epoch.
     pub fn report(&self) -> EpochReport {
@@ -380,85 +290,6 @@ impl Planner {
             self.last_report = Some(report);
             self.last_delivered = c.delivered;
         }
-    }
-
-    /// The next batch of a Planner driven on its own (no loader): begins the next epoch when
-    /// the last one has ended, and returns `None` once at the end of each epoch (writing its
-    /// report line), like `Loader::next`.
-    pub fn next_batch(&mut self) -> Result<Option<IndexBatch>> {
-        let mut batch = IndexBatch::default();
-        Ok(self
-            .hand_out(&mut batch.ids, &mut batch.weights)?
-            .map(|(epoch, index, padding)| IndexBatch {
-                epoch,
-                index,
-                padding,
-                ..batch
-            }))
-    }
-
-    /// `next_batch` into caller-owned arrays (cleared first, reused from batch to batch):
-    /// `Some((epoch, index, padding))`, or `None` at the end of the epoch. A failed report
-    /// write is returned once; the epoch is closed first, so the next call begins the next one.
-    pub(crate) fn hand_out(
-        &mut self,
-        ids: &mut Vec<u64>,
-        weights: &mut Vec<f32>,
-    ) -> Result<Option<(u64, usize, usize)>> {
-        ids.clear();
-        weights.clear();
-        self.begin_epoch();
-        if self.epoch_done() {
-            let report = self.report();
-            self.finish_epoch(report);
-            self.write_report(&report, None)?;
-            return Ok(None);
-        }
-        let c = self.current.as_mut().expect("begin_epoch sets it");
-        let k = c.delivered;
-        let mut padding = 0;
-        for j in 0..c.plan.batch_len(k) {
-            let (id, w, pad) = c.plan.entry(k, j);
-            ids.push(id);
-            weights.push(w);
-            padding += pad as usize;
-        }
-        c.delivered += 1;
-        let epoch = c.plan.epoch;
-        self.plan_ahead_if_done();
-        Ok(Some((epoch, k, padding)))
-    }
-
-    /// This rank's whole epoch under way (made now when the last one has ended), from its batch
-    /// 0: what `next_batch` hands out batch by batch. It does not move the cursor.
-    pub fn epoch_plan(&mut self) -> EpochPlan {
-        let plan = Arc::clone(self.begin_epoch());
-        let batches = plan.batches();
-        let total = plan.local_samples();
-        let mut out = EpochPlan {
-            epoch: plan.epoch,
-            batches,
-            batch_size: plan.batch_size,
-            ids: Vec::with_capacity(total),
-            weights: Vec::with_capacity(total),
-            padding: 0,
-        };
-        if plan.world_size == 1 {
-            // One rank: its share is a contiguous run of the global order, never padded.
-            let run = plan.start..plan.start + total;
-            out.ids.extend_from_slice(&plan.ids[run.clone()]);
-            out.weights.extend_from_slice(&plan.weights[run]);
-            return out;
-        }
-        for k in 0..batches {
-            for j in 0..plan.batch_len(k) {
-                let (id, w, pad) = plan.entry(k, j);
-                out.ids.push(id);
-                out.weights.push(w);
-                out.padding += pad as usize;
-            }
-        }
-        out
     }
 
     /// Ends the epoch under way now, before all its batches were handed out (a consumer that
@@ -522,172 +353,6 @@ impl Planner {
     pub fn scores(&self) -> &ScoreBook {
         &self.scores
     }
-
-    /// Writes the ScoreBook's scores to `path` (atomically) for `scores_from` or the CLI.
-    pub fn save_scores(&self, path: &Path) -> Result<()> {
-        ScoreFile::from_book(&self.scores).write(path)
-    }
-
-    /// Writes a checkpoint to `path` (atomically): a Planner (or Loader) made with the same
-    /// config plus `resume_from` continues exactly where this one is.
-    pub fn save_state(&self, path: &Path) -> Result<()> {
-        let job = self
-            .current
-            .as_ref()
-            .map(|c| saved_job(&c.plan, c.delivered, &c.report));
-        let ahead = self
-            .ahead
-            .as_ref()
-            .map(|c| saved_job(&c.plan, 0, &c.report));
-        self.write_state(path, job, ahead)
-    }
-
-    /// Writes a checkpoint as if only the first `batches` batches of this rank's latest epoch
-    /// had been handed out: for consumers that fetch ahead (a DataLoader prefetching from a
-    /// sampler, a DALI pipeline), whose trainer has consumed fewer batches than the Planner
-    /// gave out. The latest epoch is the one under way or, between epochs, the one that just
-    /// ended. Fails (changing nothing) when `batches` exceeds what was handed out.
-    ///
-    /// When the next epoch's plan was made ahead (at the last batch) and `batches` is less than
-    /// all, it is not stored: the resumed run hands out the rest of the epoch again and makes
-    /// the next plan at its last batch (with the policy's state as saved).
-    pub fn save_state_at(&self, path: &Path, batches: usize) -> Result<()> {
-        let (plan, handed, report) = match (&self.current, &self.last_plan) {
-            (Some(c), _) => (&c.plan, c.delivered, &c.report),
-            (None, Some(p)) if p.epoch == self.epoch() => (
-                p,
-                self.last_delivered,
-                self.last_report.as_ref().expect("set with the last plan"),
-            ),
-            _ => {
-                return Err(Error::state(
-                    "save_state_at: no epoch has begun whose position could be saved",
-                ))
-            }
-        };
-        if batches > handed {
-            return Err(Error::invalid(format!(
-                "save_state_at: batches = {batches} but only {handed} of epoch {} were handed out",
-                plan.epoch
-            )));
-        }
-        let job = saved_job(plan, batches, report);
-        if batches == handed {
-            let ahead = self
-                .ahead
-                .as_ref()
-                .map(|c| saved_job(&c.plan, 0, &c.report));
-            return self.write_state(path, Some(job), ahead);
-        }
-        match &self.ahead {
-            // As if the next plan had not been made yet: the epoch and samples it added go.
-            Some(a) => self.write_snapshot(
-                path,
-                plan.epoch,
-                self.total_samples - a.plan.samples() as u64,
-                Some(job),
-                None,
-            ),
-            None => self.write_state(path, Some(job), None),
-        }
-    }
-
-    fn write_state(
-        &self,
-        path: &Path,
-        job: Option<SavedJob>,
-        ahead: Option<SavedJob>,
-    ) -> Result<()> {
-        self.write_snapshot(path, self.epoch, self.total_samples, job, ahead)
-    }
-
-    fn write_snapshot(
-        &self,
-        path: &Path,
-        epoch: u64,
-        total_samples: u64,
-        job: Option<SavedJob>,
-        ahead: Option<SavedJob>,
-    ) -> Result<()> {
-        let bytes = checkpoint::encode(&Snapshot {
-            fingerprint: self.fingerprint.clone(),
-            epoch,
-            total_samples,
-            job,
-            ahead,
-            scores: &self.scores,
-            policy_state: self.policy.save_state(),
-        });
-        crate::util::write_atomic(path, &bytes)
-    }
-
-    /// The fraction of `ids` that look unlearnable by the policy's window; NaN when the
-    /// policy tracks no streaks or nothing reported correctness.
-    fn unlearnable_fraction(&self, ids: &[u64]) -> f64 {
-        match self.unlearnable_window {
-            Some(w) if self.scores.streak_reported() => {
-                crate::policy::unlearnable_fraction(&self.scores, ids, w)
-            }
-            _ => f64::NAN,
-        }
-    }
-
-    /// Makes the plan of `epoch` from the ScoreBook as it stands (it becomes the epoch that
-    /// feedback is booked under), and returns it for the caller to place.
-    fn make_plan(&mut self, epoch: u64) -> Current {
-        // The last plan's arrays, when nothing holds it any more, become this selection's:
-        // reusing them spares page-faulting ~12 bytes per kept id every epoch (`digest` between
-        // epochs has had its chance to read the last plan).
-        if let Some(Ok(last)) = self.last_plan.take().map(Arc::try_unwrap) {
-            if self.selection.ids.capacity() < last.ids.capacity() {
-                self.selection.ids = last.ids;
-                self.selection.weights = last.weights;
-            }
-        }
-        self.selection.clear();
-        self.selection.reserve(self.scores.len());
-        let ctx = PlanContext {
-            epoch,
-            seed: self.options.seed,
-            scores: &self.scores,
-        };
-        self.policy.select(&ctx, &mut self.selection);
-        self.scores.mark_kept(&self.selection.ids);
-        let sel = &self.selection;
-        let weight_sum: f64 = sel.weights.iter().map(|&w| w as f64).sum();
-        let mean_weight = if sel.is_empty() {
-            f64::NAN
-        } else {
-            weight_sum / sel.len() as f64
-        };
-        let (score_mean, score_std) = (sel.score_mean, sel.score_std);
-        let unlearnable_fraction = self.unlearnable_fraction(&sel.ids);
-        // The selection's buffers move into the plan: one allocation per epoch, none per batch.
-        let sel = std::mem::take(&mut self.selection);
-        let plan = Plan::new(epoch, sel, &self.options, self.scores.len());
-        self.epoch = epoch;
-        // Samples after drop_last: the saved fraction counts what is actually delivered.
-        self.total_samples += plan.samples() as u64;
-        let n = plan.dataset_len as f64;
-        let report = EpochReport {
-            epoch,
-            samples: plan.samples() as u64,
-            dataset_len: plan.dataset_len as u64,
-            prune_fraction: plan.prune_fraction(),
-            saved_fraction: 1.0 - self.total_samples as f64 / ((epoch + 1) as f64 * n),
-            mean_weight,
-            score_mean,
-            score_std,
-            unlearnable_fraction,
-            batches: plan.batches() as u64,
-            ..EpochReport::default()
-        };
-        Current {
-            plan: Arc::new(plan),
-            delivered: 0,
-            report,
-        }
-    }
 }
 
 /// Seeds the ScoreBook with the average of the score files (`scores_from`).
@@ -703,18 +368,4 @@ fn seed_from_files(paths: &[std::path::PathBuf], scores: &mut ScoreBook) -> Resu
     let merged =
         ScoreFile::merge(&files).map_err(|e| e.context("config key `policy.scores_from`"))?;
     merged.seed_book(&paths[0], scores)
-}
-
-/// The checkpoint's record of `plan` with `delivered` of this rank's batches handed out.
-fn saved_job(plan: &Plan, delivered: usize, report: &EpochReport) -> SavedJob {
-    SavedJob {
-        epoch: plan.epoch,
-        ids: plan.ids.clone(),
-        weights: plan.weights.clone(),
-        position: plan.position_after(delivered) as u64,
-        mean_weight: report.mean_weight,
-        score_mean: report.score_mean,
-        score_std: report.score_std,
-        unlearnable_fraction: report.unlearnable_fraction,
-    }
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::npy::{is_npy, read_i64s, NpyArray, NpyType};
+use super::npy::format::{is_npy, read_i64s, NpyArray, NpyType};
 use super::{SampleSpec, SampleView, Scratch, Source, TensorOut, TensorSpec};
 use crate::dtype::{copy_le, Dtype};
 use crate::error::{Error, Result};

@@ -1,0 +1,180 @@
+use super::*;
+
+fn job(bx: Rect, out_h: usize, out_w: usize, rows: Range<usize>, cols: Range<usize>) -> Job {
+    Job {
+        bx,
+        out_h,
+        out_w,
+        rows,
+        cols,
+        frac: None,
+    }
+}
+
+fn view(px: &[u8], h: usize, w: usize, c: usize) -> SampleView<'_> {
+    SampleView {
+        pixels: px,
+        height: h,
+        width: w,
+        channels: c,
+    }
+}
+
+#[test]
+fn identity_and_constant() {
+    let px: Vec<u8> = (0..5 * 7 * 3).map(|i| (i * 11) as u8).collect();
+    let v = view(&px, 5, 7, 3);
+    let mut r = Resampler::default();
+    let mut out = Vec::new();
+    let full = Rect {
+        top: 0,
+        left: 0,
+        height: 5,
+        width: 7,
+    };
+    r.resample(&v, &job(full, 5, 7, 0..5, 0..7), &mut out);
+    assert_eq!(out, px);
+    // A constant image stays constant at any scale (the weights sum to 1 in fixed point).
+    let flat = vec![200u8; 9 * 13];
+    let v = view(&flat, 9, 13, 1);
+    for (h, w) in [(4, 5), (20, 3), (1, 1), (9, 26)] {
+        let bx = Rect {
+            top: 0,
+            left: 0,
+            height: 9,
+            width: 13,
+        };
+        r.resample(&v, &job(bx, h, w, 0..h, 0..w), &mut out);
+        assert!(out.iter().all(|&p| p == 200), "{h}×{w}: {out:?}");
+    }
+}
+
+#[test]
+fn window_equals_crop_of_full() {
+    let px: Vec<u8> = (0..37 * 29 * 3).map(|i| ((i * 7919) % 251) as u8).collect();
+    let v = view(&px, 37, 29, 3);
+    let bx = Rect {
+        top: 3,
+        left: 2,
+        height: 30,
+        width: 25,
+    };
+    let mut r = Resampler::default();
+    let (mut full, mut part) = (Vec::new(), Vec::new());
+    // Horizontal first, vertical first (height shrinks > 2× more), one pass each.
+    for (oh, ow) in [(17, 11), (5, 24), (40, 3), (3, 40), (30, 9), (12, 25)] {
+        r.resample(&v, &job(bx, oh, ow, 0..oh, 0..ow), &mut full);
+        let (rows, cols) = (oh / 4..oh - oh / 3, ow / 5..ow - ow / 4);
+        r.resample(&v, &job(bx, oh, ow, rows.clone(), cols.clone()), &mut part);
+        let n = cols.len() * 3;
+        for (y, row) in part.chunks_exact(n).enumerate() {
+            let at = ((y + rows.start) * ow + cols.start) * 3;
+            assert_eq!(row, &full[at..at + n], "{oh}×{ow}");
+        }
+    }
+}
+
+#[test]
+fn coefficients_as_pillow_computes_them() {
+    // 4 → 2 by hand through Resample.c: scale 2, support 2, center 1.0, taps 0..3 with
+    // triangle weights 0.75, 0.75, 0.25, normalised by 1.75 and scaled by 2^22.
+    let mut c = Coeffs::default();
+    c.compute(4, 2);
+    assert_eq!(c.taps(0), (0, &[1797559, 1797559, 599186][..]));
+    assert_eq!(c.taps(1), (1, &[599186, 1797559, 1797559][..]));
+    // Upscaling keeps support 1: 2 → 4, output 0 has center 0.25, so xmax = (int)1.75 = 1
+    // and its one tap gets all the weight; output 1 (center 0.75) blends 0.75 and 0.25.
+    c.compute(2, 4);
+    assert_eq!(c.taps(0), (0, &[1 << 22][..]));
+    assert_eq!(c.taps(1), (0, &[3145728, 1048576][..]));
+}
+/// The fused resample + f32 planes equals `resample` then `Emit::to_f32`, bit for bit, in
+/// both pass orders, flipped or not, whole and fractional boxes, with and without AVX2.
+#[test]
+fn fused_f32_planes_equal_resample_then_emit() {
+    use crate::transform::emit::Emit;
+    let (h, w) = (61, 53);
+    let px: Vec<u8> = (0..h * w * 3)
+        .map(|i| ((i * 7919 + i / 97) % 256) as u8)
+        .collect();
+    let v = view(&px, h, w, 3);
+    let lut: Vec<f32> = (0..3 * 256)
+        .map(|i| ((i % 256) as f32 / 255.0 - 0.4 - 0.01 * (i / 256) as f32) / 0.23)
+        .collect();
+    let t = |ch: usize| -> &[f32; 256] { lut[ch * 256..][..256].try_into().unwrap() };
+    let tables = [t(0), t(1), t(2)];
+    let mut rng = crate::rng::Rng::new(3, crate::rng::Stream::Augment, 0, 0);
+    let mut r = Resampler::default();
+    let mut u8s = Vec::new();
+    let (mut orders, mut fracs) = ([0usize; 2], 0);
+    for case in 0..400 {
+        let bh = 1 + rng.below(h as u64) as usize;
+        let bw = 1 + rng.below(w as u64) as usize;
+        let bx = Rect {
+            top: rng.below((h - bh + 1) as u64) as usize,
+            left: rng.below((w - bw + 1) as u64) as usize,
+            height: bh,
+            width: bw,
+        };
+        let oh = 1 + rng.below(40) as usize;
+        let ow = 1 + rng.below(40) as usize;
+        let mut job = job(bx, oh, ow, 0..oh, 0..ow);
+        if case % 3 == 0 {
+            // A fractional box of the whole image, the source being all of it.
+            let f = |a: usize| a as f32 + 0.37;
+            job.frac = Some(Frac {
+                x0: f(bx.left).min(w as f32 - 1.0),
+                y0: f(bx.top).min(h as f32 - 1.0),
+                x1: (bx.left + bx.width) as f32,
+                y1: (bx.top + bx.height) as f32,
+                full_w: w,
+                full_h: h,
+                off_x: 0,
+                off_y: 0,
+            });
+            job.bx = Rect {
+                top: 0,
+                left: 0,
+                height: h,
+                width: w,
+            };
+            fracs += 1;
+        }
+        let flip = case % 2 == 1;
+        r.resample(&v, &job, &mut u8s);
+        let src = view(&u8s, oh, ow, 3);
+        let e = Emit {
+            top: 0,
+            left: 0,
+            height: oh,
+            width: ow,
+            flip,
+            planar: true,
+        };
+        let mut want = vec![0f32; 3 * oh * ow];
+        e.to_f32(&src, &lut, &mut want);
+        let p = Passes::of(&job);
+        for simd in [true, false] {
+            let mut got = vec![f32::NAN; 3 * oh * ow];
+            let fused = if simd {
+                r.resample_rgb_f32_planar(&v, &job, tables, flip, &mut got)
+            } else {
+                r.fused_any::<false>(&v, &job, tables, flip, &mut got)
+            };
+            assert_eq!(fused, p.need_h && p.need_v, "{job:?}");
+            if fused {
+                let same = got
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "simd {simd} flip {flip} {job:?}");
+                orders[p.horizontal_first as usize] += 1;
+            }
+        }
+    }
+    // Both pass orders and fractional boxes were exercised.
+    assert!(
+        orders[0] > 20 && orders[1] > 20 && fracs > 100,
+        "{orders:?} {fracs}"
+    );
+}
