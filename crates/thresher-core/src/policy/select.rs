@@ -311,6 +311,17 @@ mod tests {
             let mut got = vec![false; m];
             mark_top_k(&ids, k, |i| odd[i as usize], &mut got, &mut Vec::new());
             assert!(got == want, "k = {k}");
+            // The unlisted form over 0..m marks the same set.
+            let mut all = vec![false; m];
+            mark_top_k_all(m, k, |i| odd[i as usize], &mut all, &mut Vec::new());
+            assert!(all == want, "all, k = {k}");
+        }
+        for k in [0, 1, 77_777, n] {
+            let ids: Vec<u64> = (0..n as u64).collect();
+            let (mut want, mut got) = (vec![false; n], vec![false; n]);
+            mark_top_k(&ids, k, score, &mut want, &mut Vec::new());
+            mark_top_k_all(n, k, score, &mut got, &mut Vec::new());
+            assert!(got == want, "all over n, k = {k}");
         }
     }
 
