@@ -6,11 +6,10 @@
 
 use serde::Deserialize;
 
-use super::greedy_share::{GreedyShare, Share};
+use super::greedy_share::{extend_kept_and_stats, GreedyShare, Share};
 use super::period_cache::PeriodCache;
 use super::{
-    check_momentum, check_period, check_prune, default_momentum, mean_std, PlanContext, Policy,
-    Selection,
+    check_momentum, check_period, check_prune, default_momentum, PlanContext, Policy, Selection,
 };
 use crate::error::{Error, Result};
 use crate::scores::{ScoreBook, ScoreFields};
@@ -112,8 +111,8 @@ impl EpsilonGreedy {
         }
     }
 
-    /// Re-plans into `self.cache.ids` (ascending, so the later shuffle does not depend on how
-    /// the standard library's selection happened to permute ids).
+    /// Re-plans into `self.cache` (a mask, so the kept ids come out ascending and the later
+    /// shuffle does not depend on how the selection happened to permute them).
     fn plan(&mut self, book: &ScoreBook, seed: u64, draw: u64) {
         let share = Share {
             window: self.window(),
@@ -125,7 +124,7 @@ impl EpsilonGreedy {
             draw,
         };
         self.share
-            .plan(book, book.loss_ema(), &share, &mut self.cache.ids);
+            .plan(book, book.loss_ema(), &share, &mut self.cache.kept);
         self.cache.set(seed, draw);
     }
 }
@@ -148,13 +147,9 @@ impl Policy for EpsilonGreedy {
         if !self.cache.holds(ctx.seed, draw) {
             self.plan(book, ctx.seed, draw);
         }
-        out.ids.extend_from_slice(&self.cache.ids);
+        (out.score_mean, out.score_std) =
+            extend_kept_and_stats(&self.cache.kept, book.seen(), book.loss_ema(), &mut out.ids);
         out.weights.resize(out.ids.len(), 1.0);
-        (out.score_mean, out.score_std) = mean_std(
-            (0..book.len())
-                .filter(|&id| book.is_seen(id))
-                .map(|id| book.loss_ema()[id]),
-        );
     }
 
     fn save_state(&self) -> Vec<u8> {

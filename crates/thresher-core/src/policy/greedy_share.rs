@@ -1,9 +1,17 @@
 //! The selection ε-greedy and UCB share: every id not yet judged, the top share of the judged
 //! ids by the policy's score (with the noise guard, ids that look unlearnable rank last), and a
 //! seeded random share of the other judged ids. The two policies differ only in the score.
+//!
+//! The plan is a mask over the ids (`kept`), built in place: it starts as the unjudged ids,
+//! the top share is marked into it, the random share is drawn from the ids it leaves out, and
+//! the policy keeps the mask itself as its cached plan (the kept ids are its `true` entries,
+//! ascending). Every pass but the top share's is over N bytes, not N ids.
 
 use super::epsilon_greedy::greedy_count;
-use super::{extend_where, judged_ids, looks_unlearnable, mark_top_k, seen_budget};
+use super::{
+    extend_where, mark_top_k, mark_top_k_all, mean_std_of, seen_budget, unjudged_into,
+    unlearnable_test,
+};
 use crate::rng::{Rng, Stream};
 use crate::scores::ScoreBook;
 
@@ -26,8 +34,14 @@ pub(crate) struct Share {
 
 /// Scratch kept across plans (N-sized, so not allocated per plan).
 pub(crate) struct GreedyShare {
+    /// The judged ids, listed only while some ids are not judged yet (once all are, the judged
+    /// ids are 0..N and go unlisted).
     seen: Vec<u64>,
-    rest: Vec<u64>,
+    /// The random share's pool, as u32 when every id fits one (half the bytes to write and to
+    /// swap at random positions), else as u64.
+    rest32: Vec<u32>,
+    rest64: Vec<u64>,
+    /// The mask being built; handed to the caller by swapping buffers.
     kept: Vec<bool>,
     /// The keys `mark_top_k` selects among.
     band: Vec<u64>,
@@ -35,20 +49,37 @@ pub(crate) struct GreedyShare {
 
 impl GreedyShare {
     pub(crate) fn new(n: usize) -> Self {
+        let narrow = fits_u32(n);
         GreedyShare {
-            seen: crate::util::huge::with_capacity(n),
-            rest: crate::util::huge::with_capacity(n),
+            seen: Vec::new(),
+            rest32: if narrow {
+                crate::util::huge::with_capacity(n)
+            } else {
+                Vec::new()
+            },
+            rest64: if narrow {
+                Vec::new()
+            } else {
+                crate::util::huge::with_capacity(n)
+            },
             kept: crate::util::huge::with_capacity(n),
             band: Vec::new(),
         }
     }
 
-    /// Writes the kept ids into `ids`, ascending (so the later shuffle does not depend on how
-    /// the selection happened to permute them). `score[id]` is read for judged ids only.
-    pub(crate) fn plan(&mut self, book: &ScoreBook, score: &[f32], p: &Share, ids: &mut Vec<u64>) {
+    /// Writes the plan into `kept` (N entries, `true` for a kept id). `score[id]` is read for
+    /// judged ids only.
+    pub(crate) fn plan(
+        &mut self,
+        book: &ScoreBook,
+        score: &[f32],
+        p: &Share,
+        kept_out: &mut Vec<bool>,
+    ) {
         let n = book.len();
-        let unseen = judged_ids(book, p.window, &mut self.seen);
-        let (counts, need) = (book.seen(), p.window.max(1));
+        // Unjudged ids are kept: the mask starts as them.
+        let unseen = unjudged_into(book, p.window, &mut self.kept);
+        let kept = &mut self.kept;
         let k = match p.keep {
             Some(k) => k.saturating_sub(unseen),
             None => seen_budget(n, p.prune, unseen),
@@ -56,31 +87,342 @@ impl GreedyShare {
         let top = greedy_count(k, p.explore);
         // The noise guard: samples that look unlearnable rank below every other judged sample
         // in the top share (they stay in the random share's pool).
+        let seen = &mut self.seen;
+        let band = &mut self.band;
+        match p.guard {
+            Some(w) => {
+                let unlearnable = unlearnable_test(book, w);
+                mark_top(
+                    n,
+                    unseen,
+                    top,
+                    |id| {
+                        if unlearnable(id as usize) {
+                            f32::NEG_INFINITY
+                        } else {
+                            score[id as usize]
+                        }
+                    },
+                    kept,
+                    seen,
+                    band,
+                );
+            }
+            None => mark_top(n, unseen, top, |id| score[id as usize], kept, seen, band),
+        }
+        // The random share: the other judged ids (those the mask leaves out) in id order (so
+        // the draw is a function of the set alone), a partial Fisher–Yates with (seed, select
+        // stream, period index). The same swaps whatever the width of the ids.
+        let fill = k - top;
+        let mut rng = Rng::new(p.seed, Stream::Select, p.draw, 0);
+        let kept = &mut self.kept;
+        if fits_u32(n) {
+            let rest = &mut self.rest32;
+            rest.clear();
+            extend_where_u32(rest, n, |id| !kept[id]);
+            rng.choose_front(rest, fill);
+            rest[..fill].iter().for_each(|&id| kept[id as usize] = true);
+        } else {
+            let rest = &mut self.rest64;
+            rest.clear();
+            extend_where(rest, n, |id| !kept[id]);
+            rng.choose_front(rest, fill);
+            rest[..fill].iter().for_each(|&id| kept[id as usize] = true);
+        }
+        std::mem::swap(kept, kept_out);
+    }
+}
+
+/// Marks the top `top` judged ids by `key` into `kept` (true on entry for the `unseen` ids not
+/// judged, false for the judged ones): over 0..n unlisted when every id is judged, else over
+/// the judged ids listed in `seen`. Generic in `key`, so that each guard setting gets its own
+/// pass (the guard's test is not looked at per id when it is off).
+fn mark_top(
+    n: usize,
+    unseen: usize,
+    top: usize,
+    key: impl Fn(u64) -> f32,
+    kept: &mut [bool],
+    seen: &mut Vec<u64>,
+    band: &mut Vec<u64>,
+) {
+    if unseen == 0 {
+        mark_top_k_all(n, top, key, kept, band);
+    } else {
+        seen.clear();
+        extend_where(seen, n, |id| !kept[id]);
+        mark_top_k(seen, top, key, kept, band);
+    }
+}
+
+/// Appends the ids `kept` marks to `ids`, ascending, and returns `mean_std` of `values[id]`
+/// over the seen ids (`counts[id] > 0`), in one pass over the ids: the sums are a chain of
+/// dependent adds whose latency the appends hide. The same figures as `mean_std` over the seen
+/// ids: the values are added in id order, and an unseen id adds +0.0, which leaves a sum that
+/// starts at +0.0 unchanged (such a sum is never -0.0).
+pub(crate) fn extend_kept_and_stats(
+    kept: &[bool],
+    counts: &[u32],
+    values: &[f32],
+    ids: &mut Vec<u64>,
+) -> (f64, f64) {
+    let n = kept.len();
+    let (counts, values) = (&counts[..n], &values[..n]);
+    ids.reserve(n);
+    let start = ids.len();
+    let spare = &mut ids.spare_capacity_mut()[..n];
+    let (mut k, mut seen, mut sum, mut sq) = (0usize, 0usize, 0f64, 0f64);
+    for id in 0..n {
+        // k ≤ id < n: every slot below the final k is written before k passes it.
+        spare[k].write(id as u64);
+        k += usize::from(kept[id]);
+        let is_seen = counts[id] > 0;
+        let v = if is_seen { values[id] as f64 } else { 0.0 };
+        seen += usize::from(is_seen);
+        sum += v;
+        sq += v * v;
+    }
+    // SAFETY: slots start..start + k were initialised above (see the loop), and the capacity
+    // holds start + n ≥ start + k elements.
+    unsafe { ids.set_len(start + k) };
+    mean_std_of(seen, sum, sq)
+}
+
+/// Whether every id below `n` fits a u32.
+fn fits_u32(n: usize) -> bool {
+    n as u64 <= 1 << 32
+}
+
+/// `extend_where` into u32 ids (every id below `n` must fit one).
+fn extend_where_u32(out: &mut Vec<u32>, n: usize, keep: impl Fn(usize) -> bool) {
+    debug_assert!(fits_u32(n));
+    out.reserve(n);
+    let start = out.len();
+    let spare = &mut out.spare_capacity_mut()[..n];
+    let mut k = 0;
+    for id in 0..n {
+        // k ≤ id < n: every slot below the final k is written before k passes it.
+        spare[k].write(id as u32);
+        k += usize::from(keep(id));
+    }
+    // SAFETY: slots start..start + k were initialised above (see the loop), and the capacity
+    // holds start + n ≥ start + k elements.
+    unsafe { out.set_len(start + k) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::looks_unlearnable;
+    use crate::policy::{mean_std, EpsilonGreedy, EpsilonGreedyConfig, PlanContext, Policy};
+    use crate::policy::{Selection, Ucb, UcbConfig};
+    use crate::scores::ScoreFields;
+
+    /// The selection as it was before the plan became a mask (a list of judged ids, a u64
+    /// pool for the random share, the kept ids collected by a pass over the seen counts), kept
+    /// to pin the new one to it.
+    fn reference(book: &ScoreBook, score: &[f32], p: &Share) -> Vec<u64> {
+        let n = book.len();
+        let (counts, need) = (book.seen(), p.window.max(1));
+        let mut seen = Vec::new();
+        extend_where(&mut seen, n, |id| counts[id] >= need);
+        let unseen = n - seen.len();
+        let k = match p.keep {
+            Some(k) => k.saturating_sub(unseen),
+            None => seen_budget(n, p.prune, unseen),
+        };
+        let top = greedy_count(k, p.explore);
         let guard = p.guard;
-        self.kept.clear();
-        self.kept.resize(n, false);
+        let mut kept = vec![false; n];
         mark_top_k(
-            &self.seen,
+            &seen,
             top,
             |id| match guard {
                 Some(w) if looks_unlearnable(book, id as usize, w) => f32::NEG_INFINITY,
                 _ => score[id as usize],
             },
-            &mut self.kept,
-            &mut self.band,
+            &mut kept,
+            &mut Vec::new(),
         );
-        // The random share: the other judged ids in id order (so the draw is a function of the
-        // set alone), a partial Fisher–Yates with (seed, select stream, period index).
-        self.rest.clear();
-        let kept = &self.kept;
-        extend_where(&mut self.rest, n, |id| (counts[id] >= need) & !kept[id]);
+        let mut rest = Vec::new();
+        extend_where(&mut rest, n, |id| (counts[id] >= need) & !kept[id]);
         let fill = k - top;
-        Rng::new(p.seed, Stream::Select, p.draw, 0).choose_front(&mut self.rest, fill);
-        for &id in &self.rest[..fill] {
-            self.kept[id as usize] = true;
+        Rng::new(p.seed, Stream::Select, p.draw, 0).choose_front(&mut rest, fill);
+        for &id in &rest[..fill] {
+            kept[id as usize] = true;
         }
-        ids.clear();
-        let kept = &self.kept;
-        extend_where(ids, n, |id| (counts[id] < need) | kept[id]);
+        let mut ids = Vec::new();
+        extend_where(&mut ids, n, |id| (counts[id] < need) | kept[id]);
+        ids
+    }
+
+    /// A book of `n` ids with scores from a pool with ties, NaN, ±0 and ±∞, feedback counts
+    /// 0..=3 (`unjudged` of them in 0..=1 for a share of ids, else ≥ 2) and streaks 0..=3.
+    fn random_book(n: usize, seed: u64, unjudged: f64) -> (ScoreBook, Vec<f32>) {
+        let mut book = ScoreBook::new(n, ScoreFields::LOSS_EMA.union(ScoreFields::STREAK));
+        let mut rng = Rng::new(seed, Stream::Augment, 0, 0);
+        let pool = [
+            1.0,
+            -0.0,
+            0.0,
+            f32::NAN,
+            3.5,
+            -2.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ];
+        for id in 0..n {
+            book.seen[id] = if rng.unit_f64() < unjudged {
+                rng.below(2) as u32
+            } else {
+                2 + rng.below(2) as u32
+            };
+            book.wrong_streak[id] = rng.below(4) as u8;
+            let s = if rng.below(3) == 0 {
+                pool[rng.below(pool.len() as u64) as usize]
+            } else {
+                rng.below(1000) as f32 * 0.25
+            };
+            book.loss_ema[id] = s;
+        }
+        let score = book.loss_ema.clone();
+        (book, score)
+    }
+
+    #[test]
+    fn the_mask_plan_equals_the_list_plan() {
+        let mut cases = 0;
+        for (n, unjudged) in [
+            (0, 0.0),
+            (1, 0.0),
+            (7, 0.5),
+            (1000, 0.0),
+            (1000, 0.3),
+            (70_000, 0.0),
+            (70_000, 0.02),
+        ] {
+            let (book, score) = random_book(n, n as u64 + 1, unjudged);
+            let mut share = GreedyShare::new(n);
+            let mut kept = Vec::new();
+            for window in [1, 2, 3] {
+                for guard in [None, Some(2)] {
+                    for keep in [None, Some(0), Some(n / 2), Some(n)] {
+                        for (prune, explore) in [(0.0, 0.1), (0.3, 0.0), (0.3, 0.1), (0.9, 1.0)] {
+                            let p = Share {
+                                window,
+                                keep,
+                                prune,
+                                explore,
+                                guard,
+                                seed: 5,
+                                draw: cases,
+                            };
+                            share.plan(&book, &score, &p, &mut kept);
+                            let mut got = Vec::new();
+                            extend_where(&mut got, n, |id| kept[id]);
+                            assert_eq!(kept.len(), n);
+                            assert!(
+                                got == reference(&book, &score, &p),
+                                "n {n} window {window} guard {guard:?} keep {keep:?} \
+                                 prune {prune} explore {explore}"
+                            );
+                            cases += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(cases, 7 * 3 * 2 * 4 * 4);
+    }
+
+    #[test]
+    fn the_policies_report_the_same_ids_and_figures_as_the_list_plan() {
+        let n = 70_000;
+        let (book, score) = random_book(n, 9, 0.01);
+        let finite: Vec<f32> = score
+            .iter()
+            .map(|&s| if s.is_finite() { s } else { 1.5 })
+            .collect();
+        let mut book = book;
+        book.loss_ema.copy_from_slice(&finite);
+        for noise_guard in [false, true] {
+            let eg: EpsilonGreedyConfig = serde_json::from_value(serde_json::json!({
+                "prune": 0.3, "explore": 0.2, "noise_guard": noise_guard
+            }))
+            .unwrap();
+            let mut policy = EpsilonGreedy::new(eg, n);
+            let mut out = Selection::default();
+            out.clear();
+            for epoch in 0..2 {
+                out.clear();
+                let ctx = PlanContext {
+                    epoch,
+                    seed: 3,
+                    scores: &book,
+                };
+                policy.select(&ctx, &mut out);
+                let p = Share {
+                    window: if noise_guard { 2 } else { 1 },
+                    keep: None,
+                    prune: 0.3,
+                    explore: 0.2,
+                    guard: noise_guard.then_some(2),
+                    seed: 3,
+                    draw: epoch,
+                };
+                assert!(out.ids == reference(&book, book.loss_ema(), &p));
+                assert!(
+                    out.weights.len() == out.ids.len() && out.weights.iter().all(|&w| w == 1.0)
+                );
+                let (mean, std) = mean_std(
+                    (0..n)
+                        .filter(|&id| book.is_seen(id))
+                        .map(|id| book.loss_ema()[id]),
+                );
+                assert_eq!(out.score_mean.to_bits(), mean.to_bits());
+                assert_eq!(out.score_std.to_bits(), std.to_bits());
+            }
+            let uc: UcbConfig =
+                serde_json::from_value(serde_json::json!({ "noise_guard": noise_guard })).unwrap();
+            let mut policy = Ucb::new(uc, n);
+            out.clear();
+            let ctx = PlanContext {
+                epoch: 0,
+                seed: 3,
+                scores: &book,
+            };
+            policy.select(&ctx, &mut out);
+            assert!(!out.ids.is_empty() && out.ids.windows(2).all(|w| w[0] < w[1]));
+            // The figures as `fill_scores` summed them before: mean_std of the seen ids'
+            // scores, in id order.
+            let ucb = |id: usize| {
+                let (ema, var) = (book.loss_ema()[id], book.loss_var()[id]);
+                (ema as f64 + (var as f64).sqrt()) as f32
+            };
+            let (mean, std) = mean_std((0..n).filter(|&id| book.is_seen(id)).map(ucb));
+            assert_eq!(out.score_mean.to_bits(), mean.to_bits());
+            assert_eq!(out.score_std.to_bits(), std.to_bits());
+            let ucb_scores: Vec<f32> = (0..n).map(ucb).collect();
+            let p = Share {
+                window: if noise_guard { 2 } else { 1 },
+                keep: None,
+                prune: 0.3,
+                explore: if noise_guard { 0.1 } else { 0.0 },
+                guard: noise_guard.then_some(2),
+                seed: 3,
+                draw: 0,
+            };
+            assert!(out.ids == reference(&book, &ucb_scores, &p));
+            // A restored cache gives the same ids as the plan it was saved from.
+            let mut back = Ucb::new(
+                serde_json::from_value(serde_json::json!({ "noise_guard": noise_guard })).unwrap(),
+                n,
+            );
+            assert!(back.load_state(&policy.save_state()));
+            let mut again = Selection::default();
+            again.clear();
+            back.select(&ctx, &mut again);
+            assert_eq!(again.ids, out.ids);
+        }
     }
 }

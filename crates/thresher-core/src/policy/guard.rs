@@ -3,7 +3,6 @@
 //! reports, and with the guard on a sample counts as seen (is judged) only after `guard_window`
 //! feedback calls. The config defaults of `noise_guard` and `guard_window` live here too.
 
-use super::extend_where;
 use crate::scores::ScoreBook;
 
 /// The noise guard is on unless the config says `"noise_guard": false`.
@@ -19,7 +18,14 @@ pub(crate) fn default_guard_window() -> u8 {
 /// Whether `id` looks unlearnable: wrong at each of its last `window` correctness reports.
 /// Always false in a book without streaks (no STREAK field, or no correctness reported).
 pub fn looks_unlearnable(book: &ScoreBook, id: usize, window: u8) -> bool {
-    book.wrong_streak().get(id).is_some_and(|&s| s >= window)
+    unlearnable_test(book, window)(id)
+}
+
+/// `looks_unlearnable` of one book and window as a test by id, for a pass over many ids (the
+/// book's streaks looked up once).
+pub(crate) fn unlearnable_test(book: &ScoreBook, window: u8) -> impl Fn(usize) -> bool + '_ {
+    let streak = book.wrong_streak();
+    move |id| streak.get(id).is_some_and(|&s| s >= window)
 }
 
 /// Per id: whether a policy counts it as seen. With the noise guard on (`window` > 1) a
@@ -51,25 +57,14 @@ pub fn partition_judged(
     }
 }
 
-/// `partition_judged` without the unseen list, which the greedy policies only count: leaves
-/// the judged ids in `seen` (ascending) and returns the number of the others.
-///
-/// Once every id is judged (every epoch after the first few), `seen` is 0..n, and a `seen` left
-/// by the previous call that already holds it is kept rather than rewritten: a counting pass
-/// replaces a pass that stores n ids.
-pub(crate) fn judged_ids(scores: &ScoreBook, window: u32, seen: &mut Vec<u64>) -> usize {
+/// Sets `mask` to N entries, `true` for each id not judged yet (`!judged_mask`), and returns
+/// how many there are: the ids the greedy policies keep whatever their scores, as the start of
+/// their kept mask.
+pub(crate) fn unjudged_into(scores: &ScoreBook, window: u32, mask: &mut Vec<bool>) -> usize {
     let need = window.max(1);
-    let counts = scores.seen();
-    let n = counts.len();
-    let unseen = counts.iter().filter(|&&c| c < need).count();
-    // Ascending distinct ids, n of them, the last n − 1: exactly 0..n.
-    if unseen == 0 && seen.len() == n && seen.last() == n.checked_sub(1).map(|l| l as u64).as_ref()
-    {
-        return 0;
-    }
-    seen.clear();
-    extend_where(seen, n, |id| counts[id] >= need);
-    unseen
+    mask.clear();
+    mask.extend(scores.seen().iter().map(|&c| c < need));
+    mask.iter().filter(|&&b| b).count()
 }
 
 /// The fraction of `ids` that look unlearnable; NaN for a book without streaks or no ids.
@@ -134,20 +129,16 @@ mod tests {
     }
 
     #[test]
-    fn judged_ids_lists_the_judged_and_counts_the_rest() {
+    fn unjudged_into_marks_and_counts_the_unjudged() {
         let mut book = ScoreBook::new(5, ScoreFields::LOSS_EMA);
-        let mut seen = vec![7, 8];
+        let mut mask = vec![true; 7];
         book.seen.copy_from_slice(&[2, 1, 0, 3, 2]);
-        assert_eq!(judged_ids(&book, 2, &mut seen), 2);
-        assert_eq!(seen, vec![0, 3, 4]);
-        // All judged: 0..n, whether `seen` is rewritten or kept from the last call.
-        book.seen.copy_from_slice(&[2, 2, 2, 3, 2]);
-        for _ in 0..2 {
-            assert_eq!(judged_ids(&book, 2, &mut seen), 0);
-            assert_eq!(seen, vec![0, 1, 2, 3, 4]);
-        }
-        // Back to some unjudged (a window of 3): the kept list is not reused.
-        assert_eq!(judged_ids(&book, 3, &mut seen), 4);
-        assert_eq!(seen, vec![3]);
+        assert_eq!(unjudged_into(&book, 2, &mut mask), 2);
+        assert_eq!(mask, vec![false, true, true, false, false]);
+        assert_eq!(unjudged_into(&book, 3, &mut mask), 4);
+        assert_eq!(mask, vec![true, true, true, false, true]);
+        // Window 0 counts as 1: only never-seen ids.
+        assert_eq!(unjudged_into(&book, 0, &mut mask), 1);
+        assert_eq!(mask, vec![false, false, true, false, false]);
     }
 }

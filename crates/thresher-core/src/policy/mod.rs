@@ -35,9 +35,11 @@ pub use ucb::{Spread, Ucb, UcbConfig};
 
 pub use config::PolicyConfig;
 pub(crate) use config::{check_momentum, check_period, check_prune, default_momentum};
-pub(crate) use guard::{default_guard_window, default_noise_guard, judged_ids};
+pub(crate) use guard::{
+    default_guard_window, default_noise_guard, unjudged_into, unlearnable_test,
+};
 pub use guard::{judged_mask, looks_unlearnable, partition_judged, unlearnable_fraction};
-pub(crate) use select::{ascending_bits, extend_where};
+pub(crate) use select::{ascending_bits, extend_where, mark_top_k_all};
 pub use select::{budget, mark_top_k, partition_seen, seen_budget, top_k_front};
 pub(crate) use subset_state::{load_subset, save_subset};
 
@@ -123,6 +125,11 @@ pub fn mean_std(values: impl Iterator<Item = f32>) -> (f64, f64) {
         sum += v as f64;
         sq += (v as f64) * (v as f64);
     }
+    mean_std_of(n, sum, sq)
+}
+
+/// `mean_std` from its running sums: `n` values, their sum and their sum of squares.
+pub(crate) fn mean_std_of(n: usize, sum: f64, sq: f64) -> (f64, f64) {
     if n == 0 {
         return (f64::NAN, f64::NAN);
     }

@@ -1,5 +1,7 @@
 //! The plan cache of the periodic policies (`epsilon_greedy`, `ucb`): one period's kept ids,
-//! keyed by (seed, period index), and its checkpoint bytes.
+//! keyed by (seed, period index), and its checkpoint bytes. The ids are held as a mask over
+//! 0..N (the form the selection builds them in, N bytes instead of 8 bytes a kept id); the
+//! checkpoint bytes list them, ascending.
 
 use crate::codec::{Reader, Writer};
 
@@ -10,8 +12,8 @@ use crate::codec::{Reader, Writer};
 pub(super) struct PeriodCache {
     /// (seed, epoch / period) of the cached plan.
     key: Option<(u64, u64)>,
-    /// Kept ids, ascending; all weigh 1.
-    pub(super) ids: Vec<u64>,
+    /// Per id, whether it is kept (all kept ids weigh 1); empty when nothing is cached.
+    pub(super) kept: Vec<bool>,
 }
 
 impl PeriodCache {
@@ -21,6 +23,19 @@ impl PeriodCache {
 
     pub(super) fn set(&mut self, seed: u64, draw: u64) {
         self.key = Some((seed, draw));
+    }
+
+    /// Appends the kept ids to `out`, ascending.
+    pub(super) fn extend_ids(&self, out: &mut Vec<u64>) {
+        let kept = &self.kept;
+        super::extend_where(out, kept.len(), |id| kept[id]);
+    }
+
+    /// The kept ids, ascending.
+    pub(super) fn ids(&self) -> Vec<u64> {
+        let mut ids = Vec::new();
+        self.extend_ids(&mut ids);
+        ids
     }
 
     /// Empty when nothing is cached; otherwise `tag`, seed, draw and the ids. The tag keeps one
@@ -33,7 +48,7 @@ impl PeriodCache {
         w.u8(tag);
         w.u64(seed);
         w.u64(draw);
-        w.u64s(&self.ids);
+        w.u64s(&self.ids());
         w.buf
     }
 
@@ -56,13 +71,15 @@ impl PeriodCache {
     pub(super) fn load(&mut self, bytes: &[u8], tag: u8, n: usize) -> bool {
         if bytes.is_empty() {
             self.key = None;
-            self.ids.clear();
+            self.kept.clear();
             return true;
         }
         match Self::parse(bytes, tag, n) {
             Some((key, ids)) => {
                 self.key = Some(key);
-                self.ids = ids;
+                self.kept.clear();
+                self.kept.resize(n, false);
+                ids.iter().for_each(|&id| self.kept[id as usize] = true);
                 true
             }
             None => false,
@@ -78,13 +95,13 @@ mod tests {
     fn save_load_round_trip_and_refusals() {
         let mut cache = PeriodCache::default();
         assert!(cache.save(3).is_empty(), "nothing cached, no bytes");
-        cache.ids = vec![1, 4, 9];
+        cache.kept = (0..10).map(|id| [1, 4, 9].contains(&id)).collect();
         cache.set(7, 2);
         let bytes = cache.save(3);
         let mut back = PeriodCache::default();
         assert!(back.load(&bytes, 3, 10));
         assert!(back.holds(7, 2) && !back.holds(7, 3) && !back.holds(8, 2));
-        assert_eq!(back.ids, vec![1, 4, 9]);
+        assert_eq!(back.ids(), vec![1, 4, 9]);
         // Another policy's tag, an id ≥ n, truncated bytes: refused, nothing changed.
         for (b, n) in [
             (cache.save(4), 10),
@@ -93,9 +110,9 @@ mod tests {
         ] {
             assert!(!back.load(&b, 3, n));
             assert!(back.holds(7, 2));
-            assert_eq!(back.ids, vec![1, 4, 9]);
+            assert_eq!(back.ids(), vec![1, 4, 9]);
         }
         assert!(back.load(&[], 3, 10));
-        assert!(!back.holds(7, 2) && back.ids.is_empty());
+        assert!(!back.holds(7, 2) && back.ids().is_empty());
     }
 }

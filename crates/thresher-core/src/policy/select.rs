@@ -82,22 +82,46 @@ pub fn mark_top_k(
     mark: &mut [bool],
     band: &mut Vec<u64>,
 ) {
-    let m = ids.len();
+    mark_top_k_of(ids.len(), |j| ids[j], k, score, mark, band);
+}
+
+/// `mark_top_k` over the ids 0..m (m ≤ `mark.len()`), without a list of them: the judged ids
+/// of a plan once every id is judged, which would otherwise be read from an N-sized list.
+pub(crate) fn mark_top_k_all(
+    m: usize,
+    k: usize,
+    score: impl Fn(u64) -> f32,
+    mark: &mut [bool],
+    band: &mut Vec<u64>,
+) {
+    mark_top_k_of(m, |j| j as u64, k, score, mark, band);
+}
+
+/// `mark_top_k` over the m ids `id_at(0..m)`.
+fn mark_top_k_of(
+    m: usize,
+    id_at: impl Fn(usize) -> u64,
+    k: usize,
+    score: impl Fn(u64) -> f32,
+    mark: &mut [bool],
+    band: &mut Vec<u64>,
+) {
+    let ids = || (0..m).map(&id_at);
     let k = k.min(m);
     if k == 0 {
         return;
     }
     if k == m {
-        ids.iter().for_each(|&id| mark[id as usize] = true);
+        ids().for_each(|id| mark[id as usize] = true);
         return;
     }
     // Every id indexes `mark` (ids below `mark.len()` is this function's contract), so a mark
     // of at most 2³² entries bounds them all: no pass over the ids to check that they fit the
     // packed keys' low half.
-    debug_assert!(ids.iter().all(|&id| id < mark.len() as u64));
+    debug_assert!(ids().all(|id| id < mark.len() as u64));
     if mark.len() > 1 << 32 {
         band.clear();
-        band.extend_from_slice(ids);
+        band.extend(ids());
         top_k_front(band, k, score);
         band[..k].iter().for_each(|&id| mark[id as usize] = true);
         return;
@@ -109,7 +133,7 @@ pub fn mark_top_k(
     };
     const SAMPLE: usize = 1 << 14;
     if m >= 4 * SAMPLE {
-        let mut sample: Vec<u64> = (0..SAMPLE).map(|j| packed(ids[j * m / SAMPLE])).collect();
+        let mut sample: Vec<u64> = (0..SAMPLE).map(|j| packed(id_at(j * m / SAMPLE))).collect();
         sample.sort_unstable();
         // k-th of m falls near rank k·S/m of the sample; ±4 standard deviations of that rank.
         let r = (k as f64 / m as f64 * SAMPLE as f64) as usize;
@@ -123,7 +147,7 @@ pub fn mark_top_k(
         band.reserve(m);
         let spare = &mut band.spare_capacity_mut()[..m];
         let (mut below, mut inside) = (0usize, 0usize);
-        for &id in ids {
+        for id in ids() {
             let key = packed(id);
             let is_below = key < lo;
             // Marks and appends without branching on the key (a coin flip near the bracket).
@@ -147,10 +171,10 @@ pub fn mark_top_k(
             }
             return;
         }
-        ids.iter().for_each(|&id| mark[id as usize] = false);
+        ids().for_each(|id| mark[id as usize] = false);
     }
     band.clear();
-    band.extend(ids.iter().map(|&id| packed(id)));
+    band.extend(ids().map(packed));
     band.select_nth_unstable(k - 1);
     band[..k]
         .iter()
@@ -287,6 +311,17 @@ mod tests {
             let mut got = vec![false; m];
             mark_top_k(&ids, k, |i| odd[i as usize], &mut got, &mut Vec::new());
             assert!(got == want, "k = {k}");
+            // The unlisted form over 0..m marks the same set.
+            let mut all = vec![false; m];
+            mark_top_k_all(m, k, |i| odd[i as usize], &mut all, &mut Vec::new());
+            assert!(all == want, "all, k = {k}");
+        }
+        for k in [0, 1, 77_777, n] {
+            let ids: Vec<u64> = (0..n as u64).collect();
+            let (mut want, mut got) = (vec![false; n], vec![false; n]);
+            mark_top_k(&ids, k, score, &mut want, &mut Vec::new());
+            mark_top_k_all(n, k, score, &mut got, &mut Vec::new());
+            assert!(got == want, "all over n, k = {k}");
         }
     }
 

@@ -6,11 +6,10 @@
 
 use serde::Deserialize;
 
-use super::greedy_share::{GreedyShare, Share};
+use super::greedy_share::{extend_kept_and_stats, GreedyShare, Share};
 use super::period_cache::PeriodCache;
 use super::{
-    check_momentum, check_period, check_prune, default_momentum, mean_std, PlanContext, Policy,
-    Selection,
+    check_momentum, check_period, check_prune, default_momentum, PlanContext, Policy, Selection,
 };
 use crate::error::{Error, Result};
 use crate::scores::{ScoreBook, ScoreFields};
@@ -103,13 +102,14 @@ impl UcbConfig {
             .unwrap_or(if self.noise_guard { 0.1 } else { 0.0 })
     }
 
-    /// The score of one sample.
-    fn score(&self, ema: f32, var: f32) -> f32 {
-        let spread = match self.spread {
-            Spread::Std => (var as f64).sqrt(),
-            Spread::Var => var as f64,
-        };
-        (ema as f64 + self.c * spread) as f32
+    /// The score with `spread: "std"`.
+    fn score_std(&self, ema: f32, var: f32) -> f32 {
+        (ema as f64 + self.c * (var as f64).sqrt()) as f32
+    }
+
+    /// The score with `spread: "var"`.
+    fn score_var(&self, ema: f32, var: f32) -> f32 {
+        (ema as f64 + self.c * var as f64) as f32
     }
 }
 
@@ -151,29 +151,22 @@ impl Ucb {
         }
     }
 
-    /// Fills `self.score` and returns the mean and standard deviation of the seen ids' scores
-    /// (`mean_std`, same order, same sums) in one pass: the sums are a chain of dependent adds
-    /// whose latency the score computation and store hide.
-    fn fill_scores(&mut self, book: &ScoreBook) -> (f64, f64) {
+    /// Fills `self.score`: a map with no dependence between ids (the seen ids' mean and
+    /// deviation are summed later, in the pass that lists the kept ids).
+    fn fill_scores(&mut self, book: &ScoreBook) {
         let c = &self.config;
         let score = &mut self.score;
         score.clear();
-        score.reserve(book.len());
-        mean_std(
-            book.loss_ema()
-                .iter()
-                .zip(book.loss_var())
-                .zip(book.seen())
-                .filter_map(|((&ema, &var), &count)| {
-                    let s = c.score(ema, var);
-                    score.push(s);
-                    (count > 0).then_some(s)
-                }),
-        )
+        let pairs = book.loss_ema().iter().zip(book.loss_var());
+        // One loop per spread, so that neither tests the spread per id.
+        match c.spread {
+            Spread::Std => score.extend(pairs.map(|(&ema, &var)| c.score_std(ema, var))),
+            Spread::Var => score.extend(pairs.map(|(&ema, &var)| c.score_var(ema, var))),
+        }
     }
 
-    /// Re-plans into `self.cache.ids` (ascending, so the later shuffle does not depend on how
-    /// the standard library's selection happened to permute ids). Expects fresh `self.score`.
+    /// Re-plans into `self.cache` (a mask, so the kept ids come out ascending and the later
+    /// shuffle does not depend on how the selection happened to permute them). Expects fresh `self.score`.
     fn plan(&mut self, book: &ScoreBook, seed: u64, draw: u64) {
         let share = Share {
             window: self.window(),
@@ -185,7 +178,7 @@ impl Ucb {
             draw,
         };
         self.share
-            .plan(book, &self.score, &share, &mut self.cache.ids);
+            .plan(book, &self.score, &share, &mut self.cache.kept);
         self.cache.set(seed, draw);
     }
 }
@@ -202,16 +195,16 @@ impl Policy for Ucb {
     fn select(&mut self, ctx: &PlanContext<'_>, out: &mut Selection) {
         let book = ctx.scores;
         debug_assert_eq!(book.len(), self.n);
-        let stats = self.fill_scores(book);
+        self.fill_scores(book);
         // Keyed by the period index, not `epoch % period == 0`: a resumed run may start
         // mid-period, and must not return a plan cached for another period.
         let draw = ctx.epoch / self.config.period;
         if !self.cache.holds(ctx.seed, draw) {
             self.plan(book, ctx.seed, draw);
         }
-        out.ids.extend_from_slice(&self.cache.ids);
+        (out.score_mean, out.score_std) =
+            extend_kept_and_stats(&self.cache.kept, book.seen(), &self.score, &mut out.ids);
         out.weights.resize(out.ids.len(), 1.0);
-        (out.score_mean, out.score_std) = stats;
     }
 
     fn save_state(&self) -> Vec<u8> {
