@@ -9,29 +9,33 @@ use thresher_core::source::ArraySource;
 use thresher_core::{Config, Feedback, Loader, Rng, ScoreBook, ScoreFields, Stream};
 
 use crate::plans::cases;
-use crate::{load, median, policy_config, unit, Args, BATCH, IMAGENET};
+use crate::{cpu_now, load, median, policy_config, unit, Args, BATCH, IMAGENET};
 
 /// Runs `pass` 1 + `passes` times (the first warms the caches and is not counted) and returns
-/// one feedback row: median and best rate over the counted passes.
+/// one feedback row: median and best rate over the counted passes, and the median rate in this
+/// thread's CPU time (which, on a shared machine, leaves out the time the thread was preempted).
 fn feedback_row(path: &str, name: &str, n: usize, passes: usize, mut pass: impl FnMut()) -> Value {
-    let mut secs = Vec::new();
+    let (mut secs, mut cpu) = (Vec::new(), Vec::new());
     for p in 0..=passes {
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), cpu_now());
         pass();
         if p > 0 {
             secs.push(t.elapsed().as_secs_f64());
+            cpu.push(cpu_now() - c);
         }
     }
     let best = secs.iter().cloned().fold(f64::INFINITY, f64::min);
-    let s = median(&mut secs);
+    let (s, c) = (median(&mut secs), median(&mut cpu));
     eprintln!(
-        "feedback: N = {n}, {path}, {name}: {:.1} M samples/s (load {:.2})",
+        "feedback: N = {n}, {path}, {name}: {:.1} M samples/s, {:.1} M/s of CPU time (load {:.2})",
         n as f64 / s / 1e6,
+        n as f64 / c / 1e6,
         load()
     );
     json!({"path": path, "variant": name, "n": n, "batch": BATCH,
            "samples_per_s": n as f64 / s, "ns_per_sample": s / n as f64 * 1e9,
-           "best_samples_per_s": n as f64 / best, "load": load()})
+           "best_samples_per_s": n as f64 / best, "cpu_samples_per_s": n as f64 / c,
+           "load": load()})
 }
 
 /// Feedback in batches of 256 ids in shuffled order, over N = 60,000 (Fashion-MNIST: the book

@@ -84,26 +84,27 @@ impl ScoreFile {
             columns.push(("loss_var".into(), ColumnData::F32(book.loss_var.clone())));
         }
         if f.contains(ScoreFields::GRAD_NORM) {
-            let g = book.grad_norm_ema.clone();
+            let g = book.grad_norm_ema().to_vec();
             columns.push(("grad_norm_ema".into(), ColumnData::F32(g)));
         }
         if f.contains(ScoreFields::EL2N) {
             let mean = book
-                .el2n_sum
+                .el2n_sum()
                 .iter()
-                .zip(&book.el2n_n)
-                .map(|(&s, &n)| if n == 0 { f32::NAN } else { s / n as f32 })
+                .zip(book.el2n_n())
+                .map(|(s, n)| if n == 0 { f32::NAN } else { s / n as f32 })
                 .collect();
             columns.push(("el2n".into(), ColumnData::F32(mean)));
         }
         if f.contains(ScoreFields::CORRECT) {
-            let c = book.correct_last.clone();
+            let c = book.correct_last().to_vec();
             columns.push(("correct_last".into(), ColumnData::U8(c)));
             columns.push((
                 "ever_correct".into(),
-                ColumnData::U8(book.ever_correct.clone()),
+                ColumnData::U8(book.ever_correct().to_vec()),
             ));
-            columns.push(("forgets".into(), ColumnData::F32(book.forgets.clone())));
+            let forgets = book.forgets().to_vec();
+            columns.push(("forgets".into(), ColumnData::F32(forgets)));
         }
         ScoreFile {
             n: book.len(),
@@ -377,26 +378,27 @@ impl ScoreFile {
             book.loss_var = need("loss_var")?;
         }
         if f.contains(ScoreFields::GRAD_NORM) {
-            book.grad_norm_ema = need("grad_norm_ema")?;
+            let g = need("grad_norm_ema")?;
+            book.records.set_all(book.records.slots.grad_norm_ema, &g);
         }
         if f.contains(ScoreFields::EL2N) {
             let mean = need("el2n")?;
             for (i, m) in mean.into_iter().enumerate() {
                 let (s, n) = if m.is_nan() { (0.0, 0) } else { (m, 1) };
-                book.el2n_sum[i] = s;
-                book.el2n_n[i] = n;
+                book.records.set(book.records.slots.el2n_sum, i, s);
+                book.records.set(book.records.slots.el2n_n, i, n as u32);
             }
         }
         if f.contains(ScoreFields::CORRECT) {
-            book.forgets = need("forgets")?;
-            for (col, dst) in [("ever_correct", 0), ("correct_last", 1)] {
-                let v = need(col)?;
-                let target = if dst == 0 {
-                    &mut book.ever_correct
-                } else {
-                    &mut book.correct_last
-                };
-                target.iter_mut().zip(v).for_each(|(t, x)| *t = x as u8);
+            let forgets = need("forgets")?;
+            book.records.set_all(book.records.slots.forgets, &forgets);
+            let slots = book.records.slots;
+            for (col, slot) in [
+                ("ever_correct", slots.ever_correct),
+                ("correct_last", slots.correct_last),
+            ] {
+                let v: Vec<u8> = need(col)?.into_iter().map(|x| x as u8).collect();
+                book.records.set_all(slot, &v);
             }
         }
         Ok(())
@@ -470,10 +472,10 @@ mod tests {
         assert_eq!(format!("{f:?}"), format!("{g:?}")); // NaN-tolerant equality
         let mut fresh = ScoreBook::new(4, ScoreFields::EL2N.union(ScoreFields::CORRECT));
         g.seed_book(&path, &mut fresh).unwrap();
-        assert_eq!(fresh.el2n_sum[2], 0.75);
-        assert_eq!(fresh.el2n_n[1], 0);
+        assert_eq!(fresh.el2n_sum().get(2), Some(0.75));
+        assert_eq!(fresh.el2n_n().get(1), Some(0));
         assert_eq!(fresh.seen, vec![1, 0, 1, 0]);
-        assert_eq!(fresh.ever_correct[0], 1);
+        assert_eq!(fresh.ever_correct().get(0), Some(1));
         let mut wrong = ScoreBook::new(5, ScoreFields::EL2N);
         assert!(g
             .seed_book(&path, &mut wrong)

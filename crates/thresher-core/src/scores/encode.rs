@@ -10,25 +10,22 @@ impl ScoreBook {
     pub(crate) fn encode(&self, w: &mut Writer) {
         w.u32(self.fields.0);
         w.u64(self.n as u64);
+        // The record's fields are written as the flat arrays they once were (the format).
         w.u32s(&self.seen);
         w.u32s(&self.last_epoch);
         w.u32s(&self.times_kept);
-        for v in [
-            &self.loss_last,
-            &self.loss_ema,
-            &self.loss_var,
-            &self.grad_norm_ema,
-            &self.el2n_sum,
-        ] {
+        for v in [&self.loss_last, &self.loss_ema, &self.loss_var] {
             w.f32s(v);
         }
-        w.u32s(&self.el2n_n);
-        w.u8s(&self.correct_last);
-        w.u8s(&self.ever_correct);
-        w.f32s(&self.forgets);
+        w.f32s(&self.grad_norm_ema().to_vec());
+        w.f32s(&self.el2n_sum().to_vec());
+        w.u32s(&self.el2n_n().to_vec());
+        w.u8s(&self.correct_last().to_vec());
+        w.u8s(&self.ever_correct().to_vec());
+        w.f32s(&self.forgets().to_vec());
         w.u64(self.sketch.in_dim() as u64);
         w.f32s(&self.embeddings);
-        w.u8s(&self.has_embedding);
+        w.u8s(&self.has_embedding().to_vec());
         // Appended last, and only by books that hold it, so that every checkpoint written
         // before the field existed still has the same bytes and loads (see `decode`).
         if self.fields.contains(ScoreFields::STREAK) {
@@ -57,18 +54,26 @@ impl ScoreBook {
                 b.$field = v;
             }};
         }
+        // A field of the records: read as its flat array, then spread into them.
+        macro_rules! load_record {
+            ($field:ident, $read:ident) => {{
+                same(usize::try_from(r.peek_len()?).ok()?, b.$field().len())?;
+                let v = r.$read()?;
+                b.records.set_all(b.records.slots.$field, &v);
+            }};
+        }
         load!(seen, u32s);
         load!(last_epoch, u32s);
         load!(times_kept, u32s);
         load!(loss_last, f32s);
         load!(loss_ema, f32s);
         load!(loss_var, f32s);
-        load!(grad_norm_ema, f32s);
-        load!(el2n_sum, f32s);
-        load!(el2n_n, u32s);
-        load!(correct_last, u8s);
-        load!(ever_correct, u8s);
-        load!(forgets, f32s);
+        load_record!(grad_norm_ema, f32s);
+        load_record!(el2n_sum, f32s);
+        load_record!(el2n_n, u32s);
+        load_record!(correct_last, u8s);
+        load_record!(ever_correct, u8s);
+        load_record!(forgets, f32s);
         let in_dim = usize::try_from(r.u64()?).ok()?;
         if in_dim > MAX_EMBEDDING_DIM {
             return None;
@@ -86,18 +91,18 @@ impl ScoreBook {
         if in_dim > 0 {
             b.sketch.fix_dim(in_dim);
         }
-        load!(has_embedding, u8s);
+        load_record!(has_embedding, u8s);
         // A checksum says the bytes are the ones written, not that they make sense: values no
         // feedback can produce are refused too.
-        let flags = |v: &[u8], max: u8| v.iter().all(|&x| x <= max);
-        let valid = flags(&b.has_embedding, 1)
-            && flags(&b.correct_last, 2)
-            && flags(&b.ever_correct, 1)
+        let flags = |v: super::Column<'_, u8>, max: u8| v.iter().all(|x| x <= max);
+        let valid = flags(b.has_embedding(), 1)
+            && flags(b.correct_last(), 2)
+            && flags(b.ever_correct(), 1)
             && b.embeddings.iter().all(|x| x.is_finite())
-            && b.forgets.iter().all(|x| x.is_finite() && *x >= 0.0)
-            && b.grad_norm_ema
+            && b.forgets().iter().all(|x| x.is_finite() && x >= 0.0)
+            && b.grad_norm_ema()
                 .iter()
-                .all(|x| x.is_nan() || (x.is_finite() && *x >= 0.0));
+                .all(|x| x.is_nan() || (x.is_finite() && x >= 0.0));
         if !valid {
             return None;
         }
@@ -212,6 +217,48 @@ mod tests {
         assert!(c
             .decode(&mut Reader::new(&w.buf[..w.buf.len() - 1], 0))
             .is_none());
+    }
+
+    /// The bytes of a book with every field after feedback of every kind over a few epochs,
+    /// pinned by digest: the update rules and the checkpoint format give the same bytes in
+    /// every build (the digest was taken before the record layout replaced the flat arrays).
+    #[test]
+    fn feedback_state_bytes_are_pinned() {
+        use crate::rng::{Rng, Stream};
+        let n = 1000;
+        let mut b = ScoreBook::with_options(n, ScoreFields::ALL, 0.8, 4, 9);
+        let mut ids: Vec<u64> = (0..n as u64).collect();
+        for epoch in 0..4u64 {
+            Rng::new(3, Stream::Shuffle, epoch, 0).shuffle(&mut ids);
+            let unit = |what: u64, id: u64| {
+                Rng::new(5, Stream::Select, what, id + epoch * n as u64).unit_f64() as f32
+            };
+            for chunk in ids[..700].chunks(64) {
+                let loss: Vec<f32> = chunk.iter().map(|&i| unit(0, i) * 3.0).collect();
+                let grad: Vec<f32> = chunk.iter().map(|&i| unit(1, i)).collect();
+                let el2n: Vec<f32> = chunk.iter().map(|&i| unit(2, i)).collect();
+                let correct: Vec<u8> = chunk.iter().map(|&i| (unit(3, i) < 0.6) as u8).collect();
+                let emb: Vec<f32> = chunk
+                    .iter()
+                    .flat_map(|&i| (0..6).map(move |j| (i * 7 + j) as f32 % 5.0))
+                    .collect();
+                let f = Feedback {
+                    grad_norm: (epoch != 1).then_some(&grad[..]),
+                    el2n: (epoch != 2).then_some(&el2n[..]),
+                    correct: (epoch != 3).then_some(&correct[..]),
+                    embedding: (epoch % 2 == 0).then_some(&emb[..]),
+                    embedding_dim: if epoch % 2 == 0 { 6 } else { 0 },
+                    ..fb(chunk, &loss)
+                };
+                b.feedback(&f, epoch).unwrap();
+            }
+            b.mark_kept(&ids[..300]);
+        }
+        let mut w = Writer::default();
+        b.encode(&mut w);
+        let mut h = crate::util::Fnv::default();
+        h.write(&w.buf);
+        assert_eq!((w.buf.len(), h.0), (60140, 1463253127900587153));
     }
 
     #[test]

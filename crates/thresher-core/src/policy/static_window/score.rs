@@ -33,7 +33,7 @@ impl StaticScore for El2nScore {
     const STATE_TAG: u8 = 5;
 
     fn scores(book: &ScoreBook, out: &mut [f32]) {
-        for ((s, &sum), &count) in out.iter_mut().zip(book.el2n_sum()).zip(book.el2n_n()) {
+        for ((s, sum), count) in out.iter_mut().zip(book.el2n_sum()).zip(book.el2n_n()) {
             if count > 0 {
                 *s = sum / count as f32;
             }
@@ -50,7 +50,7 @@ impl StaticScore for GradNormScore {
     const STATE_TAG: u8 = 6;
 
     fn scores(book: &ScoreBook, out: &mut [f32]) {
-        for (s, &g) in out.iter_mut().zip(book.grad_norm_ema()) {
+        for (s, g) in out.iter_mut().zip(book.grad_norm_ema()) {
             *s = g;
         }
     }
@@ -70,7 +70,7 @@ impl StaticScore for ForgettingScore {
             .iter()
             .zip(book.ever_correct())
             .zip(book.forgets());
-        for (s, ((&last, &ever), &forgets)) in out.iter_mut().zip(fields) {
+        for (s, ((last, ever), forgets)) in out.iter_mut().zip(fields) {
             if last != 2 {
                 *s = if ever == 0 { f32::INFINITY } else { forgets };
             }
