@@ -204,6 +204,12 @@ impl ScoreBook {
         self.seen[id] > 0
     }
 
+    /// Every id's record (the fields besides the counters, losses and streaks) in id order,
+    /// and where each field lies in one: for passes that read several of them per id.
+    pub(crate) fn record_rows(&self) -> (std::slice::ChunksExact<'_, u32>, record::Slots) {
+        (self.records.rows(), self.records.slots)
+    }
+
     /// Feedback calls that named each id.
     pub fn seen(&self) -> &[u32] {
         &self.seen

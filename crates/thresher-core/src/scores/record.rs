@@ -206,6 +206,18 @@ impl Records {
         }
     }
 
+    /// Every id's record in id order, one slice of the record's words per id: a sequential
+    /// walk for a pass that reads several fields of every id (a `Column` per field would walk
+    /// the records once per field, with a stride). Empty when the book has no records.
+    pub(crate) fn rows(&self) -> std::slice::ChunksExact<'_, u32> {
+        let words = if self.blocks.is_empty() {
+            &[][..]
+        } else {
+            &self.words()[..self.n << self.shift]
+        };
+        words.chunks_exact(1 << self.shift)
+    }
+
     /// Hints that `id`'s record will be written soon.
     #[inline(always)]
     pub(crate) fn prefetch(&self, id: usize) {

@@ -33,9 +33,14 @@ impl StaticScore for El2nScore {
     const STATE_TAG: u8 = 5;
 
     fn scores(book: &ScoreBook, out: &mut [f32]) {
-        for ((s, sum), count) in out.iter_mut().zip(book.el2n_sum()).zip(book.el2n_n()) {
-            if count > 0 {
-                *s = sum / count as f32;
+        let (rows, slots) = book.record_rows();
+        let (Some(sum), Some(count)) = (slots.el2n_sum, slots.el2n_n) else {
+            return;
+        };
+        for (s, rec) in out.iter_mut().zip(rows) {
+            let n: u32 = count.get(rec);
+            if n > 0 {
+                *s = sum.get::<f32>(rec) / n as f32;
             }
         }
     }
@@ -50,8 +55,12 @@ impl StaticScore for GradNormScore {
     const STATE_TAG: u8 = 6;
 
     fn scores(book: &ScoreBook, out: &mut [f32]) {
-        for (s, g) in out.iter_mut().zip(book.grad_norm_ema()) {
-            *s = g;
+        let (rows, slots) = book.record_rows();
+        let Some(g) = slots.grad_norm_ema else {
+            return;
+        };
+        for (s, rec) in out.iter_mut().zip(rows) {
+            *s = g.get(rec);
         }
     }
 }
@@ -65,14 +74,19 @@ impl StaticScore for ForgettingScore {
     const STATE_TAG: u8 = 7;
 
     fn scores(book: &ScoreBook, out: &mut [f32]) {
-        let fields = book
-            .correct_last()
-            .iter()
-            .zip(book.ever_correct())
-            .zip(book.forgets());
-        for (s, ((last, ever), forgets)) in out.iter_mut().zip(fields) {
-            if last != 2 {
-                *s = if ever == 0 { f32::INFINITY } else { forgets };
+        let (rows, slots) = book.record_rows();
+        let (Some(last), Some(ever), Some(forgets)) =
+            (slots.correct_last, slots.ever_correct, slots.forgets)
+        else {
+            return;
+        };
+        for (s, rec) in out.iter_mut().zip(rows) {
+            if last.get::<u8>(rec) != 2 {
+                *s = if ever.get::<u8>(rec) == 0 {
+                    f32::INFINITY
+                } else {
+                    forgets.get(rec)
+                };
             }
         }
     }
