@@ -77,7 +77,7 @@ def write_page(docs, raw, quick):
     out = []
     w = out.append
     w("# Performance record\n")
-    w("Every figure on this page comes from one command, `make bench` (5 min 17 s on 2 quiet "
+    w("Every figure on this page comes from one command, `make bench` (8 min 13 s on 2 quiet "
       "cores in the latest run, once the image data and the Python packages are in place; the "
       "first run also makes the image data — 5,000 JPEGs, 60,000 PNGs and the 200,000-PNG "
       "cold-cache set, about a minute — and installs torchvision, simplejpeg and "
@@ -95,6 +95,13 @@ def write_page(docs, raw, quick):
         w(f"Measured on {micro['cores']} cores; micro bench load average {micro['load_start']:.2f} at "
           f"the start, {micro['load_end']:.2f} at the end ({micro['seconds']:.0f} s"
           f"{', quick run' if quick or micro.get('quick') else ''}).\n")
+    w("Machines of the same kind differ: the session machines this page has been measured on "
+      "are all 2-core VMs, but their CPUs are not the same model, and absolute figures have "
+      "moved by up to 2× between them with no change to the code measured (the `full` "
+      "policy's plan, a shuffle of N ids, is the yardstick: its time below says how fast this "
+      "run's machine moves memory; the full-decode JPEG ceiling, which is not thresher's code, "
+      "is another). Compare ratios taken in one run; compare absolute figures only with runs "
+      "on the same machine (`git log -p docs/bench/` has every earlier run).\n")
 
     goals = []  # (goal, figure, load, met)
 
