@@ -119,7 +119,7 @@ impl GreedyShare {
         if fits_u32(n) {
             let rest = &mut self.rest32;
             rest.clear();
-            extend_where_u32(rest, n, |id| !kept[id]);
+            extend_where(rest, n, |id| !kept[id]);
             rng.choose_front(rest, fill);
             rest[..fill].iter().for_each(|&id| kept[id as usize] = true);
         } else {
@@ -193,23 +193,6 @@ fn fits_u32(n: usize) -> bool {
     n as u64 <= 1 << 32
 }
 
-/// `extend_where` into u32 ids (every id below `n` must fit one).
-fn extend_where_u32(out: &mut Vec<u32>, n: usize, keep: impl Fn(usize) -> bool) {
-    debug_assert!(fits_u32(n));
-    out.reserve(n);
-    let start = out.len();
-    let spare = &mut out.spare_capacity_mut()[..n];
-    let mut k = 0;
-    for id in 0..n {
-        // k ≤ id < n: every slot below the final k is written before k passes it.
-        spare[k].write(id as u32);
-        k += usize::from(keep(id));
-    }
-    // SAFETY: slots start..start + k were initialised above (see the loop), and the capacity
-    // holds start + n ≥ start + k elements.
-    unsafe { out.set_len(start + k) };
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,7 +207,7 @@ mod tests {
     fn reference(book: &ScoreBook, score: &[f32], p: &Share) -> Vec<u64> {
         let n = book.len();
         let (counts, need) = (book.seen(), p.window.max(1));
-        let mut seen = Vec::new();
+        let mut seen: Vec<u64> = Vec::new();
         extend_where(&mut seen, n, |id| counts[id] >= need);
         let unseen = n - seen.len();
         let k = match p.keep {
@@ -244,7 +227,7 @@ mod tests {
             &mut kept,
             &mut Vec::new(),
         );
-        let mut rest = Vec::new();
+        let mut rest: Vec<u64> = Vec::new();
         extend_where(&mut rest, n, |id| (counts[id] >= need) & !kept[id]);
         let fill = k - top;
         Rng::new(p.seed, Stream::Select, p.draw, 0).choose_front(&mut rest, fill);
@@ -318,7 +301,7 @@ mod tests {
                                 draw: cases,
                             };
                             share.plan(&book, &score, &p, &mut kept);
-                            let mut got = Vec::new();
+                            let mut got: Vec<u64> = Vec::new();
                             extend_where(&mut got, n, |id| kept[id]);
                             assert_eq!(kept.len(), n);
                             assert!(

@@ -191,18 +191,39 @@ pub(crate) fn ascending_bits(x: f32) -> u32 {
     }
 }
 
+/// An id as a selection lists it: u64, or u32 where every id below N fits one (half the bytes
+/// to write and to shuffle).
+pub(crate) trait ListedId: Copy {
+    fn from_id(id: usize) -> Self;
+}
+
+impl ListedId for u64 {
+    #[inline(always)]
+    fn from_id(id: usize) -> u64 {
+        id as u64
+    }
+}
+
+impl ListedId for u32 {
+    #[inline(always)]
+    fn from_id(id: usize) -> u32 {
+        debug_assert!(id <= u32::MAX as usize);
+        id as u32
+    }
+}
+
 /// Appends to `out`, ascending, the ids in 0..n for which `keep(id)` holds, with no branch on
 /// `keep`: the predicates the policies filter by (below the mean, kept by a random draw) are
 /// coin flips the branch predictor misses half the time, which cost more than an unconditional
 /// store per id.
-pub(crate) fn extend_where(out: &mut Vec<u64>, n: usize, keep: impl Fn(usize) -> bool) {
+pub(crate) fn extend_where<T: ListedId>(out: &mut Vec<T>, n: usize, keep: impl Fn(usize) -> bool) {
     out.reserve(n);
     let start = out.len();
     let spare = &mut out.spare_capacity_mut()[..n];
     let mut k = 0;
     for id in 0..n {
         // k ≤ id < n: every slot below the final k is written before k passes it.
-        spare[k].write(id as u64);
+        spare[k].write(T::from_id(id));
         k += usize::from(keep(id));
     }
     // SAFETY: slots start..start + k were initialised above (see the loop), and the capacity
@@ -327,11 +348,14 @@ mod tests {
 
     #[test]
     fn extend_where_keeps_matching_ids_in_order() {
-        let mut out = vec![99];
+        let mut out: Vec<u64> = vec![99];
         extend_where(&mut out, 10, |i| i % 3 == 1);
         assert_eq!(out, vec![99, 1, 4, 7]);
         extend_where(&mut out, 0, |_| true);
         assert_eq!(out, vec![99, 1, 4, 7]);
+        let mut narrow: Vec<u32> = vec![99];
+        extend_where(&mut narrow, 10, |i| i % 3 == 1);
+        assert_eq!(narrow, vec![99, 1, 4, 7]);
     }
 
     #[test]
