@@ -1,6 +1,8 @@
 //! The noise guard of the score-based policies: samples wrong at each of their last
 //! `guard_window` correctness reports (at every one, with fewer reports) rank below every other
 //! seen sample, so a policy that keeps the hardest samples does not keep the mislabeled ones;
+//! the guarded default draws half of the seen budget at random outside the hardest part and
+//! weighs each unflagged drawn sample the inverse of its chance to be drawn;
 //! `"noise_guard": false` keeps the papers' rules; the report's `unlearnable_fraction` says how
 //! many of the kept samples look unlearnable.
 
@@ -39,6 +41,12 @@ fn planner(policy: &str) -> Planner {
 /// Runs `epochs` epochs feeding every signal; returns the kept ids of the next epoch and its
 /// report's unlearnable fraction.
 fn kept_after(policy: &str, epochs: u64) -> (Vec<u64>, f64) {
+    let (kept, unlearnable) = weighed_after(policy, epochs);
+    (kept.into_iter().map(|(id, _)| id).collect(), unlearnable)
+}
+
+/// `kept_after` with each kept id's weight, ascending by id.
+fn weighed_after(policy: &str, epochs: u64) -> (Vec<(u64, f32)>, f64) {
     let mut p = planner(policy);
     for _ in 0..epochs {
         while let Some(b) = p.next_batch().unwrap() {
@@ -65,9 +73,31 @@ fn kept_after(policy: &str, epochs: u64) -> (Vec<u64>, f64) {
         }
     }
     let plan = p.epoch_plan();
-    let mut ids = plan.ids.clone();
-    ids.sort_unstable();
-    (ids, p.report().unlearnable_fraction)
+    let mut kept: Vec<(u64, f32)> = plan.ids.iter().copied().zip(plan.weights.clone()).collect();
+    kept.sort_unstable_by_key(|k| k.0);
+    (kept, p.report().unlearnable_fraction)
+}
+
+/// Checks the guarded default's split of 50 kept ids out of 100 after two epochs: the 25
+/// hardest learnable (ids 20..45) at weight 1, and 25 drawn from the other 75 judged ids, each
+/// weighing 75/25 = 3 unless it looks unlearnable (ids 0..20: weight 1).
+fn assert_guarded_split(policy: &str) {
+    let (kept, unlearnable) = weighed_after(policy, 2);
+    assert_eq!(kept.len(), 50, "{policy}");
+    for &(id, w) in &kept {
+        // Ids 0..20 (flagged, drawn) and 20..45 (the fixed part) weigh 1.
+        let want = if id < 45 { 1.0 } else { 3.0 };
+        assert_eq!(w, want, "{policy}: id {id}");
+    }
+    assert!(
+        range(20, 45).iter().all(|i| kept.iter().any(|k| k.0 == *i)),
+        "{policy}: {kept:?}"
+    );
+    let flagged = kept.iter().filter(|k| k.0 < 20).count();
+    assert!(
+        (unlearnable - flagged as f64 / 50.0).abs() < 1e-12,
+        "{policy}"
+    );
 }
 
 fn range(a: u64, b: u64) -> Vec<u64> {
@@ -80,8 +110,8 @@ fn greedy_policies_keep_the_hardest_learnable_samples() {
         // A first period of two epochs: every sample has two reports when the plan is made.
         r#""kind": "ucb", "c": 0, "explore": 0, "period": 2"#,
         r#""kind": "epsilon_greedy", "explore": 0, "period": 2"#,
-        r#""kind": "el2n", "score_epochs": 2"#,
-        r#""kind": "grand", "score_epochs": 2"#,
+        r#""kind": "el2n", "explore": 0, "score_epochs": 2"#,
+        r#""kind": "grand", "explore": 0, "score_epochs": 2"#,
     ] {
         // K = 50: the 50 hardest that are not unlearnable are ids 20..70.
         let (kept, unlearnable) = kept_after(&format!(r#"{{{kind}, "prune": 0.5}}"#), 2);
@@ -101,6 +131,24 @@ fn greedy_policies_keep_the_hardest_learnable_samples() {
 }
 
 #[test]
+fn the_guarded_default_draws_half_the_seen_budget_and_rescales_it() {
+    for kind in [
+        r#""kind": "ucb", "c": 0, "period": 2"#,
+        r#""kind": "epsilon_greedy", "period": 2"#,
+        r#""kind": "el2n", "score_epochs": 2"#,
+        r#""kind": "grand", "score_epochs": 2"#,
+    ] {
+        assert_guarded_split(&format!(r#"{{{kind}, "prune": 0.5}}"#));
+        // `rescale: false`: the same split at weight 1.
+        let (kept, _) = weighed_after(&format!(r#"{{{kind}, "prune": 0.5, "rescale": false}}"#), 2);
+        assert!(
+            kept.len() == 50 && kept.iter().all(|k| k.1 == 1.0),
+            "{kind}"
+        );
+    }
+}
+
+#[test]
 fn a_sample_is_judged_after_two_reports() {
     // After one epoch every sample has one report (ids 0..40 wrong at it): none is judged yet,
     // so the guarded UCB keeps everything once more; the paper's rule prunes at once.
@@ -115,20 +163,18 @@ fn a_sample_is_judged_after_two_reports() {
     // only 0..20 look unlearnable.
     let (kept, _) = kept_after(r#"{"kind": "ucb", "c": 0, "explore": 0, "prune": 0.5}"#, 2);
     assert_eq!(kept, range(20, 70));
-    // The guarded default also draws a random share (`explore` 0.1): of the 50 kept, the top
-    // ⌈0.9·50⌉ = 45 by score (ids 20..65) and 5 drawn from the other judged samples.
-    let (kept, _) = kept_after(r#"{"kind": "ucb", "c": 0, "prune": 0.5}"#, 2);
-    assert_eq!(kept.len(), 50);
-    assert!(range(20, 65).iter().all(|i| kept.contains(i)), "{kept:?}");
-    assert_ne!(kept, range(20, 70));
+    // The guarded default also draws a random share (`explore` 0.5): of the 50 kept, the top
+    // ⌈0.5·50⌉ = 25 by score (ids 20..45) and 25 drawn from the other judged samples.
+    assert_guarded_split(r#"{"kind": "ucb", "c": 0, "prune": 0.5}"#);
 }
 
 #[test]
 fn static_policies_score_for_at_least_the_window() {
     // One scoring epoch asked for, two used: at epoch 1 the subset is not fixed yet.
-    let (kept, _) = kept_after(r#"{"kind": "el2n", "score_epochs": 1, "prune": 0.5}"#, 1);
+    let el2n = r#"{"kind": "el2n", "score_epochs": 1, "prune": 0.5, "explore": 0}"#;
+    let (kept, _) = kept_after(el2n, 1);
     assert_eq!(kept, range(0, 100));
-    let (kept, _) = kept_after(r#"{"kind": "el2n", "score_epochs": 1, "prune": 0.5}"#, 2);
+    let (kept, _) = kept_after(el2n, 2);
     assert_eq!(kept, range(20, 70));
 }
 
@@ -136,10 +182,25 @@ fn static_policies_score_for_at_least_the_window() {
 fn forgetting_ranks_never_correct_samples_lowest_not_highest() {
     // Paper rule: never correct is +∞, kept first. Guarded: they are unlearnable-looking.
     let (kept, _) = kept_after(
-        r#"{"kind": "forgetting", "score_epochs": 2, "prune": 0.8}"#,
+        r#"{"kind": "forgetting", "score_epochs": 2, "prune": 0.8, "explore": 0}"#,
         2,
     );
     assert!(kept.iter().all(|&i| i >= 20), "{kept:?}");
+    // The guarded default: none of them in the fixed part (10 of the 20 kept, all ≥ 20), and
+    // any drawn into the random share weighs 1.
+    let (kept, _) = weighed_after(
+        r#"{"kind": "forgetting", "score_epochs": 2, "prune": 0.8}"#,
+        2,
+    );
+    assert_eq!(kept.len(), 20);
+    assert!(
+        kept.iter().filter(|k| k.0 < 20).all(|k| k.1 == 1.0),
+        "{kept:?}"
+    );
+    assert!(
+        kept.iter().filter(|k| k.0 >= 20 && k.1 == 1.0).count() >= 10,
+        "{kept:?}"
+    );
     let (kept, _) = kept_after(
         r#"{"kind": "forgetting", "score_epochs": 2, "prune": 0.8, "noise_guard": false}"#,
         2,

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # Regenerates results/noise/ (see README.md here): the guarded defaults, random pruning and full
 # data at equal budgets (70 % and 30 % of full data's sample-visits, i.e. 30 % and 70 % pruning)
 # on clean labels, 20 % symmetric flips and 30 % class-pair flips (c -> c+1) of Fashion-MNIST,
@@ -16,7 +16,10 @@ JOBS=${JOBS:-1}
 CLEAN="--label-noise 0"
 SYM20="--label-noise 0.2"
 PAIRS30="--label-noise 0.3 --label-noise-kind pairs"
-run() { # folder budget labels policies
+# bash, not sh: `jobs` inside $(...) lists the script's jobs only in bash (dash lists none,
+# so every run would start at once).
+run() { # folder budget labels policies; with ONLY set, only the folders it names run
+  case " ${ONLY:-$1} " in *" $1 "*) ;; *) return 0 ;; esac
   $T compare $SIZE --budget $2 $3 --policies $4 --out results/noise/$1 > /dev/null &
   while [ "$(jobs -p | wc -l)" -ge "$JOBS" ]; do sleep 5; done
 }
@@ -24,10 +27,14 @@ run clean-budget0.7-base 0.7 "$CLEAN" full,random
 run clean-budget0.7-g1 0.7 "$CLEAN" ucb,epsilon_greedy,el2n
 run clean-budget0.7-g2 0.7 "$CLEAN" grand,forgetting,influence
 run clean-budget0.3-base 0.3 "$CLEAN" random,ucb
+run clean-budget0.3-g1 0.3 "$CLEAN" epsilon_greedy,el2n
+run clean-budget0.3-g2 0.3 "$CLEAN" grand,forgetting
 run sym20-budget0.7-base 0.7 "$SYM20" full,random
 run sym20-budget0.7-g1 0.7 "$SYM20" ucb,epsilon_greedy,el2n
 run sym20-budget0.7-g2 0.7 "$SYM20" grand,forgetting,influence
 run sym20-budget0.3-base 0.3 "$SYM20" random,ucb
+run sym20-budget0.3-g1 0.3 "$SYM20" epsilon_greedy,el2n
+run sym20-budget0.3-g2 0.3 "$SYM20" grand,forgetting
 run pairs30-budget0.7-base 0.7 "$PAIRS30" full
 run pairs30-budget0.7-g1 0.7 "$PAIRS30" random,ucb,epsilon_greedy
 run pairs30-budget0.7-g2 0.7 "$PAIRS30" el2n,grand

@@ -143,9 +143,12 @@ fn coreset(
     let file = ScoreFile::read(path)?;
     let n = file.n;
     // `scores_from` names the file so that the config's own check accepts `score_epochs` 0:
-    // the ScoreBook is seeded from it below, exactly as the loader would.
+    // the ScoreBook is seeded from it below, exactly as the loader would. A coreset is one
+    // fixed set of ids, so it is the whole window (`explore` 0): the guarded policies' random
+    // share, drawn afresh each epoch, has no meaning for a file written once.
     let json = serde_json::json!({
         "kind": policy.kind(),
+        "explore": 0.0,
         "prune": prune,
         "drop_hardest": drop_hardest,
         "score_epochs": 0,

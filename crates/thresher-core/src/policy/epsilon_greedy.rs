@@ -2,7 +2,8 @@
 //! Of the seen samples' budget, the top ⌈(1-ε)·K⌉ by score are kept and the rest of the budget is
 //! drawn uniformly from the remaining seen samples, so that low-loss samples still get an
 //! occasional look and their stale scores can recover. Never-seen samples are always kept.
-//! Weight 1. Re-planned every `period` epochs.
+//! Weight 1, except that with `rescale` (the guarded default) the random share's samples weigh
+//! the inverse of their chance to be drawn. Re-planned every `period` epochs.
 
 use serde::Deserialize;
 
@@ -20,9 +21,14 @@ pub struct EpsilonGreedyConfig {
     /// p, the fraction pruned each epoch.
     #[serde(default = "default_prune")]
     pub prune: f64,
-    /// ε, the share of the budget drawn at random instead of by score.
-    #[serde(default = "default_explore")]
-    pub explore: f64,
+    /// ε, the share of the budget drawn at random instead of by score; see
+    /// [`EpsilonGreedyConfig::explore`] for the default.
+    #[serde(default)]
+    pub explore: Option<f64>,
+    /// Weigh the random share's samples |R|/(K_seen − G) (the inverse of their chance to be
+    /// drawn) instead of 1; see [`EpsilonGreedyConfig::rescale`] for the default.
+    #[serde(default)]
+    pub rescale: Option<bool>,
     /// The ScoreBook's EMA momentum.
     #[serde(default = "default_momentum")]
     pub momentum: f64,
@@ -49,9 +55,6 @@ pub struct EpsilonGreedyConfig {
 fn default_prune() -> f64 {
     0.3
 }
-fn default_explore() -> f64 {
-    0.1
-}
 fn default_period() -> u64 {
     1
 }
@@ -59,14 +62,33 @@ fn default_period() -> u64 {
 impl EpsilonGreedyConfig {
     pub fn validate(&self) -> Result<()> {
         check_prune("policy.prune", self.prune)?;
-        if !(0.0..=1.0).contains(&self.explore) {
-            return Err(Error::invalid(format!(
-                "config key `policy.explore`: {} is out of range 0..=1",
-                self.explore
-            )));
-        }
+        check_explore(self.explore)?;
         check_momentum("policy.momentum", self.momentum)?;
         check_period("policy.period", self.period)
+    }
+
+    /// The random share in effect: `explore` when given, else 0.5 with the noise guard (half
+    /// the seen budget drawn at random and rescaled was at least as accurate as random pruning
+    /// in `results/noise/`, where the paper's 0.1 was below it) and 0.1 without it (the paper's
+    /// setting).
+    pub fn explore(&self) -> f64 {
+        self.explore
+            .unwrap_or(if self.noise_guard { 0.5 } else { 0.1 })
+    }
+
+    /// Whether the random share is rescaled: `rescale` when given, else `noise_guard`.
+    pub fn rescale(&self) -> bool {
+        self.rescale.unwrap_or(self.noise_guard)
+    }
+}
+
+/// Checks an `explore` key: 0 ≤ ε ≤ 1.
+pub(crate) fn check_explore(explore: Option<f64>) -> Result<()> {
+    match explore {
+        Some(x) if !(0.0..=1.0).contains(&x) => Err(Error::invalid(format!(
+            "config key `policy.explore`: {x} is out of range 0..=1"
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -118,14 +140,21 @@ impl EpsilonGreedy {
             window: self.window(),
             keep: self.keep,
             prune: self.config.prune,
-            explore: self.config.explore,
+            explore: self.config.explore(),
             guard: self.config.noise_guard.then_some(self.config.guard_window),
             seed,
             draw,
+            rescale: self.config.rescale(),
         };
-        self.share
-            .plan(book, book.loss_ema(), &share, &mut self.cache.kept);
-        self.cache.set(seed, draw);
+        let cache = &mut self.cache;
+        cache.weight = self.share.plan(
+            book,
+            book.loss_ema(),
+            &share,
+            &mut cache.kept,
+            &mut cache.heavy,
+        );
+        cache.set(seed, draw);
     }
 }
 
@@ -147,9 +176,11 @@ impl Policy for EpsilonGreedy {
         if !self.cache.holds(ctx.seed, draw) {
             self.plan(book, ctx.seed, draw);
         }
+        let start = out.ids.len();
         (out.score_mean, out.score_std) =
             extend_kept_and_stats(&self.cache.kept, book.seen(), book.loss_ema(), &mut out.ids);
-        out.weights.resize(out.ids.len(), 1.0);
+        self.cache
+            .extend_weights(&out.ids[start..], &mut out.weights);
     }
 
     fn save_state(&self) -> Vec<u8> {
@@ -175,7 +206,8 @@ mod tests {
             budget: None,
             epochs: None,
             prune,
-            explore,
+            explore: Some(explore),
+            rescale: None,
             momentum: 0.8,
             period,
         }
@@ -436,9 +468,17 @@ mod tests {
             panic!("wrong kind")
         };
         assert_eq!(
-            (c.prune, c.explore, c.momentum, c.period),
-            (0.3, 0.1, 0.8, 1)
+            (c.prune, c.explore(), c.rescale(), c.momentum, c.period),
+            (0.3, 0.5, true, 0.8, 1)
         );
+        // Without the noise guard: the paper's ε = 0.1, weight 1.
+        let c =
+            Config::from_json(r#"{"policy": {"kind": "epsilon_greedy", "noise_guard": false}}"#)
+                .unwrap();
+        let PolicyConfig::EpsilonGreedy(c) = c.policy else {
+            panic!("wrong kind")
+        };
+        assert_eq!((c.explore(), c.rescale()), (0.1, false));
         let e = config_err(r#"{"kind": "epsilon_greedy", "c": 1.0}"#);
         assert!(e.contains("`c`"), "{e}");
         for (bad, key) in [

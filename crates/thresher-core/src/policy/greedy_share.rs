@@ -6,6 +6,11 @@
 //! the top share is marked into it, the random share is drawn from the ids it leaves out, and
 //! the policy keeps the mask itself as its cached plan (the kept ids are its `true` entries,
 //! ascending). Every pass but the top share's is over N bytes, not N ids.
+//!
+//! With `rescale` (the guarded default) each drawn id that does not look unlearnable weighs
+//! |R|/(K_seen − G), the inverse of its chance to be drawn (R: the pool it was drawn from), so
+//! that the random share stands for the whole pool in the gradient, as InfoBatch's rescaled
+//! low-loss samples do. The drawn ids that carry it are marked in a second mask (`heavy`).
 
 use super::epsilon_greedy::greedy_count;
 use super::{
@@ -30,6 +35,8 @@ pub(crate) struct Share {
     pub seed: u64,
     /// The period index: the random share's stream.
     pub draw: u64,
+    /// Weigh the random share's unflagged ids |R|/(K_seen − G) instead of 1.
+    pub rescale: bool,
 }
 
 /// Scratch kept across plans (N-sized, so not allocated per plan).
@@ -67,15 +74,18 @@ impl GreedyShare {
         }
     }
 
-    /// Writes the plan into `kept` (N entries, `true` for a kept id). `score[id]` is read for
-    /// judged ids only.
+    /// Writes the plan into `kept` (N entries, `true` for a kept id) and, with `p.rescale`,
+    /// the random share's ids that weigh more than 1 into `heavy` (N entries; left empty when
+    /// none does), and returns their weight (1 when none). `score[id]` is read for judged ids
+    /// only.
     pub(crate) fn plan(
         &mut self,
         book: &ScoreBook,
         score: &[f32],
         p: &Share,
         kept_out: &mut Vec<bool>,
-    ) {
+        heavy: &mut Vec<bool>,
+    ) -> f32 {
         let n = book.len();
         // Unjudged ids are kept: the mask starts as them.
         let unseen = unjudged_into(book, p.window, &mut self.kept);
@@ -116,20 +126,81 @@ impl GreedyShare {
         let fill = k - top;
         let mut rng = Rng::new(p.seed, Stream::Select, p.draw, 0);
         let kept = &mut self.kept;
-        if fits_u32(n) {
+        heavy.clear();
+        let pool = if fits_u32(n) {
             let rest = &mut self.rest32;
             rest.clear();
             extend_where(rest, n, |id| !kept[id]);
             rng.choose_front(rest, fill);
             rest[..fill].iter().for_each(|&id| kept[id as usize] = true);
+            if p.rescale && fill > 0 {
+                mark_heavy(
+                    book,
+                    p.guard,
+                    rest[..fill].iter().map(|&id| id as usize),
+                    heavy,
+                );
+            }
+            rest.len()
         } else {
             let rest = &mut self.rest64;
             rest.clear();
             extend_where(rest, n, |id| !kept[id]);
             rng.choose_front(rest, fill);
             rest[..fill].iter().for_each(|&id| kept[id as usize] = true);
-        }
+            if p.rescale && fill > 0 {
+                mark_heavy(
+                    book,
+                    p.guard,
+                    rest[..fill].iter().map(|&id| id as usize),
+                    heavy,
+                );
+            }
+            rest.len()
+        };
         std::mem::swap(kept, kept_out);
+        if heavy.is_empty() {
+            return 1.0;
+        }
+        share_weight(pool, fill)
+    }
+}
+
+/// |pool|/drawn, the inverse of a pool member's chance to be drawn, computed in f64 and stored
+/// as f32.
+pub(crate) fn share_weight(pool: usize, drawn: usize) -> f32 {
+    (pool as f64 / drawn as f64) as f32
+}
+
+/// Sets `heavy` to N entries marking the `drawn` ids that do not look unlearnable (with the
+/// guard `Some(window)`; without it, all of them).
+pub(crate) fn mark_heavy(
+    book: &ScoreBook,
+    guard: Option<u8>,
+    drawn: impl Iterator<Item = usize>,
+    heavy: &mut Vec<bool>,
+) {
+    heavy.clear();
+    heavy.resize(book.len(), false);
+    match guard {
+        Some(w) => {
+            let unlearnable = unlearnable_test(book, w);
+            drawn.for_each(|id| heavy[id] = !unlearnable(id));
+        }
+        None => drawn.for_each(|id| heavy[id] = true),
+    }
+}
+
+/// The weights of `ids` (ascending, appended to `weights`): `weight` for the ids `heavy`
+/// marks, 1 for the others (all of them when `heavy` is empty).
+pub(crate) fn extend_weights(ids: &[u64], heavy: &[bool], weight: f32, weights: &mut Vec<f32>) {
+    if heavy.is_empty() {
+        weights.resize(weights.len() + ids.len(), 1.0);
+    } else {
+        weights.extend(
+            ids.iter()
+                .map(|&id| if heavy[id as usize] { weight } else { 1.0 }),
+        );
     }
 }
 
@@ -205,6 +276,12 @@ mod tests {
     /// pool for the random share, the kept ids collected by a pass over the seen counts), kept
     /// to pin the new one to it.
     fn reference(book: &ScoreBook, score: &[f32], p: &Share) -> Vec<u64> {
+        reference_share(book, score, p).0
+    }
+
+    /// `reference`'s kept ids, its random share's drawn ids and the size of the pool they
+    /// were drawn from.
+    fn reference_share(book: &ScoreBook, score: &[f32], p: &Share) -> (Vec<u64>, Vec<u64>, usize) {
         let n = book.len();
         let (counts, need) = (book.seen(), p.window.max(1));
         let mut seen: Vec<u64> = Vec::new();
@@ -236,7 +313,7 @@ mod tests {
         }
         let mut ids = Vec::new();
         extend_where(&mut ids, n, |id| (counts[id] < need) | kept[id]);
-        ids
+        (ids, rest[..fill].to_vec(), rest.len())
     }
 
     /// A book of `n` ids with scores from a pool with ties, NaN, ±0 and ±∞, feedback counts
@@ -299,8 +376,9 @@ mod tests {
                                 guard,
                                 seed: 5,
                                 draw: cases,
+                                rescale: false,
                             };
-                            share.plan(&book, &score, &p, &mut kept);
+                            share.plan(&book, &score, &p, &mut kept, &mut Vec::new());
                             let mut got: Vec<u64> = Vec::new();
                             extend_where(&mut got, n, |id| kept[id]);
                             assert_eq!(kept.len(), n);
@@ -319,6 +397,61 @@ mod tests {
     }
 
     #[test]
+    fn the_rescaled_share_weighs_its_unflagged_draws_pool_over_drawn() {
+        let mut checked = 0;
+        for (n, unjudged) in [(7, 0.5), (1000, 0.0), (1000, 0.3), (70_000, 0.02)] {
+            let (book, score) = random_book(n, n as u64 + 2, unjudged);
+            let mut share = GreedyShare::new(n);
+            let (mut kept, mut heavy) = (Vec::new(), Vec::new());
+            for guard in [None, Some(2)] {
+                for (prune, explore) in [(0.3, 0.5), (0.5, 0.1), (0.3, 0.0), (0.9, 1.0)] {
+                    let p = Share {
+                        window: 2,
+                        keep: None,
+                        prune,
+                        explore,
+                        guard,
+                        seed: 8,
+                        draw: checked,
+                        rescale: true,
+                    };
+                    let weight = share.plan(&book, &score, &p, &mut kept, &mut heavy);
+                    let (ids, drawn, pool) = reference_share(&book, &score, &p);
+                    let mut got: Vec<u64> = Vec::new();
+                    extend_where(&mut got, n, |id| kept[id]);
+                    assert!(got == ids, "the weights do not change the ids");
+                    let flagged =
+                        |id: u64| guard.is_some_and(|w| looks_unlearnable(&book, id as usize, w));
+                    let mut want: Vec<u64> =
+                        drawn.iter().copied().filter(|&id| !flagged(id)).collect();
+                    want.sort_unstable();
+                    let mut marked: Vec<u64> = Vec::new();
+                    extend_where(&mut marked, heavy.len(), |id| heavy[id]);
+                    assert_eq!(marked, want, "n {n} guard {guard:?} explore {explore}");
+                    if drawn.is_empty() {
+                        assert!(heavy.is_empty() && weight == 1.0);
+                    } else {
+                        assert_eq!(weight, (pool as f64 / drawn.len() as f64) as f32);
+                        assert!(weight >= 1.0);
+                    }
+                    // Without `rescale`: no heavy ids, weight 1, the same kept ids.
+                    let plain = Share {
+                        rescale: false,
+                        ..p
+                    };
+                    assert_eq!(
+                        share.plan(&book, &score, &plain, &mut kept, &mut heavy),
+                        1.0
+                    );
+                    assert!(heavy.is_empty());
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 32);
+    }
+
+    #[test]
     fn the_policies_report_the_same_ids_and_figures_as_the_list_plan() {
         let n = 70_000;
         let (book, score) = random_book(n, 9, 0.01);
@@ -330,7 +463,7 @@ mod tests {
         book.loss_ema.copy_from_slice(&finite);
         for noise_guard in [false, true] {
             let eg: EpsilonGreedyConfig = serde_json::from_value(serde_json::json!({
-                "prune": 0.3, "explore": 0.2, "noise_guard": noise_guard
+                "prune": 0.3, "explore": 0.2, "noise_guard": noise_guard, "rescale": false
             }))
             .unwrap();
             let mut policy = EpsilonGreedy::new(eg, n);
@@ -352,6 +485,7 @@ mod tests {
                     guard: noise_guard.then_some(2),
                     seed: 3,
                     draw: epoch,
+                    rescale: false,
                 };
                 assert!(out.ids == reference(&book, book.loss_ema(), &p));
                 assert!(
@@ -390,10 +524,11 @@ mod tests {
                 window: if noise_guard { 2 } else { 1 },
                 keep: None,
                 prune: 0.3,
-                explore: if noise_guard { 0.1 } else { 0.0 },
+                explore: if noise_guard { 0.5 } else { 0.0 },
                 guard: noise_guard.then_some(2),
                 seed: 3,
                 draw: 0,
+                rescale: false,
             };
             assert!(out.ids == reference(&book, &ucb_scores, &p));
             // A restored cache gives the same ids as the plan it was saved from.
@@ -406,6 +541,9 @@ mod tests {
             again.clear();
             back.select(&ctx, &mut again);
             assert_eq!(again.ids, out.ids);
+            // And the same weights: with the guard (rescaled by default) some exceed 1.
+            assert_eq!(again.weights, out.weights);
+            assert_eq!(out.weights.iter().any(|&w| w > 1.0), noise_guard);
         }
     }
 }

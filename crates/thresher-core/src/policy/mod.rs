@@ -41,7 +41,7 @@ pub(crate) use guard::{
 pub use guard::{judged_mask, looks_unlearnable, partition_judged, unlearnable_fraction};
 pub(crate) use select::{ascending_bits, extend_where, mark_top_k_all};
 pub use select::{budget, mark_top_k, partition_seen, seen_budget, top_k_front};
-pub(crate) use subset_state::{load_subset, save_subset};
+pub(crate) use subset_state::{load_subset, load_with_pool, save_subset, save_with_pool};
 
 use crate::scores::{ScoreBook, ScoreFields};
 

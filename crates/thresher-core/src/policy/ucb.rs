@@ -6,6 +6,7 @@
 
 use serde::Deserialize;
 
+use super::epsilon_greedy::check_explore;
 use super::greedy_share::{extend_kept_and_stats, GreedyShare, Share};
 use super::period_cache::PeriodCache;
 use super::{
@@ -37,10 +38,14 @@ pub struct UcbConfig {
     #[serde(default)]
     pub spread: Spread,
     /// The share of the seen budget drawn uniformly at random instead of by score (as
-    /// ε-greedy's `explore`); default 0.1 with the noise guard and 0 (the paper's rule)
+    /// ε-greedy's `explore`); default 0.5 with the noise guard and 0 (the paper's rule)
     /// without. See [`UcbConfig::explore`].
     #[serde(default)]
     pub explore: Option<f64>,
+    /// Weigh the random share's samples |R|/(K_seen − G) instead of 1, as ε-greedy's `rescale`;
+    /// default: `noise_guard`.
+    #[serde(default)]
+    pub rescale: Option<bool>,
     /// The ScoreBook's EMA momentum.
     #[serde(default = "default_momentum")]
     pub momentum: f64,
@@ -83,23 +88,23 @@ impl UcbConfig {
                 self.c
             )));
         }
-        if let Some(x) = self.explore {
-            if !(0.0..=1.0).contains(&x) {
-                return Err(Error::invalid(format!(
-                    "config key `policy.explore`: {x} is out of range 0..=1"
-                )));
-            }
-        }
+        check_explore(self.explore)?;
         check_momentum("policy.momentum", self.momentum)?;
         check_period("policy.period", self.period)
     }
 
-    /// The random share in effect: `explore` when given, else 0.1 with the noise guard (a
-    /// top-K rule with no random part lets the scores of dropped samples go stale, and lost to
-    /// random pruning at equal visits in `results/noise/`) and 0 without it (the paper's rule).
+    /// The random share in effect: `explore` when given, else 0.5 with the noise guard (a
+    /// top-K rule with no or a small random part lets the scores of dropped samples go stale,
+    /// and lost to random pruning at equal visits in `results/noise/`) and 0 without it (the
+    /// paper's rule).
     pub fn explore(&self) -> f64 {
         self.explore
-            .unwrap_or(if self.noise_guard { 0.1 } else { 0.0 })
+            .unwrap_or(if self.noise_guard { 0.5 } else { 0.0 })
+    }
+
+    /// Whether the random share is rescaled: `rescale` when given, else `noise_guard`.
+    pub fn rescale(&self) -> bool {
+        self.rescale.unwrap_or(self.noise_guard)
     }
 
     /// The score with `spread: "std"`.
@@ -176,10 +181,13 @@ impl Ucb {
             guard: self.config.noise_guard.then_some(self.config.guard_window),
             seed,
             draw,
+            rescale: self.config.rescale(),
         };
-        self.share
-            .plan(book, &self.score, &share, &mut self.cache.kept);
-        self.cache.set(seed, draw);
+        let cache = &mut self.cache;
+        cache.weight =
+            self.share
+                .plan(book, &self.score, &share, &mut cache.kept, &mut cache.heavy);
+        cache.set(seed, draw);
     }
 }
 
@@ -202,9 +210,11 @@ impl Policy for Ucb {
         if !self.cache.holds(ctx.seed, draw) {
             self.plan(book, ctx.seed, draw);
         }
+        let start = out.ids.len();
         (out.score_mean, out.score_std) =
             extend_kept_and_stats(&self.cache.kept, book.seen(), &self.score, &mut out.ids);
-        out.weights.resize(out.ids.len(), 1.0);
+        self.cache
+            .extend_weights(&out.ids[start..], &mut out.weights);
     }
 
     fn save_state(&self) -> Vec<u8> {
@@ -229,6 +239,7 @@ mod tests {
     fn config(prune: f64, c: f64, spread: Spread, period: u64) -> UcbConfig {
         UcbConfig {
             explore: None,
+            rescale: None,
             noise_guard: false,
             guard_window: 2,
             budget: None,
@@ -467,19 +478,24 @@ mod tests {
             panic!("wrong kind")
         };
         assert_eq!((c.spread, c.period), (Spread::Var, 10));
-        // The random share: 0.1 with the noise guard, none for the paper's rule, or as given.
+        // The random share: 0.5 and rescaled with the noise guard, none for the paper's rule,
+        // or as given.
         let explore = |json: &str| match Config::from_json(json).unwrap().policy {
-            PolicyConfig::Ucb(c) => c.explore(),
+            PolicyConfig::Ucb(c) => (c.explore(), c.rescale()),
             _ => panic!("wrong kind"),
         };
-        assert_eq!(explore(r#"{"policy": {"kind": "ucb"}}"#), 0.1);
+        assert_eq!(explore(r#"{"policy": {"kind": "ucb"}}"#), (0.5, true));
         assert_eq!(
             explore(r#"{"policy": {"kind": "ucb", "noise_guard": false}}"#),
-            0.0
+            (0.0, false)
         );
         assert_eq!(
             explore(r#"{"policy": {"kind": "ucb", "noise_guard": false, "explore": 0.3}}"#),
-            0.3
+            (0.3, false)
+        );
+        assert_eq!(
+            explore(r#"{"policy": {"kind": "ucb", "explore": 0.2, "rescale": false}}"#),
+            (0.2, false)
         );
         let e = config_err(r#"{"kind": "ucb", "explore": 1.5}"#);
         assert!(e.contains("policy.explore"), "{e}");

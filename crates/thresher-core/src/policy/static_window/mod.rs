@@ -1,21 +1,26 @@
 //! The static policies `el2n`, `grand` and `forgetting` (docs/policies.md, section "el2n /
 //! grand / forgetting (static window)"): one policy, `StaticWindow`, parameterised by the
 //! score it ranks by (`score.rs`). Here: their config and the subset that is chosen once, by
-//! the window of `window.rs`, and then kept.
+//! the window of `window.rs`, and then kept; with a random share (the guarded default) only
+//! the window's hardest part is kept for good and the rest of the budget is drawn afresh each
+//! epoch from the other seen samples, rescaled.
 
 mod score;
 mod window;
 
 pub use score::{El2nScore, ForgettingScore, GradNormScore, StaticScore};
 pub use window::static_window;
+use window::{split_window, Split};
 
 use std::marker::PhantomData;
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::greedy_share::share_weight;
 use super::{check_prune, looks_unlearnable, mean_std, PlanContext, Policy, Selection};
 use crate::error::{Error, Result};
+use crate::rng::{Rng, Stream};
 use crate::scores::{ScoreBook, ScoreFields};
 
 /// Config of `el2n`, `grand` and `forgetting`.
@@ -51,6 +56,14 @@ pub struct StaticConfig {
     /// Wrong reports in a row that make a sample look unlearnable.
     #[serde(default = "crate::policy::default_guard_window")]
     pub guard_window: u8,
+    /// ε, the share of the seen budget drawn afresh each epoch from the seen samples outside
+    /// the fixed window; see [`StaticConfig::explore`] for the default.
+    #[serde(default)]
+    pub explore: Option<f64>,
+    /// Weigh the drawn samples |R|/(K_seen − G) (the inverse of their chance to be drawn)
+    /// instead of 1; default: `noise_guard`.
+    #[serde(default)]
+    pub rescale: Option<bool>,
 }
 
 fn default_prune() -> f64 {
@@ -77,8 +90,21 @@ impl StaticConfig {
         }
     }
 
+    /// The random share in effect: `explore` when given, else 0.5 with the noise guard and 0
+    /// (the papers' fixed subset) without it.
+    pub fn explore(&self) -> f64 {
+        self.explore
+            .unwrap_or(if self.noise_guard { 0.5 } else { 0.0 })
+    }
+
+    /// Whether the drawn share is rescaled: `rescale` when given, else `noise_guard`.
+    pub fn rescale(&self) -> bool {
+        self.rescale.unwrap_or(self.noise_guard)
+    }
+
     pub fn validate(&self) -> Result<()> {
         check_prune("policy.prune", self.prune)?;
+        super::epsilon_greedy::check_explore(self.explore)?;
         if !(0.0..=1.0).contains(&self.drop_hardest) {
             return Err(Error::invalid(format!(
                 "config key `policy.drop_hardest`: {} is out of range 0..=1",
@@ -112,17 +138,24 @@ pub type Grand = StaticWindow<GradNormScore>;
 pub type Forgetting = StaticWindow<ForgettingScore>;
 
 /// A static policy: full data while scoring, then the subset fixed at the first epoch
-/// ≥ `score_epochs` and returned unchanged for the rest of the run. `S` is the score.
+/// ≥ `score_epochs` and returned for the rest of the run, with its random share (if any) drawn
+/// afresh each epoch. `S` is the score.
 pub struct StaticWindow<S: StaticScore> {
     prune: f64,
     drop_hardest: f64,
+    explore: f64,
+    rescale: bool,
     score_epochs: u64,
     /// The noise guard's window when it is on.
     guard: Option<u8>,
     n: usize,
     /// Per-sample scores of the current epoch, reused.
     scratch: Vec<f32>,
-    kept: Option<Vec<u64>>,
+    /// The fixed part and the random share's pool, once chosen.
+    kept: Option<Split>,
+    /// The random share's draw and the kept marks, reused across epochs.
+    draw: Vec<u64>,
+    marks: Vec<u8>,
     /// `fn() -> S`: the score is a type-level choice, no value of it is held, so the policy is
     /// `Send` whatever `S` is.
     score: PhantomData<fn() -> S>,
@@ -133,11 +166,15 @@ impl<S: StaticScore> StaticWindow<S> {
         StaticWindow {
             prune: config.prune,
             drop_hardest: config.drop_hardest,
+            explore: config.explore(),
+            rescale: config.rescale(),
             score_epochs: config.effective_score_epochs(),
             guard: config.noise_guard.then_some(config.guard_window),
             n,
             scratch: crate::util::huge::with_capacity(n),
             kept: None,
+            draw: Vec::new(),
+            marks: Vec::new(),
             score: PhantomData,
         }
     }
@@ -186,34 +223,133 @@ impl<S: StaticScore> Policy for StaticWindow<S> {
             }
         }
         let (scratch, prune, drop) = (&self.scratch, self.prune, self.drop_hardest);
-        let kept = self
+        let explore = self.explore;
+        let split = self
             .kept
-            .get_or_insert_with(|| static_window(scratch, prune, drop));
-        out.ids.extend_from_slice(kept);
-        out.weights.resize(kept.len(), 1.0);
+            .get_or_insert_with(|| split_window(scratch, prune, drop, explore));
+        if split.fill == 0 {
+            out.ids.extend_from_slice(&split.fixed);
+            out.weights
+                .resize(out.weights.len() + split.fixed.len(), 1.0);
+            return;
+        }
+        let weight = if self.rescale {
+            share_weight(split.pool.len(), split.fill)
+        } else {
+            1.0
+        };
+        let guard = self.guard;
+        draw_share(
+            split,
+            weight,
+            ctx,
+            |id| guard.is_some_and(|w| looks_unlearnable(ctx.scores, id, w)),
+            &mut self.draw,
+            &mut self.marks,
+            out,
+        );
     }
 
-    /// The fixed subset once chosen, so a run resumed after `score_epochs` keeps it instead of
-    /// re-choosing from the resumed ScoreBook.
+    /// The fixed subset (and the random share's pool) once chosen, so a run resumed after
+    /// `score_epochs` keeps it instead of re-choosing from the resumed ScoreBook. Without a
+    /// random share the bytes are those of a plain fixed subset.
     fn save_state(&self) -> Vec<u8> {
-        super::save_subset(S::STATE_TAG, self.kept.as_deref(), &[])
+        match &self.kept {
+            None => Vec::new(),
+            Some(s) if s.fill == 0 => super::save_subset(S::STATE_TAG, Some(&s.fixed), &[]),
+            Some(s) => {
+                super::save_with_pool(S::STATE_TAG, Some(&s.fixed), &[s.fill as f64], &s.pool)
+            }
+        }
     }
 
     fn load_state(&mut self, bytes: &[u8]) -> bool {
-        match super::load_subset(bytes, S::STATE_TAG, self.n) {
-            Some(kept) => {
-                self.kept = kept.map(|(ids, _)| ids);
-                true
+        let Some(subset) = super::load_with_pool(bytes, S::STATE_TAG, self.n) else {
+            return false;
+        };
+        let Some(subset) = subset else {
+            self.kept = None;
+            return true;
+        };
+        let split = match (subset.extra.as_slice(), subset.pool.is_empty()) {
+            ([], true) => Split {
+                fixed: subset.ids,
+                ..Split::default()
+            },
+            // A pool of at least `fill` ids, none of them in the fixed part.
+            (&[fill], false)
+                if fill >= 1.0
+                    && fill <= subset.pool.len() as f64
+                    && fill.fract() == 0.0
+                    && disjoint(&subset.ids, &subset.pool) =>
+            {
+                Split {
+                    fixed: subset.ids,
+                    pool: subset.pool,
+                    fill: fill as usize,
+                }
             }
-            None => false,
+            _ => return false,
+        };
+        self.kept = Some(split);
+        true
+    }
+}
+
+/// Writes the fixed part of `split` and `split.fill` ids drawn uniformly from its pool into
+/// `out`, ascending: a partial Fisher–Yates with (seed, select stream, epoch) over the pool in id
+/// order, so every epoch draws afresh and the draw depends on the pool alone. Fixed ids weigh
+/// 1, drawn ids `weight` unless `flagged` (then 1).
+fn draw_share(
+    split: &Split,
+    weight: f32,
+    ctx: &PlanContext<'_>,
+    flagged: impl Fn(usize) -> bool,
+    draw: &mut Vec<u64>,
+    marks: &mut Vec<u8>,
+    out: &mut Selection,
+) {
+    const FIXED: u8 = 1;
+    const DRAWN: u8 = 2;
+    const HEAVY: u8 = 3;
+    draw.clear();
+    draw.extend_from_slice(&split.pool);
+    Rng::new(ctx.seed, Stream::Select, ctx.epoch, 0).choose_front(draw, split.fill);
+    marks.clear();
+    marks.resize(ctx.scores.len(), 0);
+    split
+        .fixed
+        .iter()
+        .for_each(|&id| marks[id as usize] = FIXED);
+    for &id in &draw[..split.fill] {
+        marks[id as usize] = if flagged(id as usize) { DRAWN } else { HEAVY };
+    }
+    out.reserve(split.fixed.len() + split.fill);
+    for (id, &m) in marks.iter().enumerate() {
+        if m != 0 {
+            out.push(id as u64, if m == HEAVY { weight } else { 1.0 });
         }
     }
+}
+
+/// Whether two ascending id lists share no id.
+fn disjoint(a: &[u64], b: &[u64]) -> bool {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => return false,
+        }
+    }
+    true
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Config;
+    use std::collections::BTreeSet;
 
     fn err(policy: &str) -> String {
         Config::from_json(&format!(r#"{{"policy": {policy}}}"#))
@@ -239,6 +375,8 @@ mod tests {
     #[test]
     fn subset_is_full_while_scoring_then_fixed() {
         let config = StaticConfig {
+            explore: None,
+            rescale: None,
             noise_guard: false,
             guard_window: 2,
             budget: None,
@@ -336,5 +474,90 @@ mod tests {
             r#"{"policy": {"kind": "el2n", "score_epochs": 0, "scores_from": ["x"]}}"#
         )
         .is_ok());
+    }
+
+    #[test]
+    fn guarded_default_fixes_the_hardest_half_and_draws_the_rest_afresh_rescaled() {
+        // 40 ids, loss = id / 40 (id 39 hardest); ids 30..40 wrong at both reports (flagged,
+        // so ranked easiest by the guard). p = 0.5: K_seen = 20; ε = 0.5: the window keeps the
+        // G = 10 hardest unflagged (ids 20..30) and 10 are drawn each epoch from the other 30,
+        // unflagged ones weighing 30/10 = 3.
+        let n = 40;
+        let config: StaticConfig =
+            serde_json::from_value(serde_json::json!({"prune": 0.5, "score_epochs": 2})).unwrap();
+        assert_eq!((config.explore(), config.rescale()), (0.5, true));
+        let mut policy = StaticWindow::<ByLoss>::new(config, n);
+        let mut book = ScoreBook::new(n, ScoreFields::LOSS_LAST.union(ScoreFields::STREAK));
+        let ids: Vec<u64> = (0..n as u64).collect();
+        let loss: Vec<f32> = (0..n).map(|i| i as f32 / 40.0).collect();
+        let correct: Vec<u8> = (0..n).map(|i| u8::from(i < 30)).collect();
+        for step in 0..2 {
+            let fb = crate::scores::Feedback {
+                ids: &ids,
+                loss: &loss,
+                correct: Some(&correct),
+                ..Default::default()
+            };
+            book.feedback(&fb, step).unwrap();
+        }
+        let select = |policy: &mut StaticWindow<ByLoss>, epoch| {
+            let mut out = Selection::default();
+            let ctx = PlanContext {
+                epoch,
+                seed: 4,
+                scores: &book,
+            };
+            policy.select(&ctx, &mut out);
+            out
+        };
+        let mut draws = BTreeSet::new();
+        for epoch in 2..8 {
+            let out = select(&mut policy, epoch);
+            assert_eq!(out.len(), 20, "epoch {epoch}");
+            assert!(out.ids.windows(2).all(|w| w[0] < w[1]));
+            let drawn: Vec<u64> = out
+                .ids
+                .iter()
+                .copied()
+                .filter(|&id| !(20..30).contains(&id))
+                .collect();
+            assert!(
+                (20..30).all(|id| out.ids.contains(&id)),
+                "the fixed part is kept"
+            );
+            assert_eq!(drawn.len(), 10);
+            for (&id, &w) in out.ids.iter().zip(&out.weights) {
+                let want = match id {
+                    20..30 => 1.0,
+                    30.. => 1.0, // drawn, but flagged
+                    _ => 3.0,
+                };
+                assert_eq!(w, want, "epoch {epoch} id {id}");
+            }
+            draws.insert(drawn);
+        }
+        assert!(draws.len() > 1, "the share is drawn afresh each epoch");
+        // A restored state draws the same share; other policies' bytes are refused.
+        let state = policy.save_state();
+        let mut back = StaticWindow::<ByLoss>::new(
+            serde_json::from_value(serde_json::json!({"prune": 0.5, "score_epochs": 2})).unwrap(),
+            n,
+        );
+        assert!(back.load_state(&state));
+        assert_eq!(select(&mut back, 9), select(&mut policy, 9));
+        let mut corrupt = state.clone();
+        *corrupt.last_mut().unwrap() ^= 0x7f;
+        assert!(!back.load_state(&corrupt[..corrupt.len() - 8]));
+        // With `rescale: false` the same ids weigh 1.
+        let mut plain = StaticWindow::<ByLoss>::new(
+            serde_json::from_value(
+                serde_json::json!({"prune": 0.5, "score_epochs": 2, "rescale": false}),
+            )
+            .unwrap(),
+            n,
+        );
+        let (a, b) = (select(&mut plain, 5), select(&mut policy, 5));
+        assert_eq!(a.ids, b.ids);
+        assert!(a.weights.iter().all(|&w| w == 1.0));
     }
 }

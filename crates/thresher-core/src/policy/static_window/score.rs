@@ -101,6 +101,8 @@ mod tests {
 
     fn config(prune: f64, score_epochs: u64, drop_hardest: f64) -> StaticConfig {
         StaticConfig {
+            explore: None,
+            rescale: None,
             noise_guard: false,
             guard_window: 2,
             budget: None,

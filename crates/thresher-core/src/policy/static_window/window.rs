@@ -6,7 +6,12 @@
 //! so by default the hardest K. Never-seen samples are always kept (the shared guard), which is
 //! why the budget is `seen_budget` and the offset counts from |seen| rather than N: with every
 //! sample seen the two readings agree.
+//!
+//! With a random share ε (the guarded default) the window holds only ⌈(1 − ε)·K_seen⌉ ranks,
+//! and the rest of the budget is drawn each epoch from the seen samples outside it
+//! (`split_window`; the draw itself is the policy's).
 
+use crate::policy::epsilon_greedy::greedy_count;
 use crate::policy::{ascending_bits, extend_where, seen_budget};
 
 /// The static window over per-sample scores: `scores[id]`, NaN for a sample without a score
@@ -17,14 +22,35 @@ use crate::policy::{ascending_bits, extend_where, seen_budget};
 /// K_seen = `seen_budget(N, prune, unseen)` and
 /// offset = max(0, |seen| − K_seen − round(drop_hardest·N)).
 pub fn static_window(scores: &[f32], prune: f64, drop_hardest: f64) -> Vec<u64> {
+    split_window(scores, prune, drop_hardest, 0.0).fixed
+}
+
+/// A static policy's subset with a random share: the part kept every epoch and the pool the
+/// rest of the budget is drawn from, afresh each epoch.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Split {
+    /// The never-seen ids and the window of G = ⌈(1 − ε)·K_seen⌉ ranks, ascending.
+    pub fixed: Vec<u64>,
+    /// The seen ids outside the window, ascending (empty when `fill` is 0).
+    pub pool: Vec<u64>,
+    /// K_seen − G, the ids drawn from `pool` each epoch.
+    pub fill: usize,
+}
+
+/// `static_window` with a random share ε (`explore`): the window holds the G = ⌈(1 − ε)·K_seen⌉
+/// ranks [offset, offset + G), offset = max(0, |seen| − G − round(drop_hardest·N)), and the
+/// other K_seen − G of the budget are left to a draw from the seen ids outside it. With ε = 0
+/// this is `static_window`, and the pool is empty.
+pub(crate) fn split_window(scores: &[f32], prune: f64, drop_hardest: f64, explore: f64) -> Split {
     let n = scores.len();
+    let bounds = |seen| window_bounds(n, seen, prune, drop_hardest, explore);
     if n <= u32::MAX as usize {
-        return packed_window(scores, prune, drop_hardest);
+        return packed_window(scores, bounds);
     }
     let mut seen: Vec<u64> = (0..n as u64)
         .filter(|&id| !scores[id as usize].is_nan())
         .collect();
-    let (k, offset) = window_bounds(n, seen.len(), prune, drop_hardest);
+    let (k, offset, fill) = bounds(seen.len());
     if k > 0 {
         let cmp = |a: &u64, b: &u64| {
             scores[*a as usize]
@@ -39,22 +65,30 @@ pub fn static_window(scores: &[f32], prune: f64, drop_hardest: f64) -> Vec<u64> 
             rest.select_nth_unstable_by(k, cmp);
         }
     }
-    collect_kept(scores, seen[offset..offset + k].iter().copied())
+    collect_kept(scores, seen[offset..offset + k].iter().copied(), fill)
 }
 
-/// (K_seen, offset) of the window for `seen` seen samples out of `n`.
-fn window_bounds(n: usize, seen: usize, prune: f64, drop_hardest: f64) -> (usize, usize) {
-    let k = seen_budget(n, prune, n - seen).min(seen);
+/// (G, offset, K_seen − G) of the window for `seen` seen samples out of `n`: G ranks from
+/// `offset` are kept, K_seen − G are left to the random share.
+fn window_bounds(
+    n: usize,
+    seen: usize,
+    prune: f64,
+    drop_hardest: f64,
+    explore: f64,
+) -> (usize, usize, usize) {
+    let k_seen = seen_budget(n, prune, n - seen).min(seen);
+    let g = greedy_count(k_seen, explore);
     let drop = (drop_hardest * n as f64).round().max(0.0) as usize;
-    (k, (seen - k).saturating_sub(drop))
+    (g, (seen - g).saturating_sub(drop), k_seen - g)
 }
 
-/// `static_window` for ids below 2^32. Two selections instead of a sort: O(N), and the order
+/// `split_window` for ids below 2^32. Two selections instead of a sort: O(N), and the order
 /// inside the window is irrelevant. The ranking (score ascending, ties by id) is packed into one
 /// u64 per seen id, built straight from the scores in one pass (no list of seen ids first), so
 /// the selections compare integers in one sequential array rather than looking scores up by id
 /// at random (see `top_k_front`).
-fn packed_window(scores: &[f32], prune: f64, drop_hardest: f64) -> Vec<u64> {
+fn packed_window(scores: &[f32], bounds: impl Fn(usize) -> (usize, usize, usize)) -> Split {
     let n = scores.len();
     let mut packed: Vec<u64> = crate::util::huge::with_capacity(n);
     packed.extend(
@@ -64,7 +98,7 @@ fn packed_window(scores: &[f32], prune: f64, drop_hardest: f64) -> Vec<u64> {
             .filter(|(_, s)| !s.is_nan())
             .map(|(id, &s)| ((ascending_bits(s) as u64) << 32) | id as u64),
     );
-    let (k, offset) = window_bounds(n, packed.len(), prune, drop_hardest);
+    let (k, offset, fill) = bounds(packed.len());
     if k > 0 {
         if offset > 0 {
             packed.select_nth_unstable(offset);
@@ -77,21 +111,33 @@ fn packed_window(scores: &[f32], prune: f64, drop_hardest: f64) -> Vec<u64> {
     collect_kept(
         scores,
         packed[offset..offset + k].iter().map(|p| p & 0xffff_ffff),
+        fill,
     )
 }
 
-/// The never-seen and the window, ascending: marked, then collected in one pass over the ids
-/// (O(N); sorting the window cost more than the selections on large N).
-fn collect_kept(scores: &[f32], window: impl Iterator<Item = u64>) -> Vec<u64> {
+/// The never-seen and the window, ascending, and (when `fill` > 0) the seen ids outside the
+/// window: marked, then collected in passes over the ids (O(N); sorting the window cost more
+/// than the selections on large N).
+fn collect_kept(scores: &[f32], window: impl Iterator<Item = u64>, fill: usize) -> Split {
     let n = scores.len();
     let mut in_window = vec![false; n];
     for id in window {
         in_window[id as usize] = true;
     }
     // `extend_where` reserves room for every id.
-    let mut kept = Vec::new();
-    extend_where(&mut kept, n, |id| in_window[id] | scores[id].is_nan());
-    kept
+    let mut split = Split {
+        fill,
+        ..Split::default()
+    };
+    extend_where(&mut split.fixed, n, |id| {
+        in_window[id] | scores[id].is_nan()
+    });
+    if fill > 0 {
+        extend_where(&mut split.pool, n, |id| {
+            !(in_window[id] | scores[id].is_nan())
+        });
+    }
+    split
 }
 
 #[cfg(test)]
@@ -174,5 +220,33 @@ mod tests {
         // K = round(0.6·5) = 3: the three 2.0s; with one dropped: 1.0 at id 3, 2.0 at ids 0, 2.
         assert_eq!(static_window(&scores, 0.4, 0.0), vec![0, 2, 4]);
         assert_eq!(static_window(&scores, 0.4, 0.2), vec![0, 2, 3]);
+    }
+
+    #[test]
+    fn split_keeps_the_hardest_g_and_pools_the_other_seen() {
+        // 20 ids, score = id, ids 0 and 5 never seen; p = 0.5: K = 10, K_seen = 8;
+        // ε = 0.5: G = 4 (ids 16..20), 4 drawn from the 14 other seen ids.
+        let mut scores: Vec<f32> = (0..20).map(|i| i as f32).collect();
+        scores[0] = f32::NAN;
+        scores[5] = f32::NAN;
+        let split = split_window(&scores, 0.5, 0.0, 0.5);
+        assert_eq!(split.fixed, vec![0, 5, 16, 17, 18, 19]);
+        let pool: Vec<u64> = (1..16).filter(|&i| i != 5).collect();
+        assert_eq!(split.pool, pool);
+        assert_eq!(split.fill, 4);
+        // drop_hardest shifts the window; the skipped hardest are in the pool.
+        let split = split_window(&scores, 0.5, 0.1, 0.5);
+        assert_eq!(split.fixed, vec![0, 5, 14, 15, 16, 17]);
+        assert!(split.pool.contains(&19) && split.pool.len() == 14);
+        // ε = 0: the window of `static_window`, no pool.
+        let split = split_window(&scores, 0.5, 0.0, 0.0);
+        assert_eq!(split.fixed, static_window(&scores, 0.5, 0.0));
+        assert!(split.pool.is_empty() && split.fill == 0);
+        // ε = 1: only the never-seen are fixed; K_seen drawn from every seen id.
+        let split = split_window(&scores, 0.5, 0.0, 1.0);
+        assert_eq!(
+            (split.fixed, split.pool.len(), split.fill),
+            (vec![0, 5], 18, 8)
+        );
     }
 }
