@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 
-use super::{check_prune, extend_where, mean_std, PlanContext, Policy, Selection};
+use super::{check_prune, extend_where, mean_std, ListedId, PlanContext, Policy, Selection};
 use crate::error::{Error, Result};
 use crate::rng::{Rng, Stream};
 use crate::scores::{ScoreBook, ScoreFields};
@@ -78,7 +78,10 @@ pub struct InfoBatch {
     keep: Option<usize>,
     n: usize,
     // Scratch reused across epochs.
-    below: Vec<u64>,
+    /// The pool W (or the budget's pool), as u32 when every id fits one (half the bytes to
+    /// write and to swap at random positions), else as u64.
+    below32: Vec<u32>,
+    below64: Vec<u64>,
     /// Per id: 0 = not below the mean, 1 = below and kept, 2 = dropped.
     class: Vec<u8>,
 }
@@ -89,11 +92,21 @@ const DROPPED: u8 = 2;
 
 impl InfoBatch {
     pub fn new(config: InfoBatchConfig, n: usize) -> Self {
+        let narrow = n as u64 <= 1 << 32;
         InfoBatch {
             config,
             keep: None,
             n,
-            below: crate::util::huge::with_capacity(n),
+            below32: if narrow {
+                crate::util::huge::with_capacity(n)
+            } else {
+                Vec::new()
+            },
+            below64: if narrow {
+                Vec::new()
+            } else {
+                crate::util::huge::with_capacity(n)
+            },
             class: crate::util::huge::with_capacity(n),
         }
     }
@@ -102,44 +115,87 @@ impl InfoBatch {
     pub fn anneal_start(&self) -> u64 {
         self.config.anneal_start()
     }
+}
 
-    /// Under a `budget`, a pruned epoch drops exactly `drop` samples: from W while that is at
-    /// most the share r of it, otherwise from the ⌈drop/r⌉ lowest-loss seen samples (W grown
-    /// upward by (loss, id), at most all seen samples). `self.below` becomes that pool, in id
-    /// order; returns how many of it to drop and the weight |pool|/(|pool| − drop) of the rest
-    /// (the kept share's inverse, as 1/(1 − r) is without a budget).
-    fn budget_pool(&mut self, book: &ScoreBook, drop: usize) -> (usize, f32) {
-        let loss = book.loss_last();
-        let n = book.len();
-        let r = self.config.prune;
-        let want = if r > 0.0 {
-            snap(drop as f64 / r).ceil() as usize
-        } else {
-            usize::MAX
-        };
-        if want > self.below.len() {
-            let mut seen: Vec<u64> = (0..n as u64)
-                .filter(|&i| scored(book, i as usize))
-                .collect();
-            let size = want.min(seen.len());
-            seen.sort_unstable_by(|&a, &b| {
-                loss[a as usize]
-                    .total_cmp(&loss[b as usize])
-                    .then(a.cmp(&b))
-            });
-            seen.truncate(size);
-            seen.sort_unstable();
-            self.below = seen;
-        }
-        let pool = self.below.len();
-        let drop = drop.min(pool);
-        let weight = if pool > drop {
-            (pool as f64 / (pool - drop) as f64) as f32
-        } else {
-            1.0
-        };
-        (drop, weight)
+/// Under a `budget`, a pruned epoch drops exactly `drop` samples: from W (`below` on entry)
+/// while that is at most the share r of it, otherwise from the ⌈drop/r⌉ lowest-loss seen
+/// samples (W grown upward by (loss, id), at most all seen samples). `below` becomes that pool,
+/// in id order; returns how many of it to drop and the weight |pool|/(|pool| − drop) of the
+/// rest (the kept share's inverse, as 1/(1 − r) is without a budget).
+fn budget_pool<T: ListedId>(
+    below: &mut Vec<T>,
+    book: &ScoreBook,
+    r: f64,
+    drop: usize,
+) -> (usize, f32) {
+    let loss = book.loss_last();
+    let n = book.len();
+    let want = if r > 0.0 {
+        snap(drop as f64 / r).ceil() as usize
+    } else {
+        usize::MAX
+    };
+    if want > below.len() {
+        let mut seen: Vec<T> = (0..n)
+            .filter(|&i| scored(book, i))
+            .map(T::from_id)
+            .collect();
+        let size = want.min(seen.len());
+        seen.sort_unstable_by(|&a, &b| {
+            loss[a.index()]
+                .total_cmp(&loss[b.index()])
+                .then(a.index().cmp(&b.index()))
+        });
+        seen.truncate(size);
+        seen.sort_unstable_by_key(|&id| id.index());
+        *below = seen;
     }
+    let pool = below.len();
+    let drop = drop.min(pool);
+    let weight = if pool > drop {
+        (pool as f64 / (pool - drop) as f64) as f32
+    } else {
+        1.0
+    };
+    (drop, weight)
+}
+
+/// The pruned epoch's draw over W (listed into `below`): marks each id of `class` ABOVE,
+/// BELOW (kept, rescaled) or DROPPED, and returns the weight of the BELOW ones. Generic in the
+/// width of the listed ids; the same draw whatever the width.
+fn mark_drops<T: ListedId>(
+    below: &mut Vec<T>,
+    class: &mut Vec<u8>,
+    book: &ScoreBook,
+    mean: f64,
+    config: &InfoBatchConfig,
+    keep: Option<usize>,
+    rng: &mut Rng,
+) -> f32 {
+    let n = book.len();
+    let loss = book.loss_last();
+    // W in id order, so the draw depends on the set alone. A NaN mean (nothing seen) compares
+    // false: W is empty and the epoch is full data.
+    below.clear();
+    extend_where(below, n, |i| scored(book, i) & ((loss[i] as f64) < mean));
+    let (drop, rescaled) = match keep {
+        None => (
+            drop_count(config.prune, below.len()),
+            config.rescale_weight(),
+        ),
+        Some(k) => budget_pool(below, book, config.prune, n.saturating_sub(k)),
+    };
+    rng.choose_front(below, drop);
+    class.clear();
+    class.resize(n, ABOVE);
+    let (dropped, kept) = below.split_at(drop);
+    for &i in kept {
+        class[i.index()] = BELOW;
+    }
+    for &i in dropped {
+        class[i.index()] = DROPPED;
+    }
+    rescaled
 }
 
 /// The ids that count as seen here: with feedback and a finite `loss_last` (a book restored
@@ -171,29 +227,13 @@ impl Policy for InfoBatch {
             out.weights.resize(n, 1.0);
             return;
         }
-        // W in id order, so the draw depends on the set alone. A NaN mean (nothing seen)
-        // compares false: W is empty and the epoch is full data.
-        self.below.clear();
-        extend_where(&mut self.below, n, |i| {
-            scored(book, i) & ((loss[i] as f64) < mean)
-        });
-        let (drop, rescaled) = match self.keep {
-            None => (
-                drop_count(self.config.prune, self.below.len()),
-                self.config.rescale_weight(),
-            ),
-            Some(k) => self.budget_pool(book, n.saturating_sub(k)),
+        let mut rng = Rng::new(ctx.seed, Stream::Select, ctx.epoch, 0);
+        let (config, keep, class) = (&self.config, self.keep, &mut self.class);
+        let rescaled = if n as u64 <= 1 << 32 {
+            mark_drops(&mut self.below32, class, book, mean, config, keep, &mut rng)
+        } else {
+            mark_drops(&mut self.below64, class, book, mean, config, keep, &mut rng)
         };
-        Rng::new(ctx.seed, Stream::Select, ctx.epoch, 0).choose_front(&mut self.below, drop);
-        self.class.clear();
-        self.class.resize(n, ABOVE);
-        let (dropped, kept) = self.below.split_at(drop);
-        for &i in kept {
-            self.class[i as usize] = BELOW;
-        }
-        for &i in dropped {
-            self.class[i as usize] = DROPPED;
-        }
         // Every id but the dropped, in id order, weighted by class; the weights are filled in a
         // second sequential pass, and looked up by class rather than chosen by a comparison (which
         // compiles to a branch), so that neither loop branches on the (random) class.
@@ -480,5 +520,44 @@ mod tests {
         // A type error is refused too; serde's internally tagged enums report it at `policy`,
         // not at the key.
         assert!(Config::from_json(r#"{"policy": {"kind": "infobatch", "epochs": -1}}"#).is_err());
+    }
+
+    #[test]
+    fn the_u32_pool_draws_what_the_u64_pool_draws() {
+        let n = 5000;
+        let loss: Vec<f32> = (0..n)
+            .map(|i| match i % 11 {
+                0 => f32::NAN,
+                _ => Rng::new(1, Stream::Augment, i as u64, 0).unit_f64() as f32,
+            })
+            .collect();
+        let b = book(&loss);
+        let (mean, _) = mean_std((0..n).filter(|&i| scored(&b, i)).map(|i| b.loss_last()[i]));
+        for keep in [None, Some(4000), Some(1000), Some(0)] {
+            for prune in [0.0, 0.3, 0.5] {
+                let c = config(prune, 0.875, 10);
+                let (mut c32, mut c64) = (Vec::new(), Vec::new());
+                let w32 = mark_drops(
+                    &mut Vec::<u32>::new(),
+                    &mut c32,
+                    &b,
+                    mean,
+                    &c,
+                    keep,
+                    &mut Rng::new(5, Stream::Select, 1, 0),
+                );
+                let w64 = mark_drops(
+                    &mut Vec::<u64>::new(),
+                    &mut c64,
+                    &b,
+                    mean,
+                    &c,
+                    keep,
+                    &mut Rng::new(5, Stream::Select, 1, 0),
+                );
+                assert_eq!((w32, &c32), (w64, &c64), "keep {keep:?} prune {prune}");
+                assert!(c32.contains(&DROPPED) || prune == 0.0 && keep.is_none());
+            }
+        }
     }
 }

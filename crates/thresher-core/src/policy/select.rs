@@ -195,12 +195,17 @@ pub(crate) fn ascending_bits(x: f32) -> u32 {
 /// to write and to shuffle).
 pub(crate) trait ListedId: Copy {
     fn from_id(id: usize) -> Self;
+    fn index(self) -> usize;
 }
 
 impl ListedId for u64 {
     #[inline(always)]
     fn from_id(id: usize) -> u64 {
         id as u64
+    }
+    #[inline(always)]
+    fn index(self) -> usize {
+        self as usize
     }
 }
 
@@ -209,6 +214,10 @@ impl ListedId for u32 {
     fn from_id(id: usize) -> u32 {
         debug_assert!(id <= u32::MAX as usize);
         id as u32
+    }
+    #[inline(always)]
+    fn index(self) -> usize {
+        self as usize
     }
 }
 
