@@ -15,7 +15,7 @@
 use super::epsilon_greedy::greedy_count;
 use super::{
     extend_where, mark_top_k, mark_top_k_all, mean_std_of, seen_budget, unjudged_into,
-    unlearnable_test,
+    unlearnable_test, ListedId,
 };
 use crate::rng::{Rng, Stream};
 use crate::scores::ScoreBook;
@@ -120,50 +120,49 @@ impl GreedyShare {
             }
             None => mark_top(n, unseen, top, |id| score[id as usize], kept, seen, band),
         }
-        // The random share: the other judged ids (those the mask leaves out) in id order (so
-        // the draw is a function of the set alone), a partial Fisher–Yates with (seed, select
-        // stream, period index). The same swaps whatever the width of the ids.
+        // The random share: the other judged ids (those the mask leaves out), drawn with (seed,
+        // select stream, period index).
         let fill = k - top;
         let mut rng = Rng::new(p.seed, Stream::Select, p.draw, 0);
         let kept = &mut self.kept;
         heavy.clear();
         let pool = if fits_u32(n) {
-            let rest = &mut self.rest32;
-            rest.clear();
-            extend_where(rest, n, |id| !kept[id]);
-            rng.choose_front(rest, fill);
-            rest[..fill].iter().for_each(|&id| kept[id as usize] = true);
-            if p.rescale && fill > 0 {
-                mark_heavy(
-                    book,
-                    p.guard,
-                    rest[..fill].iter().map(|&id| id as usize),
-                    heavy,
-                );
-            }
-            rest.len()
+            draw_into(&mut self.rest32, kept, fill, &mut rng)
         } else {
-            let rest = &mut self.rest64;
-            rest.clear();
-            extend_where(rest, n, |id| !kept[id]);
-            rng.choose_front(rest, fill);
-            rest[..fill].iter().for_each(|&id| kept[id as usize] = true);
-            if p.rescale && fill > 0 {
-                mark_heavy(
-                    book,
-                    p.guard,
-                    rest[..fill].iter().map(|&id| id as usize),
-                    heavy,
-                );
-            }
-            rest.len()
+            draw_into(&mut self.rest64, kept, fill, &mut rng)
         };
+        if p.rescale && fill > 0 {
+            // The drawn ids are the first `fill` of the pool, whichever width it has.
+            if fits_u32(n) {
+                let drawn = self.rest32[..fill].iter().map(|&id| id as usize);
+                mark_heavy(book, p.guard, drawn, heavy);
+            } else {
+                let drawn = self.rest64[..fill].iter().map(|&id| id as usize);
+                mark_heavy(book, p.guard, drawn, heavy);
+            }
+        }
         std::mem::swap(kept, kept_out);
         if heavy.is_empty() {
             return 1.0;
         }
         share_weight(pool, fill)
     }
+}
+
+/// Lists the ids `kept` leaves out into `rest` (in id order, so the draw is a function of the
+/// set alone), draws `fill` of them to its front (a partial Fisher–Yates: the same swaps
+/// whatever the width of the ids), marks them kept, and returns the pool's size.
+fn draw_into<T: ListedId>(
+    rest: &mut Vec<T>,
+    kept: &mut [bool],
+    fill: usize,
+    rng: &mut Rng,
+) -> usize {
+    rest.clear();
+    extend_where(rest, kept.len(), |id| !kept[id]);
+    rng.choose_front(rest, fill);
+    rest[..fill].iter().for_each(|&id| kept[id.index()] = true);
+    rest.len()
 }
 
 /// |pool|/drawn, the inverse of a pool member's chance to be drawn, computed in f64 and stored
