@@ -9,11 +9,14 @@
 //! Each test runs its case in a child process (this test binary again, selected by an
 //! environment variable) with RLIMIT_AS set, and requires a clean exit.
 
-use std::ffi::{c_char, CStr, CString};
+mod ffi_util;
+
+use std::ffi::CString;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::Command;
 use std::ptr::null;
 
+use ffi_util::{last_error, new};
 use thresher::ffi::*;
 use thresher_core::source::write_idx;
 
@@ -56,21 +59,6 @@ fn capped(name: &str, body: impl FnOnce()) {
         out.status,
         out.status.signal()
     );
-}
-
-fn last_error() -> String {
-    let mut buf = vec![0 as c_char; 4096];
-    unsafe { thresher_last_error(buf.as_mut_ptr(), buf.len()) };
-    unsafe { CStr::from_ptr(buf.as_ptr()) }
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn new(config: &str) -> (thresher_status, *mut thresher_loader) {
-    let c = CString::new(config).unwrap();
-    let mut l = std::ptr::null_mut();
-    let st = unsafe { thresher_loader_new(c.as_ptr(), &mut l) };
-    (st, l)
 }
 
 /// `config` must be refused with INVALID_ARGUMENT (or `status`) naming every one of `needles`.

@@ -5,9 +5,10 @@
 //! every call runs on a thread of its own and the test fails when it has not returned within
 //! `LIMIT` (a hang detector, not a timing assertion: the calls take milliseconds).
 
+mod ffi_util;
 mod image_util;
 
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::ptr::null_mut;
@@ -15,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use ffi_util::last_error;
 use image::DynamicImage;
 use image_util::{cifar_bytes, image_folder, photo, write_tar};
 use serde_json::json;
@@ -38,14 +40,6 @@ fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static)
         Ok(v) => v,
         Err(_) => panic!("{what}: no return within {LIMIT:?} (a hang)"),
     }
-}
-
-fn last_error() -> String {
-    let mut buf = vec![0 as c_char; 4096];
-    unsafe { thresher_last_error(buf.as_mut_ptr(), buf.len()) };
-    unsafe { CStr::from_ptr(buf.as_ptr()) }
-        .to_string_lossy()
-        .into_owned()
 }
 
 /// A loader pointer that may cross to the thread `within` starts.

@@ -11,9 +11,13 @@
 //! `source_files` (bad sources of each kind), `misuse` (NULL pointers), `null_handle` (calls
 //! on a NULL handle), `feedback` (bad feedback); the helpers they share are here.
 
-use std::ffi::{c_char, CStr, CString};
+#[path = "../ffi_util/mod.rs"]
+mod ffi_util;
+
+use std::ffi::CString;
 use std::ptr::{null, null_mut};
 
+use ffi_util::{last_error, new};
 use tempfile::TempDir;
 use thresher::ffi::*;
 use thresher_core::source::write_idx;
@@ -23,21 +27,6 @@ use thresher_status::*;
 const INV: thresher_status = THRESHER_INVALID_ARGUMENT;
 const IO: thresher_status = THRESHER_IO;
 const FORMAT: thresher_status = THRESHER_FORMAT;
-
-fn last_error() -> String {
-    let mut buf = vec![0 as c_char; 4096];
-    unsafe { thresher_last_error(buf.as_mut_ptr(), buf.len()) };
-    unsafe { CStr::from_ptr(buf.as_ptr()) }
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn new(config: &str) -> (thresher_status, *mut thresher_loader) {
-    let c = CString::new(config).unwrap();
-    let mut l = null_mut();
-    let st = unsafe { thresher_loader_new(c.as_ptr(), &mut l) };
-    (st, l)
-}
 
 fn source(i: &str, l: &str) -> String {
     format!(r#""source": {{"kind": "idx", "images": "{i}", "labels": "{l}"}}"#)
