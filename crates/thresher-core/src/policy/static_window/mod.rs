@@ -18,7 +18,10 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::greedy_share::share_weight;
-use super::{check_prune, looks_unlearnable, mean_std, PlanContext, Policy, Selection};
+use super::{
+    check_prune, extend_where, looks_unlearnable, mean_std, ListedId, PlanContext, Policy,
+    Selection,
+};
 use crate::error::{Error, Result};
 use crate::rng::{Rng, Stream};
 use crate::scores::{ScoreBook, ScoreFields};
@@ -153,9 +156,8 @@ pub struct StaticWindow<S: StaticScore> {
     scratch: Vec<f32>,
     /// The fixed part and the random share's pool, once chosen.
     kept: Option<Split>,
-    /// The random share's draw and the kept marks, reused across epochs.
-    draw: Vec<u64>,
-    marks: Vec<u8>,
+    /// The random share's scratch, reused across epochs.
+    draw: DrawScratch,
     /// `fn() -> S`: the score is a type-level choice, no value of it is held, so the policy is
     /// `Send` whatever `S` is.
     score: PhantomData<fn() -> S>,
@@ -173,8 +175,7 @@ impl<S: StaticScore> StaticWindow<S> {
             n,
             scratch: crate::util::huge::with_capacity(n),
             kept: None,
-            draw: Vec::new(),
-            marks: Vec::new(),
+            draw: DrawScratch::default(),
             score: PhantomData,
         }
     }
@@ -245,7 +246,6 @@ impl<S: StaticScore> Policy for StaticWindow<S> {
             ctx,
             |id| guard.is_some_and(|w| looks_unlearnable(ctx.scores, id, w)),
             &mut self.draw,
-            &mut self.marks,
             out,
         );
     }
@@ -269,6 +269,7 @@ impl<S: StaticScore> Policy for StaticWindow<S> {
         };
         let Some(subset) = subset else {
             self.kept = None;
+            self.draw = DrawScratch::default();
             return true;
         };
         let split = match (subset.extra.as_slice(), subset.pool.is_empty()) {
@@ -292,43 +293,100 @@ impl<S: StaticScore> Policy for StaticWindow<S> {
             _ => return false,
         };
         self.kept = Some(split);
+        self.draw = DrawScratch::default();
         true
     }
 }
 
+/// Per-id marks of a static policy's epoch: not kept, fixed, drawn at weight 1 (it looks
+/// unlearnable), drawn at the share's weight.
+const NOT_KEPT: u8 = 0;
+const FIXED: u8 = 1;
+const DRAWN: u8 = 2;
+const HEAVY: u8 = 3;
+
+/// Scratch of the per-epoch draw, reused across epochs: the fixed part's marks (made once per
+/// subset), this epoch's marks and the pool being drawn from (u32 when every id fits one:
+/// half the bytes to copy and to swap at random positions).
+#[derive(Default)]
+struct DrawScratch {
+    /// `FIXED` for the fixed ids, `NOT_KEPT` elsewhere; empty until the first draw.
+    fixed_marks: Vec<u8>,
+    marks: Vec<u8>,
+    pool32: Vec<u32>,
+    pool64: Vec<u64>,
+}
+
 /// Writes the fixed part of `split` and `split.fill` ids drawn uniformly from its pool into
 /// `out`, ascending: a partial Fisher–Yates with (seed, select stream, epoch) over the pool in id
-/// order, so every epoch draws afresh and the draw depends on the pool alone. Fixed ids weigh
-/// 1, drawn ids `weight` unless `flagged` (then 1).
+/// order, so every epoch draws afresh and the draw depends on the pool alone (and not on the
+/// width of the listed ids). Fixed ids weigh 1, drawn ids `weight` unless `flagged` (then 1).
 fn draw_share(
     split: &Split,
     weight: f32,
     ctx: &PlanContext<'_>,
     flagged: impl Fn(usize) -> bool,
-    draw: &mut Vec<u64>,
-    marks: &mut Vec<u8>,
+    scratch: &mut DrawScratch,
     out: &mut Selection,
 ) {
-    const FIXED: u8 = 1;
-    const DRAWN: u8 = 2;
-    const HEAVY: u8 = 3;
-    draw.clear();
-    draw.extend_from_slice(&split.pool);
-    Rng::new(ctx.seed, Stream::Select, ctx.epoch, 0).choose_front(draw, split.fill);
-    marks.clear();
-    marks.resize(ctx.scores.len(), 0);
-    split
-        .fixed
-        .iter()
-        .for_each(|&id| marks[id as usize] = FIXED);
-    for &id in &draw[..split.fill] {
-        marks[id as usize] = if flagged(id as usize) { DRAWN } else { HEAVY };
-    }
-    out.reserve(split.fixed.len() + split.fill);
-    for (id, &m) in marks.iter().enumerate() {
-        if m != 0 {
-            out.push(id as u64, if m == HEAVY { weight } else { 1.0 });
+    let n = ctx.scores.len();
+    if scratch.fixed_marks.len() != n {
+        scratch.fixed_marks.clear();
+        scratch.fixed_marks.resize(n, NOT_KEPT);
+        for &id in &split.fixed {
+            scratch.fixed_marks[id as usize] = FIXED;
         }
+    }
+    let marks = &mut scratch.marks;
+    marks.clear();
+    marks.extend_from_slice(&scratch.fixed_marks);
+    let mut rng = Rng::new(ctx.seed, Stream::Select, ctx.epoch, 0);
+    if n as u64 <= 1 << 32 {
+        mark_drawn(
+            &split.pool,
+            split.fill,
+            &mut scratch.pool32,
+            &mut rng,
+            marks,
+            &flagged,
+        );
+    } else {
+        mark_drawn(
+            &split.pool,
+            split.fill,
+            &mut scratch.pool64,
+            &mut rng,
+            marks,
+            &flagged,
+        );
+    }
+    // The kept ids in id order, then their weights looked up by mark (no branch on the mark,
+    // which is random for the drawn share).
+    let start = out.ids.len();
+    extend_where(&mut out.ids, n, |id| marks[id] != NOT_KEPT);
+    let mut by_mark = [1.0f32; 4];
+    by_mark[HEAVY as usize] = weight;
+    out.weights.extend(
+        out.ids[start..]
+            .iter()
+            .map(|&id| by_mark[(marks[id as usize] & 3) as usize]),
+    );
+}
+
+/// Copies `pool` into `listed`, draws `fill` of it to the front and marks them in `marks`.
+fn mark_drawn<T: ListedId>(
+    pool: &[u64],
+    fill: usize,
+    listed: &mut Vec<T>,
+    rng: &mut Rng,
+    marks: &mut [u8],
+    flagged: &impl Fn(usize) -> bool,
+) {
+    listed.clear();
+    listed.extend(pool.iter().map(|&id| T::from_id(id as usize)));
+    rng.choose_front(listed, fill);
+    for &id in &listed[..fill] {
+        marks[id.index()] = if flagged(id.index()) { DRAWN } else { HEAVY };
     }
 }
 
@@ -559,5 +617,37 @@ mod tests {
         let (a, b) = (select(&mut plain, 5), select(&mut policy, 5));
         assert_eq!(a.ids, b.ids);
         assert!(a.weights.iter().all(|&w| w == 1.0));
+    }
+
+    #[test]
+    fn the_draw_marks_the_same_ids_whatever_the_width() {
+        let pool: Vec<u64> = (0..3000).filter(|i: &u64| !i.is_multiple_of(3)).collect();
+        let flagged = |id: usize| id.is_multiple_of(7);
+        for fill in [0, 1, 500, pool.len()] {
+            let (mut a, mut b) = (vec![0u8; 3000], vec![0u8; 3000]);
+            let rng = |e| Rng::new(9, Stream::Select, e, 0);
+            mark_drawn(
+                &pool,
+                fill,
+                &mut Vec::<u32>::new(),
+                &mut rng(4),
+                &mut a,
+                &flagged,
+            );
+            mark_drawn(
+                &pool,
+                fill,
+                &mut Vec::<u64>::new(),
+                &mut rng(4),
+                &mut b,
+                &flagged,
+            );
+            assert_eq!(a, b, "fill {fill}");
+            assert_eq!(a.iter().filter(|&&m| m != NOT_KEPT).count(), fill);
+            assert!(a
+                .iter()
+                .enumerate()
+                .all(|(id, &m)| m != HEAVY || !flagged(id)));
+        }
     }
 }
