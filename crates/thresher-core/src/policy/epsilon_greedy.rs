@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use super::greedy_share::{extend_kept_and_stats, GreedyShare, Share};
+use super::greedy_share::{GreedyShare, Share};
 use super::period_cache::PeriodCache;
 use super::{
     check_momentum, check_period, check_prune, default_momentum, PlanContext, Policy, Selection,
@@ -176,11 +176,9 @@ impl Policy for EpsilonGreedy {
         if !self.cache.holds(ctx.seed, draw) {
             self.plan(book, ctx.seed, draw);
         }
-        let start = out.ids.len();
         (out.score_mean, out.score_std) =
-            extend_kept_and_stats(&self.cache.kept, book.seen(), book.loss_ema(), &mut out.ids);
-        self.cache
-            .extend_weights(&out.ids[start..], &mut out.weights);
+            self.cache
+                .extend_selection(book.seen(), book.loss_ema(), out);
     }
 
     fn save_state(&self) -> Vec<u8> {

@@ -13,6 +13,7 @@
 //! low-loss samples do. The drawn ids that carry it are marked in a second mask (`heavy`).
 
 use super::epsilon_greedy::greedy_count;
+use super::Selection;
 use super::{
     extend_where, mark_top_k, mark_top_k_all, mean_std_of, seen_budget, unjudged_into,
     unlearnable_test, ListedId,
@@ -190,19 +191,6 @@ pub(crate) fn mark_heavy(
     }
 }
 
-/// The weights of `ids` (ascending, appended to `weights`): `weight` for the ids `heavy`
-/// marks, 1 for the others (all of them when `heavy` is empty).
-pub(crate) fn extend_weights(ids: &[u64], heavy: &[bool], weight: f32, weights: &mut Vec<f32>) {
-    if heavy.is_empty() {
-        weights.resize(weights.len() + ids.len(), 1.0);
-    } else {
-        weights.extend(
-            ids.iter()
-                .map(|&id| if heavy[id as usize] { weight } else { 1.0 }),
-        );
-    }
-}
-
 /// Marks the top `top` judged ids by `key` into `kept` (true on entry for the `unseen` ids not
 /// judged, false for the judged ones): over 0..n unlisted when every id is judged, else over
 /// the judged ids listed in `seen`. Generic in `key`, so that each guard setting gets its own
@@ -225,26 +213,33 @@ fn mark_top(
     }
 }
 
-/// Appends the ids `kept` marks to `ids`, ascending, and returns `mean_std` of `values[id]`
-/// over the seen ids (`counts[id] > 0`), in one pass over the ids: the sums are a chain of
-/// dependent adds whose latency the appends hide. The same figures as `mean_std` over the seen
-/// ids: the values are added in id order, and an unseen id adds +0.0, which leaves a sum that
-/// starts at +0.0 unchanged (such a sum is never -0.0).
+/// Appends the ids `kept` marks to `out.ids`, ascending, with `weight_of(id)` to
+/// `out.weights`, and returns `mean_std` of `values[id]` over the seen ids (`counts[id] > 0`),
+/// in one pass over the ids: the sums are a chain of dependent adds whose latency the appends
+/// hide. The same figures as `mean_std` over the seen ids: the values are added in id order, and
+/// an unseen id adds +0.0, which leaves a sum that starts at +0.0 unchanged (such a sum is never
+/// -0.0).
 pub(crate) fn extend_kept_and_stats(
     kept: &[bool],
     counts: &[u32],
     values: &[f32],
-    ids: &mut Vec<u64>,
+    weight_of: impl Fn(usize) -> f32,
+    out: &mut Selection,
 ) -> (f64, f64) {
     let n = kept.len();
     let (counts, values) = (&counts[..n], &values[..n]);
+    let (ids, weights) = (&mut out.ids, &mut out.weights);
+    debug_assert_eq!(ids.len(), weights.len());
     ids.reserve(n);
+    weights.reserve(n);
     let start = ids.len();
     let spare = &mut ids.spare_capacity_mut()[..n];
+    let spare_w = &mut weights.spare_capacity_mut()[..n];
     let (mut k, mut seen, mut sum, mut sq) = (0usize, 0usize, 0f64, 0f64);
     for id in 0..n {
         // k ≤ id < n: every slot below the final k is written before k passes it.
         spare[k].write(id as u64);
+        spare_w[k].write(weight_of(id));
         k += usize::from(kept[id]);
         let is_seen = counts[id] > 0;
         let v = if is_seen { values[id] as f64 } else { 0.0 };
@@ -252,9 +247,12 @@ pub(crate) fn extend_kept_and_stats(
         sum += v;
         sq += v * v;
     }
-    // SAFETY: slots start..start + k were initialised above (see the loop), and the capacity
-    // holds start + n ≥ start + k elements.
-    unsafe { ids.set_len(start + k) };
+    // SAFETY: slots start..start + k of both were initialised above (see the loop), and their
+    // capacities hold start + n ≥ start + k elements.
+    unsafe {
+        ids.set_len(start + k);
+        weights.set_len(start + k);
+    }
     mean_std_of(seen, sum, sq)
 }
 

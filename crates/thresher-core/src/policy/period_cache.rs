@@ -54,9 +54,22 @@ impl PeriodCache {
         ids
     }
 
-    /// Appends the weights of `ids` (the cached ids, ascending) to `weights`.
-    pub(super) fn extend_weights(&self, ids: &[u64], weights: &mut Vec<f32>) {
-        super::greedy_share::extend_weights(ids, &self.heavy, self.weight, weights);
+    /// Appends the kept ids (ascending) and their weights to `out`, and returns `mean_std` of
+    /// `values` over the ids with `counts[id] > 0` (`extend_kept_and_stats`).
+    pub(super) fn extend_selection(
+        &self,
+        counts: &[u32],
+        values: &[f32],
+        out: &mut super::Selection,
+    ) -> (f64, f64) {
+        use super::greedy_share::extend_kept_and_stats;
+        let (heavy, weight) = (&self.heavy, self.weight);
+        if heavy.is_empty() {
+            extend_kept_and_stats(&self.kept, counts, values, |_| 1.0, out)
+        } else {
+            let weight_of = |id: usize| if heavy[id] { weight } else { 1.0 };
+            extend_kept_and_stats(&self.kept, counts, values, weight_of, out)
+        }
     }
 
     /// Empty when nothing is cached; otherwise `tag`, seed, draw and the ids, then, when some
@@ -179,15 +192,15 @@ mod tests {
         let mut back = PeriodCache::default();
         assert!(back.load(&bytes, 3, 10));
         assert_eq!(back.heavy_ids(), vec![4, 9]);
-        let mut weights = Vec::new();
-        back.extend_weights(&back.ids(), &mut weights);
-        assert_eq!(weights, vec![1.0, 2.5, 2.5]);
+        let mut out = super::super::Selection::default();
+        back.extend_selection(&[0; 10], &[0.0; 10], &mut out);
+        assert_eq!((out.ids, out.weights), (vec![1, 4, 9], vec![1.0, 2.5, 2.5]));
         // Weight-1 bytes load with no heavy ids.
         assert!(back.load(&plain, 3, 10));
         assert!(back.heavy.is_empty());
-        let mut weights = Vec::new();
-        back.extend_weights(&back.ids(), &mut weights);
-        assert_eq!(weights, vec![1.0; 3]);
+        let mut out = super::super::Selection::default();
+        back.extend_selection(&[0; 10], &[0.0; 10], &mut out);
+        assert_eq!((out.ids, out.weights), (vec![1, 4, 9], vec![1.0; 3]));
         // A heavy id that is not kept, a NaN or negative weight: refused, nothing changed.
         for (weight, heavy) in [(2.5f32, 5usize), (f32::NAN, 4), (-1.0, 4)] {
             cache.weight = weight;
