@@ -15,7 +15,7 @@
 use super::epsilon_greedy::greedy_count;
 use super::Selection;
 use super::{
-    extend_where, mark_top_k, mark_top_k_all, mean_std_of, seen_budget, unjudged_into,
+    budget, extend_where, mark_top_k, mark_top_k_all, mean_std_of, seen_budget, unjudged_into,
     unlearnable_test, ListedId,
 };
 use crate::rng::{Rng, Stream};
@@ -146,7 +146,8 @@ impl GreedyShare {
         if heavy.is_empty() {
             return 1.0;
         }
-        share_weight(pool, fill)
+        let k_epoch = p.keep.unwrap_or_else(|| budget(n, p.prune));
+        share_weight(pool, fill, n, k_epoch, p.explore)
     }
 }
 
@@ -166,10 +167,21 @@ fn draw_into<T: ListedId>(
     rest.len()
 }
 
-/// |pool|/drawn, the inverse of a pool member's chance to be drawn, computed in f64 and stored
-/// as f32.
-pub(crate) fn share_weight(pool: usize, drawn: usize) -> f32 {
-    (pool as f64 / drawn as f64) as f32
+/// The random share's weight: |pool|/drawn, the inverse of a pool member's chance to be drawn,
+/// capped at the weight the share has once every sample is judged, (N − G_all)/(K − G_all) with
+/// G_all = ⌈(1 − ε)·K⌉ for the epoch's count K. Without the cap an epoch with few judged slots
+/// (many samples not yet judged, K_seen small) would give a handful of samples the weight of
+/// the whole judged pool, tens of times a kept sample's: one batch's loss would be theirs. The
+/// cap holds every weight to the share's steady value (about 1.9 at K = 0.7·N, 5.7 at 0.3·N).
+/// Computed in f64, stored as f32.
+pub(crate) fn share_weight(pool: usize, drawn: usize, n: usize, k: usize, explore: f64) -> f32 {
+    let g = greedy_count(k, explore);
+    let steady = if k > g {
+        (n - g) as f64 / (k - g) as f64
+    } else {
+        1.0
+    };
+    (pool as f64 / drawn as f64).min(steady) as f32
 }
 
 /// Sets `heavy` to N entries marking the `drawn` ids that do not look unlearnable (with the
@@ -428,7 +440,12 @@ mod tests {
                     if drawn.is_empty() {
                         assert!(heavy.is_empty() && weight == 1.0);
                     } else {
-                        assert_eq!(weight, (pool as f64 / drawn.len() as f64) as f32);
+                        // |R|/(K_seen − G), capped at the steady weight (N − G_all)/(K − G_all).
+                        let k = budget(n, prune);
+                        let g = greedy_count(k, explore);
+                        let steady = (n - g) as f64 / (k - g) as f64;
+                        let raw = pool as f64 / drawn.len() as f64;
+                        assert_eq!(weight, raw.min(steady) as f32, "n {n} prune {prune}");
                         assert!(weight >= 1.0);
                     }
                     // Without `rescale`: no heavy ids, weight 1, the same kept ids.

@@ -235,7 +235,8 @@ impl<S: StaticScore> Policy for StaticWindow<S> {
             return;
         }
         let weight = if self.rescale {
-            share_weight(split.pool.len(), split.fill)
+            let k = super::budget(n, self.prune);
+            share_weight(split.pool.len(), split.fill, n, k, self.explore)
         } else {
             1.0
         };
