@@ -162,7 +162,7 @@ def section(data):
     on, off8 = data["names"][2], data["names"][0]
     loads = [r["load"] for r in data["rows"] if r["name"] in (on, off8)]
     goal = ("cold image folder: workers 2 with read-ahead ≥ 2× workers 8 without",
-            f"{data['ratio']:.1f}× ({data['median'][on]:,.0f} vs {data['median'][off8]:,.0f} "
+            f"{data['ratio']:.2f}× ({data['median'][on]:,.0f} vs {data['median'][off8]:,.0f} "
             "samples/s, medians)", max(loads), data["ratio"] >= 2)
     return lines, goal
 
