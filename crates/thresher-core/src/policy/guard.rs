@@ -63,8 +63,14 @@ pub fn partition_judged(
 pub(crate) fn unjudged_into(scores: &ScoreBook, window: u32, mask: &mut Vec<bool>) -> usize {
     let need = window.max(1);
     mask.clear();
-    mask.extend(scores.seen().iter().map(|&c| c < need));
-    mask.iter().filter(|&&b| b).count()
+    // Counted in the pass that writes the mask (a second pass over N bytes cost more).
+    let mut unjudged = 0;
+    mask.extend(scores.seen().iter().map(|&c| {
+        let u = c < need;
+        unjudged += usize::from(u);
+        u
+    }));
+    unjudged
 }
 
 /// The fraction of `ids` that look unlearnable; NaN for a book without streaks or no ids.
