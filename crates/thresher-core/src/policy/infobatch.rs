@@ -6,7 +6,9 @@
 
 use serde::Deserialize;
 
-use super::{check_prune, extend_where, mean_std, ListedId, PlanContext, Policy, Selection};
+use super::{
+    check_prune, extend_by_class, extend_where, mean_std, ListedId, PlanContext, Policy, Selection,
+};
 use crate::error::{Error, Result};
 use crate::rng::{Rng, Stream};
 use crate::scores::{ScoreBook, ScoreFields};
@@ -234,19 +236,10 @@ impl Policy for InfoBatch {
         } else {
             mark_drops(&mut self.below64, class, book, mean, config, keep, &mut rng)
         };
-        // Every id but the dropped, in id order, weighted by class; the weights are filled in a
-        // second sequential pass, and looked up by class rather than chosen by a comparison (which
-        // compiles to a branch), so that neither loop branches on the (random) class.
-        let start = out.ids.len();
-        let class = &self.class;
-        extend_where(&mut out.ids, n, |id| class[id] != DROPPED);
+        // Every id but the dropped, in id order, weighted by class.
         let mut weight = [1.0f32; 4];
         weight[BELOW as usize] = rescaled;
-        out.weights.extend(
-            out.ids[start..]
-                .iter()
-                .map(|&id| weight[(class[id as usize] & 3) as usize]),
-        );
+        extend_by_class(out, &self.class, DROPPED, weight);
     }
 }
 

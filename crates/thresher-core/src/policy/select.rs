@@ -221,6 +221,25 @@ impl ListedId for u32 {
     }
 }
 
+/// Appends to `out`, ascending, every id whose class (`classes[id]`, below 4) is not
+/// `excluded`, weighing `by_class[class]`: the ids in one branch-free pass (`extend_where`),
+/// then their weights in a second sequential one, looked up by class rather than chosen by a
+/// comparison (which compiles to a branch on a class that is random for drawn ids).
+pub(crate) fn extend_by_class(
+    out: &mut super::Selection,
+    classes: &[u8],
+    excluded: u8,
+    by_class: [f32; 4],
+) {
+    let start = out.ids.len();
+    extend_where(&mut out.ids, classes.len(), |id| classes[id] != excluded);
+    out.weights.extend(
+        out.ids[start..]
+            .iter()
+            .map(|&id| by_class[(classes[id as usize] & 3) as usize]),
+    );
+}
+
 /// Appends to `out`, ascending, the ids in 0..n for which `keep(id)` holds, with no branch on
 /// `keep`: the predicates the policies filter by (below the mean, kept by a random draw) are
 /// coin flips the branch predictor misses half the time, which cost more than an unconditional

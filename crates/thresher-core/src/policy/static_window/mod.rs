@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use super::greedy_share::share_weight;
 use super::{
-    check_prune, extend_where, looks_unlearnable, mean_std, ListedId, PlanContext, Policy,
+    check_prune, extend_by_class, looks_unlearnable, mean_std, ListedId, PlanContext, Policy,
     Selection,
 };
 use crate::error::{Error, Result};
@@ -361,17 +361,9 @@ fn draw_share(
             &flagged,
         );
     }
-    // The kept ids in id order, then their weights looked up by mark (no branch on the mark,
-    // which is random for the drawn share).
-    let start = out.ids.len();
-    extend_where(&mut out.ids, n, |id| marks[id] != NOT_KEPT);
     let mut by_mark = [1.0f32; 4];
     by_mark[HEAVY as usize] = weight;
-    out.weights.extend(
-        out.ids[start..]
-            .iter()
-            .map(|&id| by_mark[(marks[id as usize] & 3) as usize]),
-    );
+    extend_by_class(out, marks, NOT_KEPT, by_mark);
 }
 
 /// Copies `pool` into `listed`, draws `fill` of it to the front and marks them in `marks`.
