@@ -15,8 +15,8 @@
 use super::epsilon_greedy::greedy_count;
 use super::Selection;
 use super::{
-    budget, extend_where, mark_top_k, mark_top_k_all, mean_std_of, seen_budget, unjudged_into,
-    unlearnable_test, ListedId,
+    budget, extend_where, fits_u32, id_lists, mark_top_k, mark_top_k_all, mean_std_of, seen_budget,
+    unjudged_into, unlearnable_test, ListedId,
 };
 use crate::rng::{Rng, Stream};
 use crate::scores::ScoreBook;
@@ -57,19 +57,11 @@ pub(crate) struct GreedyShare {
 
 impl GreedyShare {
     pub(crate) fn new(n: usize) -> Self {
-        let narrow = fits_u32(n);
+        let (rest32, rest64) = id_lists(n);
         GreedyShare {
             seen: Vec::new(),
-            rest32: if narrow {
-                crate::util::huge::with_capacity(n)
-            } else {
-                Vec::new()
-            },
-            rest64: if narrow {
-                Vec::new()
-            } else {
-                crate::util::huge::with_capacity(n)
-            },
+            rest32,
+            rest64,
             kept: crate::util::huge::with_capacity(n),
             band: Vec::new(),
         }
@@ -266,11 +258,6 @@ pub(crate) fn extend_kept_and_stats(
         weights.set_len(start + k);
     }
     mean_std_of(seen, sum, sq)
-}
-
-/// Whether every id below `n` fits a u32.
-fn fits_u32(n: usize) -> bool {
-    n as u64 <= 1 << 32
 }
 
 #[cfg(test)]

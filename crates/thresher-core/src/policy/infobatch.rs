@@ -7,7 +7,8 @@
 use serde::Deserialize;
 
 use super::{
-    check_prune, extend_by_class, extend_where, mean_std, ListedId, PlanContext, Policy, Selection,
+    check_prune, extend_by_class, extend_where, fits_u32, id_lists, mean_std, ListedId,
+    PlanContext, Policy, Selection,
 };
 use crate::error::{Error, Result};
 use crate::rng::{Rng, Stream};
@@ -94,21 +95,13 @@ const DROPPED: u8 = 2;
 
 impl InfoBatch {
     pub fn new(config: InfoBatchConfig, n: usize) -> Self {
-        let narrow = n as u64 <= 1 << 32;
+        let (below32, below64) = id_lists(n);
         InfoBatch {
             config,
             keep: None,
             n,
-            below32: if narrow {
-                crate::util::huge::with_capacity(n)
-            } else {
-                Vec::new()
-            },
-            below64: if narrow {
-                Vec::new()
-            } else {
-                crate::util::huge::with_capacity(n)
-            },
+            below32,
+            below64,
             class: crate::util::huge::with_capacity(n),
         }
     }
@@ -231,7 +224,7 @@ impl Policy for InfoBatch {
         }
         let mut rng = Rng::new(ctx.seed, Stream::Select, ctx.epoch, 0);
         let (config, keep, class) = (&self.config, self.keep, &mut self.class);
-        let rescaled = if n as u64 <= 1 << 32 {
+        let rescaled = if fits_u32(n) {
             mark_drops(&mut self.below32, class, book, mean, config, keep, &mut rng)
         } else {
             mark_drops(&mut self.below64, class, book, mean, config, keep, &mut rng)

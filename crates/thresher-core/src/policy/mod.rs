@@ -39,7 +39,9 @@ pub(crate) use guard::{
     default_guard_window, default_noise_guard, unjudged_into, unlearnable_test,
 };
 pub use guard::{judged_mask, looks_unlearnable, partition_judged, unlearnable_fraction};
-pub(crate) use select::{ascending_bits, extend_by_class, extend_where, mark_top_k_all, ListedId};
+pub(crate) use select::{
+    ascending_bits, extend_by_class, extend_where, fits_u32, id_lists, mark_top_k_all, ListedId,
+};
 pub use select::{budget, mark_top_k, partition_seen, seen_budget, top_k_front};
 pub(crate) use subset_state::{load_subset, load_with_pool, save_subset, save_with_pool};
 

@@ -221,6 +221,21 @@ impl ListedId for u32 {
     }
 }
 
+/// Whether every id below `n` fits a u32, so that lists of ids can be u32.
+pub(crate) fn fits_u32(n: usize) -> bool {
+    n as u64 <= 1 << 32
+}
+
+/// Id-list buffers for a dataset of `n`: room for `n` u32 ids when they fit one (half the bytes
+/// to write and to swap at random positions), else for `n` u64 ids; the other list is empty.
+pub(crate) fn id_lists(n: usize) -> (Vec<u32>, Vec<u64>) {
+    if fits_u32(n) {
+        (crate::util::huge::with_capacity(n), Vec::new())
+    } else {
+        (Vec::new(), crate::util::huge::with_capacity(n))
+    }
+}
+
 /// Appends to `out`, ascending, every id whose class (`classes[id]`, below 4) is not
 /// `excluded`, weighing `by_class[class]`: the ids in one branch-free pass (`extend_where`),
 /// then their weights in a second sequential one, looked up by class rather than chosen by a

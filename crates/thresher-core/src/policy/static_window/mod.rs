@@ -19,8 +19,8 @@ use serde::Deserialize;
 
 use super::greedy_share::share_weight;
 use super::{
-    check_prune, extend_by_class, looks_unlearnable, mean_std, ListedId, PlanContext, Policy,
-    Selection,
+    check_prune, extend_by_class, fits_u32, looks_unlearnable, mean_std, ListedId, PlanContext,
+    Policy, Selection,
 };
 use crate::error::{Error, Result};
 use crate::rng::{Rng, Stream};
@@ -342,7 +342,7 @@ fn draw_share(
     marks.clear();
     marks.extend_from_slice(&scratch.fixed_marks);
     let mut rng = Rng::new(ctx.seed, Stream::Select, ctx.epoch, 0);
-    if n as u64 <= 1 << 32 {
+    if fits_u32(n) {
         mark_drawn(
             &split.pool,
             split.fill,
