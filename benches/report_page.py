@@ -188,7 +188,8 @@ def write_page(docs, raw, quick):
           "synthetic feedback on every sample (a skewed loss, gradient norms, EL2N, "
           "correctness), so every sample is seen and every policy prunes. Static policies "
           "(EL2N, GraNd, forgetting, influence) are timed at the epoch that fixes their subset, "
-          "the only costly one; their later epochs only copy it (column *cached*). Median of "
+          "the costliest; their later epochs copy it and, with the guarded default's random "
+          "share (EL2N, GraNd, forgetting), draw that share afresh (column *cached*). Median of "
           "3–15 repeats (`benches/micro/`).\n")
         slopes = plan_plot(plan, docs, plt)
         w("![plan time against N, log-log](plan_time.png)\n")
