@@ -522,24 +522,22 @@ mod tests {
         for keep in [None, Some(4000), Some(1000), Some(0)] {
             for prune in [0.0, 0.3, 0.5] {
                 let c = config(prune, 0.875, 10);
-                let (mut c32, mut c64) = (Vec::new(), Vec::new());
-                let w32 = mark_drops(
-                    &mut Vec::<u32>::new(),
-                    &mut c32,
-                    &b,
-                    mean,
-                    &c,
-                    keep,
-                    &mut Rng::new(5, Stream::Select, 1, 0),
-                );
-                let w64 = mark_drops(
-                    &mut Vec::<u64>::new(),
-                    &mut c64,
-                    &b,
-                    mean,
-                    &c,
-                    keep,
-                    &mut Rng::new(5, Stream::Select, 1, 0),
+                // The weight and the classes, with the pool listed at width T.
+                fn draw<T: ListedId>(
+                    b: &ScoreBook,
+                    mean: f64,
+                    c: &InfoBatchConfig,
+                    keep: Option<usize>,
+                ) -> (f32, Vec<u8>) {
+                    let mut class = Vec::new();
+                    let mut rng = Rng::new(5, Stream::Select, 1, 0);
+                    let w =
+                        mark_drops(&mut Vec::<T>::new(), &mut class, b, mean, c, keep, &mut rng);
+                    (w, class)
+                }
+                let ((w32, c32), (w64, c64)) = (
+                    draw::<u32>(&b, mean, &c, keep),
+                    draw::<u64>(&b, mean, &c, keep),
                 );
                 assert_eq!((w32, &c32), (w64, &c64), "keep {keep:?} prune {prune}");
                 assert!(c32.contains(&DROPPED) || prune == 0.0 && keep.is_none());
