@@ -6,7 +6,7 @@ mod image_util;
 
 use std::path::Path;
 
-use image_util::write_npy;
+use image_util::{replace_file, write_npy};
 use serde_json::json;
 use thresher_core::{Config, Dtype, ErrorKind, Loader, TensorView};
 
@@ -298,11 +298,10 @@ fn bad_npy_inputs_name_file_and_key() {
             &["source.x", xp, needle],
         );
     }
-    std::fs::write(
+    replace_file(
         &x,
         b"\x93NUMPY\x01\x00\x3a\x00{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }\n",
-    )
-    .unwrap();
+    );
     refused(
         plain(json!({"kind": "npy", "x": &x})),
         ErrorKind::Format,
@@ -342,11 +341,10 @@ fn noise_size(descr: &str) -> usize {
 
 fn write_tokens_u16(path: &Path, n: usize) -> Vec<u16> {
     let t: Vec<u16> = (0..n).map(|i| (1000 + i * 7) as u16).collect();
-    std::fs::write(
+    replace_file(
         path,
-        t.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>(),
-    )
-    .unwrap();
+        &t.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>(),
+    );
     t
 }
 

@@ -103,9 +103,19 @@ blob read_file(const char *path) {
     return b;
 }
 
+/* Writes a new file and renames it over `path`: a loader that still maps the old file (a
+ * detached worker finishing its sample) keeps reading the old bytes, where truncating the file
+ * in place would fault its next read with SIGBUS. */
 void write_file(const char *path, const void *bytes, size_t size) {
-    FILE *f = fopen(path, "wb");
-    if (f == NULL || fwrite(bytes, 1, size, f) != size || fclose(f) != 0) {
+    char tmp[4096];
+    FILE *f;
+    if (snprintf(tmp, sizeof tmp, "%s.part", path) >= (int)sizeof tmp) {
+        fprintf(stderr, "path too long: %s\n", path);
+        exit(2);
+    }
+    f = fopen(tmp, "wb");
+    if (f == NULL || fwrite(bytes, 1, size, f) != size || fclose(f) != 0 ||
+        rename(tmp, path) != 0) {
         fprintf(stderr, "cannot write %s\n", path);
         exit(2);
     }

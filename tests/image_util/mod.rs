@@ -90,7 +90,17 @@ pub fn write_npy(path: &Path, descr: &str, shape: &[usize], data: &[u8]) {
     bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
     bytes.extend_from_slice(header.as_bytes());
     bytes.extend_from_slice(data);
-    std::fs::write(path, bytes).unwrap();
+    replace_file(path, &bytes);
+}
+
+/// Writes `bytes` to a new file and renames it over `path`. The npy and tokens sources map
+/// their files, and a loader's detached worker may still read the old one: renaming leaves it
+/// the old bytes, where rewriting in place would truncate them under it (SIGBUS).
+pub fn replace_file(path: &Path, bytes: &[u8]) {
+    let mut part = path.as_os_str().to_owned();
+    part.push(".part");
+    std::fs::write(&part, bytes).unwrap();
+    std::fs::rename(&part, path).unwrap();
 }
 
 /// A WebDataset shard of `members` (name, bytes), in order.

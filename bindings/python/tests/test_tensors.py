@@ -4,6 +4,8 @@ DLPack, for every dtype; token blocks give x as `data` and y as `targets`."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -124,7 +126,10 @@ def test_float_and_multilabel_targets_and_integer_labels(tmp_path):
         assert batch.labels.tolist() == [3, 1, 4, 1] and batch.labels.dtype == torch.int64
         assert batch.targets.dtype == torch.int32
     multi = (np.arange(18).reshape(6, 3) % 2).astype(np.float32)
-    np.save(tmp_path / "y.npy", multi)
+    # A new file renamed over the old one, as docs advise for mapped files: rewriting y.npy in
+    # place could truncate it under a worker of the closed loader that is still finishing.
+    np.save(tmp_path / "y_new.npy", multi)
+    os.replace(tmp_path / "y_new.npy", tmp_path / "y.npy")
     with thresher.torch.Loader(cfg) as loader:
         batch = next(iter(loader))
         assert torch.equal(batch.targets, torch.from_numpy(multi[:4]))
