@@ -82,6 +82,35 @@ impl GreedyShare {
         let n = book.len();
         // Unjudged ids are kept: the mask starts as them.
         let unseen = unjudged_into(book, p.window, &mut self.kept);
+        if let (Some(k), Some(_)) = (p.keep, p.guard) {
+            if unseen > k {
+                // A budget that cannot keep every unjudged id: those with the fewest reports
+                // first, so the epochs pass over the data rather than draw overlapping subsets.
+                let mut rng = Rng::new(p.seed, Stream::Select, p.draw, 1);
+                if fits_u32(n) {
+                    fewest_reports_first(
+                        book,
+                        p.window,
+                        k,
+                        &mut self.kept,
+                        &mut self.rest32,
+                        &mut rng,
+                    );
+                } else {
+                    fewest_reports_first(
+                        book,
+                        p.window,
+                        k,
+                        &mut self.kept,
+                        &mut self.rest64,
+                        &mut rng,
+                    );
+                }
+                heavy.clear();
+                std::mem::swap(&mut self.kept, kept_out);
+                return 1.0;
+            }
+        }
         let kept = &mut self.kept;
         let k = match p.keep {
             Some(k) => k.saturating_sub(unseen),
@@ -141,6 +170,42 @@ impl GreedyShare {
         let k_epoch = p.keep.unwrap_or_else(|| budget(n, p.prune));
         share_weight(pool, fill, n, k_epoch, p.explore)
     }
+}
+
+/// Rewrites `kept` to exactly `k` of the ids with fewer than `window` reports (there are more
+/// than `k`): every id with fewer than c reports and a uniform draw (partial Fisher–Yates over
+/// the ids in order, listed in `rest`) among those with exactly c, for the smallest c that
+/// reaches `k`.
+fn fewest_reports_first<T: ListedId>(
+    book: &ScoreBook,
+    window: u32,
+    k: usize,
+    kept: &mut Vec<bool>,
+    rest: &mut Vec<T>,
+    rng: &mut Rng,
+) {
+    let seen = book.seen();
+    let need = window.max(1) as usize;
+    // `window` comes from a u8 (`guard_window`), so the counts fit a fixed array.
+    let mut hist = [0usize; 256];
+    for &c in seen {
+        if (c as usize) < need {
+            hist[c as usize] += 1;
+        }
+    }
+    let (mut level, mut below) = (0usize, 0usize);
+    while level + 1 < need && below + hist[level] < k {
+        below += hist[level];
+        level += 1;
+    }
+    let level = level as u32;
+    kept.clear();
+    kept.extend(seen.iter().map(|&c| c < level));
+    rest.clear();
+    extend_where(rest, seen.len(), |id| seen[id] == level);
+    let fill = (k - below).min(rest.len());
+    rng.choose_front(rest, fill);
+    rest[..fill].iter().for_each(|&id| kept[id.index()] = true);
 }
 
 /// Lists the ids `kept` leaves out into `rest` (in id order, so the draw is a function of the
@@ -283,6 +348,27 @@ mod tests {
         let mut seen: Vec<u64> = Vec::new();
         extend_where(&mut seen, n, |id| counts[id] >= need);
         let unseen = n - seen.len();
+        if let (Some(k), Some(_)) = (p.keep, p.guard) {
+            if unseen > k {
+                // Every unjudged id of a lower report count, then a draw at the count that
+                // reaches k.
+                let mut ids: Vec<u64> = Vec::new();
+                for c in 0..need {
+                    let mut level: Vec<u64> = (0..n as u64)
+                        .filter(|&id| counts[id as usize] == c)
+                        .collect();
+                    let left = k - ids.len();
+                    if level.len() >= left {
+                        Rng::new(p.seed, Stream::Select, p.draw, 1).choose_front(&mut level, left);
+                        ids.extend_from_slice(&level[..left]);
+                        break;
+                    }
+                    ids.extend(level);
+                }
+                ids.sort_unstable();
+                return (ids, Vec::new(), 0);
+            }
+        }
         let k = match p.keep {
             Some(k) => k.saturating_sub(unseen),
             None => seen_budget(n, p.prune, unseen),
@@ -390,6 +476,66 @@ mod tests {
             }
         }
         assert_eq!(cases, 7 * 3 * 2 * 4 * 4);
+    }
+
+    #[test]
+    fn a_tight_budget_keeps_the_fewest_reported_first() {
+        // 100 ids: 30 never reported, 50 reported once, 20 judged (2 reports). K = 40 < 80
+        // unjudged: all 30 never-reported ids and 10 drawn from the once-reported, nothing
+        // judged, weight 1. Without the guard the mask is the unjudged ids (the budget cuts).
+        let n = 100;
+        let mut book = ScoreBook::new(n, ScoreFields::LOSS_EMA.union(ScoreFields::STREAK));
+        for id in 0..n {
+            book.seen[id] = match id {
+                0..30 => 0,
+                30..80 => 1,
+                _ => 2,
+            };
+        }
+        let score = vec![1.0; n];
+        let mut share = GreedyShare::new(n);
+        let (mut kept, mut heavy) = (Vec::new(), Vec::new());
+        let mut draws = std::collections::BTreeSet::new();
+        for draw in 0..4 {
+            let p = Share {
+                window: 2,
+                keep: Some(40),
+                prune: 0.0,
+                explore: 0.5,
+                guard: Some(2),
+                seed: 3,
+                draw,
+                rescale: true,
+            };
+            let w = share.plan(&book, &score, &p, &mut kept, &mut heavy);
+            assert_eq!((w, heavy.len()), (1.0, 0));
+            let ids: Vec<usize> = (0..n).filter(|&id| kept[id]).collect();
+            assert_eq!(ids.len(), 40);
+            assert!((0..30).all(|id| kept[id]), "every never-reported id");
+            assert!(ids.iter().all(|&id| id < 80), "no judged id");
+            draws.insert(ids);
+        }
+        assert!(
+            draws.len() > 1,
+            "the once-reported part is drawn per period"
+        );
+        // K below the never-reported count: K of them.
+        let p = Share {
+            window: 2,
+            keep: Some(12),
+            prune: 0.0,
+            explore: 0.5,
+            guard: Some(2),
+            seed: 3,
+            draw: 0,
+            rescale: true,
+        };
+        share.plan(&book, &score, &p, &mut kept, &mut heavy);
+        let ids: Vec<usize> = (0..n).filter(|&id| kept[id]).collect();
+        assert!(ids.len() == 12 && ids.iter().all(|&id| id < 30), "{ids:?}");
+        let p = Share { guard: None, ..p };
+        share.plan(&book, &score, &p, &mut kept, &mut heavy);
+        assert_eq!(kept.iter().filter(|&&k| k).count(), 80);
     }
 
     #[test]

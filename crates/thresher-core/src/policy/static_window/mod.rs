@@ -10,7 +10,7 @@ mod window;
 
 pub use score::{El2nScore, ForgettingScore, GradNormScore, StaticScore};
 pub use window::static_window;
-use window::{split_window, Split};
+use window::{split_window, Split, Unseen};
 
 use std::marker::PhantomData;
 use std::path::PathBuf;
@@ -151,6 +151,9 @@ pub struct StaticWindow<S: StaticScore> {
     score_epochs: u64,
     /// The noise guard's window when it is on.
     guard: Option<u8>,
+    /// Whether a `budget` sets each epoch's count (`set_keep`); the scoring epochs are then
+    /// not full data.
+    budgeted: bool,
     n: usize,
     /// Per-sample scores of the current epoch, reused.
     scratch: Vec<f32>,
@@ -172,6 +175,7 @@ impl<S: StaticScore> StaticWindow<S> {
             rescale: config.rescale(),
             score_epochs: config.effective_score_epochs(),
             guard: config.noise_guard.then_some(config.guard_window),
+            budgeted: false,
             n,
             scratch: crate::util::huge::with_capacity(n),
             kept: None,
@@ -197,6 +201,7 @@ impl<S: StaticScore> Policy for StaticWindow<S> {
     fn set_keep(&mut self, keep: Option<usize>) {
         if let Some(k) = keep {
             self.prune = 1.0 - k as f64 / self.n as f64;
+            self.budgeted = true;
         }
     }
 
@@ -210,8 +215,17 @@ impl<S: StaticScore> Policy for StaticWindow<S> {
         (out.score_mean, out.score_std) =
             mean_std(self.scratch.iter().copied().filter(|s| s.is_finite()));
         if ctx.epoch < self.score_epochs {
-            out.ids.extend(0..n as u64);
-            out.weights.resize(n, 1.0);
+            if self.budgeted && self.guard.is_some() {
+                // A scoring epoch cut by the budget: the samples without a score first (the
+                // budget cuts a surplus, and fills a shortfall, uniformly), so the scoring
+                // epochs are passes over the data rather than overlapping uniform draws.
+                let scratch = &self.scratch;
+                super::extend_where(&mut out.ids, n, |id| scratch[id].is_nan());
+            } else {
+                out.ids.extend(0..n as u64);
+            }
+            let len = out.ids.len();
+            out.weights.resize(len, 1.0);
             return;
         }
         if let (Some(w), None) = (self.guard, &self.kept) {
@@ -225,9 +239,14 @@ impl<S: StaticScore> Policy for StaticWindow<S> {
         }
         let (scratch, prune, drop) = (&self.scratch, self.prune, self.drop_hardest);
         let explore = self.explore;
+        let unseen = if self.guard.is_some() {
+            Unseen::Pooled
+        } else {
+            Unseen::Kept
+        };
         let split = self
             .kept
-            .get_or_insert_with(|| split_window(scratch, prune, drop, explore));
+            .get_or_insert_with(|| split_window(scratch, prune, drop, explore, unseen));
         if split.fill == 0 {
             out.ids.extend_from_slice(&split.fixed);
             out.weights
@@ -525,6 +544,67 @@ mod tests {
             r#"{"policy": {"kind": "el2n", "score_epochs": 0, "scores_from": ["x"]}}"#
         )
         .is_ok());
+    }
+
+    #[test]
+    fn guarded_under_a_tight_budget_passes_over_the_unseen_and_never_fixes_them() {
+        // 40 ids, loss = id / 40, all learnable; budget 0.25 over 6 epochs: K = 10 each epoch,
+        // scoring epochs 0 and 1. Epoch 1 keeps only ids epoch 0 did not (30 unseen ≥ K). At
+        // epoch 2, 20 ids are unseen: the fixed part is the hardest G = 5 seen ids only, and
+        // the other 5 are drawn afresh from the 35 others, the unseen among them.
+        let n = 40;
+        let config: StaticConfig = serde_json::from_value(
+            serde_json::json!({"budget": 0.25, "epochs": 6, "score_epochs": 2}),
+        )
+        .unwrap();
+        let counts = crate::policy::budget::schedule(n, 0.25, 6, &[false; 6]);
+        assert_eq!(counts, vec![10; 6]);
+        let mut policy = crate::policy::budget::Budgeted::new(
+            Box::new(StaticWindow::<ByLoss>::new(config, n)),
+            counts,
+        );
+        let mut book = ScoreBook::new(n, ScoreFields::LOSS_LAST.union(ScoreFields::STREAK));
+        let mut kept: Vec<Vec<u64>> = Vec::new();
+        for epoch in 0..6 {
+            let mut out = Selection::default();
+            let ctx = PlanContext {
+                epoch,
+                seed: 5,
+                scores: &book,
+            };
+            policy.select(&ctx, &mut out);
+            assert_eq!(out.len(), 10, "epoch {epoch}");
+            let loss: Vec<f32> = out.ids.iter().map(|&i| i as f32 / 40.0).collect();
+            let correct = vec![1u8; out.len()];
+            let fb = crate::scores::Feedback {
+                ids: &out.ids,
+                loss: &loss,
+                correct: Some(&correct),
+                ..Default::default()
+            };
+            book.feedback(&fb, epoch).unwrap();
+            kept.push(out.ids);
+        }
+        let (e0, e1): (BTreeSet<u64>, BTreeSet<u64>) = (
+            kept[0].iter().copied().collect(),
+            kept[1].iter().copied().collect(),
+        );
+        assert!(
+            e0.is_disjoint(&e1),
+            "the second scoring epoch keeps unseen ids only"
+        );
+        let seen: Vec<u64> = e0.union(&e1).copied().collect();
+        let hardest: Vec<u64> = seen[15..].to_vec();
+        let mut drawn_unseen = false;
+        for ids in &kept[2..] {
+            assert!(hardest.iter().all(|id| ids.contains(id)), "{ids:?}");
+            drawn_unseen |= ids.iter().any(|id| !seen.contains(id));
+        }
+        assert!(drawn_unseen, "never-seen ids are drawn, not fixed");
+        assert!(
+            kept[2..].windows(2).any(|w| w[0] != w[1]),
+            "the other half is drawn afresh"
+        );
     }
 
     #[test]

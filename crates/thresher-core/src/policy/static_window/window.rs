@@ -9,10 +9,13 @@
 //!
 //! With a random share ε (the guarded default) the window holds only ⌈(1 − ε)·K_seen⌉ ranks,
 //! and the rest of the budget is drawn each epoch from the seen samples outside it
-//! (`split_window`; the draw itself is the policy's).
+//! (`split_window`; the draw itself is the policy's). With the noise guard the never-seen
+//! samples join that pool instead of being kept for good (`Unseen::Pooled`): a subset fixed
+//! while many samples are unseen (a tight budget) would otherwise be those samples for the
+//! rest of the run, chosen by nothing.
 
 use crate::policy::epsilon_greedy::greedy_count;
-use crate::policy::{ascending_bits, extend_where, seen_budget};
+use crate::policy::{ascending_bits, budget, extend_where, seen_budget};
 
 /// The static window over per-sample scores: `scores[id]`, NaN for a sample without a score
 /// (never seen), which is always kept. Returns the kept ids, ascending.
@@ -22,16 +25,27 @@ use crate::policy::{ascending_bits, extend_where, seen_budget};
 /// K_seen = `seen_budget(N, prune, unseen)` and
 /// offset = max(0, |seen| − K_seen − round(drop_hardest·N)).
 pub fn static_window(scores: &[f32], prune: f64, drop_hardest: f64) -> Vec<u64> {
-    split_window(scores, prune, drop_hardest, 0.0).fixed
+    split_window(scores, prune, drop_hardest, 0.0, Unseen::Kept).fixed
+}
+
+/// Where a split puts the never-seen samples (NaN scores).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unseen {
+    /// In the fixed part, using up the budget first (the papers' rule): K_seen = K − |U|.
+    Kept,
+    /// In the random share's pool (the noise guard): the window holds G = ⌈(1 − ε)·K⌉ of the
+    /// seen ranks (at most every seen sample) and K − G are drawn from everything outside it.
+    Pooled,
 }
 
 /// A static policy's subset with a random share: the part kept every epoch and the pool the
 /// rest of the budget is drawn from, afresh each epoch.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Split {
-    /// The never-seen ids and the window of G = ⌈(1 − ε)·K_seen⌉ ranks, ascending.
+    /// The window of G ranks, and with `Unseen::Kept` the never-seen ids, ascending.
     pub fixed: Vec<u64>,
-    /// The seen ids outside the window, ascending (empty when `fill` is 0).
+    /// The ids outside the window (seen ones, and with `Unseen::Pooled` never-seen ones too),
+    /// ascending (empty when `fill` is 0).
     pub pool: Vec<u64>,
     /// K_seen − G, the ids drawn from `pool` each epoch.
     pub fill: usize,
@@ -40,12 +54,19 @@ pub(crate) struct Split {
 /// `static_window` with a random share ε (`explore`): the window holds the G = ⌈(1 − ε)·K_seen⌉
 /// ranks [offset, offset + G), offset = max(0, |seen| − G − round(drop_hardest·N)), and the
 /// other K_seen − G of the budget are left to a draw from the seen ids outside it. With ε = 0
-/// this is `static_window`, and the pool is empty.
-pub(crate) fn split_window(scores: &[f32], prune: f64, drop_hardest: f64, explore: f64) -> Split {
+/// this is `static_window`, and the pool is empty. With `Unseen::Pooled` the never-seen ids are
+/// pooled instead of fixed, and K_seen is K itself (see `Unseen`).
+pub(crate) fn split_window(
+    scores: &[f32],
+    prune: f64,
+    drop_hardest: f64,
+    explore: f64,
+    unseen: Unseen,
+) -> Split {
     let n = scores.len();
-    let bounds = |seen| window_bounds(n, seen, prune, drop_hardest, explore);
+    let bounds = |seen| window_bounds(n, seen, prune, drop_hardest, explore, unseen);
     if n <= u32::MAX as usize {
-        return packed_window(scores, bounds);
+        return packed_window(scores, bounds, unseen);
     }
     let mut seen: Vec<u64> = (0..n as u64)
         .filter(|&id| !scores[id as usize].is_nan())
@@ -65,22 +86,40 @@ pub(crate) fn split_window(scores: &[f32], prune: f64, drop_hardest: f64, explor
             rest.select_nth_unstable_by(k, cmp);
         }
     }
-    collect_kept(scores, seen[offset..offset + k].iter().copied(), fill)
+    collect_kept(
+        scores,
+        seen[offset..offset + k].iter().copied(),
+        fill,
+        unseen,
+    )
 }
 
-/// (G, offset, K_seen − G) of the window for `seen` seen samples out of `n`: G ranks from
-/// `offset` are kept, K_seen − G are left to the random share.
+/// (G, offset, fill) of the window for `seen` seen samples out of `n`: G ranks from `offset`
+/// are kept, `fill` ids are left to the random share. `Unseen::Kept`: K_seen = min(K − |U|,
+/// |seen|), G = ⌈(1 − ε)·K_seen⌉, fill = K_seen − G. `Unseen::Pooled`: G = min(⌈(1 − ε)·K⌉,
+/// |seen|), fill = K − G.
 fn window_bounds(
     n: usize,
     seen: usize,
     prune: f64,
     drop_hardest: f64,
     explore: f64,
+    unseen: Unseen,
 ) -> (usize, usize, usize) {
-    let k_seen = seen_budget(n, prune, n - seen).min(seen);
-    let g = greedy_count(k_seen, explore);
+    let (g, fill) = match unseen {
+        Unseen::Kept => {
+            let k_seen = seen_budget(n, prune, n - seen).min(seen);
+            let g = greedy_count(k_seen, explore);
+            (g, k_seen - g)
+        }
+        Unseen::Pooled => {
+            let k = budget(n, prune);
+            let g = greedy_count(k, explore).min(seen);
+            (g, k - g)
+        }
+    };
     let drop = (drop_hardest * n as f64).round().max(0.0) as usize;
-    (g, (seen - g).saturating_sub(drop), k_seen - g)
+    (g, (seen - g).saturating_sub(drop), fill)
 }
 
 /// `split_window` for ids below 2^32. Two selections instead of a sort: O(N), and the order
@@ -88,7 +127,11 @@ fn window_bounds(
 /// u64 per seen id, built straight from the scores in one pass (no list of seen ids first), so
 /// the selections compare integers in one sequential array rather than looking scores up by id
 /// at random (see `top_k_front`).
-fn packed_window(scores: &[f32], bounds: impl Fn(usize) -> (usize, usize, usize)) -> Split {
+fn packed_window(
+    scores: &[f32],
+    bounds: impl Fn(usize) -> (usize, usize, usize),
+    unseen: Unseen,
+) -> Split {
     let n = scores.len();
     let mut packed: Vec<u64> = crate::util::huge::with_capacity(n);
     packed.extend(
@@ -112,13 +155,19 @@ fn packed_window(scores: &[f32], bounds: impl Fn(usize) -> (usize, usize, usize)
         scores,
         packed[offset..offset + k].iter().map(|p| p & 0xffff_ffff),
         fill,
+        unseen,
     )
 }
 
-/// The never-seen and the window, ascending, and (when `fill` > 0) the seen ids outside the
-/// window: marked, then collected in passes over the ids (O(N); sorting the window cost more
+/// The window (and with `Unseen::Kept` the never-seen), ascending, and (when `fill` > 0) the
+/// other ids: marked, then collected in passes over the ids (O(N); sorting the window cost more
 /// than the selections on large N).
-fn collect_kept(scores: &[f32], window: impl Iterator<Item = u64>, fill: usize) -> Split {
+fn collect_kept(
+    scores: &[f32],
+    window: impl Iterator<Item = u64>,
+    fill: usize,
+    unseen: Unseen,
+) -> Split {
     let n = scores.len();
     let mut in_window = vec![false; n];
     for id in window {
@@ -129,12 +178,13 @@ fn collect_kept(scores: &[f32], window: impl Iterator<Item = u64>, fill: usize) 
         fill,
         ..Split::default()
     };
+    let keep_unseen = unseen == Unseen::Kept;
     extend_where(&mut split.fixed, n, |id| {
-        in_window[id] | scores[id].is_nan()
+        in_window[id] | (keep_unseen & scores[id].is_nan())
     });
     if fill > 0 {
         extend_where(&mut split.pool, n, |id| {
-            !(in_window[id] | scores[id].is_nan())
+            !(in_window[id] | (keep_unseen & scores[id].is_nan()))
         });
     }
     split
@@ -229,24 +279,63 @@ mod tests {
         let mut scores: Vec<f32> = (0..20).map(|i| i as f32).collect();
         scores[0] = f32::NAN;
         scores[5] = f32::NAN;
-        let split = split_window(&scores, 0.5, 0.0, 0.5);
+        let split = split_window(&scores, 0.5, 0.0, 0.5, Unseen::Kept);
         assert_eq!(split.fixed, vec![0, 5, 16, 17, 18, 19]);
         let pool: Vec<u64> = (1..16).filter(|&i| i != 5).collect();
         assert_eq!(split.pool, pool);
         assert_eq!(split.fill, 4);
         // drop_hardest shifts the window; the skipped hardest are in the pool.
-        let split = split_window(&scores, 0.5, 0.1, 0.5);
+        let split = split_window(&scores, 0.5, 0.1, 0.5, Unseen::Kept);
         assert_eq!(split.fixed, vec![0, 5, 14, 15, 16, 17]);
         assert!(split.pool.contains(&19) && split.pool.len() == 14);
         // ε = 0: the window of `static_window`, no pool.
-        let split = split_window(&scores, 0.5, 0.0, 0.0);
+        let split = split_window(&scores, 0.5, 0.0, 0.0, Unseen::Kept);
         assert_eq!(split.fixed, static_window(&scores, 0.5, 0.0));
         assert!(split.pool.is_empty() && split.fill == 0);
         // ε = 1: only the never-seen are fixed; K_seen drawn from every seen id.
-        let split = split_window(&scores, 0.5, 0.0, 1.0);
+        let split = split_window(&scores, 0.5, 0.0, 1.0, Unseen::Kept);
         assert_eq!(
             (split.fixed, split.pool.len(), split.fill),
             (vec![0, 5], 18, 8)
         );
+    }
+
+    #[test]
+    fn pooled_unseen_are_drawn_not_fixed() {
+        // 20 ids, score = id, ids 0 and 5 never seen; p = 0.5: K = 10; ε = 0.5: G = 5 (ids
+        // 15..20), and 5 drawn from the 15 others, the two never-seen among them.
+        let mut scores: Vec<f32> = (0..20).map(|i| i as f32).collect();
+        scores[0] = f32::NAN;
+        scores[5] = f32::NAN;
+        let split = split_window(&scores, 0.5, 0.0, 0.5, Unseen::Pooled);
+        assert_eq!(split.fixed, (15..20).collect::<Vec<u64>>());
+        assert_eq!(split.pool, (0..15).collect::<Vec<u64>>());
+        assert_eq!(split.fill, 5);
+        // Fewer seen than G: every seen sample is fixed, the rest of K drawn from the unseen.
+        let mut scores = vec![f32::NAN; 20];
+        for id in [3, 7, 11] {
+            scores[id] = id as f32;
+        }
+        let split = split_window(&scores, 0.5, 0.0, 0.5, Unseen::Pooled);
+        assert_eq!(split.fixed, vec![3, 7, 11]);
+        assert_eq!((split.pool.len(), split.fill), (17, 7));
+        // With every sample seen the two rules agree.
+        let scores: Vec<f32> = (0..20).map(|i| ((i * 7) % 20) as f32).collect();
+        for eps in [0.0, 0.3, 0.5, 1.0] {
+            assert_eq!(
+                split_window(&scores, 0.4, 0.1, eps, Unseen::Pooled),
+                split_window(&scores, 0.4, 0.1, eps, Unseen::Kept),
+                "ε {eps}"
+            );
+        }
+        // Never-seen ids are pooled, and fixed part plus draw is K.
+        let mut scores: Vec<f32> = (0..50).map(|i| ((i * 13) % 50) as f32).collect();
+        for id in [2, 9, 40] {
+            scores[id] = f32::NAN;
+        }
+        let bounds = |seen| window_bounds(50, seen, 0.6, 0.0, 0.5, Unseen::Pooled);
+        let packed = packed_window(&scores, bounds, Unseen::Pooled);
+        assert!(packed.pool.contains(&2) && !packed.fixed.contains(&9));
+        assert_eq!(packed.fixed.len() + packed.fill, budget(50, 0.6));
     }
 }
