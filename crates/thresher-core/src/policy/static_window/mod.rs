@@ -239,7 +239,9 @@ impl<S: StaticScore> Policy for StaticWindow<S> {
         }
         let (scratch, prune, drop) = (&self.scratch, self.prune, self.drop_hardest);
         let explore = self.explore;
-        let unseen = if self.guard.is_some() {
+        // Pooling the never-seen needs a random share to draw them; without one (ε = 0: the
+        // papers' window, or a coreset) they would never be trained on again, so they are kept.
+        let unseen = if self.guard.is_some() && explore > 0.0 {
             Unseen::Pooled
         } else {
             Unseen::Kept

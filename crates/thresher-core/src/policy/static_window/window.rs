@@ -9,8 +9,8 @@
 //!
 //! With a random share ε (the guarded default) the window holds only ⌈(1 − ε)·K_seen⌉ ranks,
 //! and the rest of the budget is drawn each epoch from the seen samples outside it
-//! (`split_window`; the draw itself is the policy's). With the noise guard the never-seen
-//! samples join that pool instead of being kept for good (`Unseen::Pooled`): a subset fixed
+//! (`split_window`; the draw itself is the policy's). With the noise guard and a random share
+//! the never-seen samples join that pool instead of being kept for good (`Unseen::Pooled`): a subset fixed
 //! while many samples are unseen (a tight budget) would otherwise be those samples for the
 //! rest of the run, chosen by nothing.
 
