@@ -1,7 +1,7 @@
 //! When the next epoch's plan is made (config `plan_ahead`, docs/policies.md *When the plan of
 //! epoch e is fixed*): by default when the last batch of epoch e is handed out, from the
-//! feedback received until then; with `plan_ahead: false` at the first batch of e+1, from all
-//! of e's. The rule is the Planner's, so a loader with data (any worker count) and index mode
+//! feedback received until then; with `plan_ahead: k` when the k-th batch from the end is;
+//! with `plan_ahead: false` at the first batch of e+1, from all of e's. The rule is the Planner's, so a loader with data (any worker count) and index mode
 //! give the same batches for the same feedback calls, and a checkpoint taken between the last
 //! batch and the next epoch resumes exactly.
 
@@ -94,7 +94,12 @@ fn with_data(policy: &str, workers: usize, extra: &str) -> Loader {
 #[test]
 fn index_mode_and_every_worker_count_give_the_same_batches() {
     for policy in POLICIES {
-        for extra in ["", r#", "plan_ahead": false"#] {
+        for extra in [
+            "",
+            r#", "plan_ahead": false"#,
+            r#", "plan_ahead": 4"#,
+            r#", "plan_ahead": 200"#,
+        ] {
             let reference = train(&index(policy, extra), 3);
             assert!(reference.iter().any(|b| b.0 == 2), "{policy}: three epochs");
             for workers in [1, 2, 5] {
@@ -183,6 +188,115 @@ fn the_next_plan_is_made_when_the_last_batch_is_handed_out() {
         assert!(p.next_plan().is_none());
     }
     assert!(p.next_plan().is_none());
+}
+
+/// With `plan_ahead: k` the plan of e+1 is made when the k-th batch from the end of e is handed
+/// out (the first batch when the epoch is shorter), by a Planner on its own as by a loader.
+#[test]
+fn the_next_plan_is_made_k_batches_before_the_end() {
+    for k in [2usize, 4, 40] {
+        let json = format!(
+            r#"{{"batch_size": 32, "plan_ahead": {k},
+                "policy": {{"kind": "ucb", "prune": 0.5, "noise_guard": false}}}}"#
+        );
+        let mut p = Planner::new(&Config::from_json(&json).unwrap(), N).unwrap();
+        for epoch in 0..3u64 {
+            let batches = p.epoch_info().batches as usize;
+            let due = batches.saturating_sub(k);
+            for i in 0..batches {
+                assert_eq!(p.next_plan().is_some(), i > due, "k {k}, batch {i}");
+                let b = p.next_batch().unwrap().unwrap();
+                assert_eq!((b.epoch, b.index), (epoch, i));
+                assert_eq!(
+                    p.next_plan().map(|n| n.epoch),
+                    (i >= due).then_some(epoch + 1)
+                );
+                // The epoch handed out is still the one under way.
+                assert_eq!(p.epoch(), epoch);
+            }
+            assert!(p.next_batch().unwrap().is_none());
+        }
+    }
+}
+
+/// A sequential trainer's feedback for the last k batches arrives after the plan of e+1 was
+/// fixed (at the hand-out of the k-th from the end): it does not change that plan (it counts
+/// from the plan after), so the plan is the one a trainer that gave no feedback for them gets.
+#[test]
+fn feedback_after_the_plan_fell_due_counts_one_plan_later() {
+    let ucb = r#"{"kind": "ucb", "prune": 0.5, "c": 0, "noise_guard": false}"#;
+    let run = |skip_last: usize, workers: Option<usize>| {
+        let l = match workers {
+            None => index(ucb, r#", "plan_ahead": 4"#),
+            Some(w) => with_data(ucb, w, r#", "plan_ahead": 4"#),
+        };
+        let batches = l.epoch_info().batches as usize;
+        while let Some(b) = l.next().unwrap() {
+            if b.index() + skip_last < batches {
+                feed(&l, b.ids(), 0);
+            }
+        }
+        let mut ids = l.epoch_plan().ids;
+        ids.sort_unstable();
+        ids
+    };
+    let silent = run(4, None);
+    assert_eq!(run(0, None), silent, "index mode");
+    for w in [1, 2, 4] {
+        assert_eq!(run(0, Some(w)), silent, "{w} workers");
+    }
+    // The feedback of the batch before is seen: silencing it too changes the plan.
+    assert_ne!(run(5, None), silent);
+}
+
+/// A checkpoint taken while the plan of epoch 2 is made ahead but epoch 1 still has batches to
+/// go (`plan_ahead: 4`) resumes into the same batches, also through `save_state_at` with the
+/// position of a consumer that fetched ahead.
+#[test]
+fn a_checkpoint_inside_the_window_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = r#", "plan_ahead": 4"#;
+    for policy in POLICIES {
+        for workers in [1, 3] {
+            for (at, back) in [(2usize, 0usize), (1, 0), (3, 1), (2, 2)] {
+                let path = dir.path().join("ck");
+                let l = with_data(policy, workers, extra);
+                train(&l, 1);
+                let batches = l.epoch_info().batches as usize;
+                // Hand out up to `at` batches before the end, feed all but the last `back`.
+                let mut held = Vec::new();
+                while let Some(b) = l.next().unwrap() {
+                    held.push(b.ids().to_vec());
+                    if b.index() + at == batches {
+                        break;
+                    }
+                }
+                let fed = held.len() - back;
+                for ids in &held[..fed] {
+                    feed(&l, ids, 1);
+                }
+                l.save_state_at(&path, fed).unwrap();
+                for ids in &held[fed..] {
+                    feed(&l, ids, 1);
+                }
+                let rest = train(&l, 3);
+
+                let mut c = config(policy, &format!(r#", "workers": {workers}{extra}"#));
+                c.resume_from = Some(path.clone());
+                let r = Loader::with_source(c, source()).unwrap();
+                let resumed = train(&r, 3);
+                let what = format!("{policy}, {workers} workers, {at} from the end, {back} back");
+                // Resumed at `fed` batches: the `back` batches are handed out again (and fed
+                // again the same way), then the run goes on as the uninterrupted one did.
+                assert!(
+                    resumed[..back].iter().map(|b| &b.1).eq(held[fed..].iter()),
+                    "{what}: the batches after the saved position come again"
+                );
+                assert!(resumed[back..] == rest[..], "{what}");
+                assert_eq!(r.digest(), l.digest(), "{what}");
+            }
+        }
+    }
 }
 
 #[test]

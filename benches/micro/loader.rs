@@ -102,6 +102,13 @@ const BOUNDARY_POLICIES: &[(&str, &str)] = &[
     ),
 ];
 
+/// `plan_ahead` for a fast trainer: enough batches before the end that a worker has made the
+/// next plan (a few tenths of a millisecond at 60,000 ids) before the trainer gets there.
+const FAST_AHEAD: usize = 16;
+
+/// The batches before the boundary over which the time lost around it is counted.
+const AROUND: usize = 24;
+
 /// Embedding length fed to `influence` (a last-layer gradient of a small head).
 const EMBED: usize = 16;
 
@@ -114,20 +121,25 @@ const EMBED: usize = 16;
 /// The wait is what the boundary costs the trainer inside the loader's calls beyond a steady
 /// call: the `next` that reports the end, the `next` that returns the new epoch's first batch,
 /// and what the `next` returning the old epoch's last batch took beyond a steady `next` (with
-/// `plan_ahead` that call makes the next plan, so the plan's time is counted). Rows for every
-/// policy with `plan_ahead` (the default), and for `full` and `infobatch` without it (the
-/// earlier rule, for comparison).
+/// `plan_ahead` 1 the plan falls due in that call). Since a plan made earlier (`plan_ahead` k)
+/// costs its CPU time somewhere in the epoch's last batches instead, each row also has the
+/// time lost around the boundary: from the delivery before the last `AROUND` batches of an
+/// epoch to the next epoch's first delivery, beyond `AROUND` + 1 mean steady intervals. Rows for
+/// every policy with `plan_ahead` 1 (the default) and `FAST_AHEAD`, and for `full` and
+/// `infobatch` without it (the earlier rule, for comparison).
 pub(crate) fn boundary(args: &Args) -> Value {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/data/fashion-mnist");
     let epochs = if args.quick { 4 } else { 6 };
     let mut rows = Vec::new();
     let mut cases = Vec::new();
-    for &(policy, pjson) in BOUNDARY_POLICIES {
-        cases.push((policy, pjson, true));
+    for ahead in [1, FAST_AHEAD] {
+        for &(policy, pjson) in BOUNDARY_POLICIES {
+            cases.push((policy, pjson, ahead));
+        }
     }
     for &(policy, pjson) in BOUNDARY_POLICIES {
         if policy == "full" || policy == "infobatch" {
-            cases.push((policy, pjson, false));
+            cases.push((policy, pjson, 0));
         }
     }
     for (policy, pjson, plan_ahead) in cases {
@@ -135,6 +147,11 @@ pub(crate) fn boundary(args: &Args) -> Value {
             continue;
         }
         for step_ms in [0.0, 2.0] {
+            let plan_ahead = match plan_ahead {
+                0 => "false".to_string(),
+                1 => "true".to_string(),
+                k => k.to_string(),
+            };
             let config = Config::from_json(&format!(
                 r#"{{"source": {{"kind": "idx", "images": "{dir}/train-images-idx3-ubyte.gz",
                                  "labels": "{dir}/train-labels-idx1-ubyte.gz"}},
@@ -151,8 +168,12 @@ pub(crate) fn boundary(args: &Args) -> Value {
                 }
             };
             let mut waits = Vec::new();
+            let mut around = Vec::new();
             let mut last_extra = Vec::new();
             let mut steady = Vec::new();
+            // When each delivery of the epoch under way came (reused from epoch to epoch).
+            let mut times: Vec<Instant> = Vec::new();
+            let mut prev_times: Vec<Instant> = Vec::new();
             let mut calls = Vec::new();
             let mut loss = vec![0f32; BATCH];
             let mut grad = vec![0f32; BATCH];
@@ -167,6 +188,7 @@ pub(crate) fn boundary(args: &Args) -> Value {
                 let mut last_call = 0.0;
                 let mut last = Instant::now();
                 let mut k = 0usize;
+                times.clear();
                 let end_call;
                 loop {
                     let t = Instant::now();
@@ -177,10 +199,11 @@ pub(crate) fn boundary(args: &Args) -> Value {
                         end_call = call;
                         break;
                     };
+                    times.push(now);
                     if first.is_none() {
                         first = Some(call);
                         batches = loader.epoch_info().batches as usize;
-                    } else if k >= 4 && k + 1 < batches {
+                    } else if k >= 4 && k + AROUND + 1 < batches {
                         // Steady state: the interval between deliveries (the trainer's step
                         // included), past the refill, and the time inside `next`.
                         steady.push((now - last).as_secs_f64());
@@ -225,11 +248,20 @@ pub(crate) fn boundary(args: &Args) -> Value {
                     let extra = f64::max(0.0, prev_last_call - steady_call);
                     last_extra.push(extra);
                     waits.push(extra + prev_end_call + first.expect("a batch"));
+                    if prev_times.len() > AROUND {
+                        let from = prev_times[prev_times.len() - AROUND - 1];
+                        around.push((times[0] - from).as_secs_f64());
+                    }
                 }
                 prev_last = Some((last_call, end_call));
+                std::mem::swap(&mut times, &mut prev_times);
             }
+            // The excess around the boundary is against the mean interval: deliveries come in
+            // bursts (a median interval is shorter than what a batch costs on average).
+            let mean_interval = steady.iter().sum::<f64>() / steady.len().max(1) as f64;
             let batch_time = median(&mut steady);
             let wait = median(&mut waits);
+            let around_excess = median(&mut around) - (AROUND + 1) as f64 * mean_interval;
             let row = json!({
                 "policy": policy, "plan_ahead": plan_ahead, "trainer_step_ms": step_ms,
                 "epochs": epochs,
@@ -237,7 +269,12 @@ pub(crate) fn boundary(args: &Args) -> Value {
                     waits.iter().cloned().fold(0.0, f64::max) * 1e3,
                 "last_call_extra_ms": median(&mut last_extra) * 1e3,
                 "batch_time_ms": batch_time * 1e3,
-                "wait_in_batches": wait / batch_time, "load": load(),
+                "wait_in_batches": wait / batch_time,
+                "around_batches": AROUND,
+                "around_excess_ms": around_excess * 1e3,
+                "around_excess_in_batches": around_excess / batch_time,
+                "mean_interval_ms": mean_interval * 1e3,
+                "load": load(),
             });
             eprintln!("boundary: {row}");
             rows.push(row);

@@ -469,3 +469,26 @@ def test_save_state_and_resume_from(config, tmp_path):
         expected = a.next().ids.copy()
     with thresher.Loader({**cfg, "resume_from": str(ckpt)}) as b:
         assert np.array_equal(b.next().ids, expected)
+
+
+def test_plan_ahead_k_gives_the_batches_of_index_mode():
+    # plan_ahead 5: the next plan is fixed 5 batches before the end; a loader with data (its
+    # workers make the plan while the trainer goes on) and index mode agree batch for batch
+    policy = {"kind": "ucb", "prune": 0.5, "noise_guard": False}
+
+    def run(cfg):
+        out = []
+        with thresher.Loader(cfg) as ld:
+            for epoch in range(3):
+                for b in ld:
+                    out.append((epoch, b.ids.tolist()))
+                    ld.feedback(b.ids, ((b.ids * 7 + epoch * 3) % 11).astype(np.float32))
+        return out
+
+    with_data = run(make_config(limit=600, batch_size=50, plan_ahead=5, policy=policy))
+    index = run({"source": {"kind": "index", "len": 600}, "batch_size": 50, "plan_ahead": 5,
+                 "seed": 7, "policy": policy})
+    assert [e for e, _ in with_data].count(2) == 6  # pruned to half: 6 batches an epoch
+    assert with_data == index
+    with pytest.raises(thresher.InvalidArgument, match="plan_ahead"):
+        thresher.Loader(make_config(limit=600, plan_ahead=256))

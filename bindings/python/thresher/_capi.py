@@ -148,8 +148,8 @@ class thresher_feedback(Structure):
 
 
 # A summary of the current epoch's plan (or, right after thresher_loader_next returned
-# THRESHER_END_OF_EPOCH, of the next epoch's plan: made when the last batch was handed out, or
-# with config `"plan_ahead": false` made by that call).
+# THRESHER_END_OF_EPOCH, of the next epoch's plan: made ahead (config `plan_ahead`), or with
+# config `"plan_ahead": false` made by that call).
 class thresher_epoch_info(Structure):
     _fields_ = [
         # 0-based epoch number.
@@ -354,11 +354,12 @@ thresher_loader_free = bind('thresher_loader_free', None, [POINTER(thresher_load
 # thresher_batch_release(batch), which must be called exactly once (also after the loader is
 # freed). On THRESHER_END_OF_EPOCH the epoch is over and `*out` is set to NULL; the next call
 # starts the next epoch. Its plan is fixed by the call that hands out the last batch of this
-# one, from the ScoreBook as it stands then (all feedback but that batch's, for a trainer
-# that sends feedback before asking for the next batch): an idle worker computes it (or the
-# next call that needs it, if that comes first) while the trainer is on that batch, and
-# workers start filling it at once; with config `"plan_ahead": false` it is made by the call after THRESHER_END_OF_EPOCH,
-# from all the feedback given, and workers wait for it. When a
+# one (with config `"plan_ahead": k`, the k-th batch from the end), from the ScoreBook as it
+# stands then (all feedback but those batches', for a trainer that sends feedback before
+# asking for the next batch): a worker computes it while the trainer goes on, feedback and
+# hand-outs meanwhile are held and booked after it, and workers start filling the next epoch
+# once this one is claimed; with config `"plan_ahead": false` it is made by the call after
+# THRESHER_END_OF_EPOCH, from all the feedback given, and workers wait for it. When a
 # sample fails to load, returns THRESHER_IO or THRESHER_FORMAT with the sample id and path in
 # the message, sets `*out` to NULL and skips that batch: the next call continues with the
 # following one. THRESHER_INVALID_ARGUMENT for NULL arguments.
@@ -388,8 +389,8 @@ thresher_loader_feedback = bind('thresher_loader_feedback', thresher_status, [PO
 
 # Describes the current epoch's plan in `*out`: its number, batches, samples, the dataset size
 # and the realised prune fraction. Right after thresher_loader_next returned
-# THRESHER_END_OF_EPOCH it describes the next epoch's plan (made when the last batch was handed
-# out; with config `"plan_ahead": false` this call makes and fixes it), so a trainer can learn
+# THRESHER_END_OF_EPOCH it describes the next epoch's plan (made ahead, config `plan_ahead`;
+# with config `"plan_ahead": false` this call makes and fixes it), so a trainer can learn
 # an epoch's length before its first batch. Returns THRESHER_OK, or
 # THRESHER_INVALID_ARGUMENT for NULL arguments (`*out` untouched). Thread-safe.
 thresher_loader_epoch_info = bind('thresher_loader_epoch_info', thresher_status, [POINTER(thresher_loader), POINTER(thresher_epoch_info)], ['loader', 'out'])
@@ -462,9 +463,9 @@ thresher_loader_end_epoch = bind('thresher_loader_end_epoch', thresher_status, [
 # building them — for a reader that consumed them from thresher_loader_epoch_plan, so that the
 # report (`delivered`, `saved_fraction`) and checkpoints see its real position. Begins the next
 # epoch first when the last one has ended; thresher_loader_next then continues after them
-# (THRESHER_END_OF_EPOCH once none is left). Reaching the epoch's last batch hands it out as
-# thresher_loader_next would: the next epoch's plan is made then (config `plan_ahead`, the
-# default), so advance only as far as the trainer has consumed. Returns THRESHER_OK, THRESHER_INVALID_ARGUMENT for
+# (THRESHER_END_OF_EPOCH once none is left). Reaching the epoch's last batch (with config
+# `"plan_ahead": k`, its k-th from the end) hands it out as thresher_loader_next would: the
+# next epoch's plan is made then, so advance only as far as the trainer has consumed. Returns THRESHER_OK, THRESHER_INVALID_ARGUMENT for
 # NULL or when fewer than `batches` are left (nothing changes), or THRESHER_STATE for a loader
 # with data. Thread-safe.
 thresher_loader_advance = bind('thresher_loader_advance', thresher_status, [POINTER(thresher_loader), c_uint64], ['loader', 'batches'])

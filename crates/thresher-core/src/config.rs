@@ -41,12 +41,15 @@ pub struct Config {
     /// Ready batches kept ahead of the consumer.
     #[serde(default = "default_prefetch")]
     pub prefetch: usize,
-    /// When epoch e+1's plan is made: `true` (default) when the last batch of epoch e is
-    /// handed out, from the feedback received until then, so workers fill e+1 while the
-    /// trainer is on e's last batch; `false` when the first batch of e+1 is asked for, from all
+    /// When epoch e+1's plan is fixed: `true` (default, the same as 1) when the last batch of
+    /// epoch e is handed out, from the feedback received until then, so workers fill e+1 while
+    /// the trainer is on e's last batch; a batch count k (0..=255; 0 is `false`) when the k-th batch from the
+    /// end of e is handed out, so a worker makes the plan while the trainer still has k batches
+    /// of e to go (no wait at the boundary for a fast trainer; a sequential trainer's feedback
+    /// for the last k batches counts from the plan after); `false` when the first batch of e+1 is asked for, from all
     /// of e's feedback (workers then wait at every epoch boundary). See docs/policies.md.
-    #[serde(default = "default_true")]
-    pub plan_ahead: bool,
+    #[serde(default)]
+    pub plan_ahead: PlanAhead,
     /// I/O threads that walk the plan ahead of the workers and have the kernel bring the next
     /// samples' files into the page cache (image folders and tar shards; see
     /// `loader/readahead.rs`); 0 turns read-ahead off.
@@ -83,6 +86,80 @@ pub const DEFAULT_MAX_BATCH_BYTES: u64 = 1 << 32;
 pub const DEFAULT_IO_DEPTH: usize = 8;
 /// The largest `io_depth`.
 pub const MAX_IO_DEPTH: usize = 256;
+
+/// Config `plan_ahead`: how many batches before the end of epoch e the plan of epoch e+1 is
+/// fixed (1: at the last batch, the default; 0: not ahead, at the first batch of e+1). JSON
+/// `true` is 1, `false` is 0, a number is a batch count 0..=255.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlanAhead(u8);
+
+/// The largest batch count `plan_ahead` takes.
+pub const MAX_PLAN_AHEAD: u8 = 255;
+
+impl PlanAhead {
+    /// Not ahead: the plan of e+1 is made when its first batch (or its length) is asked for.
+    pub const OFF: PlanAhead = PlanAhead(0);
+
+    /// The plan of e+1 fixed when the `batches`-th batch from the end of e is handed out
+    /// (0: `OFF`).
+    pub const fn batches(batches: u8) -> PlanAhead {
+        PlanAhead(batches)
+    }
+
+    /// Whether plans are made ahead at all.
+    pub const fn is_on(self) -> bool {
+        self.0 > 0
+    }
+
+    /// The batch count (0 when off).
+    pub const fn get(self) -> u8 {
+        self.0
+    }
+
+    /// Whether handing out the batch that brings an epoch of `batches` batches to `delivered`
+    /// fixes the next plan: the `k`-th batch from the end (the first when the epoch is shorter
+    /// than k), never at an epoch of no batch.
+    pub fn due(self, delivered: usize, batches: usize) -> bool {
+        self.0 > 0 && delivered >= 1 && delivered + self.0 as usize > batches
+    }
+}
+
+impl Default for PlanAhead {
+    fn default() -> Self {
+        PlanAhead(1)
+    }
+}
+
+impl std::fmt::Display for PlanAhead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            0 => f.write_str("false"),
+            1 => f.write_str("true"),
+            k => write!(f, "{k}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PlanAhead {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Flag(bool),
+            Count(i64),
+        }
+        let wrong = || {
+            serde::de::Error::custom(format!(
+                "expected true, false or a batch count 0..={MAX_PLAN_AHEAD} (0 is false)"
+            ))
+        };
+        match Raw::deserialize(d).map_err(|_: D::Error| wrong())? {
+            Raw::Flag(on) => Ok(PlanAhead(on as u8)),
+            Raw::Count(k) if (0..=MAX_PLAN_AHEAD as i64).contains(&k) => Ok(PlanAhead(k as u8)),
+            Raw::Count(_) => Err(wrong()),
+        }
+    }
+}
 
 /// The `on_error` key.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -214,12 +291,12 @@ mod tests {
         assert_eq!((c.workers, c.prefetch, c.seed), (2, 4, 0));
         assert_eq!(c.io_depth, DEFAULT_IO_DEPTH);
         assert_eq!((c.rank, c.world_size), (0, 1));
-        assert!(c.plan_ahead);
-        assert!(
-            !Config::from_json(r#"{"plan_ahead": false}"#)
-                .unwrap()
-                .plan_ahead
-        );
+        assert_eq!(c.plan_ahead, PlanAhead::batches(1));
+        let ahead = |j: &str| Config::from_json(j).unwrap().plan_ahead;
+        assert_eq!(ahead(r#"{"plan_ahead": false}"#), PlanAhead::OFF);
+        assert_eq!(ahead(r#"{"plan_ahead": true}"#), PlanAhead::batches(1));
+        assert_eq!(ahead(r#"{"plan_ahead": 1}"#), PlanAhead::batches(1));
+        assert_eq!(ahead(r#"{"plan_ahead": 16}"#), PlanAhead::batches(16));
     }
 
     #[test]
@@ -259,7 +336,17 @@ mod tests {
         assert!(err(r#"{"batch_size": "x"}"#).contains("batch_size"));
         assert!(err(r#"{"workers": 0}"#).contains("workers"));
         assert!(err(r#"{"prefetch": 0}"#).contains("prefetch"));
-        assert!(err(r#"{"plan_ahead": 1}"#).starts_with("config key `plan_ahead`"));
+        let ahead = Config::from_json(r#"{"plan_ahead": 0}"#)
+            .unwrap()
+            .plan_ahead;
+        assert_eq!(ahead, PlanAhead::OFF);
+        for bad in ["256", "-1", "1.5", "\"yes\""] {
+            let e = err(&format!(r#"{{"plan_ahead": {bad}}}"#));
+            assert!(
+                e.starts_with("config key `plan_ahead`") && e.contains("0..=255"),
+                "{bad}: {e}"
+            );
+        }
         let e = err(r#"{"io_depth": 257}"#);
         assert!(e.contains("`io_depth`") && e.contains("0..=256"), "{e}");
         assert!(err(r#"{"io_depth": -1}"#).contains("io_depth"));

@@ -25,7 +25,7 @@ pub mod transform;
 pub mod util;
 
 pub use batch::Batch;
-pub use config::{Config, OnError};
+pub use config::{Config, OnError, PlanAhead};
 pub use dtype::{Dtype, TensorView, MAX_NDIM};
 pub use error::{Error, ErrorKind, Result};
 pub use loader::{Loader, SkippedSample};

@@ -16,6 +16,8 @@ mod encode;
 mod record;
 mod validate;
 
+pub(crate) use validate::FeedbackCheck;
+
 pub use record::{Cell, Column, ColumnIter};
 
 use crate::error::Result;
@@ -106,12 +108,10 @@ pub struct ScoreBook {
     /// Gradient embeddings, `n × embedding_dim()` row-major (EMBEDDING only).
     pub(crate) embeddings: Vec<f32>,
     sketch: Sketch,
-    /// One bit per id, all clear between calls: `feedback` sets the bits of a call's ids to
-    /// find a duplicate in O(len), then clears them (N/8 bytes; sorting each call's ids instead
-    /// was a measurable share of the ingest time).
-    dup_bits: Vec<u64>,
-    /// Reused by `feedback` to name the duplicate once one is found.
-    dup_scratch: Vec<u64>,
+    /// The checks every call passes first, with their scratch: one bit per id, all clear
+    /// between calls, which a call's ids set to find a duplicate in O(len) (N/8 bytes; sorting
+    /// each call's ids instead was a measurable share of the ingest time).
+    check: validate::FeedbackCheck,
 }
 
 /// A field's array when the book holds it. Zero-filled arrays are allocated zeroed, their pages
@@ -185,8 +185,7 @@ impl ScoreBook {
             streak_reported: false,
             embeddings: Vec::new(),
             sketch: Sketch::new(sketch_dim, seed),
-            dup_bits: vec![0; n.div_ceil(64)],
-            dup_scratch: Vec::new(),
+            check: validate::FeedbackCheck::new(n, None),
         })
     }
 

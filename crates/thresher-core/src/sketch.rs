@@ -57,6 +57,22 @@ pub(crate) struct Sketch {
     cache: Vec<u32>,
 }
 
+/// Refuses an embedding length `d` above `MAX_EMBEDDING_DIM` or other than `first`, the one
+/// the first embedding fixed (0: none yet).
+pub(crate) fn check_dim(first: usize, d: usize) -> Result<()> {
+    if d > MAX_EMBEDDING_DIM {
+        return Err(Error::invalid(format!(
+            "feedback: embedding_dim = {d} is above the limit {MAX_EMBEDDING_DIM}"
+        )));
+    }
+    if first != 0 && d != first {
+        return Err(Error::invalid(format!(
+            "feedback: embedding_dim = {d} but earlier embeddings had {first}"
+        )));
+    }
+    Ok(())
+}
+
 impl Sketch {
     pub(crate) fn new(max_dim: usize, seed: u64) -> Self {
         Sketch {
@@ -67,23 +83,6 @@ impl Sketch {
             per_column: SPARSITY.min(max_dim.max(1)),
             cache: Vec::new(),
         }
-    }
-
-    /// Refuses a length above `MAX_EMBEDDING_DIM` or other than the one the first embedding
-    /// fixed.
-    pub(crate) fn check_dim(&self, d: usize) -> Result<()> {
-        if d > MAX_EMBEDDING_DIM {
-            return Err(Error::invalid(format!(
-                "feedback: embedding_dim = {d} is above the limit {MAX_EMBEDDING_DIM}"
-            )));
-        }
-        if self.in_dim != 0 && d != self.in_dim {
-            return Err(Error::invalid(format!(
-                "feedback: embedding_dim = {d} but earlier embeddings had {}",
-                self.in_dim
-            )));
-        }
-        Ok(())
     }
 
     /// Fixes the input length (idempotent; `d` ≤ MAX_EMBEDDING_DIM, checked by `check_dim`).
@@ -293,7 +292,7 @@ mod tests {
         s.fix_dim(MAX_EMBEDDING_DIM);
         assert!(s.cache.is_empty());
         assert_eq!(s.out_dim(), 512);
-        assert!(s.check_dim(MAX_EMBEDDING_DIM + 1).is_err());
+        assert!(check_dim(s.in_dim(), MAX_EMBEDDING_DIM + 1).is_err());
     }
 
     /// Times the cached and generated paths (`cargo test --release -p thresher-core

@@ -12,6 +12,7 @@
 
 mod data_path;
 mod fingerprint;
+mod inbox;
 mod index;
 mod pipeline;
 mod readahead;
@@ -130,7 +131,10 @@ impl Loader {
     /// Applies per-sample feedback to the ScoreBook; validated whole first, so a rejected call
     /// changes nothing. Callable from any thread, concurrently with `next`.
     pub fn feedback(&self, fb: &Feedback<'_>) -> Result<()> {
-        self.planner().feedback(fb)
+        match &*self.engine {
+            Engine::Pipeline(p) => p.feedback(fb),
+            Engine::Index(i) => i.planner().lock().feedback(fb),
+        }
     }
 
     /// The current epoch's plan; when `next` has just reported the end of an epoch, the next

@@ -8,18 +8,22 @@
 //! consumer takes batch k only when k is ready, so delivery is in plan order whatever the
 //! thread count. A worker may only claim k < delivered + prefetch, which bounds memory.
 //!
-//! Epochs: the Planner decides when each plan is made (see `planner`): with `plan_ahead`, the
-//! `next` call that hands out the last batch of epoch e fixes e+1's plan and leaves it pending
-//! (`plan_due`); the first worker with nothing to claim computes it (`make_due_plan`), or any
-//! use of the Planner before that does (`planner_settled`: nothing can change the ScoreBook
-//! first), it becomes the `ahead` job, and workers fill it while the trainer is still on that
-//! batch (e's window is empty by then, so the `prefetch` bound still holds). Otherwise the
-//! plan is made at the first `next`/`epoch_info` call after `next` reported the end of e, and
+//! Epochs: the Planner decides when each plan is made (see `planner`): with `plan_ahead` k,
+//! the `next` call that hands out the k-th batch from the end of epoch e fixes e+1's plan and
+//! leaves it pending (`plan_due`); the next worker to look for work makes it before claiming
+//! another batch (`make_due_plan`, holding the Planner but not the window), or any use of the
+//! Planner before that does (`planner_settled`). Meanwhile the trainer's `next` and `feedback`
+//! calls do not wait for the Planner: they are held in the `inbox` and booked right after the
+//! plan is made, so the plan sees the ScoreBook as it was when it fell due. The plan becomes
+//! the `ahead` job, and workers fill it once e has nothing left to claim (within the same
+//! `prefetch` bound: e's outstanding batches count against it). Without `plan_ahead` the plan
+//! is made at the first `next`/`epoch_info` call after `next` reported the end of e, and
 //! workers wait at the boundary. Either way a worker only ever fills a plan the Planner has
 //! made, so batches depend on the feedback sequence only.
 //!
 //! Locks: `state` (the window, shared with the workers) before `planner` (the pruning core,
-//! shared with `feedback`), never the other way round.
+//! shared with `feedback`) before `inbox`, never the other way round (a caller that finds the
+//! inbox not holding releases it before taking the Planner).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +35,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::data_path::{check_batch_memory, DataPath};
 use super::fingerprint::dataset_fingerprint;
+use super::inbox::{Inbox, Offer};
 use super::readahead::ReadAhead;
 use super::skips::{SkipLog, SkippedSample};
 use crate::batch::{Batch, BatchBuf, Pool};
@@ -38,6 +43,7 @@ use crate::config::{Config, OnError};
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::Plan;
 use crate::planner::{EpochInfo, EpochReport, Planner};
+use crate::scores::Feedback;
 use crate::source::Source;
 
 pub(super) struct Pipeline {
@@ -60,6 +66,8 @@ pub(super) struct Shared {
     /// Set once, at drop; workers also check it between samples so shutdown is prompt.
     pub(super) shutdown: AtomicBool,
     pub(super) planner: Mutex<Planner>,
+    /// The trainer's calls held while a plan made ahead is due (`inbox.rs`).
+    pub(super) inbox: Mutex<Inbox>,
     /// Worker and I/O threads still running, and the signal that one has returned (see
     /// `Drop`).
     pub(super) running: Mutex<usize>,
@@ -81,8 +89,8 @@ pub(super) struct State {
     /// batch: workers fill it once `job` has nothing left to claim; it becomes `job` when the
     /// next epoch begins.
     pub(super) ahead: Option<Job>,
-    /// The last batch of `job` was handed out and the Planner's plan ahead is pending: the
-    /// first worker with nothing to claim makes it (`Planner::settle`) and sets `ahead`.
+    /// `job` handed out the batch that makes the Planner's plan ahead due, and it is pending:
+    /// the next worker to look for work makes it (`Planner::settle`) and sets `ahead`.
     pub(super) plan_due: bool,
 }
 
@@ -114,7 +122,7 @@ impl Pipeline {
         check_batch_memory(config, per_sample, &shape)?;
         let mut planner =
             Planner::for_dataset(config, source.len(), dataset_fingerprint(&*source))?;
-        // The plan made ahead is made by an idle worker while the trainer is on the last batch.
+        // The plan made ahead is made by a worker while the trainer is on the last batches.
         planner.defer_plans_ahead();
         let job = planner
             .plan()
@@ -136,6 +144,7 @@ impl Pipeline {
             ready: Condvar::new(),
             shutdown: AtomicBool::new(false),
             planner: Mutex::new(planner),
+            inbox: Mutex::new(Inbox::new()),
             running: Mutex::new(0),
             exited: Condvar::new(),
             readahead: ReadAhead::default(),
@@ -232,17 +241,20 @@ impl Pipeline {
                 // Any other caller waiting in this epoch now has no batch to wait for.
                 s.ready.notify_all();
             }
-            let last = job.delivered == job.plan.batches();
-            let mut planner = s.planner_settled();
-            planner.advance();
-            if last && state.ahead.is_none() && planner.plan_pending() {
-                // The next plan is due at this last batch (`plan_ahead`): one worker makes it
-                // now, and starts on it, while the trainer is on this batch (one: waking them
-                // all would take every core from the trainer's own step; the rest are woken
-                // when the plan is made or the trainer asks for the end of the epoch).
-                state.plan_due = true;
+            // While the plan ahead is due the Planner may be busy making it: the hand-out is
+            // held with the feedback and counted once the plan is made.
+            let held = s.inbox.lock().advance();
+            if !held {
+                let mut planner = s.planner_settled();
+                planner.advance();
+                if state.ahead.is_none() && planner.plan_pending() {
+                    // The next plan fell due at this batch (`plan_ahead`): the next worker to
+                    // look for work makes it, while the trainer goes on with this epoch's last
+                    // batches; what the trainer says meanwhile is held until it is made.
+                    state.plan_due = true;
+                    s.inbox.lock().hold(&planner);
+                }
             }
-            drop(planner);
             // One more batch may now be claimed, and read ahead.
             s.work.notify_one();
             s.readahead.wake();
@@ -293,9 +305,19 @@ impl Pipeline {
         self.shared.skips.lock().sorted()
     }
 
-    /// The Planner (feedback, checkpoints, digests and score files need nothing else).
+    /// The Planner (checkpoints, digests and score files need nothing else).
     pub(super) fn planner(&self) -> MutexGuard<'_, Planner> {
         self.shared.planner_settled()
+    }
+
+    /// Books per-sample feedback: held (checked now, booked after the plan) while a plan made
+    /// ahead is due, so the trainer never waits for a worker making it; directly otherwise.
+    pub(super) fn feedback(&self, fb: &Feedback<'_>) -> Result<()> {
+        let offer = self.shared.inbox.lock().offer(fb);
+        match offer {
+            Offer::Held(result) => result,
+            Offer::Direct => self.shared.planner_settled().feedback(fb),
+        }
     }
 
     /// Ends the epoch under way now (see `Loader::end_epoch`): the batches still in the
@@ -397,21 +419,24 @@ impl Job {
 impl Shared {
     /// Begins the next epoch in the Planner (its plan made ahead, or made now) and publishes
     /// it to the workers; a plan made ahead keeps what workers already filled of it.
-    /// The Planner, its plan ahead made first if it is pending (`Planner::defer_plans_ahead`):
-    /// every use of the Planner goes through here, so a pending plan always sees the ScoreBook
-    /// as it stood when the last batch was handed out.
+    /// The Planner, its plan ahead made first if it is pending (`Planner::defer_plans_ahead`)
+    /// and the calls held meanwhile booked after it: every use of the Planner goes through
+    /// here, so a pending plan always sees the ScoreBook as it stood when it fell due.
     pub(super) fn planner_settled(&self) -> MutexGuard<'_, Planner> {
         let mut planner = self.planner.lock();
         planner.settle();
+        self.inbox.lock().book_into(&mut planner);
         planner
     }
 
-    /// A worker with nothing to claim makes the plan due at the last batch (`plan_due`) and
-    /// sets it as the next job. Holds the state lock meanwhile: the trainer's `next` has
-    /// nothing to take from the next epoch before its plan exists anyway.
-    pub(super) fn make_due_plan(&self, state: &mut State) {
+    /// A worker makes the plan that fell due (`plan_due`) and sets it as the next job. The
+    /// window is released while the plan is made, so the trainer and the other workers go on
+    /// with the epoch under way.
+    pub(super) fn make_due_plan(&self, state: &mut MutexGuard<'_, State>) {
         state.plan_due = false;
-        let planner = self.planner_settled();
+        MutexGuard::unlocked(state, || drop(self.planner_settled()));
+        // Begun meanwhile by the trainer (`begin_epoch`), it is no longer the Planner's next.
+        let planner = self.planner.lock();
         if state.ahead.is_none() {
             if let Some(plan) = planner.next_plan() {
                 let mut ahead = Job::new(plan, 0);

@@ -41,11 +41,21 @@ impl Shared {
                     if self.shutdown.load(Ordering::Acquire) {
                         return;
                     }
-                    // The epoch under way first; then the next one when its plan is made ahead.
+                    if state.plan_due {
+                        // The next plan fell due: make it first (the trainer has the rest of
+                        // the epoch to go meanwhile), then claim.
+                        self.make_due_plan(&mut state);
+                        self.work.notify_all();
+                        continue;
+                    }
+                    // The epoch under way first; then the next one when its plan is made
+                    // ahead, within what the epoch under way leaves of the `prefetch` bound.
                     let st = &mut *state;
+                    let mut room = self.prefetch;
                     let jobs = [st.job.as_mut(), st.ahead.as_mut()];
                     if let Some(claim) = jobs.into_iter().flatten().find_map(|job| {
-                        let limit = job.plan.batches().min(job.delivered + self.prefetch);
+                        let limit = job.plan.batches().min(job.delivered + room);
+                        room = room.saturating_sub(job.claimed - job.delivered);
                         (job.claimed < limit).then(|| {
                             let k = job.claimed;
                             job.claimed += 1;
@@ -54,12 +64,6 @@ impl Shared {
                         })
                     }) {
                         break claim;
-                    }
-                    if st.plan_due {
-                        // Nothing to claim and the next plan is due: make it, then claim.
-                        self.make_due_plan(st);
-                        self.work.notify_all();
-                        continue;
                     }
                     self.work.wait(&mut state);
                 }

@@ -13,9 +13,11 @@
 //! shuffle, drop_last, plan_ahead, policy kind, dataset fingerprint, canonical policy
 //! parameters) · u64 epoch · u64 total samples · u8 has-plan · [plan] · u8 has-next-plan ·
 //! [plan] · ScoreBook · policy state · CRC-32, where a plan is: plan epoch, global ids,
-//! weights, u64 position, mean weight, score mean, score std, unlearnable fraction. The next
-//! plan is the one `plan_ahead` made at the last batch of the epoch before; when it is
-//! present, `epoch` is its epoch. Written atomically like score files. Versions 1 (before
+//! weights, u64 position, mean weight, score mean, score std, unlearnable fraction. The
+//! `plan_ahead` byte is its batch count (0 = false, 1 = true, the only values before counts
+//! were allowed, so older files read the same). The next plan is the one `plan_ahead` made
+//! in the epoch before (at its k-th batch from the end: that epoch may still be under way);
+//! when it is present, `epoch` is its epoch. Written atomically like score files. Versions 1 (before
 //! ranks), 2 (before the dataset fingerprint and the policy parameters were recorded) and 3
 //! (before the next plan could be made ahead) are refused with a message naming the version:
 //! a version-3 checkpoint taken at an epoch's end cannot say which feedback the next plan
@@ -41,7 +43,7 @@ pub(crate) struct Fingerprint {
     pub seed: u64,
     pub shuffle: bool,
     pub drop_last: bool,
-    pub plan_ahead: bool,
+    pub plan_ahead: crate::config::PlanAhead,
     pub policy: String,
     /// The canonical policy section as JSON text (sorted keys).
     pub policy_config: String,
@@ -147,7 +149,7 @@ pub(crate) fn encode(s: &Snapshot<'_>) -> Vec<u8> {
     w.u64(f.seed);
     w.u8(f.shuffle as u8);
     w.u8(f.drop_last as u8);
-    w.u8(f.plan_ahead as u8);
+    w.u8(f.plan_ahead.get());
     w.str(&f.policy);
     w.u64(f.dataset);
     w.str(&f.policy_config);
@@ -230,7 +232,7 @@ pub(crate) fn restore(
         seed: r.u64().ok_or_else(truncated)?,
         shuffle: r.u8().ok_or_else(truncated)? != 0,
         drop_last: r.u8().ok_or_else(truncated)? != 0,
-        plan_ahead: r.u8().ok_or_else(truncated)? != 0,
+        plan_ahead: crate::config::PlanAhead::batches(r.u8().ok_or_else(truncated)?),
         policy: r.str().ok_or_else(truncated)?,
         dataset: r.u64().ok_or_else(truncated)?,
         policy_config: r.str().ok_or_else(truncated)?,
@@ -328,7 +330,7 @@ mod tests {
             seed: 1,
             shuffle: true,
             drop_last: false,
-            plan_ahead: true,
+            plan_ahead: crate::config::PlanAhead::batches(1),
             policy: "full".into(),
             dataset: 7,
             policy_config: r#"{"kind":"full"}"#.into(),

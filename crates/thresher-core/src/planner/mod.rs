@@ -5,11 +5,11 @@
 //! source and a transform; a pipeline that reads its own data drives a Planner directly.
 //!
 //! Epochs: the plan of epoch 0 is made when the Planner is created (or the checkpoint's plans
-//! are restored). With `plan_ahead` (the default) the plan of epoch e+1 is made when the last
-//! batch of epoch e is handed out (`hand_out`, `advance`, `advance_by` reaching the end), from
-//! the ScoreBook at that moment, and held as the next plan until `begin_epoch`; so a loader's
-//! workers can fill e+1 while the trainer is still on e's last batch, and the rule lives here
-//! once for both engines. Without it, or after an epoch that handed out no batch or was left
+//! are restored). With `plan_ahead` (the default: 1 batch) the plan of epoch e+1 is made when
+//! the k-th batch from the end of epoch e is handed out (`hand_out`, `advance`, `advance_by`
+//! reaching it; `PlanAhead::due`), from the ScoreBook at that moment, and held as the next plan
+//! until `begin_epoch`; so a loader's workers can fill e+1 while the trainer is still on e's
+//! last k batches, and the rule lives here once for both engines. Without it, or after an epoch that handed out no batch or was left
 //! early, `begin_epoch` makes the plan after `finish_epoch` closed epoch e. Feedback is booked
 //! under the epoch of the most recent plan.
 //!
@@ -32,7 +32,7 @@ pub use report::{Digest, EpochInfo, EpochReport};
 
 use std::sync::Arc;
 
-use crate::config::Config;
+use crate::config::{Config, PlanAhead};
 use crate::error::{Error, Result};
 use crate::plan::{Plan, PlanOptions};
 use crate::policy::{Policy, Selection};
@@ -77,14 +77,16 @@ pub struct Planner {
     planned_counts: Option<Vec<usize>>,
     /// The streak that counts as unlearnable in the report (`None`: not tracked).
     unlearnable_window: Option<u8>,
-    /// Config `plan_ahead`: make the next epoch's plan when the last batch is handed out.
-    plan_ahead: bool,
+    /// Config `plan_ahead`: make the next epoch's plan when the k-th batch from the end is
+    /// handed out (`PlanAhead::due`).
+    plan_ahead: PlanAhead,
     /// The next epoch's plan, made ahead; `begin_epoch` makes it the epoch under way.
     ahead: Option<Current>,
     /// Set by a loader with worker threads (`defer_plans_ahead`): the plan made ahead is left
-    /// pending at the last batch and made by `settle`, which a worker calls at once and every
-    /// other access calls first. Nothing changes the ScoreBook in between, so the plan is the
-    /// one the last batch's call would have made, without that call paying for it.
+    /// pending when it is due and made by `settle`, which a worker calls at once and every
+    /// other access calls first. Nothing changes the ScoreBook in between (the loader holds
+    /// feedback that arrives meanwhile until the plan is made), so the plan is the one the
+    /// handing-out call would have made, without that call paying for it.
     defer: bool,
     /// A plan ahead is due and not made yet (only with `defer`).
     pending: bool,
@@ -303,7 +305,9 @@ impl Planner {
         let visited = (c.plan.position_after(c.delivered) as u64).min(planned);
         self.total_samples -= planned - visited;
         let n = c.plan.dataset_len as f64;
-        let saved = 1.0 - self.total_samples as f64 / ((c.plan.epoch + 1) as f64 * n);
+        // A plan already made ahead (`plan_ahead` > 1) counted its samples: not this epoch's.
+        let ahead = self.ahead.as_ref().map_or(0, |a| a.plan.samples() as u64);
+        let saved = 1.0 - (self.total_samples - ahead) as f64 / ((c.plan.epoch + 1) as f64 * n);
         let c = self.current.as_mut().expect("checked above");
         c.report.saved_fraction = saved;
         Some(self.report())

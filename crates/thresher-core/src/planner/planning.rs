@@ -1,6 +1,7 @@
 //! Making an epoch's plan from the ScoreBook as it stands (`make_plan`: the policy's selection,
 //! laid out as a `Plan`, with the plan's part of the epoch report), and making the next one
-//! ahead when the last batch is handed out (`plan_ahead`), at once or deferred to `settle`.
+//! ahead when the k-th batch from the end is handed out (`plan_ahead`), at once or deferred to
+//! `settle`.
 
 use std::sync::Arc;
 
@@ -9,15 +10,15 @@ use crate::plan::Plan;
 use crate::policy::PlanContext;
 
 impl Planner {
-    /// With `plan_ahead`: makes the next epoch's plan once the epoch under way has handed out
-    /// its last batch (an epoch of no batches hands out none: its successor is planned by
-    /// `begin_epoch`, as without `plan_ahead`).
+    /// With `plan_ahead` k: makes the next epoch's plan once the epoch under way has handed out
+    /// its k-th batch from the end (an epoch of no batches hands out none: its successor is
+    /// planned by `begin_epoch`, as without `plan_ahead`).
     pub(super) fn plan_ahead_if_done(&mut self) {
-        let done = self
+        let due = self
             .current
             .as_ref()
-            .is_some_and(|c| c.plan.batches() > 0 && c.delivered == c.plan.batches());
-        if self.plan_ahead && done && self.ahead.is_none() {
+            .is_some_and(|c| self.plan_ahead.due(c.delivered, c.plan.batches()));
+        if due && self.ahead.is_none() && !self.pending {
             if self.defer {
                 self.pending = true;
             } else {
@@ -31,9 +32,9 @@ impl Planner {
         self.ahead = Some(self.make_plan(epoch));
     }
 
-    /// Leaves the plan made ahead (`plan_ahead`) pending when the last batch is handed out,
-    /// for `settle` to make: for a loader whose idle workers can make it while the trainer is
-    /// on that batch. The caller must `settle` before every other use of the Planner.
+    /// Leaves the plan made ahead (`plan_ahead`) pending when it is due, for `settle` to make:
+    /// for a loader whose workers can make it while the trainer is on the epoch's last
+    /// batches. The caller must `settle` before every other use of the Planner.
     pub(crate) fn defer_plans_ahead(&mut self) {
         self.defer = true;
     }
@@ -43,8 +44,8 @@ impl Planner {
         self.pending
     }
 
-    /// Makes the pending plan ahead, if any: from the ScoreBook as it stood when the last batch
-    /// was handed out, since every access settles first.
+    /// Makes the pending plan ahead, if any: from the ScoreBook as it stood when the batch that
+    /// made it due was handed out, since every access settles first.
     pub(crate) fn settle(&mut self) {
         if std::mem::take(&mut self.pending) {
             self.make_plan_ahead();

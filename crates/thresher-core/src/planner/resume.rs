@@ -37,15 +37,15 @@ impl Planner {
             .saturating_sub(ahead.as_ref().map_or(0, |(_, a)| a.plan.samples() as u64));
         self.current = r.job.map(|j| self.restore_job(j, before));
         if let Some((position, a)) = ahead {
-            // Made ahead at the last batch of the epoch before: that epoch (when stored) must
-            // have handed out everything, and the next plan begins at its batch 0.
-            if self
-                .current
-                .as_ref()
-                .is_some_and(|c| c.delivered < c.plan.batches())
-                || position != 0
-                || !self.plan_ahead
-            {
+            // Made ahead in the epoch before: that epoch (when stored) must have handed out at
+            // least its batch that made the plan due (`plan_ahead` batches from its end, as laid
+            // out by the saving run: another world size or batch size may count them
+            // differently, so only the last-batch rule is checked exactly), and the next plan
+            // begins at its batch 0.
+            let early = self.current.as_ref().is_some_and(|c| {
+                c.delivered < c.plan.batches() && (self.plan_ahead.get() <= 1 || c.delivered == 0)
+            });
+            if early || position != 0 || !self.plan_ahead.is_on() {
                 return Err(Error::format(format!(
                     "{}: not a usable checkpoint: inconsistent plan",
                     path.display()

@@ -35,9 +35,10 @@ impl Planner {
     /// gave out. The latest epoch is the one under way or, between epochs, the one that just
     /// ended. Fails (changing nothing) when `batches` exceeds what was handed out.
     ///
-    /// When the next epoch's plan was made ahead (at the last batch) and `batches` is less than
-    /// all, it is not stored: the resumed run hands out the rest of the epoch again and makes
-    /// the next plan at its last batch (with the policy's state as saved).
+    /// When the next epoch's plan was made ahead and `batches` is before the batch that made it
+    /// due (`plan_ahead`), it is not stored: the resumed run hands out the rest of the epoch
+    /// again and makes the next plan when that batch is handed out again (with the ScoreBook
+    /// and the policy's state as saved). From that batch on it is stored.
     pub fn save_state_at(&self, path: &Path, batches: usize) -> Result<()> {
         let (plan, handed, report) = match (&self.current, &self.last_plan) {
             (Some(c), _) => (&c.plan, c.delivered, &c.report),
@@ -59,7 +60,7 @@ impl Planner {
             )));
         }
         let job = saved_job(plan, batches, report);
-        if batches == handed {
+        if batches == handed || self.plan_ahead.due(batches, plan.batches()) {
             let ahead = self
                 .ahead
                 .as_ref()

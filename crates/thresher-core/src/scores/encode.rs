@@ -210,7 +210,6 @@ mod tests {
         b.encode(&mut w);
         let mut c = ScoreBook::with_options(3, ScoreFields::ALL, 0.8, 2, 5);
         c.decode(&mut Reader::new(&w.buf, 0)).unwrap();
-        b.dup_scratch.clear(); // scratch, not state
         assert_eq!(format!("{b:?}"), format!("{c:?}"));
         let mut wrong = ScoreBook::with_options(4, ScoreFields::ALL, 0.8, 2, 5);
         assert!(wrong.decode(&mut Reader::new(&w.buf, 0)).is_none());

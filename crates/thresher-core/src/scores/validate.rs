@@ -1,14 +1,57 @@
 //! The checks a feedback call must pass before any of it is applied: `ScoreBook::feedback`
-//! is all or nothing, so every refusal happens here, before the first write.
+//! is all or nothing, so every refusal happens here, before the first write. The checks are
+//! `FeedbackCheck`'s, so that a loader holding a call back (while a plan is being made, see
+//! `loader/inbox.rs`) refuses exactly what the ScoreBook would.
 
 use super::{Feedback, ScoreBook, ScoreFields};
 use crate::error::{Error, Result};
 
-impl ScoreBook {
+/// What decides whether a feedback call is well formed: N, and what the ScoreBook requires
+/// of embeddings. Holds the duplicate search's scratch (a bit per id), left clear.
+#[derive(Clone)]
+pub(crate) struct FeedbackCheck {
+    n: usize,
+    /// `Some(d)`: the ScoreBook stores embeddings and every call's length must pass
+    /// `Sketch::check_dim` with the first length `d` (0: none arrived yet); `None`: not stored,
+    /// any length goes.
+    embedding_dim: Option<usize>,
+    dup_bits: Vec<u64>,
+    dup_scratch: Vec<u64>,
+}
+
+/// Scratch, not state: two ScoreBooks that hold the same figures print the same.
+impl std::fmt::Debug for FeedbackCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedbackCheck").field("n", &self.n).finish()
+    }
+}
+
+impl FeedbackCheck {
+    /// The checks for a dataset of `n` samples; `embedding_dim` as the field says.
+    pub(crate) fn new(n: usize, embedding_dim: Option<usize>) -> FeedbackCheck {
+        FeedbackCheck {
+            n,
+            embedding_dim,
+            dup_bits: vec![0; n.div_ceil(64)],
+            dup_scratch: Vec::new(),
+        }
+    }
+
+    /// The embedding rule now (it changes when the first embedding arrives).
+    pub(crate) fn set_embedding_dim(&mut self, embedding_dim: Option<usize>) {
+        self.embedding_dim = embedding_dim;
+    }
+
     /// Refuses a call that names an id out of range or twice, carries a non-finite value, or
     /// whose slices disagree in length. `&mut` only for the duplicate search's scratch, which
     /// it leaves clear.
-    pub(super) fn validate(&mut self, fb: &Feedback<'_>) -> Result<()> {
+    pub(crate) fn check(&mut self, fb: &Feedback<'_>) -> Result<()> {
+        self.check_then(fb, |_| {})
+    }
+
+    /// `check`, calling `ids_ok` once the ids are known to be in range (the ScoreBook
+    /// prefetches its first entries there, to load while the rest is checked).
+    fn check_then(&mut self, fb: &Feedback<'_>, ids_ok: impl FnOnce(&[u64])) -> Result<()> {
         let len = fb.ids.len();
         let same_len = |name: &str, l: usize| {
             if l != len {
@@ -28,11 +71,7 @@ impl ScoreBook {
                 )));
             }
         }
-        // `apply` prefetches each id a few ids ahead of its update; the first few have nobody
-        // ahead of them, so they are prefetched here and load while the checks below run.
-        for &id in fb.ids.iter().take(super::PREFETCH_AHEAD) {
-            self.prefetch(id as usize);
-        }
+        ids_ok(fb.ids);
         let finite = |name: &str, values: &[f32], nonneg: bool| {
             for (i, &v) in values.iter().enumerate() {
                 if !v.is_finite() || (nonneg && v < 0.0) {
@@ -83,8 +122,8 @@ impl ScoreBook {
                     )));
                 }
                 finite("embedding", e, false)?;
-                if self.fields.contains(ScoreFields::EMBEDDING) {
-                    self.sketch.check_dim(d)?;
+                if let Some(first) = self.embedding_dim {
+                    crate::sketch::check_dim(first, d)?;
                 }
             }
         }
@@ -114,6 +153,30 @@ impl ScoreBook {
             }
         }
         Ok(())
+    }
+}
+
+impl ScoreBook {
+    /// `FeedbackCheck::check` with this ScoreBook's N and embedding rule.
+    pub(super) fn validate(&mut self, fb: &Feedback<'_>) -> Result<()> {
+        let mut check = std::mem::replace(&mut self.check, FeedbackCheck::new(0, None));
+        check.set_embedding_dim(self.embedding_rule());
+        let r = check.check_then(fb, |ids| {
+            // `apply` prefetches each id a few ids ahead of its update; the first few have
+            // nobody ahead of them, so they are prefetched here and load while the checks run.
+            for &id in ids.iter().take(super::PREFETCH_AHEAD) {
+                self.prefetch(id as usize);
+            }
+        });
+        self.check = check;
+        r
+    }
+
+    /// The embedding rule of `FeedbackCheck` for this ScoreBook.
+    pub(crate) fn embedding_rule(&self) -> Option<usize> {
+        self.fields
+            .contains(ScoreFields::EMBEDDING)
+            .then(|| self.sketch.in_dim())
     }
 }
 
