@@ -83,7 +83,7 @@ pub const DEFAULT_MAX_BATCH_BYTES: u64 = 1 << 32;
 
 /// The default `io_depth`: enough reads in flight to keep a disk or a network volume busy with
 /// small files, few enough threads to cost nothing when the data is cached.
-pub const DEFAULT_IO_DEPTH: usize = 8;
+pub const DEFAULT_IO_DEPTH: usize = 16;
 /// The largest `io_depth`.
 pub const MAX_IO_DEPTH: usize = 256;
 

@@ -161,7 +161,7 @@ impl Transform {
             };
             match out {
                 Out::U8(dst) => e.to_u8(src, dst),
-                Out::F32(dst) => e.to_f32(src, &self.lut, dst),
+                Out::F32(dst) => e.to_f32(src, self.lut(), dst),
             }
         };
         let full = |h, w| Rect {
@@ -305,11 +305,7 @@ impl Transform {
                 // f32 RGB planes: the resampler writes them itself (no u8 image between).
                 let out = match out {
                     Out::F32(dst) if self.layout == Layout::Nchw && c == 3 => {
-                        let t = |ch: usize| -> &[f32; 256] {
-                            self.lut[ch * 256..(ch + 1) * 256]
-                                .try_into()
-                                .expect("256 entries a channel")
-                        };
+                        let t = |ch: usize| self.lut().table(ch);
                         if resampler.resample_rgb_f32_planar(
                             &src,
                             &job,

@@ -3,6 +3,7 @@
 //! conversion to the batch's dtype (u8, or f32 through a per-channel lookup table that folds in
 //! the /255 and the normalisation) and layout (NCHW planes or NHWC).
 
+use super::lut::Lut;
 use crate::source::SampleView;
 
 /// Where and how to write.
@@ -52,21 +53,16 @@ impl Emit {
             && (src.height, src.width) == (self.height, self.width)
     }
 
-    /// Writes `src`'s window as f32 through `lut` (`lut[c * 256 + v]`).
-    pub(crate) fn to_f32(&self, src: &SampleView<'_>, lut: &[f32], dst: &mut [f32]) {
-        let table = |ch: usize| -> &[f32; 256] {
-            lut[ch * 256..(ch + 1) * 256]
-                .try_into()
-                .expect("256 entries a channel")
-        };
+    /// Writes `src`'s window as f32 through `lut`.
+    pub(crate) fn to_f32(&self, src: &SampleView<'_>, lut: &Lut, dst: &mut [f32]) {
         if src.channels == 1 && self.is_identity(src) {
-            lookup(src.pixels, table(0), dst);
+            lut.lookup(0, src.pixels, dst);
             return;
         }
         match src.channels {
-            1 => self.write::<f32, 1>(src, dst, [table(0)]),
-            3 => self.write::<f32, 3>(src, dst, [table(0), table(1), table(2)]),
-            _ => self.write_any(src, dst, |ch, v| lut[ch * 256 + v as usize]),
+            1 => self.write::<f32, 1>(src, dst, [lut.table(0)]),
+            3 => self.write::<f32, 3>(src, dst, [lut.table(0), lut.table(1), lut.table(2)]),
+            _ => self.write_any(src, dst, |ch, v| lut.values()[ch * 256 + v as usize]),
         }
     }
 
@@ -202,67 +198,6 @@ impl Emit {
     }
 }
 
-/// `dst[i] = table[src[i]]` over the shorter of the two: the whole of a one-channel sample
-/// taken as it is (pre-decoded IDX), the hottest loop of that path.
-fn lookup(src: &[u8], table: &[f32; 256], dst: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if fast_gather() {
-        // SAFETY: fast_gather() is true only where the CPU has AVX2, the one requirement.
-        unsafe { lookup_avx2(src, table, dst) };
-        return;
-    }
-    lookup_scalar(src, table, dst);
-}
-
-fn lookup_scalar(src: &[u8], table: &[f32; 256], dst: &mut [f32]) {
-    for (d, &v) in dst.iter_mut().zip(src) {
-        *d = table[v as usize];
-    }
-}
-
-/// Whether to look values up with AVX2's gather: where the CPU has AVX2 and Linux reports it
-/// unaffected by Gather Data Sampling. On CPUs that are affected, the microcode fix makes every
-/// gather slow enough to lose to the scalar loop, so they (and systems that do not say) keep it.
-#[cfg(target_arch = "x86_64")]
-fn fast_gather() -> bool {
-    static FAST: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *FAST.get_or_init(|| {
-        std::arch::is_x86_feature_detected!("avx2")
-            && std::fs::read_to_string(
-                "/sys/devices/system/cpu/vulnerabilities/gather_data_sampling",
-            )
-            .is_ok_and(|s| s.trim() == "Not affected")
-    })
-}
-
-/// `lookup_scalar` eight values at a time: each gather loads the same table entries the scalar
-/// loop loads, so the output is the same bit for bit.
-///
-/// # Safety
-/// The CPU must support AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn lookup_avx2(src: &[u8], table: &[f32; 256], dst: &mut [f32]) {
-    use std::arch::x86_64::{
-        __m128i, _mm256_cvtepu8_epi32, _mm256_i32gather_ps, _mm256_storeu_ps, _mm_loadl_epi64,
-    };
-    let n = src.len().min(dst.len());
-    let whole = n / 8 * 8;
-    for (s, d) in src[..whole]
-        .chunks_exact(8)
-        .zip(dst[..whole].chunks_exact_mut(8))
-    {
-        // SAFETY: `s` holds 8 bytes (an unaligned 8-byte load); every index is a byte value,
-        // < 256, so each gathered address is inside `table`; `d` holds 8 f32 (unaligned store).
-        unsafe {
-            let idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64(s.as_ptr().cast::<__m128i>()));
-            let v = _mm256_i32gather_ps::<4>(table.as_ptr(), idx);
-            _mm256_storeu_ps(d.as_mut_ptr(), v);
-        }
-    }
-    lookup_scalar(&src[whole..n], table, &mut dst[whole..n]);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,53 +268,9 @@ mod tests {
     }
 
     #[test]
-    fn the_avx2_lookup_equals_the_scalar_one_bit_for_bit() {
-        // A table whose entries differ in every bit position, including NaN payloads and -0.
-        let table: [f32; 256] = std::array::from_fn(|i| {
-            f32::from_bits((i as u32).wrapping_mul(0x9E37_79B9) ^ ((i as u32) << 23))
-        });
-        let src: Vec<u8> = (0..300u32).map(|i| (i * 7 + 3) as u8).collect();
-        // Every length around the 8-wide step, at unaligned starts of source and output.
-        for start in 0..3 {
-            for len in 0..40 {
-                let s = &src[start..start + len];
-                let mut want = vec![0f32; len + 1];
-                lookup_scalar(s, &table, &mut want[1..]);
-                for (i, w) in want[1..].iter().enumerate() {
-                    assert_eq!(w.to_bits(), table[s[i] as usize].to_bits());
-                }
-                let mut got = vec![0f32; len + 1];
-                lookup(s, &table, &mut got[1..]);
-                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                assert_eq!(
-                    bits(&got),
-                    bits(&want),
-                    "dispatched, start {start} len {len}"
-                );
-                #[cfg(target_arch = "x86_64")]
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    let mut got = vec![0f32; len + 1];
-                    // SAFETY: AVX2 is there (checked just above).
-                    unsafe { lookup_avx2(s, &table, &mut got[1..]) };
-                    assert_eq!(bits(&got), bits(&want), "avx2, start {start} len {len}");
-                }
-            }
-        }
-        // All 256 byte values through a whole Fashion-MNIST-sized row.
-        let row: Vec<u8> = (0..784u32).map(|i| (i * 101) as u8).collect();
-        let (mut a, mut b) = (vec![0f32; 784], vec![0f32; 784]);
-        lookup_scalar(&row, &table, &mut a);
-        lookup(&row, &table, &mut b);
-        assert_eq!(
-            a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
-            b.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
-        );
-    }
-
-    #[test]
     fn fast_paths_equal_the_general_one() {
         let px: Vec<u8> = (0..5 * 7 * 3).map(|i| (i * 37 % 251) as u8).collect();
-        let lut: Vec<f32> = (0..3 * 256).map(|i| i as f32 * 0.5 - 7.0).collect();
+        let lut = Lut::normalize(3, &[0.5, 0.25, 0.75], &[0.5, 2.0, 0.25]).unwrap();
         let src = SampleView {
             pixels: &px,
             height: 5,
@@ -409,7 +300,7 @@ mod tests {
                     assert_eq!(fast, slow, "{top} {left} {h} {w} {flip} {planar}");
                     let (mut fast, mut slow) = (vec![0f32; h * w * 3], vec![1f32; h * w * 3]);
                     e.to_f32(&src, &lut, &mut fast);
-                    e.write_any(&src, &mut slow, |ch, v| lut[ch * 256 + v as usize]);
+                    e.write_any(&src, &mut slow, |ch, v| lut.values()[ch * 256 + v as usize]);
                     assert_eq!(fast, slow, "{top} {left} {h} {w} {flip} {planar}");
                 }
             }

@@ -19,6 +19,7 @@ mod apply;
 mod config;
 mod emit;
 mod geometry;
+mod lut;
 mod resample;
 #[cfg(test)]
 mod tests;
@@ -30,6 +31,7 @@ pub use config::{
 
 use crate::error::{Error, Result};
 use geometry::Pad;
+use lut::Lut;
 use resample::Resampler;
 
 /// The crop step, bound.
@@ -68,8 +70,8 @@ pub struct Transform {
     crop: Crop,
     hflip: f64,
     seed: u64,
-    /// For f32: `lut[c * 256 + v]` is the output for byte v in channel c.
-    lut: Vec<f32>,
+    /// For f32: the output for each byte value and channel.
+    lut: Option<Lut>,
 }
 
 /// The longest side a sample may have once resized (before any crop): far above any image a
@@ -129,36 +131,24 @@ impl Transform {
                 ))
             }
         };
-        let mut lut = Vec::new();
-        if config.dtype == Dtype::F32 {
-            let (mean, std) = match &config.normalize {
-                Some(n) => {
-                    if n.mean.len() != 1 && n.mean.len() != c {
-                        return Err(Error::invalid(format!(
-                            "config key `transform.normalize`: {} values for {c} channels",
-                            n.mean.len()
-                        )));
+        let lut = match config.dtype {
+            Dtype::F32 => {
+                let (mean, std) = match &config.normalize {
+                    Some(n) => {
+                        if n.mean.len() != 1 && n.mean.len() != c {
+                            return Err(Error::invalid(format!(
+                                "config key `transform.normalize`: {} values for {c} channels",
+                                n.mean.len()
+                            )));
+                        }
+                        (n.mean.clone(), n.std.clone())
                     }
-                    (n.mean.clone(), n.std.clone())
-                }
-                None => (vec![0.0], vec![1.0]),
-            };
-            // One table entry per byte value and channel: a source claiming absurdly many
-            // channels is refused here rather than aborting the allocation.
-            if 256usize
-                .checked_mul(c)
-                .is_none_or(|len| lut.try_reserve_exact(len).is_err())
-            {
-                return Err(Error::invalid(format!(
-                    "source: samples have {c} channels, too many for `transform.dtype` f32 here"
-                )));
+                    None => (vec![0.0], vec![1.0]),
+                };
+                Some(Lut::normalize(c, &mean, &std)?)
             }
-            for ch in 0..c {
-                let m = mean[ch.min(mean.len() - 1)];
-                let s = std[ch.min(std.len() - 1)];
-                lut.extend((0..256).map(|v| (v as f32 / 255.0 - m) / s));
-            }
-        }
+            _ => None,
+        };
         Ok(Transform {
             dtype: config.dtype,
             layout: config.layout,
@@ -176,6 +166,13 @@ impl Transform {
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self
+    }
+
+    /// The f32 output's tables; only f32 output asks for them, and `new` builds them for it.
+    fn lut(&self) -> &Lut {
+        self.lut
+            .as_ref()
+            .expect("a transform with f32 output has its tables")
     }
 
     pub fn dtype(&self) -> Dtype {

@@ -98,10 +98,8 @@ fn fused_f32_planes_equal_resample_then_emit() {
         .map(|i| ((i * 7919 + i / 97) % 256) as u8)
         .collect();
     let v = view(&px, h, w, 3);
-    let lut: Vec<f32> = (0..3 * 256)
-        .map(|i| ((i % 256) as f32 / 255.0 - 0.4 - 0.01 * (i / 256) as f32) / 0.23)
-        .collect();
-    let t = |ch: usize| -> &[f32; 256] { lut[ch * 256..][..256].try_into().unwrap() };
+    let lut = crate::transform::lut::Lut::normalize(3, &[0.4, 0.41, 0.42], &[0.23]).unwrap();
+    let t = |ch: usize| lut.table(ch);
     let tables = [t(0), t(1), t(2)];
     let mut rng = crate::rng::Rng::new(3, crate::rng::Stream::Augment, 0, 0);
     let mut r = Resampler::default();
