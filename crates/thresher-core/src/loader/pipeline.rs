@@ -240,6 +240,10 @@ impl Pipeline {
             if job.delivered == job.plan.batches() {
                 // Any other caller waiting in this epoch now has no batch to wait for.
                 s.ready.notify_all();
+            } else if matches!(job.window.front(), Some(Some(_))) {
+                // Workers wake a caller only for the head batch (see `worker`): the next head
+                // was filled before it became the head, so another waiting caller is woken here.
+                s.ready.notify_one();
             }
             // While the plan ahead is due the Planner may be busy making it: the hand-out is
             // held with the feedback and counted once the plan is made.
@@ -414,6 +418,21 @@ impl Job {
             reported: false,
         }
     }
+
+    /// Whether a batch just filled should wake a caller waiting in `next`: when the head of
+    /// the window is filled and either the one behind it is too, or no batch behind it is
+    /// being filled. Waking the caller for the head alone while another worker is about to
+    /// finish the next batch costs a context switch each way per batch on a machine with as
+    /// many workers as cores (the caller takes a core from a worker each time); waiting for
+    /// two lets it take both in one go. It never waits for a batch nobody is filling, so a
+    /// caller is always woken once its head is filled: by the worker that fills the head or
+    /// the one behind it, whichever finishes last (a batch whose worker fails is filled with
+    /// its error, and an epoch that ends wakes every caller).
+    /// `near_boundary`: the next plan is due or made (see `worker`), when the head alone is
+    /// enough, as it is for an epoch's first batch: those waits are the boundary's.
+    pub(super) fn wake_consumer(&self, near_boundary: bool) -> bool {
+        wake_for(&self.window, near_boundary || self.delivered == 0)
+    }
 }
 
 impl Shared {
@@ -487,5 +506,40 @@ impl Shared {
             worker_busy_s: job.busy.as_secs_f64(),
             ..planner.report()
         }
+    }
+}
+
+/// `Job::wake_consumer`'s rule on a window (results in plan order, `None` while being filled).
+/// `alone`: the head wakes the caller on its own.
+fn wake_for<T>(window: &VecDeque<Option<T>>, alone: bool) -> bool {
+    match (window.front(), window.get(1)) {
+        (Some(Some(_)), None | Some(Some(_))) => true,
+        (Some(Some(_)), Some(None)) => alone,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_waiting_caller_is_woken_for_a_filled_head_unless_the_next_is_on_its_way() {
+        let window = |slots: &[bool]| slots.iter().map(|&f| f.then_some(())).collect();
+        let w = |slots: &[bool]| wake_for(&window(slots), false);
+        assert!(!w(&[]));
+        assert!(!w(&[false]));
+        assert!(!w(&[false, true]));
+        // The head alone, nothing behind it being filled: wake at once.
+        assert!(w(&[true]));
+        // The head and the next filled (whatever follows): wake.
+        assert!(w(&[true, true]));
+        assert!(w(&[true, true, false]));
+        // The next batch is being filled: its worker wakes the caller when it is done.
+        assert!(!w(&[true, false]));
+        assert!(!w(&[true, false, true]));
+        // Except near an epoch's boundary: at once.
+        assert!(wake_for(&window(&[true, false]), true));
+        assert!(!wake_for(&window(&[false, true]), true));
     }
 }

@@ -93,6 +93,9 @@ impl Shared {
             };
             let mut guard = self.state.lock();
             let state = &mut *guard;
+            // From the moment the next plan falls due to the boundary, the caller is woken
+            // for the head alone: the boundary's wait is what `plan_ahead` is there to cut.
+            let near_boundary = state.plan_due || state.ahead.is_some();
             let jobs = [state.job.as_mut(), state.ahead.as_mut()];
             // Dropped when its epoch was ended meanwhile (`end_epoch`).
             let job = jobs
@@ -102,7 +105,9 @@ impl Shared {
             if let Some(job) = job {
                 job.window[k - job.delivered] = Some(result);
                 job.busy += busy;
-                self.ready.notify_one();
+                if job.wake_consumer(near_boundary) {
+                    self.ready.notify_one();
+                }
             }
         }
     }
