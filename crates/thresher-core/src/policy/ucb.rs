@@ -108,17 +108,55 @@ impl UcbConfig {
     }
 
     /// The score with `spread: "std"`.
+    #[inline(always)]
     fn score_std(&self, ema: f32, var: f32) -> f32 {
         (ema as f64 + self.c * (var as f64).sqrt()) as f32
     }
 
     /// The score with `spread: "var"`.
+    #[inline(always)]
     fn score_var(&self, ema: f32, var: f32) -> f32 {
         (ema as f64 + self.c * var as f64) as f32
     }
 }
 
 const STATE_TAG: u8 = 4;
+
+/// `out[i]` = the score of (`ema[i]`, `var[i]`) under `c`'s spread: one loop per spread, so
+/// that neither tests the spread per id. On x86-64 the same loop is compiled for AVX-512 or
+/// AVX2 too and picked at run time: the f64 square roots are most of its time, and the wider
+/// registers take 8 or 4 at once instead of 2. The operations and their order are the same,
+/// and IEEE square roots, sums and products round the same at any width: the same bits.
+fn fill(c: &UcbConfig, ema: &[f32], var: &[f32], out: &mut [f32]) {
+    #[inline(always)]
+    fn body(c: &UcbConfig, ema: &[f32], var: &[f32], out: &mut [f32]) {
+        let rows = out.iter_mut().zip(ema.iter().zip(var));
+        match c.spread {
+            Spread::Std => rows.for_each(|(o, (&e, &v))| *o = c.score_std(e, v)),
+            Spread::Var => rows.for_each(|(o, (&e, &v))| *o = c.score_var(e, v)),
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        unsafe fn wide(c: &UcbConfig, ema: &[f32], var: &[f32], out: &mut [f32]) {
+            body(c, ema, var, out)
+        }
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2(c: &UcbConfig, ema: &[f32], var: &[f32], out: &mut [f32]) {
+            body(c, ema, var, out)
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked just above).
+            return unsafe { wide(c, ema, var, out) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe { avx2(c, ema, var, out) };
+        }
+    }
+    body(c, ema, var, out)
+}
 
 pub struct Ucb {
     config: UcbConfig,
@@ -159,15 +197,10 @@ impl Ucb {
     /// Fills `self.score`: a map with no dependence between ids (the seen ids' mean and
     /// deviation are summed later, in the pass that lists the kept ids).
     fn fill_scores(&mut self, book: &ScoreBook) {
-        let c = &self.config;
         let score = &mut self.score;
         score.clear();
-        let pairs = book.loss_ema().iter().zip(book.loss_var());
-        // One loop per spread, so that neither tests the spread per id.
-        match c.spread {
-            Spread::Std => score.extend(pairs.map(|(&ema, &var)| c.score_std(ema, var))),
-            Spread::Var => score.extend(pairs.map(|(&ema, &var)| c.score_var(ema, var))),
-        }
+        score.resize(book.len(), 0.0);
+        fill(&self.config, book.loss_ema(), book.loss_var(), score);
     }
 
     /// Re-plans into `self.cache` (a mask, so the kept ids come out ascending and the later
@@ -232,6 +265,36 @@ mod tests {
     use crate::rng::{Rng, Stream};
     use crate::scores::Feedback;
     use std::collections::BTreeSet;
+
+    #[test]
+    fn the_wide_score_fill_gives_the_scalar_bits() {
+        // Odd lengths (the vector loops' tails), extreme and non-finite values.
+        let mut rng = Rng::new(7, Stream::Select, 0, 0);
+        for spread in [Spread::Std, Spread::Var] {
+            let c = config(0.3, 1.7, spread, 1);
+            for n in [0, 1, 7, 17, 1023] {
+                let pick = |rng: &mut Rng, i: usize| match i % 11 {
+                    0 => f32::NAN,
+                    1 => f32::INFINITY,
+                    2 => -0.0,
+                    3 => f32::MAX,
+                    4 => f32::MIN_POSITIVE / 3.0,
+                    _ => rng.below(1 << 24) as f32 / 4096.0,
+                };
+                let ema: Vec<f32> = (0..n).map(|i| pick(&mut rng, i + 5)).collect();
+                let var: Vec<f32> = (0..n).map(|i| pick(&mut rng, i)).collect();
+                let mut out = vec![0f32; n];
+                fill(&c, &ema, &var, &mut out);
+                for i in 0..n {
+                    let want = match spread {
+                        Spread::Std => c.score_std(ema[i], var[i]),
+                        Spread::Var => c.score_var(ema[i], var[i]),
+                    };
+                    assert_eq!(out[i].to_bits(), want.to_bits(), "{spread:?} n={n} i={i}");
+                }
+            }
+        }
+    }
 
     fn config(prune: f64, c: f64, spread: Spread, period: u64) -> UcbConfig {
         UcbConfig {
