@@ -5,12 +5,15 @@
 //! the window's hardest part is kept for good and the rest of the budget is drawn afresh each
 //! epoch from the other seen samples, rescaled.
 
+mod bracket;
+mod draw;
 mod score;
 mod window;
 
+use draw::{disjoint, draw_share, DrawScratch};
 pub use score::{El2nScore, ForgettingScore, GradNormScore, StaticScore};
 pub use window::static_window;
-use window::{split_window, Split, Unseen};
+use window::{split_window_into, Spare, Split, Unseen};
 
 use std::marker::PhantomData;
 use std::path::PathBuf;
@@ -18,12 +21,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::greedy_share::share_weight;
-use super::{
-    check_prune, extend_by_class, fits_u32, looks_unlearnable, mean_std, ListedId, PlanContext,
-    Policy, Selection,
-};
+use super::{check_prune, looks_unlearnable, mean_std, PlanContext, Policy, Selection};
 use crate::error::{Error, Result};
-use crate::rng::{Rng, Stream};
 use crate::scores::{ScoreBook, ScoreFields};
 
 /// Config of `el2n`, `grand` and `forgetting`.
@@ -159,6 +158,9 @@ pub struct StaticWindow<S: StaticScore> {
     scratch: Vec<f32>,
     /// The fixed part and the random share's pool, once chosen.
     kept: Option<Split>,
+    /// The memory `kept` is written into, prepared at construction (see `Spare`); released
+    /// once `kept` is chosen or restored.
+    spare: Spare,
     /// The random share's scratch, reused across epochs.
     draw: DrawScratch,
     /// `fn() -> S`: the score is a type-level choice, no value of it is held, so the policy is
@@ -179,7 +181,8 @@ impl<S: StaticScore> StaticWindow<S> {
             n,
             scratch: crate::util::huge::with_capacity(n),
             kept: None,
-            draw: DrawScratch::default(),
+            spare: Spare::touched(n, config.explore() > 0.0),
+            draw: DrawScratch::touched(n, config.explore() > 0.0),
             score: PhantomData,
         }
     }
@@ -246,9 +249,12 @@ impl<S: StaticScore> Policy for StaticWindow<S> {
         } else {
             Unseen::Kept
         };
-        let split = self
-            .kept
-            .get_or_insert_with(|| split_window(scratch, prune, drop, explore, unseen));
+        let spare = &mut self.spare;
+        let split = self.kept.get_or_insert_with(|| {
+            let split = split_window_into(scratch, prune, drop, explore, unseen, spare);
+            *spare = Spare::default();
+            split
+        });
         if split.fill == 0 {
             out.ids.extend_from_slice(&split.fixed);
             out.weights
@@ -315,106 +321,10 @@ impl<S: StaticScore> Policy for StaticWindow<S> {
             _ => return false,
         };
         self.kept = Some(split);
+        self.spare = Spare::default();
         self.draw = DrawScratch::default();
         true
     }
-}
-
-/// Per-id marks of a static policy's epoch: not kept, fixed, drawn at weight 1 (it looks
-/// unlearnable), drawn at the share's weight.
-const NOT_KEPT: u8 = 0;
-const FIXED: u8 = 1;
-const DRAWN: u8 = 2;
-const HEAVY: u8 = 3;
-
-/// Scratch of the per-epoch draw, reused across epochs: the fixed part's marks (made once per
-/// subset), this epoch's marks and the pool being drawn from (u32 when every id fits one:
-/// half the bytes to copy and to swap at random positions).
-#[derive(Default)]
-struct DrawScratch {
-    /// `FIXED` for the fixed ids, `NOT_KEPT` elsewhere; empty until the first draw.
-    fixed_marks: Vec<u8>,
-    marks: Vec<u8>,
-    pool32: Vec<u32>,
-    pool64: Vec<u64>,
-}
-
-/// Writes the fixed part of `split` and `split.fill` ids drawn uniformly from its pool into
-/// `out`, ascending: a partial Fisher–Yates with (seed, select stream, epoch) over the pool in id
-/// order, so every epoch draws afresh and the draw depends on the pool alone (and not on the
-/// width of the listed ids). Fixed ids weigh 1, drawn ids `weight` unless `flagged` (then 1).
-fn draw_share(
-    split: &Split,
-    weight: f32,
-    ctx: &PlanContext<'_>,
-    flagged: impl Fn(usize) -> bool,
-    scratch: &mut DrawScratch,
-    out: &mut Selection,
-) {
-    let n = ctx.scores.len();
-    if scratch.fixed_marks.len() != n {
-        scratch.fixed_marks.clear();
-        scratch.fixed_marks.resize(n, NOT_KEPT);
-        for &id in &split.fixed {
-            scratch.fixed_marks[id as usize] = FIXED;
-        }
-    }
-    let marks = &mut scratch.marks;
-    marks.clear();
-    marks.extend_from_slice(&scratch.fixed_marks);
-    let mut rng = Rng::new(ctx.seed, Stream::Select, ctx.epoch, 0);
-    if fits_u32(n) {
-        mark_drawn(
-            &split.pool,
-            split.fill,
-            &mut scratch.pool32,
-            &mut rng,
-            marks,
-            &flagged,
-        );
-    } else {
-        mark_drawn(
-            &split.pool,
-            split.fill,
-            &mut scratch.pool64,
-            &mut rng,
-            marks,
-            &flagged,
-        );
-    }
-    let mut by_mark = [1.0f32; 4];
-    by_mark[HEAVY as usize] = weight;
-    extend_by_class(out, marks, NOT_KEPT, by_mark);
-}
-
-/// Copies `pool` into `listed`, draws `fill` of it to the front and marks them in `marks`.
-fn mark_drawn<T: ListedId>(
-    pool: &[u64],
-    fill: usize,
-    listed: &mut Vec<T>,
-    rng: &mut Rng,
-    marks: &mut [u8],
-    flagged: &impl Fn(usize) -> bool,
-) {
-    listed.clear();
-    listed.extend(pool.iter().map(|&id| T::from_id(id as usize)));
-    rng.choose_front(listed, fill);
-    for &id in &listed[..fill] {
-        marks[id.index()] = if flagged(id.index()) { DRAWN } else { HEAVY };
-    }
-}
-
-/// Whether two ascending id lists share no id.
-fn disjoint(a: &[u64], b: &[u64]) -> bool {
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => return false,
-        }
-    }
-    true
 }
 
 #[cfg(test)]
@@ -692,37 +602,5 @@ mod tests {
         let (a, b) = (select(&mut plain, 5), select(&mut policy, 5));
         assert_eq!(a.ids, b.ids);
         assert!(a.weights.iter().all(|&w| w == 1.0));
-    }
-
-    #[test]
-    fn the_draw_marks_the_same_ids_whatever_the_width() {
-        let pool: Vec<u64> = (0..3000).filter(|i: &u64| !i.is_multiple_of(3)).collect();
-        let flagged = |id: usize| id.is_multiple_of(7);
-        for fill in [0, 1, 500, pool.len()] {
-            let (mut a, mut b) = (vec![0u8; 3000], vec![0u8; 3000]);
-            let rng = |e| Rng::new(9, Stream::Select, e, 0);
-            mark_drawn(
-                &pool,
-                fill,
-                &mut Vec::<u32>::new(),
-                &mut rng(4),
-                &mut a,
-                &flagged,
-            );
-            mark_drawn(
-                &pool,
-                fill,
-                &mut Vec::<u64>::new(),
-                &mut rng(4),
-                &mut b,
-                &flagged,
-            );
-            assert_eq!(a, b, "fill {fill}");
-            assert_eq!(a.iter().filter(|&&m| m != NOT_KEPT).count(), fill);
-            assert!(a
-                .iter()
-                .enumerate()
-                .all(|(id, &m)| m != HEAVY || !flagged(id)));
-        }
     }
 }

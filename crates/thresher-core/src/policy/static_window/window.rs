@@ -14,8 +14,9 @@
 //! while many samples are unseen (a tight budget) would otherwise be those samples for the
 //! rest of the run, chosen by nothing.
 
+use super::bracket::{key, keys_at_ranks};
 use crate::policy::epsilon_greedy::greedy_count;
-use crate::policy::{ascending_bits, budget, extend_where, seen_budget};
+use crate::policy::{budget, extend_where, seen_budget};
 
 /// The static window over per-sample scores: `scores[id]`, NaN for a sample without a score
 /// (never seen), which is always kept. Returns the kept ids, ascending.
@@ -51,6 +52,42 @@ pub(crate) struct Split {
     pub fill: usize,
 }
 
+/// The memory a split is written into: the lists (and, should the window have to be ranked
+/// whole, its mask, allocated then). A static policy
+/// prepares it when it is built (`Spare::touched`), so that the epoch fixing its subset, an
+/// epoch boundary the trainer waits at, writes into memory already faulted in instead of
+/// taking a page fault per 4 KiB (most of the split's time at N = 1.28M otherwise).
+#[derive(Debug, Default)]
+pub(crate) struct Spare {
+    fixed: Vec<u64>,
+    pool: Vec<u64>,
+    mask: Vec<bool>,
+}
+
+impl Spare {
+    /// Room for a split of `n` ids, written once (huge pages where large); `pool` when the
+    /// split will have a random share.
+    pub(crate) fn touched(n: usize, pool: bool) -> Spare {
+        let list = |on: bool| {
+            let mut v = crate::util::huge::filled(if on { n } else { 0 }, 0u64);
+            v.clear();
+            v
+        };
+        Spare {
+            fixed: list(true),
+            pool: list(pool),
+            mask: Vec::new(),
+        }
+    }
+
+    /// The mask as `n` entries, all false.
+    fn mask(&mut self, n: usize) -> &mut [bool] {
+        self.mask.clear();
+        self.mask.resize(n, false);
+        &mut self.mask
+    }
+}
+
 /// `static_window` with a random share ε (`explore`): the window holds the G = ⌈(1 − ε)·K_seen⌉
 /// ranks [offset, offset + G), offset = max(0, |seen| − G − round(drop_hardest·N)), and the
 /// other K_seen − G of the budget are left to a draw from the seen ids outside it. With ε = 0
@@ -63,10 +100,23 @@ pub(crate) fn split_window(
     explore: f64,
     unseen: Unseen,
 ) -> Split {
+    let mut spare = Spare::default();
+    split_window_into(scores, prune, drop_hardest, explore, unseen, &mut spare)
+}
+
+/// `split_window`, written into `spare`'s memory (the lists move into the split).
+pub(crate) fn split_window_into(
+    scores: &[f32],
+    prune: f64,
+    drop_hardest: f64,
+    explore: f64,
+    unseen: Unseen,
+    spare: &mut Spare,
+) -> Split {
     let n = scores.len();
     let bounds = |seen| window_bounds(n, seen, prune, drop_hardest, explore, unseen);
     if n <= u32::MAX as usize {
-        return packed_window(scores, bounds, unseen);
+        return packed_window(scores, bounds, unseen, spare);
     }
     let mut seen: Vec<u64> = (0..n as u64)
         .filter(|&id| !scores[id as usize].is_nan())
@@ -86,12 +136,12 @@ pub(crate) fn split_window(
             rest.select_nth_unstable_by(k, cmp);
         }
     }
-    collect_kept(
-        scores,
-        seen[offset..offset + k].iter().copied(),
-        fill,
-        unseen,
-    )
+    let in_window = spare.mask(n);
+    for &id in &seen[offset..offset + k] {
+        in_window[id as usize] = true;
+    }
+    let mask = std::mem::take(&mut spare.mask);
+    collect_kept(scores, fill, unseen, spare, |id| mask[id])
 }
 
 /// (G, offset, fill) of the window for `seen` seen samples out of `n`: G ranks from `offset`
@@ -122,15 +172,47 @@ fn window_bounds(
     (g, (seen - g).saturating_sub(drop), fill)
 }
 
-/// `split_window` for ids below 2^32. Two selections instead of a sort: O(N), and the order
-/// inside the window is irrelevant. The ranking (score ascending, ties by id) is packed into one
-/// u64 per seen id, built straight from the scores in one pass (no list of seen ids first), so
-/// the selections compare integers in one sequential array rather than looking scores up by id
-/// at random (see `top_k_front`).
+/// `split_window` for ids below 2^32: the window's bounds are the keys at its first rank and
+/// just past its last, found by brackets (`bracket.rs`); the window is then every seen id whose
+/// key lies between them. When a bracket misjudges, `ranked_window` ranks every key instead.
 fn packed_window(
     scores: &[f32],
     bounds: impl Fn(usize) -> (usize, usize, usize),
     unseen: Unseen,
+    spare: &mut Spare,
+) -> Split {
+    let seen = scores.iter().filter(|s| !s.is_nan()).count();
+    let (k, offset, fill) = bounds(seen);
+    // The window is the keys in [lo, hi): lo at rank `offset`, hi at rank `offset + k` (past
+    // the last seen key when the window reaches the top).
+    let found = match (k, offset + k < seen) {
+        (0, _) => Some((u64::MAX, u64::MAX)),
+        (_, true) => keys_at_ranks(scores, seen, [offset, offset + k]).map(|[lo, hi]| (lo, hi)),
+        (_, false) => keys_at_ranks(scores, seen, [offset]).map(|[lo]| (lo, u64::MAX)),
+    };
+    let Some((lo, hi)) = found else {
+        return ranked_window(scores, bounds, unseen, spare);
+    };
+    // One comparison per id (the key's offset from `lo` against the window's span), so nothing
+    // branches on it: near the bounds it is a coin flip.
+    let span = hi.wrapping_sub(lo);
+    let in_window = |id: usize| {
+        let s = scores[id];
+        !s.is_nan() & (key(s, id).wrapping_sub(lo) < span)
+    };
+    collect_kept(scores, fill, unseen, spare, in_window)
+}
+
+/// `packed_window` by ranking every seen key: two selections instead of a sort, O(N), and the
+/// order inside the window is irrelevant. The ranking (score ascending, ties by id) is packed
+/// into one u64 per seen id, built straight from the scores in one pass (no list of seen ids
+/// first), so the selections compare integers in one sequential array rather than looking
+/// scores up by id at random (see `top_k_front`).
+fn ranked_window(
+    scores: &[f32],
+    bounds: impl Fn(usize) -> (usize, usize, usize),
+    unseen: Unseen,
+    spare: &mut Spare,
 ) -> Split {
     let n = scores.len();
     let mut packed: Vec<u64> = crate::util::huge::with_capacity(n);
@@ -139,7 +221,7 @@ fn packed_window(
             .iter()
             .enumerate()
             .filter(|(_, s)| !s.is_nan())
-            .map(|(id, &s)| ((ascending_bits(s) as u64) << 32) | id as u64),
+            .map(|(id, &s)| key(s, id)),
     );
     let (k, offset, fill) = bounds(packed.len());
     if k > 0 {
@@ -151,48 +233,102 @@ fn packed_window(
             rest.select_nth_unstable(k);
         }
     }
-    collect_kept(
-        scores,
-        packed[offset..offset + k].iter().map(|p| p & 0xffff_ffff),
-        fill,
-        unseen,
-    )
+    let in_window = spare.mask(n);
+    for p in &packed[offset..offset + k] {
+        in_window[(p & 0xffff_ffff) as usize] = true;
+    }
+    let mask = std::mem::take(&mut spare.mask);
+    collect_kept(scores, fill, unseen, spare, |id| mask[id])
 }
 
 /// The window (and with `Unseen::Kept` the never-seen), ascending, and (when `fill` > 0) the
-/// other ids: marked, then collected in passes over the ids (O(N); sorting the window cost more
-/// than the selections on large N).
+/// other ids: collected by `in_window` in passes over the ids (O(N); sorting the window cost
+/// more than the selections on large N), into `spare`'s lists.
 fn collect_kept(
     scores: &[f32],
-    window: impl Iterator<Item = u64>,
     fill: usize,
     unseen: Unseen,
+    spare: &mut Spare,
+    in_window: impl Fn(usize) -> bool,
 ) -> Split {
     let n = scores.len();
-    let mut in_window = vec![false; n];
-    for id in window {
-        in_window[id as usize] = true;
-    }
-    // `extend_where` reserves room for every id.
-    let mut split = Split {
-        fill,
-        ..Split::default()
-    };
     let keep_unseen = unseen == Unseen::Kept;
-    extend_where(&mut split.fixed, n, |id| {
-        in_window[id] | (keep_unseen & scores[id].is_nan())
+    // `extend_where` reserves room for every id (none to add where the spare was prepared).
+    let mut fixed = std::mem::take(&mut spare.fixed);
+    fixed.clear();
+    extend_where(&mut fixed, n, |id| {
+        in_window(id) | (keep_unseen & scores[id].is_nan())
     });
+    let mut pool = std::mem::take(&mut spare.pool);
+    pool.clear();
     if fill > 0 {
-        extend_where(&mut split.pool, n, |id| {
-            !(in_window[id] | (keep_unseen & scores[id].is_nan()))
+        extend_where(&mut pool, n, |id| {
+            !(in_window(id) | (keep_unseen & scores[id].is_nan()))
         });
     }
-    split
+    Split { fixed, pool, fill }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bracketed_window_is_the_ranked_one() {
+        use crate::rng::{Rng, Stream};
+        let n = 3 * super::super::bracket::MIN_IDS / 2;
+        let mut rng = Rng::new(11, Stream::Select, 0, 0);
+        // Scores with many ties, never-seen samples, ±∞ and ±0; then a periodic pattern the
+        // strided sample sees as one value (its brackets misjudge: the fallback's case).
+        let mut cases: Vec<Vec<f32>> = Vec::new();
+        for levels in [3u64, 1000, 1 << 20] {
+            cases.push(
+                (0..n)
+                    .map(|_| match rng.below(50) {
+                        0 => f32::NAN,
+                        1 => f32::INFINITY,
+                        2 => f32::NEG_INFINITY,
+                        3 => -0.0,
+                        _ => rng.below(levels) as f32 - 7.0,
+                    })
+                    .collect(),
+            );
+        }
+        let stride = n / (1 << 14);
+        let periodic: Vec<f32> = (0..n).map(|i| (i % stride) as f32).collect();
+        assert!(super::super::bracket::keys_at_ranks(&periodic, n, [n / 2]).is_none());
+        cases.push(periodic);
+        let mut judged = 0;
+        for scores in &cases {
+            for (prune, drop, explore) in [
+                (0.3, 0.0, 0.0),
+                (0.7, 0.0, 0.5),
+                (0.5, 0.1, 0.5),
+                (0.9, 0.05, 0.0),
+                (0.0, 0.0, 0.0),
+                (0.5, 0.6, 0.0),
+            ] {
+                for unseen in [Unseen::Kept, Unseen::Pooled] {
+                    let bounds = |seen| window_bounds(n, seen, prune, drop, explore, unseen);
+                    let fast = packed_window(scores, bounds, unseen, &mut Spare::touched(n, true));
+                    let slow = ranked_window(scores, bounds, unseen, &mut Spare::default());
+                    assert_eq!(
+                        fast, slow,
+                        "prune {prune} drop {drop} explore {explore} {unseen:?}"
+                    );
+                    let seen = scores.iter().filter(|s| !s.is_nan()).count();
+                    let (k, offset, _) = bounds(seen);
+                    if k > 0
+                        && super::super::bracket::keys_at_ranks(scores, seen, [offset]).is_some()
+                    {
+                        judged += 1;
+                    }
+                }
+            }
+        }
+        // The brackets did the work in most cases (not only the fallback).
+        assert!(judged >= 24, "{judged}");
+    }
 
     #[test]
     fn window_keeps_the_hardest_k_by_default() {
@@ -334,7 +470,7 @@ mod tests {
             scores[id] = f32::NAN;
         }
         let bounds = |seen| window_bounds(50, seen, 0.6, 0.0, 0.5, Unseen::Pooled);
-        let packed = packed_window(&scores, bounds, Unseen::Pooled);
+        let packed = packed_window(&scores, bounds, Unseen::Pooled, &mut Spare::default());
         assert!(packed.pool.contains(&2) && !packed.fixed.contains(&9));
         assert_eq!(packed.fixed.len() + packed.fill, budget(50, 0.6));
     }

@@ -1,0 +1,163 @@
+//! A static policy's per-epoch draw: the fixed part of its subset plus `fill` ids drawn afresh
+//! from the pool (the random share), marked per id and listed in id order.
+
+use super::window::Split;
+use crate::policy::{extend_by_class, fits_u32, ListedId, PlanContext, Selection};
+use crate::rng::{Rng, Stream};
+
+/// Per-id marks of a static policy's epoch: not kept, fixed, drawn at weight 1 (it looks
+/// unlearnable), drawn at the share's weight.
+pub(super) const NOT_KEPT: u8 = 0;
+pub(super) const FIXED: u8 = 1;
+pub(super) const DRAWN: u8 = 2;
+pub(super) const HEAVY: u8 = 3;
+
+/// Scratch of the per-epoch draw, reused across epochs: the fixed part's marks (made once per
+/// subset), this epoch's marks and the pool being drawn from (u32 when every id fits one:
+/// half the bytes to copy and to swap at random positions).
+#[derive(Default)]
+pub(super) struct DrawScratch {
+    /// `FIXED` for the fixed ids, `NOT_KEPT` elsewhere; empty until the first draw.
+    fixed_marks: Vec<u8>,
+    marks: Vec<u8>,
+    pool32: Vec<u32>,
+    pool64: Vec<u64>,
+}
+
+impl DrawScratch {
+    /// Room for the draws over `n` ids, written once (huge pages where large), so that the
+    /// first draw, at the epoch that fixes the subset, does not fault its pages in one by one.
+    /// Empty (allocated at the first draw) without a random share.
+    pub(super) fn touched(n: usize, share: bool) -> DrawScratch {
+        if !share {
+            return DrawScratch::default();
+        }
+        fn room<T: Clone + Default>(n: usize) -> Vec<T> {
+            let mut v = crate::util::huge::filled(n, T::default());
+            v.clear();
+            v
+        }
+        let wide = !fits_u32(n);
+        DrawScratch {
+            fixed_marks: room(n),
+            marks: room(n),
+            pool32: room(if wide { 0 } else { n }),
+            pool64: room(if wide { n } else { 0 }),
+        }
+    }
+}
+
+/// Writes the fixed part of `split` and `split.fill` ids drawn uniformly from its pool into
+/// `out`, ascending: a partial Fisher–Yates with (seed, select stream, epoch) over the pool in id
+/// order, so every epoch draws afresh and the draw depends on the pool alone (and not on the
+/// width of the listed ids). Fixed ids weigh 1, drawn ids `weight` unless `flagged` (then 1).
+pub(super) fn draw_share(
+    split: &Split,
+    weight: f32,
+    ctx: &PlanContext<'_>,
+    flagged: impl Fn(usize) -> bool,
+    scratch: &mut DrawScratch,
+    out: &mut Selection,
+) {
+    let n = ctx.scores.len();
+    if scratch.fixed_marks.len() != n {
+        scratch.fixed_marks.clear();
+        scratch.fixed_marks.resize(n, NOT_KEPT);
+        for &id in &split.fixed {
+            scratch.fixed_marks[id as usize] = FIXED;
+        }
+    }
+    let marks = &mut scratch.marks;
+    marks.clear();
+    marks.extend_from_slice(&scratch.fixed_marks);
+    let mut rng = Rng::new(ctx.seed, Stream::Select, ctx.epoch, 0);
+    if fits_u32(n) {
+        mark_drawn(
+            &split.pool,
+            split.fill,
+            &mut scratch.pool32,
+            &mut rng,
+            marks,
+            &flagged,
+        );
+    } else {
+        mark_drawn(
+            &split.pool,
+            split.fill,
+            &mut scratch.pool64,
+            &mut rng,
+            marks,
+            &flagged,
+        );
+    }
+    let mut by_mark = [1.0f32; 4];
+    by_mark[HEAVY as usize] = weight;
+    extend_by_class(out, marks, NOT_KEPT, by_mark);
+}
+
+/// Copies `pool` into `listed`, draws `fill` of it to the front and marks them in `marks`.
+pub(super) fn mark_drawn<T: ListedId>(
+    pool: &[u64],
+    fill: usize,
+    listed: &mut Vec<T>,
+    rng: &mut Rng,
+    marks: &mut [u8],
+    flagged: &impl Fn(usize) -> bool,
+) {
+    listed.clear();
+    listed.extend(pool.iter().map(|&id| T::from_id(id as usize)));
+    rng.choose_front(listed, fill);
+    for &id in &listed[..fill] {
+        marks[id.index()] = if flagged(id.index()) { DRAWN } else { HEAVY };
+    }
+}
+
+/// Whether two ascending id lists share no id.
+pub(super) fn disjoint(a: &[u64], b: &[u64]) -> bool {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_draw_marks_the_same_ids_whatever_the_width() {
+        let pool: Vec<u64> = (0..3000).filter(|i: &u64| !i.is_multiple_of(3)).collect();
+        let flagged = |id: usize| id.is_multiple_of(7);
+        for fill in [0, 1, 500, pool.len()] {
+            let (mut a, mut b) = (vec![0u8; 3000], vec![0u8; 3000]);
+            let rng = |e| Rng::new(9, Stream::Select, e, 0);
+            mark_drawn(
+                &pool,
+                fill,
+                &mut Vec::<u32>::new(),
+                &mut rng(4),
+                &mut a,
+                &flagged,
+            );
+            mark_drawn(
+                &pool,
+                fill,
+                &mut Vec::<u64>::new(),
+                &mut rng(4),
+                &mut b,
+                &flagged,
+            );
+            assert_eq!(a, b, "fill {fill}");
+            assert_eq!(a.iter().filter(|&&m| m != NOT_KEPT).count(), fill);
+            assert!(a
+                .iter()
+                .enumerate()
+                .all(|(id, &m)| m != HEAVY || !flagged(id)));
+        }
+    }
+}
