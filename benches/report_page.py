@@ -384,8 +384,8 @@ def write_page(docs, raw, quick):
             around = r.get("around_excess_ms")
             around_text = (f"{around:.3f} ms ({around / mean:.1f} batch times)"
                            if around is not None else "—")
-            raw = r.get("boundary_wait_raw_ms")
-            raw_text = f"{raw / mean:.2f}" if raw is not None else "—"
+            raw_wait = r.get("boundary_wait_raw_ms")
+            raw_text = f"{raw_wait / mean:.2f}" if raw_wait is not None else "—"
             w(f"| {r['policy']} | {ahead} | {r['trainer_step_ms']:.0f} ms | "
               f"{mean:.3f} / {r['batch_time_ms']:.3f} ms | "
               f"{r['boundary_wait_ms']:.3f} / {r['boundary_wait_max_ms']:.3f} ms | "
