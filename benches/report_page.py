@@ -77,7 +77,7 @@ def write_page(docs, raw, quick):
     out = []
     w = out.append
     w("# Performance record\n")
-    w("Every figure on this page comes from one command, `make bench` (about 9 minutes on 2 quiet "
+    w("Every figure on this page comes from one command, `make bench` (about 6–9 minutes on 2 quiet "
       "cores in the latest run, once the image data and the Python packages are in place; the "
       "first run also makes the image data — 5,000 JPEGs, 60,000 PNGs and the 200,000-PNG "
       "cold-cache set, about a minute — and installs torchvision, simplejpeg and "
