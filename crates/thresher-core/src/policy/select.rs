@@ -275,8 +275,20 @@ pub(crate) fn extend_where<T: ListedId>(out: &mut Vec<T>, n: usize, keep: impl F
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Scores that rank awkwardly: ties, NaN, ±0 and ±∞ (tests of the selections draw from it).
+    pub(crate) const AWKWARD_SCORES: [f32; 8] = [
+        1.0,
+        -0.0,
+        0.0,
+        f32::NAN,
+        3.5,
+        -2.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+    ];
 
     #[test]
     fn top_k_breaks_ties_by_id_and_ranks_nan_last() {
@@ -295,16 +307,7 @@ mod tests {
     fn packed_top_k_equals_the_comparison_sort() {
         // Ties, NaN, ±0 and ±∞, over several k: the same set as a full sort by
         // (score desc with NaN lowest, id asc).
-        let pool = [
-            1.0,
-            -0.0,
-            0.0,
-            f32::NAN,
-            3.5,
-            -2.0,
-            f32::INFINITY,
-            f32::NEG_INFINITY,
-        ];
+        let pool = AWKWARD_SCORES;
         let scores: Vec<f32> = (0..500)
             .map(|i| pool[(i * 7 + i / 3) % pool.len()])
             .collect();

@@ -198,8 +198,11 @@ impl Ucb {
     /// deviation are summed later, in the pass that lists the kept ids).
     fn fill_scores(&mut self, book: &ScoreBook) {
         let score = &mut self.score;
-        score.clear();
-        score.resize(book.len(), 0.0);
+        // Sized once; `fill` then overwrites every entry of every plan.
+        if score.len() != book.len() {
+            score.clear();
+            score.resize(book.len(), 0.0);
+        }
         fill(&self.config, book.loss_ema(), book.loss_var(), score);
     }
 

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::policy::looks_unlearnable;
+use crate::policy::select::tests::AWKWARD_SCORES;
 use crate::policy::{mean_std, EpsilonGreedy, EpsilonGreedyConfig, PlanContext, Policy};
 use crate::policy::{Selection, Ucb, UcbConfig};
 use crate::scores::ScoreFields;
@@ -76,16 +77,7 @@ fn reference_share(book: &ScoreBook, score: &[f32], p: &Share) -> (Vec<u64>, Vec
 fn random_book(n: usize, seed: u64, unjudged: f64) -> (ScoreBook, Vec<f32>) {
     let mut book = ScoreBook::new(n, ScoreFields::LOSS_EMA.union(ScoreFields::STREAK));
     let mut rng = Rng::new(seed, Stream::Augment, 0, 0);
-    let pool = [
-        1.0,
-        -0.0,
-        0.0,
-        f32::NAN,
-        3.5,
-        -2.0,
-        f32::INFINITY,
-        f32::NEG_INFINITY,
-    ];
+    let pool = AWKWARD_SCORES;
     for id in 0..n {
         book.seen[id] = if rng.unit_f64() < unjudged {
             rng.below(2) as u32

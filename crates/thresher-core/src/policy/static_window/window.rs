@@ -52,16 +52,14 @@ pub(crate) struct Split {
     pub fill: usize,
 }
 
-/// The memory a split is written into: the lists (and, should the window have to be ranked
-/// whole, its mask, allocated then). A static policy
-/// prepares it when it is built (`Spare::touched`), so that the epoch fixing its subset, an
-/// epoch boundary the trainer waits at, writes into memory already faulted in instead of
-/// taking a page fault per 4 KiB (most of the split's time at N = 1.28M otherwise).
+/// The memory a split's lists are written into. A static policy prepares it when it is built
+/// (`Spare::touched`), so that the epoch fixing its subset, an epoch boundary the trainer waits
+/// at, writes into memory already faulted in instead of taking a page fault per 4 KiB (most of
+/// the split's time at N = 1.28M otherwise).
 #[derive(Debug, Default)]
 pub(crate) struct Spare {
     fixed: Vec<u64>,
     pool: Vec<u64>,
-    mask: Vec<bool>,
 }
 
 impl Spare {
@@ -76,15 +74,7 @@ impl Spare {
         Spare {
             fixed: list(true),
             pool: list(pool),
-            mask: Vec::new(),
         }
-    }
-
-    /// The mask as `n` entries, all false.
-    fn mask(&mut self, n: usize) -> &mut [bool] {
-        self.mask.clear();
-        self.mask.resize(n, false);
-        &mut self.mask
     }
 }
 
@@ -136,12 +126,8 @@ pub(crate) fn split_window_into(
             rest.select_nth_unstable_by(k, cmp);
         }
     }
-    let in_window = spare.mask(n);
-    for &id in &seen[offset..offset + k] {
-        in_window[id as usize] = true;
-    }
-    let mask = std::mem::take(&mut spare.mask);
-    collect_kept(scores, fill, unseen, spare, |id| mask[id])
+    let window = seen[offset..offset + k].iter().copied();
+    collect_listed(scores, window, fill, unseen, spare)
 }
 
 /// (G, offset, fill) of the window for `seen` seen samples out of `n`: G ranks from `offset`
@@ -233,12 +219,23 @@ fn ranked_window(
             rest.select_nth_unstable(k);
         }
     }
-    let in_window = spare.mask(n);
-    for p in &packed[offset..offset + k] {
-        in_window[(p & 0xffff_ffff) as usize] = true;
+    let window = packed[offset..offset + k].iter().map(|p| p & 0xffff_ffff);
+    collect_listed(scores, window, fill, unseen, spare)
+}
+
+/// `collect_kept` for a window given as its ids: marked in a mask first.
+fn collect_listed(
+    scores: &[f32],
+    window: impl Iterator<Item = u64>,
+    fill: usize,
+    unseen: Unseen,
+    spare: &mut Spare,
+) -> Split {
+    let mut in_window = vec![false; scores.len()];
+    for id in window {
+        in_window[id as usize] = true;
     }
-    let mask = std::mem::take(&mut spare.mask);
-    collect_kept(scores, fill, unseen, spare, |id| mask[id])
+    collect_kept(scores, fill, unseen, spare, |id| in_window[id])
 }
 
 /// The window (and with `Unseen::Kept` the never-seen), ascending, and (when `fill` > 0) the
