@@ -303,25 +303,29 @@ pub(crate) fn plans(args: &Args) -> Value {
     let mut rows = Vec::new();
     let mut skipped = Vec::new();
     for &n in &sizes {
-        // One book per N with every field but embeddings, shared by the score policies (each
-        // reads only its own fields; the others cost memory here, not time).
-        let fields = ScoreFields::LOSS_LAST
-            .union(ScoreFields::LOSS_EMA)
-            .union(ScoreFields::GRAD_NORM)
-            .union(ScoreFields::EL2N)
-            .union(ScoreFields::CORRECT);
-        let t = Instant::now();
-        let mut book = filled_book(n, fields, 0);
-        eprintln!(
-            "plan: N = {n}: book filled in {:.1} s",
-            t.elapsed().as_secs_f64()
-        );
+        // Each policy is timed on a book holding the fields it needs, as the loader builds it:
+        // the record fields are interleaved per id, so a book holding more of them would make
+        // a static policy's scoring pass read more bytes than the user's does. Consecutive
+        // policies with the same fields share one book (one alive at a time).
         let budget = Duration::from_secs_f64(if n >= 10_000_000 { 2.0 } else { 0.6 });
+        let mut book: Option<(ScoreFields, ScoreBook)> = None;
         for case in cases(INFLUENCE_DIM) {
             if !args.wants_policy(case.name) || case.name == "influence" {
                 continue;
             }
-            let row = time_plan(&case, n, &mut book, budget);
+            let fields = policy_config(&case.config).build(1).needs();
+            if book.as_ref().is_none_or(|(f, _)| *f != fields) {
+                drop(book.take()); // before the next is built: one alive at a time
+                let t = Instant::now();
+                book = Some((fields, filled_book(n, fields, 0)));
+                eprintln!(
+                    "plan: N = {n}: book of {} filled in {:.1} s",
+                    case.name,
+                    t.elapsed().as_secs_f64()
+                );
+            }
+            let (_, book) = book.as_mut().expect("made above");
+            let row = time_plan(&case, n, book, budget);
             eprintln!(
                 "plan: {:15} N = {n:>9}: {:9.3} ms (load {:.2})",
                 case.name,
