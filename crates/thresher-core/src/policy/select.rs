@@ -274,6 +274,39 @@ pub(crate) fn extend_where<T: ListedId>(out: &mut Vec<T>, n: usize, keep: impl F
     unsafe { out.set_len(start + k) };
 }
 
+/// `extend_where` into two lists in one pass: the ids in 0..n for which `keep(id)` holds are
+/// appended to `yes`, the others to `no`, both ascending. Each id is stored into both lists and
+/// counted in one, so nothing branches on `keep` and `keep` is evaluated once per id.
+pub(crate) fn split_where<T: ListedId>(
+    yes: &mut Vec<T>,
+    no: &mut Vec<T>,
+    n: usize,
+    keep: impl Fn(usize) -> bool,
+) {
+    yes.reserve(n);
+    no.reserve(n);
+    let (yes_start, no_start) = (yes.len(), no.len());
+    let yes_spare = &mut yes.spare_capacity_mut()[..n];
+    let no_spare = &mut no.spare_capacity_mut()[..n];
+    let (mut y, mut m) = (0, 0);
+    for id in 0..n {
+        // y, m ≤ id < n, y + m = id: as in `extend_where`, every slot below the final count
+        // of each list is written before that count passes it.
+        let v = T::from_id(id);
+        yes_spare[y].write(v);
+        no_spare[m].write(v);
+        let k = usize::from(keep(id));
+        y += k;
+        m += 1 - k;
+    }
+    // SAFETY: the slots below each final count were initialised above, and each capacity
+    // holds its start + n ≥ start + count elements.
+    unsafe {
+        yes.set_len(yes_start + y);
+        no.set_len(no_start + m);
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -402,6 +435,23 @@ pub(crate) mod tests {
         let mut narrow: Vec<u32> = vec![99];
         extend_where(&mut narrow, 10, |i| i % 3 == 1);
         assert_eq!(narrow, vec![99, 1, 4, 7]);
+    }
+
+    #[test]
+    fn split_where_parts_every_id_in_order() {
+        let (mut yes, mut no): (Vec<u64>, Vec<u64>) = (vec![99], vec![]);
+        split_where(&mut yes, &mut no, 10, |i| i % 3 == 1);
+        assert_eq!((yes, no), (vec![99, 1, 4, 7], vec![0, 2, 3, 5, 6, 8, 9]));
+        for keep in [true, false] {
+            let (mut yes, mut no): (Vec<u32>, Vec<u32>) = (vec![], vec![5]);
+            split_where(&mut yes, &mut no, 4, |_| keep);
+            let all: Vec<u32> = (0..4).collect();
+            if keep {
+                assert_eq!((yes, no), (all, vec![5]));
+            } else {
+                assert_eq!((yes, no), (vec![], [vec![5], all].concat()));
+            }
+        }
     }
 
     #[test]

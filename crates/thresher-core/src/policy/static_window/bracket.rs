@@ -57,10 +57,13 @@ pub(super) fn keys_at_ranks<const R: usize>(
     });
     // One pass: per bracket, the keys below it and those inside it. Whether a key is below a
     // bracket is a coin flip near the middle ranks, so that is counted, not branched on; a key
-    // inside one is rare (a few %), tested with one comparison, and appended.
+    // inside one is rare (a few %), tested with one comparison, and appended. Where the CPU
+    // has AVX-512 the pass is `wide::bracket_pass`, 16 ids per step.
     let mut below = [0usize; R];
     let mut bands: [Vec<u64>; R] = std::array::from_fn(|_| Vec::with_capacity(4 * n / s * margin));
-    for (id, &sc) in scores.iter().enumerate() {
+    // The ids the wide pass did not do (all of them on CPUs without it).
+    let done = super::wide::bracket_pass(scores, &brackets, &mut below, &mut bands);
+    for (id, &sc) in scores.iter().enumerate().skip(done) {
         let k = key(sc, id);
         let seen = !sc.is_nan();
         for b in 0..R {

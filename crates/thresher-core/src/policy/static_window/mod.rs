@@ -8,6 +8,7 @@
 mod bracket;
 mod draw;
 mod score;
+mod wide;
 mod window;
 
 use draw::{disjoint, draw_share, DrawScratch};
@@ -21,7 +22,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::greedy_share::share_weight;
-use super::{check_prune, looks_unlearnable, mean_std, PlanContext, Policy, Selection};
+use super::{check_prune, mean_std_finite, unlearnable_test, PlanContext, Policy, Selection};
 use crate::error::{Error, Result};
 use crate::scores::{ScoreBook, ScoreFields};
 
@@ -215,8 +216,7 @@ impl<S: StaticScore> Policy for StaticWindow<S> {
         S::scores(ctx.scores, &mut self.scratch);
         // Infinite scores (forgetting's never-correct samples) are ranked, but left out of the
         // reported mean/std, which they would make meaningless.
-        (out.score_mean, out.score_std) =
-            mean_std(self.scratch.iter().copied().filter(|s| s.is_finite()));
+        (out.score_mean, out.score_std) = mean_std_finite(&self.scratch);
         if ctx.epoch < self.score_epochs {
             if self.budgeted && self.guard.is_some() {
                 // A scoring epoch cut by the budget: the samples without a score first (the
@@ -233,11 +233,12 @@ impl<S: StaticScore> Policy for StaticWindow<S> {
         }
         if let (Some(w), None) = (self.guard, &self.kept) {
             // The noise guard: a seen sample that looks unlearnable ranks below every other
-            // seen sample (−∞ ranks first in the ascending order, the easy end).
-            for (id, s) in self.scratch.iter_mut().enumerate() {
-                if !s.is_nan() && looks_unlearnable(ctx.scores, id, w) {
-                    *s = f32::NEG_INFINITY;
-                }
+            // seen sample (−∞ ranks first in the ascending order, the easy end). The streaks
+            // are `looks_unlearnable`'s test, zipped (a book without streaks has none to
+            // flag), so the pass has no call and no bounds check per id.
+            for (s, &streak) in self.scratch.iter_mut().zip(ctx.scores.wrong_streak()) {
+                let flagged = !s.is_nan() & (streak >= w);
+                *s = if flagged { f32::NEG_INFINITY } else { *s };
             }
         }
         let (scratch, prune, drop) = (&self.scratch, self.prune, self.drop_hardest);
@@ -267,12 +268,14 @@ impl<S: StaticScore> Policy for StaticWindow<S> {
         } else {
             1.0
         };
-        let guard = self.guard;
+        // `looks_unlearnable` with the streaks looked up once (no book: nothing flagged).
+        let unlearnable = unlearnable_test(ctx.scores, self.guard.unwrap_or(u8::MAX));
+        let guarded = self.guard.is_some();
         draw_share(
             split,
             weight,
             ctx,
-            |id| guard.is_some_and(|w| looks_unlearnable(ctx.scores, id, w)),
+            |id| guarded && unlearnable(id),
             &mut self.draw,
             out,
         );

@@ -15,8 +15,9 @@
 //! rest of the run, chosen by nothing.
 
 use super::bracket::{key, keys_at_ranks};
+use super::wide::{self, in_fixed};
 use crate::policy::epsilon_greedy::greedy_count;
-use crate::policy::{budget, extend_where, seen_budget};
+use crate::policy::{budget, extend_where, seen_budget, split_where};
 
 /// The static window over per-sample scores: `scores[id]`, NaN for a sample without a score
 /// (never seen), which is always kept. Returns the kept ids, ascending.
@@ -66,8 +67,9 @@ impl Spare {
     /// Room for a split of `n` ids, written once (huge pages where large); `pool` when the
     /// split will have a random share.
     pub(crate) fn touched(n: usize, pool: bool) -> Spare {
+        // `wide::split_pass` stores whole registers: 8 ids of room past the last.
         let list = |on: bool| {
-            let mut v = crate::util::huge::filled(if on { n } else { 0 }, 0u64);
+            let mut v = crate::util::huge::filled(if on { n + 8 } else { 0 }, 0u64);
             v.clear();
             v
         };
@@ -180,13 +182,31 @@ fn packed_window(
         return ranked_window(scores, bounds, unseen, spare);
     };
     // One comparison per id (the key's offset from `lo` against the window's span), so nothing
-    // branches on it: near the bounds it is a coin flip.
+    // branches on it: near the bounds it is a coin flip. Where the CPU has AVX-512 the split is
+    // `wide::split_pass`, 16 ids per step, and the few ids past its last step are done here.
     let span = hi.wrapping_sub(lo);
-    let in_window = |id: usize| {
-        let s = scores[id];
-        !s.is_nan() & (key(s, id).wrapping_sub(lo) < span)
-    };
-    collect_kept(scores, fill, unseen, spare, in_window)
+    if wide::available() {
+        let keep_unseen = unseen == Unseen::Kept;
+        let (mut fixed, mut pool) = (
+            std::mem::take(&mut spare.fixed),
+            std::mem::take(&mut spare.pool),
+        );
+        fixed.clear();
+        pool.clear();
+        let pooled = (fill > 0).then_some(&mut pool);
+        let done = wide::split_pass(scores, lo, span, keep_unseen, &mut fixed, pooled);
+        for id in done..scores.len() {
+            if in_fixed(scores, id, lo, span, keep_unseen) {
+                fixed.push(id as u64);
+            } else if fill > 0 {
+                pool.push(id as u64);
+            }
+        }
+        return Split { fixed, pool, fill };
+    }
+    collect_kept(scores, fill, unseen, spare, |id| {
+        in_fixed(scores, id, lo, span, false)
+    })
 }
 
 /// `packed_window` by ranking every seen key: two selections instead of a sort, O(N), and the
@@ -253,15 +273,13 @@ fn collect_kept(
     // `extend_where` reserves room for every id (none to add where the spare was prepared).
     let mut fixed = std::mem::take(&mut spare.fixed);
     fixed.clear();
-    extend_where(&mut fixed, n, |id| {
-        in_window(id) | (keep_unseen & scores[id].is_nan())
-    });
+    let fixed_id = |id| in_window(id) | (keep_unseen & scores[id].is_nan());
     let mut pool = std::mem::take(&mut spare.pool);
     pool.clear();
     if fill > 0 {
-        extend_where(&mut pool, n, |id| {
-            !(in_window(id) | (keep_unseen & scores[id].is_nan()))
-        });
+        split_where(&mut fixed, &mut pool, n, fixed_id);
+    } else {
+        extend_where(&mut fixed, n, fixed_id);
     }
     Split { fixed, pool, fill }
 }
