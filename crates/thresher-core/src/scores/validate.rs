@@ -63,24 +63,32 @@ impl FeedbackCheck {
             }
         };
         same_len("loss", fb.loss.len())?;
-        for (i, &id) in fb.ids.iter().enumerate() {
-            if id >= self.n as u64 {
-                return Err(Error::invalid(format!(
-                    "feedback: ids[{i}] = {id} is out of range (dataset has {} samples)",
-                    self.n
-                )));
-            }
+        // Each check first folds the whole slice without an early exit (vector code, since a
+        // call is almost always well formed), and looks for the offending position only when
+        // the fold says there is one.
+        if fb.ids.iter().fold(0, |m, &id| m.max(id)) >= self.n as u64 {
+            let i = fb
+                .ids
+                .iter()
+                .position(|&id| id >= self.n as u64)
+                .unwrap_or(0);
+            return Err(Error::invalid(format!(
+                "feedback: ids[{i}] = {} is out of range (dataset has {} samples)",
+                fb.ids[i], self.n
+            )));
         }
         ids_ok(fb.ids);
         let finite = |name: &str, values: &[f32], nonneg: bool| {
-            for (i, &v) in values.iter().enumerate() {
-                if !v.is_finite() || (nonneg && v < 0.0) {
-                    return Err(Error::invalid(format!(
-                        "feedback: {name}[{i}] = {v} (id {}) is not a finite{} number",
-                        fb.ids.get(i).copied().unwrap_or(0),
-                        if nonneg { ", non-negative" } else { "" }
-                    )));
-                }
+            // −0 is not below 0: it passes where values must be non-negative.
+            let bad = |v: f32| !v.is_finite() | (nonneg & (v < 0.0));
+            if values.iter().fold(false, |any, &v| any | bad(v)) {
+                let i = values.iter().position(|&v| bad(v)).unwrap_or(0);
+                return Err(Error::invalid(format!(
+                    "feedback: {name}[{i}] = {} (id {}) is not a finite{} number",
+                    values[i],
+                    fb.ids.get(i).copied().unwrap_or(0),
+                    if nonneg { ", non-negative" } else { "" }
+                )));
             }
             Ok(())
         };
@@ -95,7 +103,8 @@ impl FeedbackCheck {
         }
         if let Some(c) = fb.correct {
             same_len("correct", c.len())?;
-            if let Some(i) = c.iter().position(|&v| v > 1) {
+            if c.iter().fold(0, |m, &v| m.max(v)) > 1 {
+                let i = c.iter().position(|&v| v > 1).unwrap_or(0);
                 return Err(Error::invalid(format!(
                     "feedback: correct[{i}] = {} (id {}) is not 0 or 1",
                     c[i], fb.ids[i]
