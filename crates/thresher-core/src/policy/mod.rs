@@ -14,6 +14,7 @@ mod greedy_share;
 mod guard;
 mod influence;
 mod infobatch;
+mod marked;
 mod period_cache;
 mod random;
 mod select;
@@ -39,6 +40,7 @@ pub(crate) use guard::{
     default_guard_window, default_noise_guard, unjudged_into, unlearnable_test,
 };
 pub use guard::{judged_mask, looks_unlearnable, partition_judged, unlearnable_fraction};
+pub(crate) use marked::{extend_marked, extend_true};
 pub(crate) use select::{
     ascending_bits, extend_by_class, extend_where, fits_u32, id_lists, mark_top_k_all, split_where,
     ListedId,

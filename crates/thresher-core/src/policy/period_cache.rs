@@ -35,8 +35,7 @@ impl PeriodCache {
 
     /// Appends the kept ids to `out`, ascending.
     pub(super) fn extend_ids(&self, out: &mut Vec<u64>) {
-        let kept = &self.kept;
-        super::extend_where(out, kept.len(), |id| kept[id]);
+        super::extend_true(out, &self.kept);
     }
 
     /// The kept ids, ascending.
@@ -49,8 +48,7 @@ impl PeriodCache {
     /// The ids kept at `weight`, ascending.
     pub(super) fn heavy_ids(&self) -> Vec<u64> {
         let mut ids = Vec::new();
-        let heavy = &self.heavy;
-        super::extend_where(&mut ids, heavy.len(), |id| heavy[id]);
+        super::extend_true(&mut ids, &self.heavy);
         ids
     }
 

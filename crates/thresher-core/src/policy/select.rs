@@ -237,7 +237,7 @@ pub(crate) fn id_lists(n: usize) -> (Vec<u32>, Vec<u64>) {
 }
 
 /// Appends to `out`, ascending, every id whose class (`classes[id]`, below 4) is not
-/// `excluded`, weighing `by_class[class]`: the ids in one branch-free pass (`extend_where`),
+/// `excluded`, weighing `by_class[class]`: the ids in one branch-free pass (`extend_marked`),
 /// then their weights in a second sequential one, looked up by class rather than chosen by a
 /// comparison (which compiles to a branch on a class that is random for drawn ids).
 pub(crate) fn extend_by_class(
@@ -247,7 +247,7 @@ pub(crate) fn extend_by_class(
     by_class: [f32; 4],
 ) {
     let start = out.ids.len();
-    extend_where(&mut out.ids, classes.len(), |id| classes[id] != excluded);
+    super::extend_marked(&mut out.ids, classes, excluded);
     out.weights.extend(
         out.ids[start..]
             .iter()

@@ -72,12 +72,13 @@ mod x86 {
     use std::arch::x86_64::{
         __m512i, __mmask8, _mm512_add_epi64, _mm512_castps_si512, _mm512_castsi512_si256,
         _mm512_cmp_ps_mask, _mm512_cvtepu32_epi64, _mm512_extracti64x4_epi64, _mm512_loadu_ps,
-        _mm512_mask_cmple_epu64_mask, _mm512_mask_cmplt_epu64_mask, _mm512_maskz_compress_epi64,
-        _mm512_or_si512, _mm512_set1_epi32, _mm512_set1_epi64, _mm512_set_epi64, _mm512_slli_epi64,
-        _mm512_srai_epi32, _mm512_storeu_si512, _mm512_sub_epi64, _mm512_xor_si512, _CMP_ORD_Q,
+        _mm512_mask_cmple_epu64_mask, _mm512_mask_cmplt_epu64_mask, _mm512_or_si512,
+        _mm512_set1_epi32, _mm512_set1_epi64, _mm512_set_epi64, _mm512_slli_epi64,
+        _mm512_srai_epi32, _mm512_sub_epi64, _mm512_xor_si512, _CMP_ORD_Q,
     };
 
     use super::STEP;
+    use crate::policy::marked::x86::append8;
 
     /// The keys of ids `id .. id + 16` (two registers of 8) and which of them are seen.
     ///
@@ -103,25 +104,6 @@ mod x86 {
             let k0 = half(_mm512_castsi512_si256(asc), id);
             let k1 = half(_mm512_extracti64x4_epi64::<1>(asc), id + 8);
             ([k0, k1], [seen as u8, (seen >> 8) as u8])
-        }
-    }
-
-    /// Appends the lanes of `v` selected by `m` to `out` (which has room for 8 more values
-    /// past its length: the store writes the whole register, the length moves by the count).
-    ///
-    /// # Safety
-    /// AVX-512 F; `out.capacity() ≥ out.len() + 8`.
-    #[inline(always)]
-    unsafe fn append(out: &mut Vec<u64>, m: __mmask8, v: __m512i) {
-        debug_assert!(out.capacity() >= out.len() + 8);
-        // SAFETY: 8 u64 written at `len` inside the capacity (the caller's room); the first
-        // `count` of them are the selected lanes, so the new length covers only initialised
-        // values.
-        unsafe {
-            let len = out.len();
-            let dst = out.as_mut_ptr().add(len).cast::<__m512i>();
-            _mm512_storeu_si512(dst, _mm512_maskz_compress_epi64(m, v));
-            out.set_len(len + m.count_ones() as usize);
         }
     }
 
@@ -151,7 +133,7 @@ mod x86 {
                         below[b] += low.count_ones() as usize;
                         let off = _mm512_sub_epi64(keys[h], lo[b]);
                         let inside = _mm512_mask_cmple_epu64_mask(seen[h], off, span[b]);
-                        append(&mut bands[b], inside, keys[h]);
+                        append8(&mut bands[b], inside, keys[h]);
                     }
                 }
             }
@@ -190,9 +172,9 @@ mod x86 {
                     let keep = window | unseen;
                     let ids =
                         _mm512_add_epi64(_mm512_set1_epi64((step * STEP + 8 * h) as i64), iota);
-                    append(fixed, keep, ids);
+                    append8(fixed, keep, ids);
                     if let Some(p) = pool.as_deref_mut() {
-                        append(p, !keep, ids);
+                        append8(p, !keep, ids);
                     }
                 }
             }
