@@ -3,7 +3,7 @@
 //! it listed) and the split (`window.rs`: the ids inside the window to one list, the others to
 //! another). Each is a handful of scalar operations per id, which the compiler does not turn
 //! into vector code itself because of the appends; here the appends are register compresses
-//! followed by a whole-register store. The results are those of the scalar loops, which do the
+//! followed by a whole-register store (`marked::x86::append8`). The results are those of the scalar loops, which do the
 //! ids past the last whole step and everything on other CPUs.
 //!
 //! Each function returns how many ids (from 0, a multiple of 16) it did, 0 when the CPU lacks
