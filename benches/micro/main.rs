@@ -5,7 +5,7 @@
 //!
 //! - `plan`: time to make one epoch's plan (policy selection + `mark_kept` + shuffle into a
 //!   `Plan`, what `Loader` does at an epoch boundary) for every policy at N = 10⁴ … 10⁷, from a
-//!   ScoreBook filled with two epochs of synthetic feedback; also the 1.28M-id (ImageNet-1k)
+//!   ScoreBook of the policy's own fields filled with two epochs of synthetic feedback; also the 1.28M-id (ImageNet-1k)
 //!   plan. Static policies are timed at the epoch that fixes their subset (the costly one) and
 //!   at a later, cached epoch. `influence` runs where memory and time allow (see `plans.rs`).
 //! - `feedback`: samples/s ingested, in batches of 256 ids in shuffled order, loss only and
