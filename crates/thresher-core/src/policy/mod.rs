@@ -14,12 +14,14 @@ mod greedy_share;
 mod guard;
 mod influence;
 mod infobatch;
+mod kept_stats;
 mod marked;
 mod period_cache;
 mod random;
 mod select;
 mod static_window;
 mod subset_state;
+mod top_k_wide;
 mod ucb;
 
 pub use budget::{schedule, total_visits, Budgeted};
@@ -42,8 +44,8 @@ pub(crate) use guard::{
 pub use guard::{judged_mask, looks_unlearnable, partition_judged, unlearnable_fraction};
 pub(crate) use marked::{extend_marked, extend_true};
 pub(crate) use select::{
-    ascending_bits, extend_by_class, extend_where, fits_u32, id_lists, mark_top_k_all, split_where,
-    ListedId,
+    ascending_bits, extend_by_class, extend_where, fits_u32, id_lists, mark_top_k_scores,
+    split_where, ListedId,
 };
 pub use select::{budget, mark_top_k, partition_seen, seen_budget, top_k_front};
 pub(crate) use subset_state::{load_subset, load_with_pool, save_subset, save_with_pool};

@@ -60,17 +60,14 @@ impl PeriodCache {
         values: &[f32],
         out: &mut super::Selection,
     ) -> (f64, f64) {
-        use super::greedy_share::extend_kept_and_stats;
-        let (heavy, weight) = (&self.heavy, self.weight);
-        if heavy.is_empty() {
-            extend_kept_and_stats(&self.kept, counts, values, |_| 1.0, out)
-        } else {
-            // Indexed by the mask, not branched on: the heavy ids are a random draw, and a
-            // branch on them is mispredicted every other id.
-            let by_heavy = [1.0, weight];
-            let weight_of = |id: usize| by_heavy[usize::from(heavy[id])];
-            extend_kept_and_stats(&self.kept, counts, values, weight_of, out)
-        }
+        super::kept_stats::extend_kept_and_stats(
+            &self.kept,
+            &self.heavy,
+            self.weight,
+            counts,
+            values,
+            out,
+        )
     }
 
     /// Empty when nothing is cached; otherwise `tag`, seed, draw and the ids, then, when some

@@ -82,22 +82,62 @@ pub fn mark_top_k(
     mark: &mut [bool],
     band: &mut Vec<u64>,
 ) {
-    mark_top_k_of(ids.len(), |j| ids[j], k, score, mark, band);
+    mark_top_k_of(
+        ids.len(),
+        |j| ids[j],
+        k,
+        score,
+        mark,
+        band,
+        |_, _, _, _| (0, 0),
+    );
 }
 
-/// `mark_top_k` over the ids 0..m (m ≤ `mark.len()`), without a list of them: the judged ids
-/// of a plan once every id is judged, which would otherwise be read from an N-sized list.
-pub(crate) fn mark_top_k_all(
+/// `mark_top_k` over the ids 0..m (m ≤ `mark.len()`, m ≤ `score.len()`), without a list of
+/// them, by `score[id]`, with the ids `flagged` marks (`Some((streaks, window))`: a streak of
+/// at least `window`) ranked as −∞: the judged ids of ε-greedy's and UCB's plan once every id
+/// is judged, which would otherwise be read from an N-sized list. Its bracket pass runs 16 ids
+/// per step with AVX-512 F where the CPU has it (`top_k_wide`; the same marks).
+pub(crate) fn mark_top_k_scores(
     m: usize,
     k: usize,
-    score: impl Fn(u64) -> f32,
+    score: &[f32],
+    flagged: Option<(&[u8], u8)>,
     mark: &mut [bool],
     band: &mut Vec<u64>,
 ) {
-    mark_top_k_of(m, |j| j as u64, k, score, mark, band);
+    let score = &score[..m];
+    let wide = |lo, hi, mark: &mut [bool], band: &mut Vec<u64>| {
+        super::top_k_wide::bracket_pass(score, flagged, lo, hi, mark, band)
+    };
+    match flagged {
+        Some((streak, window)) => {
+            let streak = &streak[..m];
+            let key = |id: u64| {
+                if streak[id as usize] >= window {
+                    f32::NEG_INFINITY
+                } else {
+                    score[id as usize]
+                }
+            };
+            mark_top_k_of(m, |j| j as u64, k, key, mark, band, wide);
+        }
+        None => mark_top_k_of(
+            m,
+            |j| j as u64,
+            k,
+            |id| score[id as usize],
+            mark,
+            band,
+            wide,
+        ),
+    }
 }
 
-/// `mark_top_k` over the m ids `id_at(0..m)`.
+/// `mark_top_k` over the m ids `id_at(0..m)`. `wide` may do the bracket pass's first ids (only
+/// where `id_at(j) = j`): for the bracket `(lo, hi)` it marks the ids whose key is below `lo`,
+/// appends the keys inside it to the band (which has room for every id plus 8), and returns
+/// how many ids it did and how many were below.
 fn mark_top_k_of(
     m: usize,
     id_at: impl Fn(usize) -> u64,
@@ -105,6 +145,7 @@ fn mark_top_k_of(
     score: impl Fn(u64) -> f32,
     mark: &mut [bool],
     band: &mut Vec<u64>,
+    wide: impl Fn(u64, u64, &mut [bool], &mut Vec<u64>) -> (usize, usize),
 ) {
     let ids = || (0..m).map(&id_at);
     let k = k.min(m);
@@ -144,10 +185,12 @@ fn mark_top_k_of(
         };
         let hi = sample.get(r + margin).copied().unwrap_or(u64::MAX);
         band.clear();
-        band.reserve(m);
-        let spare = &mut band.spare_capacity_mut()[..m];
-        let (mut below, mut inside) = (0usize, 0usize);
-        for id in ids() {
+        band.reserve(m + 8);
+        let (done, mut below) = wide(lo, hi, mark, band);
+        let start = band.len();
+        let spare = &mut band.spare_capacity_mut()[..m - done];
+        let mut inside = 0usize;
+        for id in (done..m).map(&id_at) {
             let key = packed(id);
             let is_below = key < lo;
             // Marks and appends without branching on the key (a coin flip near the bracket).
@@ -156,9 +199,10 @@ fn mark_top_k_of(
             inside += usize::from(!is_below & (key <= hi));
             below += usize::from(is_below);
         }
-        // SAFETY: the first `inside` slots were written above (each append writes its slot
-        // before `inside` passes it) and the capacity holds m ≥ inside.
-        unsafe { band.set_len(inside) };
+        // SAFETY: the first `inside` slots past `start` were written above (each append writes
+        // its slot before `inside` passes it) and the capacity holds start + m - done ≥ that.
+        unsafe { band.set_len(start + inside) };
+        let inside = start + inside;
         if below <= k && below + inside >= k {
             let need = k - below;
             if need > 0 {
@@ -413,14 +457,14 @@ pub(crate) mod tests {
             assert!(got == want, "k = {k}");
             // The unlisted form over 0..m marks the same set.
             let mut all = vec![false; m];
-            mark_top_k_all(m, k, |i| odd[i as usize], &mut all, &mut Vec::new());
+            mark_top_k_scores(m, k, &odd, None, &mut all, &mut Vec::new());
             assert!(all == want, "all, k = {k}");
         }
         for k in [0, 1, 77_777, n] {
             let ids: Vec<u64> = (0..n as u64).collect();
             let (mut want, mut got) = (vec![false; n], vec![false; n]);
             mark_top_k(&ids, k, score, &mut want, &mut Vec::new());
-            mark_top_k_all(n, k, score, &mut got, &mut Vec::new());
+            mark_top_k_scores(n, k, &scores, None, &mut got, &mut Vec::new());
             assert!(got == want, "all over n, k = {k}");
         }
     }

@@ -13,10 +13,9 @@
 //! low-loss samples do. The drawn ids that carry it are marked in a second mask (`heavy`).
 
 use super::epsilon_greedy::greedy_count;
-use super::Selection;
 use super::{
-    budget, extend_where, fits_u32, id_lists, mark_top_k, mark_top_k_all, mean_std_of, seen_budget,
-    unjudged_into, unlearnable_test, ListedId,
+    budget, extend_where, fits_u32, id_lists, mark_top_k, mark_top_k_scores, seen_budget,
+    unjudged_into, ListedId,
 };
 use crate::rng::{Rng, Stream};
 use crate::scores::ScoreBook;
@@ -119,49 +118,40 @@ impl GreedyShare {
         let top = greedy_count(k, p.explore);
         // The noise guard: samples that look unlearnable rank below every other judged sample
         // in the top share (they stay in the random share's pool).
-        let seen = &mut self.seen;
-        let band = &mut self.band;
-        match p.guard {
-            Some(w) => {
-                let unlearnable = unlearnable_test(book, w);
-                mark_top(
-                    n,
-                    unseen,
-                    top,
-                    |id| {
-                        if unlearnable(id as usize) {
-                            f32::NEG_INFINITY
-                        } else {
-                            score[id as usize]
-                        }
-                    },
-                    kept,
-                    seen,
-                    band,
-                );
-            }
-            None => mark_top(n, unseen, top, |id| score[id as usize], kept, seen, band),
-        }
+        let streak = book.wrong_streak();
+        // A book without streaks flags no id (as `unlearnable_test` reads it).
+        let flagged = p.guard.filter(|_| !streak.is_empty()).map(|w| (streak, w));
+        mark_top(
+            n,
+            unseen,
+            top,
+            score,
+            flagged,
+            kept,
+            &mut self.seen,
+            &mut self.band,
+        );
         // The random share: the other judged ids (those the mask leaves out), drawn with (seed,
-        // select stream, period index).
+        // select stream, period index). With `rescale` the drawn ids are marked into `heavy`
+        // first and merged into the mask by one pass over the ids, which also clears the
+        // flagged ones from `heavy`: the drawn ids are in random order, and looking up each
+        // one's streak at random cost more than the pass.
         let fill = k - top;
         let mut rng = Rng::new(p.seed, Stream::Select, p.draw, 0);
         let kept = &mut self.kept;
         heavy.clear();
+        let rescale = p.rescale && fill > 0;
+        if rescale {
+            heavy.resize(n, false);
+        }
+        let drawn_into = if rescale { Some(&mut heavy[..]) } else { None };
         let pool = if fits_u32(n) {
-            draw_into(&mut self.rest32, kept, fill, &mut rng)
+            draw_into(&mut self.rest32, kept, drawn_into, fill, &mut rng)
         } else {
-            draw_into(&mut self.rest64, kept, fill, &mut rng)
+            draw_into(&mut self.rest64, kept, drawn_into, fill, &mut rng)
         };
-        if p.rescale && fill > 0 {
-            // The drawn ids are the first `fill` of the pool, whichever width it has.
-            if fits_u32(n) {
-                let drawn = self.rest32[..fill].iter().map(|&id| id as usize);
-                mark_heavy(book, p.guard, drawn, heavy);
-            } else {
-                let drawn = self.rest64[..fill].iter().map(|&id| id as usize);
-                mark_heavy(book, p.guard, drawn, heavy);
-            }
+        if rescale {
+            merge_drawn(book, p.guard, kept, heavy);
         }
         std::mem::swap(kept, kept_out);
         if heavy.is_empty() {
@@ -210,17 +200,20 @@ fn fewest_reports_first<T: ListedId>(
 
 /// Lists the ids `kept` leaves out into `rest` (in id order, so the draw is a function of the
 /// set alone), draws `fill` of them to its front (a partial Fisher–Yates: the same swaps
-/// whatever the width of the ids), marks them kept, and returns the pool's size.
+/// whatever the width of the ids), marks them in `drawn` when given (else in `kept`), and
+/// returns the pool's size.
 fn draw_into<T: ListedId>(
     rest: &mut Vec<T>,
     kept: &mut [bool],
+    drawn: Option<&mut [bool]>,
     fill: usize,
     rng: &mut Rng,
 ) -> usize {
     rest.clear();
     extend_where(rest, kept.len(), |id| !kept[id]);
     rng.choose_front(rest, fill);
-    rest[..fill].iter().for_each(|&id| kept[id.index()] = true);
+    let mark = drawn.unwrap_or(kept);
+    rest[..fill].iter().for_each(|&id| mark[id.index()] = true);
     rest.len()
 }
 
@@ -241,88 +234,66 @@ pub(crate) fn share_weight(pool: usize, drawn: usize, n: usize, k: usize, explor
     (pool as f64 / drawn as f64).min(steady) as f32
 }
 
-/// Sets `heavy` to N entries marking the `drawn` ids that do not look unlearnable (with the
-/// guard `Some(window)`; without it, all of them).
-pub(crate) fn mark_heavy(
-    book: &ScoreBook,
-    guard: Option<u8>,
-    drawn: impl Iterator<Item = usize>,
-    heavy: &mut Vec<bool>,
-) {
-    heavy.clear();
-    heavy.resize(book.len(), false);
-    match guard {
+/// Adds the ids marked in `drawn` (N entries) to `kept`, and leaves marked in `drawn` only
+/// those that do not look unlearnable (with the guard `Some(window)`; without it, all of them):
+/// the random share's ids that weigh more than 1.
+fn merge_drawn(book: &ScoreBook, guard: Option<u8>, kept: &mut [bool], drawn: &mut [bool]) {
+    let n = drawn.len();
+    let kept = &mut kept[..n];
+    let streak = book.wrong_streak();
+    // A book without streaks flags no id (as `unlearnable_test` reads it).
+    match guard.filter(|_| !streak.is_empty()) {
         Some(w) => {
-            let unlearnable = unlearnable_test(book, w);
-            drawn.for_each(|id| heavy[id] = !unlearnable(id));
+            let streak = &streak[..n];
+            for id in 0..n {
+                let d = drawn[id];
+                kept[id] |= d;
+                drawn[id] = d & (streak[id] < w);
+            }
         }
-        None => drawn.for_each(|id| heavy[id] = true),
+        None => {
+            for (k, &d) in kept.iter_mut().zip(drawn.iter()) {
+                *k |= d;
+            }
+        }
     }
 }
 
-/// Marks the top `top` judged ids by `key` into `kept` (true on entry for the `unseen` ids not
-/// judged, false for the judged ones): over 0..n unlisted when every id is judged, else over
-/// the judged ids listed in `seen`. Generic in `key`, so that each guard setting gets its own
-/// pass (the guard's test is not looked at per id when it is off).
+/// Marks the top `top` judged ids by `score` into `kept` (true on entry for the `unseen` ids
+/// not judged, false for the judged ones), the `flagged` ones (`Some((streaks, window))`) ranked
+/// below every other: over 0..n unlisted when every id is judged, else over the judged ids
+/// listed in `seen`. Each guard setting gets its own pass (the streaks are not looked at per id
+/// when the guard is off).
+#[allow(clippy::too_many_arguments)]
 fn mark_top(
     n: usize,
     unseen: usize,
     top: usize,
-    key: impl Fn(u64) -> f32,
+    score: &[f32],
+    flagged: Option<(&[u8], u8)>,
     kept: &mut [bool],
     seen: &mut Vec<u64>,
     band: &mut Vec<u64>,
 ) {
     if unseen == 0 {
-        mark_top_k_all(n, top, key, kept, band);
-    } else {
-        seen.clear();
-        extend_where(seen, n, |id| !kept[id]);
-        mark_top_k(seen, top, key, kept, band);
+        mark_top_k_scores(n, top, score, flagged, kept, band);
+        return;
     }
-}
-
-/// Appends the ids `kept` marks to `out.ids`, ascending, with `weight_of(id)` to
-/// `out.weights`, and returns `mean_std` of `values[id]` over the seen ids (`counts[id] > 0`),
-/// in one pass over the ids: the sums are a chain of dependent adds whose latency the appends
-/// hide. The same figures as `mean_std` over the seen ids: the values are added in id order, and
-/// an unseen id adds +0.0, which leaves a sum that starts at +0.0 unchanged (such a sum is never
-/// -0.0).
-pub(crate) fn extend_kept_and_stats(
-    kept: &[bool],
-    counts: &[u32],
-    values: &[f32],
-    weight_of: impl Fn(usize) -> f32,
-    out: &mut Selection,
-) -> (f64, f64) {
-    let n = kept.len();
-    let (counts, values) = (&counts[..n], &values[..n]);
-    let (ids, weights) = (&mut out.ids, &mut out.weights);
-    debug_assert_eq!(ids.len(), weights.len());
-    ids.reserve(n);
-    weights.reserve(n);
-    let start = ids.len();
-    let spare = &mut ids.spare_capacity_mut()[..n];
-    let spare_w = &mut weights.spare_capacity_mut()[..n];
-    let (mut k, mut seen, mut sum, mut sq) = (0usize, 0usize, 0f64, 0f64);
-    for id in 0..n {
-        // k ≤ id < n: every slot below the final k is written before k passes it.
-        spare[k].write(id as u64);
-        spare_w[k].write(weight_of(id));
-        k += usize::from(kept[id]);
-        let is_seen = counts[id] > 0;
-        let v = if is_seen { values[id] as f64 } else { 0.0 };
-        seen += usize::from(is_seen);
-        sum += v;
-        sq += v * v;
+    seen.clear();
+    extend_where(seen, n, |id| !kept[id]);
+    match flagged {
+        Some((streak, window)) => {
+            let key = |id: u64| {
+                if streak[id as usize] >= window {
+                    f32::NEG_INFINITY
+                } else {
+                    score[id as usize]
+                }
+            };
+            mark_top_k(seen, top, key, kept, band);
+        }
+        None => mark_top_k(seen, top, |id| score[id as usize], kept, band),
     }
-    // SAFETY: slots start..start + k of both were initialised above (see the loop), and their
-    // capacities hold start + n ≥ start + k elements.
-    unsafe {
-        ids.set_len(start + k);
-        weights.set_len(start + k);
-    }
-    mean_std_of(seen, sum, sq)
 }
 
 #[cfg(test)]

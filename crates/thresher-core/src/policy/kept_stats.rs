@@ -1,0 +1,289 @@
+//! The last pass of ε-greedy's and UCB's plans: the kept ids of the mask (ascending) with their
+//! weights, and the epoch's reported score mean and spread over the seen ids, in one pass over
+//! the ids. On a large book the pass moves more bytes than any other of the plan (every id's
+//! mark, count and score read, 12 bytes written per kept id), so it runs 16 ids per step with
+//! AVX-512 F where the CPU has it: the appends are register compresses stored whole (as in
+//! `marked`), the sums masked vector additions. The scalar loop does the ids past the last
+//! whole step and everything on other CPUs, with the same results to the bit (tested).
+//!
+//! The sums run in 16 interleaved lanes, id `i` in lane `i % 16`, added together in lane order
+//! at the end: one chain of f64 additions would hold the pass to an addition's latency per id.
+//! The figures are only reported, and may differ in their last bits from `mean_std`'s sums in
+//! id order.
+
+use super::{mean_std_of, Selection};
+
+/// Lanes of the sums (and ids per wide step).
+const LANES: usize = 16;
+
+/// The pass's running sums, one per lane.
+struct Sums {
+    seen: u64,
+    sum: [f64; LANES],
+    sq: [f64; LANES],
+}
+
+/// Appends the ids `kept` marks to `out.ids`, ascending, and to `out.weights` for each
+/// `weight` where `heavy` marks it, else 1 (`heavy` empty: every weight 1). Returns the mean
+/// and population standard deviation of `values[id]` over the ids with `counts[id] > 0`
+/// (NaN for none). `heavy`, `counts` and `values` hold at least `kept.len()` entries.
+pub(crate) fn extend_kept_and_stats(
+    kept: &[bool],
+    heavy: &[bool],
+    weight: f32,
+    counts: &[u32],
+    values: &[f32],
+    out: &mut Selection,
+) -> (f64, f64) {
+    let n = kept.len();
+    let heavy = if heavy.is_empty() { heavy } else { &heavy[..n] };
+    let (counts, values) = (&counts[..n], &values[..n]);
+    let mut sums = Sums {
+        seen: 0,
+        sum: [0.0; LANES],
+        sq: [0.0; LANES],
+    };
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512 F (checked just above); every slice holds n entries.
+        done = unsafe { x86::whole_steps(kept, heavy, weight, counts, values, out, &mut sums) };
+    }
+    scalar(kept, heavy, weight, counts, values, done, out, &mut sums);
+    mean_std_of(
+        sums.seen as usize,
+        sums.sum.iter().sum(),
+        sums.sq.iter().sum(),
+    )
+}
+
+/// The pass over ids `from..kept.len()`, one id per step.
+#[allow(clippy::too_many_arguments)]
+fn scalar(
+    kept: &[bool],
+    heavy: &[bool],
+    weight: f32,
+    counts: &[u32],
+    values: &[f32],
+    from: usize,
+    out: &mut Selection,
+    sums: &mut Sums,
+) {
+    let n = kept.len();
+    let by_heavy = [1.0, weight];
+    for id in from..n {
+        if kept[id] {
+            out.ids.push(id as u64);
+            // Indexed by the mask, not branched on: the heavy ids are a random draw.
+            out.weights
+                .push(by_heavy[usize::from(heavy.get(id).copied().unwrap_or(false))]);
+        }
+        let lane = id % LANES;
+        if counts[id] > 0 {
+            let v = values[id] as f64;
+            sums.seen += 1;
+            sums.sum[lane] += v;
+            sums.sq[lane] += v * v;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::{
+        __m128i, __m512, __m512d, __m512i, __mmask16, _mm256_castsi256_ps, _mm512_add_epi64,
+        _mm512_castps512_ps256, _mm512_castps_si512, _mm512_cvtepu8_epi32, _mm512_cvtps_pd,
+        _mm512_extracti64x4_epi64, _mm512_loadu_ps, _mm512_loadu_si512, _mm512_mask_add_pd,
+        _mm512_mask_blend_ps, _mm512_maskz_compress_ps, _mm512_mul_pd, _mm512_set1_epi64,
+        _mm512_set1_ps, _mm512_set_epi64, _mm512_setzero_pd, _mm512_storeu_pd, _mm512_storeu_ps,
+        _mm512_test_epi32_mask, _mm_loadu_si128,
+    };
+
+    use super::{Sums, LANES};
+    use crate::policy::marked::x86::append8;
+    use crate::policy::Selection;
+
+    /// Which of 16 bools (bytes 0 or 1) are true.
+    ///
+    /// # Safety
+    /// AVX-512 F; `at` holds at least 16 bools.
+    #[inline(always)]
+    unsafe fn mask16(at: &[bool]) -> __mmask16 {
+        debug_assert!(at.len() >= 16);
+        // SAFETY: 16 bytes read from `at`; AVX-512 F by the caller.
+        unsafe {
+            let bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128(at.as_ptr().cast::<__m128i>()));
+            _mm512_test_epi32_mask(bytes, bytes)
+        }
+    }
+
+    /// Adds `v` to `sum` and `v²` to `sq` in the lanes `m` selects (a multiply and an add, not
+    /// a fused one: the scalar loop's arithmetic).
+    ///
+    /// # Safety
+    /// AVX-512 F.
+    #[inline(always)]
+    unsafe fn add_masked(sum: &mut __m512d, sq: &mut __m512d, m: u8, v: __m512d) {
+        // SAFETY: register arithmetic only; AVX-512 F by the caller.
+        unsafe {
+            *sum = _mm512_mask_add_pd(*sum, m, *sum, v);
+            *sq = _mm512_mask_add_pd(*sq, m, *sq, _mm512_mul_pd(v, v));
+        }
+    }
+
+    /// The whole 16-id steps of `extend_kept_and_stats`; returns how many ids they covered.
+    /// The sums start from `sums` as it is (zero: the wide pass runs first).
+    ///
+    /// # Safety
+    /// AVX-512 F; `counts` and `values` hold `kept.len()` entries, `heavy` as many or none.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn whole_steps(
+        kept: &[bool],
+        heavy: &[bool],
+        weight: f32,
+        counts: &[u32],
+        values: &[f32],
+        out: &mut Selection,
+        sums: &mut Sums,
+    ) -> usize {
+        let whole = kept.len() / LANES * LANES;
+        debug_assert!(counts.len() >= whole && values.len() >= whole);
+        debug_assert!(heavy.is_empty() || heavy.len() >= whole);
+        // Room for every id of the pass at once, plus a whole store past the last: no check
+        // per step.
+        out.ids.reserve(whole + 8);
+        out.weights.reserve(whole + LANES);
+        let iota = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+        let (one, heavy_weight) = (_mm512_set1_ps(1.0), _mm512_set1_ps(weight));
+        let mut sum = [_mm512_setzero_pd(); 2];
+        let mut sq = [_mm512_setzero_pd(); 2];
+        let mut seen_count = 0u64;
+        for id in (0..whole).step_by(LANES) {
+            // SAFETY: AVX-512 F (this function's feature); 16 entries read from each slice at
+            // `id` (< whole ≤ their lengths); the lists have room for every id plus a store.
+            unsafe {
+                let k = mask16(&kept[id..]);
+                if k != 0 {
+                    for h in 0..2 {
+                        let ids = _mm512_add_epi64(_mm512_set1_epi64((id + 8 * h) as i64), iota);
+                        append8(&mut out.ids, (k >> (8 * h)) as u8, ids);
+                    }
+                    let w: __m512 = if heavy.is_empty() {
+                        one
+                    } else {
+                        _mm512_mask_blend_ps(mask16(&heavy[id..]), one, heavy_weight)
+                    };
+                    let len = out.weights.len();
+                    _mm512_storeu_ps(
+                        out.weights.as_mut_ptr().add(len),
+                        _mm512_maskz_compress_ps(k, w),
+                    );
+                    out.weights.set_len(len + k.count_ones() as usize);
+                }
+                let c = _mm512_loadu_si512(counts.as_ptr().add(id).cast::<__m512i>());
+                let seen = _mm512_test_epi32_mask(c, c);
+                seen_count += u64::from(seen.count_ones());
+                let v = _mm512_loadu_ps(values.as_ptr().add(id));
+                let low = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+                let high = _mm512_cvtps_pd(_mm256_castsi256_ps(_mm512_extracti64x4_epi64::<1>(
+                    _mm512_castps_si512(v),
+                )));
+                add_masked(&mut sum[0], &mut sq[0], seen as u8, low);
+                add_masked(&mut sum[1], &mut sq[1], (seen >> 8) as u8, high);
+            }
+        }
+        // SAFETY: each store writes 8 f64 into 8 lanes of the 16-lane arrays.
+        unsafe {
+            for h in 0..2 {
+                _mm512_storeu_pd(sums.sum[8 * h..].as_mut_ptr(), sum[h]);
+                _mm512_storeu_pd(sums.sq[8 * h..].as_mut_ptr(), sq[h]);
+            }
+        }
+        sums.seen += seen_count;
+        whole
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::select::tests::AWKWARD_SCORES;
+    use crate::rng::{Rng, Stream};
+
+    /// The scalar pass over every id (the reference for the wide steps).
+    fn scalar_only(
+        kept: &[bool],
+        heavy: &[bool],
+        weight: f32,
+        counts: &[u32],
+        values: &[f32],
+    ) -> (Selection, (f64, f64)) {
+        let mut out = Selection::default();
+        let mut sums = Sums {
+            seen: 0,
+            sum: [0.0; LANES],
+            sq: [0.0; LANES],
+        };
+        scalar(kept, heavy, weight, counts, values, 0, &mut out, &mut sums);
+        let stats = mean_std_of(
+            sums.seen as usize,
+            sums.sum.iter().sum(),
+            sums.sq.iter().sum(),
+        );
+        (out, stats)
+    }
+
+    #[test]
+    fn the_pass_gives_the_scalar_ids_weights_and_figures_to_the_bit() {
+        let mut rng = Rng::new(9, Stream::Select, 0, 0);
+        for n in [0usize, 1, 15, 16, 17, 31, 32, 33, 1000, 4099] {
+            let kept: Vec<bool> = (0..n).map(|i| i % 97 < 40 || rng.below(3) == 0).collect();
+            let heavy: Vec<bool> = (0..n).map(|_| rng.below(4) == 0).collect();
+            let counts: Vec<u32> = (0..n).map(|_| rng.below(3) as u32).collect();
+            let values: Vec<f32> = (0..n)
+                .map(|_| match rng.below(4) {
+                    0 => AWKWARD_SCORES[rng.below(8) as usize],
+                    _ => rng.below(1000) as f32 * 0.37 - 90.0,
+                })
+                .collect();
+            for heavy in [&heavy[..], &[]] {
+                let mut got = Selection::default();
+                got.ids.push(7);
+                got.weights.push(0.5);
+                let stats = extend_kept_and_stats(&kept, heavy, 2.5, &counts, &values, &mut got);
+                let (want, want_stats) = scalar_only(&kept, heavy, 2.5, &counts, &values);
+                assert_eq!(got.ids[1..], want.ids[..], "n {n}");
+                assert_eq!((got.ids[0], got.weights[0]), (7, 0.5));
+                let bits = |w: &[f32]| w.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got.weights[1..]), bits(&want.weights), "n {n}");
+                assert_eq!(stats.0.to_bits(), want_stats.0.to_bits(), "n {n}");
+                assert_eq!(stats.1.to_bits(), want_stats.1.to_bits(), "n {n}");
+                // The ids are the marked ones, each weighed by its heavy mark.
+                let marked: Vec<u64> = (0..n as u64).filter(|&i| kept[i as usize]).collect();
+                assert_eq!(want.ids, marked);
+                for (&id, &w) in want.ids.iter().zip(&want.weights) {
+                    let heavy_id = heavy.get(id as usize).copied().unwrap_or(false);
+                    assert_eq!(w, if heavy_id { 2.5 } else { 1.0 });
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_figures_are_mean_std_of_the_seen_values() {
+        let values: Vec<f32> = (0..1003).map(|i| ((i * 37) % 101) as f32 * 0.25).collect();
+        let counts: Vec<u32> = (0..1003).map(|i| (i % 5 != 0) as u32).collect();
+        let kept = vec![false; 1003];
+        let mut out = Selection::default();
+        let (m, s) = extend_kept_and_stats(&kept, &[], 1.0, &counts, &values, &mut out);
+        let (wm, ws) =
+            crate::policy::mean_std((0..1003).filter(|&i| counts[i] > 0).map(|i| values[i]));
+        assert!(
+            (m - wm).abs() < 1e-9 && (s - ws).abs() < 1e-9,
+            "{m} {wm} {s} {ws}"
+        );
+        assert!(out.ids.is_empty() && out.weights.is_empty());
+        let none = extend_kept_and_stats(&kept, &[], 1.0, &[0; 1003], &values, &mut out);
+        assert!(none.0.is_nan() && none.1.is_nan());
+    }
+}
