@@ -17,15 +17,9 @@ pub(crate) fn default_guard_window() -> u8 {
 
 /// Whether `id` looks unlearnable: wrong at each of its last `window` correctness reports.
 /// Always false in a book without streaks (no STREAK field, or no correctness reported).
+/// (The plans' passes test the streaks slice directly, the same rule.)
 pub fn looks_unlearnable(book: &ScoreBook, id: usize, window: u8) -> bool {
-    unlearnable_test(book, window)(id)
-}
-
-/// `looks_unlearnable` of one book and window as a test by id, for a pass over many ids (the
-/// book's streaks looked up once).
-pub(crate) fn unlearnable_test(book: &ScoreBook, window: u8) -> impl Fn(usize) -> bool + '_ {
-    let streak = book.wrong_streak();
-    move |id| streak.get(id).is_some_and(|&s| s >= window)
+    book.wrong_streak().get(id).is_some_and(|&s| s >= window)
 }
 
 /// Per id: whether a policy counts it as seen. With the noise guard on (`window` > 1) a

@@ -38,9 +38,7 @@ pub use ucb::{Spread, Ucb, UcbConfig};
 
 pub use config::PolicyConfig;
 pub(crate) use config::{check_momentum, check_period, check_prune, default_momentum};
-pub(crate) use guard::{
-    default_guard_window, default_noise_guard, unjudged_into, unlearnable_test,
-};
+pub(crate) use guard::{default_guard_window, default_noise_guard, unjudged_into};
 pub use guard::{judged_mask, looks_unlearnable, partition_judged, unlearnable_fraction};
 pub(crate) use marked::{extend_marked, extend_true};
 pub(crate) use select::{

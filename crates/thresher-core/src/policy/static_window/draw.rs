@@ -50,12 +50,13 @@ impl DrawScratch {
 /// Writes the fixed part of `split` and `split.fill` ids drawn uniformly from its pool into
 /// `out`, ascending: a partial Fisher–Yates with (seed, select stream, epoch) over the pool in id
 /// order, so every epoch draws afresh and the draw depends on the pool alone (and not on the
-/// width of the listed ids). Fixed ids weigh 1, drawn ids `weight` unless `flagged` (then 1).
+/// width of the listed ids). Fixed ids weigh 1, drawn ids `weight` unless `flagged` marks them
+/// (`Some((streaks, window))`: a streak of at least `window`; then 1).
 pub(super) fn draw_share(
     split: &Split,
     weight: f32,
     ctx: &PlanContext<'_>,
-    flagged: impl Fn(usize) -> bool,
+    flagged: Option<(&[u8], u8)>,
     scratch: &mut DrawScratch,
     out: &mut Selection,
 ) {
@@ -78,7 +79,6 @@ pub(super) fn draw_share(
             &mut scratch.pool32,
             &mut rng,
             marks,
-            &flagged,
         );
     } else {
         mark_drawn(
@@ -87,28 +87,40 @@ pub(super) fn draw_share(
             &mut scratch.pool64,
             &mut rng,
             marks,
-            &flagged,
         );
+    }
+    if let Some((streak, window)) = flagged {
+        unmark_flagged(marks, streak, window);
     }
     let mut by_mark = [1.0f32; 4];
     by_mark[HEAVY as usize] = weight;
     extend_by_class(out, marks, NOT_KEPT, by_mark);
 }
 
-/// Copies `pool` into `listed`, draws `fill` of it to the front and marks them in `marks`.
+/// Copies `pool` into `listed`, draws `fill` of it to the front and marks them `HEAVY` in
+/// `marks`.
 pub(super) fn mark_drawn<T: ListedId>(
     pool: &[u64],
     fill: usize,
     listed: &mut Vec<T>,
     rng: &mut Rng,
     marks: &mut [u8],
-    flagged: &impl Fn(usize) -> bool,
 ) {
     listed.clear();
     listed.extend(pool.iter().map(|&id| T::from_id(id as usize)));
     rng.choose_front(listed, fill);
     for &id in &listed[..fill] {
-        marks[id.index()] = if flagged(id.index()) { DRAWN } else { HEAVY };
+        marks[id.index()] = HEAVY;
+    }
+}
+
+/// Turns the `HEAVY` marks of ids whose streak is at least `window` into `DRAWN` (weight 1), in
+/// one pass over the ids: the drawn ids are in random order, and looking up each one's streak
+/// at random cost more than the pass (which is vector code: a byte compare and subtract).
+pub(super) fn unmark_flagged(marks: &mut [u8], streak: &[u8], window: u8) {
+    const _: () = assert!(HEAVY - 1 == DRAWN);
+    for (m, &s) in marks.iter_mut().zip(streak) {
+        *m -= u8::from((*m == HEAVY) & (s >= window));
     }
 }
 
@@ -132,32 +144,27 @@ mod tests {
     #[test]
     fn the_draw_marks_the_same_ids_whatever_the_width() {
         let pool: Vec<u64> = (0..3000).filter(|i: &u64| !i.is_multiple_of(3)).collect();
-        let flagged = |id: usize| id.is_multiple_of(7);
+        let streak: Vec<u8> = (0..3000).map(|i| (i % 7 == 0) as u8 * 3).collect();
         for fill in [0, 1, 500, pool.len()] {
             let (mut a, mut b) = (vec![0u8; 3000], vec![0u8; 3000]);
+            a[0] = FIXED;
+            b[0] = FIXED;
             let rng = |e| Rng::new(9, Stream::Select, e, 0);
-            mark_drawn(
-                &pool,
-                fill,
-                &mut Vec::<u32>::new(),
-                &mut rng(4),
-                &mut a,
-                &flagged,
-            );
-            mark_drawn(
-                &pool,
-                fill,
-                &mut Vec::<u64>::new(),
-                &mut rng(4),
-                &mut b,
-                &flagged,
-            );
+            mark_drawn(&pool, fill, &mut Vec::<u32>::new(), &mut rng(4), &mut a);
+            mark_drawn(&pool, fill, &mut Vec::<u64>::new(), &mut rng(4), &mut b);
             assert_eq!(a, b, "fill {fill}");
-            assert_eq!(a.iter().filter(|&&m| m != NOT_KEPT).count(), fill);
-            assert!(a
-                .iter()
-                .enumerate()
-                .all(|(id, &m)| m != HEAVY || !flagged(id)));
+            assert_eq!(a.iter().filter(|&&m| m == HEAVY).count(), fill);
+            let drawn = a.clone();
+            unmark_flagged(&mut a, &streak, 2);
+            // Drawn and flagged: weight 1; drawn and not flagged: the share's; the rest as
+            // they were.
+            for (id, (&was, &now)) in drawn.iter().zip(&a).enumerate() {
+                let want = match was {
+                    HEAVY if id % 7 == 0 => DRAWN,
+                    other => other,
+                };
+                assert_eq!(now, want, "fill {fill}, id {id}");
+            }
         }
     }
 }

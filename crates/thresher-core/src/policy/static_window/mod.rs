@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::greedy_share::share_weight;
-use super::{check_prune, mean_std_finite, unlearnable_test, PlanContext, Policy, Selection};
+use super::{check_prune, mean_std_finite, PlanContext, Policy, Selection};
 use crate::error::{Error, Result};
 use crate::scores::{ScoreBook, ScoreFields};
 
@@ -268,17 +268,13 @@ impl<S: StaticScore> Policy for StaticWindow<S> {
         } else {
             1.0
         };
-        // `looks_unlearnable` with the streaks looked up once (no book: nothing flagged).
-        let unlearnable = unlearnable_test(ctx.scores, self.guard.unwrap_or(u8::MAX));
-        let guarded = self.guard.is_some();
-        draw_share(
-            split,
-            weight,
-            ctx,
-            |id| guarded && unlearnable(id),
-            &mut self.draw,
-            out,
-        );
+        // `looks_unlearnable`'s test on the streaks (a book without streaks flags nothing).
+        let streak = ctx.scores.wrong_streak();
+        let flagged = self
+            .guard
+            .filter(|_| !streak.is_empty())
+            .map(|w| (streak, w));
+        draw_share(split, weight, ctx, flagged, &mut self.draw, out);
     }
 
     /// The fixed subset (and the random share's pool) once chosen, so a run resumed after
