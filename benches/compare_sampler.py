@@ -3,7 +3,8 @@
 Both drive the same DataLoader over the same trivial map-style dataset (an item is its index),
 batch 256, so what differs is the sampler: the per-batch overhead of planning, handing out ids
 and booking the consumption. Rounds alternate between the two; the figure is the median of the
-per-round times. Also the feedback call from Python: `sampler.weighted_loss` on a batch of 256
+per-round times; with DataLoader workers they are persistent (started once, not every epoch).
+Also the feedback call from Python: `sampler.weighted_loss` on a batch of 256
 losses (validation, the C call and the weighted mean), against computing the plain mean.
 
     .venv/bin/python benches/compare_sampler.py [--json PATH] [--quick]
@@ -53,9 +54,15 @@ def epoch_time(loader, consume):
 def overhead(workers, rounds):
     ds = Trivial()
     sampler = thresher.torch.Sampler(N, batch_size=BATCH, seed=0, policy={"kind": "full"})
-    ours = DataLoader(ds, batch_sampler=sampler, num_workers=workers)
+    # Persistent workers: otherwise each epoch starts its worker processes afresh, the same
+    # start-up for both samplers, and its spread (tens of ms an epoch) swamps the difference
+    # being measured.
+    persistent = workers > 0
+    ours = DataLoader(ds, batch_sampler=sampler, num_workers=workers,
+                      persistent_workers=persistent)
     torch_sampler = BatchSampler(RandomSampler(ds), batch_size=BATCH, drop_last=False)
-    theirs = DataLoader(ds, batch_sampler=torch_sampler, num_workers=workers)
+    theirs = DataLoader(ds, batch_sampler=torch_sampler, num_workers=workers,
+                        persistent_workers=persistent)
     a, b = [], []
     for r in range(rounds + 1):
         ta = epoch_time(ours, sampler.consumed)
@@ -108,7 +115,9 @@ def section(data, goals):
     lines = ["## Your DataLoader with thresher's Sampler\n",
              "`thresher.torch.Sampler` against torch's `BatchSampler(RandomSampler)` driving the "
              "same `DataLoader` over a trivial dataset (an item is its index), batch 256, rounds "
-             "alternating, median per-batch time (`benches/compare_sampler.py`); and the feedback "
+             "alternating, median per-batch time, DataLoader workers persistent (started once: "
+             "their start-up every epoch, the same for both, was noise that swamped the "
+             "difference) (`benches/compare_sampler.py`); and the feedback "
              "call `sampler.weighted_loss` on 256 losses against a plain `loss.mean()`.\n",
              "| DataLoader workers | thresher µs/batch | torch µs/batch | overhead | load avg |",
              "|---:|---:|---:|---:|---:|"]
