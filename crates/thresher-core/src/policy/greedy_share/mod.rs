@@ -119,7 +119,7 @@ impl GreedyShare {
         // The noise guard: samples that look unlearnable rank below every other judged sample
         // in the top share (they stay in the random share's pool).
         let streak = book.wrong_streak();
-        // A book without streaks flags no id (as `unlearnable_test` reads it).
+        // A book without streaks flags no id (as `looks_unlearnable` reads it).
         let flagged = p.guard.filter(|_| !streak.is_empty()).map(|w| (streak, w));
         mark_top(
             n,
@@ -151,7 +151,7 @@ impl GreedyShare {
             draw_into(&mut self.rest64, kept, drawn_into, fill, &mut rng)
         };
         if rescale {
-            merge_drawn(book, p.guard, kept, heavy);
+            merge_drawn(flagged, kept, heavy);
         }
         std::mem::swap(kept, kept_out);
         if heavy.is_empty() {
@@ -235,20 +235,16 @@ pub(crate) fn share_weight(pool: usize, drawn: usize, n: usize, k: usize, explor
 }
 
 /// Adds the ids marked in `drawn` (N entries) to `kept`, and leaves marked in `drawn` only
-/// those that do not look unlearnable (with the guard `Some(window)`; without it, all of them):
-/// the random share's ids that weigh more than 1.
-fn merge_drawn(book: &ScoreBook, guard: Option<u8>, kept: &mut [bool], drawn: &mut [bool]) {
+/// those that are not `flagged` (`Some((streaks, window))`; without it, all of them): the
+/// random share's ids that weigh more than 1.
+fn merge_drawn(flagged: Option<(&[u8], u8)>, kept: &mut [bool], drawn: &mut [bool]) {
     let n = drawn.len();
     let kept = &mut kept[..n];
-    let streak = book.wrong_streak();
-    // A book without streaks flags no id (as `unlearnable_test` reads it).
-    match guard.filter(|_| !streak.is_empty()) {
-        Some(w) => {
-            let streak = &streak[..n];
-            for id in 0..n {
-                let d = drawn[id];
-                kept[id] |= d;
-                drawn[id] = d & (streak[id] < w);
+    match flagged {
+        Some((streak, w)) => {
+            for ((k, d), &s) in kept.iter_mut().zip(drawn.iter_mut()).zip(&streak[..n]) {
+                *k |= *d;
+                *d &= s < w;
             }
         }
         None => {
