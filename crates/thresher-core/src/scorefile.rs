@@ -80,8 +80,8 @@ impl ScoreFile {
             columns.push(("loss_last".into(), ColumnData::F32(book.loss_last.clone())));
         }
         if f.contains(ScoreFields::LOSS_EMA) {
-            columns.push(("loss_ema".into(), ColumnData::F32(book.loss_ema.clone())));
-            columns.push(("loss_var".into(), ColumnData::F32(book.loss_var.clone())));
+            columns.push(("loss_ema".into(), ColumnData::F32(book.loss_ema().to_vec())));
+            columns.push(("loss_var".into(), ColumnData::F32(book.loss_var().to_vec())));
         }
         if f.contains(ScoreFields::GRAD_NORM) {
             let g = book.grad_norm_ema().to_vec();
@@ -374,8 +374,13 @@ impl ScoreFile {
             book.loss_last = need("loss_last")?;
         }
         if f.contains(ScoreFields::LOSS_EMA) {
-            book.loss_ema = need("loss_ema")?;
-            book.loss_var = need("loss_var")?;
+            let (ema, var) = (need("loss_ema")?, need("loss_var")?);
+            book.loss_moments = crate::scores::pair_up(&ema, &var).ok_or_else(|| {
+                Error::invalid(format!(
+                    "{}: score file's `loss_ema` and `loss_var` columns differ in length",
+                    path.display()
+                ))
+            })?;
         }
         if f.contains(ScoreFields::GRAD_NORM) {
             let g = need("grad_norm_ema")?;

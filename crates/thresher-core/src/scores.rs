@@ -1,23 +1,27 @@
 //! The ScoreBook: per-sample running statistics indexed by id, updated by feedback, read by
 //! policies. The fields policies scan whole (`seen`, `times_kept`, the losses, the streaks) are
-//! flat arrays; the others are packed into one record per id (`record`), so that feedback,
-//! which arrives in random id order, touches few cache lines per id. Fields a policy does not
+//! flat arrays (the loss's EMA and variance as one array of pairs, `moments`, since feedback
+//! writes both and UCB reads both); the others are packed into one record per id (`record`), so
+//! that feedback, which arrives in random id order, touches few cache lines per id. Fields a policy does not
 //! need are never allocated. The update rules are those of docs/policies.md, section
 //! "ScoreBook".
 //!
 //! This file owns the book's read accessors and the update rules; the record layout is in
-//! `record`, the gradient embeddings in `embedding`, the checks a feedback call must pass in
+//! `record`, the loss's moments in `moments`, the gradient embeddings in `embedding`, the checks a feedback call must pass in
 //! `validate`, the checkpoint bytes in `encode`. Outside the crate the fields are read-only:
 //! they change only through `feedback`, `mark_kept` and the crate's restores (checkpoints,
 //! `ScoreFile::seed_book`), so the book always describes the feedback it was given.
 
 mod embedding;
 mod encode;
+mod moments;
 mod record;
 mod validate;
 
 pub(crate) use validate::FeedbackCheck;
 
+pub(crate) use moments::pair_up;
+pub use moments::{Moment, MomentIter};
 pub use record::{Cell, Column, ColumnIter};
 
 use crate::error::Result;
@@ -94,8 +98,8 @@ pub struct ScoreBook {
     /// Epochs whose plan kept the id.
     pub(crate) times_kept: Vec<u32>,
     pub(crate) loss_last: Vec<f32>,
-    pub(crate) loss_ema: Vec<f32>,
-    pub(crate) loss_var: Vec<f32>,
+    /// Per id (`loss_ema`, `loss_var`).
+    pub(crate) loss_moments: Vec<[f32; 2]>,
     /// Per id: `grad_norm_ema`, `el2n_sum`, `el2n_n`, `forgets`, `correct_last`,
     /// `ever_correct`, `has_embedding` (those the book holds; see the accessors of the same
     /// names).
@@ -178,8 +182,7 @@ impl ScoreBook {
             last_epoch: crate::util::huge::filled(n, NEVER),
             times_kept: crate::util::huge::zeroed(n),
             loss_last: alloc(f(ScoreFields::LOSS_LAST), n, f32::NAN),
-            loss_ema: alloc(f(ScoreFields::LOSS_EMA), n, 0.0),
-            loss_var: alloc(f(ScoreFields::LOSS_EMA), n, 0.0),
+            loss_moments: alloc(f(ScoreFields::LOSS_EMA), n, [0.0; 2]),
             records: Records::new(n, fields),
             wrong_streak: alloc(f(ScoreFields::STREAK), n, 0),
             streak_reported: false,
@@ -226,12 +229,22 @@ impl ScoreBook {
         &self.loss_last
     }
     /// EMA of each id's loss (empty unless LOSS_EMA).
-    pub fn loss_ema(&self) -> &[f32] {
-        &self.loss_ema
+    pub fn loss_ema(&self) -> Moment<'_> {
+        Moment {
+            pairs: &self.loss_moments,
+            which: 0,
+        }
     }
     /// EMA of each id's squared deviation from `loss_ema` (empty unless LOSS_EMA).
-    pub fn loss_var(&self) -> &[f32] {
-        &self.loss_var
+    pub fn loss_var(&self) -> Moment<'_> {
+        Moment {
+            pairs: &self.loss_moments,
+            which: 1,
+        }
+    }
+    /// Each id's (`loss_ema`, `loss_var`), for passes that read both (empty unless LOSS_EMA).
+    pub fn loss_moments(&self) -> &[[f32; 2]] {
+        &self.loss_moments
     }
     /// EMA of each id's gradient norm, NaN before the first (empty unless GRAD_NORM).
     pub fn grad_norm_ema(&self) -> Column<'_, f32> {
@@ -281,11 +294,7 @@ impl ScoreBook {
         let flat = [&self.seen, &self.last_epoch, &self.times_kept]
             .iter()
             .map(|v| v.len())
-            .chain(
-                [&self.loss_last, &self.loss_ema, &self.loss_var]
-                    .iter()
-                    .map(|v| v.len()),
-            )
+            .chain([self.loss_last.len(), 2 * self.loss_moments.len()])
             .sum::<usize>()
             * 4;
         (flat + self.wrong_streak.len() + self.records.bytes())
@@ -325,10 +334,11 @@ impl ScoreBook {
         self.records.prefetch(id);
         // Unallocated fields are empty: prefetching their (dangling) base is harmless but
         // useless, so skip them.
-        for v in [&self.loss_last, &self.loss_ema, &self.loss_var] {
-            if !v.is_empty() {
-                prefetch(v.as_ptr(), id);
-            }
+        if !self.loss_last.is_empty() {
+            prefetch(self.loss_last.as_ptr(), id);
+        }
+        if !self.loss_moments.is_empty() {
+            prefetch(self.loss_moments.as_ptr(), id);
         }
     }
 
@@ -356,14 +366,13 @@ impl ScoreBook {
                 self.loss_last[id] = loss;
             }
             if f.contains(ScoreFields::LOSS_EMA) {
+                let [ema, var] = &mut self.loss_moments[id];
                 if first {
-                    self.loss_ema[id] = loss;
-                    self.loss_var[id] = 0.0;
+                    (*ema, *var) = (loss, 0.0);
                 } else {
-                    let old = self.loss_ema[id];
-                    let d = loss - old;
-                    self.loss_var[id] = (1.0 - m) * self.loss_var[id] + m * d * d;
-                    self.loss_ema[id] = (1.0 - m) * old + m * loss;
+                    let d = loss - *ema;
+                    *var = (1.0 - m) * *var + m * d * d;
+                    *ema = (1.0 - m) * *ema + m * loss;
                 }
             }
             if let Some(c) = streak {
@@ -434,11 +443,11 @@ mod tests {
     fn ema_and_var_follow_the_rule() {
         let mut b = ScoreBook::new(3, ALL);
         b.feedback(&fb(&[1], &[2.0]), 0).unwrap();
-        assert_eq!((b.loss_ema[1], b.loss_var[1]), (2.0, 0.0));
+        assert_eq!((b.loss_ema()[1], b.loss_var()[1]), (2.0, 0.0));
         b.feedback(&fb(&[1], &[4.0]), 1).unwrap();
         // var = 0.2·0 + 0.8·(4-2)² = 3.2 ; ema = 0.2·2 + 0.8·4 = 3.6
-        assert!((b.loss_var[1] - 3.2).abs() < 1e-6);
-        assert!((b.loss_ema[1] - 3.6).abs() < 1e-6);
+        assert!((b.loss_var()[1] - 3.2).abs() < 1e-6);
+        assert!((b.loss_ema()[1] - 3.6).abs() < 1e-6);
         assert_eq!(b.loss_last[1], 4.0);
         assert_eq!((b.seen[1], b.last_epoch[1]), (2, 1));
         assert!(b.loss_last[0].is_nan() && b.seen[0] == 0);

@@ -110,6 +110,9 @@ pub struct EpsilonGreedy {
     // Scratch reused across re-plans.
     /// The selection's scratch (`greedy_share.rs`).
     share: GreedyShare,
+    /// Each id's `loss_ema`, copied out of the book's (ema, var) pairs for the passes that
+    /// read scores as one flat array.
+    score: Vec<f32>,
 }
 
 impl EpsilonGreedy {
@@ -130,7 +133,15 @@ impl EpsilonGreedy {
             n,
             cache: PeriodCache::default(),
             share: GreedyShare::new(n),
+            score: crate::util::huge::with_capacity(n),
         }
+    }
+
+    /// Fills `self.score` with the book's `loss_ema`.
+    fn fill_scores(&mut self, book: &ScoreBook) {
+        self.score.clear();
+        self.score
+            .extend(book.loss_moments().iter().map(|&[ema, _]| ema));
     }
 
     /// Re-plans into `self.cache` (a mask, so the kept ids come out ascending and the later
@@ -147,13 +158,9 @@ impl EpsilonGreedy {
             rescale: self.config.rescale(),
         };
         let cache = &mut self.cache;
-        cache.weight = self.share.plan(
-            book,
-            book.loss_ema(),
-            &share,
-            &mut cache.kept,
-            &mut cache.heavy,
-        );
+        cache.weight =
+            self.share
+                .plan(book, &self.score, &share, &mut cache.kept, &mut cache.heavy);
         cache.set(seed, draw);
     }
 }
@@ -173,12 +180,12 @@ impl Policy for EpsilonGreedy {
         // Keyed by the period index, not `epoch % period == 0`: a resumed run may start
         // mid-period, and must not return a plan cached for another period.
         let draw = ctx.epoch / self.config.period;
+        self.fill_scores(book);
         if !self.cache.holds(ctx.seed, draw) {
             self.plan(book, ctx.seed, draw);
         }
         (out.score_mean, out.score_std) =
-            self.cache
-                .extend_selection(book.seen(), book.loss_ema(), out);
+            self.cache.extend_selection(book.seen(), &self.score, out);
     }
 
     fn save_state(&self) -> Vec<u8> {
@@ -216,7 +223,7 @@ mod tests {
         let mut book = ScoreBook::new(n, ScoreFields::LOSS_EMA);
         for id in 0..n {
             book.seen[id] = 1;
-            book.loss_ema[id] = score(id);
+            book.loss_moments[id][0] = score(id);
         }
         book
     }

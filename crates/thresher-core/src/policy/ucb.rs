@@ -122,40 +122,40 @@ impl UcbConfig {
 
 const STATE_TAG: u8 = 4;
 
-/// `out[i]` = the score of (`ema[i]`, `var[i]`) under `c`'s spread: one loop per spread, so
+/// `out[i]` = the score of `moments[i]` (ema, var) under `c`'s spread: one loop per spread, so
 /// that neither tests the spread per id. On x86-64 the same loop is compiled for AVX-512 or
 /// AVX2 too and picked at run time: the f64 square roots are most of its time, and the wider
 /// registers take 8 or 4 at once instead of 2. The operations and their order are the same,
 /// and IEEE square roots, sums and products round the same at any width: the same bits.
-fn fill(c: &UcbConfig, ema: &[f32], var: &[f32], out: &mut [f32]) {
+fn fill(c: &UcbConfig, moments: &[[f32; 2]], out: &mut [f32]) {
     #[inline(always)]
-    fn body(c: &UcbConfig, ema: &[f32], var: &[f32], out: &mut [f32]) {
-        let rows = out.iter_mut().zip(ema.iter().zip(var));
+    fn body(c: &UcbConfig, moments: &[[f32; 2]], out: &mut [f32]) {
+        let rows = out.iter_mut().zip(moments);
         match c.spread {
-            Spread::Std => rows.for_each(|(o, (&e, &v))| *o = c.score_std(e, v)),
-            Spread::Var => rows.for_each(|(o, (&e, &v))| *o = c.score_var(e, v)),
+            Spread::Std => rows.for_each(|(o, &[e, v])| *o = c.score_std(e, v)),
+            Spread::Var => rows.for_each(|(o, &[e, v])| *o = c.score_var(e, v)),
         }
     }
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx512f")]
-        unsafe fn wide(c: &UcbConfig, ema: &[f32], var: &[f32], out: &mut [f32]) {
-            body(c, ema, var, out)
+        unsafe fn wide(c: &UcbConfig, moments: &[[f32; 2]], out: &mut [f32]) {
+            body(c, moments, out)
         }
         #[target_feature(enable = "avx2")]
-        unsafe fn avx2(c: &UcbConfig, ema: &[f32], var: &[f32], out: &mut [f32]) {
-            body(c, ema, var, out)
+        unsafe fn avx2(c: &UcbConfig, moments: &[[f32; 2]], out: &mut [f32]) {
+            body(c, moments, out)
         }
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F (checked just above).
-            return unsafe { wide(c, ema, var, out) };
+            return unsafe { wide(c, moments, out) };
         }
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2 (checked just above).
-            return unsafe { avx2(c, ema, var, out) };
+            return unsafe { avx2(c, moments, out) };
         }
     }
-    body(c, ema, var, out)
+    body(c, moments, out)
 }
 
 pub struct Ucb {
@@ -203,7 +203,7 @@ impl Ucb {
             score.clear();
             score.resize(book.len(), 0.0);
         }
-        fill(&self.config, book.loss_ema(), book.loss_var(), score);
+        fill(&self.config, book.loss_moments(), score);
     }
 
     /// Re-plans into `self.cache` (a mask, so the kept ids come out ascending and the later
@@ -286,8 +286,9 @@ mod tests {
                 };
                 let ema: Vec<f32> = (0..n).map(|i| pick(&mut rng, i + 5)).collect();
                 let var: Vec<f32> = (0..n).map(|i| pick(&mut rng, i)).collect();
+                let moments: Vec<[f32; 2]> = ema.iter().zip(&var).map(|(&e, &v)| [e, v]).collect();
                 let mut out = vec![0f32; n];
-                fill(&c, &ema, &var, &mut out);
+                fill(&c, &moments, &mut out);
                 for i in 0..n {
                     let want = match spread {
                         Spread::Std => c.score_std(ema[i], var[i]),
@@ -474,9 +475,9 @@ mod tests {
         let mut book = ScoreBook::new(3, ScoreFields::LOSS_EMA);
         book.seen[0] = 1;
         book.seen[1] = 1;
-        (book.loss_ema[0], book.loss_var[0]) = (1.0, 4.0); // 1 + 2·2 = 5
-        (book.loss_ema[1], book.loss_var[1]) = (3.0, 0.0); // 3
-        (book.loss_ema[2], book.loss_var[2]) = (50.0, 50.0); // unseen: ignored
+        book.loss_moments[0] = [1.0, 4.0]; // 1 + 2·2 = 5
+        book.loss_moments[1] = [3.0, 0.0]; // 3
+        book.loss_moments[2] = [50.0, 50.0]; // unseen: ignored
         let s = run(&mut Ucb::new(config(0.3, 2.0, Spread::Std, 1), 3), &book, 1);
         assert!((s.score_mean - 4.0).abs() < 1e-9 && (s.score_std - 1.0).abs() < 1e-9);
     }

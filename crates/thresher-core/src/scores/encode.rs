@@ -10,13 +10,14 @@ impl ScoreBook {
     pub(crate) fn encode(&self, w: &mut Writer) {
         w.u32(self.fields.0);
         w.u64(self.n as u64);
-        // The record's fields are written as the flat arrays they once were (the format).
+        // The record's fields, and the loss's moments, are written as the flat arrays they
+        // once were (the format).
         w.u32s(&self.seen);
         w.u32s(&self.last_epoch);
         w.u32s(&self.times_kept);
-        for v in [&self.loss_last, &self.loss_ema, &self.loss_var] {
-            w.f32s(v);
-        }
+        w.f32s(&self.loss_last);
+        w.f32s(&self.loss_ema().to_vec());
+        w.f32s(&self.loss_var().to_vec());
         w.f32s(&self.grad_norm_ema().to_vec());
         w.f32s(&self.el2n_sum().to_vec());
         w.u32s(&self.el2n_n().to_vec());
@@ -66,8 +67,13 @@ impl ScoreBook {
         load!(last_epoch, u32s);
         load!(times_kept, u32s);
         load!(loss_last, f32s);
-        load!(loss_ema, f32s);
-        load!(loss_var, f32s);
+        // The moments: read as their two flat arrays, then paired.
+        let mut moment = || {
+            same(usize::try_from(r.peek_len()?).ok()?, b.loss_moments.len())?;
+            r.f32s()
+        };
+        let (ema, var) = (moment()?, moment()?);
+        b.loss_moments = super::moments::pair_up(&ema, &var)?;
         load_record!(grad_norm_ema, f32s);
         load_record!(el2n_sum, f32s);
         load_record!(el2n_n, u32s);

@@ -198,7 +198,7 @@ mod tests {
     fn rejected_calls_change_nothing() {
         let mut b = ScoreBook::new(4, ALL);
         b.feedback(&fb(&[0, 1], &[1.0, 2.0]), 0).unwrap();
-        let before = format!("{:?}", (&b.seen, &b.loss_last, &b.loss_ema, &b.loss_var));
+        let before = format!("{:?}", (&b.seen, &b.loss_last, &b.loss_moments));
         let bad: Vec<(Feedback, &str)> = vec![
             (fb(&[0, 9], &[1.0, 1.0]), "ids[1] = 9"),
             (fb(&[0, 1], &[1.0, f32::NAN]), "loss[1]"),
@@ -240,7 +240,7 @@ mod tests {
             assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
             assert!(e.message().contains(needle), "{e} lacks {needle}");
         }
-        let after = format!("{:?}", (&b.seen, &b.loss_last, &b.loss_ema, &b.loss_var));
+        let after = format!("{:?}", (&b.seen, &b.loss_last, &b.loss_moments));
         assert_eq!(before, after);
     }
 }
