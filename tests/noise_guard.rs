@@ -187,9 +187,22 @@ fn forgetting_ranks_never_correct_samples_lowest_not_highest() {
     );
     assert!(kept.iter().all(|&i| i >= 20), "{kept:?}");
     // The guarded default: none of them in the fixed part (10 of the 20 kept, all ≥ 20), and
-    // any drawn into the random share weighs 1.
+    // the random share is not rescaled for forgetting (its default; el2n and grand rescale):
+    // every weight 1.
     let (kept, _) = weighed_after(
         r#"{"kind": "forgetting", "score_epochs": 2, "prune": 0.8}"#,
+        2,
+    );
+    assert_eq!(kept.len(), 20);
+    assert!(kept.iter().all(|k| k.1 == 1.0), "{kept:?}");
+    assert!(
+        kept.iter().filter(|k| k.0 >= 20).count() >= 10,
+        "{kept:?}"
+    );
+    // Rescaled when asked: a drawn sample that looks unlearnable still weighs 1, the other
+    // drawn ones more.
+    let (kept, _) = weighed_after(
+        r#"{"kind": "forgetting", "score_epochs": 2, "prune": 0.8, "rescale": true}"#,
         2,
     );
     assert_eq!(kept.len(), 20);
@@ -197,10 +210,7 @@ fn forgetting_ranks_never_correct_samples_lowest_not_highest() {
         kept.iter().filter(|k| k.0 < 20).all(|k| k.1 == 1.0),
         "{kept:?}"
     );
-    assert!(
-        kept.iter().filter(|k| k.0 >= 20 && k.1 == 1.0).count() >= 10,
-        "{kept:?}"
-    );
+    assert!(kept.iter().any(|k| k.0 >= 20 && k.1 > 1.0), "{kept:?}");
     let (kept, _) = kept_after(
         r#"{"kind": "forgetting", "score_epochs": 2, "prune": 0.8, "noise_guard": false}"#,
         2,

@@ -100,9 +100,11 @@ impl StaticConfig {
             .unwrap_or(if self.noise_guard { 0.5 } else { 0.0 })
     }
 
-    /// Whether the drawn share is rescaled: `rescale` when given, else `noise_guard`.
-    pub fn rescale(&self) -> bool {
-        self.rescale.unwrap_or(self.noise_guard)
+    /// Whether the drawn share of policy `S` is rescaled: `rescale` when given, else
+    /// `noise_guard` where `S::RESCALE_BY_DEFAULT` (el2n, grand), else false (forgetting).
+    pub fn rescale_for<S: StaticScore>(&self) -> bool {
+        self.rescale
+            .unwrap_or(self.noise_guard && S::RESCALE_BY_DEFAULT)
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -175,7 +177,7 @@ impl<S: StaticScore> StaticWindow<S> {
             prune: config.prune,
             drop_hardest: config.drop_hardest,
             explore: config.explore(),
-            rescale: config.rescale(),
+            rescale: config.rescale_for::<S>(),
             score_epochs: config.effective_score_epochs(),
             guard: config.noise_guard.then_some(config.guard_window),
             budgeted: false,
@@ -527,7 +529,8 @@ mod tests {
         let n = 40;
         let config: StaticConfig =
             serde_json::from_value(serde_json::json!({"prune": 0.5, "score_epochs": 2})).unwrap();
-        assert_eq!((config.explore(), config.rescale()), (0.5, true));
+        assert_eq!((config.explore(), config.rescale_for::<ByLoss>()), (0.5, true));
+        assert!(!config.rescale_for::<ForgettingScore>() && config.rescale_for::<El2nScore>());
         let mut policy = StaticWindow::<ByLoss>::new(config, n);
         let mut book = ScoreBook::new(n, ScoreFields::LOSS_LAST.union(ScoreFields::STREAK));
         let ids: Vec<u64> = (0..n as u64).collect();
