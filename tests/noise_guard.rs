@@ -195,10 +195,7 @@ fn forgetting_ranks_never_correct_samples_lowest_not_highest() {
     );
     assert_eq!(kept.len(), 20);
     assert!(kept.iter().all(|k| k.1 == 1.0), "{kept:?}");
-    assert!(
-        kept.iter().filter(|k| k.0 >= 20).count() >= 10,
-        "{kept:?}"
-    );
+    assert!(kept.iter().filter(|k| k.0 >= 20).count() >= 10, "{kept:?}");
     // Rescaled when asked: a drawn sample that looks unlearnable still weighs 1, the other
     // drawn ones more.
     let (kept, _) = weighed_after(

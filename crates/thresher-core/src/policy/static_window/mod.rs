@@ -529,7 +529,10 @@ mod tests {
         let n = 40;
         let config: StaticConfig =
             serde_json::from_value(serde_json::json!({"prune": 0.5, "score_epochs": 2})).unwrap();
-        assert_eq!((config.explore(), config.rescale_for::<ByLoss>()), (0.5, true));
+        assert_eq!(
+            (config.explore(), config.rescale_for::<ByLoss>()),
+            (0.5, true)
+        );
         assert!(!config.rescale_for::<ForgettingScore>() && config.rescale_for::<El2nScore>());
         let mut policy = StaticWindow::<ByLoss>::new(config, n);
         let mut book = ScoreBook::new(n, ScoreFields::LOSS_LAST.union(ScoreFields::STREAK));
