@@ -22,6 +22,13 @@ pub fn looks_unlearnable(book: &ScoreBook, id: usize, window: u8) -> bool {
     book.wrong_streak().get(id).is_some_and(|&s| s >= window)
 }
 
+/// `looks_unlearnable`'s rule for a pass over many ids: `Some((streaks, window))` when the guard
+/// is on (`Some(window)`) and the book has streaks, else `None` (nothing flagged).
+pub(crate) fn flagged_streaks(book: &ScoreBook, guard: Option<u8>) -> Option<(&[u8], u8)> {
+    let streak = book.wrong_streak();
+    guard.filter(|_| !streak.is_empty()).map(|w| (streak, w))
+}
+
 /// Per id: whether a policy counts it as seen. With the noise guard on (`window` > 1) a
 /// sample counts as seen only once it has had `window` feedback calls, so it is judged
 /// (ranked, or found unlearnable) only when it can have `window` correctness reports; until

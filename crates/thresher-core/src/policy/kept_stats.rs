@@ -57,7 +57,11 @@ pub(crate) fn extend_kept_and_stats(
     )
 }
 
-/// The pass over ids `from..kept.len()`, one id per step.
+/// The pass over ids `from..kept.len()`, one id per step: the whole pass on CPUs without
+/// AVX-512 F. Branch-free, as the loop it replaced: kept ids and seen ids come mixed at random,
+/// so a branch on either would be mispredicted often. Every id's slot is written and the
+/// lists' lengths advance only over kept ids; an unseen id adds +0.0, which leaves a lane's sum
+/// as the wide pass's masked add does (a sum that starts at +0.0 is never −0.0).
 #[allow(clippy::too_many_arguments)]
 fn scalar(
     kept: &[bool],
@@ -70,21 +74,34 @@ fn scalar(
     sums: &mut Sums,
 ) {
     let n = kept.len();
+    let rest = n - from.min(n);
+    let (ids, weights) = (&mut out.ids, &mut out.weights);
+    ids.reserve(rest);
+    weights.reserve(rest);
+    let start = ids.len();
+    let spare = &mut ids.spare_capacity_mut()[..rest];
+    let spare_w = &mut weights.spare_capacity_mut()[..rest];
     let by_heavy = [1.0, weight];
+    let mut k = 0;
     for id in from..n {
-        if kept[id] {
-            out.ids.push(id as u64);
-            // Indexed by the mask, not branched on: the heavy ids are a random draw.
-            out.weights
-                .push(by_heavy[usize::from(heavy.get(id).copied().unwrap_or(false))]);
-        }
+        // k ≤ id − from < rest: every slot below the final k is written before k passes it.
+        spare[k].write(id as u64);
+        // Indexed by the mask, not branched on: the heavy ids are a random draw.
+        spare_w[k].write(by_heavy[usize::from(!heavy.is_empty() && heavy[id])]);
+        k += usize::from(kept[id]);
+        let seen = counts[id] > 0;
+        let v = values[id] as f64;
+        let v = if seen { v } else { 0.0 };
         let lane = id % LANES;
-        if counts[id] > 0 {
-            let v = values[id] as f64;
-            sums.seen += 1;
-            sums.sum[lane] += v;
-            sums.sq[lane] += v * v;
-        }
+        sums.seen += u64::from(seen);
+        sums.sum[lane] += v;
+        sums.sq[lane] += v * v;
+    }
+    // SAFETY: slots start..start + k of both were initialised above, and their capacities
+    // hold start + rest ≥ start + k elements.
+    unsafe {
+        ids.set_len(start + k);
+        weights.set_len(start + k);
     }
 }
 

@@ -38,12 +38,12 @@ pub use ucb::{Spread, Ucb, UcbConfig};
 
 pub use config::PolicyConfig;
 pub(crate) use config::{check_momentum, check_period, check_prune, default_momentum};
-pub(crate) use guard::{default_guard_window, default_noise_guard, unjudged_into};
+pub(crate) use guard::{default_guard_window, default_noise_guard, flagged_streaks, unjudged_into};
 pub use guard::{judged_mask, looks_unlearnable, partition_judged, unlearnable_fraction};
 pub(crate) use marked::{extend_marked, extend_true};
 pub(crate) use select::{
-    ascending_bits, extend_by_class, extend_where, fits_u32, id_lists, mark_top_k_scores,
-    split_where, ListedId,
+    ascending_bits, extend_by_class, extend_where, fits_u32, flagged_key, id_lists,
+    mark_top_k_scores, split_where, ListedId,
 };
 pub use select::{budget, mark_top_k, partition_seen, seen_budget, top_k_front};
 pub(crate) use subset_state::{load_subset, load_with_pool, save_subset, save_with_pool};

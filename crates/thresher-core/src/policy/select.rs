@@ -112,14 +112,7 @@ pub(crate) fn mark_top_k_scores(
     };
     match flagged {
         Some((streak, window)) => {
-            let streak = &streak[..m];
-            let key = |id: u64| {
-                if streak[id as usize] >= window {
-                    f32::NEG_INFINITY
-                } else {
-                    score[id as usize]
-                }
-            };
+            let key = flagged_key(score, &streak[..m], window);
             mark_top_k_of(m, |j| j as u64, k, key, mark, band, wide);
         }
         None => mark_top_k_of(
@@ -131,6 +124,22 @@ pub(crate) fn mark_top_k_scores(
             band,
             wide,
         ),
+    }
+}
+
+/// The ranking key of the guarded top share: `score[id]`, or −∞ where the id's streak is at
+/// least `window` (`looks_unlearnable`).
+pub(crate) fn flagged_key<'a>(
+    score: &'a [f32],
+    streak: &'a [u8],
+    window: u8,
+) -> impl Fn(u64) -> f32 + 'a {
+    move |id| {
+        if streak[id as usize] >= window {
+            f32::NEG_INFINITY
+        } else {
+            score[id as usize]
+        }
     }
 }
 

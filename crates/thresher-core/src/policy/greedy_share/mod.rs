@@ -14,8 +14,8 @@
 
 use super::epsilon_greedy::greedy_count;
 use super::{
-    budget, extend_where, fits_u32, id_lists, mark_top_k, mark_top_k_scores, seen_budget,
-    unjudged_into, ListedId,
+    budget, extend_where, fits_u32, flagged_key, flagged_streaks, id_lists, mark_top_k,
+    mark_top_k_scores, seen_budget, unjudged_into, ListedId,
 };
 use crate::rng::{Rng, Stream};
 use crate::scores::ScoreBook;
@@ -118,9 +118,7 @@ impl GreedyShare {
         let top = greedy_count(k, p.explore);
         // The noise guard: samples that look unlearnable rank below every other judged sample
         // in the top share (they stay in the random share's pool).
-        let streak = book.wrong_streak();
-        // A book without streaks flags no id (as `looks_unlearnable` reads it).
-        let flagged = p.guard.filter(|_| !streak.is_empty()).map(|w| (streak, w));
+        let flagged = flagged_streaks(book, p.guard);
         mark_top(
             n,
             unseen,
@@ -279,14 +277,7 @@ fn mark_top(
     extend_where(seen, n, |id| !kept[id]);
     match flagged {
         Some((streak, window)) => {
-            let key = |id: u64| {
-                if streak[id as usize] >= window {
-                    f32::NEG_INFINITY
-                } else {
-                    score[id as usize]
-                }
-            };
-            mark_top_k(seen, top, key, kept, band);
+            mark_top_k(seen, top, flagged_key(score, streak, window), kept, band)
         }
         None => mark_top_k(seen, top, |id| score[id as usize], kept, band),
     }

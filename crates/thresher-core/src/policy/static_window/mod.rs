@@ -270,12 +270,7 @@ impl<S: StaticScore> Policy for StaticWindow<S> {
         } else {
             1.0
         };
-        // `looks_unlearnable`'s test on the streaks (a book without streaks flags nothing).
-        let streak = ctx.scores.wrong_streak();
-        let flagged = self
-            .guard
-            .filter(|_| !streak.is_empty())
-            .map(|w| (streak, w));
+        let flagged = super::flagged_streaks(ctx.scores, self.guard);
         draw_share(split, weight, ctx, flagged, &mut self.draw, out);
     }
 
