@@ -19,6 +19,7 @@ mod marked;
 mod period_cache;
 mod random;
 mod select;
+mod share_draw;
 mod static_window;
 mod subset_state;
 mod top_k_wide;
@@ -46,7 +47,7 @@ pub(crate) use select::{
     mark_top_k_scores, split_where, ListedId,
 };
 pub use select::{budget, mark_top_k, partition_seen, seen_budget, top_k_front};
-pub(crate) use subset_state::{load_subset, load_with_pool, save_subset, save_with_pool};
+pub(crate) use subset_state::{load_with_pool, save_subset, save_with_pool};
 
 use crate::scores::{ScoreBook, ScoreFields};
 

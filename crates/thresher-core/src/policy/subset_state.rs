@@ -1,4 +1,5 @@
-//! Checkpoint bytes of a fixed subset, the state of the static policies and `influence`.
+//! Checkpoint bytes of a fixed subset (and its random share's pool), the state of the static
+//! policies and `influence`.
 
 use crate::codec::{Reader, Writer};
 
@@ -62,16 +63,6 @@ pub(crate) fn load_with_pool(bytes: &[u8], tag: u8, n: usize) -> Option<Option<S
     (r.done() && valid(&ids) && valid(&pool)).then_some(Some(Subset { ids, extra, pool }))
 }
 
-/// `load_with_pool` for bytes that must not carry a pool (`influence`).
-#[allow(clippy::type_complexity)]
-pub(crate) fn load_subset(bytes: &[u8], tag: u8, n: usize) -> Option<Option<(Vec<u64>, Vec<f64>)>> {
-    match load_with_pool(bytes, tag, n)? {
-        None => Some(None),
-        Some(s) if s.pool.is_empty() => Some(Some((s.ids, s.extra))),
-        Some(_) => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,11 +78,9 @@ mod tests {
         let pooled = save_with_pool(1, Some(&[0, 3]), &[2.0], &[1, 4]);
         let s = load_with_pool(&pooled, 1, 5).unwrap().unwrap();
         assert_eq!((s.ids, s.pool), (vec![0, 3], vec![1, 4]));
-        // Another tag, an id ≥ n, a pool where none may be, truncated bytes: refused.
+        // Another tag, an id ≥ n, truncated bytes: refused.
         assert!(load_with_pool(&pooled, 2, 5).is_none());
         assert!(load_with_pool(&pooled, 1, 4).is_none());
-        assert!(load_subset(&pooled, 1, 5).is_none());
-        assert!(load_subset(&plain, 1, 5).is_some());
         assert!(load_with_pool(&pooled[..pooled.len() - 1], 1, 5).is_none());
     }
 }

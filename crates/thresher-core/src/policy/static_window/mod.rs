@@ -6,15 +6,13 @@
 //! epoch from the other seen samples, rescaled.
 
 mod bracket;
-mod draw;
 mod score;
 mod wide;
 mod window;
 
-use draw::{disjoint, draw_share, DrawScratch};
 pub use score::{El2nScore, ForgettingScore, GradNormScore, StaticScore};
 pub use window::static_window;
-use window::{split_window_into, Spare, Split, Unseen};
+use window::{split_window_into, Spare, Unseen};
 
 use std::marker::PhantomData;
 use std::path::PathBuf;
@@ -22,6 +20,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::greedy_share::share_weight;
+use super::share_draw::{disjoint, draw_share, DrawScratch, Split};
 use super::{check_prune, mean_std_finite, PlanContext, Policy, Selection};
 use crate::error::{Error, Result};
 use crate::scores::{ScoreBook, ScoreFields};

@@ -17,6 +17,7 @@
 use super::bracket::{key, keys_at_ranks};
 use super::wide::{self, in_fixed};
 use crate::policy::epsilon_greedy::greedy_count;
+use crate::policy::share_draw::Split;
 use crate::policy::{budget, extend_where, seen_budget, split_where};
 
 /// The static window over per-sample scores: `scores[id]`, NaN for a sample without a score
@@ -38,19 +39,6 @@ pub(crate) enum Unseen {
     /// In the random share's pool (the noise guard): the window holds G = ⌈(1 − ε)·K⌉ of the
     /// seen ranks (at most every seen sample) and K − G are drawn from everything outside it.
     Pooled,
-}
-
-/// A static policy's subset with a random share: the part kept every epoch and the pool the
-/// rest of the budget is drawn from, afresh each epoch.
-#[derive(Debug, Default, PartialEq)]
-pub(crate) struct Split {
-    /// The window of G ranks, and with `Unseen::Kept` the never-seen ids, ascending.
-    pub fixed: Vec<u64>,
-    /// The ids outside the window (seen ones, and with `Unseen::Pooled` never-seen ones too),
-    /// ascending (empty when `fill` is 0).
-    pub pool: Vec<u64>,
-    /// K_seen − G, the ids drawn from `pool` each epoch.
-    pub fill: usize,
 }
 
 /// The memory a split's lists are written into. A static policy prepares it when it is built

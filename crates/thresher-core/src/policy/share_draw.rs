@@ -1,22 +1,36 @@
-//! A static policy's per-epoch draw: the fixed part of its subset plus `fill` ids drawn afresh
-//! from the pool (the random share), marked per id and listed in id order.
+//! The per-epoch draw of a policy whose subset is fixed once (the static policies,
+//! `influence`) and that has a random share: the fixed part plus `fill` ids drawn afresh from
+//! the pool, marked per id and listed in id order.
 
-use super::window::Split;
 use crate::policy::{extend_by_class, fits_u32, ListedId, PlanContext, Selection};
 use crate::rng::{Rng, Stream};
 
-/// Per-id marks of a static policy's epoch: not kept, fixed, drawn at weight 1 (it looks
+/// A fixed subset with a random share: the part kept every epoch and the pool the rest of the
+/// budget is drawn from, afresh each epoch.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Split {
+    /// The part kept every epoch (a static policy's window of G ranks, and with `Unseen::Kept`
+    /// the never-seen ids; `influence`'s complement of its removal set), ascending.
+    pub fixed: Vec<u64>,
+    /// The ids the share is drawn from (a static policy's ids outside the window; `influence`'s
+    /// removal set), ascending (empty when `fill` is 0).
+    pub pool: Vec<u64>,
+    /// The ids drawn from `pool` each epoch (K_seen − G).
+    pub fill: usize,
+}
+
+/// Per-id marks of an epoch: not kept, fixed, drawn at weight 1 (it looks
 /// unlearnable), drawn at the share's weight.
-pub(super) const NOT_KEPT: u8 = 0;
-pub(super) const FIXED: u8 = 1;
-pub(super) const DRAWN: u8 = 2;
-pub(super) const HEAVY: u8 = 3;
+pub(crate) const NOT_KEPT: u8 = 0;
+pub(crate) const FIXED: u8 = 1;
+pub(crate) const DRAWN: u8 = 2;
+pub(crate) const HEAVY: u8 = 3;
 
 /// Scratch of the per-epoch draw, reused across epochs: the fixed part's marks (made once per
 /// subset), this epoch's marks and the pool being drawn from (u32 when every id fits one:
 /// half the bytes to copy and to swap at random positions).
 #[derive(Default)]
-pub(super) struct DrawScratch {
+pub(crate) struct DrawScratch {
     /// `FIXED` for the fixed ids, `NOT_KEPT` elsewhere; empty until the first draw.
     fixed_marks: Vec<u8>,
     marks: Vec<u8>,
@@ -28,7 +42,7 @@ impl DrawScratch {
     /// Room for the draws over `n` ids, written once (huge pages where large), so that the
     /// first draw, at the epoch that fixes the subset, does not fault its pages in one by one.
     /// Empty (allocated at the first draw) without a random share.
-    pub(super) fn touched(n: usize, share: bool) -> DrawScratch {
+    pub(crate) fn touched(n: usize, share: bool) -> DrawScratch {
         if !share {
             return DrawScratch::default();
         }
@@ -52,7 +66,7 @@ impl DrawScratch {
 /// order, so every epoch draws afresh and the draw depends on the pool alone (and not on the
 /// width of the listed ids). Fixed ids weigh 1, drawn ids `weight` unless `flagged` marks them
 /// (`Some((streaks, window))`: a streak of at least `window`; then 1).
-pub(super) fn draw_share(
+pub(crate) fn draw_share(
     split: &Split,
     weight: f32,
     ctx: &PlanContext<'_>,
@@ -99,7 +113,7 @@ pub(super) fn draw_share(
 
 /// Copies `pool` into `listed`, draws `fill` of it to the front and marks them `HEAVY` in
 /// `marks`.
-pub(super) fn mark_drawn<T: ListedId>(
+pub(crate) fn mark_drawn<T: ListedId>(
     pool: &[u64],
     fill: usize,
     listed: &mut Vec<T>,
@@ -117,7 +131,7 @@ pub(super) fn mark_drawn<T: ListedId>(
 /// Turns the `HEAVY` marks of ids whose streak is at least `window` into `DRAWN` (weight 1), in
 /// one pass over the ids: the drawn ids are in random order, and looking up each one's streak
 /// at random cost more than the pass (which is vector code: a byte compare and subtract).
-pub(super) fn unmark_flagged(marks: &mut [u8], streak: &[u8], window: u8) {
+pub(crate) fn unmark_flagged(marks: &mut [u8], streak: &[u8], window: u8) {
     const _: () = assert!(HEAVY - 1 == DRAWN);
     for (m, &s) in marks.iter_mut().zip(streak) {
         *m -= u8::from((*m == HEAVY) & (s >= window));
@@ -125,7 +139,7 @@ pub(super) fn unmark_flagged(marks: &mut [u8], streak: &[u8], window: u8) {
 }
 
 /// Whether two ascending id lists share no id.
-pub(super) fn disjoint(a: &[u64], b: &[u64]) -> bool {
+pub(crate) fn disjoint(a: &[u64], b: &[u64]) -> bool {
     let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {
         match a[i].cmp(&b[j]) {
