@@ -217,12 +217,22 @@ fn forgetting_ranks_never_correct_samples_lowest_not_highest() {
 
 #[test]
 fn influence_removes_unlearnable_samples_first() {
+    // Without a random share the 50 kept are all outside the 20 flagged.
     let (kept, _) = kept_after(
-        r#"{"kind": "influence", "score_epochs": 2, "prune": 0.5}"#,
+        r#"{"kind": "influence", "score_epochs": 2, "prune": 0.5, "explore": 0}"#,
         2,
     );
     assert_eq!(kept.len(), 50);
     assert!(kept.iter().all(|&i| i >= 20), "{kept:?}");
+    // The guarded default: the fixed 25 are outside them (the share of 25, drawn from the
+    // removal set, may bring some back), every weight 1 (the share is not rescaled).
+    let (kept, _) = weighed_after(
+        r#"{"kind": "influence", "score_epochs": 2, "prune": 0.5}"#,
+        2,
+    );
+    assert_eq!(kept.len(), 50);
+    assert!(kept.iter().all(|k| k.1 == 1.0), "{kept:?}");
+    assert!(kept.iter().filter(|k| k.0 >= 20).count() >= 25, "{kept:?}");
 }
 
 #[test]
