@@ -19,6 +19,33 @@ pub(crate) struct Split {
     pub fill: usize,
 }
 
+impl Split {
+    /// A split read back from a checkpoint: the fixed ids alone (no share: `fill` None, no
+    /// pool), or with a pool of at least `fill` ids (a whole number ≥ 1) none of which is
+    /// fixed. None for any other combination, so damaged state is refused.
+    pub(crate) fn restored(fixed: Vec<u64>, pool: Vec<u64>, fill: Option<f64>) -> Option<Split> {
+        match fill {
+            None if pool.is_empty() => Some(Split {
+                fixed,
+                ..Split::default()
+            }),
+            Some(fill)
+                if fill >= 1.0
+                    && fill <= pool.len() as f64
+                    && fill.fract() == 0.0
+                    && disjoint(&fixed, &pool) =>
+            {
+                Some(Split {
+                    fixed,
+                    pool,
+                    fill: fill as usize,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Per-id marks of an epoch: not kept, fixed, drawn at weight 1 (it looks
 /// unlearnable), drawn at the share's weight.
 pub(crate) const NOT_KEPT: u8 = 0;
@@ -139,7 +166,7 @@ pub(crate) fn unmark_flagged(marks: &mut [u8], streak: &[u8], window: u8) {
 }
 
 /// Whether two ascending id lists share no id.
-pub(crate) fn disjoint(a: &[u64], b: &[u64]) -> bool {
+fn disjoint(a: &[u64], b: &[u64]) -> bool {
     let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {
         match a[i].cmp(&b[j]) {
@@ -154,6 +181,33 @@ pub(crate) fn disjoint(a: &[u64], b: &[u64]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restored_split_is_checked() {
+        let ok = Split::restored(vec![0, 4], vec![1, 2, 3], Some(2.0)).unwrap();
+        assert_eq!((ok.fixed, ok.pool, ok.fill), (vec![0, 4], vec![1, 2, 3], 2));
+        assert_eq!(
+            Split::restored(vec![0, 4], vec![], None),
+            Some(Split {
+                fixed: vec![0, 4],
+                ..Split::default()
+            })
+        );
+        for (pool, fill) in [
+            (vec![1, 2, 4], Some(2.0)), // 4 is fixed too
+            (vec![1, 2], Some(3.0)),    // more drawn than pooled
+            (vec![1, 2], Some(0.0)),
+            (vec![1, 2], Some(1.5)),
+            (vec![1, 2], Some(f64::NAN)),
+            (vec![1, 2], None), // a pool without a share
+            (vec![], Some(1.0)),
+        ] {
+            assert!(
+                Split::restored(vec![0, 4], pool.clone(), fill).is_none(),
+                "{pool:?} {fill:?}"
+            );
+        }
+    }
 
     #[test]
     fn the_draw_marks_the_same_ids_whatever_the_width() {

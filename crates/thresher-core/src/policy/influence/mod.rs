@@ -33,7 +33,7 @@ use self::kernels::{dot, influence_vectors};
 use self::removal::{choose_removal, Target};
 use super::epsilon_greedy::{check_explore, greedy_count};
 use super::greedy_share::share_weight;
-use super::share_draw::{disjoint, draw_share, DrawScratch, Split};
+use super::share_draw::{draw_share, DrawScratch, Split};
 use super::{
     budget, check_prune, flagged_streaks, looks_unlearnable, mean_std, PlanContext, Policy,
     Selection,
@@ -384,27 +384,16 @@ impl Policy for Influence {
             self.draw = DrawScratch::default();
             return true;
         };
-        let split = match (subset.extra.as_slice(), subset.pool.is_empty()) {
-            ([_, _, _, _], true) => Split {
-                fixed: subset.ids,
-                ..Split::default()
-            },
-            // A pool of at least `fill` ids, none of them in the fixed part.
-            (&[_, _, _, _, fill], false)
-                if fill >= 1.0
-                    && fill <= subset.pool.len() as f64
-                    && fill.fract() == 0.0
-                    && disjoint(&subset.ids, &subset.pool) =>
-            {
-                Split {
-                    fixed: subset.ids,
-                    pool: subset.pool,
-                    fill: fill as usize,
-                }
-            }
+        // Four figures, and the share's size when there is a pool.
+        let fill = match subset.extra.as_slice() {
+            [_, _, _, _] => None,
+            &[_, _, _, _, fill] => Some(fill),
             _ => return false,
         };
-        let extra = &subset.extra;
+        let extra = subset.extra;
+        let Some(split) = Split::restored(subset.ids, subset.pool, fill) else {
+            return false;
+        };
         let some = |x: f64| (!x.is_nan()).then_some(x);
         self.achieved = some(extra[0]);
         self.damping = some(extra[1]);

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::greedy_share::share_weight;
-use super::share_draw::{disjoint, draw_share, DrawScratch, Split};
+use super::share_draw::{draw_share, DrawScratch, Split};
 use super::{check_prune, mean_std_finite, PlanContext, Policy, Selection};
 use crate::error::{Error, Result};
 use crate::scores::{ScoreBook, ScoreFields};
@@ -295,25 +295,13 @@ impl<S: StaticScore> Policy for StaticWindow<S> {
             self.draw = DrawScratch::default();
             return true;
         };
-        let split = match (subset.extra.as_slice(), subset.pool.is_empty()) {
-            ([], true) => Split {
-                fixed: subset.ids,
-                ..Split::default()
-            },
-            // A pool of at least `fill` ids, none of them in the fixed part.
-            (&[fill], false)
-                if fill >= 1.0
-                    && fill <= subset.pool.len() as f64
-                    && fill.fract() == 0.0
-                    && disjoint(&subset.ids, &subset.pool) =>
-            {
-                Split {
-                    fixed: subset.ids,
-                    pool: subset.pool,
-                    fill: fill as usize,
-                }
-            }
+        let fill = match subset.extra.as_slice() {
+            [] => None,
+            &[fill] => Some(fill),
             _ => return false,
+        };
+        let Some(split) = Split::restored(subset.ids, subset.pool, fill) else {
+            return false;
         };
         self.kept = Some(split);
         self.spare = Spare::default();
