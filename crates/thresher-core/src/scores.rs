@@ -15,7 +15,7 @@
 mod embedding;
 mod encode;
 mod moments;
-mod record;
+pub(crate) mod record;
 mod validate;
 
 pub(crate) use validate::FeedbackCheck;
@@ -207,9 +207,11 @@ impl ScoreBook {
     }
 
     /// Every id's record (the fields besides the counters, losses and streaks) in id order,
-    /// and where each field lies in one: for passes that read several of them per id.
-    pub(crate) fn record_rows(&self) -> (std::slice::ChunksExact<'_, u32>, record::Slots) {
-        (self.records.rows(), self.records.slots)
+    /// as one slice of words, the words per record (1, 2, 4 or 8), and where each field lies
+    /// in one: for passes that read several of them per id.
+    pub(crate) fn record_words(&self) -> (&[u32], usize, record::Slots) {
+        let (words, per) = self.records.flat_rows();
+        (words, per, self.records.slots)
     }
 
     /// Feedback calls that named each id.

@@ -9,6 +9,7 @@
 mod budget;
 mod config;
 mod epsilon_greedy;
+mod finite_stats;
 mod full;
 mod greedy_share;
 mod guard;
@@ -39,6 +40,7 @@ pub use ucb::{Spread, Ucb, UcbConfig};
 
 pub use config::PolicyConfig;
 pub(crate) use config::{check_momentum, check_period, check_prune, default_momentum};
+pub(crate) use finite_stats::{mean_std_finite, stats_and_guard};
 pub(crate) use guard::{default_guard_window, default_noise_guard, flagged_streaks, unjudged_into};
 pub use guard::{judged_mask, looks_unlearnable, partition_judged, unlearnable_fraction};
 pub(crate) use marked::{extend_marked, extend_true};
@@ -134,40 +136,6 @@ pub fn mean_std(values: impl Iterator<Item = f32>) -> (f64, f64) {
     mean_std_of(n, sum, sq)
 }
 
-/// `mean_std` of the finite values of `values` (NaN and ±∞ left out), summed in 8 interleaved
-/// lanes that are added together at the end: a pass over N values runs at memory speed instead
-/// of one f64 addition's latency per value. The sums are in a different order from
-/// `mean_std`'s, so the figures can differ in their last bits: for figures that are only
-/// reported (a static policy's score mean and spread), not for ones a selection compares with.
-pub(crate) fn mean_std_finite(values: &[f32]) -> (f64, f64) {
-    const LANES: usize = 8;
-    let (mut n, mut sum, mut sq) = ([0u64; LANES], [0f64; LANES], [0f64; LANES]);
-    let chunks = values.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for chunk in chunks {
-        for l in 0..LANES {
-            let v = chunk[l];
-            let finite = v.is_finite();
-            let x = if finite { v as f64 } else { 0.0 };
-            n[l] += u64::from(finite);
-            sum[l] += x;
-            sq[l] += x * x;
-        }
-    }
-    for (l, &v) in tail.iter().enumerate() {
-        if v.is_finite() {
-            n[l] += 1;
-            sum[l] += v as f64;
-            sq[l] += (v as f64) * (v as f64);
-        }
-    }
-    mean_std_of(
-        n.iter().sum::<u64>() as usize,
-        sum.iter().sum(),
-        sq.iter().sum(),
-    )
-}
-
 /// `mean_std` from its running sums: `n` values, their sum and their sum of squares.
 pub(crate) fn mean_std_of(n: usize, sum: f64, sq: f64) -> (f64, f64) {
     if n == 0 {
@@ -175,30 +143,4 @@ pub(crate) fn mean_std_of(n: usize, sum: f64, sq: f64) -> (f64, f64) {
     }
     let mean = sum / n as f64;
     (mean, (sq / n as f64 - mean * mean).max(0.0).sqrt())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_lane_sums_agree_with_mean_std() {
-        let mut values: Vec<f32> = (0..1003)
-            .map(|i| ((i * 37) % 101) as f32 * 0.25 - 3.0)
-            .collect();
-        values[5] = f32::NAN;
-        values[17] = f32::INFINITY;
-        values[1001] = f32::NEG_INFINITY;
-        for len in [0, 1, 7, 8, 9, 18, 1003] {
-            let v = &values[..len];
-            let (m, s) = super::mean_std(v.iter().copied().filter(|x| x.is_finite()));
-            let (lm, ls) = super::mean_std_finite(v);
-            if len == 0 {
-                assert!(m.is_nan() && lm.is_nan() && s.is_nan() && ls.is_nan());
-            } else {
-                assert!(
-                    (m - lm).abs() < 1e-9 && (s - ls).abs() < 1e-9,
-                    "{len}: {m} {lm} {s} {ls}"
-                );
-            }
-        }
-    }
 }

@@ -39,6 +39,16 @@ impl Slot {
     pub(crate) fn get<T: Cell>(self, rec: &[u32]) -> T {
         T::read(rec[self.word], self.byte)
     }
+    /// The word of the record the field is in.
+    #[inline(always)]
+    pub(crate) fn word(self) -> usize {
+        self.word
+    }
+    /// The field's value in its word (`word`, as `rec[self.word()]`).
+    #[inline(always)]
+    pub(crate) fn of<T: Cell>(self, word: u32) -> T {
+        T::read(word, self.byte)
+    }
     /// Writes the field's value into `rec`.
     #[inline(always)]
     pub(crate) fn put<T: Cell>(self, rec: &mut [u32], v: T) {
@@ -206,16 +216,15 @@ impl Records {
         }
     }
 
-    /// Every id's record in id order, one slice of the record's words per id: a sequential
-    /// walk for a pass that reads several fields of every id (a `Column` per field would walk
-    /// the records once per field, with a stride). Empty when the book has no records.
-    pub(crate) fn rows(&self) -> std::slice::ChunksExact<'_, u32> {
-        let words = if self.blocks.is_empty() {
-            &[][..]
-        } else {
-            &self.words()[..self.n << self.shift]
-        };
-        words.chunks_exact(1 << self.shift)
+    /// Every id's record in id order as one slice of words, and the words per record (1, 2, 4
+    /// or 8): a sequential walk for a pass that reads several fields of every id (a `Column`
+    /// per field would walk the records once per field, with a stride), which can take the
+    /// records as fixed-size arrays (`as_chunks`). Empty when the book has no records.
+    pub(crate) fn flat_rows(&self) -> (&[u32], usize) {
+        if self.blocks.is_empty() {
+            return (&[], 1);
+        }
+        (&self.words()[..self.n << self.shift], 1 << self.shift)
     }
 
     /// Hints that `id`'s record will be written soon.

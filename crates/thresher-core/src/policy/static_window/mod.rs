@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use super::greedy_share::share_weight;
 use super::share_draw::{draw_share, DrawScratch, Split};
-use super::{check_prune, mean_std_finite, PlanContext, Policy, Selection};
+use super::{check_prune, mean_std_finite, stats_and_guard, PlanContext, Policy, Selection};
 use crate::error::{Error, Result};
 use crate::scores::{ScoreBook, ScoreFields};
 
@@ -189,8 +189,8 @@ impl<S: StaticScore> StaticWindow<S> {
         }
     }
 
-    /// Writes each sample's score into `out` (length N, pre-filled with NaN), leaving NaN for
-    /// the samples this score counts as never seen.
+    /// Writes each sample's score into `out` (length N), NaN for the samples this score counts
+    /// as never seen.
     pub fn scores(book: &ScoreBook, out: &mut [f32]) {
         S::scores(book, out)
     }
@@ -212,12 +212,21 @@ impl<S: StaticScore> Policy for StaticWindow<S> {
 
     fn select(&mut self, ctx: &PlanContext<'_>, out: &mut Selection) {
         let n = ctx.scores.len();
-        self.scratch.clear();
+        // `S::scores` writes every element: no fill first.
         self.scratch.resize(n, f32::NAN);
         S::scores(ctx.scores, &mut self.scratch);
-        // Infinite scores (forgetting's never-correct samples) are ranked, but left out of the
-        // reported mean/std, which they would make meaningless.
-        (out.score_mean, out.score_std) = mean_std_finite(&self.scratch);
+        // The noise guard, at the epoch that fixes the subset: a seen sample that looks
+        // unlearnable ranks below every other seen sample (−∞ ranks first in the ascending
+        // order, the easy end). Done in the same pass as the reported mean/std (one read of
+        // the scores instead of two), which are of the scores before the guard. Infinite
+        // scores (forgetting's never-correct samples) are ranked, but left out of the mean/std,
+        // which they would make meaningless.
+        let fixing = ctx.epoch >= self.score_epochs && self.kept.is_none();
+        let guard = self.guard.filter(|_| fixing);
+        (out.score_mean, out.score_std) = match guard {
+            Some(w) => stats_and_guard(&mut self.scratch, ctx.scores.wrong_streak(), w),
+            None => mean_std_finite(&self.scratch),
+        };
         if ctx.epoch < self.score_epochs {
             if self.budgeted && self.guard.is_some() {
                 // A scoring epoch cut by the budget: the samples without a score first (the
@@ -231,16 +240,6 @@ impl<S: StaticScore> Policy for StaticWindow<S> {
             let len = out.ids.len();
             out.weights.resize(len, 1.0);
             return;
-        }
-        if let (Some(w), None) = (self.guard, &self.kept) {
-            // The noise guard: a seen sample that looks unlearnable ranks below every other
-            // seen sample (−∞ ranks first in the ascending order, the easy end). The streaks
-            // are `looks_unlearnable`'s test, zipped (a book without streaks has none to
-            // flag), so the pass has no call and no bounds check per id.
-            for (s, &streak) in self.scratch.iter_mut().zip(ctx.scores.wrong_streak()) {
-                let flagged = !s.is_nan() & (streak >= w);
-                *s = if flagged { f32::NEG_INFINITY } else { *s };
-            }
         }
         let (scratch, prune, drop) = (&self.scratch, self.prune, self.drop_hardest);
         let explore = self.explore;
@@ -330,9 +329,11 @@ mod tests {
         const STATE_TAG: u8 = 0xff;
         fn scores(book: &ScoreBook, out: &mut [f32]) {
             for (id, s) in out.iter_mut().enumerate() {
-                if book.is_seen(id) {
-                    *s = book.loss_last()[id];
-                }
+                *s = if book.is_seen(id) {
+                    book.loss_last()[id]
+                } else {
+                    f32::NAN
+                };
             }
         }
     }

@@ -10,6 +10,7 @@
 //!   +∞: it was never learnt, so it is the hardest of all (Toneva et al. count it as forgotten
 //!   infinitely often). Seen once a sample has a correctness report.
 
+use crate::scores::record::Slot;
 use crate::scores::{ScoreBook, ScoreFields};
 
 /// What distinguishes one static policy from another: the ScoreBook fields it reads, the tag of
@@ -23,8 +24,9 @@ pub trait StaticScore {
     /// Whether the guarded default rescales the random share (`rescale` unset, noise guard on;
     /// docs/policies.md, *The noise guard*, step 4). True but for forgetting.
     const RESCALE_BY_DEFAULT: bool = true;
-    /// Writes each sample's score into `out` (length N, pre-filled with NaN), leaving NaN where
-    /// the sample has none yet.
+    /// Writes each sample's score into `out` (length N, any contents), NaN where the sample
+    /// has none yet: every element is written, so the caller need not fill `out` first (a
+    /// pass over N saved at every plan).
     fn scores(book: &ScoreBook, out: &mut [f32]);
 }
 
@@ -36,15 +38,10 @@ impl StaticScore for El2nScore {
     const STATE_TAG: u8 = 5;
 
     fn scores(book: &ScoreBook, out: &mut [f32]) {
-        let (rows, slots) = book.record_rows();
-        let (Some(sum), Some(count)) = (slots.el2n_sum, slots.el2n_n) else {
-            return;
-        };
-        for (s, rec) in out.iter_mut().zip(rows) {
-            let n: u32 = count.get(rec);
-            if n > 0 {
-                *s = sum.get::<f32>(rec) / n as f32;
-            }
+        let (words, per, slots) = book.record_words();
+        match (slots.el2n_sum, slots.el2n_n) {
+            (Some(sum), Some(count)) => el2n_wide(out, words, per, sum, count),
+            _ => out.fill(f32::NAN),
         }
     }
 }
@@ -58,12 +55,10 @@ impl StaticScore for GradNormScore {
     const STATE_TAG: u8 = 6;
 
     fn scores(book: &ScoreBook, out: &mut [f32]) {
-        let (rows, slots) = book.record_rows();
-        let Some(g) = slots.grad_norm_ema else {
-            return;
-        };
-        for (s, rec) in out.iter_mut().zip(rows) {
-            *s = g.get(rec);
+        let (words, per, slots) = book.record_words();
+        match slots.grad_norm_ema {
+            Some(g) => grand_wide(out, words, per, g),
+            None => out.fill(f32::NAN),
         }
     }
 }
@@ -82,22 +77,88 @@ impl StaticScore for ForgettingScore {
     const RESCALE_BY_DEFAULT: bool = false;
 
     fn scores(book: &ScoreBook, out: &mut [f32]) {
-        let (rows, slots) = book.record_rows();
-        let (Some(last), Some(ever), Some(forgets)) =
-            (slots.correct_last, slots.ever_correct, slots.forgets)
-        else {
-            return;
-        };
-        for (s, rec) in out.iter_mut().zip(rows) {
-            if last.get::<u8>(rec) != 2 {
-                *s = if ever.get::<u8>(rec) == 0 {
-                    f32::INFINITY
-                } else {
-                    forgets.get(rec)
-                };
+        let (words, per, slots) = book.record_words();
+        match (slots.correct_last, slots.ever_correct, slots.forgets) {
+            (Some(last), Some(ever), Some(forgets)) => {
+                forgetting_wide(out, words, per, [last, ever, forgets])
             }
+            _ => out.fill(f32::NAN),
         }
     }
+}
+
+// The score passes read each id's record: `per` words (1, 2, 4 or 8), the fields at runtime
+// word offsets. Each is written once per record width, so that the records are fixed-size
+// arrays (`as_chunks`) and the loop vectorises, and compiled for the widest vector unit the
+// CPU has (`widest!`). They write every element of `out` (the `StaticScore::scores` contract),
+// with selects rather than branches: which case an id is in varies from id to id.
+
+/// Calls `$f::<P>($args)` for the record width `$per`.
+macro_rules! by_width {
+    ($per:expr, $f:ident($($arg:expr),*)) => {
+        match $per {
+            1 => $f::<1>($($arg),*),
+            2 => $f::<2>($($arg),*),
+            4 => $f::<4>($($arg),*),
+            _ => $f::<8>($($arg),*),
+        }
+    };
+}
+
+crate::util::widest!(fn el2n_wide(out: &mut [f32], words: &[u32], per: usize, sum: Slot, count: Slot) = el2n_rows);
+crate::util::widest!(fn grand_wide(out: &mut [f32], words: &[u32], per: usize, g: Slot) = grand_rows);
+crate::util::widest!(fn forgetting_wide(out: &mut [f32], words: &[u32], per: usize, slots: [Slot; 3]) = forgetting_rows);
+
+#[inline(always)]
+fn el2n_rows(out: &mut [f32], words: &[u32], per: usize, sum: Slot, count: Slot) {
+    #[inline(always)]
+    fn rows<const P: usize>(out: &mut [f32], words: &[u32], sum: Slot, count: Slot) {
+        let (sw, cw) = (sum.word(), count.word());
+        assert!(sw < P && cw < P);
+        for (s, rec) in out.iter_mut().zip(words.as_chunks::<P>().0) {
+            let n: u32 = count.of(rec[cw]);
+            let mean = sum.of::<f32>(rec[sw]) / n as f32;
+            *s = if n > 0 { mean } else { f32::NAN };
+        }
+    }
+    by_width!(per, rows(out, words, sum, count))
+}
+
+#[inline(always)]
+fn grand_rows(out: &mut [f32], words: &[u32], per: usize, g: Slot) {
+    #[inline(always)]
+    fn rows<const P: usize>(out: &mut [f32], words: &[u32], g: Slot) {
+        let gw = g.word();
+        assert!(gw < P);
+        for (s, rec) in out.iter_mut().zip(words.as_chunks::<P>().0) {
+            *s = g.of(rec[gw]);
+        }
+    }
+    by_width!(per, rows(out, words, g))
+}
+
+/// `slots`: correct_last, ever_correct, forgets.
+#[inline(always)]
+fn forgetting_rows(out: &mut [f32], words: &[u32], per: usize, slots: [Slot; 3]) {
+    #[inline(always)]
+    fn rows<const P: usize>(out: &mut [f32], words: &[u32], [last, ever, forgets]: [Slot; 3]) {
+        let (lw, ew, fw) = (last.word(), ever.word(), forgets.word());
+        assert!(lw < P && ew < P && fw < P);
+        for (s, rec) in out.iter_mut().zip(words.as_chunks::<P>().0) {
+            let count: f32 = forgets.of(rec[fw]);
+            let judged = if ever.of::<u8>(rec[ew]) == 0 {
+                f32::INFINITY
+            } else {
+                count
+            };
+            *s = if last.of::<u8>(rec[lw]) == 2 {
+                f32::NAN
+            } else {
+                judged
+            };
+        }
+    }
+    by_width!(per, rows(out, words, slots))
 }
 
 #[cfg(test)]
@@ -135,6 +196,69 @@ mod tests {
         };
         policy.select(&ctx, &mut out);
         out
+    }
+
+    /// The passes compiled for the widest vector unit give the plain loops' results to the bit,
+    /// at every record width the books here have (1 word: grad_norm alone; 2: el2n or
+    /// correctness; 4 and 8: more fields), with never-seen, never-correct and partly fed ids.
+    #[test]
+    fn the_wide_score_passes_give_the_plain_results() {
+        let n = 1000;
+        let mut x = 7u64;
+        let mut next = move || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) as u32
+        };
+        for fields in [
+            ScoreFields::GRAD_NORM,
+            ScoreFields::EL2N,
+            ScoreFields::CORRECT,
+            ScoreFields::GRAD_NORM.union(ScoreFields::CORRECT),
+            ScoreFields::GRAD_NORM
+                .union(ScoreFields::EL2N)
+                .union(ScoreFields::CORRECT),
+        ] {
+            let mut book = ScoreBook::new(n, fields);
+            for epoch in 0..4 {
+                // Each epoch reports on a different part of the ids (some never).
+                let ids: Vec<u64> = (0..n as u64).filter(|_| next() % 4 != 0).collect();
+                let values: Vec<f32> = ids.iter().map(|_| (next() % 1000) as f32 / 7.0).collect();
+                let correct: Vec<u8> = ids.iter().map(|_| (next() % 3 != 0) as u8).collect();
+                let fb = Feedback {
+                    ids: &ids,
+                    loss: &values,
+                    grad_norm: Some(&values),
+                    el2n: Some(&values),
+                    correct: Some(&correct),
+                    ..Default::default()
+                };
+                book.feedback(&fb, epoch).unwrap();
+            }
+            let (words, per, slots) = book.record_words();
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            let (mut wide, mut plain) = (vec![0f32; n], vec![0f32; n]);
+            if let Some(g) = slots.grad_norm_ema {
+                grand_wide(&mut wide, words, per, g);
+                grand_rows(&mut plain, words, per, g);
+                assert_eq!(bits(&wide), bits(&plain), "grand {fields:?}");
+            }
+            if let (Some(sum), Some(count)) = (slots.el2n_sum, slots.el2n_n) {
+                el2n_wide(&mut wide, words, per, sum, count);
+                el2n_rows(&mut plain, words, per, sum, count);
+                assert_eq!(bits(&wide), bits(&plain), "el2n {fields:?}");
+                assert!(plain.iter().any(|s| s.is_nan()) && plain.iter().any(|s| s.is_finite()));
+            }
+            if let (Some(l), Some(e), Some(f)) =
+                (slots.correct_last, slots.ever_correct, slots.forgets)
+            {
+                forgetting_wide(&mut wide, words, per, [l, e, f]);
+                forgetting_rows(&mut plain, words, per, [l, e, f]);
+                assert_eq!(bits(&wide), bits(&plain), "forgetting {fields:?}");
+                assert!(plain.contains(&f32::INFINITY), "a never-correct id");
+            }
+        }
     }
 
     /// Every other signal ranks the samples the other way round, so a policy that read the
@@ -304,7 +428,8 @@ mod tests {
         let mut policy = Forgetting::new(config(0.4, 1, 0.0), n);
         // K = 3: id 4 (never reported), then id 3 (+∞), then id 0 (2 forgets).
         assert_eq!(select(&mut policy, &book, 4).ids, vec![0, 3, 4]);
-        let mut scores = vec![f32::NAN; n];
+        // Every element is written (NaN where never reported), whatever it held.
+        let mut scores = vec![-1.0; n];
         Forgetting::scores(&book, &mut scores);
         assert_eq!(&scores[..4], &[2.0, 0.0, 1.0, f32::INFINITY]);
         assert!(scores[4].is_nan());
