@@ -224,14 +224,22 @@ fn influence_removes_unlearnable_samples_first() {
     );
     assert_eq!(kept.len(), 50);
     assert!(kept.iter().all(|&i| i >= 20), "{kept:?}");
-    // The guarded default: the fixed 25 are outside them (the share of 25, drawn from the
-    // removal set, may bring some back), every weight 1 (the share is not rescaled).
+    // The guarded default (`explore` 0.8): the fixed ⌈0.2·50⌉ = 10 are outside them (the
+    // share of 40, drawn from the removal set, may bring some back), every weight 1 (the
+    // share is not rescaled).
     let (kept, _) = weighed_after(
         r#"{"kind": "influence", "score_epochs": 2, "prune": 0.5}"#,
         2,
     );
     assert_eq!(kept.len(), 50);
     assert!(kept.iter().all(|k| k.1 == 1.0), "{kept:?}");
+    assert!(kept.iter().filter(|k| k.0 >= 20).count() >= 10, "{kept:?}");
+    // With `explore` 0.5 the fixed part is 25.
+    let (kept, _) = weighed_after(
+        r#"{"kind": "influence", "score_epochs": 2, "prune": 0.5, "explore": 0.5}"#,
+        2,
+    );
+    assert_eq!(kept.len(), 50);
     assert!(kept.iter().filter(|k| k.0 >= 20).count() >= 25, "{kept:?}");
 }
 

@@ -118,12 +118,12 @@ impl InfluenceConfig {
         }
     }
 
-    /// The random share in effect: `explore` when given, else 0.5 with the noise guard in
+    /// The random share in effect: `explore` when given, else 0.8 with the noise guard in
     /// cardinality mode and 0 otherwise (the paper's fixed subset; guarantee mode has no share,
     /// its R is sized by ε).
     pub fn explore(&self) -> f64 {
         let guarded = self.noise_guard && self.epsilon.is_none();
-        self.explore.unwrap_or(if guarded { 0.5 } else { 0.0 })
+        self.explore.unwrap_or(if guarded { 0.8 } else { 0.0 })
     }
 
     /// Whether the drawn share is rescaled: `rescale` when given, else false. Rescaled, the
@@ -609,7 +609,7 @@ mod tests {
         let n = 100;
         let flagged = [3u64, 40, 77];
         let book = book_with_streaks(n, 6, 21, &flagged);
-        let json = r#"{"kind": "influence", "prune": 0.7, "rescale": true}"#;
+        let json = r#"{"kind": "influence", "prune": 0.7, "explore": 0.5, "rescale": true}"#;
         let mut policy = policy_fresh(json, n);
         let heavy = 85.0f32 / 15.0;
         let mut fixed: Option<Vec<u64>> = None;
@@ -651,7 +651,7 @@ mod tests {
         let achieved = policy.achieved_norm().unwrap();
         assert!((norm - achieved).abs() <= 1e-9 * (1.0 + norm));
         // Without rescale (the default) every weight is 1; the ids are the same.
-        let mut plain = policy_fresh(r#"{"kind": "influence", "prune": 0.7}"#, n);
+        let mut plain = policy_fresh(r#"{"kind": "influence", "prune": 0.7, "explore": 0.5}"#, n);
         let out = select(&mut plain, &book, 6);
         assert_eq!(out.ids, draws[3]);
         assert!(out.weights.iter().all(|&w| w == 1.0));
@@ -692,7 +692,7 @@ mod tests {
         let c = config(r#"{"kind": "influence"}"#);
         assert_eq!(c.mode(), InfluenceMode::Cardinality { prune: 0.3 });
         assert_eq!((c.score_epochs, c.sketch_dim, c.damping), (3, 512, None));
-        assert_eq!((c.explore(), c.rescale()), (0.5, false));
+        assert_eq!((c.explore(), c.rescale()), (0.8, false));
         let c = config(r#"{"kind": "influence", "noise_guard": false}"#);
         assert_eq!((c.explore(), c.rescale()), (0.0, false));
         let c = config(r#"{"kind": "influence", "epsilon": 0.1}"#);
