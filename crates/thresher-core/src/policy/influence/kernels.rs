@@ -237,10 +237,18 @@ fn solve_lanes_impl(l: &[f64], lt: &[f64], d: usize, y: &mut [f64]) {
     }
 }
 
-/// `dot(v, row)` for every row of `s` (d per row): the scans of the local search, m·d each, and
-/// like `solve_lanes` compiled for AVX2 where the CPU has it, with the same bits.
+/// `dot(v, row)` for every row of `s` (d per row): the scans of the local search, m·d each;
+/// four rows at a time with AVX-512 F where the CPU has it, else like `solve_lanes` compiled
+/// for AVX2 where it has that, with the same bits either way.
 pub(super) fn dots_with(v: &[f64], s: &[f32], d: usize) -> Vec<f64> {
     #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        let mut out = vec![0.0; s.len() / d];
+        // SAFETY: the CPU has AVX-512 F (checked just above); `v` holds d values (`dot` reads
+        // min(v, row) values: the rows are d long).
+        unsafe { x86::dots(&v[..d], s, d, |i| i, &mut out) };
+        return out;
+    }
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above), the one requirement.
         return unsafe { dots_with_avx2(v, s, d) };
@@ -257,6 +265,144 @@ unsafe fn dots_with_avx2(v: &[f64], s: &[f32], d: usize) -> Vec<f64> {
 #[inline(always)]
 fn dots_with_impl(v: &[f64], s: &[f32], d: usize) -> Vec<f64> {
     s.chunks_exact(d).map(|row| dot(v, row)).collect()
+}
+
+/// `out[i] = dot(v, s_{rows[i]})` for the rows `rows` of `s` (d per row): the removal search's
+/// scans of a candidate pool. Where the CPU has AVX-512 F the eight partial sums of `dot` are
+/// the eight lanes of one register (the compiler does not find that by itself: it packs the
+/// f32-to-f64 conversions into shuffles), with the same operations in the same order, so the
+/// same bits (tested).
+pub(super) fn dots_rows(v: &[f64], s: &[f32], d: usize, rows: &[usize], out: &mut [f64]) {
+    let v = &v[..d];
+    let n = rows.len().min(out.len());
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512 F (checked just above); `v` holds d values and every
+        // row index is checked against `s` inside.
+        unsafe { x86::dots(v, s, d, |i| rows[i], &mut out[..n]) };
+        return;
+    }
+    for (o, &j) in out.iter_mut().zip(rows) {
+        *o = dot(v, &s[j * d..(j + 1) * d]);
+    }
+}
+
+/// `dot` of two f32 rows, as `dots_rows` (AVX-512 F where the CPU has it, the same bits).
+pub(super) fn dot_rows(a: &[f32], b: &[f32]) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        let n = a.len().min(b.len());
+        // SAFETY: the CPU has AVX-512 F (checked just above); both slices hold n values.
+        return unsafe { x86::dot(&a[..n], &b[..n]) };
+    }
+    dot(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// A value type whose eight consecutive values load as eight f64 lanes.
+    pub(super) trait Lanes: Copy + Into<f64> {
+        /// # Safety
+        /// AVX-512 F; `p` points at 8 readable values.
+        unsafe fn load8(p: *const Self) -> __m512d;
+    }
+
+    impl Lanes for f64 {
+        #[inline(always)]
+        unsafe fn load8(p: *const f64) -> __m512d {
+            // SAFETY: by the caller.
+            unsafe { _mm512_loadu_pd(p) }
+        }
+    }
+
+    impl Lanes for f32 {
+        #[inline(always)]
+        unsafe fn load8(p: *const f32) -> __m512d {
+            // SAFETY: by the caller.
+            unsafe { _mm512_cvtps_pd(_mm256_loadu_ps(p)) }
+        }
+    }
+
+    /// `out[i] = super::dot(v, s_{row(i)})`, four rows at a time (four independent chains of
+    /// additions, and each chunk of `v` loaded once for the four).
+    ///
+    /// # Safety
+    /// AVX-512 F; `v` holds d values.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn dots(
+        v: &[f64],
+        s: &[f32],
+        d: usize,
+        row: impl Fn(usize) -> usize,
+        out: &mut [f64],
+    ) {
+        let whole = d / 8 * 8;
+        let rows_of = |i: usize| &s[row(i) * d..(row(i) + 1) * d];
+        let mut i = 0;
+        while i + 4 <= out.len() {
+            let r = [rows_of(i), rows_of(i + 1), rows_of(i + 2), rows_of(i + 3)];
+            let mut acc = [_mm512_setzero_pd(); 4];
+            for k in (0..whole).step_by(8) {
+                // SAFETY: k + 8 ≤ whole ≤ d = the length of `v` and of each row; AVX-512 F.
+                unsafe {
+                    let x = f64::load8(v.as_ptr().add(k));
+                    for (a, row) in acc.iter_mut().zip(&r) {
+                        let y = f32::load8(row.as_ptr().add(k));
+                        *a = _mm512_add_pd(*a, _mm512_mul_pd(x, y));
+                    }
+                }
+            }
+            for (t, (a, row)) in acc.into_iter().zip(&r).enumerate() {
+                // SAFETY: AVX-512 F; `row` holds d values.
+                out[i + t] = unsafe { finish(a, &v[whole..], &row[whole..]) };
+            }
+            i += 4;
+        }
+        for (o, t) in out[i..].iter_mut().zip(i..) {
+            // SAFETY: AVX-512 F; both hold d values.
+            *o = unsafe { dot(v, rows_of(t)) };
+        }
+    }
+
+    /// `super::dot`'s reduction of the eight partial sums in `acc`, plus the tail.
+    ///
+    /// # Safety
+    /// AVX-512 F.
+    #[inline(always)]
+    unsafe fn finish<A: Lanes, B: Lanes>(acc: __m512d, a: &[A], b: &[B]) -> f64 {
+        let mut l = [0.0f64; 8];
+        // SAFETY: stores 8 f64 into an 8-f64 array.
+        unsafe { _mm512_storeu_pd(l.as_mut_ptr(), acc) };
+        let mut tail = 0.0;
+        for (&x, &y) in a.iter().zip(b) {
+            tail += x.into() * y.into();
+        }
+        ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7])) + tail
+    }
+
+    /// `super::dot` with its eight partial sums in one register: lane t adds a_k·b_k for
+    /// k ≡ t (mod 8) in order, then the same reduction and tail.
+    ///
+    /// # Safety
+    /// AVX-512 F; `a` and `b` have the same length.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn dot<A: Lanes, B: Lanes>(a: &[A], b: &[B]) -> f64 {
+        let n = a.len();
+        let whole = n / 8 * 8;
+        let mut acc = _mm512_setzero_pd();
+        for k in (0..whole).step_by(8) {
+            // SAFETY: k + 8 ≤ whole ≤ n = the length of both slices; AVX-512 F.
+            unsafe {
+                let x = A::load8(a.as_ptr().add(k));
+                let y = B::load8(b.as_ptr().add(k));
+                acc = _mm512_add_pd(acc, _mm512_mul_pd(x, y));
+            }
+        }
+        // SAFETY: AVX-512 F.
+        unsafe { finish(acc, &a[whole..], &b[whole..]) }
+    }
 }
 
 /// Σ a_k b_k in f64 with eight fixed partial sums: vectorisable, and the same bits on every
@@ -284,6 +430,28 @@ pub(super) fn dot<A: Copy + Into<f64>, B: Copy + Into<f64>>(a: &[A], b: &[B]) ->
 mod tests {
     use super::super::tests::random_vectors;
     use super::*;
+
+    /// The AVX-512 dot products give `dot`'s bits, for f64 · f32 and f32 · f32 rows, at
+    /// lengths with and without a tail.
+    #[test]
+    fn the_wide_dots_give_the_same_bits() {
+        for d in [1, 7, 8, 13, 64, 67] {
+            // 22 rows: whole groups of four and a remainder.
+            let s = random_vectors(d as u64, 22, d);
+            let v: Vec<f64> = (0..d).map(|k| (k as f64 * 0.71).sin() * 3.0).collect();
+            let rows: Vec<usize> = (0..22).rev().collect();
+            let mut out = vec![0.0; 22];
+            dots_rows(&v, &s, d, &rows, &mut out);
+            let all = dots_with(&v, &s, d);
+            for (&o, &j) in out.iter().zip(&rows) {
+                let want = dot(&v, &s[j * d..(j + 1) * d]).to_bits();
+                assert_eq!(o.to_bits(), want, "d {d}");
+                assert_eq!(all[j].to_bits(), want, "d {d}");
+            }
+            let (a, b) = (&s[..d], &s[5 * d..6 * d]);
+            assert_eq!(dot_rows(a, b).to_bits(), dot(a, b).to_bits(), "d {d}");
+        }
+    }
 
     /// The AVX2 and baseline builds of the kernels must agree to the bit, or ranks on different
     /// CPUs would choose different subsets.
