@@ -52,6 +52,7 @@ impl Sums {
 /// out); NaN for none.
 pub(crate) fn mean_std_finite(values: &[f32]) -> (f64, f64) {
     let mut sums = Sums::new();
+    #[allow(unused_mut)] // only the x86 pass sets it
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
@@ -74,6 +75,7 @@ pub(crate) fn stats_and_guard(scores: &mut [f32], streaks: &[u8], window: u8) ->
         return mean_std_finite(scores);
     }
     let mut sums = Sums::new();
+    #[allow(unused_mut)] // only the x86 pass sets it
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {

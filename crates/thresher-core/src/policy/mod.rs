@@ -73,6 +73,10 @@ pub struct Selection {
     pub score_std: f64,
 }
 
+/// Entries a wide pass may store past the last it appends to a `Selection` (a register of 16
+/// f32 weights), which `Selection::reserve` leaves room for.
+const STORE_SLACK: usize = 16;
+
 impl Selection {
     pub fn clear(&mut self) {
         self.ids.clear();
@@ -80,9 +84,13 @@ impl Selection {
         self.score_mean = f64::NAN;
         self.score_std = f64::NAN;
     }
-    /// Room for `n` ids and weights. An empty selection's buffers that are too small are
-    /// replaced by ones advised for huge pages: the plan shuffles them at random positions.
+    /// Room for `n` ids and weights, and `STORE_SLACK` more: the policies' AVX-512 passes
+    /// store whole registers past the last id they append, and reserve that room themselves;
+    /// without it here a buffer of exactly `n` would be reallocated (a fresh, page-faulting
+    /// allocation) at every plan. An empty selection's buffers that are too small are replaced
+    /// by ones advised for huge pages: the plan shuffles them at random positions.
     pub fn reserve(&mut self, n: usize) {
+        let n = n + STORE_SLACK;
         if self.ids.is_empty() && self.ids.capacity() < n {
             self.ids = crate::util::huge::with_capacity(n);
         }

@@ -274,9 +274,9 @@ fn dots_with_impl(v: &[f64], s: &[f32], d: usize) -> Vec<f64> {
 /// same bits (tested).
 pub(super) fn dots_rows(v: &[f64], s: &[f32], d: usize, rows: &[usize], out: &mut [f64]) {
     let v = &v[..d];
-    let n = rows.len().min(out.len());
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
+        let n = rows.len().min(out.len());
         // SAFETY: the CPU has AVX-512 F (checked just above); `v` holds d values and every
         // row index is checked against `s` inside.
         unsafe { x86::dots(v, s, d, |i| rows[i], &mut out[..n]) };
