@@ -4,63 +4,17 @@
 //! sums are scalar, so it runs 16 ids per step with AVX-512 F where the CPU has it (the sums
 //! masked vector additions, the guard a masked store); the scalar loop does the ids past the
 //! last whole step and everything on other CPUs, with the same results to the bit (tested).
-//!
-//! The sums run in 16 interleaved lanes, id `i` in lane `i % 16`, added together in lane order
-//! at the end: one chain of f64 additions would hold the pass to an addition's latency per id.
-//! The figures are only reported, and may differ in their last bits from `mean_std`'s sums in
-//! id order.
+//! The sums are `lane_sums`' 16 interleaved lanes.
 
-use super::mean_std_of;
-
-/// Lanes of the sums (and ids per wide step).
-const LANES: usize = 16;
-
-/// The pass's running sums: the count of finite values, and their sum and sum of squares per
-/// lane.
-struct Sums {
-    n: u64,
-    sum: [f64; LANES],
-    sq: [f64; LANES],
-}
-
-impl Sums {
-    fn new() -> Sums {
-        Sums {
-            n: 0,
-            sum: [0.0; LANES],
-            sq: [0.0; LANES],
-        }
-    }
-
-    /// Adds `v` to lane `l` when it is finite.
-    #[inline(always)]
-    fn add(&mut self, l: usize, v: f32) {
-        if v.is_finite() {
-            let x = v as f64;
-            self.n += 1;
-            self.sum[l] += x;
-            self.sq[l] += x * x;
-        }
-    }
-
-    fn mean_std(&self) -> (f64, f64) {
-        mean_std_of(self.n as usize, self.sum.iter().sum(), self.sq.iter().sum())
-    }
-}
+use super::lane_sums::{LaneSums, LANES};
 
 /// Mean and population standard deviation of the finite values of `values` (NaN and ±∞ left
 /// out); NaN for none.
 pub(crate) fn mean_std_finite(values: &[f32]) -> (f64, f64) {
-    let mut sums = Sums::new();
-    #[allow(unused_mut)] // only the x86 pass sets it
-    let mut done = 0;
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU has AVX-512 F (checked just above).
-        done = unsafe { x86::whole_steps(values, &mut sums) };
-    }
+    // Without a guard nothing is stored through the pointer.
+    let (done, mut sums) = wide_steps(values.as_ptr().cast_mut(), values.len(), None);
     for (i, &v) in values.iter().enumerate().skip(done) {
-        sums.add(i % LANES, v);
+        sums.add(i % LANES, v.is_finite(), v);
     }
     sums.mean_std()
 }
@@ -74,17 +28,10 @@ pub(crate) fn stats_and_guard(scores: &mut [f32], streaks: &[u8], window: u8) ->
     if streaks.len() != scores.len() {
         return mean_std_finite(scores);
     }
-    let mut sums = Sums::new();
-    #[allow(unused_mut)] // only the x86 pass sets it
-    let mut done = 0;
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU has AVX-512 F (checked just above); `streaks` holds one entry per
-        // score.
-        done = unsafe { x86::whole_steps_mut(scores, Some((streaks, window)), &mut sums) };
-    }
+    let guard = Some((streaks, window));
+    let (done, mut sums) = wide_steps(scores.as_mut_ptr(), scores.len(), guard);
     for (i, (s, &streak)) in scores.iter_mut().zip(streaks).enumerate().skip(done) {
-        sums.add(i % LANES, *s);
+        sums.add(i % LANES, s.is_finite(), *s);
         if !s.is_nan() && streak >= window {
             *s = f32::NEG_INFINITY;
         }
@@ -92,73 +39,53 @@ pub(crate) fn stats_and_guard(scores: &mut [f32], streaks: &[u8], window: u8) ->
     sums.mean_std()
 }
 
+/// The whole 16-id steps over the `len` f32s at `ptr` where the CPU has AVX-512 F (none
+/// elsewhere): how many ids they covered, and the sums so far. With `guard` (streaks as long as
+/// the values, and the window) the steps also guard the values in place: `ptr` must then come
+/// from a `&mut`.
+fn wide_steps(ptr: *mut f32, len: usize, guard: Option<(&[u8], u8)>) -> (usize, LaneSums) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512 F (checked just above); `ptr` and `len` are one slice
+        // (the callers'), writable when guarded, and the streaks hold one entry per value.
+        return unsafe { x86::steps(ptr, len, guard) };
+    }
+    let _ = (ptr, len, guard);
+    (0, LaneSums::new())
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{Sums, LANES};
+    use crate::policy::lane_sums::x86::Wide;
+    use crate::policy::lane_sums::{LaneSums, LANES};
 
-    /// The whole 16-id steps over `values` (read only); returns how many ids they covered.
+    /// The whole 16-id steps over the `len` f32s at `ptr`, guarded where `guard` is Some.
     ///
-    /// # Safety
-    /// AVX-512 F.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn whole_steps(values: &[f32], sums: &mut Sums) -> usize {
-        // SAFETY: AVX-512 F by the caller; without a guard nothing is stored through the
-        // pointer.
-        unsafe { steps(values.as_ptr().cast_mut(), values.len(), None, sums) }
-    }
-
-    /// The whole 16-id steps over `scores` with the noise guard (`Some((streaks, window))`,
-    /// `streaks` as long as `scores`); returns how many ids they covered.
-    ///
-    /// # Safety
-    /// AVX-512 F; `streaks` holds `scores.len()` entries.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn whole_steps_mut(
-        scores: &mut [f32],
-        guard: Option<(&[u8], u8)>,
-        sums: &mut Sums,
-    ) -> usize {
-        // SAFETY: AVX-512 F and the streaks' length by the caller.
-        unsafe { steps(scores.as_mut_ptr(), scores.len(), guard, sums) }
-    }
-
     /// # Safety
     /// AVX-512 F; `ptr` points at `len` f32s, writable where `guard` is Some, whose streaks
     /// hold `len` entries.
-    #[inline(always)]
-    unsafe fn steps(
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn steps(
         ptr: *mut f32,
         len: usize,
         guard: Option<(&[u8], u8)>,
-        sums: &mut Sums,
-    ) -> usize {
+    ) -> (usize, LaneSums) {
         let whole = len / LANES * LANES;
         let abs_mask = _mm512_set1_epi32(0x7fff_ffff);
         let inf_bits = _mm512_set1_epi32(0x7f80_0000);
         let minus_inf = _mm512_set1_ps(f32::NEG_INFINITY);
         let window = _mm512_set1_epi32(guard.map_or(0, |(_, w)| i32::from(w)));
-        let mut sum = [_mm512_setzero_pd(); 2];
-        let mut sq = [_mm512_setzero_pd(); 2];
-        let mut n = 0u64;
+        // SAFETY: AVX-512 F (this function's feature).
+        let mut sums = unsafe { Wide::new() };
         for id in (0..whole).step_by(LANES) {
-            // SAFETY: AVX-512 F (the caller's feature); 16 f32s (and 16 streaks) read at `id`
-            // (< whole ≤ len); the store only where `guard` is Some (then writable).
+            // SAFETY: AVX-512 F; 16 f32s (and 16 streaks) read at `id` (< whole ≤ len); the
+            // store only where `guard` is Some (then writable).
             unsafe {
                 let v = _mm512_loadu_ps(ptr.add(id));
                 let abs = _mm512_and_si512(_mm512_castps_si512(v), abs_mask);
-                let finite = _mm512_cmplt_epu32_mask(abs, inf_bits);
-                n += u64::from(finite.count_ones());
-                let low = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
-                let high = _mm512_cvtps_pd(_mm256_castsi256_ps(_mm512_extracti64x4_epi64::<1>(
-                    _mm512_castps_si512(v),
-                )));
-                for (h, x) in [low, high].into_iter().enumerate() {
-                    let m = (finite >> (8 * h)) as u8;
-                    sum[h] = _mm512_mask_add_pd(sum[h], m, sum[h], x);
-                    sq[h] = _mm512_mask_add_pd(sq[h], m, sq[h], _mm512_mul_pd(x, x));
-                }
+                sums.add16(_mm512_cmplt_epu32_mask(abs, inf_bits), v);
                 if let Some((streaks, _)) = guard {
                     let seen = _mm512_cmple_epu32_mask(abs, inf_bits);
                     let st = _mm512_cvtepu8_epi32(_mm_loadu_si128(
@@ -169,15 +96,8 @@ mod x86 {
                 }
             }
         }
-        // SAFETY: each store writes 8 f64 into 8 lanes of the 16-lane arrays.
-        unsafe {
-            for h in 0..2 {
-                _mm512_storeu_pd(sums.sum[8 * h..].as_mut_ptr(), sum[h]);
-                _mm512_storeu_pd(sums.sq[8 * h..].as_mut_ptr(), sq[h]);
-            }
-        }
-        sums.n += n;
-        whole
+        // SAFETY: AVX-512 F.
+        (whole, unsafe { sums.into_lanes() })
     }
 }
 
@@ -204,9 +124,9 @@ mod tests {
     /// The pass one id per step, lane `i % 16`, the guard in a second loop: what the wide steps
     /// must give to the bit.
     fn reference(v: &[f32], streaks: &[u8], window: u8) -> ((f64, f64), Vec<f32>) {
-        let mut sums = Sums::new();
+        let mut sums = LaneSums::new();
         for (i, &x) in v.iter().enumerate() {
-            sums.add(i % LANES, x);
+            sums.add(i % LANES, x.is_finite(), x);
         }
         let guarded = v
             .iter()

@@ -6,22 +6,10 @@
 //! `marked`), the sums masked vector additions. The scalar loop does the ids past the last
 //! whole step and everything on other CPUs, with the same results to the bit (tested).
 //!
-//! The sums run in 16 interleaved lanes, id `i` in lane `i % 16`, added together in lane order
-//! at the end: one chain of f64 additions would hold the pass to an addition's latency per id.
-//! The figures are only reported, and may differ in their last bits from `mean_std`'s sums in
-//! id order.
+//! The sums are `lane_sums`' 16 interleaved lanes, id `i` in lane `i % 16`.
 
-use super::{mean_std_of, Selection};
-
-/// Lanes of the sums (and ids per wide step).
-const LANES: usize = 16;
-
-/// The pass's running sums, one per lane.
-struct Sums {
-    seen: u64,
-    sum: [f64; LANES],
-    sq: [f64; LANES],
-}
+use super::lane_sums::{LaneSums, LANES};
+use super::Selection;
 
 /// Appends the ids `kept` marks to `out.ids`, ascending, and to `out.weights` for each
 /// `weight` where `heavy` marks it, else 1 (`heavy` empty: every weight 1). Returns the mean
@@ -38,23 +26,17 @@ pub(crate) fn extend_kept_and_stats(
     let n = kept.len();
     let heavy = if heavy.is_empty() { heavy } else { &heavy[..n] };
     let (counts, values) = (&counts[..n], &values[..n]);
-    let mut sums = Sums {
-        seen: 0,
-        sum: [0.0; LANES],
-        sq: [0.0; LANES],
-    };
-    let mut done = 0;
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512 F (checked just above); every slice holds n entries.
-        done = unsafe { x86::whole_steps(kept, heavy, weight, counts, values, out, &mut sums) };
+        let (done, mut sums) =
+            unsafe { x86::whole_steps(kept, heavy, weight, counts, values, out) };
+        scalar(kept, heavy, weight, counts, values, done, out, &mut sums);
+        return sums.mean_std();
     }
-    scalar(kept, heavy, weight, counts, values, done, out, &mut sums);
-    mean_std_of(
-        sums.seen as usize,
-        sums.sum.iter().sum(),
-        sums.sq.iter().sum(),
-    )
+    let mut sums = LaneSums::new();
+    scalar(kept, heavy, weight, counts, values, 0, out, &mut sums);
+    sums.mean_std()
 }
 
 /// The pass over ids `from..kept.len()`, one id per step: the whole pass on CPUs without
@@ -71,7 +53,7 @@ fn scalar(
     values: &[f32],
     from: usize,
     out: &mut Selection,
-    sums: &mut Sums,
+    sums: &mut LaneSums,
 ) {
     let n = kept.len();
     let rest = n - from.min(n);
@@ -89,13 +71,7 @@ fn scalar(
         // Indexed by the mask, not branched on: the heavy ids are a random draw.
         spare_w[k].write(by_heavy[usize::from(!heavy.is_empty() && heavy[id])]);
         k += usize::from(kept[id]);
-        let seen = counts[id] > 0;
-        let v = values[id] as f64;
-        let v = if seen { v } else { 0.0 };
-        let lane = id % LANES;
-        sums.seen += u64::from(seen);
-        sums.sum[lane] += v;
-        sums.sq[lane] += v * v;
+        sums.add(id % LANES, counts[id] > 0, values[id]);
     }
     // SAFETY: slots start..start + k of both were initialised above, and their capacities
     // hold start + rest ≥ start + k elements.
@@ -108,15 +84,14 @@ fn scalar(
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::{
-        __m128i, __m512, __m512d, __m512i, __mmask16, _mm256_castsi256_ps, _mm512_add_epi64,
-        _mm512_castps512_ps256, _mm512_castps_si512, _mm512_cvtepu8_epi32, _mm512_cvtps_pd,
-        _mm512_extracti64x4_epi64, _mm512_loadu_ps, _mm512_loadu_si512, _mm512_mask_add_pd,
-        _mm512_mask_blend_ps, _mm512_maskz_compress_ps, _mm512_mul_pd, _mm512_set1_epi64,
-        _mm512_set1_ps, _mm512_set_epi64, _mm512_setzero_pd, _mm512_storeu_pd, _mm512_storeu_ps,
+        __m128i, __m512, __m512i, __mmask16, _mm512_add_epi64, _mm512_cvtepu8_epi32,
+        _mm512_loadu_ps, _mm512_loadu_si512, _mm512_mask_blend_ps, _mm512_maskz_compress_ps,
+        _mm512_set1_epi64, _mm512_set1_ps, _mm512_set_epi64, _mm512_storeu_ps,
         _mm512_test_epi32_mask, _mm_loadu_si128,
     };
 
-    use super::{Sums, LANES};
+    use crate::policy::lane_sums::x86::Wide;
+    use crate::policy::lane_sums::{LaneSums, LANES};
     use crate::policy::marked::x86::append8;
     use crate::policy::Selection;
 
@@ -134,22 +109,8 @@ mod x86 {
         }
     }
 
-    /// Adds `v` to `sum` and `v²` to `sq` in the lanes `m` selects (a multiply and an add, not
-    /// a fused one: the scalar loop's arithmetic).
-    ///
-    /// # Safety
-    /// AVX-512 F.
-    #[inline(always)]
-    unsafe fn add_masked(sum: &mut __m512d, sq: &mut __m512d, m: u8, v: __m512d) {
-        // SAFETY: register arithmetic only; AVX-512 F by the caller.
-        unsafe {
-            *sum = _mm512_mask_add_pd(*sum, m, *sum, v);
-            *sq = _mm512_mask_add_pd(*sq, m, *sq, _mm512_mul_pd(v, v));
-        }
-    }
-
-    /// The whole 16-id steps of `extend_kept_and_stats`; returns how many ids they covered.
-    /// The sums start from `sums` as it is (zero: the wide pass runs first).
+    /// The whole 16-id steps of `extend_kept_and_stats`; returns how many ids they covered
+    /// and the sums so far.
     ///
     /// # Safety
     /// AVX-512 F; `counts` and `values` hold `kept.len()` entries, `heavy` as many or none.
@@ -161,8 +122,7 @@ mod x86 {
         counts: &[u32],
         values: &[f32],
         out: &mut Selection,
-        sums: &mut Sums,
-    ) -> usize {
+    ) -> (usize, LaneSums) {
         let whole = kept.len() / LANES * LANES;
         debug_assert!(counts.len() >= whole && values.len() >= whole);
         debug_assert!(heavy.is_empty() || heavy.len() >= whole);
@@ -172,9 +132,8 @@ mod x86 {
         out.weights.reserve(whole + LANES);
         let iota = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
         let (one, heavy_weight) = (_mm512_set1_ps(1.0), _mm512_set1_ps(weight));
-        let mut sum = [_mm512_setzero_pd(); 2];
-        let mut sq = [_mm512_setzero_pd(); 2];
-        let mut seen_count = 0u64;
+        // SAFETY: AVX-512 F (this function's feature).
+        let mut sums = unsafe { Wide::new() };
         for id in (0..whole).step_by(LANES) {
             // SAFETY: AVX-512 F (this function's feature); 16 entries read from each slice at
             // `id` (< whole ≤ their lengths); the lists have room for every id plus a store.
@@ -199,25 +158,11 @@ mod x86 {
                 }
                 let c = _mm512_loadu_si512(counts.as_ptr().add(id).cast::<__m512i>());
                 let seen = _mm512_test_epi32_mask(c, c);
-                seen_count += u64::from(seen.count_ones());
-                let v = _mm512_loadu_ps(values.as_ptr().add(id));
-                let low = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
-                let high = _mm512_cvtps_pd(_mm256_castsi256_ps(_mm512_extracti64x4_epi64::<1>(
-                    _mm512_castps_si512(v),
-                )));
-                add_masked(&mut sum[0], &mut sq[0], seen as u8, low);
-                add_masked(&mut sum[1], &mut sq[1], (seen >> 8) as u8, high);
+                sums.add16(seen, _mm512_loadu_ps(values.as_ptr().add(id)));
             }
         }
-        // SAFETY: each store writes 8 f64 into 8 lanes of the 16-lane arrays.
-        unsafe {
-            for h in 0..2 {
-                _mm512_storeu_pd(sums.sum[8 * h..].as_mut_ptr(), sum[h]);
-                _mm512_storeu_pd(sums.sq[8 * h..].as_mut_ptr(), sq[h]);
-            }
-        }
-        sums.seen += seen_count;
-        whole
+        // SAFETY: AVX-512 F (this function's feature).
+        (whole, unsafe { sums.into_lanes() })
     }
 }
 
@@ -236,18 +181,9 @@ mod tests {
         values: &[f32],
     ) -> (Selection, (f64, f64)) {
         let mut out = Selection::default();
-        let mut sums = Sums {
-            seen: 0,
-            sum: [0.0; LANES],
-            sq: [0.0; LANES],
-        };
+        let mut sums = LaneSums::new();
         scalar(kept, heavy, weight, counts, values, 0, &mut out, &mut sums);
-        let stats = mean_std_of(
-            sums.seen as usize,
-            sums.sum.iter().sum(),
-            sums.sq.iter().sum(),
-        );
-        (out, stats)
+        (out, sums.mean_std())
     }
 
     #[test]

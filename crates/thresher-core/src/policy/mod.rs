@@ -16,6 +16,7 @@ mod guard;
 mod influence;
 mod infobatch;
 mod kept_stats;
+mod lane_sums;
 mod marked;
 mod period_cache;
 mod random;
