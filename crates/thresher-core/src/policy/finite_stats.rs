@@ -11,8 +11,8 @@ use super::lane_sums::{LaneSums, LANES};
 /// Mean and population standard deviation of the finite values of `values` (NaN and ±∞ left
 /// out); NaN for none.
 pub(crate) fn mean_std_finite(values: &[f32]) -> (f64, f64) {
-    // Without a guard nothing is stored through the pointer.
-    let (done, mut sums) = wide_steps(values.as_ptr().cast_mut(), values.len(), None);
+    // SAFETY: one slice's pointer and length; without a guard nothing is stored through it.
+    let (done, mut sums) = unsafe { wide_steps(values.as_ptr().cast_mut(), values.len(), None) };
     for (i, &v) in values.iter().enumerate().skip(done) {
         sums.add(i % LANES, v.is_finite(), v);
     }
@@ -29,7 +29,8 @@ pub(crate) fn stats_and_guard(scores: &mut [f32], streaks: &[u8], window: u8) ->
         return mean_std_finite(scores);
     }
     let guard = Some((streaks, window));
-    let (done, mut sums) = wide_steps(scores.as_mut_ptr(), scores.len(), guard);
+    // SAFETY: one mutable slice's pointer and length, and a streak per score.
+    let (done, mut sums) = unsafe { wide_steps(scores.as_mut_ptr(), scores.len(), guard) };
     for (i, (s, &streak)) in scores.iter_mut().zip(streaks).enumerate().skip(done) {
         sums.add(i % LANES, s.is_finite(), *s);
         if !s.is_nan() && streak >= window {
@@ -40,14 +41,16 @@ pub(crate) fn stats_and_guard(scores: &mut [f32], streaks: &[u8], window: u8) ->
 }
 
 /// The whole 16-id steps over the `len` f32s at `ptr` where the CPU has AVX-512 F (none
-/// elsewhere): how many ids they covered, and the sums so far. With `guard` (streaks as long as
-/// the values, and the window) the steps also guard the values in place: `ptr` must then come
-/// from a `&mut`.
-fn wide_steps(ptr: *mut f32, len: usize, guard: Option<(&[u8], u8)>) -> (usize, LaneSums) {
+/// elsewhere): how many ids they covered, and the sums so far. With `guard` (streaks and the
+/// window) the steps also guard the values in place.
+///
+/// # Safety
+/// `ptr` points at `len` readable f32s, writable (from a `&mut`) when `guard` is Some, whose
+/// streaks then hold at least `len` entries.
+unsafe fn wide_steps(ptr: *mut f32, len: usize, guard: Option<(&[u8], u8)>) -> (usize, LaneSums) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU has AVX-512 F (checked just above); `ptr` and `len` are one slice
-        // (the callers'), writable when guarded, and the streaks hold one entry per value.
+        // SAFETY: the CPU has AVX-512 F (checked just above); the rest by the caller.
         return unsafe { x86::steps(ptr, len, guard) };
     }
     let _ = (ptr, len, guard);
