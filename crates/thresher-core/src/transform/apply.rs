@@ -305,14 +305,7 @@ impl Transform {
                 // f32 RGB planes: the resampler writes them itself (no u8 image between).
                 let out = match out {
                     Out::F32(dst) if self.layout == Layout::Nchw && c == 3 => {
-                        let t = |ch: usize| self.lut().table(ch);
-                        if resampler.resample_rgb_f32_planar(
-                            &src,
-                            &job,
-                            [t(0), t(1), t(2)],
-                            flip,
-                            dst,
-                        ) {
+                        if resampler.resample_rgb_f32_planar(&src, &job, self.lut(), flip, dst) {
                             return Ok(());
                         }
                         Out::F32(dst)

@@ -9,9 +9,7 @@ use super::rows::vertical_row;
 use super::x86;
 use super::{Job, Passes, Resampler};
 use crate::source::SampleView;
-
-/// The per-channel tables of the f32 output (`lut[c * 256 + v]` of the transform, for RGB).
-pub(crate) type Tables<'a> = [&'a [f32; 256]; 3];
+use crate::transform::lut::Lut;
 
 impl Resampler {
     /// `resample` of a whole output (`rows` and `cols` covering it) of an RGB source followed
@@ -24,16 +22,16 @@ impl Resampler {
         &mut self,
         src: &SampleView<'_>,
         job: &Job,
-        tables: Tables<'_>,
+        lut: &Lut,
         flip: bool,
         dst: &mut [f32],
     ) -> bool {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { self.fused_avx2(src, job, tables, flip, dst) };
+            return unsafe { self.fused_avx2(src, job, lut, flip, dst) };
         }
-        self.fused_any::<false>(src, job, tables, flip, dst)
+        self.fused_any::<false>(src, job, lut, flip, dst)
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -42,11 +40,11 @@ impl Resampler {
         &mut self,
         src: &SampleView<'_>,
         job: &Job,
-        tables: Tables<'_>,
+        lut: &Lut,
         flip: bool,
         dst: &mut [f32],
     ) -> bool {
-        self.fused_any::<true>(src, job, tables, flip, dst)
+        self.fused_any::<true>(src, job, lut, flip, dst)
     }
 
     #[inline(always)]
@@ -54,7 +52,7 @@ impl Resampler {
         &mut self,
         src: &SampleView<'_>,
         job: &Job,
-        tables: Tables<'_>,
+        lut: &Lut,
         flip: bool,
         dst: &mut [f32],
     ) -> bool {
@@ -95,7 +93,7 @@ impl Resampler {
         let plane = oh * ow;
         if p.horizontal_first {
             // The source rows the output needs, through the horizontal pass into three u8
-            // planes (already flipped), then the vertical pass of each plane into its f32 plane.
+            // planes (already flipped), then the vertical pass of each plane.
             let (first, _) = self.vertical.taps(0);
             let (s1, k1) = self.vertical.taps(oh - 1);
             let n = s1 + k1.len() - first;
@@ -118,32 +116,42 @@ impl Resampler {
                     rows,
                 );
             }
-            let planes = [
-                &self.tmp[..n * ow],
-                &self.tmp[n * ow..2 * n * ow],
-                &self.tmp[2 * n * ow..3 * n * ow],
-            ];
-            for (ch, (out, tmp)) in dst.chunks_exact_mut(plane).zip(planes).enumerate() {
+            let tmp = &self.tmp[..C * n * ow];
+            // A large output goes straight to memory: a batch of them cannot stay in cache (128
+            // images of 224² are 77 MB), so the consumer reads it from memory anyway, and
+            // streaming stores save reading each line in before it is overwritten.
+            let stream = SIMD && C * plane * 4 >= STREAM_BYTES;
+            for (ch, (out, tmp)) in dst
+                .chunks_exact_mut(plane)
+                .zip(tmp.chunks_exact(n * ow))
+                .enumerate()
+            {
                 for (y, out) in out.chunks_exact_mut(ow).enumerate() {
                     let (start, k) = self.vertical.taps(y);
-                    vertical_f32::<SIMD>(tmp, ow, start - first, k, tables[ch], out);
+                    vertical_f32::<SIMD>(tmp, ow, start - first, k, lut.table(ch), out, stream);
                 }
+            }
+            #[cfg(target_arch = "x86_64")]
+            if stream {
+                // SAFETY: SSE (every x86-64 CPU). Orders the streaming stores before whatever
+                // hands the batch on.
+                unsafe { std::arch::x86_64::_mm_sfence() };
             }
         } else {
             // The vertical pass over the source columns the output needs (interleaved, as
-            // `resample`), then the horizontal pass of each row into three u8 rows (flipped),
-            // then the tables into the f32 planes.
+            // `resample`), then the horizontal pass of each row into three u8 rows (flipped).
             let (c0, _) = self.horizontal.taps(0);
             let (s1, k1) = self.horizontal.taps(ow - 1);
             let tmp_len = (s1 + k1.len() - c0) * C;
-            grow(&mut self.tmp, oh * tmp_len + C * ow);
-            let (tmp, row) = self.tmp.split_at_mut(oh * tmp_len);
+            grow(&mut self.tmp, oh * tmp_len);
+            let tmp = &mut self.tmp[..oh * tmp_len];
+            grow(&mut self.row, C * ow);
             let from = at(0) + c0 * C;
-            for (r, out) in tmp.chunks_exact_mut(tmp_len).take(oh).enumerate() {
+            for (r, out) in tmp.chunks_exact_mut(tmp_len).enumerate() {
                 let (start, k) = self.vertical.taps(r);
                 vertical_row(&src.pixels[from..], stride, start, k, &mut self.acc, out);
             }
-            let (r0, rest) = row[..C * ow].split_at_mut(ow);
+            let (r0, rest) = self.row[..C * ow].split_at_mut(ow);
             let (r1, r2) = rest.split_at_mut(ow);
             for y in 0..oh {
                 let line = &tmp[y * tmp_len..];
@@ -156,16 +164,21 @@ impl Resampler {
                     [&mut *r0, &mut *r1, &mut *r2],
                 );
                 for (ch, r) in [&*r0, &*r1, &*r2].into_iter().enumerate() {
-                    let out = &mut dst[ch * plane + y * ow..ch * plane + (y + 1) * ow];
-                    for (o, &v) in out.iter_mut().zip(r) {
-                        *o = tables[ch][v as usize];
-                    }
+                    lut.lookup(
+                        ch,
+                        r,
+                        &mut dst[ch * plane + y * ow..ch * plane + (y + 1) * ow],
+                    );
                 }
             }
         }
         true
     }
 }
+
+/// The size of one sample's f32 output from which the fused path writes it with streaming
+/// stores.
+const STREAM_BYTES: usize = 256 << 10;
 
 /// Makes `v` at least `n` long without clearing what it reuses (every byte is written before
 /// it is read).
@@ -243,7 +256,8 @@ fn pair_weights(co: &Coeffs, ow: usize, n: usize, hi: &mut Vec<i16>, lo: &mut Ve
 }
 
 /// One output row of the vertical pass of one u8 plane (rows of `stride` values), through the
-/// channel's table: `out[x] = table[clip8(Σ_t k[t] · plane[(start + t) · stride + x])]`.
+/// channel's table: `out[x] = table[clip8(Σ_t k[t] · plane[(start + t) · stride + x])]`. With
+/// `stream`, the x86 kernel's stores bypass the cache (the caller fences).
 #[inline(always)]
 fn vertical_f32<const SIMD: bool>(
     plane: &[u8],
@@ -252,6 +266,7 @@ fn vertical_f32<const SIMD: bool>(
     k: &[i32],
     table: &[f32; 256],
     out: &mut [f32],
+    stream: bool,
 ) {
     let n = out.len();
     assert!(n <= stride && (start + k.len()) * stride <= plane.len());
@@ -260,7 +275,7 @@ fn vertical_f32<const SIMD: bool>(
     #[cfg(target_arch = "x86_64")]
     if SIMD {
         // SAFETY: AVX2 (SIMD is only true there); the bounds are asserted above.
-        done = unsafe { x86::vertical_f32(plane, stride, start, k, table, out) };
+        done = unsafe { x86::vertical_f32(plane, stride, start, k, table, out, stream) };
     }
     for x in done..n {
         let mut acc = HALF;

@@ -43,6 +43,8 @@ pub(crate) struct Resampler {
     vertical: Coeffs,
     /// The first pass's output.
     tmp: Vec<u8>,
+    /// The fused path's output row in u8 (three channel rows), before the tables.
+    row: Vec<u8>,
     acc: Vec<i32>,
     /// The horizontal weights laid out for the fused path's AVX2 kernel (`pair_weights`).
     pairs: (Vec<i16>, Vec<i16>),

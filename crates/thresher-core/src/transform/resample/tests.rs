@@ -99,8 +99,6 @@ fn fused_f32_planes_equal_resample_then_emit() {
         .collect();
     let v = view(&px, h, w, 3);
     let lut = crate::transform::lut::Lut::normalize(3, &[0.4, 0.41, 0.42], &[0.23]).unwrap();
-    let t = |ch: usize| lut.table(ch);
-    let tables = [t(0), t(1), t(2)];
     let mut rng = crate::rng::Rng::new(3, crate::rng::Stream::Augment, 0, 0);
     let mut r = Resampler::default();
     let mut u8s = Vec::new();
@@ -155,9 +153,9 @@ fn fused_f32_planes_equal_resample_then_emit() {
         for simd in [true, false] {
             let mut got = vec![f32::NAN; 3 * oh * ow];
             let fused = if simd {
-                r.resample_rgb_f32_planar(&v, &job, tables, flip, &mut got)
+                r.resample_rgb_f32_planar(&v, &job, &lut, flip, &mut got)
             } else {
-                r.fused_any::<false>(&v, &job, tables, flip, &mut got)
+                r.fused_any::<false>(&v, &job, &lut, flip, &mut got)
             };
             assert_eq!(fused, p.need_h && p.need_v, "{job:?}");
             if fused {
@@ -175,4 +173,67 @@ fn fused_f32_planes_equal_resample_then_emit() {
         orders[0] > 20 && orders[1] > 20 && fracs > 100,
         "{orders:?} {fracs}"
     );
+}
+
+/// The AVX2 vertical pass of one plane equals Pillow's sum, rounding and clamping, through
+/// the table, for every tap count up to its weight table's limit (odd counts included) and
+/// past it (where it leaves the row to the caller), at widths with and without a tail.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn vertical_f32_kernel_equals_the_scalar_sum() {
+    use super::coeffs::{clip8, HALF, PRECISION_BITS};
+    if !std::arch::is_x86_feature_detected!("avx2") {
+        return;
+    }
+    // Entries that differ in every bit, so a wrong index cannot give the right value.
+    let table: [f32; 256] = std::array::from_fn(|v| f32::from_bits(v as u32 * 0x9E37_79B9));
+    let mut rng = crate::rng::Rng::new(5, crate::rng::Stream::Augment, 0, 0);
+    for taps in 1..=70usize {
+        for width in [0usize, 1, 15, 16, 17, 40, 224] {
+            let stride = width + rng.below(5) as usize;
+            let rows = taps + 3;
+            // Bright planes (255 is common) and weights summing to up to 2^23, so that the
+            // clamp at 255 is reached; every weight within Pillow's 0..=2^22.
+            let plane: Vec<u8> = (0..rows * stride)
+                .map(|_| {
+                    if rng.below(3) == 0 {
+                        255
+                    } else {
+                        rng.below(256) as u8
+                    }
+                })
+                .collect();
+            let budget = (1u64 << (PRECISION_BITS + 1)) / taps as u64;
+            let k: Vec<i32> = (0..taps)
+                .map(|_| rng.below(budget + 1).min(1 << PRECISION_BITS) as i32)
+                .collect();
+            let start = rng.below(4) as usize;
+            let want: Vec<u32> = (0..width)
+                .map(|x| {
+                    let acc = k.iter().enumerate().fold(HALF, |acc, (t, &w)| {
+                        acc + plane[(start + t) * stride + x] as i32 * w
+                    });
+                    table[clip8(acc) as usize].to_bits()
+                })
+                .collect();
+            // Streaming stores (even tap counts) at a 32-byte aligned row, plain stores at a
+            // misaligned one.
+            let stream = taps.is_multiple_of(2);
+            let mut buf = vec![f32::NAN; width + 9];
+            let aligned = (32 - buf.as_ptr() as usize % 32) % 32 / 4;
+            let at = if stream { aligned } else { aligned + 1 };
+            let got = &mut buf[at..at + width];
+            // SAFETY: AVX2 checked above; rows start..start + taps are inside the plane.
+            let done =
+                unsafe { super::x86::vertical_f32(&plane, stride, start, &k, &table, got, stream) };
+            let expect_done = if taps <= 64 { width / 16 * 16 } else { 0 };
+            assert_eq!(done, expect_done, "taps {taps} width {width}");
+            let got: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(got[..done], want[..done], "taps {taps} width {width}");
+            assert!(
+                got[done..].iter().all(|&b| b == f32::NAN.to_bits()),
+                "wrote past what it reports"
+            );
+        }
+    }
 }

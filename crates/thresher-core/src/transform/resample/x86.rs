@@ -169,8 +169,13 @@ pub(super) unsafe fn planes<const N: usize>(
     }
 }
 
-/// `vertical_f32` with AVX2, eight values a vector, the table read by a gather; returns
-/// how many leading values it wrote (the rest, under eight, are the caller's).
+/// `vertical_f32` with AVX2, sixteen values a step, two taps at a time by 16-bit
+/// multiply-adds: the two rows' bytes interleaved and widened make the (row t, row t + 1)
+/// pairs, and each weight is split as k = 2048·hi + lo, as in `planes`, so the sums are
+/// Pillow's; the rounded, clamped sums then index the table by two gathers. Returns how many
+/// leading values it wrote (the rest, under sixteen, are the caller's); none when the taps
+/// are too many for its weight table. With `stream`, and `out` 32-byte aligned, the stores
+/// are non-temporal (the caller fences).
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn vertical_f32(
     plane: &[u8],
@@ -179,22 +184,70 @@ pub(super) unsafe fn vertical_f32(
     k: &[i32],
     table: &[f32; 256],
     out: &mut [f32],
+    stream: bool,
 ) -> usize {
-    let n = out.len() / 8 * 8;
-    let (zero, top) = (_mm256_setzero_si256(), _mm256_set1_epi32(255));
-    for x in (0..n).step_by(8) {
-        let mut acc = _mm256_set1_epi32(HALF);
-        for (t, &w) in k.iter().enumerate() {
-            // SAFETY: x + 8 ≤ stride and row start + t is inside the plane (the caller's
-            // assertion).
-            let v = _mm_loadl_epi64(plane.as_ptr().add((start + t) * stride + x) as *const __m128i);
-            let v = _mm256_cvtepu8_epi32(v);
-            acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(v, _mm256_set1_epi32(w)));
+    const MAX_PAIRS: usize = 32;
+    let pairs = k.len().div_ceil(2);
+    if pairs > MAX_PAIRS {
+        return 0;
+    }
+    // Per tap pair, the 16-bit (hi, lo) parts of taps 2p (low half) and 2p + 1 (high half);
+    // an odd last tap is paired with a zero weight (and a zero row).
+    let (mut wh, mut wl) = ([0i32; MAX_PAIRS], [0i32; MAX_PAIRS]);
+    for p in 0..pairs {
+        let a = k[2 * p];
+        let b = k.get(2 * p + 1).copied().unwrap_or(0);
+        // The weights are in 0..=2^22 (Pillow's triangle filter): both parts fit.
+        debug_assert!((0..=1 << PRECISION_BITS).contains(&a));
+        debug_assert!((0..=1 << PRECISION_BITS).contains(&b));
+        wh[p] = ((b >> 11) << 16) | (a >> 11);
+        wl[p] = ((b & 2047) << 16) | (a & 2047);
+    }
+    let whole = k.len() / 2;
+    let n = out.len() / 16 * 16;
+    let (half, zero, top) = (
+        _mm256_set1_epi32(HALF),
+        _mm256_setzero_si256(),
+        _mm256_set1_epi32(255),
+    );
+    let p = plane.as_ptr();
+    let stream = stream && (out.as_ptr() as usize).is_multiple_of(32);
+    for x in (0..n).step_by(16) {
+        let (mut h0, mut h1, mut l0, mut l1) = (zero, zero, zero, zero);
+        for q in 0..pairs {
+            let row = p.add((start + 2 * q) * stride + x);
+            // SAFETY: x + 16 ≤ n ≤ stride and rows start..start + k.len() are inside the
+            // plane (the caller's assertion); an odd last tap's partner row is not read.
+            let a = _mm_loadu_si128(row as *const __m128i);
+            let b = if q < whole {
+                _mm_loadu_si128(row.add(stride) as *const __m128i)
+            } else {
+                _mm_setzero_si128()
+            };
+            let x0 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(a, b));
+            let x1 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(a, b));
+            let (kh, kl) = (_mm256_set1_epi32(wh[q]), _mm256_set1_epi32(wl[q]));
+            h0 = _mm256_add_epi32(h0, _mm256_madd_epi16(x0, kh));
+            l0 = _mm256_add_epi32(l0, _mm256_madd_epi16(x0, kl));
+            h1 = _mm256_add_epi32(h1, _mm256_madd_epi16(x1, kh));
+            l1 = _mm256_add_epi32(l1, _mm256_madd_epi16(x1, kl));
         }
-        let r = _mm256_srai_epi32::<{ PRECISION_BITS as i32 }>(acc);
-        let idx = _mm256_min_epi32(_mm256_max_epi32(r, zero), top);
-        let f = _mm256_i32gather_ps::<4>(table.as_ptr(), idx);
-        _mm256_storeu_ps(out.as_mut_ptr().add(x), f);
+        // Pillow's clip8 of each sum, then its table entry.
+        let value = |h, l| {
+            let acc = _mm256_add_epi32(_mm256_add_epi32(half, _mm256_slli_epi32::<11>(h)), l);
+            let r = _mm256_srai_epi32::<{ PRECISION_BITS as i32 }>(acc);
+            let idx = _mm256_min_epi32(_mm256_max_epi32(r, zero), top);
+            _mm256_i32gather_ps::<4>(table.as_ptr(), idx)
+        };
+        // SAFETY: x + 16 ≤ out.len().
+        let o = out.as_mut_ptr().add(x);
+        if stream {
+            _mm256_stream_ps(o, value(h0, l0));
+            _mm256_stream_ps(o.add(8), value(h1, l1));
+        } else {
+            _mm256_storeu_ps(o, value(h0, l0));
+            _mm256_storeu_ps(o.add(8), value(h1, l1));
+        }
     }
     n
 }
