@@ -186,7 +186,8 @@ fn vertical_f32_kernel_equals_the_scalar_sum() {
         return;
     }
     // Entries that differ in every bit, so a wrong index cannot give the right value.
-    let table: [f32; 256] = std::array::from_fn(|v| f32::from_bits(v as u32 * 0x9E37_79B9));
+    let table: [f32; 256] =
+        std::array::from_fn(|v| f32::from_bits((v as u32).wrapping_mul(0x9E37_79B9)));
     let mut rng = crate::rng::Rng::new(5, crate::rng::Stream::Augment, 0, 0);
     for taps in 1..=70usize {
         for width in [0usize, 1, 15, 16, 17, 40, 224] {
