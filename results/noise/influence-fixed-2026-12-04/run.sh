@@ -30,3 +30,11 @@ wait
 cell guard_window=1:explore=0.9 e09gw1-pairs71 71 --prune 0.7 --label-noise 0.3 --label-noise-kind pairs &
 cell guard_window=1:explore=0.9 e09gw1-clean61 61 --prune 0.7 --label-noise 0
 wait
+
+# Then, with the default built in (no override), seeds 81-83 in the cells of
+# unseen-2026-12-04/ (random at the same visits from there), beside a `make test`:
+A="--limit 20000 --epochs 8 --threads 1 --seeds 3 --first-seed 81 --policies influence"
+$T compare $A --prune 0.7 --label-noise 0.4 --out $OUT/unseen81-sym40 > /dev/null &
+$T compare $A --prune 0.7 --label-noise 0 --out $OUT/unseen81-clean > /dev/null
+wait
+$T compare $A --prune 0.3 --label-noise 0.2 --label-noise-kind pairs --out $OUT/unseen81-pairs20-p03 > /dev/null
