@@ -246,13 +246,13 @@ impl Influence {
         // G and of the search; the search then chooses the rest of R among the others. With a
         // random share, G is kept every epoch for the rest of the run while R is redrawn, so
         // G is held to a stricter test: a sample misclassified at its last report (not only
-        // at the last w) goes to R, from which the share can still draw it. Under 30 %
-        // class-pair flips that was 0.3-0.4 points more accurate, and level elsewhere
-        // (docs/policies.md, *influence*).
+        // at the last w) goes to R, from which the share can still draw it: a pair-flipped
+        // sample the model half learns is right and wrong by turns, rarely w times wrong in
+        // a row, yet its influence vector is large (measured: docs/policies.md, *influence*).
         let window = self.config.noise_guard.then_some(self.config.guard_window);
         let share = matches!(self.config.mode(), InfluenceMode::Cardinality { .. })
             && self.config.explore() > 0.0;
-        let window = window.map(|w| if share { FIXED_PART_WINDOW.min(w) } else { w });
+        let window = window.map(|w| if share { FIXED_PART_WINDOW } else { w });
         let flagged = |id: usize| window.is_some_and(|w| looks_unlearnable(book, id, w));
         // The removal set is sized for the fixed part G; the random share (K − G, when
         // `explore` > 0) is drawn from it each epoch.

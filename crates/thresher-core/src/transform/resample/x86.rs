@@ -173,9 +173,8 @@ pub(super) unsafe fn planes<const N: usize>(
 /// multiply-adds: the two rows' bytes interleaved and widened make the (row t, row t + 1)
 /// pairs, and each weight is split as k = 2048·hi + lo, as in `planes`, so the sums are
 /// Pillow's; the rounded, clamped sums then index the table by two gathers. Returns how many
-/// leading values it wrote (the rest, under sixteen, are the caller's); none when the taps
-/// are too many for its weight table. With `stream`, and `out` 32-byte aligned, the stores
-/// are non-temporal (the caller fences).
+/// leading values it wrote (the rest, under sixteen, are the caller's). With `stream`, and
+/// `out` 32-byte aligned, the stores are non-temporal (the caller fences).
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn vertical_f32(
     plane: &[u8],
@@ -186,22 +185,29 @@ pub(super) unsafe fn vertical_f32(
     out: &mut [f32],
     stream: bool,
 ) -> usize {
-    const MAX_PAIRS: usize = 32;
-    let pairs = k.len().div_ceil(2);
-    if pairs > MAX_PAIRS {
-        return 0;
-    }
     // Per tap pair, the 16-bit (hi, lo) parts of taps 2p (low half) and 2p + 1 (high half);
     // an odd last tap is paired with a zero weight (and a zero row).
-    let (mut wh, mut wl) = ([0i32; MAX_PAIRS], [0i32; MAX_PAIRS]);
-    for p in 0..pairs {
+    let split = |p: usize| {
         let a = k[2 * p];
         let b = k.get(2 * p + 1).copied().unwrap_or(0);
         // The weights are in 0..=2^22 (Pillow's triangle filter): both parts fit.
         debug_assert!((0..=1 << PRECISION_BITS).contains(&a));
         debug_assert!((0..=1 << PRECISION_BITS).contains(&b));
-        wh[p] = ((b >> 11) << 16) | (a >> 11);
-        wl[p] = ((b & 2047) << 16) | (a & 2047);
+        (
+            ((b >> 11) << 16) | (a >> 11),
+            ((b & 2047) << 16) | (a & 2047),
+        )
+    };
+    // Split once per row into a table when the taps fit it (up to 64: a 32× shrink), else
+    // per step.
+    const MAX_PAIRS: usize = 32;
+    let pairs = k.len().div_ceil(2);
+    let tabled = pairs <= MAX_PAIRS;
+    let (mut wh, mut wl) = ([0i32; MAX_PAIRS], [0i32; MAX_PAIRS]);
+    if tabled {
+        for p in 0..pairs {
+            (wh[p], wl[p]) = split(p);
+        }
     }
     let whole = k.len() / 2;
     let n = out.len() / 16 * 16;
@@ -226,7 +232,8 @@ pub(super) unsafe fn vertical_f32(
             };
             let x0 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(a, b));
             let x1 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(a, b));
-            let (kh, kl) = (_mm256_set1_epi32(wh[q]), _mm256_set1_epi32(wl[q]));
+            let (h, l) = if tabled { (wh[q], wl[q]) } else { split(q) };
+            let (kh, kl) = (_mm256_set1_epi32(h), _mm256_set1_epi32(l));
             h0 = _mm256_add_epi32(h0, _mm256_madd_epi16(x0, kh));
             l0 = _mm256_add_epi32(l0, _mm256_madd_epi16(x0, kl));
             h1 = _mm256_add_epi32(h1, _mm256_madd_epi16(x1, kh));
