@@ -589,16 +589,21 @@ mod tests {
         assert_eq!(a, b);
     }
 
-    /// A book where every id has an embedding and `flagged` were wrong at both of their two
-    /// correctness reports (the others right).
-    fn book_with_streaks(n: usize, d: usize, seed: u64, flagged: &[u64]) -> ScoreBook {
+    /// A book where every id has an embedding and two correctness reports (epochs 0 and 1):
+    /// `wrong(epoch, id)` says which were wrong.
+    fn book_with_reports(
+        n: usize,
+        d: usize,
+        seed: u64,
+        wrong: impl Fn(u64, u64) -> bool,
+    ) -> ScoreBook {
         let fields = ScoreFields::EMBEDDING.union(ScoreFields::STREAK);
         let mut book = ScoreBook::with_options(n, fields, 0.8, 512, 0);
         let ids: Vec<u64> = (0..n as u64).collect();
         let emb = random_vectors(seed, n, d);
         let loss = vec![1.0; n];
-        let correct: Vec<u8> = ids.iter().map(|i| !flagged.contains(i) as u8).collect();
         for epoch in 0..2 {
+            let correct: Vec<u8> = ids.iter().map(|&i| !wrong(epoch, i) as u8).collect();
             let fb = Feedback {
                 ids: &ids,
                 loss: &loss,
@@ -610,6 +615,18 @@ mod tests {
             book.feedback(&fb, epoch).unwrap();
         }
         book
+    }
+
+    /// `flagged` wrong at both reports (they look unlearnable at w = 2), the others right.
+    fn book_with_streaks(n: usize, d: usize, seed: u64, flagged: &[u64]) -> ScoreBook {
+        book_with_reports(n, d, seed, |_, id| flagged.contains(&id))
+    }
+
+    /// `last_wrong` wrong at the second report only (a streak of 1: not unlearnable at w = 2).
+    fn book_with_last_wrong(n: usize, d: usize, seed: u64, last_wrong: &[u64]) -> ScoreBook {
+        book_with_reports(n, d, seed, |epoch, id| {
+            epoch == 1 && last_wrong.contains(&id)
+        })
     }
 
     #[test]
@@ -666,32 +683,6 @@ mod tests {
         let out = select(&mut plain, &book, 6);
         assert_eq!(out.ids, draws[3]);
         assert!(out.weights.iter().all(|&w| w == 1.0));
-    }
-
-    /// A book where every id has an embedding and two correctness reports: all right at the
-    /// first, and `last_wrong` wrong at the second (a streak of 1: not unlearnable at w = 2).
-    fn book_with_last_wrong(n: usize, d: usize, seed: u64, last_wrong: &[u64]) -> ScoreBook {
-        let fields = ScoreFields::EMBEDDING.union(ScoreFields::STREAK);
-        let mut book = ScoreBook::with_options(n, fields, 0.8, 512, 0);
-        let ids: Vec<u64> = (0..n as u64).collect();
-        let emb = random_vectors(seed, n, d);
-        let loss = vec![1.0; n];
-        for epoch in 0..2 {
-            let correct: Vec<u8> = ids
-                .iter()
-                .map(|i| (epoch == 0 || !last_wrong.contains(i)) as u8)
-                .collect();
-            let fb = Feedback {
-                ids: &ids,
-                loss: &loss,
-                correct: Some(&correct),
-                embedding: Some(&emb),
-                embedding_dim: d,
-                ..Default::default()
-            };
-            book.feedback(&fb, epoch).unwrap();
-        }
-        book
     }
 
     #[test]
