@@ -98,9 +98,16 @@ fn real_main() -> Result<()> {
                     r.final_test_loss.exp()
                 ),
             };
+            let flipped = r.flipped.map_or(String::new(), |f| {
+                format!(
+                    " ({} on flipped labels, {:.1}% of the loss weight)",
+                    f.visits,
+                    100.0 * f.weight_share
+                )
+            });
             println!(
-                "{}: {figure}, {:.1}s training ({:.1}s in all), {} sample-visits, realised prune \
-                 {:.1}%; log {}",
+                "{}: {figure}, {:.1}s training ({:.1}s in all), {} sample-visits{flipped}, \
+                 realised prune {:.1}%; log {}",
                 r.label,
                 r.train_s,
                 r.total_s,

@@ -65,6 +65,11 @@ pub struct EpochRecord {
     pub samples_per_s: f64,
     /// Cumulative sample-visits (samples trained on) up to the end of this epoch.
     pub visits: u64,
+    /// With `--label-noise`: this epoch's visits to samples whose label was flipped, and their
+    /// share of the epoch's total loss weight (Σw over flipped visits / Σw over all visits):
+    /// how much of the gradient a policy spends on mislabeled samples. Random pruning spends
+    /// the noise rate on them in expectation. `None` without label noise.
+    pub flipped: Option<Flipped>,
     /// thresher's own epoch report.
     pub report: EpochReport,
 }
@@ -90,6 +95,46 @@ pub struct RunResult {
     pub model: serde_json::Value,
     /// 1 − visits / (epochs · N).
     pub realised_prune: f64,
+    /// With `--label-noise`: the whole run's visits to flipped samples and their weight share.
+    pub flipped: Option<Flipped>,
+}
+
+/// Visits to samples whose label `--label-noise` flipped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Flipped {
+    pub visits: u64,
+    /// Σw over the flipped samples' visits / Σw over all visits.
+    pub weight_share: f64,
+    /// The sums behind `weight_share` (so a run's share is summed, not averaged, over epochs).
+    #[serde(skip)]
+    weight: f64,
+    #[serde(skip)]
+    total_weight: f64,
+}
+
+impl Flipped {
+    /// Adds one batch: `flipped[j]` says whether sample j's label was flipped.
+    fn add(&mut self, flipped: impl Iterator<Item = bool>, weights: &[f32]) {
+        for (f, &w) in flipped.zip(weights) {
+            self.total_weight += w as f64;
+            if f {
+                self.visits += 1;
+                self.weight += w as f64;
+            }
+        }
+        self.weight_share = self.weight / self.total_weight;
+    }
+
+    /// The sum of two tallies (an epoch's into the run's).
+    fn plus(self, o: Flipped) -> Flipped {
+        let (weight, total_weight) = (self.weight + o.weight, self.total_weight + o.total_weight);
+        Flipped {
+            visits: self.visits + o.visits,
+            weight_share: weight / total_weight,
+            weight,
+            total_weight,
+        }
+    }
 }
 
 /// The figure a comparison reports: test accuracy (classes, BCE) or test loss (token blocks,
@@ -351,6 +396,7 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
     let mut model_info = serde_json::Value::Null;
     let mut records = Vec::with_capacity(c.epochs as usize);
     let (mut train_s, mut train_cpu_s, mut visits, mut global_step) = (0.0f64, 0.0f64, 0u64, 0u64);
+    let mut run_flipped = Flipped::default();
 
     for epoch in 0..c.epochs {
         let t0 = Instant::now();
@@ -373,6 +419,7 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
         // Samples with a correctness (none for token blocks and MSE).
         let mut judged = 0u64;
         let mut step = 0u64;
+        let mut flipped = Flipped::default();
         while let Some(batch) = loader.next()? {
             if model.is_none() {
                 let (m, info) = build_model(c, &vs, &batch, &train_json, needs, &label)?;
@@ -394,6 +441,7 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
             let m = model.as_mut().expect("built above");
             let mut t = data::batch_tensors(&data::view(&batch), &m.problem, o.device)?;
             if let (Some(z), data::Target::Labels(_)) = (&noise, &t.target) {
+                flipped.add(batch.ids().iter().map(|&id| z.flipped(id)), batch.weights());
                 let noisy = z.apply(batch.ids(), batch.labels());
                 t.target =
                     data::Target::Labels(tch::Tensor::from_slice(&noisy).to_device(o.device));
@@ -473,6 +521,10 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
         train_s += epoch_s;
         train_cpu_s += epoch_cpu_s;
         visits += seen;
+        let flipped = noise.is_some().then_some(flipped);
+        if let Some(f) = flipped {
+            run_flipped = run_flipped.plus(f);
+        }
 
         let t1 = Instant::now();
         let m = model.as_ref().ok_or("the first epoch delivered no batch")?;
@@ -504,6 +556,7 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
             eval_s,
             samples_per_s: seen as f64 / epoch_s,
             visits,
+            flipped,
             report,
         };
         let figures = match Metric::of(m.loss) {
@@ -560,6 +613,7 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
         total_s: started.elapsed().as_secs_f64(),
         visits,
         realised_prune: 1.0 - visits as f64 / (c.epochs.max(1) * n) as f64,
+        flipped: noise.is_some().then_some(run_flipped),
     };
     writeln!(
         log,
@@ -570,6 +624,7 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
             "visits": result.visits, "realised_prune": result.realised_prune,
             "final_test_acc": result.final_test_acc,
             "final_test_loss": result.final_test_loss,
+            "flipped": result.flipped,
         })
     )?;
     log.flush()?;
@@ -579,6 +634,18 @@ pub fn run(o: &RunOptions<'_>) -> Result<RunResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flipped_shares_are_summed_over_batches_and_epochs() {
+        let mut a = Flipped::default();
+        a.add([true, false, false].into_iter(), &[2.0, 1.0, 1.0]);
+        assert_eq!((a.visits, a.weight_share), (1, 0.5));
+        let mut b = Flipped::default();
+        b.add([false; 4].into_iter(), &[1.0; 4]);
+        // Summed, not averaged: 2 of 8 units of weight, not (0.5 + 0) / 2.
+        let run = a.plus(b);
+        assert_eq!((run.visits, run.weight_share), (1, 0.25));
+    }
 
     #[test]
     fn cosine_runs_by_epoch_position() {

@@ -79,10 +79,19 @@ fn write_outputs(
          - *Δ … vs random at the same visits*: against `random` pruning with the same \
          realised sample-visits: the run's matched `random≡…` row (`--match-random`), or under \
          `--budget` the `random` row, which spends the same budget.\n\n\
+         {flipped}\
          ![{what} against training time](compare.png)\n\n\
          ![final {eval} figure against sample-visits, each policy beside random pruning at the \
          same visits](compare_visits.png)\n",
-        train::load_average().map_or("?".into(), |l| format!("{l:.2}"))
+        train::load_average().map_or("?".into(), |l| format!("{l:.2}")),
+        flipped = if !rows.is_empty() && rows.iter().all(|r| r.flipped.is_some()) {
+            "- *visits on flipped labels*: with `--label-noise`, the share of the run's \
+             sample-visits that went to samples whose label was flipped (random pruning spends \
+             the noise rate on them, in expectation), and in brackets their share of the summed \
+             loss weight, i.e. of the gradient: a noise guard that works shows here first.\n\n"
+        } else {
+            ""
+        }
     );
     std::fs::write(out.join("compare.md"), &md)?;
     let json: Vec<_> = groups

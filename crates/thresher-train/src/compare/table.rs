@@ -33,6 +33,9 @@ pub(super) struct Row {
     pub(super) cpu: f64,
     pub(super) visits: f64,
     pub(super) mean_weight: f64,
+    /// With `--label-noise`: the mean over seeds of the share of visits to flipped samples
+    /// and of their share of the loss weight.
+    pub(super) flipped: Option<(f64, f64)>,
 }
 
 /// The run's final figure by `metric`.
@@ -78,6 +81,16 @@ pub(super) fn summarise(label: &str, runs: &[RunResult], metric: Metric) -> Row 
         cpu: mean_std(&col(&|r| r.train_cpu_s)).0,
         visits: mean_std(&col(&|r| r.visits as f64)).0,
         mean_weight: mean_std(&weights).0,
+        flipped: runs
+            .iter()
+            .all(|r| r.flipped.is_some() && r.visits > 0)
+            .then(|| {
+                let share = |f: &dyn Fn(&RunResult) -> f64| mean_std(&col(f)).0;
+                (
+                    share(&|r| r.flipped.map_or(f64::NAN, |f| f.visits as f64) / r.visits as f64),
+                    share(&|r| r.flipped.map_or(f64::NAN, |f| f.weight_share)),
+                )
+            }),
     }
 }
 
@@ -116,11 +129,18 @@ pub(super) fn table(rows: &[Row], metric: Metric, eval: &str, slack: f64) -> Str
             "Δ loss vs random at the same visits",
         ),
     };
+    // With label noise, one more column: how much of the training went to flipped labels.
+    let noisy = !rows.is_empty() && rows.iter().all(|r| r.flipped.is_some());
+    let (flip_head, flip_rule) = if noisy {
+        (" visits on flipped labels % (loss weight %) |", "---|")
+    } else {
+        ("", "")
+    };
     let mut s = format!(
         "| policy | runs | realised prune (overall / peak epoch) | mean weight | {figure} | \
          {delta} | {delta_random} | train time s (mean ± std) | time saved vs full | train CPU s (saved) | \
-         sample-visits | visits saved vs full |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         sample-visits | visits saved vs full |{flip_head}\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|{flip_rule}\n",
     );
     let (digits, ppl) = match metric {
         Metric::Accuracy => (2, false),
@@ -143,10 +163,16 @@ pub(super) fn table(rows: &[Row], metric: Metric, eval: &str, slack: f64) -> Str
         } else {
             format!("{:.2} ± {:.2}", r.acc.0, r.acc.1)
         };
+        let flip = match r.flipped {
+            Some((visits, weight)) if noisy => {
+                format!(" {:.1} ({:.1}) |", 100.0 * visits, 100.0 * weight)
+            }
+            _ => String::new(),
+        };
         let _ = writeln!(
             s,
             "| {} | {} | {:.1}% / {:.1}% | {:.3} | {figure} | {} | {} | {:.1} ± {:.1} | {} | {:.0} ({}) \
-             | {:.0} | {} |",
+             | {:.0} | {} |{flip}",
             r.label,
             r.runs,
             100.0 * r.realised,
