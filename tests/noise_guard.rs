@@ -225,14 +225,18 @@ fn influence_removes_unlearnable_samples_first() {
     assert_eq!(kept.len(), 50);
     assert!(kept.iter().all(|&i| i >= 20), "{kept:?}");
     // The guarded default (`explore` 0.8): the fixed ⌈0.2·50⌉ = 10 are outside them (the
-    // share of 40, drawn from the removal set, may bring some back), every weight 1 (the
-    // share is not rescaled).
+    // share of 40, drawn from the removal set, may bring some back); the share is not
+    // rescaled, so every weight is 1 but a drawn flagged sample's, which is 1/2.
     let (kept, _) = weighed_after(
         r#"{"kind": "influence", "score_epochs": 2, "prune": 0.5}"#,
         2,
     );
     assert_eq!(kept.len(), 50);
-    assert!(kept.iter().all(|k| k.1 == 1.0), "{kept:?}");
+    assert!(
+        kept.iter().all(|k| k.1 == if k.0 < 20 { 0.5 } else { 1.0 }),
+        "{kept:?}"
+    );
+    assert!(kept.iter().any(|k| k.0 < 20), "a flagged sample is drawn: {kept:?}");
     assert!(kept.iter().filter(|k| k.0 >= 20).count() >= 10, "{kept:?}");
     // With `explore` 0.5 the fixed part is 25.
     let (kept, _) = weighed_after(

@@ -46,8 +46,8 @@ impl Split {
     }
 }
 
-/// Per-id marks of an epoch: not kept, fixed, drawn at weight 1 (it looks
-/// unlearnable), drawn at the share's weight.
+/// Per-id marks of an epoch: not kept, fixed, drawn while it looks unlearnable (at the
+/// caller's `flagged_weight`), drawn at the share's weight.
 pub(crate) const NOT_KEPT: u8 = 0;
 pub(crate) const FIXED: u8 = 1;
 pub(crate) const DRAWN: u8 = 2;
@@ -92,10 +92,11 @@ impl DrawScratch {
 /// `out`, ascending: a partial Fisher–Yates with (seed, select stream, epoch) over the pool in id
 /// order, so every epoch draws afresh and the draw depends on the pool alone (and not on the
 /// width of the listed ids). Fixed ids weigh 1, drawn ids `weight` unless `flagged` marks them
-/// (`Some((streaks, window))`: a streak of at least `window`; then 1).
+/// (`Some((streaks, window))`: a streak of at least `window`; then `flagged_weight`).
 pub(crate) fn draw_share(
     split: &Split,
     weight: f32,
+    flagged_weight: f32,
     ctx: &PlanContext<'_>,
     flagged: Option<(&[u8], u8)>,
     scratch: &mut DrawScratch,
@@ -135,6 +136,7 @@ pub(crate) fn draw_share(
     }
     let mut by_mark = [1.0f32; 4];
     by_mark[HEAVY as usize] = weight;
+    by_mark[DRAWN as usize] = flagged_weight;
     extend_by_class(out, marks, NOT_KEPT, by_mark);
 }
 

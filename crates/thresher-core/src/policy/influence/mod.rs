@@ -208,6 +208,13 @@ pub struct Influence {
 /// With a random share, the wrong reports in a row that keep a sample out of the fixed part.
 const FIXED_PART_WINDOW: u8 = 1;
 
+/// With the noise guard and the share at weight 1 (no `rescale`), the loss weight of a drawn
+/// sample that looks unlearnable (wrong at each of its last w reports): under class-pair label
+/// noise a share at weight 1 otherwise spends the noise rate of the gradient on flipped labels,
+/// and the rule was below random pruning at equal visits (docs/policies.md, *influence*).
+const FLAGGED_DRAW_WEIGHT: f32 = 0.5;
+const _: () = assert!(FLAGGED_DRAW_WEIGHT < 1.0);
+
 impl Influence {
     pub fn new(config: InfluenceConfig, n: usize) -> Self {
         Influence {
@@ -363,7 +370,22 @@ impl Policy for Influence {
         };
         let guard = self.config.noise_guard.then_some(self.config.guard_window);
         let flagged = flagged_streaks(ctx.scores, guard);
-        draw_share(split, weight, ctx, flagged, &mut self.draw, out);
+        // Rescaled, a drawn sample that looks unlearnable weighs 1, already below the share's
+        // weight (as in the other policies); at weight 1 it weighs less than 1.
+        let flagged_weight = if self.config.rescale() {
+            1.0
+        } else {
+            FLAGGED_DRAW_WEIGHT
+        };
+        draw_share(
+            split,
+            weight,
+            flagged_weight,
+            ctx,
+            flagged,
+            &mut self.draw,
+            out,
+        );
     }
 
     /// The fixed subset, its figures and (with a random share) R and the share's size, so a
@@ -678,10 +700,26 @@ mod tests {
         let norm = sum_norm(&v.s, 6, removed);
         let achieved = policy.achieved_norm().unwrap();
         assert!((norm - achieved).abs() <= 1e-9 * (1.0 + norm));
-        // Without rescale (the default) every weight is 1; the ids are the same.
+        // Without rescale (the default) the ids are the same and every weight is 1, but a
+        // drawn sample that looks unlearnable weighs FLAGGED_DRAW_WEIGHT; with the guard off,
+        // every weight is 1.
         let mut plain = policy_fresh(r#"{"kind": "influence", "prune": 0.7, "explore": 0.5}"#, n);
-        let out = select(&mut plain, &book, 6);
-        assert_eq!(out.ids, draws[3]);
+        let mut flagged_drawn = 0;
+        for (epoch, drawn) in (3..7).zip(&draws) {
+            let out = select(&mut plain, &book, epoch);
+            assert_eq!(&out.ids, drawn);
+            for (id, &w) in out.ids.iter().zip(&out.weights) {
+                if flagged.contains(id) {
+                    assert_eq!(w, FLAGGED_DRAW_WEIGHT, "id {id}");
+                    flagged_drawn += 1;
+                } else {
+                    assert_eq!(w, 1.0, "id {id}");
+                }
+            }
+        }
+        assert!(flagged_drawn > 0, "the test draws a flagged sample");
+        let json = r#"{"kind": "influence", "prune": 0.7, "explore": 0.5, "noise_guard": false}"#;
+        let out = select(&mut policy_fresh(json, n), &book, 6);
         assert!(out.weights.iter().all(|&w| w == 1.0));
     }
 

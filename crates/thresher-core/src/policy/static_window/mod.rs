@@ -269,7 +269,7 @@ impl<S: StaticScore> Policy for StaticWindow<S> {
             1.0
         };
         let flagged = super::flagged_streaks(ctx.scores, self.guard);
-        draw_share(split, weight, ctx, flagged, &mut self.draw, out);
+        draw_share(split, weight, 1.0, ctx, flagged, &mut self.draw, out);
     }
 
     /// The fixed subset (and the random share's pool) once chosen, so a run resumed after
