@@ -3,14 +3,15 @@
 //! `thresher-train` binary. It checks what would break first if the trainer ↔ loader loop were
 //! wrong: the run finishes, the training loss falls within the epoch, the test accuracy on the
 //! 10,000 test images is far above chance (10 classes), and the feedback carries the signals the
-//! policy needs (the gradient embedding for `influence`).
+//! policy needs (the gradient embedding for `influence`). One more run, `full` with
+//! `--label-noise`, checks the count of visits to flipped labels.
 
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
-fn run(policy: &str) -> Vec<Value> {
+fn run(policy: &str, extra: &[&str]) -> Vec<Value> {
     // The workspace root holds data/ (made by `make setup`).
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
     assert!(
@@ -26,6 +27,7 @@ fn run(policy: &str) -> Vec<Value> {
         .args(["--epochs", "1", "--limit", "2000", "--seed", "0"])
         // Two tests run at once on a small machine: one torch thread each.
         .args(["--threads", "1"])
+        .args(extra)
         .arg("--data-dir")
         .arg(&data)
         .arg("--out")
@@ -54,7 +56,7 @@ fn of_type<'a>(log: &'a [Value], t: &str) -> Vec<&'a Value> {
 }
 
 fn check(policy: &str) -> Vec<Value> {
-    let log = run(policy);
+    let log = run(policy, &[]);
     let header = of_type(&log, "run");
     assert_eq!(header.len(), 1);
     assert_eq!(header[0]["dataset_len"], 2000);
@@ -99,4 +101,27 @@ fn influence_one_epoch() {
         true,
         "influence does not receive gradient embeddings"
     );
+}
+
+#[test]
+fn label_noise_counts_the_visits_to_flipped_labels() {
+    // `full` visits each of the 2,000 samples once at weight 1, so the flipped visits are the
+    // flipped samples (about 30 %, seeded) and their weight share is their share of visits.
+    let log = run("full", &["--label-noise", "0.3"]);
+    let epochs = of_type(&log, "epoch");
+    assert_eq!(epochs.len(), 1);
+    let f = &epochs[0]["flipped"];
+    let visits = f["visits"]
+        .as_u64()
+        .expect("the epoch counts flipped visits");
+    assert!(
+        (500..=700).contains(&visits),
+        "{visits} of 2000 flipped at rate 0.3"
+    );
+    let share = f["weight_share"].as_f64().unwrap();
+    assert!((share - visits as f64 / 2000.0).abs() < 1e-9, "{share}");
+    assert_eq!(&of_type(&log, "end")[0]["flipped"], f);
+    // Without noise there is nothing to count.
+    let clean = run("full", &[]);
+    assert!(of_type(&clean, "epoch")[0]["flipped"].is_null());
 }
