@@ -236,7 +236,10 @@ fn influence_removes_unlearnable_samples_first() {
         kept.iter().all(|k| k.1 == if k.0 < 20 { 0.5 } else { 1.0 }),
         "{kept:?}"
     );
-    assert!(kept.iter().any(|k| k.0 < 20), "a flagged sample is drawn: {kept:?}");
+    assert!(
+        kept.iter().any(|k| k.0 < 20),
+        "a flagged sample is drawn: {kept:?}"
+    );
     assert!(kept.iter().filter(|k| k.0 >= 20).count() >= 10, "{kept:?}");
     // With `explore` 0.5 the fixed part is 25.
     let (kept, _) = weighed_after(
