@@ -163,6 +163,53 @@ impl Rng {
     }
 }
 
+/// The draws of [`Rng::picks`].
+pub struct Picks<'a> {
+    rng: &'a mut Rng,
+    /// Items not yet decided.
+    left: u64,
+    /// Items still to take.
+    need: u64,
+}
+
+impl Iterator for Picks<'_> {
+    type Item = bool;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<bool> {
+        if self.left == 0 {
+            return None;
+        }
+        // `need > 0` first: no draw once k are taken (`below(left) < left` always holds, so
+        // once need = left every remaining item is taken as well).
+        let take = self.need > 0 && self.rng.below(self.left) < self.need;
+        self.left -= 1;
+        self.need -= take as u64;
+        Some(take)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left as usize, Some(self.left as usize))
+    }
+}
+
+impl Rng {
+    /// Selection sampling (Knuth, TAOCP vol. 2, 3.4.2, Algorithm S): for each of `n` items in
+    /// order, whether it belongs to a uniformly random `k`-subset of them (`k` is clamped to
+    /// `n`). Item i is taken when `below(n − i) < k − t`, t being the items taken before it:
+    /// probability (k − t)/(n − i), exactly; no draw is made once k are taken. Unlike
+    /// `choose_front` it touches the items in order only, so marking the draw into an array
+    /// indexed by the items' ids (listed ascending) writes sequentially instead of at random
+    /// positions.
+    pub fn picks(&mut self, n: usize, k: usize) -> Picks<'_> {
+        Picks {
+            rng: self,
+            left: n as u64,
+            need: k.min(n) as u64,
+        }
+    }
+}
+
 /// Swaps drawn ahead of use in `shuffle_pair` and `choose_front`: enough misses in flight to
 /// cover memory latency, few enough that the lines are still cached when their swap comes.
 const AHEAD: usize = 16;
@@ -207,6 +254,55 @@ mod tests {
         let mut r2 = Rng::new(0, Stream::Shuffle, 0, 0);
         assert_eq!(first, r2.next_u64());
         assert_eq!(mix(0x9e37_79b9_7f4a_7c15), 0xe220_a839_7b1d_cdaf);
+    }
+
+    #[test]
+    fn picks_takes_exactly_k_and_every_subset_is_equally_likely() {
+        for (n, k) in [
+            (0, 0),
+            (1, 0),
+            (1, 1),
+            (5, 0),
+            (5, 5),
+            (5, 9),
+            (7, 3),
+            (1000, 431),
+        ] {
+            let mut r = Rng::new(2, Stream::Select, n as u64, k as u64);
+            let got: Vec<bool> = r.picks(n, k).collect();
+            assert_eq!(got.len(), n);
+            assert_eq!(got.iter().filter(|&&t| t).count(), k.min(n), "n {n} k {k}");
+        }
+        // All 10 subsets of 2 out of 5, about 10,000 times each in 100,000 draws.
+        let mut counts = std::collections::HashMap::new();
+        let mut r = Rng::new(4, Stream::Select, 0, 0);
+        for _ in 0..100_000 {
+            let mask: Vec<bool> = r.picks(5, 2).collect();
+            *counts.entry(mask).or_insert(0u32) += 1;
+        }
+        assert_eq!(counts.len(), 10);
+        for c in counts.values() {
+            assert!((9_400..10_600).contains(c), "{counts:?}");
+        }
+    }
+
+    #[test]
+    fn picks_draws_once_per_item_until_k_are_taken() {
+        // The textbook loop: one `below(n − i)` per item while some are still needed.
+        let (n, k) = (200usize, 37usize);
+        let mut a = Rng::new(9, Stream::Select, 1, 0);
+        let got: Vec<bool> = a.picks(n, k).collect();
+        let mut b = Rng::new(9, Stream::Select, 1, 0);
+        let mut need = k as u64;
+        let want: Vec<bool> = (0..n)
+            .map(|i| {
+                let take = need > 0 && b.below((n - i) as u64) < need;
+                need -= take as u64;
+                take
+            })
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(a.next_u64(), b.next_u64(), "the same number of draws");
     }
 
     #[test]

@@ -19,6 +19,24 @@ pub(crate) fn mean_std_finite(values: &[f32]) -> (f64, f64) {
     sums.mean_std()
 }
 
+/// Mean and population standard deviation of `values[i]` over the ids with `counts[i] > 0`
+/// and a finite value (InfoBatch's S: seen, with a finite loss); NaN for none.
+pub(crate) fn mean_std_seen_finite(counts: &[u32], values: &[f32]) -> (f64, f64) {
+    let len = counts.len().min(values.len());
+    let (counts, values) = (&counts[..len], &values[..len]);
+    #[allow(unused_mut)]
+    let (mut done, mut sums) = (0, LaneSums::new());
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512 F (checked just above); two slices of one length.
+        (done, sums) = unsafe { x86::seen_steps(counts, values) };
+    }
+    for (i, (&c, &v)) in counts.iter().zip(values).enumerate().skip(done) {
+        sums.add(i % LANES, (c > 0) & v.is_finite(), v);
+    }
+    sums.mean_std()
+}
+
 /// `mean_std_finite` of `scores`, and in the same pass the noise guard: each seen score (not
 /// NaN) whose id has a wrong streak of at least `window` becomes −∞, so it ranks below every
 /// other seen sample. The figures are of the scores before the guard. `streaks` is the book's
@@ -102,6 +120,32 @@ mod x86 {
         // SAFETY: AVX-512 F.
         (whole, unsafe { sums.into_lanes() })
     }
+
+    /// The whole 16-id steps of `mean_std_seen_finite`.
+    ///
+    /// # Safety
+    /// AVX-512 F; `counts` and `values` of one length.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn seen_steps(counts: &[u32], values: &[f32]) -> (usize, LaneSums) {
+        debug_assert_eq!(counts.len(), values.len());
+        let whole = values.len() / LANES * LANES;
+        let abs_mask = _mm512_set1_epi32(0x7fff_ffff);
+        let inf_bits = _mm512_set1_epi32(0x7f80_0000);
+        // SAFETY: AVX-512 F (this function's feature).
+        let mut sums = unsafe { Wide::new() };
+        for id in (0..whole).step_by(LANES) {
+            // SAFETY: AVX-512 F; 16 u32 and 16 f32 read at `id` (< whole ≤ both lengths).
+            unsafe {
+                let v = _mm512_loadu_ps(values.as_ptr().add(id));
+                let c = _mm512_loadu_si512(counts.as_ptr().add(id).cast::<__m512i>());
+                let abs = _mm512_and_si512(_mm512_castps_si512(v), abs_mask);
+                let on = _mm512_cmplt_epu32_mask(abs, inf_bits) & _mm512_test_epi32_mask(c, c);
+                sums.add16(on, v);
+            }
+        }
+        // SAFETY: AVX-512 F.
+        (whole, unsafe { sums.into_lanes() })
+    }
 }
 
 #[cfg(test)]
@@ -122,6 +166,33 @@ mod tests {
             }
         }
         v
+    }
+
+    #[test]
+    fn seen_finite_wide_steps_equal_the_scalar_pass_to_the_bit() {
+        for len in [0, 1, 15, 16, 17, 1003] {
+            let v = values(len);
+            let counts: Vec<u32> = (0..len)
+                .map(|i| (i % 7 != 3) as u32 * (i as u32 % 4))
+                .collect();
+            let mut sums = LaneSums::new();
+            for i in 0..len {
+                sums.add(i % LANES, counts[i] > 0 && v[i].is_finite(), v[i]);
+            }
+            let (want, got) = (sums.mean_std(), mean_std_seen_finite(&counts, &v));
+            assert_eq!(
+                (got.0.to_bits(), got.1.to_bits()),
+                (want.0.to_bits(), want.1.to_bits()),
+                "len {len}"
+            );
+            // Only seen, finite values count: the same as `mean_std` over them, to rounding.
+            let (m, _) = crate::policy::mean_std(
+                (0..len)
+                    .filter(|&i| counts[i] > 0 && v[i].is_finite())
+                    .map(|i| v[i]),
+            );
+            assert!(m.is_nan() && got.0.is_nan() || (m - got.0).abs() <= 1e-12 * m.abs().max(1.0));
+        }
     }
 
     /// The pass one id per step, lane `i % 16`, the guard in a second loop: what the wide steps

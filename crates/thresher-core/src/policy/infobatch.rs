@@ -6,9 +6,10 @@
 
 use serde::Deserialize;
 
+use super::finite_stats::mean_std_seen_finite;
 use super::{
-    check_prune, extend_by_class, extend_where, fits_u32, id_lists, mean_std, ListedId,
-    PlanContext, Policy, Selection,
+    check_prune, extend_by_class, extend_where, fits_u32, id_lists, ListedId, PlanContext, Policy,
+    Selection,
 };
 use crate::error::{Error, Result};
 use crate::rng::{Rng, Stream};
@@ -155,8 +156,10 @@ fn budget_pool<T: ListedId>(
     (drop, weight)
 }
 
-/// The pruned epoch's draw over W (listed into `below`): marks each id of `class` ABOVE,
-/// BELOW (kept, rescaled) or DROPPED, and returns the weight of the BELOW ones. Generic in the
+/// The pruned epoch's draw over W: marks each id of `class` ABOVE, BELOW (kept, rescaled) or
+/// DROPPED, and returns the weight of the BELOW ones. W is marked by one pass over the ids,
+/// then listed into `below` in id order (so the draw depends on the set alone) and drawn from
+/// by selection sampling over the list, which writes the marks in id order. Generic in the
 /// width of the listed ids; the same draw whatever the width.
 fn mark_drops<T: ListedId>(
     below: &mut Vec<T>,
@@ -168,29 +171,48 @@ fn mark_drops<T: ListedId>(
     rng: &mut Rng,
 ) -> f32 {
     let n = book.len();
-    let loss = book.loss_last();
-    // W in id order, so the draw depends on the set alone. A NaN mean (nothing seen) compares
-    // false: W is empty and the epoch is full data.
+    // A NaN mean (nothing seen) compares false: W is empty and the epoch is full data.
+    class.clear();
+    class.resize(n, ABOVE);
+    below_mean_wide(book.seen(), book.loss_last(), mean, class);
     below.clear();
-    extend_where(below, n, |i| scored(book, i) & ((loss[i] as f64) < mean));
+    extend_where(below, n, |i| class[i] == BELOW);
     let (drop, rescaled) = match keep {
         None => (
             drop_count(config.prune, below.len()),
             config.rescale_weight(),
         ),
-        Some(k) => budget_pool(below, book, config.prune, n.saturating_sub(k)),
+        Some(k) => {
+            let w = below.len();
+            let pool = budget_pool(below, book, config.prune, n.saturating_sub(k));
+            if below.len() != w {
+                // The pool grew past W (it holds W: the lowest losses): mark the rest of it.
+                below.iter().for_each(|&i| class[i.index()] = BELOW);
+            }
+            pool
+        }
     };
-    rng.choose_front(below, drop);
-    class.clear();
-    class.resize(n, ABOVE);
-    let (dropped, kept) = below.split_at(drop);
-    for &i in kept {
-        class[i.index()] = BELOW;
-    }
-    for &i in dropped {
-        class[i.index()] = DROPPED;
+    // Every listed id is BELOW: each becomes DROPPED (BELOW + 1) when drawn.
+    for (&i, take) in below.iter().zip(rng.picks(below.len(), drop)) {
+        class[i.index()] = BELOW + u8::from(take);
     }
     rescaled
+}
+
+// The pass that marks W, as wide as the CPU allows (per id with a branch, it and the mean's
+// one chain of f64 additions were most of the plan at 1.28M ids).
+crate::util::widest!(fn below_mean_wide(seen: &[u32], loss: &[f32], mean: f64, class: &mut [u8]) = below_rows);
+
+/// `class[i]` = BELOW for the ids of W (in S and below `mean`); the others are left as they
+/// are (ABOVE).
+#[inline(always)]
+fn below_rows(seen: &[u32], loss: &[f32], mean: f64, class: &mut [u8]) {
+    for ((m, &c), &v) in class.iter_mut().zip(seen).zip(loss) {
+        // A NaN loss compares false, so `v.is_finite()` reduces to "not +∞" here, which
+        // `< mean` already excludes for a finite mean; kept for the rule's own words.
+        let w = (c > 0) & v.is_finite() & ((v as f64) < mean);
+        *m |= u8::from(w) * BELOW;
+    }
 }
 
 /// The ids that count as seen here: with feedback and a finite `loss_last` (a book restored
@@ -214,7 +236,8 @@ impl Policy for InfoBatch {
         let n = book.len();
         debug_assert_eq!(n, self.n);
         let loss = book.loss_last();
-        let (mean, std) = mean_std((0..n).filter(|&i| scored(book, i)).map(|i| loss[i]));
+        // μ over S, summed in `lane_sums`' 16 interleaved lanes.
+        let (mean, std) = mean_std_seen_finite(book.seen(), loss);
         (out.score_mean, out.score_std) = (mean, std);
         // ≥, not ==: a run that goes past E epochs (or resumes past ⌊δ·E⌋) stays on full data.
         if ctx.epoch >= self.anneal_start() {
@@ -240,7 +263,7 @@ impl Policy for InfoBatch {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::policy::PolicyConfig;
+    use crate::policy::{mean_std, PolicyConfig};
     use crate::scores::Feedback;
     use std::collections::BTreeSet;
 
@@ -506,6 +529,54 @@ mod tests {
         // A type error is refused too; serde's internally tagged enums report it at `policy`,
         // not at the key.
         assert!(Config::from_json(r#"{"policy": {"kind": "infobatch", "epochs": -1}}"#).is_err());
+    }
+
+    #[test]
+    fn w_is_every_scored_id_below_the_mean_and_d_of_it_are_dropped() {
+        // Never-seen ids (NaN), ties at a value near the mean, and more than one whole wide
+        // step with a ragged tail. (Feedback refuses a non-finite loss; a restored book's
+        // NaN loss on a seen id is the other case `scored` leaves out.)
+        let n = 1003;
+        let loss: Vec<f32> = (0..n)
+            .map(|i| match i % 13 {
+                0 => f32::NAN,
+                1 | 2 => 0.5,
+                _ => Rng::new(2, Stream::Augment, i as u64, 0).unit_f64() as f32,
+            })
+            .collect();
+        let b = book(&loss);
+        let (mean, std) = mean_std_seen_finite(b.seen(), b.loss_last());
+        // The lanes' sums equal the sums in id order to rounding.
+        let (want_mean, want_std) =
+            mean_std((0..n).filter(|&i| scored(&b, i)).map(|i| b.loss_last()[i]));
+        assert!(
+            (mean - want_mean).abs() <= 1e-12 * want_mean.abs(),
+            "{mean} {want_mean}"
+        );
+        assert!(
+            (std - want_std).abs() <= 1e-9 * want_std.abs(),
+            "{std} {want_std}"
+        );
+        let w: Vec<usize> = (0..n)
+            .filter(|&i| scored(&b, i) && (b.loss_last()[i] as f64) < mean)
+            .collect();
+        let c = config(0.4, 0.875, 10);
+        let mut class = Vec::new();
+        let mut rng = Rng::new(5, Stream::Select, 1, 0);
+        let weight = mark_drops(
+            &mut Vec::<u32>::new(),
+            &mut class,
+            &b,
+            mean,
+            &c,
+            None,
+            &mut rng,
+        );
+        assert_eq!(weight, c.rescale_weight());
+        let marked: Vec<usize> = (0..n).filter(|&i| class[i] != ABOVE).collect();
+        assert_eq!(marked, w, "W");
+        let dropped = (0..n).filter(|&i| class[i] == DROPPED).count();
+        assert_eq!(dropped, drop_count(0.4, w.len()));
     }
 
     #[test]

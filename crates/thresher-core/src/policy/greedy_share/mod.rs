@@ -192,14 +192,19 @@ fn fewest_reports_first<T: ListedId>(
     rest.clear();
     extend_where(rest, seen.len(), |id| seen[id] == level);
     let fill = (k - below).min(rest.len());
-    rng.choose_front(rest, fill);
-    rest[..fill].iter().for_each(|&id| kept[id.index()] = true);
+    // The listed ids are not in `kept` yet: each is set to whether it is drawn.
+    for (&id, take) in rest.iter().zip(rng.picks(rest.len(), fill)) {
+        kept[id.index()] = take;
+    }
 }
 
 /// Lists the ids `kept` leaves out into `rest` (in id order, so the draw is a function of the
-/// set alone), draws `fill` of them to its front (a partial Fisher–Yates: the same swaps
-/// whatever the width of the ids), marks them in `drawn` when given (else in `kept`), and
-/// returns the pool's size.
+/// set alone), draws `fill` of them by selection sampling over the list (`Rng::picks`: the
+/// same draws whatever the width of the ids), marks them in `drawn` when given (else in
+/// `kept`), and returns the pool's size. The marks are written in id order: a partial
+/// Fisher–Yates over the list, the draw until 2026-12-05, swapped at random positions of the
+/// list and then marked at random positions of the mask, two cache misses per drawn id on a
+/// large N.
 fn draw_into<T: ListedId>(
     rest: &mut Vec<T>,
     kept: &mut [bool],
@@ -209,9 +214,12 @@ fn draw_into<T: ListedId>(
 ) -> usize {
     rest.clear();
     extend_where(rest, kept.len(), |id| !kept[id]);
-    rng.choose_front(rest, fill);
+    // Every listed id is false in the mask marked (`drawn` starts empty, and the listed ids
+    // are those `kept` leaves out): each is set to whether it is drawn.
     let mark = drawn.unwrap_or(kept);
-    rest[..fill].iter().for_each(|&id| mark[id.index()] = true);
+    for (&id, take) in rest.iter().zip(rng.picks(rest.len(), fill)) {
+        mark[id.index()] = take;
+    }
     rest.len()
 }
 

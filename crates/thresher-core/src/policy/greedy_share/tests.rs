@@ -28,13 +28,14 @@ fn reference_share(book: &ScoreBook, score: &[f32], p: &Share) -> (Vec<u64>, Vec
             // reaches k.
             let mut ids: Vec<u64> = Vec::new();
             for c in 0..need {
-                let mut level: Vec<u64> = (0..n as u64)
+                let level: Vec<u64> = (0..n as u64)
                     .filter(|&id| counts[id as usize] == c)
                     .collect();
                 let left = k - ids.len();
                 if level.len() >= left {
-                    Rng::new(p.seed, Stream::Select, p.draw, 1).choose_front(&mut level, left);
-                    ids.extend_from_slice(&level[..left]);
+                    let mut rng = Rng::new(p.seed, Stream::Select, p.draw, 1);
+                    let picks: Vec<bool> = rng.picks(level.len(), left).collect();
+                    ids.extend(level.iter().zip(picks).filter(|t| t.1).map(|t| *t.0));
                     break;
                 }
                 ids.extend(level);
@@ -63,13 +64,20 @@ fn reference_share(book: &ScoreBook, score: &[f32], p: &Share) -> (Vec<u64>, Vec
     let mut rest: Vec<u64> = Vec::new();
     extend_where(&mut rest, n, |id| (counts[id] >= need) & !kept[id]);
     let fill = k - top;
-    Rng::new(p.seed, Stream::Select, p.draw, 0).choose_front(&mut rest, fill);
-    for &id in &rest[..fill] {
+    let mut rng = Rng::new(p.seed, Stream::Select, p.draw, 0);
+    let picks: Vec<bool> = rng.picks(rest.len(), fill).collect();
+    let drawn: Vec<u64> = rest
+        .iter()
+        .zip(picks)
+        .filter(|t| t.1)
+        .map(|t| *t.0)
+        .collect();
+    for &id in &drawn {
         kept[id as usize] = true;
     }
     let mut ids = Vec::new();
     extend_where(&mut ids, n, |id| (counts[id] < need) | kept[id]);
-    (ids, rest[..fill].to_vec(), rest.len())
+    (ids, drawn, rest.len())
 }
 
 /// A book of `n` ids with scores from a pool with ties, NaN, ±0 and ±∞, feedback counts
