@@ -208,8 +208,8 @@ crate::util::widest!(fn below_mean_wide(seen: &[u32], loss: &[f32], mean: f64, c
 #[inline(always)]
 fn below_rows(seen: &[u32], loss: &[f32], mean: f64, class: &mut [u8]) {
     for ((m, &c), &v) in class.iter_mut().zip(seen).zip(loss) {
-        // A NaN loss compares false, so `v.is_finite()` reduces to "not +∞" here, which
-        // `< mean` already excludes for a finite mean; kept for the rule's own words.
+        // `< mean` is false for NaN and +∞; `is_finite` also leaves out −∞ (feedback refuses
+        // it, a restored book need not).
         let w = (c > 0) & v.is_finite() & ((v as f64) < mean);
         *m |= u8::from(w) * BELOW;
     }
