@@ -12,12 +12,13 @@
 //! of the region are those Pillow's full decode has there.
 //!
 //! A margin is kept around the box so that the box's pixels never come from the region's edges,
-//! where (fancy) upsampling lacks its neighbours: one iMCU above; to the left, right and below,
-//! as many pixels as the largest sampling factor (the upsampler blends a pixel with one chroma
-//! sample beyond it), the left edge then moved down to an iMCU boundary, as libjpeg-turbo wants.
-//! Narrower margins mean fewer columns and rows decoded (and the rows below never
-//! entropy-decoded); tests/pillow.rs checks the pixels against Pillow's decode and fails with
-//! no margin. The region is returned with where it sits (`Placed`); the transform maps its box
+//! where (fancy) upsampling lacks its neighbours: to the left, right and below, as many pixels
+//! as the largest sampling factor (the upsampler blends a pixel with one chroma sample beyond
+//! it), the left edge then moved down to an iMCU boundary, as libjpeg-turbo wants. Above, none:
+//! libjpeg-turbo's skip to the region's first row decodes the iMCU row above it as the
+//! upsampler's context. Narrower margins mean fewer columns and rows decoded (and the rows below
+//! never entropy-decoded); the tests below check every edge row and column against the full
+//! decode for every subsampling, and fail without the side and bottom margins. The region is returned with where it sits (`Placed`); the transform maps its box
 //! into it with `scaled_box`.
 //!
 //! Strictness: warnings (a truncated or corrupt stream) are errors, as with the full decoder.
@@ -221,21 +222,22 @@ fn region_with(
         let s = pick_scale(&want);
         let (sh, sw) = (scaled(ht, s), scaled(w, s));
         let (bt, bl, bh, bw) = scaled_box(&want, s, ht, w);
-        // The iMCU at this scale: the region's left edge must fall on one, and one of margin
-        // keeps the box off the region's edges.
+        // The iMCU at this scale: the region's left edge must fall on one.
         let sub = get(tj::TJPARAM_TJPARAM_SUBSAMP) as usize;
-        let Some((mcu_w, mcu_h)) = MCU.get(sub) else {
+        let Some(&(mcu_w, mcu_h)) = MCU.get(sub) else {
             return Ok(None);
         };
         // The largest sampling factors: across a region's left, right and bottom edges the
         // upsampler lacks its neighbours for this many pixels, so that is the margin there.
+        // The top needs none: skipping to the region's first row, libjpeg-turbo decodes the
+        // iMCU row above it for the upsampler's context by itself.
         let (side_x, side_y) = (mcu_w / 8, mcu_h / 8);
-        let (mcu_w, mcu_h) = (mcu_w.div_ceil(s), mcu_h.div_ceil(s));
+        let mcu_w = mcu_w.div_ceil(s);
         // Reduced, the resize reads a few pixels past the box (Pillow's `resize(box=...)`).
         let reach = if s == 1 { 0 } else { 4 };
         let x0 = (bl.saturating_sub(side_x + reach) / mcu_w) * mcu_w;
         let x1 = (bl + bw + side_x + reach).min(sw);
-        let y0 = bt.saturating_sub(mcu_h + reach);
+        let y0 = bt.saturating_sub(reach);
         // Stop below the box only when the file is whole up to its end-of-image marker.
         let y1 = if stop_early && encoded.ends_with(&[0xff, 0xd9]) {
             (bt + bh + side_y + reach).min(sh)
@@ -308,6 +310,50 @@ mod tests {
             .encode_image(&img)
             .unwrap();
         v
+    }
+
+    /// The pattern of `jpeg` encoded by libjpeg-turbo with chroma subsampling `sub` (TJSAMP):
+    /// the image crate's encoder writes 4:4:4 only, where no upsampler needs a neighbour.
+    fn jpeg_sub(w: u32, h: u32, sub: tj::TJSAMP) -> Vec<u8> {
+        let img = image::RgbImage::from_fn(w, h, |x, y| {
+            let v = |a: u32, b: u32| ((a * 7 + b * 3 + (a * b) % 31) % 256) as u8;
+            image::Rgb([v(x, y), v(y, x / 2), v(x + y, 5)])
+        });
+        // SAFETY: a fresh compressor; the source holds h rows of 3w bytes; the output buffer
+        // is allocated by libjpeg-turbo, copied, then freed with tj3Free.
+        unsafe {
+            let c = tj::tj3Init(tj::TJINIT_TJINIT_COMPRESS as libc::c_int);
+            assert!(!c.is_null());
+            assert_eq!(
+                tj::tj3Set(c, tj::TJPARAM_TJPARAM_QUALITY as libc::c_int, 90),
+                0
+            );
+            assert_eq!(
+                tj::tj3Set(
+                    c,
+                    tj::TJPARAM_TJPARAM_SUBSAMP as libc::c_int,
+                    sub as libc::c_int
+                ),
+                0
+            );
+            let mut buf: *mut libc::c_uchar = std::ptr::null_mut();
+            let mut len: tj::size_t = 0;
+            let rc = tj::tj3Compress8(
+                c,
+                img.as_raw().as_ptr(),
+                w as libc::c_int,
+                0,
+                h as libc::c_int,
+                tj::TJPF_TJPF_RGB as libc::c_int,
+                &mut buf,
+                &mut len,
+            );
+            assert_eq!(rc, 0);
+            let v = std::slice::from_raw_parts(buf, len as usize).to_vec();
+            tj::tj3Free(buf as *mut libc::c_void);
+            tj::tj3Destroy(c);
+            v
+        }
     }
 
     fn full(encoded: &[u8], s: usize) -> (Vec<u8>, usize, usize) {
@@ -457,6 +503,30 @@ mod tests {
                     .unwrap();
             });
         }
+
+        // The other DCT scales libjpeg-turbo offers (7/8, 3/4, 5/8) have no SIMD IDCT, and
+        // at them the chroma is decoded at twice the size instead of upsampled: slower than
+        // the full decode, so `pick_scale` offers halvings only.
+        // SAFETY: a fresh decompressor, destroyed at the end; every buffer outlives its call.
+        unsafe {
+            let d = tj::tj3Init(tj::TJINIT_TJINIT_DECOMPRESS as libc::c_int);
+            let mut buf = vec![0u8; 4096 * 4096 * 3];
+            for (num, denom) in [(1, 1), (7, 8), (3, 4), (5, 8), (1, 2)] {
+                time(&format!("libjpeg-turbo, full at {num}/{denom}"), &mut |i| {
+                    let f = &files[i];
+                    let n = f.len() as tj::size_t;
+                    assert_eq!(tj::tj3DecompressHeader(d, f.as_ptr(), n), 0);
+                    let sf = tj::tjscalingfactor { num, denom };
+                    assert_eq!(tj::tj3SetScalingFactor(d, sf), 0);
+                    let pf = tj::TJPF_TJPF_RGB as libc::c_int;
+                    assert_eq!(
+                        tj::tj3Decompress8(d, f.as_ptr(), n, buf.as_mut_ptr(), 0, pf),
+                        0
+                    );
+                });
+            }
+            tj::tj3Destroy(d);
+        }
     }
 
     #[test]
@@ -496,8 +566,14 @@ mod tests {
     fn region_equals_the_same_pixels_of_the_full_decode() {
         let cfg = DecodeConfig::default();
         let mut rng = crate::rng::Rng::new(7, crate::rng::Stream::Augment, 0, 0);
-        for (w, h) in [(203usize, 157usize), (64, 48), (333, 250)] {
-            let enc = jpeg(w as u32, h as u32, 90);
+        let files = [
+            (203usize, 157usize, tj::TJSAMP_TJSAMP_420),
+            (64, 48, tj::TJSAMP_TJSAMP_422),
+            (333, 250, tj::TJSAMP_TJSAMP_444),
+            (250, 333, tj::TJSAMP_TJSAMP_420),
+        ];
+        for (w, h, sub) in files {
+            let enc = jpeg_sub(w as u32, h as u32, sub);
             let wholes: Vec<_> = [1usize, 2, 4, 8].iter().map(|&s| full(&enc, s)).collect();
             for k in 0..160 {
                 let s = [1usize, 2, 4, 8][k % 4];
@@ -528,6 +604,61 @@ mod tests {
                     let got = &out[((y - p.top) * rw + (bl - p.left)) * 3..][..bw2 * 3];
                     let exp = &whole[(y * fw + bl) * 3..][..bw2 * 3];
                     assert_eq!(got, exp, "{w}×{h} s={s} box {want:?} row {y}");
+                }
+            }
+        }
+    }
+
+    /// The box may start and end on any row and column: the region then starts at the box's
+    /// own top row (libjpeg-turbo's skip decodes the iMCU row above for the upsampler's
+    /// context itself) and its pixels are still those of the full decode.
+    #[test]
+    fn every_edge_row_and_column_matches_the_full_decode() {
+        let cfg = DecodeConfig::default();
+        let subs = [
+            tj::TJSAMP_TJSAMP_420,
+            tj::TJSAMP_TJSAMP_422,
+            tj::TJSAMP_TJSAMP_440,
+            tj::TJSAMP_TJSAMP_411,
+            tj::TJSAMP_TJSAMP_444,
+        ];
+        for (sub, (w, h)) in subs
+            .into_iter()
+            .flat_map(|s| [(203usize, 157usize), (64, 90)].map(|d| (s, d)))
+        {
+            let enc = jpeg_sub(w as u32, h as u32, sub);
+            let (whole, _, fw) = full(&enc, 1);
+            let mut out = Vec::new();
+            let mut check = |top: usize, left: usize, height: usize, width: usize| {
+                let want = Want {
+                    top,
+                    left,
+                    height,
+                    width,
+                    out_h: height,
+                    out_w: width,
+                };
+                let f = |_: usize, _: usize| Some(want);
+                let ([_, rw, _], p) = decode_hinted(&enc, &mut out, &cfg, &f).unwrap();
+                let p = p.unwrap();
+                for y in top..top + height {
+                    let got = &out[((y - p.top) * rw + (left - p.left)) * 3..][..width * 3];
+                    let exp = &whole[(y * fw + left) * 3..][..width * 3];
+                    assert_eq!(got, exp, "TJSAMP {sub}, {w}×{h}, box {want:?}, row {y}");
+                }
+            };
+            for a in 0..h {
+                for len in [1, 2, 3, 17] {
+                    if a + len <= h {
+                        check(a, 5, len, w - 10);
+                    }
+                }
+            }
+            for a in 0..w {
+                for len in [1, 2, 3, 17] {
+                    if a + len <= w {
+                        check(7, a, h - 20, len);
+                    }
                 }
             }
         }
