@@ -315,6 +315,11 @@ mod tests {
     /// The pattern of `jpeg` encoded by libjpeg-turbo with chroma subsampling `sub` (TJSAMP):
     /// the image crate's encoder writes 4:4:4 only, where no upsampler needs a neighbour.
     fn jpeg_sub(w: u32, h: u32, sub: tj::TJSAMP) -> Vec<u8> {
+        jpeg_with(w, h, sub, &[])
+    }
+
+    /// As `jpeg_sub`, with more TurboJPEG parameters set (progressive, restart rows).
+    fn jpeg_with(w: u32, h: u32, sub: tj::TJSAMP, params: &[(tj::TJPARAM, i32)]) -> Vec<u8> {
         let img = image::RgbImage::from_fn(w, h, |x, y| {
             let v = |a: u32, b: u32| ((a * 7 + b * 3 + (a * b) % 31) % 256) as u8;
             image::Rgb([v(x, y), v(y, x / 2), v(x + y, 5)])
@@ -336,6 +341,9 @@ mod tests {
                 ),
                 0
             );
+            for &(p, v) in params {
+                assert_eq!(tj::tj3Set(c, p as libc::c_int, v), 0);
+            }
             let mut buf: *mut libc::c_uchar = std::ptr::null_mut();
             let mut len: tj::size_t = 0;
             let rc = tj::tj3Compress8(
@@ -615,18 +623,24 @@ mod tests {
     #[test]
     fn every_edge_row_and_column_matches_the_full_decode() {
         let cfg = DecodeConfig::default();
-        let subs = [
-            tj::TJSAMP_TJSAMP_420,
-            tj::TJSAMP_TJSAMP_422,
-            tj::TJSAMP_TJSAMP_440,
-            tj::TJSAMP_TJSAMP_411,
-            tj::TJSAMP_TJSAMP_444,
+        let progressive = [(tj::TJPARAM_TJPARAM_PROGRESSIVE, 1)];
+        let restarts = [(tj::TJPARAM_TJPARAM_RESTARTROWS, 1)];
+        let subs: [(tj::TJSAMP, &[(tj::TJPARAM, i32)]); 7] = [
+            (tj::TJSAMP_TJSAMP_420, &[]),
+            (tj::TJSAMP_TJSAMP_422, &[]),
+            (tj::TJSAMP_TJSAMP_440, &[]),
+            (tj::TJSAMP_TJSAMP_411, &[]),
+            (tj::TJSAMP_TJSAMP_444, &[]),
+            // Multi-scan files are entropy-decoded whole before the first row: the skip then
+            // takes another path.
+            (tj::TJSAMP_TJSAMP_420, &progressive),
+            (tj::TJSAMP_TJSAMP_420, &restarts),
         ];
-        for (sub, (w, h)) in subs
+        for ((sub, params), (w, h)) in subs
             .into_iter()
             .flat_map(|s| [(203usize, 157usize), (64, 90)].map(|d| (s, d)))
         {
-            let enc = jpeg_sub(w as u32, h as u32, sub);
+            let enc = jpeg_with(w as u32, h as u32, sub, params);
             let (whole, _, fw) = full(&enc, 1);
             let mut out = Vec::new();
             let mut check = |top: usize, left: usize, height: usize, width: usize| {
@@ -644,7 +658,10 @@ mod tests {
                 for y in top..top + height {
                     let got = &out[((y - p.top) * rw + (left - p.left)) * 3..][..width * 3];
                     let exp = &whole[(y * fw + left) * 3..][..width * 3];
-                    assert_eq!(got, exp, "TJSAMP {sub}, {w}×{h}, box {want:?}, row {y}");
+                    assert_eq!(
+                        got, exp,
+                        "TJSAMP {sub} {params:?}, {w}×{h}, box {want:?}, row {y}"
+                    );
                 }
             };
             for a in 0..h {
