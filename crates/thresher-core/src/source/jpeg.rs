@@ -18,8 +18,8 @@
 //! libjpeg-turbo's skip to the region's first row decodes the iMCU row above it as the
 //! upsampler's context. Narrower margins mean fewer columns and rows decoded (and the rows below
 //! never entropy-decoded); the tests below check every edge row and column against the full
-//! decode for every subsampling, and fail without the side and bottom margins. The region is returned with where it sits (`Placed`); the transform maps its box
-//! into it with `scaled_box`.
+//! decode for every subsampling, and fail without the side and bottom margins. The region is
+//! returned with where it sits (`Placed`); the transform maps its box into it with `scaled_box`.
 //!
 //! Strictness: warnings (a truncated or corrupt stream) are errors, as with the full decoder.
 //! Since rows below the box are not read, a file is decoded to its last row unless it ends with
@@ -299,12 +299,16 @@ fn region_with(
 mod tests {
     use super::*;
 
-    fn jpeg(w: u32, h: u32, quality: u8) -> Vec<u8> {
-        // A smooth pattern with detail, so upsampling and the IDCT both matter.
-        let img = image::RgbImage::from_fn(w, h, |x, y| {
+    /// A smooth pattern with detail, so upsampling and the IDCT both matter.
+    fn pattern(w: u32, h: u32) -> image::RgbImage {
+        image::RgbImage::from_fn(w, h, |x, y| {
             let v = |a: u32, b: u32| ((a * 7 + b * 3 + (a * b) % 31) % 256) as u8;
             image::Rgb([v(x, y), v(y, x / 2), v(x + y, 5)])
-        });
+        })
+    }
+
+    fn jpeg(w: u32, h: u32, quality: u8) -> Vec<u8> {
+        let img = pattern(w, h);
         let mut v = Vec::new();
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut v, quality)
             .encode_image(&img)
@@ -312,18 +316,11 @@ mod tests {
         v
     }
 
-    /// The pattern of `jpeg` encoded by libjpeg-turbo with chroma subsampling `sub` (TJSAMP):
-    /// the image crate's encoder writes 4:4:4 only, where no upsampler needs a neighbour.
-    fn jpeg_sub(w: u32, h: u32, sub: tj::TJSAMP) -> Vec<u8> {
-        jpeg_with(w, h, sub, &[])
-    }
-
-    /// As `jpeg_sub`, with more TurboJPEG parameters set (progressive, restart rows).
+    /// The pattern of `jpeg` encoded by libjpeg-turbo with chroma subsampling `sub` (TJSAMP)
+    /// and any other TurboJPEG parameters (progressive, restart rows): the image crate's
+    /// encoder writes 4:4:4 only, where no upsampler needs a neighbour.
     fn jpeg_with(w: u32, h: u32, sub: tj::TJSAMP, params: &[(tj::TJPARAM, i32)]) -> Vec<u8> {
-        let img = image::RgbImage::from_fn(w, h, |x, y| {
-            let v = |a: u32, b: u32| ((a * 7 + b * 3 + (a * b) % 31) % 256) as u8;
-            image::Rgb([v(x, y), v(y, x / 2), v(x + y, 5)])
-        });
+        let img = pattern(w, h);
         // SAFETY: a fresh compressor; the source holds h rows of 3w bytes; the output buffer
         // is allocated by libjpeg-turbo, copied, then freed with tj3Free.
         unsafe {
@@ -581,7 +578,7 @@ mod tests {
             (250, 333, tj::TJSAMP_TJSAMP_420),
         ];
         for (w, h, sub) in files {
-            let enc = jpeg_sub(w as u32, h as u32, sub);
+            let enc = jpeg_with(w as u32, h as u32, sub, &[]);
             let wholes: Vec<_> = [1usize, 2, 4, 8].iter().map(|&s| full(&enc, s)).collect();
             for k in 0..160 {
                 let s = [1usize, 2, 4, 8][k % 4];
