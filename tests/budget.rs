@@ -192,6 +192,21 @@ fn bad_budgets_are_refused_by_name() {
             r#"{"kind": "influence", "budget": 0.5, "epsilon": 1, "epochs": 3}"#,
             "policy.epsilon",
         ),
+        // The run's per-epoch counts are a vector of `epochs` entries made at creation: a
+        // hostile count is refused, not allocated (it aborted the process before).
+        (
+            r#"{"kind": "random", "epochs": 1099511627776}"#,
+            "policy.epochs",
+        ),
+        (
+            r#"{"kind": "el2n", "budget": 0.3, "epochs": 9223372036854775808}"#,
+            "policy.epochs",
+        ),
+        (
+            r#"{"kind": "infobatch", "epochs": 1048577}"#,
+            "policy.epochs",
+        ),
+        (r#"{"kind": "random", "epochs": 0}"#, "policy.epochs"),
     ] {
         let json = format!(r#"{{"source": {{"kind": "index", "len": 10}}, "policy": {policy}}}"#);
         let err = match Config::from_json(&json) {

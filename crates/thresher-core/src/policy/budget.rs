@@ -9,8 +9,23 @@ use crate::error::{Error, Result};
 use crate::rng::{Rng, Stream};
 use crate::scores::ScoreFields;
 
-/// Checks a budget fraction: 0 < b ≤ 1, with `epochs` given.
-pub(crate) fn check_budget(budget: Option<f64>, epochs: Option<u64>) -> Result<()> {
+/// The most epochs `policy.epochs` may name. The run's per-epoch counts (`schedule`,
+/// `planned_counts`, `total_batches`) are a vector of that length, made when the loader is
+/// created: without a bound, a hostile value would abort the host process on allocation.
+pub const MAX_EPOCHS: u64 = 1 << 20;
+
+/// Checks `epochs` (1 … MAX_EPOCHS when given), and a budget fraction: 0 < b ≤ 1, with
+/// `epochs` given.
+pub(crate) fn check_epochs_and_budget(budget: Option<f64>, epochs: Option<u64>) -> Result<()> {
+    match epochs {
+        Some(0) => return Err(Error::invalid("config key `policy.epochs`: must be ≥ 1")),
+        Some(e) if e > MAX_EPOCHS => {
+            return Err(Error::invalid(format!(
+                "config key `policy.epochs`: {e} is out of range 1..={MAX_EPOCHS}"
+            )))
+        }
+        _ => {}
+    }
     let Some(b) = budget else {
         return Ok(());
     };
@@ -24,7 +39,6 @@ pub(crate) fn check_budget(budget: Option<f64>, epochs: Option<u64>) -> Result<(
             "config key `policy.epochs`: required with `policy.budget` (the budget is a share \
              of epochs·N sample-visits)",
         )),
-        Some(0) => Err(Error::invalid("config key `policy.epochs`: must be ≥ 1")),
         Some(_) => Ok(()),
     }
 }

@@ -69,7 +69,7 @@ impl Default for PolicyConfig {
 
 impl PolicyConfig {
     pub fn validate(&self) -> Result<()> {
-        budget::check_budget(self.budget(), self.epochs())?;
+        budget::check_epochs_and_budget(self.budget(), self.epochs())?;
         if let (Some(b), PolicyConfig::Full(_)) = (self.budget(), self) {
             if b < 1.0 {
                 return Err(Error::invalid(format!(
