@@ -48,10 +48,8 @@ impl InfoBatchConfig {
                 self.anneal
             )));
         }
-        if self.epochs == 0 {
-            return Err(Error::invalid("config key `policy.epochs`: must be ≥ 1"));
-        }
-        Ok(())
+        // The same bounds on `epochs` as every policy's (1 … MAX_EPOCHS).
+        super::budget::check_epochs_and_budget(None, Some(self.epochs))
     }
 
     /// ⌊δ·E⌋, the first full-data epoch.

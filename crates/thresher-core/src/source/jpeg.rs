@@ -515,12 +515,20 @@ mod tests {
         // SAFETY: a fresh decompressor, destroyed at the end; every buffer outlives its call.
         unsafe {
             let d = tj::tj3Init(tj::TJINIT_TJINIT_DECOMPRESS as libc::c_int);
-            let mut buf = vec![0u8; 4096 * 4096 * 3];
+            let mut buf = Vec::new();
             for (num, denom) in [(1, 1), (7, 8), (3, 4), (5, 8), (1, 2)] {
                 time(&format!("libjpeg-turbo, full at {num}/{denom}"), &mut |i| {
                     let f = &files[i];
                     let n = f.len() as tj::size_t;
                     assert_eq!(tj::tj3DecompressHeader(d, f.as_ptr(), n), 0);
+                    // Room for the full size, which every scale here is at most.
+                    let side = |p: tj::TJPARAM| tj::tj3Get(d, p as libc::c_int) as usize;
+                    let full = side(tj::TJPARAM_TJPARAM_JPEGWIDTH)
+                        * side(tj::TJPARAM_TJPARAM_JPEGHEIGHT)
+                        * 3;
+                    if buf.len() < full {
+                        buf.resize(full, 0);
+                    }
                     let sf = tj::tjscalingfactor { num, denom };
                     assert_eq!(tj::tj3SetScalingFactor(d, sf), 0);
                     let pf = tj::TJPF_TJPF_RGB as libc::c_int;
@@ -628,9 +636,10 @@ mod tests {
             (tj::TJSAMP_TJSAMP_440, &[]),
             (tj::TJSAMP_TJSAMP_411, &[]),
             (tj::TJSAMP_TJSAMP_444, &[]),
-            // Multi-scan files are entropy-decoded whole before the first row: the skip then
-            // takes another path.
+            // A multi-scan file is entropy-decoded whole before its first row, so the skip
+            // takes another path in libjpeg-turbo.
             (tj::TJSAMP_TJSAMP_420, &progressive),
+            // Restart markers reset the DC predictors every iMCU row.
             (tj::TJSAMP_TJSAMP_420, &restarts),
         ];
         for ((sub, params), (w, h)) in subs
