@@ -99,8 +99,9 @@ impl Emit {
         let zero: [T; C] = std::array::from_fn(|ch| tables[ch][0]);
         let plane = oh * ow;
         for y in 0..oh {
-            let row = self.row(src, y);
-            // The source pixels of window columns [a, b).
+            // The source pixels of window columns [a, b); none when the window lies wholly
+            // beside the image (a == b, where `a + left` may be past the row's end).
+            let row = self.row(src, y).filter(|_| b > a);
             let span = row.map(|r| {
                 let from = (a as isize + self.left) as usize * C;
                 &r[from..from + (b - a) * C]
@@ -265,6 +266,36 @@ mod tests {
             planar: false,
         };
         assert_eq!(run(&e, &px), [0; 6]);
+        // Wholly left or right of the image (a random crop whose padding exceeds the image),
+        // in every layout, flipped or not: all padding, with no read past a row.
+        for left in [-9, -3, 3, 4, 9] {
+            for flip in [false, true] {
+                for planar in [false, true] {
+                    let e = Emit {
+                        top: 0,
+                        left,
+                        height: 2,
+                        width: 3,
+                        flip,
+                        planar,
+                    };
+                    assert_eq!(run(&e, &px), [0; 18], "left {left} flip {flip}");
+                    let src = SampleView {
+                        pixels: &px,
+                        height: 2,
+                        width: 3,
+                        channels: 3,
+                    };
+                    let mut out = vec![9.0; 18];
+                    e.to_f32(
+                        &src,
+                        &Lut::normalize(3, &[0.0; 3], &[1.0; 3]).unwrap(),
+                        &mut out,
+                    );
+                    assert_eq!(out, [0.0; 18]);
+                }
+            }
+        }
     }
 
     #[test]

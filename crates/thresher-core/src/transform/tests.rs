@@ -112,3 +112,32 @@ fn bad_configs() {
         )
         .is_err());
 }
+
+#[test]
+fn a_random_crop_padded_past_the_image_side_is_zeros_where_it_misses() {
+    // torchvision's RandomCrop(1, padding=5) on a 1×2 image: the window can land wholly
+    // beside the image (zeros) or on either pixel; neither may read past a row.
+    let config = TransformConfig {
+        dtype: Dtype::U8,
+        layout: Layout::Nhwc,
+        random_crop: Some(RandomCropConfig {
+            size: Size::One(1),
+            padding: Padding([5; 4]),
+        }),
+        hflip: 0.5,
+        ..Default::default()
+    };
+    let t = Transform::new(&config, None, 3).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for id in 0..400 {
+        let mut out = [9u8; 3];
+        t.apply(&view(), 0, id, &mut Workspace::default(), Out::U8(&mut out))
+            .unwrap();
+        assert!(
+            [[0; 3], [10, 20, 30], [40, 50, 60]].contains(&out),
+            "{out:?}"
+        );
+        seen.insert(out);
+    }
+    assert_eq!(seen.len(), 3, "every outcome is drawn: {seen:?}");
+}
