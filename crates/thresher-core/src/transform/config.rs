@@ -104,12 +104,42 @@ impl<'de> Deserialize<'de> for Padding {
     }
 }
 
+/// torchvision `RandomCrop(size, padding)`: `{"size": S, "padding": P}`, or S alone (no
+/// padding), as `RandomCrop(28)` is written.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(remote = "Self")]
 pub struct RandomCropConfig {
     pub size: Size,
     #[serde(default)]
     pub padding: Padding,
+}
+
+impl<'de> Deserialize<'de> for RandomCropConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        size_or_object(d, RandomCropConfig::deserialize, |size| RandomCropConfig {
+            size,
+            padding: Padding::default(),
+        })
+    }
+}
+
+/// A crop given as its size alone (N or [height, width]) or as its full object, parsed by
+/// `object` (the derived parser, so unknown keys are still named).
+fn size_or_object<'de, D, T>(
+    d: D,
+    object: impl FnOnce(serde_json::Value) -> serde_json::Result<T>,
+    sized: impl FnOnce(Size) -> T,
+) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let v = serde_json::Value::deserialize(d)?;
+    if v.is_object() {
+        object(v).map_err(D::Error::custom)
+    } else {
+        Size::deserialize(v).map(sized).map_err(D::Error::custom)
+    }
 }
 
 fn default_scale() -> [f64; 2] {
@@ -119,8 +149,11 @@ fn default_ratio() -> [f64; 2] {
     [3.0 / 4.0, 4.0 / 3.0]
 }
 
+/// torchvision `RandomResizedCrop(size, scale, ratio)`: `{"size": S, "scale": [..], "ratio":
+/// [..]}`, or S alone (the default scale and ratio), as `RandomResizedCrop(224)` is written.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(remote = "Self")]
 pub struct RandomResizedCropConfig {
     pub size: Size,
     /// Range of the crop's area as a fraction of the image's.
@@ -129,6 +162,18 @@ pub struct RandomResizedCropConfig {
     /// Range of the crop's aspect ratio (width / height), drawn log-uniformly.
     #[serde(default = "default_ratio")]
     pub ratio: [f64; 2],
+}
+
+impl<'de> Deserialize<'de> for RandomResizedCropConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        size_or_object(d, RandomResizedCropConfig::deserialize, |size| {
+            RandomResizedCropConfig {
+                size,
+                scale: default_scale(),
+                ratio: default_ratio(),
+            }
+        })
+    }
 }
 
 /// The `transform` config object.

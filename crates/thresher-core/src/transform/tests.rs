@@ -141,3 +141,47 @@ fn a_random_crop_padded_past_the_image_side_is_zeros_where_it_misses() {
     }
     assert_eq!(seen.len(), 3, "every outcome is drawn: {seen:?}");
 }
+
+#[test]
+fn a_crop_may_be_given_by_its_size_alone_as_torchvision_writes_it() {
+    let parse = |json: &str| serde_json::from_str::<TransformConfig>(json);
+    let t = parse(r#"{"random_resized_crop": 224, "hflip": 0.5}"#).unwrap();
+    assert_eq!(
+        t.random_resized_crop,
+        Some(RandomResizedCropConfig {
+            size: Size::One(224),
+            scale: [0.08, 1.0],
+            ratio: [3.0 / 4.0, 4.0 / 3.0],
+        })
+    );
+    // The object with only `size` means the same.
+    assert_eq!(
+        parse(r#"{"random_resized_crop": {"size": 224}}"#)
+            .unwrap()
+            .random_resized_crop,
+        t.random_resized_crop
+    );
+    let t = parse(r#"{"random_crop": [24, 32]}"#).unwrap();
+    assert_eq!(
+        t.random_crop,
+        Some(RandomCropConfig {
+            size: Size::Hw(24, 32),
+            padding: Padding([0; 4]),
+        })
+    );
+    let t = parse(r#"{"random_crop": {"size": 28, "padding": 4}}"#).unwrap();
+    assert_eq!(t.random_crop.unwrap().padding, Padding([4; 4]));
+    // Unknown keys of the object form are still named, and a bad size is still refused.
+    let e = parse(r#"{"random_resized_crop": {"size": 8, "scales": [0.5, 1]}}"#).unwrap_err();
+    assert!(e.to_string().contains("unknown field `scales`"), "{e}");
+    let e = parse(r#"{"random_crop": {"padding": 4}}"#).unwrap_err();
+    assert!(e.to_string().contains("missing field `size`"), "{e}");
+    let e = parse(r#"{"random_crop": "big"}"#).unwrap_err();
+    assert!(e.to_string().contains("expected a size"), "{e}");
+    assert!(parse(r#"{"random_resized_crop": 0}"#)
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .message()
+        .contains("transform.random_resized_crop.size"));
+}
