@@ -142,7 +142,7 @@ test-fuzz:
 	# New inputs go to a scratch corpus (libFuzzer writes into the first directory), so a test
 	# run leaves the checked-in corpus untouched.
 	cd fuzz && scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
-	for t in config idx scorefile cifar tar npy tokens; do \
+	for t in config idx scorefile cifar tar npy tokens jpeg; do \
 	  mkdir -p "$$scratch/$$t"; \
 	  TMPDIR=/dev/shm RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -O $$t "$$scratch/$$t" corpus/$$t -- \
 	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 2>&1 | tail -n 2; \
