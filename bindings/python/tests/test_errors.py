@@ -54,6 +54,20 @@ def test_bad_config_value_is_named():
         thresher.Loader(make_config(seed=float("nan")))
 
 
+def test_a_config_python_cannot_parse_is_a_thresher_error_not_a_python_one():
+    # JSON nested past Python's recursion limit, and bytes that are not UTF-8: the library
+    # refuses both with INVALID_ARGUMENT, and so does the binding's own parse before it.
+    with expect(thresher.InvalidArgument, 2, "nested too deeply"):
+        thresher.Loader('{"a": ' * 100_000)
+    nested: dict = {}
+    for _ in range(100_000):
+        nested = {"a": nested}
+    with expect(thresher.InvalidArgument, 2, "nested too deeply"):
+        thresher.Loader(nested)
+    with expect(thresher.InvalidArgument, 2, "UTF-8"):
+        thresher.Loader(b'{"source": {"kind": "index", "len": 10}, "report": "\xff"}')
+
+
 def test_a_key_given_twice_is_refused_like_the_library_does(tmp_path):
     index = '"source": {"kind": "index", "len": 10}'
     for text, key in [

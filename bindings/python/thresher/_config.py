@@ -34,6 +34,8 @@ def _parse(text: str, origin: str) -> dict:
         raise InvalidArgument(f"config{origin}: key `{e}` given twice") from None
     except json.JSONDecodeError as e:
         raise InvalidArgument(f"config{origin}: {e}") from None
+    except RecursionError:
+        raise InvalidArgument(f"config{origin}: JSON nested too deeply") from None
     if not isinstance(value, dict):
         raise InvalidArgument(f"config{origin}: expected a JSON object, got {type(value).__name__}")
     return value
@@ -52,8 +54,13 @@ def load(config: ConfigLike) -> dict:
             return json.loads(json.dumps(dict(config), default=_jsonable))
         except (TypeError, ValueError) as e:
             raise InvalidArgument(f"config: {e}") from None
+        except RecursionError:
+            raise InvalidArgument("config: nested too deeply") from None
     if isinstance(config, bytes):
-        config = config.decode("utf-8")
+        try:
+            config = config.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InvalidArgument(f"config: not UTF-8 text: {e}") from None
     if isinstance(config, str) and config.lstrip().startswith("{"):
         return _parse(config, "")
     if isinstance(config, (str, os.PathLike)):
