@@ -68,6 +68,41 @@ pub struct CompareArgs {
     pub first_seed: u64,
 }
 
+/// The widest model a flag may ask for (channels, or the transformer's d_model): far above
+/// what the reference models train well at, and small enough that a typo is refused before
+/// libtorch is asked for terabytes.
+pub const MAX_WIDTH: i64 = 4096;
+
+/// A finite number > 0 (`--lr`).
+pub fn positive(s: &str) -> std::result::Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{s}: {e}"))?;
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s} is not a finite number > 0"))
+    }
+}
+
+/// A finite number ≥ 0 (`--weight-decay`, `--clip-grad`).
+pub fn non_negative(s: &str) -> std::result::Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{s}: {e}"))?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s} is not a finite number ≥ 0"))
+    }
+}
+
+/// SGD's momentum: 0 ≤ m < 1 (at 1 or above the updates grow without bound).
+fn momentum(s: &str) -> std::result::Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{s}: {e}"))?;
+    if (0.0..1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{s} is out of range 0 ≤ m < 1"))
+    }
+}
+
 /// Flags shared by `train` and `compare`.
 #[derive(Args, Debug, Clone)]
 pub struct Common {
@@ -99,11 +134,12 @@ pub struct Common {
     #[arg(long)]
     pub score_epochs: Option<u64>,
     /// Peak learning rate (SGD with momentum).
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, value_parser = positive)]
     pub lr: f64,
-    #[arg(long, default_value_t = 0.9)]
+    /// 0 ≤ m < 1.
+    #[arg(long, default_value_t = 0.9, value_parser = momentum)]
     pub momentum: f64,
-    #[arg(long, default_value_t = 5e-4)]
+    #[arg(long, default_value_t = 5e-4, value_parser = non_negative)]
     pub weight_decay: f64,
     /// Learning-rate schedule over the epochs: cosine per step, or ×0.1 at 50% and 75%.
     #[arg(long, value_enum, default_value_t = Schedule::Cosine)]
@@ -111,7 +147,7 @@ pub struct Common {
     #[arg(long, value_enum, default_value_t = ModelKind::Auto)]
     pub model: ModelKind,
     /// Width of the small CNN (channels of its first convolution).
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(i64).range(1..=MAX_WIDTH))]
     pub width: i64,
     /// Torch intra-op threads (default: every core). On a machine other jobs share, spinning
     /// OpenMP threads collapse; use --threads 1 or OMP_WAIT_POLICY=PASSIVE there.
@@ -434,6 +470,51 @@ mod tests {
             r.to_json(&plain),
             json!({"kind": "random", "budget": 0.55, "epochs": 6})
         );
+    }
+
+    #[test]
+    fn numeric_flags_out_of_range_are_refused_by_name_before_libtorch_sees_them() {
+        #[derive(Parser, Debug)]
+        struct T {
+            #[command(flatten)]
+            c: Common,
+        }
+        for (flag, value) in [
+            ("--lr", "nan"),
+            ("--lr", "inf"),
+            ("--lr", "0"),
+            ("--lr=-1", ""),
+            ("--momentum", "nan"),
+            ("--momentum", "1"),
+            ("--weight-decay=-5", ""),
+            ("--weight-decay", "inf"),
+            ("--width", "0"),
+            ("--width", "100000"),
+            ("--d-model", "0"),
+            ("--heads", "0"),
+            ("--layers", "0"),
+            ("--clip-grad", "nan"),
+        ] {
+            let mut args = vec!["t", flag];
+            if !value.is_empty() {
+                args.push(value);
+            }
+            let e = T::try_parse_from(&args).unwrap_err().to_string();
+            let name = flag.split('=').next().unwrap();
+            assert!(e.contains(name), "{args:?}: {e}");
+        }
+        let c = common(&[
+            "--lr",
+            "0.1",
+            "--momentum",
+            "0",
+            "--width",
+            "4096",
+            "--clip-grad",
+            "0",
+        ]);
+        assert_eq!((c.lr, c.momentum, c.width), (0.1, 0.0, 4096));
+        assert_eq!(c.data.clip_grad, Some(0.0));
     }
 
     #[test]

@@ -43,15 +43,16 @@ pub struct DataArgs {
     #[arg(long, value_enum, default_value_t = OptimizerArg::Auto)]
     pub optimizer: OptimizerArg,
     /// Transformer: model width, blocks and attention heads.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(i64).range(1..=crate::cli::MAX_WIDTH))]
     pub d_model: i64,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i64).range(1..=256))]
     pub layers: i64,
-    #[arg(long, default_value_t = 4)]
+    /// Attention heads: `--d-model` must be a multiple of it.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i64).range(1..=256))]
     pub heads: i64,
     /// Clip the global gradient norm (over all parameters) to this (default: 1 for the
     /// transformer, off otherwise; 0 = off).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli::non_negative)]
     pub clip_grad: Option<f64>,
 }
 
