@@ -68,6 +68,15 @@ def test_a_config_python_cannot_parse_is_a_thresher_error_not_a_python_one():
         thresher.Loader(b'{"source": {"kind": "index", "len": 10}, "report": "\xff"}')
 
 
+def test_a_nan_or_infinity_in_a_config_dict_is_named_by_its_key():
+    with expect(thresher.InvalidArgument, 2, "`policy.anneal`", "nan"):
+        thresher.Loader(make_config(policy={"kind": "infobatch", "prune": 0.5, "epochs": 2,
+                                            "anneal": math.nan}))
+    with expect(thresher.InvalidArgument, 2, "`transform.normalize.std[1]`", "inf"):
+        thresher.Loader(make_config(transform={"normalize": {"mean": [0.5, 0.5],
+                                                             "std": [1.0, math.inf]}}))
+
+
 def test_a_key_given_twice_is_refused_like_the_library_does(tmp_path):
     index = '"source": {"kind": "index", "len": 10}'
     for text, key in [

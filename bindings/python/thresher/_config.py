@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 from typing import Any, Mapping, Union
@@ -110,4 +111,24 @@ def dumps(config: dict) -> str:
         # NaN and infinity are not JSON; the library would reject them less clearly.
         return json.dumps(config, allow_nan=False)
     except ValueError as e:
+        where = _non_finite(config, "")
+        if where is not None:
+            key, value = where
+            raise InvalidArgument(f"config key `{key}`: {value} is not a finite number") from None
         raise InvalidArgument(f"config: {e}") from None
+
+
+def _non_finite(value: Any, path: str):
+    """The dotted key (`[i]` for list items) and value of the first NaN or infinity in
+    `value`, or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "config", value
+    items = value.items() if isinstance(value, dict) else (
+        ((f"[{i}]", v) for i, v in enumerate(value)) if isinstance(value, list) else ()
+    )
+    for key, item in items:
+        sub = f"{path}{key}" if key.startswith("[") else (f"{path}.{key}" if path else key)
+        found = _non_finite(item, sub)
+        if found is not None:
+            return found
+    return None
