@@ -56,14 +56,23 @@ enum ScoresCommand {
         #[arg(long, value_enum)]
         policy: StaticPolicy,
         /// Fraction of the samples to prune (0..=0.9)
-        #[arg(long, default_value_t = 0.5)]
+        #[arg(long, default_value_t = 0.5, value_parser = finite)]
         prune: f64,
         /// Fraction of N, counted from the hardest end, skipped before the kept window
-        #[arg(long, default_value_t = 0.0)]
+        #[arg(long, default_value_t = 0.0, value_parser = finite)]
         drop_hardest: f64,
         #[arg(short, long)]
         output: PathBuf,
     },
+}
+
+/// A finite number (NaN would reach the policy's own range check as JSON null).
+fn finite(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(_) => Err(format!("{s} is not a finite number")),
+        Err(e) => Err(format!("{s}: {e}")),
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -239,6 +239,24 @@ fn coreset_refuses_out_of_range_prune() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("prune"), "{}", stderr(&o));
     assert!(!ids.exists());
+    // NaN and infinity are usage errors naming the flag.
+    for (flag, value) in [("--prune", "nan"), ("--drop-hardest", "inf")] {
+        let o = thresher(&[
+            "scores",
+            "coreset",
+            s(&path),
+            "--policy",
+            "el2n",
+            flag,
+            value,
+            "-o",
+            s(&ids),
+        ]);
+        assert_eq!(o.status.code(), Some(2));
+        let e = stderr(&o);
+        assert!(e.contains(flag) && e.contains("not a finite number"), "{e}");
+        assert!(!ids.exists());
+    }
 }
 
 #[test]
