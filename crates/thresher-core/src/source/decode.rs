@@ -151,6 +151,11 @@ struct Native {
     sixteen_bit: bool,
 }
 
+/// The most scans a progressive JPEG may have, for both decoders: every scan is a pass over
+/// the whole image, so this bounds what a small hostile file can cost. Encoders write about ten
+/// (libjpeg's default script) and rarely more than a few dozen; zune-jpeg's own default is 100.
+pub(crate) const MAX_SCANS: usize = 100;
+
 fn decode_jpeg(
     encoded: &[u8],
     out: &mut Vec<u8>,
@@ -158,6 +163,7 @@ fn decode_jpeg(
 ) -> Result<(usize, usize, Native), String> {
     let options = DecoderOptions::default()
         .set_strict_mode(true)
+        .jpeg_set_max_scans(MAX_SCANS)
         .set_max_width(u16::MAX as usize)
         .set_max_height(u16::MAX as usize);
     let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(encoded), options);

@@ -21,7 +21,9 @@
 //! decode for every subsampling, and fail without the side and bottom margins. The region is
 //! returned with where it sits (`Placed`); the transform maps its box into it with `scaled_box`.
 //!
-//! Strictness: warnings (a truncated or corrupt stream) are errors, as with the full decoder.
+//! Strictness: warnings (a truncated or corrupt stream) are errors, as with the full decoder,
+//! and so is a progressive file of more than `decode::MAX_SCANS` scans (each scan is a pass
+//! over the whole image, so a small hostile file of thousands of scans costs seconds).
 //! Since rows below the box are not read, a file is decoded to its last row unless it ends with
 //! the end-of-image marker, so a truncated file is still an error, wherever the crop falls.
 //!
@@ -264,6 +266,11 @@ fn region_with(
         // SAFETY: live handle; `out` holds rh rows of rw·c bytes, the pitch given.
         let rc = unsafe {
             if tj::tj3Set(h, tj::TJPARAM_TJPARAM_STOPONWARNING as libc::c_int, 1) != 0
+                || tj::tj3Set(
+                    h,
+                    tj::TJPARAM_TJPARAM_SCANLIMIT as libc::c_int,
+                    decode::MAX_SCANS as libc::c_int,
+                ) != 0
                 || tj::tj3SetScalingFactor(h, factor) != 0
                 || tj::tj3SetCroppingRegion(h, region) != 0
             {
@@ -685,6 +692,73 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A progressive 8×8 gray JPEG, every coefficient zero (a flat mid-gray block), sent in
+    /// `2 + 2·ac` scans: DC first and refinement, then a first and a refinement scan of each
+    /// of the AC coefficients 1..=ac. A valid file with as many passes as a hostile one.
+    fn progressive_with_scans(ac: u8) -> Vec<u8> {
+        let mut f = vec![0xff, 0xd8];
+        let mut segment = |marker: u8, body: &[u8]| {
+            f.extend([0xff, marker]);
+            f.extend(((body.len() + 2) as u16).to_be_bytes());
+            f.extend(body);
+        };
+        segment(0xdb, &[[0u8].as_slice(), &[1; 64]].concat()); // DQT 0: all ones
+        segment(0xc2, &[8, 0, 8, 0, 8, 1, 1, 0x11, 0]); // SOF2: 8×8, one component
+                                                        // One Huffman table each for DC (class 0) and AC (class 1): symbol 0 (DC category 0,
+                                                        // AC end-of-block) coded as the single bit 0.
+        for class in [0x00, 0x10] {
+            let mut body = vec![class, 1];
+            body.extend([0; 15]);
+            body.push(0);
+            segment(0xc4, &body);
+        }
+        let mut scans = vec![(0, 0, 0, 1), (0, 0, 1, 0)];
+        for k in 1..=ac {
+            scans.push((k, k, 0, 1));
+            scans.push((k, k, 1, 0));
+        }
+        for (ss, se, ah, al) in scans {
+            // SOS: one component (id 1, tables 0/0), Ss, Se, Ah/Al; then the entropy-coded
+            // data: one 0 bit (category 0, or end of block; a refinement bit 0), padded with 1s.
+            f.extend([0xff, 0xda, 0, 8, 1, 1, 0x00, ss, se, (ah << 4) | al, 0x7f]);
+        }
+        f.extend([0xff, 0xd9]);
+        f
+    }
+
+    #[test]
+    fn a_progressive_file_of_too_many_scans_is_refused_by_both_decoders() {
+        let cfg = DecodeConfig::default();
+        let want = |_: usize, _: usize| {
+            Some(Want {
+                top: 0,
+                left: 0,
+                height: 8,
+                width: 8,
+                out_h: 8,
+                out_w: 8,
+            })
+        };
+        let none = |_: usize, _: usize| None;
+        let mut out = Vec::new();
+        // 2 + 2·49 = 100 scans: the limit, decoded by both paths, the same flat gray.
+        let ok = progressive_with_scans(49);
+        let (shape, placed) = decode_hinted(&ok, &mut out, &cfg, &want).unwrap();
+        assert!(placed.is_some(), "the region path took it");
+        assert_eq!(shape, [8, 8, 3]);
+        assert!(out.iter().all(|&v| v == 128), "{out:?}");
+        let (shape, placed) = decode_hinted(&ok, &mut out, &cfg, &none).unwrap();
+        assert_eq!((shape, placed), ([8, 8, 3], None));
+        assert!(out.iter().all(|&v| v == 128));
+        // 102 scans: refused by the region path (libjpeg-turbo's scan limit) and by the full
+        // decoder (zune-jpeg's), so the same file is an error whatever the transform.
+        let hostile = progressive_with_scans(50);
+        let e = decode_hinted(&hostile, &mut out, &cfg, &want).unwrap_err();
+        assert!(e.contains("100 scans"), "{e}");
+        let e = decode_hinted(&hostile, &mut out, &cfg, &none).unwrap_err();
+        assert!(e.starts_with("bad JPEG"), "{e}");
     }
 
     #[test]
