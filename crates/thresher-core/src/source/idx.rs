@@ -13,6 +13,10 @@ use crate::error::{Error, Result};
 /// fills. Never a value, only a namespace.
 pub enum IdxSource {}
 
+/// Deflate's largest compression ratio (a run of one byte value: 258-byte matches of one bit
+/// each, about 1032:1), so a gzip file of n bytes inflates to at most n × this.
+const MAX_DEFLATE_RATIO: u64 = 1032;
+
 /// Reads an IDX file of u8 values, raw or gzip-compressed, and returns its dims and data. Only a
 /// regular file is read (see `open_regular`), and nothing beyond what its header announces:
 /// the header is parsed first, a raw file's size must then match it before the data is read,
@@ -92,13 +96,26 @@ fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
         if actual != expected as u64 {
             return Err(mismatch(actual.to_string(), actual < expected as u64));
         }
-        data.try_reserve_exact(expected).map_err(|_| {
-            Error::format(format!(
-                "{}: {expected} bytes of IDX data: too large to load",
-                path.display()
-            ))
-        })?;
+    } else if expected as u64 > len.saturating_mul(MAX_DEFLATE_RATIO) {
+        // The stream cannot hold what the header announces: refused before inflating, so a
+        // small file of a long run of zeros (a "gzip bomb") is not inflated into memory.
+        return Err(mismatch(
+            format!(
+                "at most {} (a {len}-byte gzip file inflates to at most {MAX_DEFLATE_RATIO}× that)",
+                len.saturating_mul(MAX_DEFLATE_RATIO)
+            ),
+            true,
+        ));
     }
+    // Reserved before anything is inflated: what the stream yields never exceeds it (the read
+    // below stops one byte past it), so an announced size this process cannot hold is refused
+    // here, and none that it can makes it grow later.
+    data.try_reserve_exact(expected).map_err(|_| {
+        Error::format(format!(
+            "{}: {expected} bytes of IDX data: too large to load",
+            path.display()
+        ))
+    })?;
     let actual = read_up_to(expected as u64 + 1, &mut data)?;
     if actual != expected {
         let actual = if actual > expected {
@@ -237,7 +254,31 @@ mod tests {
         }
         std::fs::write(&bad, gz(&[&huge[..], &[7; 64]].concat())).unwrap();
         let e = IdxSource::open(&bad, &l).err().unwrap();
+        assert!(e.message().contains("inflates to at most 1032×"), "{e}");
+        assert!(e.message().contains("(truncated?)"), "{e}");
+        // Within what the stream could hold, but short: inflated, then refused.
+        let mut short = vec![0, 0, 0x08, 1];
+        short.extend_from_slice(&1000u32.to_be_bytes());
+        std::fs::write(&bad, gz(&[&short[..], &[7; 64]].concat())).unwrap();
+        let e = IdxSource::open(&bad, &l).err().unwrap();
         assert!(e.message().contains("the file has 64 (truncated?)"), "{e}");
+        // A gzip bomb: 64 MiB of zeros in about 64 KiB, behind a header announcing 1 GiB. The
+        // ratio bound refuses it before inflating (which would otherwise fill 64 MiB, or for a
+        // larger bomb every byte of memory).
+        let mut bomb_header = vec![0, 0, 0x08, 3];
+        for d in [1024u32, 1024, 1024] {
+            bomb_header.extend_from_slice(&d.to_be_bytes());
+        }
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut enc, &bomb_header).unwrap();
+        for _ in 0..64 {
+            std::io::Write::write_all(&mut enc, &[0; 1 << 20]).unwrap();
+        }
+        let bomb = enc.finish().unwrap();
+        assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+        std::fs::write(&bad, &bomb).unwrap();
+        let e = IdxSource::open(&bad, &l).err().unwrap();
+        assert!(e.message().contains("inflates to at most"), "{e}");
         // label count mismatch
         write_idx(&bad, &[2], &[0, 1]).unwrap();
         let e = IdxSource::open(&i, &bad).err().unwrap();
