@@ -54,8 +54,8 @@ pub struct CompareArgs {
     #[arg(long, default_value = "full,random,infobatch", value_delimiter = ',')]
     pub policies: Vec<PolicySpec>,
     /// Number of seeds (0, 1, …): each seed fixes the model's initialisation and the loader's
-    /// order, identically for every policy.
-    #[arg(long, default_value_t = 3)]
+    /// order, identically for every policy. 1…1000: 0 would write an empty comparison.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub seeds: u64,
     /// After each run of a pruning policy other than `random` that is not under `--budget`,
     /// also run `random` with a budget equal to that run's realised sample-visits, so that
@@ -502,6 +502,12 @@ mod tests {
             let e = T::try_parse_from(&args).unwrap_err().to_string();
             let name = flag.split('=').next().unwrap();
             assert!(e.contains(name), "{args:?}: {e}");
+        }
+        for seeds in ["0", "1001"] {
+            let e = Cli::try_parse_from(["t", "compare", "--seeds", seeds])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("--seeds"), "{e}");
         }
         let c = common(&[
             "--lr",
