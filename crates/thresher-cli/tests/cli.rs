@@ -25,6 +25,14 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `thresher scores coreset FILE FLAGS... -o IDS`.
+fn coreset(file: &Path, flags: &[&str], ids: &Path) -> Output {
+    let mut args = vec!["scores", "coreset", s(file)];
+    args.extend_from_slice(flags);
+    args.extend(["-o", s(ids)]);
+    thresher(&args)
+}
+
 /// A score file of `n` samples where the first `scored` got one feedback: el2n and grad norm
 /// from `el2n(id)`, loss 1 + id, every other sample right.
 fn write_scores(
@@ -172,17 +180,7 @@ fn el2n_coreset_keeps_the_hardest_half() {
     let n = 100;
     let path = write_scores(dir.path(), "a.scores", n as usize, n as usize, permuted(n));
     let ids = dir.path().join("ids.txt");
-    let o = thresher(&[
-        "scores",
-        "coreset",
-        s(&path),
-        "--policy",
-        "el2n",
-        "--prune",
-        "0.5",
-        "-o",
-        s(&ids),
-    ]);
+    let o = coreset(&path, &["--policy", "el2n", "--prune", "0.5"], &ids);
     assert!(o.status.success(), "{}", stderr(&o));
     let score = permuted(n);
     let want: Vec<u64> = (0..n).filter(|&i| score(i) > 0.5).collect();
@@ -198,19 +196,18 @@ fn grand_coreset_with_drop_hardest_keeps_the_window_below_the_hardest() {
     let n = 100;
     let path = write_scores(dir.path(), "a.scores", n as usize, n as usize, permuted(n));
     let ids = dir.path().join("ids.txt");
-    let o = thresher(&[
-        "scores",
-        "coreset",
-        s(&path),
-        "--policy",
-        "grand",
-        "--prune",
-        "0.5",
-        "--drop-hardest",
-        "0.1",
-        "-o",
-        s(&ids),
-    ]);
+    let o = coreset(
+        &path,
+        &[
+            "--policy",
+            "grand",
+            "--prune",
+            "0.5",
+            "--drop-hardest",
+            "0.1",
+        ],
+        &ids,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     // Ranks 40..90 of 100 ascending: scores in (0.4, 0.9].
     let score = permuted(n);
@@ -225,33 +222,13 @@ fn coreset_refuses_out_of_range_prune() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_scores(dir.path(), "a.scores", 10, 10, |i| i as f32);
     let ids = dir.path().join("ids.txt");
-    let o = thresher(&[
-        "scores",
-        "coreset",
-        s(&path),
-        "--policy",
-        "el2n",
-        "--prune",
-        "0.95",
-        "-o",
-        s(&ids),
-    ]);
+    let o = coreset(&path, &["--policy", "el2n", "--prune", "0.95"], &ids);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("prune"), "{}", stderr(&o));
     assert!(!ids.exists());
     // NaN and infinity are usage errors naming the flag.
     for (flag, value) in [("--prune", "nan"), ("--drop-hardest", "inf")] {
-        let o = thresher(&[
-            "scores",
-            "coreset",
-            s(&path),
-            "--policy",
-            "el2n",
-            flag,
-            value,
-            "-o",
-            s(&ids),
-        ]);
+        let o = coreset(&path, &["--policy", "el2n", flag, value], &ids);
         assert_eq!(o.status.code(), Some(2));
         let e = stderr(&o);
         assert!(e.contains(flag) && e.contains("not a finite number"), "{e}");
@@ -340,17 +317,7 @@ fn forgetting_coreset_ranks_never_learnt_hardest_and_keeps_unseen() {
     let path = dir.path().join("f.scores");
     ScoreFile::from_book(&book).write(&path).unwrap();
     let out = dir.path().join("ids.txt");
-    let o = thresher(&[
-        "scores",
-        "coreset",
-        s(&path),
-        "--policy",
-        "forgetting",
-        "--prune",
-        "0.5",
-        "-o",
-        s(&out),
-    ]);
+    let o = coreset(&path, &["--policy", "forgetting", "--prune", "0.5"], &out);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(read_ids(&out), vec![0, 3, 4, 7]);
 }
