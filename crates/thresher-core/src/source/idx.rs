@@ -20,7 +20,8 @@ const MAX_DEFLATE_RATIO: u64 = 1032;
 /// Reads an IDX file of u8 values, raw or gzip-compressed, and returns its dims and data. Only a
 /// regular file is read (see `open_regular`), and nothing beyond what its header announces:
 /// the header is parsed first, a raw file's size must then match it before the data is read,
-/// and a compressed stream is decompressed only up to one byte past the announced size.
+/// and a compressed stream is decompressed only when the file could hold the announced size
+/// (`MAX_DEFLATE_RATIO`), into memory reserved for that size, and only up to one byte past it.
 fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
     let (mut file, len) = crate::util::open_regular(path, "IDX file")?;
     let not_idx =
