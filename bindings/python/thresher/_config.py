@@ -127,6 +127,7 @@ def _non_finite(value: Any, path: str):
         ((f"[{i}]", v) for i, v in enumerate(value)) if isinstance(value, list) else ()
     )
     for key, item in items:
+        key = str(key)  # json.dumps writes int and float keys as strings too
         sub = f"{path}{key}" if key.startswith("[") else (f"{path}.{key}" if path else key)
         found = _non_finite(item, sub)
         if found is not None:
