@@ -40,6 +40,13 @@
 #define THRESHER_MAX_NDIM 8
 
 /**
+ * The fraction of an epoch's kept samples that look unlearnable above which the C++, Python
+ * and Julia bindings and the reference trainer warn that the labels may be noisy (compare
+ * thresher_loader_unlearnable_fraction with it; the C library itself prints nothing).
+ */
+#define THRESHER_UNLEARNABLE_WARNING 0.15
+
+/**
  * The result of every fallible call. On anything but THRESHER_OK (and
  * THRESHER_END_OF_EPOCH, which is not an error), thresher_last_error() tells why.
  */
@@ -603,11 +610,12 @@ thresher_status thresher_loader_report(const thresher_loader *loader, thresher_e
 /**
  * Writes into `*out` the fraction of the current epoch's kept samples (or, between epochs,
  * the last epoch's) that look unlearnable: wrong at each of their last `guard_window`
- * correctness reports when the plan was made (the report's `unlearnable_fraction`). A high
- * value means the labels may be noisy and a policy that keeps hard samples may be fitting
- * them. NaN for `full`, `random` and `infobatch`, and until a feedback call carried
- * `correct`. Like thresher_loader_report it never begins an epoch. Returns THRESHER_OK, or
- * THRESHER_INVALID_ARGUMENT for NULL arguments (`*out` untouched). Thread-safe.
+ * correctness reports when the plan was made (the report's `unlearnable_fraction`). Above
+ * THRESHER_UNLEARNABLE_WARNING the labels may be noisy and a policy that keeps hard samples
+ * may be fitting them. NaN for `full`, `random` and `infobatch`, and until a feedback call
+ * carried `correct`. Like thresher_loader_report it never begins an epoch. Returns
+ * THRESHER_OK, or THRESHER_INVALID_ARGUMENT for NULL arguments (`*out` untouched).
+ * Thread-safe.
  */
 thresher_status thresher_loader_unlearnable_fraction(const thresher_loader *loader, double *out);
 

@@ -57,6 +57,8 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <functional>
 #include <iterator>
 #include <optional>
 #include <stdexcept>
@@ -72,7 +74,9 @@ class Loader;
 
 /// One epoch of a loader as an input range: `for (auto& batch : loader.epoch())` takes batches
 /// with `LoaderT::next` (which returns std::optional<BatchT>) until THRESHER_END_OF_EPOCH. Each
-/// batch is released when the iterator advances (move it out to keep it longer). Leaving the
+/// batch is released when the iterator advances (move it out to keep it longer). Once begin()
+/// has the first batch, `LoaderT::warn_if_unlearnable()` runs: the loader's warning handler
+/// hears when the epoch's plan keeps many samples that look unlearnable. Leaving the
 /// loop early leaves the loader mid-epoch: the next epoch() continues the same epoch, unless
 /// end_epoch() abandons the rest. A failed batch (THRESHER_IO/FORMAT) throws Error from begin()
 /// or ++; the loader has skipped it, so iteration may be resumed with epoch(). One template for
@@ -106,7 +110,10 @@ template <class LoaderT, class BatchT> class BasicEpoch {
 
       private:
         friend class BasicEpoch;
-        explicit iterator(LoaderT *loader) : loader_(loader) { ++*this; }
+        explicit iterator(LoaderT *loader) : loader_(loader) {
+            ++*this;
+            if (current_) loader_->warn_if_unlearnable();
+        }
         LoaderT *loader_ = nullptr;
         std::optional<BatchT> current_;
     };
@@ -135,6 +142,17 @@ struct Feedback {
     std::size_t embedding_dim = 0;
 };
 
+/// Receives a loader's warnings as one line of text. Today there is one: an epoch's plan keeps
+/// more than THRESHER_UNLEARNABLE_WARNING of its samples that look unlearnable (the labels may
+/// be noisy). The default prints "thresher: warning: ..." to stderr.
+using WarningHandler = std::function<void(const std::string &)>;
+
+namespace detail {
+inline void print_warning(const std::string &message) {
+    std::fprintf(stderr, "thresher: warning: %s\n", message.c_str());
+}
+} // namespace detail
+
 /// A thresher loader: worker threads, prefetched batches, the ScoreBook and the pruning
 /// policy. Move-only; the destructor stops the workers (thresher_loader_free: within a second,
 /// detaching one stuck in a read), also while batches are still lent out (they stay valid). A moved-from Loader is empty, and every
@@ -155,11 +173,15 @@ class Loader {
 
     Loader(const Loader &) = delete;
     Loader &operator=(const Loader &) = delete;
-    Loader(Loader &&other) noexcept : raw_(std::exchange(other.raw_, nullptr)) {}
+    Loader(Loader &&other) noexcept
+        : raw_(std::exchange(other.raw_, nullptr)), warn_(std::move(other.warn_)),
+          warned_epoch_(other.warned_epoch_) {}
     Loader &operator=(Loader &&other) noexcept {
         if (this != &other) {
             reset();
             raw_ = std::exchange(other.raw_, nullptr);
+            warn_ = std::move(other.warn_);
+            warned_epoch_ = other.warned_epoch_;
         }
         return *this;
     }
@@ -266,6 +288,26 @@ class Loader {
         detail::check(thresher_loader_unlearnable_fraction(raw_, &f));
         return f;
     }
+    /// Replaces the handler of this loader's warnings (see WarningHandler); an empty one
+    /// silences them. Not thread-safe against iteration: set it before the first epoch.
+    void set_warning_handler(WarningHandler handler) { warn_ = std::move(handler); }
+    /// Calls the warning handler, at most once per epoch, when the current epoch's plan keeps
+    /// more than `threshold` (a fraction) of samples that look unlearnable. epoch() iteration
+    /// calls it once it has the epoch's first batch; a loop over next() may call it itself.
+    /// Throws what unlearnable_fraction() and the handler throw. From the iterating thread.
+    void warn_if_unlearnable(double threshold = THRESHER_UNLEARNABLE_WARNING) {
+        const double f = unlearnable_fraction();
+        if (!(f > threshold) || !warn_) return;  // NaN (not tracked) never warns
+        const std::uint64_t e = report().epoch;
+        if (warned_epoch_ == e) return;
+        warned_epoch_ = e;
+        char pct[32];
+        std::snprintf(pct, sizeof pct, "%.1f", 100.0 * f);
+        warn_(std::string(pct) + "% of epoch " + std::to_string(e) +
+              "'s kept samples look unlearnable (misclassified at each of their last reports): "
+              "the labels may be noisy, and a policy that keeps hard samples may be fitting "
+              "them (keep `noise_guard` on)");
+    }
     /// The current epoch so far, or the one that just ended. Thread-safe.
     EpochReport report() const {
         EpochReport r;
@@ -342,6 +384,8 @@ class Loader {
     }
 
     thresher_loader *raw_ = nullptr;
+    WarningHandler warn_ = detail::print_warning;
+    std::uint64_t warned_epoch_ = UINT64_MAX;
 };
 
 } // namespace thresher

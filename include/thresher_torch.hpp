@@ -198,6 +198,19 @@ class Loader {
     EpochReport report() const { return loader_.report(); }
     /// Abandons the rest of the epoch under way (see thresher::Loader::end_epoch).
     void end_epoch() { loader_.end_epoch(); }
+    /// The fraction of the epoch's kept samples that look unlearnable (NaN when not tracked);
+    /// iteration warns through the warning handler above THRESHER_UNLEARNABLE_WARNING
+    /// (thresher::Loader::warn_if_unlearnable).
+    double unlearnable_fraction() const { return loader_.unlearnable_fraction(); }
+    /// Replaces the handler of the loader's warnings; an empty one silences them (default:
+    /// one line on stderr).
+    void set_warning_handler(WarningHandler handler) {
+        loader_.set_warning_handler(std::move(handler));
+    }
+    /// See thresher::Loader::warn_if_unlearnable; epoch() iteration calls it.
+    void warn_if_unlearnable(double threshold = THRESHER_UNLEARNABLE_WARNING) {
+        loader_.warn_if_unlearnable(threshold);
+    }
     /// Checkpoint; a loader with the same config plus "resume_from": path continues here.
     void save_state(const std::string &path) const { loader_.save_state(path); }
     /// The thresher::Loader underneath (digest, save_scores, epoch_plan, save_state_at, ...).

@@ -20,7 +20,8 @@ run. This script checks by machine what a first run would otherwise find:
    wrapper counted here is one the module really loads.
 4. What the package copies from the header by hand matches it: each struct (the Julia struct
    whose docstring starts with the C name in backquotes) field for field, in order and of
-   compatible types; every enum constant's value; ABI_VERSION and HEADER_VERSION.
+   compatible types; every enum constant's value; ABI_VERSION, HEADER_VERSION and
+   UNLEARNABLE_WARNING.
 
 The header's deprecated aliases (doc comment "Deprecated since 0.1: the old name of X") need
 no wrapper and must not be called. They exist so that C programs compiled against the first
@@ -506,8 +507,8 @@ def check_structs(structs: list[JuliaStruct], header: cheader.Header, aliases: d
 
 def check_constants(constants: dict[str, tuple[str, str]], header: cheader.Header,
                     julia_dir: Path) -> list[str]:
-    """The enum values, ABI_VERSION and HEADER_VERSION the package hard-codes equal the
-    header's (a stale ABI_VERSION makes __init__ refuse every library)."""
+    """The enum values, ABI_VERSION, HEADER_VERSION and UNLEARNABLE_WARNING the package
+    hard-codes equal the header's (a stale ABI_VERSION makes __init__ refuse every library)."""
     out = []
     for name, value in enum_constants(header).items():
         if name not in constants:
@@ -519,7 +520,8 @@ def check_constants(constants: dict[str, tuple[str, str]], header: cheader.Heade
             out.append(f"{where}: {name} = {text} in Julia, {value} in {header.path.name}")
     macros = {d.name: d.literal for d in header.defines}
     for julia, macro, form in [("ABI_VERSION", "THRESHER_ABI_VERSION", "{}"),
-                               ("HEADER_VERSION", "THRESHER_VERSION", "v{}")]:
+                               ("HEADER_VERSION", "THRESHER_VERSION", "v{}"),
+                               ("UNLEARNABLE_WARNING", "THRESHER_UNLEARNABLE_WARNING", "{}")]:
         want = form.format(macros.get(macro))
         if julia not in constants:
             out.append(f"{julia_dir}: the package defines no `const {julia}` ({macro})")

@@ -334,6 +334,14 @@ def test_stale_abi_version(pkg):
     ]
 
 
+def test_stale_warning_level(pkg):
+    src = jl(pkg, "Thresher.jl")
+    mutate(src, "const UNLEARNABLE_WARNING = 0.15", "const UNLEARNABLE_WARNING = 0.2")
+    assert [p.split(": ", 1)[1] for p in problems(pkg)] == [
+        "UNLEARNABLE_WARNING = 0.2 in Julia, THRESHER_UNLEARNABLE_WARNING is 0.15 in thresher.h"
+    ]
+
+
 def test_wrong_enum_value(pkg):
     src = jl(pkg, "capi.jl")
     mutate(src, "const THRESHER_FORMAT = Cint(4)", "const THRESHER_FORMAT = Cint(5)")

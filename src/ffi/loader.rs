@@ -393,13 +393,20 @@ pub unsafe extern "C" fn thresher_loader_report(
     })
 }
 
+/// The fraction of an epoch's kept samples that look unlearnable above which the C++, Python
+/// and Julia bindings and the reference trainer warn that the labels may be noisy (compare
+/// thresher_loader_unlearnable_fraction with it; the C library itself prints nothing).
+pub const THRESHER_UNLEARNABLE_WARNING: f64 = 0.15;
+const _: () = assert!(THRESHER_UNLEARNABLE_WARNING == thresher_core::policy::UNLEARNABLE_WARNING);
+
 /// Writes into `*out` the fraction of the current epoch's kept samples (or, between epochs,
 /// the last epoch's) that look unlearnable: wrong at each of their last `guard_window`
-/// correctness reports when the plan was made (the report's `unlearnable_fraction`). A high
-/// value means the labels may be noisy and a policy that keeps hard samples may be fitting
-/// them. NaN for `full`, `random` and `infobatch`, and until a feedback call carried
-/// `correct`. Like thresher_loader_report it never begins an epoch. Returns THRESHER_OK, or
-/// THRESHER_INVALID_ARGUMENT for NULL arguments (`*out` untouched). Thread-safe.
+/// correctness reports when the plan was made (the report's `unlearnable_fraction`). Above
+/// THRESHER_UNLEARNABLE_WARNING the labels may be noisy and a policy that keeps hard samples
+/// may be fitting them. NaN for `full`, `random` and `infobatch`, and until a feedback call
+/// carried `correct`. Like thresher_loader_report it never begins an epoch. Returns
+/// THRESHER_OK, or THRESHER_INVALID_ARGUMENT for NULL arguments (`*out` untouched).
+/// Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn thresher_loader_unlearnable_fraction(
     loader: *const thresher_loader,

@@ -226,3 +226,45 @@ void test_total_batches() {
     thresher::Loader greedy(index_config(1000, "\"policy\": {\"kind\": \"ucb\"}"));
     CHECK_THROWS(greedy.total_batches(), THRESHER_STATE, "policy.budget");
 }
+
+void test_noisy_labels_warning() {
+    // Every sample reported wrong: after the guard's two reports every judged sample looks
+    // unlearnable, so from epoch 2 on UCB's plan keeps nothing else and iteration warns, once
+    // per epoch, through the handler; an empty handler silences it, and `full` (which tracks
+    // nothing) never warns.
+    const std::string ucb = "\"batch_size\": 50, \"seed\": 3, \"policy\": {\"kind\": \"ucb\", "
+                            "\"prune\": 0.5}";
+    thresher::Loader loader(index_config(400, ucb));
+    std::vector<std::string> heard;
+    loader.set_warning_handler([&](const std::string &m) { heard.push_back(m); });
+    auto run_epoch = [](thresher::Loader &l) {
+        for (auto &batch : l.epoch()) {
+            std::vector<float> loss(batch.size(), 1.0f);
+            std::vector<std::uint8_t> wrong(batch.size(), 0);
+            l.feedback(batch.ids(), loss, {}, {}, wrong);
+        }
+    };
+    for (int epoch = 0; epoch < 4; epoch++) {
+        run_epoch(loader);
+        const double f = loader.unlearnable_fraction();
+        CHECK(epoch < 2 ? !(f > THRESHER_UNLEARNABLE_WARNING) : f > THRESHER_UNLEARNABLE_WARNING);
+        CHECK(heard.size() == static_cast<std::size_t>(epoch < 2 ? 0 : epoch - 1));
+    }
+    CHECK(heard.back().find("epoch 3's kept samples look unlearnable") != std::string::npos);
+    loader.warn_if_unlearnable();  // the same epoch: not again
+    CHECK(heard.size() == 2);
+    loader.warn_if_unlearnable(2.0);  // a threshold no fraction reaches
+    CHECK(heard.size() == 2);
+
+    thresher::Loader moved = std::move(loader);  // the handler moves with the loader
+    run_epoch(moved);
+    CHECK(heard.size() == 3);
+    moved.set_warning_handler(nullptr);
+    run_epoch(moved);
+    CHECK(heard.size() == 3);
+
+    thresher::Loader full(index_config(400, "\"policy\": {\"kind\": \"full\"}"));
+    full.set_warning_handler([&](const std::string &m) { heard.push_back(m); });
+    for (int epoch = 0; epoch < 3; epoch++) run_epoch(full);
+    CHECK(heard.size() == 3);
+}

@@ -593,6 +593,7 @@ int main(int argc, char **argv) {
     run("plan_padding", test_plan_padding);
     run("end_epoch_and_save_state_at", test_end_epoch_and_save_state_at);
     run("advance", test_advance);
+    run("noisy_labels_warning", test_noisy_labels_warning);
 
     std::printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed != 0;

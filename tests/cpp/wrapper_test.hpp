@@ -86,5 +86,6 @@ void test_total_batches();
 void test_plan_padding();
 void test_end_epoch_and_save_state_at();
 void test_advance();
+void test_noisy_labels_warning();
 
 #endif // THRESHER_WRAPPER_TEST_HPP

@@ -24,6 +24,11 @@ THRESHER_ABI_VERSION = 3
 # THRESHER_MAX_NDIM - 1.
 THRESHER_MAX_NDIM = 8
 
+# The fraction of an epoch's kept samples that look unlearnable above which the C++, Python
+# and Julia bindings and the reference trainer warn that the labels may be noisy (compare
+# thresher_loader_unlearnable_fraction with it; the C library itself prints nothing).
+THRESHER_UNLEARNABLE_WARNING = 0.15
+
 # The result of every fallible call. On anything but THRESHER_OK (and
 # THRESHER_END_OF_EPOCH, which is not an error), thresher_last_error() tells why.
 thresher_status = c_int
@@ -424,11 +429,12 @@ thresher_loader_report = bind('thresher_loader_report', thresher_status, [POINTE
 
 # Writes into `*out` the fraction of the current epoch's kept samples (or, between epochs,
 # the last epoch's) that look unlearnable: wrong at each of their last `guard_window`
-# correctness reports when the plan was made (the report's `unlearnable_fraction`). A high
-# value means the labels may be noisy and a policy that keeps hard samples may be fitting
-# them. NaN for `full`, `random` and `infobatch`, and until a feedback call carried
-# `correct`. Like thresher_loader_report it never begins an epoch. Returns THRESHER_OK, or
-# THRESHER_INVALID_ARGUMENT for NULL arguments (`*out` untouched). Thread-safe.
+# correctness reports when the plan was made (the report's `unlearnable_fraction`). Above
+# THRESHER_UNLEARNABLE_WARNING the labels may be noisy and a policy that keeps hard samples
+# may be fitting them. NaN for `full`, `random` and `infobatch`, and until a feedback call
+# carried `correct`. Like thresher_loader_report it never begins an epoch. Returns
+# THRESHER_OK, or THRESHER_INVALID_ARGUMENT for NULL arguments (`*out` untouched).
+# Thread-safe.
 thresher_loader_unlearnable_fraction = bind('thresher_loader_unlearnable_fraction', thresher_status, [POINTER(thresher_loader), POINTER(c_double)], ['loader', 'out'])
 
 # Writes the ScoreBook's per-sample scores to the file `path` (NUL-terminated UTF-8), in the
@@ -536,6 +542,7 @@ __all__ = [
     'THRESHER_VERSION_PATCH',
     'THRESHER_ABI_VERSION',
     'THRESHER_MAX_NDIM',
+    'THRESHER_UNLEARNABLE_WARNING',
     'thresher_status',
     'THRESHER_OK',
     'THRESHER_END_OF_EPOCH',

@@ -15,13 +15,12 @@ from . import _capi, _config, _feedback
 from ._batch import Batch
 from ._errors import Error, InvalidArgument, NoisyLabelsWarning, StateError, check
 from ._managed import Managed, ProcessLock
+from ._plan import EpochPlan
 
 # The share of an epoch's kept samples that look unlearnable above which iteration warns
-# (NoisyLabelsWarning). Measured on Fashion-MNIST with the reference trainer: the guarded
-# policies stay at 0-3 %, the papers' rules reach 44-94 % on 20 % flipped labels, and 14-54 %
-# on clean labels when they prune hard (docs/policies.md, "The noise guard").
-UNLEARNABLE_WARNING = 0.15
-from ._plan import EpochPlan
+# (NoisyLabelsWarning): the header's THRESHER_UNLEARNABLE_WARNING, the level of every binding
+# and of the reference trainer (docs/policies.md, "The warning").
+UNLEARNABLE_WARNING = _capi.THRESHER_UNLEARNABLE_WARNING
 
 STATE_VERSION = 1
 # The library's defaults for the keys DataLoader also has (crates/thresher-core/src/config.rs).

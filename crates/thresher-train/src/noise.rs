@@ -11,6 +11,7 @@
 //! every policy, training seed, batch order and rank.
 
 use clap::{Args, ValueEnum};
+use thresher_core::policy::UNLEARNABLE_WARNING;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -107,10 +108,6 @@ impl LabelNoise {
             .collect()
     }
 }
-
-/// The share of an epoch's kept samples that look unlearnable above which the trainer warns
-/// (the Python binding's `UNLEARNABLE_WARNING` is the same figure).
-pub const UNLEARNABLE_WARNING: f64 = 0.15;
 
 /// Prints a warning when the epoch's plan keeps many samples that look unlearnable (the
 /// report's `unlearnable_fraction`, NaN when the policy does not track it).

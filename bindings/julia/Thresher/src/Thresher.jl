@@ -29,7 +29,8 @@ module Thresher
 
 using Libdl
 
-export ThresherError, Loader, Batch, epoch, next!, feedback!, epoch_info, total_batches, unlearnable_fraction, report,
+export ThresherError, Loader, Batch, epoch, next!, feedback!, epoch_info, total_batches, unlearnable_fraction,
+       warn_if_unlearnable, report,
        save_scores, save_state, padding, digest, has_data, end_epoch!, save_state_at,
        EpochPlan, epoch_plan, advance!
 
@@ -43,6 +44,9 @@ const libthresher = "libthresher"
 const ABI_VERSION = 3
 """The thresher.h version this binding mirrors (`THRESHER_VERSION`)."""
 const HEADER_VERSION = v"0.1.0"
+"""The share of an epoch's kept samples that look unlearnable above which `epoch` iteration
+warns (`THRESHER_UNLEARNABLE_WARNING` in thresher.h)."""
+const UNLEARNABLE_WARNING = 0.15
 
 function __init__()
     # THRESHER_LIB=/path/to/libthresher.so or THRESHER_LIB_DIR=/path/to/lib: searched before

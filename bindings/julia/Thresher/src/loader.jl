@@ -14,11 +14,13 @@ naming a file). `close(loader)` stops its threads; a finalizer does so otherwise
 """
 mutable struct Loader
     ptr::Ptr{Cvoid}
+    # The last epoch `warn_if_unlearnable` warned about (typemax: none yet).
+    warned_epoch::UInt64
     function Loader(config_json::AbstractString)
         out = Ref{Ptr{Cvoid}}(C_NULL)
         check(@ccall libthresher.thresher_loader_new(config_json::Cstring,
                                                      out::Ref{Ptr{Cvoid}})::Cint)
-        l = new(out[])
+        l = new(out[], typemax(UInt64))
         # Unreachable means no other call can run on it, as thresher_loader_free requires.
         finalizer(close, l)
         return l
@@ -64,7 +66,8 @@ end
     epoch(loader)
 
 One epoch as an iterator: `for batch in epoch(loader)`. Each batch is closed when the
-iteration advances, so its views are valid for the loop body. Leaving the loop early leaves the
+iteration advances, so its views are valid for the loop body. Once it has the epoch's first
+batch it calls `warn_if_unlearnable(loader)`. Leaving the loop early leaves the
 loader mid-epoch: the next `epoch(loader)` continues it, unless `end_epoch!(loader)` abandons
 the rest.
 """
@@ -81,7 +84,9 @@ function Base.iterate(e::Epoch, previous::Union{Batch,Nothing} = nothing)
     # loader's pool now rather than whenever the GC runs.
     previous === nothing || close(previous)
     b = next!(e.loader)
-    return b === nothing ? nothing : (b, b)
+    b === nothing && return nothing
+    previous === nothing && warn_if_unlearnable(e.loader)
+    return (b, b)
 end
 
 # A contiguous array of T, converting (one copy) only when the caller's is not one already.
@@ -155,6 +160,26 @@ function unlearnable_fraction(l::Loader)
     check(@ccall libthresher.thresher_loader_unlearnable_fraction(l.ptr::Ptr{Cvoid},
                                                                   out::Ref{Cdouble})::Cint)
     return out[]
+end
+
+"""
+    warn_if_unlearnable(loader, threshold = UNLEARNABLE_WARNING)
+
+Logs a warning (`@warn`, once per epoch) when the current epoch's plan keeps more than
+`threshold` of samples that look unlearnable: the labels may be noisy. `epoch` iteration calls
+it; filter it with Julia's logging (a logger with a higher minimum level) to silence it.
+"""
+function warn_if_unlearnable(l::Loader, threshold::Real = UNLEARNABLE_WARNING)
+    f = unlearnable_fraction(l)
+    f > threshold || return nothing  # NaN (not tracked) never warns
+    e = report(l).epoch
+    l.warned_epoch == e && return nothing
+    l.warned_epoch = e
+    pct = round(100 * f; digits = 1)
+    @warn "thresher: $pct% of epoch $e's kept samples look unlearnable (misclassified at " *
+          "each of their last reports): the labels may be noisy, and a policy that keeps " *
+          "hard samples may be fitting them (keep `noise_guard` on)"
+    return nothing
 end
 
 """`thresher_loader_report`: the current epoch so far, or the epoch that just ended."""

@@ -176,4 +176,22 @@ config(extra = "") = """{"source": {"kind": "idx",
             @test occursin("index mode", err.message)
         end
     end
+
+    @testset "noisy labels warn once per epoch" begin
+        # Every sample reported wrong: from epoch 2 on UCB's plan keeps only samples that look
+        # unlearnable, and the first batch of each such epoch logs one warning.
+        cfg = """{"source": {"kind": "index", "len": 400}, "batch_size": 50, "seed": 3,
+                  "policy": {"kind": "ucb", "prune": 0.5}}"""
+        Loader(cfg) do l
+            run_epoch() = for b in epoch(l)
+                n = length(b)
+                feedback!(l, Thresher.ids(b), fill(1.0f0, n); correct = falses(n))
+            end
+            @test_logs run_epoch()
+            @test_logs run_epoch()
+            @test_logs (:warn, r"epoch 2's kept samples look unlearnable") run_epoch()
+            @test unlearnable_fraction(l) > Thresher.UNLEARNABLE_WARNING
+            @test_logs warn_if_unlearnable(l)    # the same epoch: not again
+        end
+    end
 end

@@ -43,7 +43,9 @@ pub use config::PolicyConfig;
 pub(crate) use config::{check_momentum, check_period, check_prune, default_momentum};
 pub(crate) use finite_stats::{mean_std_finite, stats_and_guard};
 pub(crate) use guard::{default_guard_window, default_noise_guard, flagged_streaks, unjudged_into};
-pub use guard::{judged_mask, looks_unlearnable, partition_judged, unlearnable_fraction};
+pub use guard::{
+    judged_mask, looks_unlearnable, partition_judged, unlearnable_fraction, UNLEARNABLE_WARNING,
+};
 pub(crate) use marked::{extend_marked, extend_true};
 pub(crate) use select::{
     ascending_bits, extend_by_class, extend_where, fits_u32, flagged_key, id_lists,
