@@ -196,6 +196,10 @@ class Loader {
     EpochInfo epoch_info() const { return loader_.epoch_info(); }
     /// The current epoch so far, or the one that just ended.
     EpochReport report() const { return loader_.report(); }
+    /// The run's total batches, known before training (for an LR schedule over the whole run):
+    /// exact under the policy key `budget`, and for `full` and `random` with `epochs`; throws
+    /// thresher::Error(THRESHER_STATE) when the count depends on feedback.
+    std::uint64_t total_batches() const { return loader_.total_batches(); }
     /// Abandons the rest of the epoch under way (see thresher::Loader::end_epoch).
     void end_epoch() { loader_.end_epoch(); }
     /// The fraction of the epoch's kept samples that look unlearnable (NaN when not tracked);

@@ -14,6 +14,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -138,6 +139,40 @@ static void test_index_mode() {
     EXPECT(loader.raw().epoch_plan().size() == 300); // epoch 1's, made now
 }
 
+// A budget fixed in advance: total_batches() before the first batch equals the batches the
+// epochs deliver; and the noisy-labels warning reaches the handler through the adapter (every
+// sample reported wrong: the plans of epochs 2 and 3 keep samples wrong at two reports, about
+// half of each under this budget, well above the warning level; epochs 0 and 1 none).
+static void test_budget_and_warning() {
+    thresher::torch::Loader loader("{\"source\": {\"kind\": \"index\", \"len\": 400}, "
+                                   "\"batch_size\": 32, \"seed\": 2, \"policy\": {\"kind\": "
+                                   "\"el2n\", \"budget\": 0.5, \"epochs\": 4}}");
+    int heard = 0;
+    loader.set_warning_handler([&](const std::string &) { heard++; });
+    const std::uint64_t total = loader.total_batches();
+    std::uint64_t delivered = 0;
+    int64_t visits = 0;
+    for (int epoch = 0; epoch < 4; epoch++)
+        for (auto &batch : loader.epoch()) {
+            const int64_t n = batch.ids.size(0);
+            loader.weighted_loss(torch::rand({n}), batch, torch::zeros({n}, torch::kBool));
+            delivered++;
+            visits += n;
+        }
+    EXPECT(total == delivered);
+    EXPECT(std::llabs(visits - 800) <= 4 * 32);
+    EXPECT(heard == 2 && loader.unlearnable_fraction() > THRESHER_UNLEARNABLE_WARNING);
+    thresher::torch::Loader greedy("{\"source\": {\"kind\": \"index\", \"len\": 10}, "
+                                   "\"policy\": {\"kind\": \"ucb\"}}");
+    bool threw = false;
+    try {
+        greedy.total_batches();
+    } catch (const thresher::Error &e) {
+        threw = e.status() == THRESHER_STATE;
+    }
+    EXPECT(threw);
+}
+
 // Token blocks: x and y keep the token dtype (uint16), no class labels, and the typed targets
 // are views of the batch like the data.
 static void test_token_blocks() {
@@ -187,6 +222,7 @@ int main(int argc, char **argv) {
         test_zero_copy_and_lifetime();
         test_weighted_loss();
         test_index_mode();
+        test_budget_and_warning();
         test_token_blocks();
     } catch (const std::exception &e) {
         g_failed++;
