@@ -28,7 +28,7 @@ from ._errors import (
     last_error,
 )
 from ._library import path as library_path
-from ._loader import Epoch, Loader, Source
+from ._loader import UNLEARNABLE_WARNING, Epoch, Loader, Source
 from ._plan import EpochPlan
 
 # Show the public names in reprs and tracebacks (thresher.Loader, not thresher._loader.Loader).
@@ -60,6 +60,7 @@ __all__ = [
     "Source",
     "StateError",
     "Status",
+    "UNLEARNABLE_WARNING",
     "last_error",
     "library_path",
 ]
