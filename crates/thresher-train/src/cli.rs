@@ -93,13 +93,14 @@ pub fn non_negative(s: &str) -> std::result::Result<f64, String> {
     }
 }
 
-/// SGD's momentum: 0 ≤ m < 1 (at 1 or above the updates grow without bound).
-fn momentum(s: &str) -> std::result::Result<f64, String> {
+/// A number x with 0 ≤ x < 1: SGD's momentum (at 1 or above the updates grow without bound)
+/// and `--label-noise` (at 1 no label is left).
+pub fn unit_interval(s: &str) -> std::result::Result<f64, String> {
     let v: f64 = s.parse().map_err(|e| format!("{s}: {e}"))?;
     if (0.0..1.0).contains(&v) {
         Ok(v)
     } else {
-        Err(format!("{s} is out of range 0 ≤ m < 1"))
+        Err(format!("{s} is out of range 0 ≤ x < 1"))
     }
 }
 
@@ -137,7 +138,7 @@ pub struct Common {
     #[arg(long, default_value_t = 0.05, value_parser = positive)]
     pub lr: f64,
     /// 0 ≤ m < 1.
-    #[arg(long, default_value_t = 0.9, value_parser = momentum)]
+    #[arg(long, default_value_t = 0.9, value_parser = unit_interval)]
     pub momentum: f64,
     #[arg(long, default_value_t = 5e-4, value_parser = non_negative)]
     pub weight_decay: f64,

@@ -24,7 +24,7 @@ pub enum NoiseKind {
 #[derive(Args, Debug, Clone)]
 pub struct NoiseArgs {
     /// Share of training labels replaced (0 ≤ P < 1); test labels stay clean.
-    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    #[arg(long, default_value_t = 0.0, value_parser = crate::cli::unit_interval)]
     pub label_noise: f64,
     /// How a flipped label is replaced: uniformly among the other classes, or class c → c + 1.
     #[arg(long, value_enum, default_value_t = NoiseKind::Symmetric)]
@@ -33,15 +33,6 @@ pub struct NoiseArgs {
     /// comparison sees the same noisy dataset).
     #[arg(long, default_value_t = 0)]
     pub label_noise_seed: u64,
-}
-
-fn parse_rate(s: &str) -> Result<f64, String> {
-    let p: f64 = s.parse().map_err(|e| format!("{s}: {e}"))?;
-    if (0.0..1.0).contains(&p) {
-        Ok(p)
-    } else {
-        Err(format!("{p} is out of range 0 ≤ P < 1"))
-    }
 }
 
 /// SplitMix64's output function.
