@@ -196,18 +196,48 @@ fn default_max_batch_bytes() -> u64 {
     DEFAULT_MAX_BATCH_BYTES
 }
 
+/// serde's messages name Rust types ("invalid value: integer `300`, expected u8"); a config's
+/// author wrote JSON, so the type after "expected" is said in words instead.
+fn plain_types(text: &str) -> String {
+    const WORDS: &[(&str, &str)] = &[
+        ("u8", "an integer from 0 to 255"),
+        ("u16", "an integer from 0 to 65535"),
+        ("u32", "an integer from 0 to 4294967295"),
+        ("u64", "an integer ≥ 0"),
+        ("usize", "an integer ≥ 0"),
+        ("i32", "an integer"),
+        ("i64", "an integer"),
+        ("f32", "a number"),
+        ("f64", "a number"),
+    ];
+    const EXPECTED: &str = "expected ";
+    let mut out = String::with_capacity(text.len() + 32);
+    let mut rest = text;
+    while let Some(at) = rest.find(EXPECTED) {
+        let (head, tail) = rest.split_at(at + EXPECTED.len());
+        out.push_str(head);
+        let len = tail
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(tail.len());
+        let word = &tail[..len];
+        out.push_str(WORDS.iter().find(|(w, _)| *w == word).map_or(word, |p| p.1));
+        rest = &tail[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
 impl Config {
     /// Parses and validates a JSON document.
     pub fn from_json(text: &str) -> Result<Config> {
         let de = &mut serde_json::Deserializer::from_str(text);
         let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            let inner = e.into_inner();
+            let inner = plain_types(&e.into_inner().to_string());
             // Tagged sections (`policy`, `source`) name their own keys; see `tagged_section`.
-            if inner.to_string().starts_with("config key `") {
-                let text = inner.to_string();
-                let cut = text.rfind(" at line ").unwrap_or(text.len());
-                Error::invalid(&text[..cut])
+            if inner.starts_with("config key `") {
+                let cut = inner.rfind(" at line ").unwrap_or(inner.len());
+                Error::invalid(&inner[..cut])
             } else if path == "." || path.is_empty() {
                 Error::invalid(format!("config: {inner}"))
             } else {
@@ -306,6 +336,48 @@ mod tests {
         assert!(e.contains("colour") && e.contains("transform"), "{e}");
         let e = err(r#"{"policy": {"kind": "random", "prune": 0.3, "explore": 0.1}}"#);
         assert!(e.contains("explore"), "{e}");
+    }
+
+    #[test]
+    fn a_wrong_type_is_said_in_json_words_with_its_key() {
+        for (json, key, words) in [
+            (
+                r#"{"policy": {"kind": "ucb", "guard_window": 300}}"#,
+                "policy.guard_window",
+                "integer `300`, expected an integer from 0 to 255",
+            ),
+            (
+                r#"{"policy": {"kind": "ucb", "prune": "x"}}"#,
+                "policy.prune",
+                "expected a number",
+            ),
+            (
+                r#"{"policy": {"kind": "ucb", "epochs": -3}}"#,
+                "policy.epochs",
+                "integer `-3`, expected an integer ≥ 0",
+            ),
+            (
+                r#"{"batch_size": 2.5}"#,
+                "batch_size",
+                "expected an integer ≥ 0",
+            ),
+            (r#"{"seed": "7"}"#, "seed", "expected an integer ≥ 0"),
+        ] {
+            let e = err(json);
+            assert!(
+                e.contains(&format!("`{key}`")) && e.contains(words),
+                "{json}: {e}"
+            );
+            assert!(
+                !e.contains("expected u") && !e.contains("expected f6"),
+                "{e}"
+            );
+        }
+        // Only a Rust type's name is replaced, never a longer word or the rest of the text.
+        assert_eq!(
+            plain_types("expected u8, expected u8s, expected one of `a`, expected f64"),
+            "expected an integer from 0 to 255, expected u8s, expected one of `a`, expected a number"
+        );
     }
 
     #[test]
