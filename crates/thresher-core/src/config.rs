@@ -197,7 +197,8 @@ fn default_max_batch_bytes() -> u64 {
 }
 
 /// serde's messages name Rust types ("invalid value: integer `300`, expected u8"); a config's
-/// author wrote JSON, so the type after "expected" is said in words instead.
+/// author wrote JSON, so the type after serde's ", expected " is said in words instead (only
+/// there: a quoted value of the user's that happens to read "expected u8" is left as written).
 fn plain_types(text: &str) -> String {
     const WORDS: &[(&str, &str)] = &[
         ("u8", "an integer from 0 to 255"),
@@ -210,7 +211,7 @@ fn plain_types(text: &str) -> String {
         ("f32", "a number"),
         ("f64", "a number"),
     ];
-    const EXPECTED: &str = "expected ";
+    const EXPECTED: &str = ", expected ";
     let mut out = String::with_capacity(text.len() + 32);
     let mut rest = text;
     while let Some(at) = rest.find(EXPECTED) {
@@ -373,10 +374,14 @@ mod tests {
                 "{e}"
             );
         }
-        // Only a Rust type's name is replaced, never a longer word or the rest of the text.
+        // Only a Rust type's name after serde's ", expected " is replaced: not a quoted value,
+        // a longer word or the rest of the text.
         assert_eq!(
-            plain_types("expected u8, expected u8s, expected one of `a`, expected f64"),
-            "expected an integer from 0 to 255, expected u8s, expected one of `a`, expected a number"
+            plain_types(
+                "`expected u8`, expected u8, expected u8s, expected one of `a`, expected f64"
+            ),
+            "`expected u8`, expected an integer from 0 to 255, expected u8s, expected one of `a`, \
+             expected a number"
         );
     }
 
