@@ -124,6 +124,32 @@ fn every_policy_spends_the_budget_exactly() {
     }
 }
 
+/// InfoBatch under a budget its full-data epochs leave little of: epochs 0 and 5 take 2,000 of
+/// the 2,400 visits, so epochs 1-4 keep 100 samples each, dropping 900 of the 1,000 seen. The
+/// kept share's inverse would weigh them 10; the weight is capped at 1/(1 - r), what they
+/// would weigh without a budget (an uncapped 15 made the reference trainer's loss NaN).
+#[test]
+fn infobatch_weights_stay_within_one_over_one_minus_r_under_a_tight_budget() {
+    for (prune, cap) in [(None, 2.0f32), (Some(0.3), (1.0f64 / 0.7) as f32)] {
+        let r = prune.map_or(String::new(), |r| format!(r#""prune": {r}, "#));
+        let policy = format!(r#"{{"kind": "infobatch", {r}"budget": 0.4, "epochs": {EPOCHS}}}"#);
+        let mut p = planner(&policy, 0, 1, false);
+        let mut samples = Vec::new();
+        let mut heaviest = Vec::new();
+        for _ in 0..EPOCHS {
+            samples.push(p.epoch_info().samples);
+            let mut top = 0f32;
+            while let Some(b) = p.next_batch().unwrap() {
+                top = b.weights.iter().fold(top, |m, &w| m.max(w));
+                feed(&mut p, &b.ids, b.epoch);
+            }
+            heaviest.push(top);
+        }
+        assert_eq!(samples, vec![1000, 100, 100, 100, 100, 1000], "{policy}");
+        assert_eq!(heaviest, vec![1.0, cap, cap, cap, cap, 1.0], "{policy}");
+    }
+}
+
 #[test]
 fn how_each_policy_spends_the_budget() {
     // With the noise guard (the default) the score-based policies spread the budget evenly,

@@ -114,13 +114,18 @@ impl InfoBatch {
 /// Under a `budget`, a pruned epoch drops exactly `drop` samples: from W (`below` on entry)
 /// while that is at most the share r of it, otherwise from the ⌈drop/r⌉ lowest-loss seen
 /// samples (W grown upward by (loss, id), at most all seen samples). `below` becomes that pool,
-/// in id order; returns how many of it to drop and the weight |pool|/(|pool| − drop) of the
-/// rest (the kept share's inverse, as 1/(1 − r) is without a budget).
+/// in id order; returns how many of it to drop and the weight of the rest: |pool|/(|pool| −
+/// drop) (the kept share's inverse, as 1/(1 − r) is without a budget), at most `cap`. Once
+/// the pool is every seen sample a tight budget drops far more than the share r of it, and
+/// the inverse grows without bound (15 at budget 0.3 over 8 epochs, where the trainer's loss
+/// went to NaN in the first such epoch); capped at 1/(1 − r), the kept samples count at most
+/// what they would without a budget.
 fn budget_pool<T: ListedId>(
     below: &mut Vec<T>,
     book: &ScoreBook,
     r: f64,
     drop: usize,
+    cap: f32,
 ) -> (usize, f32) {
     let loss = book.loss_last();
     let n = book.len();
@@ -147,7 +152,7 @@ fn budget_pool<T: ListedId>(
     let pool = below.len();
     let drop = drop.min(pool);
     let weight = if pool > drop {
-        (pool as f64 / (pool - drop) as f64) as f32
+        ((pool as f64 / (pool - drop) as f64) as f32).min(cap)
     } else {
         1.0
     };
@@ -182,7 +187,8 @@ fn mark_drops<T: ListedId>(
         ),
         Some(k) => {
             let w = below.len();
-            let pool = budget_pool(below, book, config.prune, n.saturating_sub(k));
+            let cap = config.rescale_weight();
+            let pool = budget_pool(below, book, config.prune, n.saturating_sub(k), cap);
             if below.len() != w {
                 // The pool grew past W (it holds W: the lowest losses): mark the rest of it.
                 below.iter().for_each(|&i| class[i.index()] = BELOW);
