@@ -115,7 +115,7 @@ impl InfoBatch {
 /// while that is at most the share r of it, otherwise from the ⌈drop/r⌉ lowest-loss seen
 /// samples (W grown upward by (loss, id), at most all seen samples). `below` becomes that pool,
 /// in id order; returns how many of it to drop and the weight of the rest: |pool|/(|pool| −
-/// drop) (the kept share's inverse, as 1/(1 − r) is without a budget), at most `cap`. Once
+/// drop) (the kept share's inverse, as 1/(1 − r) is without a budget), at most 1/(1 − r). Once
 /// the pool is every seen sample a tight budget drops far more than the share r of it, and
 /// the inverse grows without bound (15 at budget 0.3 over 8 epochs, where the trainer's loss
 /// went to NaN in the first such epoch); capped at 1/(1 − r), the kept samples count at most
@@ -123,10 +123,10 @@ impl InfoBatch {
 fn budget_pool<T: ListedId>(
     below: &mut Vec<T>,
     book: &ScoreBook,
-    r: f64,
+    config: &InfoBatchConfig,
     drop: usize,
-    cap: f32,
 ) -> (usize, f32) {
+    let r = config.prune;
     let loss = book.loss_last();
     let n = book.len();
     let want = if r > 0.0 {
@@ -152,7 +152,7 @@ fn budget_pool<T: ListedId>(
     let pool = below.len();
     let drop = drop.min(pool);
     let weight = if pool > drop {
-        ((pool as f64 / (pool - drop) as f64) as f32).min(cap)
+        ((pool as f64 / (pool - drop) as f64) as f32).min(config.rescale_weight())
     } else {
         1.0
     };
@@ -187,8 +187,7 @@ fn mark_drops<T: ListedId>(
         ),
         Some(k) => {
             let w = below.len();
-            let cap = config.rescale_weight();
-            let pool = budget_pool(below, book, config.prune, n.saturating_sub(k), cap);
+            let pool = budget_pool(below, book, config, n.saturating_sub(k));
             if below.len() != w {
                 // The pool grew past W (it holds W: the lowest losses): mark the rest of it.
                 below.iter().for_each(|&i| class[i.index()] = BELOW);
