@@ -124,10 +124,13 @@ fn every_policy_spends_the_budget_exactly() {
     }
 }
 
-/// InfoBatch under a budget its full-data epochs leave little of: epochs 0 and 5 take 2,000 of
-/// the 2,400 visits, so epochs 1-4 keep 100 samples each, dropping 900 of the 1,000 seen. The
-/// kept share's inverse would weigh them 10; the weight is capped at 1/(1 - r), what they
-/// would weigh without a budget (an uncapped 15 made the reference trainer's loss NaN).
+/// InfoBatch under a tight budget: 2,400 visits cannot pay for the annealing epoch 5 and leave
+/// epochs 1-4 the (1 - r)·N that a pruned epoch keeps without a budget, so epoch 5 is pruned
+/// like them and epochs 1-5 keep 280 samples each, dropping 720 of the 1,000 seen. The kept
+/// share's inverse would weigh them 3.6; the weight is capped at 1/(1 - r), what they would
+/// weigh without a budget (an uncapped 15 made the reference trainer's loss NaN). The weight
+/// above 1 in epoch 5 also shows that the unpaid annealing epoch is pruned by InfoBatch's rule,
+/// not cut by the budget's uniform draw (which weighs 1).
 #[test]
 fn infobatch_weights_stay_within_one_over_one_minus_r_under_a_tight_budget() {
     for (prune, cap) in [(None, 2.0f32), (Some(0.3), (1.0f64 / 0.7) as f32)] {
@@ -145,8 +148,8 @@ fn infobatch_weights_stay_within_one_over_one_minus_r_under_a_tight_budget() {
             }
             heaviest.push(top);
         }
-        assert_eq!(samples, vec![1000, 100, 100, 100, 100, 1000], "{policy}");
-        assert_eq!(heaviest, vec![1.0, cap, cap, cap, cap, 1.0], "{policy}");
+        assert_eq!(samples, vec![1000, 280, 280, 280, 280, 280], "{policy}");
+        assert_eq!(heaviest, vec![1.0, cap, cap, cap, cap, cap], "{policy}");
     }
 }
 
@@ -170,9 +173,18 @@ fn how_each_policy_spends_the_budget() {
     // Random has no such epoch: the budget is spread evenly.
     let (_, _, samples) = run(&policies(0.5)[0], 1, false);
     assert_eq!(samples, vec![500; 6]);
-    // InfoBatch: epoch 0 and the annealing epoch ⌊0.875·6⌋ = 5 are full data.
+    // InfoBatch: epoch 0 is full data; the annealing epoch ⌊0.875·6⌋ = 5 is too when the
+    // budget can pay for it and still leave epochs 1-4 (1 - r)·N = 500 each (budget 0.9:
+    // 5,400 - 2,000 = 3,400 = 4 · 850), and is pruned like them when it cannot (budget 0.5:
+    // 1,000 would be left for four epochs; without epoch 5, 2,000 for five).
     let (_, _, samples) = run(&policies(0.5)[5], 1, false);
-    assert_eq!(samples, vec![1000, 250, 250, 250, 250, 1000]);
+    assert_eq!(samples, vec![1000, 400, 400, 400, 400, 400]);
+    let (_, _, samples) = run(&policies(0.9)[5], 1, false);
+    assert_eq!(samples, vec![1000, 850, 850, 850, 850, 1000]);
+    // The floor is (1 - r)·N of r = `prune`: at r = 0.3 and δ = 0.5 (annealing epochs 3-5)
+    // budget 0.9 leaves 5,400 - 4,000 = 1,400 for epochs 1-2, at least 2 · 700: paid.
+    let (_, _, samples) = run(&policies(0.9)[6], 1, false);
+    assert_eq!(samples, vec![1000, 700, 700, 1000, 1000, 1000]);
 }
 
 #[test]

@@ -222,11 +222,12 @@ impl PolicyConfig {
         }
     }
 
-    /// The epochs of a run of `epochs` that the policy spends on full data whatever it is
-    /// told and that a budget pays for first: InfoBatch's epoch 0 and annealing epochs, and,
+    /// The epochs of a run of `epochs` on `n` samples that the policy spends on full data
+    /// whatever it is told and that a budget pays for first: InfoBatch's epoch 0 and the
+    /// annealing epochs the budget can afford (`InfoBatchConfig::budget_full_epochs`), and,
     /// for the papers' rules (`noise_guard: false`), the first period of the greedy policies
     /// and the scoring epochs. None for the guarded score-based policies.
-    pub fn full_epochs(&self, epochs: u64) -> Vec<bool> {
+    pub fn full_epochs(&self, n: usize, epochs: u64) -> Vec<bool> {
         let e = epochs as usize;
         let first = |k: u64| (0..e).map(|i| (i as u64) < k).collect();
         match self {
@@ -240,10 +241,7 @@ impl PolicyConfig {
             _ if matches!(self.guard(), Some((true, _))) => vec![false; e],
             PolicyConfig::EpsilonGreedy(c) => first(c.period),
             PolicyConfig::Ucb(c) => first(c.period),
-            PolicyConfig::InfoBatch(c) => {
-                let a = c.anneal_start();
-                (0..e as u64).map(|i| i == 0 || i >= a).collect()
-            }
+            PolicyConfig::InfoBatch(c) => c.budget_full_epochs(n),
             PolicyConfig::El2n(c) | PolicyConfig::Grand(c) | PolicyConfig::Forgetting(c) => {
                 first(c.effective_score_epochs())
             }
@@ -255,7 +253,7 @@ impl PolicyConfig {
     /// training: index e is epoch e; epochs past the run repeat the last count.
     pub fn budget_schedule(&self, n: usize) -> Option<Vec<usize>> {
         let (b, e) = (self.budget()?, self.epochs()?);
-        Some(schedule(n, b, e, &self.full_epochs(e)))
+        Some(schedule(n, b, e, &self.full_epochs(n, e)))
     }
 
     /// The number of samples each of the run's `epochs()` epochs keeps, when it is known

@@ -63,7 +63,7 @@ pub struct StaticConfig {
     #[serde(default)]
     pub explore: Option<f64>,
     /// Weigh the drawn samples |R|/(K_seen − G) (the inverse of their chance to be drawn)
-    /// instead of 1; default: `noise_guard`.
+    /// instead of 1; see [`StaticConfig::rescale_for`] for the default.
     #[serde(default)]
     pub rescale: Option<bool>,
 }
@@ -100,10 +100,17 @@ impl StaticConfig {
     }
 
     /// Whether the drawn share of policy `S` is rescaled: `rescale` when given, else
-    /// `noise_guard` where `S::RESCALE_BY_DEFAULT` (el2n, grand), else false (forgetting).
+    /// `noise_guard` where `S::RESCALE_BY_DEFAULT` (el2n, grand) or under a `budget`
+    /// (forgetting too), else false (forgetting without a budget).
+    ///
+    /// Why the budget: without one the scoring epochs are full data, so every sample has the
+    /// guard's w reports when the window is fixed; under a tight budget most have one, the
+    /// guard has flagged nothing, and forgetting's window is the samples wrong at their single
+    /// report (+∞), mislabeled ones first. The rescaled share then carries most of the
+    /// gradient and dilutes that window (docs/policies.md, "el2n / grand / forgetting").
     pub fn rescale_for<S: StaticScore>(&self) -> bool {
         self.rescale
-            .unwrap_or(self.noise_guard && S::RESCALE_BY_DEFAULT)
+            .unwrap_or(self.noise_guard && (S::RESCALE_BY_DEFAULT || self.budget.is_some()))
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -517,6 +524,17 @@ mod tests {
             (0.5, true)
         );
         assert!(!config.rescale_for::<ForgettingScore>() && config.rescale_for::<El2nScore>());
+        // Forgetting rescales under a budget (the guard on), unless told otherwise.
+        let with = |extra: serde_json::Value| {
+            let mut v = serde_json::json!({"budget": 0.3, "epochs": 8});
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            serde_json::from_value::<StaticConfig>(v).unwrap()
+        };
+        assert!(with(serde_json::json!({})).rescale_for::<ForgettingScore>());
+        assert!(!with(serde_json::json!({"rescale": false})).rescale_for::<ForgettingScore>());
+        assert!(!with(serde_json::json!({"noise_guard": false})).rescale_for::<ForgettingScore>());
         let mut policy = StaticWindow::<ByLoss>::new(config, n);
         let mut book = ScoreBook::new(n, ScoreFields::LOSS_LAST.union(ScoreFields::STREAK));
         let ids: Vec<u64> = (0..n as u64).collect();

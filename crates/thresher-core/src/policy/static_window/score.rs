@@ -70,10 +70,11 @@ pub struct ForgettingScore;
 impl StaticScore for ForgettingScore {
     const NEEDS: ScoreFields = ScoreFields::CORRECT;
     const STATE_TAG: u8 = 7;
-    /// Forgetting's fixed window with a rescaled share trained worse than random pruning at
-    /// equal visits in the issue's own setting on clean labels (−0.55, every seed below), and
-    /// without the rescale at or above it in the four cells tried (results/noise/README.md,
-    /// "Forgetting without the rescale").
+    /// Without a budget, forgetting's fixed window with a rescaled share trained worse than
+    /// random pruning at equal visits in the issue's own setting on clean labels (−0.55, every
+    /// seed below), and without the rescale at or above it in the four cells tried
+    /// (results/noise/README.md, "Forgetting without the rescale"). Under a budget it is
+    /// rescaled all the same (`StaticConfig::rescale_for`).
     const RESCALE_BY_DEFAULT: bool = false;
 
     fn scores(book: &ScoreBook, out: &mut [f32]) {
