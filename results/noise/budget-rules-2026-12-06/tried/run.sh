@@ -22,3 +22,12 @@ run e5 71 infobatch:anneal=1,infobatch:anneal=1:prune=0.8
 run e6 91 random,forgetting,forgetting:rescale=true
 run e7 91 infobatch,infobatch:anneal=1
 run e8 91 full
+# After the change (trainer of 146f83f): budget 0.7, forgetting's new default (rescaled) beside
+# the old one, and InfoBatch (its annealing epoch is still paid at this budget).
+run07() {
+  local args="--limit 20000 --epochs 8 --budget 0.7 --threads 1 --seeds 3 --first-seed 71 --policies $2"
+  $T compare $args --label-noise 0.2 --out $OUT/$1-sym20 > /dev/null &
+  $T compare $args --label-noise 0 --out $OUT/$1-clean > /dev/null &
+  wait
+}
+run07 e9 random,forgetting,forgetting:rescale=false,infobatch
