@@ -31,3 +31,4 @@ run07() {
   wait
 }
 run07 e9 random,forgetting,forgetting:rescale=false,infobatch
+run e10 71 epsilon_greedy:explore=0.2,epsilon_greedy:explore=0.2:rescale=false,ucb:explore=0.2
