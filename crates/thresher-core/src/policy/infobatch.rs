@@ -61,10 +61,9 @@ impl InfoBatchConfig {
     /// 0 (nothing is seen, so nothing can be pruned) and the annealing epochs e ≥ ⌊δ·E⌋, the
     /// latter only while what is left after them still gives every pruned epoch at least
     /// (1 − r)·N samples, the least a pruned epoch keeps by the rule without a budget. A
-    /// tighter budget drops the annealing epochs (they are then pruned like the others): paying
-    /// for them starved the pruned epochs, and at budget 0.3 over 8 epochs of 20,000 samples
-    /// the run was 0.5–0.75 points below random pruning at the same visits, against 0.3–0.4
-    /// above without them (docs/policies.md, "A budget fixed in advance").
+    /// tighter budget drops the annealing epochs (they are then pruned like the others):
+    /// paying for them starved the epochs between, which then trained worse than random
+    /// pruning at the same visits (measured in docs/policies.md, "A budget fixed in advance").
     pub fn budget_full_epochs(&self, n: usize) -> Vec<bool> {
         let e = self.epochs;
         let a = self.anneal_start();
