@@ -32,3 +32,4 @@ run07() {
 }
 run07 e9 random,forgetting,forgetting:rescale=false,infobatch
 run e10 71 epsilon_greedy:explore=0.2,epsilon_greedy:explore=0.2:rescale=false,ucb:explore=0.2
+run e12 71 epsilon_greedy:explore=1:rescale=false,epsilon_greedy:explore=1
