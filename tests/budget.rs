@@ -128,7 +128,8 @@ fn every_policy_spends_the_budget_exactly() {
 /// epochs 1-4 the (1 - r)·N that a pruned epoch keeps without a budget, so epoch 5 is pruned
 /// like them and epochs 1-5 keep 280 samples each, dropping 720 of the 1,000 seen. The kept
 /// share's inverse would weigh them 3.6; the weight is capped at 1/(1 - r), what they would
-/// weigh without a budget (an uncapped 15 made the reference trainer's loss NaN). The weight
+/// weigh without a budget (an uncapped weight of 15, under the schedule that paid for the
+/// annealing epoch, made the reference trainer's loss NaN). The weight
 /// above 1 in epoch 5 also shows that the unpaid annealing epoch is pruned by InfoBatch's rule,
 /// not cut by the budget's uniform draw (which weighs 1).
 #[test]
@@ -150,6 +151,30 @@ fn infobatch_weights_stay_within_one_over_one_minus_r_under_a_tight_budget() {
         }
         assert_eq!(samples, vec![1000, 280, 280, 280, 280, 280], "{policy}");
         assert_eq!(heaviest, vec![1.0, cap, cap, cap, cap, cap], "{policy}");
+    }
+}
+
+/// Forgetting under a budget weighs its drawn share |pool|/drawn by default (its window is
+/// fixed before the guard can judge most samples), and 1 with `rescale: false`.
+#[test]
+fn forgetting_rescales_its_drawn_share_under_a_budget() {
+    for (extra, rescaled) in [("", true), (r#", "rescale": false"#, false)] {
+        let policy = format!(
+            r#"{{"kind": "forgetting", "score_epochs": 2, "budget": 0.5, "epochs": {EPOCHS}{extra}}}"#
+        );
+        let mut p = planner(&policy, 0, 1, false);
+        let mut heaviest = 0f32;
+        for _ in 0..EPOCHS {
+            while let Some(b) = p.next_batch().unwrap() {
+                heaviest = b.weights.iter().fold(heaviest, |m, &w| m.max(w));
+                feed(&mut p, &b.ids, b.epoch);
+            }
+        }
+        assert_eq!(
+            heaviest > 1.0,
+            rescaled,
+            "{policy}: heaviest weight {heaviest}"
+        );
     }
 }
 

@@ -57,7 +57,7 @@ impl InfoBatchConfig {
         snap(self.anneal * self.epochs as f64).floor() as u64
     }
 
-    /// The epochs of a run of `epochs` on N = `n` samples that a `budget` pays in full: epoch
+    /// The epochs of the run (`epochs` of them) on N = `n` samples that a `budget` pays in full: epoch
     /// 0 (nothing is seen, so nothing can be pruned) and the annealing epochs e ≥ ⌊δ·E⌋, the
     /// latter only while what is left after them still gives every pruned epoch at least
     /// (1 − r)·N samples, the least a pruned epoch keeps by the rule without a budget. A
@@ -143,9 +143,8 @@ impl InfoBatch {
 /// in id order; returns how many of it to drop and the weight of the rest: |pool|/(|pool| −
 /// drop) (the kept share's inverse, as 1/(1 − r) is without a budget), at most 1/(1 − r). Once
 /// the pool is every seen sample a tight budget drops far more than the share r of it, and
-/// the inverse grows without bound (15 at budget 0.3 over 8 epochs, where the trainer's loss
-/// went to NaN in the first such epoch); capped at 1/(1 − r), the kept samples count at most
-/// what they would without a budget.
+/// the inverse grows without bound (a weight of 15 made the reference trainer's loss NaN);
+/// capped at 1/(1 − r), the kept samples count at most what they would without a budget.
 fn budget_pool<T: ListedId>(
     below: &mut Vec<T>,
     book: &ScoreBook,

@@ -525,16 +525,15 @@ mod tests {
         );
         assert!(!config.rescale_for::<ForgettingScore>() && config.rescale_for::<El2nScore>());
         // Forgetting rescales under a budget (the guard on), unless told otherwise.
-        let with = |extra: serde_json::Value| {
-            let mut v = serde_json::json!({"budget": 0.3, "epochs": 8});
-            v.as_object_mut()
-                .unwrap()
-                .extend(extra.as_object().unwrap().clone());
-            serde_json::from_value::<StaticConfig>(v).unwrap()
-        };
-        assert!(with(serde_json::json!({})).rescale_for::<ForgettingScore>());
-        assert!(!with(serde_json::json!({"rescale": false})).rescale_for::<ForgettingScore>());
-        assert!(!with(serde_json::json!({"noise_guard": false})).rescale_for::<ForgettingScore>());
+        for (extra, want) in [
+            ("", true),
+            (r#", "rescale": false"#, false),
+            (r#", "noise_guard": false"#, false),
+        ] {
+            let json = format!(r#"{{"budget": 0.3, "epochs": 8{extra}}}"#);
+            let c: StaticConfig = serde_json::from_str(&json).unwrap();
+            assert_eq!(c.rescale_for::<ForgettingScore>(), want, "{json}");
+        }
         let mut policy = StaticWindow::<ByLoss>::new(config, n);
         let mut book = ScoreBook::new(n, ScoreFields::LOSS_LAST.union(ScoreFields::STREAK));
         let ids: Vec<u64> = (0..n as u64).collect();
