@@ -154,14 +154,24 @@ fn infobatch_weights_stay_within_one_over_one_minus_r_under_a_tight_budget() {
     }
 }
 
-/// Forgetting under a budget weighs its drawn share |pool|/drawn by default (its window is
-/// fixed before the guard can judge most samples), and 1 with `rescale: false`.
+/// Under a budget forgetting weighs its drawn share |pool|/drawn by default (its window is
+/// fixed before the guard can judge most samples), ε-greedy and UCB weigh theirs 1 (their
+/// scores take over only in the last epochs); `rescale` overrides either default.
 #[test]
-fn forgetting_rescales_its_drawn_share_under_a_budget() {
-    for (extra, rescaled) in [("", true), (r#", "rescale": false"#, false)] {
-        let policy = format!(
-            r#"{{"kind": "forgetting", "score_epochs": 2, "budget": 0.5, "epochs": {EPOCHS}{extra}}}"#
-        );
+fn the_drawn_share_is_rescaled_under_a_budget_as_each_policy_defaults() {
+    for (kind, extra, rescaled) in [
+        (r#""forgetting", "score_epochs": 2"#, "", true),
+        (
+            r#""forgetting", "score_epochs": 2"#,
+            r#", "rescale": false"#,
+            false,
+        ),
+        (r#""epsilon_greedy""#, "", false),
+        (r#""epsilon_greedy""#, r#", "rescale": true"#, true),
+        (r#""ucb""#, "", false),
+        (r#""ucb""#, r#", "rescale": true"#, true),
+    ] {
+        let policy = format!(r#"{{"kind": {kind}, "budget": 0.5, "epochs": {EPOCHS}{extra}}}"#);
         let mut p = planner(&policy, 0, 1, false);
         let mut heaviest = 0f32;
         for _ in 0..EPOCHS {
