@@ -154,9 +154,10 @@ fn infobatch_weights_stay_within_one_over_one_minus_r_under_a_tight_budget() {
     }
 }
 
-/// Under a budget forgetting weighs its drawn share |pool|/drawn by default (its window is
-/// fixed before the guard can judge most samples), ε-greedy and UCB weigh theirs 1 (their
-/// scores take over only in the last epochs); `rescale` overrides either default.
+/// Under a budget forgetting and influence weigh their drawn share |pool|/drawn by default
+/// (their subset is fixed before the guard can judge most samples), ε-greedy and UCB weigh
+/// theirs 1 (their scores take over only in the last epochs); `rescale` overrides either
+/// default.
 #[test]
 fn the_drawn_share_is_rescaled_under_a_budget_as_each_policy_defaults() {
     for (kind, extra, rescaled) in [
@@ -170,6 +171,12 @@ fn the_drawn_share_is_rescaled_under_a_budget_as_each_policy_defaults() {
         (r#""epsilon_greedy""#, r#", "rescale": true"#, true),
         (r#""ucb""#, "", false),
         (r#""ucb""#, r#", "rescale": true"#, true),
+        (r#""influence", "score_epochs": 1"#, "", true),
+        (
+            r#""influence", "score_epochs": 1"#,
+            r#", "rescale": false"#,
+            false,
+        ),
     ] {
         let policy = format!(r#"{{"kind": {kind}, "budget": 0.5, "epochs": {EPOCHS}{extra}}}"#);
         let mut p = planner(&policy, 0, 1, false);
@@ -186,6 +193,41 @@ fn the_drawn_share_is_rescaled_under_a_budget_as_each_policy_defaults() {
             "{policy}: heaviest weight {heaviest}"
         );
     }
+}
+
+/// Under a budget too tight for the scoring epochs to meet every sample, influence's scoring
+/// epochs pass over the data (those without an embedding first), and it chooses its fixed
+/// part among the samples it has an embedding for and draws the rest of each epoch from R,
+/// never-met samples included: the epochs after scoring keep samples met while scoring. (Until 2026-12-06 the never-met samples were kept for good: they outnumbered the
+/// epoch's count, so every later epoch was a cut of them alone.)
+#[test]
+fn influence_under_a_tight_budget_keeps_met_samples_after_scoring() {
+    let policy = r#"{"kind": "influence", "score_epochs": 1, "budget": 0.3, "epochs": 6}"#;
+    let mut p = planner(policy, 0, 1, false);
+    let mut met = vec![false; N];
+    for epoch in 0..EPOCHS {
+        let mut kept_met = 0;
+        while let Some(b) = p.next_batch().unwrap() {
+            for &id in b.ids.iter() {
+                kept_met += usize::from(met[id as usize]);
+            }
+            if epoch < 2 {
+                for &id in b.ids.iter() {
+                    met[id as usize] = true;
+                }
+            }
+            feed(&mut p, &b.ids, b.epoch);
+        }
+        if epoch >= 2 {
+            // The fixed part, ⌈0.2·300⌉ = 60 samples, is all met; the draw adds more.
+            assert!(kept_met >= 60, "epoch {epoch}: {kept_met} met samples kept");
+        }
+    }
+    // The scoring epochs passed over the data (samples without an embedding first): 600
+    // distinct samples met, give or take the last batch of epoch 0, whose feedback arrives
+    // after epoch 1's plan is made (two uniform cuts would leave about 490 unmet).
+    let unmet = met.iter().filter(|&&m| !m).count();
+    assert!((400..=432).contains(&unmet), "{unmet} samples never met");
 }
 
 #[test]

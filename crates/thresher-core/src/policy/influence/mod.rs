@@ -126,13 +126,15 @@ impl InfluenceConfig {
         self.explore.unwrap_or(if guarded { 0.8 } else { 0.0 })
     }
 
-    /// Whether the drawn share is rescaled: `rescale` when given, else false. Rescaled, the
-    /// share was 0.44 points below random pruning at equal visits in the issue's own setting on
-    /// clean labels (two seeds of three below); at weight 1 it was above random on clean and
-    /// 20 % symmetric labels (results/noise/README.md, "Influence with a random share"), as
-    /// forgetting's share was.
+    /// Whether the drawn share is rescaled: `rescale` when given, else false without a
+    /// `budget` and `noise_guard` under one. Without a budget the rescaled share was below
+    /// random pruning at equal visits on clean labels and the share at weight 1 above it
+    /// (results/noise/README.md, "Influence with a random share"); under a budget R is chosen
+    /// at the end of the scoring epochs and the share drawn from then on, and there the rescaled
+    /// share was the better one, as forgetting's was (docs/policies.md, *influence*).
     pub fn rescale(&self) -> bool {
-        self.rescale.unwrap_or(false)
+        self.rescale
+            .unwrap_or(self.noise_guard && self.budget.is_some())
     }
 
     pub fn mode(&self) -> InfluenceMode {
@@ -270,6 +272,22 @@ impl Influence {
             }
             InfluenceMode::Guarantee { .. } => (0, n),
         };
+        let mut removed = vec![false; n];
+        // With a random share, samples without an embedding (never met in the scoring epochs:
+        // under a tight budget, a large part of the data) are put in R, the share's pool, as the
+        // static policies pool their never-seen samples: G is chosen among embedded samples
+        // only, and nothing is kept for the rest of the run just because it was never seen.
+        // Without a share they are kept (R is never trained on).
+        let mut unembedded = 0;
+        if share {
+            for (id, r) in removed.iter_mut().enumerate() {
+                if book.embedding(id).is_none() {
+                    *r = true;
+                    unembedded += 1;
+                }
+            }
+        }
+        let wanted = wanted.saturating_sub(unembedded);
         let guarded: Vec<usize> = embedded
             .iter()
             .copied()
@@ -281,7 +299,6 @@ impl Influence {
             .copied()
             .filter(|&id| !flagged(id))
             .collect();
-        let mut removed = vec![false; n];
         for &id in &guarded {
             removed[id] = true;
         }
@@ -339,8 +356,17 @@ impl Policy for Influence {
     fn select(&mut self, ctx: &PlanContext<'_>, out: &mut Selection) {
         if ctx.epoch < self.config.effective_score_epochs() {
             let n = ctx.scores.len();
-            out.ids.extend(0..n as u64);
-            out.weights.resize(n, 1.0);
+            if self.config.budget.is_some() && self.config.noise_guard {
+                // A scoring epoch cut by the budget: the samples without an embedding first
+                // (the budget cuts a surplus, and fills a shortfall, uniformly), so the scoring
+                // epochs pass over the data, as the static policies' do, and R is chosen with
+                // as many embeddings as the budget can buy.
+                let book = ctx.scores;
+                super::extend_where(&mut out.ids, n, |id| book.embedding(id).is_none());
+            } else {
+                out.ids.extend(0..n as u64);
+            }
+            out.weights.resize(out.ids.len(), 1.0);
             out.score_mean = f64::NAN;
             out.score_std = f64::NAN;
             return;
@@ -538,7 +564,7 @@ mod tests {
     }
 
     #[test]
-    fn samples_without_embeddings_are_kept() {
+    fn samples_without_embeddings_are_kept_without_a_share() {
         let n = 20;
         let with: Vec<u64> = (0..n as u64).filter(|i| i % 4 != 0).collect();
         let book = book_with_embeddings(n, &with, 3, 3);
@@ -556,8 +582,45 @@ mod tests {
         assert!(!out.ids.contains(&1) && !out.ids.contains(&2));
         // No embeddings at all: full data.
         let book = ScoreBook::new(n, ScoreFields::EMBEDDING);
-        let mut p = policy_fresh(r#"{"kind": "influence"}"#, n);
+        let mut p = policy_fresh(r#"{"kind": "influence", "explore": 0}"#, n);
         assert_eq!(select(&mut p, &book, 3).len(), n);
+        assert_eq!(p.achieved_norm(), Some(0.0));
+    }
+
+    /// With a random share, samples without an embedding (never met while scoring) are in R,
+    /// the share's pool: the fixed part is chosen among embedded samples, and the others are
+    /// drawn, a new draw each epoch, never kept for good.
+    #[test]
+    fn samples_without_embeddings_join_the_share_s_pool() {
+        let n = 40;
+        let with: Vec<u64> = (0..n as u64).filter(|i| i % 2 == 0).collect();
+        let book = book_with_embeddings(n, &with, 3, 3);
+        // K = 20, G = ⌈0.5·20⌉ = 10 fixed among the 20 embedded; R = the other 30, of which the
+        // 20 odd ids have no embedding.
+        let json = r#"{"kind": "influence", "prune": 0.5, "explore": 0.5}"#;
+        let mut policy = policy_fresh(json, n);
+        let mut odd_ever = std::collections::BTreeSet::new();
+        let mut every_epoch: Option<Vec<u64>> = None;
+        for e in 3..15 {
+            let out = select(&mut policy, &book, e);
+            assert_eq!(out.len(), 20);
+            odd_ever.extend(out.ids.iter().copied().filter(|i| i % 2 == 1));
+            every_epoch = Some(match every_epoch {
+                None => out.ids.clone(),
+                Some(f) => f.into_iter().filter(|i| out.ids.contains(i)).collect(),
+            });
+        }
+        // The fixed part (kept every epoch) is 10 embedded (even) ids and holds no unembedded
+        // one; those come and go with the draws (10 of the 30 in R each epoch, a new draw
+        // each), so over twelve epochs more of them were kept than a fixed part could hold.
+        let every_epoch = every_epoch.unwrap();
+        assert!(every_epoch.iter().all(|i| i % 2 == 0), "{every_epoch:?}");
+        assert!(every_epoch.len() >= 10, "{every_epoch:?}");
+        assert!(odd_ever.len() > 10, "{odd_ever:?}");
+        // No embeddings at all: R is everything, and each epoch draws K from it.
+        let book = ScoreBook::new(n, ScoreFields::EMBEDDING);
+        let mut p = policy_fresh(r#"{"kind": "influence", "prune": 0.5}"#, n);
+        assert_eq!(select(&mut p, &book, 3).len(), 20);
         assert_eq!(p.achieved_norm(), Some(0.0));
     }
 
@@ -807,6 +870,17 @@ mod tests {
         assert_eq!((c.explore(), c.rescale()), (0.8, false));
         let c = config(r#"{"kind": "influence", "noise_guard": false}"#);
         assert_eq!((c.explore(), c.rescale()), (0.0, false));
+        // Under a budget the share is rescaled unless asked not to (or without the guard).
+        for (extra, rescale) in [
+            ("", true),
+            (r#", "rescale": false"#, false),
+            (r#", "noise_guard": false"#, false),
+        ] {
+            let c = config(&format!(
+                r#"{{"kind": "influence", "budget": 0.3, "epochs": 8{extra}}}"#
+            ));
+            assert_eq!(c.rescale(), rescale, "{extra}");
+        }
         let c = config(r#"{"kind": "influence", "epsilon": 0.1}"#);
         assert_eq!(c.explore(), 0.0);
         let c = config(r#"{"kind": "influence", "epsilon": 0.1, "explore": 0}"#);
