@@ -198,8 +198,9 @@ fn the_drawn_share_is_rescaled_under_a_budget_as_each_policy_defaults() {
 /// Under a budget too tight for the scoring epochs to meet every sample, influence's scoring
 /// epochs pass over the data (those without an embedding first), and it chooses its fixed
 /// part among the samples it has an embedding for and draws the rest of each epoch from R,
-/// never-met samples included: the epochs after scoring keep samples met while scoring. (Until 2026-12-06 the never-met samples were kept for good: they outnumbered the
-/// epoch's count, so every later epoch was a cut of them alone.)
+/// never-met samples included: the epochs after scoring keep samples met while scoring.
+/// (Until 2026-12-06 the never-met samples were kept for good: they outnumbered the epoch's
+/// count, so every later epoch was a cut of them alone.)
 #[test]
 fn influence_under_a_tight_budget_keeps_met_samples_after_scoring() {
     let policy = r#"{"kind": "influence", "score_epochs": 1, "budget": 0.3, "epochs": 6}"#;

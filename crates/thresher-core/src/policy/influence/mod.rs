@@ -2,7 +2,8 @@
 //! "influence"): after `score_epochs` full-data epochs, one removal set R is chosen from the
 //! per-sample gradient embeddings g_i and the complement is trained on for the rest of the run.
 //!
-//! Over the m samples that have an embedding (the others are never-seen and always kept):
+//! Over the m samples that have an embedding (the others were never met while scoring: kept,
+//! or with a random share put in R, its pool):
 //! H = (1/m)·Σ g_i g_iᵀ + λI, s_i = H⁻¹ g_i / m, so that removing R moves the parameters by
 //! about Σ_{i∈R} s_i. Cardinality mode (`prune`) removes N − K samples, K = round((1−p)·N) as
 //! for every other policy, minimising ‖Σ_R s_i‖₂; guarantee mode (`epsilon`) removes the
@@ -196,8 +197,8 @@ impl InfluenceConfig {
 pub struct Influence {
     config: InfluenceConfig,
     n: usize,
-    /// The complement of R (plus the never-seen), ascending, and with a random share R as its
-    /// pool; fixed once computed.
+    /// The complement of R, ascending (without a random share it holds the samples without an
+    /// embedding too), and with a share R as its pool; fixed once computed.
     kept: Option<Split>,
     /// The random share's scratch, reused across epochs.
     draw: DrawScratch,
