@@ -49,6 +49,14 @@ case "${1:-all}" in
     run n 71 0.7 influence
     run o 91 0.7 influence
     ;;&
+  unseen|all)
+    # After the change, on seeds and noise no rule was chosen on: 30 % class-pair and 40 %
+    # symmetric flips, seeds 101-103, budget 0.3, random beside the policies.
+    unseen_args="--limit 20000 --epochs 8 --budget 0.3 --threads 1 --seeds 3 --first-seed 101 --policies random,epsilon_greedy,ucb,influence,forgetting"
+    $T compare $unseen_args --label-noise 0.3 --label-noise-kind pairs --out $OUT/p-pairs30 > /dev/null &
+    $T compare $unseen_args --label-noise 0.4 --out $OUT/p-sym40 > /dev/null &
+    wait
+    ;;&
   after|all)
     run after 71 0.3 epsilon_greedy,ucb
     ;;
