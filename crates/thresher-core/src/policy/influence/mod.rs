@@ -279,15 +279,13 @@ impl Influence {
         // static policies pool their never-seen samples: G is chosen among embedded samples
         // only, and nothing is kept for the rest of the run just because it was never seen.
         // Without a share they are kept (R is never trained on).
-        let mut unembedded = 0;
         if share {
-            for (id, r) in removed.iter_mut().enumerate() {
-                if book.embedding(id).is_none() {
-                    *r = true;
-                    unembedded += 1;
-                }
+            removed.fill(true);
+            for &id in &embedded {
+                removed[id] = false;
             }
         }
+        let unembedded = if share { n - embedded.len() } else { 0 };
         let wanted = wanted.saturating_sub(unembedded);
         let guarded: Vec<usize> = embedded
             .iter()
