@@ -57,11 +57,11 @@ impl InfoBatchConfig {
         snap(self.anneal * self.epochs as f64).floor() as u64
     }
 
-    /// The epochs of the run (`epochs` of them) on N = `n` samples that a `budget` pays in full: epoch
-    /// 0 (nothing is seen, so nothing can be pruned) and the annealing epochs e ≥ ⌊δ·E⌋, the
-    /// latter only while what is left after them still gives every pruned epoch at least
-    /// (1 − r)·N samples, the least a pruned epoch keeps by the rule without a budget. A
-    /// tighter budget drops the annealing epochs (they are then pruned like the others):
+    /// The epochs of the run (`epochs` of them) on N = `n` samples that a `budget` pays in
+    /// full: epoch 0 (nothing is seen, so nothing can be pruned) and the annealing epochs
+    /// e ≥ ⌊δ·E⌋, the latter only while what is left after them still gives every pruned epoch
+    /// at least (1 − r)·N samples, the least a pruned epoch keeps by the rule without a budget.
+    /// A tighter budget drops the annealing epochs (they are then pruned like the others):
     /// paying for them starved the epochs between, which then trained worse than random
     /// pruning at the same visits (measured in docs/policies.md, "A budget fixed in advance").
     pub fn budget_full_epochs(&self, n: usize) -> Vec<bool> {

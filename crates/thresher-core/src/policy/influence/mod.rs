@@ -594,8 +594,8 @@ mod tests {
         let n = 40;
         let with: Vec<u64> = (0..n as u64).filter(|i| i % 2 == 0).collect();
         let book = book_with_embeddings(n, &with, 3, 3);
-        // K = 20, G = ⌈0.5·20⌉ = 10 fixed among the 20 embedded; R = the other 30, of which the
-        // 20 odd ids have no embedding.
+        // K = 20, G = ⌈0.5·20⌉ = 10 fixed among the 20 embedded; R = the other 30, of which
+        // the 20 odd ids have no embedding.
         let json = r#"{"kind": "influence", "prune": 0.5, "explore": 0.5}"#;
         let mut policy = policy_fresh(json, n);
         let mut odd_ever = std::collections::BTreeSet::new();
