@@ -69,11 +69,21 @@ impl EpsilonGreedyConfig {
 
     /// The random share in effect: `explore` when given, else 0.5 with the noise guard (half
     /// the seen budget drawn at random and rescaled was at least as accurate as random pruning
-    /// in `results/noise/`, where the paper's 0.1 was below it) and 0.1 without it (the paper's
+    /// in `results/noise/`, where the paper's 0.1 was below it), 1 with the guard under a
+    /// budget of fewer than `guard_window` + 1 visits per sample (scores arrive too late to
+    /// choose: [`super::budget_too_tight_to_score`]), and 0.1 without the guard (the paper's
     /// setting).
     pub fn explore(&self) -> f64 {
-        self.explore
-            .unwrap_or(if self.noise_guard { 0.5 } else { 0.1 })
+        let c = self;
+        self.explore.unwrap_or(
+            if super::budget_too_tight_to_score(c.noise_guard, c.guard_window, c.budget, c.epochs) {
+                1.0
+            } else if c.noise_guard {
+                0.5
+            } else {
+                0.1
+            },
+        )
     }
 
     /// Whether the random share is rescaled: `rescale` when given, else `noise_guard` without
@@ -372,6 +382,46 @@ mod tests {
     }
 
     #[test]
+    fn a_budget_too_tight_to_score_draws_the_whole_seen_budget() {
+        let n = 200;
+        let mut book = book_with(n, scrambled);
+        book.seen.iter_mut().for_each(|s| *s = 2); // every id judged (window 2)
+        let policy = |budget: f64| {
+            let json = format!(
+                r#"{{"policy": {{"kind": "epsilon_greedy", "budget": {budget}, "epochs": 8}}}}"#
+            );
+            let PolicyConfig::EpsilonGreedy(c) = Config::from_json(&json).unwrap().policy else {
+                panic!("wrong kind")
+            };
+            let mut p = EpsilonGreedy::new(c, n);
+            p.set_keep(Some(60));
+            p
+        };
+        let top30 = top_by_sort(&book, 30);
+        // budget·epochs = 2.4 < 3: no top share, so over many epochs the top 30 are kept no
+        // more often than the others (each 60/200 of the time) and never all at once.
+        let mut tight = policy(0.3);
+        let mut top_kept = 0;
+        let epochs = 300;
+        for e in 0..epochs {
+            let s = set(&run(&mut tight, &book, e, 7));
+            assert_eq!(s.len(), 60);
+            assert!(
+                !top30.is_subset(&s),
+                "epoch {e}: the top share is kept whole"
+            );
+            top_kept += s.intersection(&top30).count();
+        }
+        let mean = top_kept as f64 / epochs as f64; // 30·60/200 = 9 expected
+        assert!((8.0..10.0).contains(&mean), "{mean}");
+        // budget·epochs = 4 ≥ 3: half the seen budget, the top 30, is chosen by score.
+        let mut loose = policy(0.5);
+        for e in 0..20 {
+            assert!(top30.is_subset(&set(&run(&mut loose, &book, e, 7))));
+        }
+    }
+
+    #[test]
     fn never_seen_are_kept_and_budget_goes_to_seen() {
         let n = 100;
         // Epoch 0 on a fresh book is full data.
@@ -490,15 +540,37 @@ mod tests {
             panic!("wrong kind")
         };
         assert_eq!((c.explore(), c.rescale()), (0.1, false));
-        // Under a budget the share weighs 1 unless asked.
-        for (extra, rescale) in [("", false), (r#", "rescale": true"#, true)] {
-            let json = format!(
-                r#"{{"policy": {{"kind": "epsilon_greedy", "budget": 0.3, "epochs": 8{extra}}}}}"#
-            );
+        // Under a budget the share weighs 1 unless asked, and is the whole seen budget when
+        // budget·epochs < guard_window + 1 (2.4 < 3 here; 3.0 and 4.0 are not below 3; with a
+        // window of 1 or without the guard, 2.4 is not too tight).
+        for (keys, explore, rescale) in [
+            (r#""budget": 0.3, "epochs": 8"#, 1.0, false),
+            (r#""budget": 0.3, "epochs": 8, "rescale": true"#, 1.0, true),
+            (r#""budget": 0.3, "epochs": 8, "explore": 0.5"#, 0.5, false),
+            (
+                r#""budget": 0.3, "epochs": 8, "guard_window": 1"#,
+                0.5,
+                false,
+            ),
+            (
+                r#""budget": 0.3, "epochs": 8, "guard_window": 3"#,
+                1.0,
+                false,
+            ),
+            (
+                r#""budget": 0.3, "epochs": 8, "noise_guard": false"#,
+                0.1,
+                false,
+            ),
+            (r#""budget": 0.375, "epochs": 8"#, 0.5, false),
+            (r#""budget": 0.5, "epochs": 8"#, 0.5, false),
+            (r#""budget": 0.5, "epochs": 4"#, 1.0, false),
+        ] {
+            let json = format!(r#"{{"policy": {{"kind": "epsilon_greedy", {keys}}}}}"#);
             let PolicyConfig::EpsilonGreedy(c) = Config::from_json(&json).unwrap().policy else {
                 panic!("wrong kind")
             };
-            assert_eq!((c.explore(), c.rescale()), (0.5, rescale), "{json}");
+            assert_eq!((c.explore(), c.rescale()), (explore, rescale), "{json}");
         }
         let e = config_err(r#"{"kind": "epsilon_greedy", "c": 1.0}"#);
         assert!(e.contains("`c`"), "{e}");

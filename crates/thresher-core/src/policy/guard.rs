@@ -15,6 +15,25 @@ pub(crate) fn default_guard_window() -> u8 {
     2
 }
 
+/// Whether a `budget` leaves too few visits for scores to choose (docs/policies.md, *The noise
+/// guard*, step 4): with the guard on, fewer than `guard_window` + 1 visits per sample on
+/// average, budget·epochs < w + 1. A sample is judged after w feedback calls, so under such a
+/// budget the passes over the unjudged samples take nearly every epoch and the scores arrive
+/// for the last one or two, too late and too young to choose better than a uniform draw (with
+/// symmetric label flips, measurably worse); `epsilon_greedy` and `ucb` then draw their whole
+/// seen budget at random by default.
+pub(crate) fn budget_too_tight_to_score(
+    noise_guard: bool,
+    guard_window: u8,
+    budget: Option<f64>,
+    epochs: Option<u64>,
+) -> bool {
+    match (noise_guard, budget, epochs) {
+        (true, Some(b), Some(e)) => b * (e as f64) < f64::from(guard_window) + 1.0,
+        _ => false,
+    }
+}
+
 /// The share of an epoch's kept samples that look unlearnable above which the bindings and the
 /// reference trainer warn that the labels may be noisy (C: `THRESHER_UNLEARNABLE_WARNING`).
 /// On Fashion-MNIST with the reference trainer the guarded policies stayed at 0-11 % of their

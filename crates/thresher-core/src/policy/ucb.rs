@@ -96,10 +96,19 @@ impl UcbConfig {
     /// The random share in effect: `explore` when given, else 0.5 with the noise guard (a
     /// top-K rule with no or a small random part lets the scores of dropped samples go stale,
     /// and lost to random pruning at equal visits in `results/noise/`) and 0 without it (the
-    /// paper's rule).
+    /// paper's rule); 1 with the guard under a budget of fewer than `guard_window` + 1 visits
+    /// per sample, as for `epsilon_greedy` ([`super::budget_too_tight_to_score`]).
     pub fn explore(&self) -> f64 {
-        self.explore
-            .unwrap_or(if self.noise_guard { 0.5 } else { 0.0 })
+        let c = self;
+        self.explore.unwrap_or(
+            if super::budget_too_tight_to_score(c.noise_guard, c.guard_window, c.budget, c.epochs) {
+                1.0
+            } else if c.noise_guard {
+                0.5
+            } else {
+                0.0
+            },
+        )
     }
 
     /// Whether the random share is rescaled: `rescale` when given, else `noise_guard` without
@@ -371,6 +380,44 @@ mod tests {
     }
 
     #[test]
+    fn under_a_budget_too_tight_to_score_the_plan_is_epsilon_greedys() {
+        // ε = 1 by default: no top share, so the scores play no part and UCB's plan is
+        // ε-greedy's draw, id for id; with a looser budget the two differ.
+        use crate::policy::epsilon_greedy::EpsilonGreedy;
+        let n = 300;
+        let book = scripted_book(n, 3); // every id judged (3 calls ≥ window 2)
+        for (budget, same) in [(0.3, true), (0.5, false)] {
+            let cfg = |kind: &str| {
+                Config::from_json(&format!(
+                    r#"{{"policy": {{"kind": "{kind}", "budget": {budget}, "epochs": 8}}}}"#
+                ))
+                .unwrap()
+                .policy
+            };
+            let (PolicyConfig::Ucb(u), PolicyConfig::EpsilonGreedy(g)) =
+                (cfg("ucb"), cfg("epsilon_greedy"))
+            else {
+                panic!("wrong kind")
+            };
+            let (mut u, mut g) = (Ucb::new(u, n), EpsilonGreedy::new(g, n));
+            u.set_keep(Some(90));
+            g.set_keep(Some(90));
+            for e in 3..6 {
+                let mut out = Selection::default();
+                let ctx = PlanContext {
+                    epoch: e,
+                    seed: 1,
+                    scores: &book,
+                };
+                g.select(&ctx, &mut out);
+                let ucb = run(&mut u, &book, e);
+                assert_eq!(ucb.len(), 90);
+                assert_eq!(ucb.ids == out.ids, same, "budget {budget} epoch {e}");
+            }
+        }
+    }
+
+    #[test]
     fn keeps_exactly_the_top_k_of_ema_plus_c_std() {
         let n = 300;
         let book = scripted_book(n, 6);
@@ -567,18 +614,31 @@ mod tests {
             explore(r#"{"policy": {"kind": "ucb", "explore": 0.2, "rescale": false}}"#),
             (0.2, false)
         );
-        // Under a budget the share weighs 1 unless asked.
-        let budget = r#""budget": 0.3, "epochs": 8"#;
-        assert_eq!(
-            explore(&format!(r#"{{"policy": {{"kind": "ucb", {budget}}}}}"#)),
-            (0.5, false)
-        );
-        assert_eq!(
-            explore(&format!(
-                r#"{{"policy": {{"kind": "ucb", "rescale": true, {budget}}}}}"#
-            )),
-            (0.5, true)
-        );
+        // Under a budget the share weighs 1 unless asked, and is the whole seen budget when
+        // budget·epochs < guard_window + 1 (2.4 < 3; 4.0 is not).
+        for (keys, want) in [
+            (r#""budget": 0.3, "epochs": 8"#, (1.0, false)),
+            (
+                r#""budget": 0.3, "epochs": 8, "rescale": true"#,
+                (1.0, true),
+            ),
+            (
+                r#""budget": 0.3, "epochs": 8, "explore": 0.2"#,
+                (0.2, false),
+            ),
+            (
+                r#""budget": 0.3, "epochs": 8, "guard_window": 1"#,
+                (0.5, false),
+            ),
+            (
+                r#""budget": 0.3, "epochs": 8, "noise_guard": false"#,
+                (0.0, false),
+            ),
+            (r#""budget": 0.5, "epochs": 8"#, (0.5, false)),
+        ] {
+            let json = format!(r#"{{"policy": {{"kind": "ucb", {keys}}}}}"#);
+            assert_eq!(explore(&json), want, "{json}");
+        }
         let e = config_err(r#"{"kind": "ucb", "explore": 1.5}"#);
         assert!(e.contains("policy.explore"), "{e}");
         for (bad, key) in [
