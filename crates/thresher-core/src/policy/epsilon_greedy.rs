@@ -71,19 +71,13 @@ impl EpsilonGreedyConfig {
     /// the seen budget drawn at random and rescaled was at least as accurate as random pruning
     /// in `results/noise/`, where the paper's 0.1 was below it), 1 with the guard under a
     /// budget of fewer than `guard_window` + 1 visits per sample (scores arrive too late to
-    /// choose: [`super::budget_too_tight_to_score`]), and 0.1 without the guard (the paper's
+    /// choose: [`super::default_explore`]), and 0.1 without the guard (the paper's
     /// setting).
     pub fn explore(&self) -> f64 {
         let c = self;
-        self.explore.unwrap_or(
-            if super::budget_too_tight_to_score(c.noise_guard, c.guard_window, c.budget, c.epochs) {
-                1.0
-            } else if c.noise_guard {
-                0.5
-            } else {
-                0.1
-            },
-        )
+        c.explore.unwrap_or_else(|| {
+            super::default_explore(c.noise_guard, c.guard_window, c.budget, c.epochs, 0.1)
+        })
     }
 
     /// Whether the random share is rescaled: `rescale` when given, else `noise_guard` without

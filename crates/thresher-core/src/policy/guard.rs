@@ -34,6 +34,24 @@ pub(crate) fn budget_too_tight_to_score(
     }
 }
 
+/// The default random share of `epsilon_greedy` and `ucb`: 1 under a budget too tight to score
+/// ([`budget_too_tight_to_score`]), else 0.5 with the guard, else `unguarded` (the paper's).
+pub(crate) fn default_explore(
+    noise_guard: bool,
+    guard_window: u8,
+    budget: Option<f64>,
+    epochs: Option<u64>,
+    unguarded: f64,
+) -> f64 {
+    if budget_too_tight_to_score(noise_guard, guard_window, budget, epochs) {
+        1.0
+    } else if noise_guard {
+        0.5
+    } else {
+        unguarded
+    }
+}
+
 /// The share of an epoch's kept samples that look unlearnable above which the bindings and the
 /// reference trainer warn that the labels may be noisy (C: `THRESHER_UNLEARNABLE_WARNING`).
 /// On Fashion-MNIST with the reference trainer the guarded policies stayed at 0-11 % of their

@@ -43,8 +43,7 @@ pub use config::PolicyConfig;
 pub(crate) use config::{check_momentum, check_period, check_prune, default_momentum};
 pub(crate) use finite_stats::{mean_std_finite, stats_and_guard};
 pub(crate) use guard::{
-    budget_too_tight_to_score, default_guard_window, default_noise_guard, flagged_streaks,
-    unjudged_into,
+    default_explore, default_guard_window, default_noise_guard, flagged_streaks, unjudged_into,
 };
 pub use guard::{
     judged_mask, looks_unlearnable, partition_judged, unlearnable_fraction, UNLEARNABLE_WARNING,

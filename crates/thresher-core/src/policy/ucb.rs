@@ -97,18 +97,12 @@ impl UcbConfig {
     /// top-K rule with no or a small random part lets the scores of dropped samples go stale,
     /// and lost to random pruning at equal visits in `results/noise/`) and 0 without it (the
     /// paper's rule); 1 with the guard under a budget of fewer than `guard_window` + 1 visits
-    /// per sample, as for `epsilon_greedy` ([`super::budget_too_tight_to_score`]).
+    /// per sample, as for `epsilon_greedy` ([`super::default_explore`]).
     pub fn explore(&self) -> f64 {
         let c = self;
-        self.explore.unwrap_or(
-            if super::budget_too_tight_to_score(c.noise_guard, c.guard_window, c.budget, c.epochs) {
-                1.0
-            } else if c.noise_guard {
-                0.5
-            } else {
-                0.0
-            },
-        )
+        c.explore.unwrap_or_else(|| {
+            super::default_explore(c.noise_guard, c.guard_window, c.budget, c.epochs, 0.0)
+        })
     }
 
     /// Whether the random share is rescaled: `rescale` when given, else `noise_guard` without
