@@ -71,7 +71,7 @@ impl EpsilonGreedyConfig {
     /// the seen budget drawn at random and rescaled was at least as accurate as random pruning
     /// in `results/noise/`, where the paper's 0.1 was below it), 1 with the guard under a
     /// budget of fewer than `guard_window` + 1 visits per sample (scores arrive too late to
-    /// choose: [`super::default_explore`]), and 0.1 without the guard (the paper's
+    /// choose: `guard::default_explore`), and 0.1 without the guard (the paper's
     /// setting).
     pub fn explore(&self) -> f64 {
         let c = self;

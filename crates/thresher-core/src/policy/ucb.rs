@@ -97,7 +97,7 @@ impl UcbConfig {
     /// top-K rule with no or a small random part lets the scores of dropped samples go stale,
     /// and lost to random pruning at equal visits in `results/noise/`) and 0 without it (the
     /// paper's rule); 1 with the guard under a budget of fewer than `guard_window` + 1 visits
-    /// per sample, as for `epsilon_greedy` ([`super::default_explore`]).
+    /// per sample, as for `epsilon_greedy` (`guard::default_explore`).
     pub fn explore(&self) -> f64 {
         let c = self;
         c.explore.unwrap_or_else(|| {
