@@ -45,7 +45,7 @@ pub enum NpyLayout {
 #[serde(deny_unknown_fields)]
 pub struct NpyConfig {
     pub x: PathBuf,
-    /// Labels or targets, [N] or [N, ...]; none when absent.
+    /// Labels or targets, `[N]` or `[N, ...]`; none when absent.
     #[serde(default)]
     pub y: Option<PathBuf>,
     #[serde(default)]
