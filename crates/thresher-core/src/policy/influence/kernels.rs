@@ -237,57 +237,50 @@ fn solve_lanes_impl(l: &[f64], lt: &[f64], d: usize, y: &mut [f64]) {
     }
 }
 
-/// `dot(v, row)` for every row of `s` (d per row): the scans of the local search, m·d each;
-/// four rows at a time with AVX-512 F where the CPU has it, else like `solve_lanes` compiled
-/// for AVX2 where it has that, with the same bits either way.
+/// `dot(v, row)` for every row of `s` (d per row): the scans of the local search, m·d each.
 pub(super) fn dots_with(v: &[f64], s: &[f32], d: usize) -> Vec<f64> {
+    let mut out = vec![0.0; s.len() / d];
+    dots_into(v, s, d, &mut out);
+    out
+}
+
+/// `out[i] = dot(v, s_i)` for the rows of `s` (d per row; as many as `out` holds): eight rows
+/// at a time with AVX-512 F where the CPU has it, else like `solve_lanes` compiled for AVX2
+/// where it has that, with the same bits either way. The eight partial sums of `dot` are the
+/// eight lanes of one register (the compiler does not find that by itself: it packs the
+/// f32-to-f64 conversions into shuffles), with the same operations in the same order (tested).
+pub(super) fn dots_into(v: &[f64], s: &[f32], d: usize, out: &mut [f64]) {
+    let v = &v[..d];
+    let n = out.len().min(s.len() / d);
+    let out = &mut out[..n];
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
-        let mut out = vec![0.0; s.len() / d];
-        // SAFETY: the CPU has AVX-512 F (checked just above); `v` holds d values (`dot` reads
-        // min(v, row) values: the rows are d long).
-        unsafe { x86::dots(&v[..d], s, d, |i| i, &mut out) };
-        return out;
+        // SAFETY: the CPU has AVX-512 F (checked just above); `v` holds d values, and every
+        // row is taken from `s` by a checked slice.
+        unsafe { x86::dots(v, s, d, out) };
+        return;
     }
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above), the one requirement.
-        return unsafe { dots_with_avx2(v, s, d) };
+        return unsafe { dots_into_avx2(v, s, d, out) };
     }
-    dots_with_impl(v, s, d)
+    dots_into_impl(v, s, d, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn dots_with_avx2(v: &[f64], s: &[f32], d: usize) -> Vec<f64> {
-    dots_with_impl(v, s, d)
+unsafe fn dots_into_avx2(v: &[f64], s: &[f32], d: usize, out: &mut [f64]) {
+    dots_into_impl(v, s, d, out)
 }
 
 #[inline(always)]
-fn dots_with_impl(v: &[f64], s: &[f32], d: usize) -> Vec<f64> {
-    s.chunks_exact(d).map(|row| dot(v, row)).collect()
-}
-
-/// `out[i] = dot(v, s_{rows[i]})` for the rows `rows` of `s` (d per row): the removal search's
-/// scans of a candidate pool. Where the CPU has AVX-512 F the eight partial sums of `dot` are
-/// the eight lanes of one register (the compiler does not find that by itself: it packs the
-/// f32-to-f64 conversions into shuffles), with the same operations in the same order, so the
-/// same bits (tested).
-pub(super) fn dots_rows(v: &[f64], s: &[f32], d: usize, rows: &[usize], out: &mut [f64]) {
-    let v = &v[..d];
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        let n = rows.len().min(out.len());
-        // SAFETY: the CPU has AVX-512 F (checked just above); `v` holds d values and every
-        // row index is checked against `s` inside.
-        unsafe { x86::dots(v, s, d, |i| rows[i], &mut out[..n]) };
-        return;
-    }
-    for (o, &j) in out.iter_mut().zip(rows) {
-        *o = dot(v, &s[j * d..(j + 1) * d]);
+fn dots_into_impl(v: &[f64], s: &[f32], d: usize, out: &mut [f64]) {
+    for (o, row) in out.iter_mut().zip(s.chunks_exact(d)) {
+        *o = dot(v, row);
     }
 }
 
-/// `dot` of two f32 rows, as `dots_rows` (AVX-512 F where the CPU has it, the same bits).
+/// `dot` of two f32 rows, as `dots_into` (AVX-512 F where the CPU has it, the same bits).
 pub(super) fn dot_rows(a: &[f32], b: &[f32]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
@@ -325,22 +318,41 @@ mod x86 {
         }
     }
 
-    /// `out[i] = super::dot(v, s_{row(i)})`, four rows at a time (four independent chains of
-    /// additions, and each chunk of `v` loaded once for the four).
+    /// `out[i] = super::dot(v, s_i)`, eight rows at a time (eight independent chains
+    /// of additions, each chunk of `v` loaded once for the eight), the eight rows' reductions
+    /// done together in registers (`reduce8`); the rows left over go four, then one, at a time.
     ///
     /// # Safety
     /// AVX-512 F; `v` holds d values.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn dots(
-        v: &[f64],
-        s: &[f32],
-        d: usize,
-        row: impl Fn(usize) -> usize,
-        out: &mut [f64],
-    ) {
+    pub(super) unsafe fn dots(v: &[f64], s: &[f32], d: usize, out: &mut [f64]) {
         let whole = d / 8 * 8;
-        let rows_of = |i: usize| &s[row(i) * d..(row(i) + 1) * d];
+        let rows_of = |i: usize| &s[i * d..(i + 1) * d];
         let mut i = 0;
+        while i + 8 <= out.len() {
+            let block = &s[i * d..(i + 8) * d];
+            let mut acc = [_mm512_setzero_pd(); 8];
+            for k in (0..whole).step_by(8) {
+                // SAFETY: k + 8 ≤ whole ≤ d, so row t's chunk ends within `block` (8·d
+                // values) and `v` (d values); AVX-512 F.
+                unsafe {
+                    let x = f64::load8(v.as_ptr().add(k));
+                    for (t, a) in acc.iter_mut().enumerate() {
+                        let y = f32::load8(block.as_ptr().add(t * d + k));
+                        *a = _mm512_add_pd(*a, _mm512_mul_pd(x, y));
+                    }
+                }
+            }
+            let mut tails = [0.0; 8];
+            if whole < d {
+                for (t, tl) in tails.iter_mut().enumerate() {
+                    *tl = tail(&v[whole..], &block[t * d + whole..(t + 1) * d]);
+                }
+            }
+            // SAFETY: AVX-512 F; `out[i..i + 8]` holds 8 values.
+            unsafe { reduce8(acc, tails, &mut out[i..i + 8]) };
+            i += 8;
+        }
         while i + 4 <= out.len() {
             let r = [rows_of(i), rows_of(i + 1), rows_of(i + 2), rows_of(i + 3)];
             let mut acc = [_mm512_setzero_pd(); 4];
@@ -366,6 +378,55 @@ mod x86 {
         }
     }
 
+    /// `finish` for eight rows at once: out[t] = ((l0 + l4) + (l1 + l5)) + ((l2 + l6) + (l3 +
+    /// l7)) + tails[t] for the lanes l of `acc[t]`, the same additions as `finish` (each one
+    /// exact-rounded the same way: addition commutes, so which operand sits in which register
+    /// does not change a bit), as three rounds of shuffles and adds over all eight rows
+    /// instead of a store and seven scalar additions per row.
+    ///
+    /// # Safety
+    /// AVX-512 F; `out` holds 8 values.
+    #[inline(always)]
+    unsafe fn reduce8(acc: [__m512d; 8], tails: [f64; 8], out: &mut [f64]) {
+        // SAFETY (whole body): AVX-512 F by the caller; the loads and the store touch 8 f64.
+        unsafe {
+            // Round 1, rows (2r, 2r + 1): lanes [p0 p1 p2 p3] of each, p_t = l_t + l_{t+4}.
+            let half = |a: __m512d, b: __m512d| {
+                let lo = _mm512_shuffle_f64x2::<0b01_00_01_00>(a, b);
+                let hi = _mm512_shuffle_f64x2::<0b11_10_11_10>(a, b);
+                _mm512_add_pd(lo, hi)
+            };
+            let s01 = half(acc[0], acc[1]);
+            let s23 = half(acc[2], acc[3]);
+            let s45 = half(acc[4], acc[5]);
+            let s67 = half(acc[6], acc[7]);
+            // Round 2: q0 = p0 + p1, q1 = p2 + p3, in lanes [q0(0) q0(2) q1(0) q1(2) q0(1)
+            // q0(3) q1(1) q1(3)] for rows 0..4 (and the same for rows 4..8).
+            let quarter = |a: __m512d, b: __m512d| {
+                _mm512_add_pd(_mm512_unpacklo_pd(a, b), _mm512_unpackhi_pd(a, b))
+            };
+            let t0 = quarter(s01, s23);
+            let t1 = quarter(s45, s67);
+            // Round 3: q0 + q1, rows in the order 0 2 1 3 4 6 5 7.
+            let q0 = _mm512_shuffle_f64x2::<0b10_00_10_00>(t0, t1);
+            let q1 = _mm512_shuffle_f64x2::<0b11_01_11_01>(t0, t1);
+            let order = _mm512_set_epi64(7, 5, 6, 4, 3, 1, 2, 0);
+            let sums = _mm512_permutexvar_pd(order, _mm512_add_pd(q0, q1));
+            let sums = _mm512_add_pd(sums, _mm512_loadu_pd(tails.as_ptr()));
+            _mm512_storeu_pd(out.as_mut_ptr(), sums);
+        }
+    }
+
+    /// `super::dot`'s tail: the products past the last whole group of eight, in order.
+    #[inline(always)]
+    fn tail<A: Lanes, B: Lanes>(a: &[A], b: &[B]) -> f64 {
+        let mut tail = 0.0;
+        for (&x, &y) in a.iter().zip(b) {
+            tail += x.into() * y.into();
+        }
+        tail
+    }
+
     /// `super::dot`'s reduction of the eight partial sums in `acc`, plus the tail.
     ///
     /// # Safety
@@ -375,11 +436,7 @@ mod x86 {
         let mut l = [0.0f64; 8];
         // SAFETY: stores 8 f64 into an 8-f64 array.
         unsafe { _mm512_storeu_pd(l.as_mut_ptr(), acc) };
-        let mut tail = 0.0;
-        for (&x, &y) in a.iter().zip(b) {
-            tail += x.into() * y.into();
-        }
-        ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7])) + tail
+        ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7])) + tail(a, b)
     }
 
     /// `super::dot` with its eight partial sums in one register: lane t adds a_k·b_k for
@@ -436,18 +493,22 @@ mod tests {
     #[test]
     fn the_wide_dots_give_the_same_bits() {
         for d in [1, 7, 8, 13, 64, 67] {
-            // 22 rows: whole groups of four and a remainder.
+            // 22 rows: two groups of eight, one of four and two single rows.
             let s = random_vectors(d as u64, 22, d);
             let v: Vec<f64> = (0..d).map(|k| (k as f64 * 0.71).sin() * 3.0).collect();
-            let rows: Vec<usize> = (0..22).rev().collect();
-            let mut out = vec![0.0; 22];
-            dots_rows(&v, &s, d, &rows, &mut out);
             let all = dots_with(&v, &s, d);
-            for (&o, &j) in out.iter().zip(&rows) {
+            assert_eq!(all.len(), 22);
+            for (j, &o) in all.iter().enumerate() {
                 let want = dot(&v, &s[j * d..(j + 1) * d]).to_bits();
-                assert_eq!(o.to_bits(), want, "d {d}");
-                assert_eq!(all[j].to_bits(), want, "d {d}");
+                assert_eq!(o.to_bits(), want, "d {d} row {j}");
             }
+            // Fewer outputs than rows: the first ones only.
+            let mut out = vec![0.0; 13];
+            dots_into(&v, &s, d, &mut out);
+            assert!(out
+                .iter()
+                .zip(&all)
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
             let (a, b) = (&s[..d], &s[5 * d..6 * d]);
             assert_eq!(dot_rows(a, b).to_bits(), dot(a, b).to_bits(), "d {d}");
         }
@@ -475,7 +536,9 @@ mod tests {
         assert_eq!(a, b);
         let v: Vec<f64> = g[..d].iter().map(|&x| x as f64 * 0.37).collect();
         let scan = dots_with(&v, &g, d);
-        assert_eq!(scan, dots_with_impl(&v, &g, d));
+        let mut plain = vec![0.0; m];
+        dots_into_impl(&v, &g, d, &mut plain);
+        assert_eq!(scan, plain);
         assert!(scan
             .iter()
             .zip(g.chunks_exact(d))

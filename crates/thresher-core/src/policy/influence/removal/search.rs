@@ -2,7 +2,12 @@
 //! moves that grow R: the pool greedy, guarantee mode's `fill`, and pair additions.
 
 use super::{candidates, PAIR_CANDIDATES, POOL};
-use crate::policy::influence::kernels::{dot, dot_rows, dots_rows, dots_with};
+use crate::policy::influence::kernels::{dot, dot_rows, dots_into, dots_with};
+use crate::util::prefetch;
+
+/// How many rows ahead of the greedy's refill cursor `prefetch_row` asks for: about as many
+/// steps as one memory access takes, with room to spare.
+const PREFETCH_AHEAD: usize = 64;
 
 /// R as a membership mask plus its running sum S = Σ_R s_i.
 pub(super) struct Search<'a> {
@@ -41,6 +46,17 @@ impl<'a> Search<'a> {
 
     fn row(&self, j: usize) -> &'a [f32] {
         &self.s[j * self.d..(j + 1) * self.d]
+    }
+
+    /// Asks for row j's cache lines and its membership flag ahead of use: the greedy takes
+    /// rows in norm order, scattered over the m × d matrix, so without it every refill of the
+    /// pool waited on memory (docs/performance.md).
+    fn prefetch_row(&self, j: usize) {
+        let row = self.s.as_ptr().wrapping_add(j * self.d);
+        for k in (0..self.d).step_by(64 / std::mem::size_of::<f32>()) {
+            prefetch(row, k);
+        }
+        prefetch(self.member.as_ptr(), j);
     }
 
     pub(super) fn add(&mut self, j: usize) {
@@ -99,18 +115,22 @@ impl<'a> Search<'a> {
     /// The greedy: until |R| = k, adds, of the POOL smallest-norm non-members, the one that
     /// leaves ‖S‖ smallest. Each addition and the ‖S‖² after it go to `path`.
     pub(super) fn grow(&mut self, k: usize, path: &mut Vec<(usize, f64)>) {
-        let mut pool: Vec<usize> = Vec::with_capacity(POOL);
+        let mut pool = Pool::new(self.d);
         let mut cursor = 0;
         while self.size < k {
-            while pool.len() < POOL && cursor < self.m {
+            while pool.ids.len() < POOL && cursor < self.m {
                 let j = self.by_norm[cursor];
+                if let Some(&ahead) = self.by_norm.get(cursor + PREFETCH_AHEAD) {
+                    self.prefetch_row(ahead);
+                }
                 cursor += 1;
                 if !self.member[j] {
-                    pool.push(j);
+                    pool.push(j, self.row(j), self.norm2[j]);
                 }
             }
-            let best = best_in_pool(self.s, self.d, &self.sum, self.sum2, &self.norm2, &pool);
-            let Some((pos, _)) = best else { return };
+            let Some((pos, _)) = best_in_pool(&pool, &self.sum, self.sum2) else {
+                return;
+            };
             let j = pool.swap_remove(pos);
             self.add(j);
             path.push((j, self.sum2));
@@ -131,8 +151,7 @@ impl<'a> Search<'a> {
                 .iter()
                 .map(|&j| self.sum2 + 2.0 * c[j] + self.norm2[j])
                 .collect();
-            let mut order: Vec<usize> = (0..outside.len()).collect();
-            let mut pool: Vec<usize> = candidates(std::mem::take(&mut order), |i| with[i], POOL)
+            let mut pool: Vec<usize> = candidates(0..outside.len(), |i| with[i], POOL)
                 .into_iter()
                 .filter(|&i| with[i] <= eps2)
                 .map(|i| outside[i])
@@ -184,7 +203,7 @@ impl<'a> Search<'a> {
     /// removes; a pair of them that cancels is the joint effect the influence policy is about,
     /// and a pair move is the only way to bring it in (each alone would blow up ‖S‖).
     pub(super) fn pair_entrants(&self, c: &[f64], count: usize) -> Vec<usize> {
-        let outside: Vec<usize> = (0..self.m).filter(|&j| !self.member[j]).collect();
+        let outside = (0..self.m).filter(|&j| !self.member[j]);
         let mut list = candidates(outside, |j| self.norm2[j] + 2.0 * c[j], count);
         let best = list.len();
         for &j in self.by_norm.iter().rev() {
@@ -240,38 +259,145 @@ impl<'a> Search<'a> {
     }
 }
 
-/// The position in `pool` of the row j whose addition leaves ‖S‖ smallest, with ‖S + s_j‖²
-/// (`Search::with`, its dot products from `dots_rows`; ties: the smaller j); None for an
-/// empty pool.
-fn best_in_pool(
-    s: &[f32],
+/// The greedy's candidates: their row indices, with their rows and squared norms copied side
+/// by side, so that a step's scan reads one contiguous block (POOL·d f32, 32 KiB at d = 64,
+/// within L1) instead of POOL rows scattered over the m × d matrix, a page each. (Rows
+/// converted to f64 on entry, to spare the conversions in the scan, were slower: twice the
+/// bytes, out of L1.)
+pub(super) struct Pool {
     d: usize,
-    sum: &[f64],
-    sum2: f64,
-    norm2: &[f64],
-    pool: &[usize],
-) -> Option<(usize, f64)> {
+    ids: Vec<usize>,
+    rows: Vec<f32>,
+    norm2: Vec<f64>,
+}
+
+impl Pool {
+    pub(super) fn new(d: usize) -> Self {
+        Pool {
+            d,
+            ids: Vec::with_capacity(POOL),
+            rows: Vec::with_capacity(POOL * d),
+            norm2: Vec::with_capacity(POOL),
+        }
+    }
+
+    pub(super) fn push(&mut self, j: usize, row: &[f32], norm2: f64) {
+        self.ids.push(j);
+        self.rows.extend_from_slice(&row[..self.d]);
+        self.norm2.push(norm2);
+    }
+
+    /// Removes the candidate at `pos` (the last one takes its place, as `Vec::swap_remove`);
+    /// its row index.
+    pub(super) fn swap_remove(&mut self, pos: usize) -> usize {
+        let d = self.d;
+        let last = self.ids.len() - 1;
+        self.rows.copy_within(last * d..(last + 1) * d, pos * d);
+        self.rows.truncate(last * d);
+        self.norm2.swap_remove(pos);
+        self.ids.swap_remove(pos)
+    }
+}
+
+/// The position in `pool` of the row j whose addition leaves ‖S‖ smallest, with ‖S + s_j‖²
+/// (`Search::with`, its dot products from `dots_into`; ties: the smaller j); None for an
+/// empty pool.
+fn best_in_pool(pool: &Pool, sum: &[f64], sum2: f64) -> Option<(usize, f64)> {
+    let n = pool.ids.len();
     let mut c = [0.0f64; POOL];
-    let c = &mut c[..pool.len()];
-    dots_rows(sum, s, d, pool, c);
+    let c = &mut c[..n];
+    dots_into(sum, &pool.rows, pool.d, c);
+    let mut v = [0.0f64; POOL];
+    let v = &mut v[..n];
+    for ((v, &cj), &n2) in v.iter_mut().zip(c.iter()).zip(&pool.norm2) {
+        *v = sum2 + 2.0 * cj + n2;
+    }
+    // The smallest value (a vectorised pass), then the smallest j holding it: what one scan
+    // keeping (value, j) smallest finds. A NaN (never from finite s_i) takes that scan.
+    let least = lanes_min(v);
+    if least.is_nan() || v.iter().any(|x| x.is_nan()) {
+        return first_best(&pool.ids, v);
+    }
+    let mut best: Option<usize> = None;
+    for (pos, &x) in v.iter().enumerate() {
+        if x == least && best.is_none_or(|b| pool.ids[pos] < pool.ids[b]) {
+            best = Some(pos);
+        }
+    }
+    best.map(|pos| (pos, v[pos]))
+}
+
+/// The scan `best_in_pool` stands for: the first smallest value, ties to the smaller j.
+fn first_best(ids: &[usize], v: &[f64]) -> Option<(usize, f64)> {
     let mut best: Option<(usize, f64)> = None;
-    for (pos, (&j, &cj)) in pool.iter().zip(c.iter()).enumerate() {
-        let v = sum2 + 2.0 * cj + norm2[j];
+    for (pos, (&j, &x)) in ids.iter().zip(v).enumerate() {
         let better = match best {
             None => true,
-            Some((b, bv)) => v < bv || (v == bv && j < pool[b]),
+            Some((b, bv)) => x < bv || (x == bv && j < ids[b]),
         };
         if better {
-            best = Some((pos, v));
+            best = Some((pos, x));
         }
     }
     best
+}
+
+crate::util::widest!(fn lanes_min(v: &[f64]) -> f64 = lanes_min_rows);
+
+/// min of `v` by `<` (+∞ when empty), eight lanes at a time.
+#[inline(always)]
+fn lanes_min_rows(v: &[f64]) -> f64 {
+    let mut lanes = [f64::INFINITY; 8];
+    let chunks = v.chunks_exact(8);
+    let rest = chunks.remainder();
+    for x in chunks {
+        for t in 0..8 {
+            lanes[t] = if x[t] < lanes[t] { x[t] } else { lanes[t] };
+        }
+    }
+    for &x in rest {
+        lanes[0] = if x < lanes[0] { x } else { lanes[0] };
+    }
+    lanes
+        .into_iter()
+        .fold(f64::INFINITY, |m, x| if x < m { x } else { m })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::policy::influence::tests::random_vectors;
+
+    /// The two-pass choice is the scan's, with ties (the smaller j wins, wherever it sits in
+    /// the pool), ±0 and NaN.
+    #[test]
+    fn the_pool_choice_breaks_ties_as_the_scan_does() {
+        let mut rng = crate::Rng::new(11, crate::Stream::Select, 0, 0);
+        let d = 2;
+        for n in 1..40 {
+            for _ in 0..30 {
+                let mut pool = Pool::new(d);
+                let mut ids: Vec<usize> = (0..n).map(|j| j * 3 + 1).collect();
+                rng.shuffle(&mut ids);
+                for &j in &ids {
+                    // Rows (1, 0) or (0, 0) and norms 0..3: many equal values.
+                    let row = [rng.below(2) as f32, 0.0];
+                    pool.push(j, &row, rng.below(3) as f64);
+                }
+                let sum = [-0.5, 0.0];
+                let mut c = vec![0.0; n];
+                dots_into(&sum, &pool.rows, d, &mut c);
+                let v: Vec<f64> = (0..n).map(|t| 0.25 + 2.0 * c[t] + pool.norm2[t]).collect();
+                let got = best_in_pool(&pool, &sum, 0.25).map(|(p, x)| (p, x.to_bits()));
+                let want = first_best(&pool.ids, &v).map(|(p, x)| (p, x.to_bits()));
+                assert_eq!(got, want, "n {n}");
+            }
+        }
+        let mut pool = Pool::new(1);
+        pool.push(5, &[f32::NAN], 0.0);
+        pool.push(2, &[1.0], 1.0);
+        assert_eq!(best_in_pool(&pool, &[1.0], 0.0).map(|(p, _)| p), Some(0));
+    }
 
     /// The candidate chosen with the wide dot products is the one `Search::with` ranks first,
     /// with the same value to the bit: otherwise R would depend on the CPU.
@@ -291,13 +417,32 @@ mod tests {
                 .map(|(pos, &j)| (pos, sum2 + 2.0 * dot(&sum, row(j)) + norm2[j]))
                 .min_by(|a, b| a.1.total_cmp(&b.1).then(pool[a.0].cmp(&pool[b.0])))
                 .unwrap();
-            let got = best_in_pool(&s, d, &sum, sum2, &norm2, &pool).unwrap();
+            let mut candidates = Pool::new(d);
+            for &j in &pool {
+                candidates.push(j, row(j), norm2[j]);
+            }
+            let got = best_in_pool(&candidates, &sum, sum2).unwrap();
             assert_eq!(
                 (got.0, got.1.to_bits()),
                 (plain.0, plain.1.to_bits()),
                 "d {d}"
             );
-            assert_eq!(best_in_pool(&s, d, &sum, sum2, &norm2, &[]), None);
+            // After a removal the last candidate's row sits where the removed one was.
+            let gone = candidates.swap_remove(got.0);
+            assert_eq!(gone, pool[got.0]);
+            let rest: Vec<usize> = pool.iter().copied().filter(|&j| j != gone).collect();
+            let plain = rest
+                .iter()
+                .map(|&j| (j, sum2 + 2.0 * dot(&sum, row(j)) + norm2[j]))
+                .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
+                .unwrap();
+            let got = best_in_pool(&candidates, &sum, sum2).unwrap();
+            assert_eq!(
+                (candidates.ids[got.0], got.1.to_bits()),
+                (plain.0, plain.1.to_bits()),
+                "d {d}"
+            );
+            assert_eq!(best_in_pool(&Pool::new(d), &sum, sum2), None);
         }
     }
 }

@@ -49,12 +49,12 @@ impl Search<'_> {
         }
         let c = self.dots_with_sum();
         let out = candidates(
-            (0..self.m).filter(|&j| self.member[j]).collect(),
+            (0..self.m).filter(|&j| self.member[j]),
             |j| self.norm2[j] - 2.0 * c[j],
             SWAP_CANDIDATES,
         );
         let inn = candidates(
-            (0..self.m).filter(|&j| !self.member[j]).collect(),
+            (0..self.m).filter(|&j| !self.member[j]),
             |j| self.norm2[j] + 2.0 * c[j],
             SWAP_CANDIDATES,
         );
@@ -116,7 +116,7 @@ impl Search<'_> {
         }
         let c = self.dots_with_sum();
         let out = candidates(
-            (0..self.m).filter(|&j| self.member[j]).collect(),
+            (0..self.m).filter(|&j| self.member[j]),
             |j| self.norm2[j] - 2.0 * c[j],
             PAIR_CANDIDATES,
         );
@@ -227,17 +227,20 @@ impl SwapTable {
             }
             let mut pick: Option<(usize, usize, f64)> = None;
             for a in (0..po).filter(|&a| !moved_out[a]) {
+                // The row's best value first, its position only when it becomes the pick
+                // (rarely, once the pick is good): `first_min` in two steps.
                 let row = &self.g_oi[a * pi..(a + 1) * pi];
-                let (mut row_best, mut row_b) = (f64::INFINITY, None);
-                for (b, (&g, &x)) in gain_in.iter().zip(row).enumerate() {
-                    let v = g - 2.0 * x;
-                    if v < row_best {
-                        (row_best, row_b) = (v, Some(b));
-                    }
+                let mut row_best = lanes_min(&gain_in, row);
+                if row_best >= f64::INFINITY {
+                    continue;
+                }
+                if row_best == 0.0 {
+                    // ±0: the sign `first_min` returns is the first position's.
+                    row_best = first_min(&gain_in, row).map_or(row_best, |(_, v)| v);
                 }
                 let v = cur - 2.0 * c_out[a] + self.n_out[a] + row_best;
-                if let Some(b) = row_b {
-                    if pick.is_none_or(|(_, _, pv)| v < pv) {
+                if pick.is_none_or(|(_, _, pv)| v < pv) {
+                    if let Some((b, _)) = first_min(&gain_in, row) {
                         pick = Some((a, b, v));
                     }
                 }
@@ -246,5 +249,91 @@ impl SwapTable {
         }
         moves.truncate(best_len);
         (best, moves)
+    }
+}
+
+/// The first b with the smallest g_b − 2·x_b below +∞, and that value: what a scan keeping
+/// the first strictly smaller value finds, in two passes the compiler vectorises (the lanes'
+/// minimum, then the first b that reaches it) instead of one that it cannot. The values are
+/// computed the same way in both passes and the one returned is the first b's own, so the
+/// answer is the scan's to the bit (a −0 minimum after a +0 still yields the +0 at the
+/// smaller b). The inputs are never NaN: g is finite or +∞, x finite.
+fn first_min(gain: &[f64], row: &[f64]) -> Option<(usize, f64)> {
+    let n = gain.len().min(row.len());
+    let (gain, row) = (&gain[..n], &row[..n]);
+    let least = lanes_min(gain, row);
+    if least >= f64::INFINITY {
+        return None;
+    }
+    let b = (0..n).find(|&b| gain[b] - 2.0 * row[b] == least)?;
+    Some((b, gain[b] - 2.0 * row[b]))
+}
+
+crate::util::widest!(fn lanes_min(gain: &[f64], row: &[f64]) -> f64 = lanes_min_rows);
+
+/// min over b of g_b − 2·x_b (+∞ when empty), eight lanes at a time.
+#[inline(always)]
+fn lanes_min_rows(gain: &[f64], row: &[f64]) -> f64 {
+    let mut lanes = [f64::INFINITY; 8];
+    let (g8, x8) = (gain.chunks_exact(8), row.chunks_exact(8));
+    let (gr, xr) = (g8.remainder(), x8.remainder());
+    for (g, x) in g8.zip(x8) {
+        for t in 0..8 {
+            let v = g[t] - 2.0 * x[t];
+            lanes[t] = if v < lanes[t] { v } else { lanes[t] };
+        }
+    }
+    for (&g, &x) in gr.iter().zip(xr) {
+        let v = g - 2.0 * x;
+        lanes[0] = if v < lanes[0] { v } else { lanes[0] };
+    }
+    lanes
+        .into_iter()
+        .fold(f64::INFINITY, |m, v| if v < m { v } else { m })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `first_min` answers what the plain scan answers, to the bit: ties (the first b wins),
+    /// +∞ entries (moved candidates), a −0 after a +0, tails of every length, all +∞.
+    #[test]
+    fn first_min_is_the_first_strict_minimum() {
+        let scan = |g: &[f64], x: &[f64]| {
+            let (mut best, mut at) = (f64::INFINITY, None);
+            for (b, (&g, &x)) in g.iter().zip(x).enumerate() {
+                let v = g - 2.0 * x;
+                if v < best {
+                    (best, at) = (v, Some(b));
+                }
+            }
+            at.map(|b| (b, best.to_bits()))
+        };
+        let mut rng = crate::Rng::new(7, crate::Stream::Select, 0, 0);
+        for n in 0..40 {
+            for round in 0..50 {
+                let g: Vec<f64> = (0..n)
+                    .map(|b| match (round + b) % 7 {
+                        0 => f64::INFINITY,
+                        1 => 0.0,
+                        _ => (rng.below(5) as f64) - 2.0,
+                    })
+                    .collect();
+                let x: Vec<f64> = (0..n)
+                    .map(|b| match (round * 3 + b) % 5 {
+                        0 => 0.0,
+                        1 => -0.0,
+                        _ => (rng.below(3) as f64) * 0.5,
+                    })
+                    .collect();
+                let got = first_min(&g, &x).map(|(b, v)| (b, v.to_bits()));
+                assert_eq!(got, scan(&g, &x), "n {n} round {round}");
+            }
+        }
+        assert_eq!(first_min(&[f64::INFINITY; 9], &[1.0; 9]), None);
+        // +0 at b = 0 (0 − 2·0), −0 at b = 1 (−0 − 2·0 is −0): the scan keeps b = 0 and +0.
+        let got = first_min(&[0.0, -0.0], &[0.0, 0.0]).unwrap();
+        assert_eq!((got.0, got.1.to_bits()), (0, 0.0f64.to_bits()));
     }
 }
