@@ -217,6 +217,43 @@ fn candidates(
     kept.into_iter().map(|(_, id)| id).collect()
 }
 
+crate::util::widest!(fn least_step(sum2: f64, c: &[f64], norm2: &[f64]) -> f64 = least_step_lanes);
+crate::util::widest!(fn least_difference(gain: &[f64], row: &[f64]) -> f64 = least_difference_lanes);
+
+/// min over the pool of ‖S + s_j‖² = ‖S‖² + 2 c_j + ‖s_j‖²: the greedy's step.
+#[inline(always)]
+fn least_step_lanes(sum2: f64, c: &[f64], norm2: &[f64]) -> f64 {
+    least_by(c, norm2, |cj, n2| sum2 + 2.0 * cj + n2)
+}
+
+/// min over b of g_b − 2·x_b: a swap chain's row.
+#[inline(always)]
+fn least_difference_lanes(gain: &[f64], row: &[f64]) -> f64 {
+    least_by(gain, row, |g, x| g - 2.0 * x)
+}
+
+/// The least of f(a_i, b_i) by `<` (+∞ when empty), eight lanes at a time: the vectorised
+/// half of the searches' argmins, whose other half finds the first position holding it.
+#[inline(always)]
+fn least_by(a: &[f64], b: &[f64], f: impl Fn(f64, f64) -> f64) -> f64 {
+    let mut lanes = [f64::INFINITY; 8];
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ar, br) = (a8.remainder(), b8.remainder());
+    for (x, y) in a8.zip(b8) {
+        for t in 0..8 {
+            let v = f(x[t], y[t]);
+            lanes[t] = if v < lanes[t] { v } else { lanes[t] };
+        }
+    }
+    for (&x, &y) in ar.iter().zip(br) {
+        let v = f(x, y);
+        lanes[0] = if v < lanes[0] { v } else { lanes[0] };
+    }
+    lanes
+        .into_iter()
+        .fold(f64::INFINITY, |m, v| if v < m { v } else { m })
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::tests::{random_vectors, sum_norm};

@@ -1,7 +1,7 @@
 //! The state of the removal search — R as a membership mask plus its running sum — and the
 //! moves that grow R: the pool greedy, guarantee mode's `fill`, and pair additions.
 
-use super::{candidates, PAIR_CANDIDATES, POOL};
+use super::{candidates, least_step, PAIR_CANDIDATES, POOL};
 use crate::policy::influence::kernels::{dot, dot_rows, dots_into, dots_with};
 use crate::util::prefetch;
 
@@ -304,63 +304,27 @@ impl Pool {
 /// empty pool.
 fn best_in_pool(pool: &Pool, sum: &[f64], sum2: f64) -> Option<(usize, f64)> {
     let n = pool.ids.len();
+    if n == 0 {
+        return None;
+    }
     let mut c = [0.0f64; POOL];
     let c = &mut c[..n];
     dots_into(sum, &pool.rows, pool.d, c);
-    let mut v = [0.0f64; POOL];
-    let v = &mut v[..n];
-    for ((v, &cj), &n2) in v.iter_mut().zip(c.iter()).zip(&pool.norm2) {
-        *v = sum2 + 2.0 * cj + n2;
+    let value = |pos: usize| sum2 + 2.0 * c[pos] + pool.norm2[pos];
+    // What one scan keeping (value, j) smallest finds, in two passes: the least value (one
+    // vectorised pass), then the smallest j holding it. A NaN (never from finite s_i) is
+    // passed over by both, as by the scan, except in front, where the scan keeps it.
+    if value(0).is_nan() {
+        return Some((0, value(0)));
     }
-    // The smallest value (a vectorised pass), then the smallest j holding it: what one scan
-    // keeping (value, j) smallest finds. A NaN (never from finite s_i) takes that scan.
-    let least = lanes_min(v);
-    if least.is_nan() || v.iter().any(|x| x.is_nan()) {
-        return first_best(&pool.ids, v);
-    }
+    let least = least_step(sum2, c, &pool.norm2);
     let mut best: Option<usize> = None;
-    for (pos, &x) in v.iter().enumerate() {
-        if x == least && best.is_none_or(|b| pool.ids[pos] < pool.ids[b]) {
+    for pos in 0..n {
+        if value(pos) == least && best.is_none_or(|b| pool.ids[pos] < pool.ids[b]) {
             best = Some(pos);
         }
     }
-    best.map(|pos| (pos, v[pos]))
-}
-
-/// The scan `best_in_pool` stands for: the first smallest value, ties to the smaller j.
-fn first_best(ids: &[usize], v: &[f64]) -> Option<(usize, f64)> {
-    let mut best: Option<(usize, f64)> = None;
-    for (pos, (&j, &x)) in ids.iter().zip(v).enumerate() {
-        let better = match best {
-            None => true,
-            Some((b, bv)) => x < bv || (x == bv && j < ids[b]),
-        };
-        if better {
-            best = Some((pos, x));
-        }
-    }
-    best
-}
-
-crate::util::widest!(fn lanes_min(v: &[f64]) -> f64 = lanes_min_rows);
-
-/// min of `v` by `<` (+∞ when empty), eight lanes at a time.
-#[inline(always)]
-fn lanes_min_rows(v: &[f64]) -> f64 {
-    let mut lanes = [f64::INFINITY; 8];
-    let chunks = v.chunks_exact(8);
-    let rest = chunks.remainder();
-    for x in chunks {
-        for t in 0..8 {
-            lanes[t] = if x[t] < lanes[t] { x[t] } else { lanes[t] };
-        }
-    }
-    for &x in rest {
-        lanes[0] = if x < lanes[0] { x } else { lanes[0] };
-    }
-    lanes
-        .into_iter()
-        .fold(f64::INFINITY, |m, x| if x < m { x } else { m })
+    best.map(|pos| (pos, value(pos)))
 }
 
 #[cfg(test)]
@@ -368,8 +332,23 @@ mod tests {
     use super::*;
     use crate::policy::influence::tests::random_vectors;
 
+    /// The scan `best_in_pool` stands for: the first smallest value, ties to the smaller j.
+    fn first_best(ids: &[usize], v: &[f64]) -> Option<(usize, f64)> {
+        let mut best: Option<(usize, f64)> = None;
+        for (pos, (&j, &x)) in ids.iter().zip(v).enumerate() {
+            let better = match best {
+                None => true,
+                Some((b, bv)) => x < bv || (x == bv && j < ids[b]),
+            };
+            if better {
+                best = Some((pos, x));
+            }
+        }
+        best
+    }
+
     /// The two-pass choice is the scan's, with ties (the smaller j wins, wherever it sits in
-    /// the pool), ±0 and NaN.
+    /// the pool), ±0 and NaN (in front and further on).
     #[test]
     fn the_pool_choice_breaks_ties_as_the_scan_does() {
         let mut rng = crate::Rng::new(11, crate::Stream::Select, 0, 0);
@@ -393,10 +372,21 @@ mod tests {
                 assert_eq!(got, want, "n {n}");
             }
         }
-        let mut pool = Pool::new(1);
-        pool.push(5, &[f32::NAN], 0.0);
-        pool.push(2, &[1.0], 1.0);
-        assert_eq!(best_in_pool(&pool, &[1.0], 0.0).map(|(p, _)| p), Some(0));
+        for front in [true, false] {
+            let mut pool = Pool::new(1);
+            let rows: [(usize, f32, f64); 3] = if front {
+                [(5, f32::NAN, 0.0), (2, 1.0, 1.0), (9, -1.0, 1.0)]
+            } else {
+                [(2, 1.0, 1.0), (5, f32::NAN, 0.0), (9, -1.0, 1.0)]
+            };
+            for (j, x, n2) in rows {
+                pool.push(j, &[x], n2);
+            }
+            let v: Vec<f64> = rows.iter().map(|&(_, x, n2)| 2.0 * x as f64 + n2).collect();
+            let got = best_in_pool(&pool, &[1.0], 0.0).map(|(p, x)| (p, x.to_bits()));
+            let want = first_best(&pool.ids, &v).map(|(p, x)| (p, x.to_bits()));
+            assert_eq!(got, want, "NaN in front: {front}");
+        }
     }
 
     /// The candidate chosen with the wide dot products is the one `Search::with` ranks first,

@@ -2,7 +2,7 @@
 //! kept only when the exact ‖S‖ went down, so the search cannot cycle.
 
 use super::search::Search;
-use super::{candidates, KL_DEPTH, KL_STARTS, PAIR_CANDIDATES, SWAP_CANDIDATES};
+use super::{candidates, least_difference, KL_DEPTH, KL_STARTS, PAIR_CANDIDATES, SWAP_CANDIDATES};
 
 impl Search<'_> {
     /// Local search at fixed |R|: Kernighan–Lin swap passes, and a pair pass whenever those
@@ -227,10 +227,10 @@ impl SwapTable {
             }
             let mut pick: Option<(usize, usize, f64)> = None;
             for a in (0..po).filter(|&a| !moved_out[a]) {
-                // The row's best value first, its position only when it becomes the pick
-                // (rarely, once the pick is good): `first_min` in two steps.
+                // The row's least value (one vectorised pass), and its position only when
+                // the row becomes the pick (rarely, once the pick is good).
                 let row = &self.g_oi[a * pi..(a + 1) * pi];
-                let mut row_best = lanes_min(&gain_in, row);
+                let mut row_best = least_difference(&gain_in, row);
                 if row_best >= f64::INFINITY {
                     continue;
                 }
@@ -253,43 +253,20 @@ impl SwapTable {
 }
 
 /// The first b with the smallest g_b − 2·x_b below +∞, and that value: what a scan keeping
-/// the first strictly smaller value finds, in two passes the compiler vectorises (the lanes'
-/// minimum, then the first b that reaches it) instead of one that it cannot. The values are
-/// computed the same way in both passes and the one returned is the first b's own, so the
-/// answer is the scan's to the bit (a −0 minimum after a +0 still yields the +0 at the
+/// the first strictly smaller value finds, in two passes the compiler vectorises
+/// (`least_difference`, then the first b that reaches it) instead of one that it cannot. The
+/// values are computed the same way in both passes and the one returned is the first b's own,
+/// so the answer is the scan's to the bit (a −0 minimum after a +0 still yields the +0 at the
 /// smaller b). The inputs are never NaN: g is finite or +∞, x finite.
 fn first_min(gain: &[f64], row: &[f64]) -> Option<(usize, f64)> {
     let n = gain.len().min(row.len());
     let (gain, row) = (&gain[..n], &row[..n]);
-    let least = lanes_min(gain, row);
+    let least = least_difference(gain, row);
     if least >= f64::INFINITY {
         return None;
     }
     let b = (0..n).find(|&b| gain[b] - 2.0 * row[b] == least)?;
     Some((b, gain[b] - 2.0 * row[b]))
-}
-
-crate::util::widest!(fn lanes_min(gain: &[f64], row: &[f64]) -> f64 = lanes_min_rows);
-
-/// min over b of g_b − 2·x_b (+∞ when empty), eight lanes at a time.
-#[inline(always)]
-fn lanes_min_rows(gain: &[f64], row: &[f64]) -> f64 {
-    let mut lanes = [f64::INFINITY; 8];
-    let (g8, x8) = (gain.chunks_exact(8), row.chunks_exact(8));
-    let (gr, xr) = (g8.remainder(), x8.remainder());
-    for (g, x) in g8.zip(x8) {
-        for t in 0..8 {
-            let v = g[t] - 2.0 * x[t];
-            lanes[t] = if v < lanes[t] { v } else { lanes[t] };
-        }
-    }
-    for (&g, &x) in gr.iter().zip(xr) {
-        let v = g - 2.0 * x;
-        lanes[0] = if v < lanes[0] { v } else { lanes[0] };
-    }
-    lanes
-        .into_iter()
-        .fold(f64::INFINITY, |m, v| if v < m { v } else { m })
 }
 
 #[cfg(test)]
