@@ -186,8 +186,16 @@ fn candidates(
     key: impl Fn(usize) -> f64,
     count: usize,
 ) -> Vec<usize> {
+    if count == 0 {
+        return Vec::new();
+    }
     let cmp = |a: &(f64, usize), b: &(f64, usize)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
-    let mut kept: Vec<(f64, usize)> = Vec::with_capacity(2 * count.max(1));
+    let cut = |kept: &mut Vec<(f64, usize)>| {
+        kept.select_nth_unstable_by(count - 1, cmp);
+        kept.truncate(count);
+    };
+    let mut kept: Vec<(f64, usize)> = Vec::with_capacity(2 * count);
+    // The worst of the last cut: an id not below it cannot be among the `count` smallest.
     let mut bound: Option<(f64, usize)> = None;
     for id in ids {
         let entry = (key(id), id);
@@ -195,23 +203,13 @@ fn candidates(
             continue;
         }
         kept.push(entry);
-        if kept.len() == 2 * count.max(1) {
-            if count == 0 {
-                kept.clear();
-                continue;
-            }
-            kept.select_nth_unstable_by(count - 1, cmp);
-            kept.truncate(count);
+        if kept.len() == 2 * count {
+            cut(&mut kept);
             bound = Some(kept[count - 1]);
         }
     }
     if kept.len() > count {
-        if count == 0 {
-            kept.clear();
-        } else {
-            kept.select_nth_unstable_by(count - 1, cmp);
-            kept.truncate(count);
-        }
+        cut(&mut kept);
     }
     kept.sort_unstable_by(cmp);
     kept.into_iter().map(|(_, id)| id).collect()

@@ -228,20 +228,18 @@ impl SwapTable {
             let mut pick: Option<(usize, usize, f64)> = None;
             for a in (0..po).filter(|&a| !moved_out[a]) {
                 // The row's least value (one vectorised pass), and its position only when
-                // the row becomes the pick (rarely, once the pick is good).
+                // the row becomes the pick (rarely, once the pick is good). A −0 least and the
+                // first position's +0 compare equal, so the test is the scan's; the value kept
+                // is the first position's own.
                 let row = &self.g_oi[a * pi..(a + 1) * pi];
-                let mut row_best = least_difference(&gain_in, row);
-                if row_best >= f64::INFINITY {
+                let least = least_difference(&gain_in, row);
+                if least >= f64::INFINITY {
                     continue;
                 }
-                if row_best == 0.0 {
-                    // ±0: the sign `first_min` returns is the first position's.
-                    row_best = first_min(&gain_in, row).map_or(row_best, |(_, v)| v);
-                }
-                let v = cur - 2.0 * c_out[a] + self.n_out[a] + row_best;
-                if pick.is_none_or(|(_, _, pv)| v < pv) {
-                    if let Some((b, _)) = first_min(&gain_in, row) {
-                        pick = Some((a, b, v));
+                let base = cur - 2.0 * c_out[a] + self.n_out[a];
+                if pick.is_none_or(|(_, _, pv)| base + least < pv) {
+                    if let Some((b, own)) = first_min(&gain_in, row) {
+                        pick = Some((a, b, base + own));
                     }
                 }
             }
