@@ -3,6 +3,10 @@
 //! scans with. Every kernel fixes its order of additions in the source (no FMA contraction, no
 //! reassociation left to the compiler), so the AVX2 twins give the same bits as the baseline
 //! and every rank computes the same R, whatever its CPU.
+//!
+//! The work that is independent per row or per entry — H's entries, the solves, the scans — is
+//! split over threads (`threads_for`), each entry or row computed by one thread in the order a
+//! single thread would use: the bits do not depend on the thread count either (tested).
 
 /// s_i = H⁻¹ g_i / m for the embeddings `rows` of `embeddings` (row-major, d per row), in that
 /// order, as m × d f32 (the solve is in f64; f32 halves the memory of the only m × d buffer).
@@ -23,6 +27,19 @@ const TILE_J: usize = 8;
 /// of once per sample, and 16 independent sums hide the latency of the additions. The solution
 /// block (d × 16 f64) is 64 KiB at d = 512: L2.
 const LANES: usize = 16;
+/// At most this many threads for one solve or scan: beyond it the memory bandwidth, not the
+/// cores, bounds them.
+const MAX_THREADS: usize = 16;
+/// Multiply-adds a thread must have for a split to pay for its start (~2 ms of work against
+/// tens of µs to start and join a thread).
+const WORK_PER_THREAD: f64 = 4e6;
+
+/// Threads for `work` multiply-adds of row-independent work: the CPU's (at most MAX_THREADS),
+/// fewer when there is too little work to share.
+fn threads_for(work: f64) -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    ((work / WORK_PER_THREAD) as usize).clamp(1, cpus.min(MAX_THREADS))
+}
 
 pub(super) fn influence_vectors(
     embeddings: &[f32],
@@ -30,8 +47,20 @@ pub(super) fn influence_vectors(
     d: usize,
     damping: Option<f64>,
 ) -> Option<InfluenceVectors> {
+    let work = rows.len() as f64 * (d * d) as f64;
+    influence_vectors_on(embeddings, rows, d, damping, threads_for(work))
+}
+
+/// `influence_vectors` on `threads` threads (the same bits for any count).
+fn influence_vectors_on(
+    embeddings: &[f32],
+    rows: &[usize],
+    d: usize,
+    damping: Option<f64>,
+    threads: usize,
+) -> Option<InfluenceVectors> {
     let m = rows.len();
-    let mut g = gram_upper(embeddings, rows, d);
+    let mut g = gram_upper(embeddings, rows, d, threads);
     let inv_m = 1.0 / m as f64;
     for i in 0..d {
         for j in i..d {
@@ -67,47 +96,124 @@ pub(super) fn influence_vectors(
     drop(g);
     let lt = transpose(&l, d);
     let mut s = vec![0f32; m * d];
+    // Whole LANES-row chunks per thread, so every row is solved in the same group as on one.
+    if threads <= 1 {
+        solve_rows(embeddings, rows, &l, &lt, d, inv_m, &mut s);
+        return Some(InfluenceVectors { s, damping: lambda });
+    }
+    let per = m.div_ceil(LANES).div_ceil(threads) * LANES;
+    std::thread::scope(|scope| {
+        for (rows, out) in rows
+            .chunks(per.max(LANES))
+            .zip(s.chunks_mut(per.max(LANES) * d))
+        {
+            let (l, lt) = (&l, &lt);
+            scope.spawn(move || solve_rows(embeddings, rows, l, lt, d, inv_m, out));
+        }
+    });
+    Some(InfluenceVectors { s, damping: lambda })
+}
+
+/// s = H⁻¹ g / m for the embeddings `rows`, into `out` (|rows| × d), LANES rows at a time.
+fn solve_rows(
+    embeddings: &[f32],
+    rows: &[usize],
+    l: &[f64],
+    lt: &[f64],
+    d: usize,
+    inv_m: f64,
+    out: &mut [f32],
+) {
     let mut y = vec![0.0; d * LANES];
-    for (chunk, out) in rows.chunks(LANES).zip(s.chunks_mut(LANES * d)) {
+    for (chunk, out) in rows.chunks(LANES).zip(out.chunks_mut(LANES * d)) {
         y.fill(0.0);
         for (t, &r) in chunk.iter().enumerate() {
             for (i, &v) in embeddings[r * d..(r + 1) * d].iter().enumerate() {
                 y[i * LANES + t] = v as f64;
             }
         }
-        solve_lanes(&l, &lt, d, &mut y);
+        solve_lanes(l, lt, d, &mut y);
         for (t, o) in out.chunks_exact_mut(d).enumerate() {
             for (i, o) in o.iter_mut().enumerate() {
                 *o = (y[i * LANES + t] * inv_m) as f32;
             }
         }
     }
-    Some(InfluenceVectors { s, damping: lambda })
 }
 
 /// Σ g gᵀ over `rows`, upper triangle (j ≥ i) of a d × d row-major matrix; the lower triangle
 /// is to be ignored. Blocks of GRAM_BLOCK samples are summed tile by tile in registers (no load
 /// or store of H in the inner loop), then added to H: the order of the additions is fixed by
-/// GRAM_BLOCK and the tile shape alone, so the result is the same on every machine.
-fn gram_upper(embeddings: &[f32], rows: &[usize], d: usize) -> Vec<f64> {
+/// GRAM_BLOCK and the tile shape alone, so the result is the same on every machine. With
+/// several threads, thread t sums the bands of TILE_I rows t, t + threads, ... over every
+/// block, in that same order (the bands' work shrinks down the triangle, so interleaving them
+/// shares it evenly).
+fn gram_upper(embeddings: &[f32], rows: &[usize], d: usize, threads: usize) -> Vec<f64> {
+    let dp = d.div_ceil(TILE_J) * TILE_J;
+    let bands = dp / TILE_I;
+    let threads = threads.clamp(1, bands.max(1));
+    let h = if threads == 1 {
+        gram_bands(embeddings, rows, d, 0, 1)
+    } else {
+        let parts: Vec<Vec<f64>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| scope.spawn(move || gram_bands(embeddings, rows, d, t, threads)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a Gram thread panicked"))
+                .collect()
+        });
+        let mut h = vec![0.0; dp * dp];
+        for band in 0..bands {
+            let span = band * TILE_I * dp..(band + 1) * TILE_I * dp;
+            h[span.clone()].copy_from_slice(&parts[band % threads][span]);
+        }
+        h
+    };
+    if dp == d {
+        return h;
+    }
+    let mut out = vec![0.0; d * d];
+    for (o, r) in out.chunks_exact_mut(d).zip(h.chunks_exact(dp)) {
+        o.copy_from_slice(&r[..d]);
+    }
+    out
+}
+
+/// `gram_bands_impl` compiled for AVX2 where the CPU has it: twice the vector width, the same
+/// bits (see `solve_lanes`).
+fn gram_bands(embeddings: &[f32], rows: &[usize], d: usize, first: usize, step: usize) -> Vec<f64> {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above), the one requirement.
-        return unsafe { gram_upper_avx2(embeddings, rows, d) };
+        return unsafe { gram_bands_avx2(embeddings, rows, d, first, step) };
     }
-    gram_upper_impl(embeddings, rows, d)
+    gram_bands_impl(embeddings, rows, d, first, step)
 }
 
-/// `gram_upper_impl` compiled for AVX2: twice the vector width, the same bits (see
-/// `solve_lanes`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn gram_upper_avx2(embeddings: &[f32], rows: &[usize], d: usize) -> Vec<f64> {
-    gram_upper_impl(embeddings, rows, d)
+unsafe fn gram_bands_avx2(
+    embeddings: &[f32],
+    rows: &[usize],
+    d: usize,
+    first: usize,
+    step: usize,
+) -> Vec<f64> {
+    gram_bands_impl(embeddings, rows, d, first, step)
 }
 
+/// The bands `first`, `first + step`, ... (TILE_I rows of H each) of the padded dp × dp upper
+/// triangle; the other rows stay zero.
 #[inline(always)]
-fn gram_upper_impl(embeddings: &[f32], rows: &[usize], d: usize) -> Vec<f64> {
+fn gram_bands_impl(
+    embeddings: &[f32],
+    rows: &[usize],
+    d: usize,
+    first: usize,
+    step: usize,
+) -> Vec<f64> {
     // Pad to whole tiles with zero columns: the kernel then has no edge cases.
     let dp = d.div_ceil(TILE_J) * TILE_J;
     let mut h = vec![0.0; dp * dp];
@@ -119,7 +225,7 @@ fn gram_upper_impl(embeddings: &[f32], rows: &[usize], d: usize) -> Vec<f64> {
             }
         }
         let x = &block[..chunk.len() * dp];
-        for i0 in (0..dp).step_by(TILE_I) {
+        for i0 in (first * TILE_I..dp).step_by(step * TILE_I) {
             for j0 in (i0 / TILE_J * TILE_J..dp).step_by(TILE_J) {
                 let mut acc = [[0.0f64; TILE_J]; TILE_I];
                 for xs in x.chunks_exact(dp) {
@@ -140,14 +246,7 @@ fn gram_upper_impl(embeddings: &[f32], rows: &[usize], d: usize) -> Vec<f64> {
             }
         }
     }
-    if dp == d {
-        return h;
-    }
-    let mut out = vec![0.0; d * d];
-    for (o, r) in out.chunks_exact_mut(d).zip(h.chunks_exact(dp)) {
-        o.copy_from_slice(&r[..d]);
-    }
-    out
+    h
 }
 
 /// In-place Cholesky factorisation of the symmetric positive definite d × d row-major `a`
@@ -239,8 +338,23 @@ fn solve_lanes_impl(l: &[f64], lt: &[f64], d: usize, y: &mut [f64]) {
 
 /// `dot(v, row)` for every row of `s` (d per row): the scans of the local search, m·d each.
 pub(super) fn dots_with(v: &[f64], s: &[f32], d: usize) -> Vec<f64> {
-    let mut out = vec![0.0; s.len() / d];
-    dots_into(v, s, d, &mut out);
+    dots_with_on(v, s, d, threads_for(s.len() as f64))
+}
+
+/// `dots_with` on `threads` threads, each a contiguous range of rows (the same bits).
+fn dots_with_on(v: &[f64], s: &[f32], d: usize, threads: usize) -> Vec<f64> {
+    let m = s.len() / d;
+    let mut out = vec![0.0; m];
+    if threads <= 1 {
+        dots_into(v, s, d, &mut out);
+        return out;
+    }
+    let per = m.div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        for (rows, out) in s.chunks(per * d).zip(out.chunks_mut(per)) {
+            scope.spawn(move || dots_into(v, rows, d, out));
+        }
+    });
     out
 }
 
@@ -521,7 +635,10 @@ mod tests {
         let (m, d) = (70, 13);
         let g = random_vectors(4, m, d);
         let rows: Vec<usize> = (0..m).rev().collect();
-        assert_eq!(gram_upper(&g, &rows, d), gram_upper_impl(&g, &rows, d));
+        assert_eq!(
+            gram_bands(&g, &rows, d, 0, 1),
+            gram_bands_impl(&g, &rows, d, 0, 1)
+        );
         let h = spd(6, d);
         let mut l = h.clone();
         cholesky(&mut l, d).unwrap();
@@ -543,6 +660,33 @@ mod tests {
             .iter()
             .zip(g.chunks_exact(d))
             .all(|(&c, r)| c == dot(&v, r)));
+    }
+
+    /// H, the s_i and the scans are the same bits on 1, 2, 3 or 7 threads (more threads than
+    /// bands or rows included), so a rank's R does not depend on its core count.
+    #[test]
+    fn threads_give_the_same_bits() {
+        for (m, d) in [(1000, 13), (301, 64), (5, 8), (40, 3)] {
+            let g = random_vectors(m as u64 + d as u64, m, d);
+            let rows: Vec<usize> = (0..m).rev().filter(|j| j % 5 != 2).collect();
+            let one = influence_vectors_on(&g, &rows, d, None, 1).unwrap();
+            let h1 = gram_upper(&g, &rows, d, 1);
+            let v: Vec<f64> = (0..d).map(|k| (k as f64 * 0.3).cos()).collect();
+            let scan1 = dots_with_on(&v, &g, d, 1);
+            for threads in [2, 3, 7] {
+                let many = influence_vectors_on(&g, &rows, d, None, threads).unwrap();
+                assert_eq!(one.damping.to_bits(), many.damping.to_bits(), "m {m} d {d}");
+                assert!(
+                    one.s
+                        .iter()
+                        .zip(&many.s)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "s_i differ: m {m} d {d} threads {threads}"
+                );
+                assert_eq!(gram_upper(&g, &rows, d, threads), h1, "m {m} d {d}");
+                assert_eq!(dots_with_on(&v, &g, d, threads), scan1, "m {m} d {d}");
+            }
+        }
     }
 
     fn spd(seed: u64, d: usize) -> Vec<f64> {
