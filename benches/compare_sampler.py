@@ -2,7 +2,8 @@
 
 Both drive the same DataLoader over the same trivial map-style dataset (an item is its index),
 batch 256, so what differs is the sampler: the per-batch overhead of planning, handing out ids
-and booking the consumption. Rounds alternate between the two; the figure is the median of the
+and booking the consumption. Rounds alternate between the two, and which of the two goes first
+alternates too; the figure is the median of the
 per-round times; with DataLoader workers they are persistent (started once, not every epoch).
 Also the feedback call from Python: `sampler.weighted_loss` on a batch of 256
 losses (validation, the C call and the weighted mean), against computing the plain mean.
@@ -65,8 +66,14 @@ def overhead(workers, rounds):
                         persistent_workers=persistent)
     a, b = [], []
     for r in range(rounds + 1):
-        ta = epoch_time(ours, sampler.consumed)
-        tb = epoch_time(theirs, lambda: None)
+        # Which goes first alternates (ABBA), so that neither always runs right after the
+        # other's workers went idle.
+        if r % 2:
+            tb = epoch_time(theirs, lambda: None)
+            ta = epoch_time(ours, sampler.consumed)
+        else:
+            ta = epoch_time(ours, sampler.consumed)
+            tb = epoch_time(theirs, lambda: None)
         if r:  # the first round warms both up (worker start, page faults)
             a.append(ta)
             b.append(tb)
@@ -102,7 +109,7 @@ def feedback(calls):
 
 def main():
     quick = "--quick" in sys.argv
-    out = {"overhead": [overhead(w, 3 if quick else 7) for w in (0, 2)],
+    out = {"overhead": [overhead(w, 3 if quick else 21) for w in (0, 2)],
            "feedback": feedback(500 if quick else 3000)}
     print(json.dumps(out, indent=1))
     if "--json" in sys.argv:
@@ -115,7 +122,7 @@ def section(data, goals):
     lines = ["## Your DataLoader with thresher's Sampler\n",
              "`thresher.torch.Sampler` against torch's `BatchSampler(RandomSampler)` driving the "
              "same `DataLoader` over a trivial dataset (an item is its index), batch 256, rounds "
-             "alternating, median per-batch time, DataLoader workers persistent (started once: "
+             "alternating (and which goes first alternating too), median per-batch time, DataLoader workers persistent (started once: "
              "their start-up every epoch, the same for both, was noise that swamped the "
              "difference) (`benches/compare_sampler.py`); and the feedback "
              "call `sampler.weighted_loss` on 256 losses against a plain `loss.mean()`.\n",
