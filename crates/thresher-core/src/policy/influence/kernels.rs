@@ -96,11 +96,13 @@ fn influence_vectors_on(
     drop(g);
     let lt = transpose(&l, d);
     let mut s = vec![0f32; m * d];
-    // Whole LANES-row chunks per thread, so every row is solved in the same group as on one.
     if threads <= 1 {
         solve_rows(embeddings, rows, &l, &lt, d, inv_m, &mut s);
         return Some(InfluenceVectors { s, damping: lambda });
     }
+    // Whole LANES-row groups per thread: the rows fall in the same groups as on one thread
+    // (the lanes are independent, so that is not what keeps the bits; it keeps every group
+    // but the last full).
     let per = m.div_ceil(LANES).div_ceil(threads) * LANES;
     std::thread::scope(|scope| {
         for (rows, out) in rows
