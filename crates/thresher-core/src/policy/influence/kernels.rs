@@ -183,28 +183,9 @@ fn gram_upper(embeddings: &[f32], rows: &[usize], d: usize, threads: usize) -> V
     out
 }
 
-/// `gram_bands_impl` compiled for AVX2 where the CPU has it: twice the vector width, the same
-/// bits (see `solve_lanes`).
-fn gram_bands(embeddings: &[f32], rows: &[usize], d: usize, first: usize, step: usize) -> Vec<f64> {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above), the one requirement.
-        return unsafe { gram_bands_avx2(embeddings, rows, d, first, step) };
-    }
-    gram_bands_impl(embeddings, rows, d, first, step)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn gram_bands_avx2(
-    embeddings: &[f32],
-    rows: &[usize],
-    d: usize,
-    first: usize,
-    step: usize,
-) -> Vec<f64> {
-    gram_bands_impl(embeddings, rows, d, first, step)
-}
+// `gram_bands_impl` compiled for the widest vector unit the CPU has: wider vectors, the same
+// bits (see `solve_lanes`).
+crate::util::widest!(fn gram_bands(embeddings: &[f32], rows: &[usize], d: usize, first: usize, step: usize) -> Vec<f64> = gram_bands_impl);
 
 /// The bands `first`, `first + step`, ... (TILE_I rows of H each) of the padded dp × dp upper
 /// triangle; the other rows stay zero.
